@@ -1,0 +1,42 @@
+# The two commands a newcomer needs: `make run` and `make test`. Everything else is set-up they call.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STATE := .state
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: run test venv lint unit integration e2e test-binaries certs bench clean
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+certs: venv
+	$(BIN)/fluxwarden certs generate --out $(STATE)/certs --if-missing
+
+## make run: start the admission webhook on its defaults (https://127.0.0.1:8443, metrics on :8080).
+run: venv certs
+	$(BIN)/fluxwarden serve --cert-dir $(STATE)/certs
+
+## The real kube-apiserver, etcd, kustomize and helm, built from Go modules once and cached.
+test-binaries:
+	@tests/cluster/build.sh >/dev/null
+
+lint: venv
+	$(BIN)/ruff check fluxwarden tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+## make test: lint, type-check, then the whole suite against the real binaries.
+test: venv test-binaries lint
+	FLUXWARDEN_TEST_BIN=$$(tests/cluster/build.sh) $(BIN)/pytest -q tests
+
+bench: venv test-binaries
+	FLUXWARDEN_TEST_BIN=$$(tests/cluster/build.sh) $(BIN)/python -m bench.webhook
+
+clean:
+	rm -rf $(VENV) $(STATE) *.egg-info
