@@ -1,0 +1,1 @@
+"""The ``fluxwarden`` command: thin shells over ``tenancy``, ``webhook`` and ``certs``."""

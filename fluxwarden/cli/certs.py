@@ -1,0 +1,54 @@
+"""``fluxwarden certs generate|info``: a CA and a serving certificate for the webhook."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+from pathlib import Path
+
+from fluxwarden.certs import ServingFiles, ca_bundle, ensure_serving_pair, expiry
+from fluxwarden.webhook.registration import NAMESPACE, SERVICE
+
+
+def _describe(files: ServingFiles) -> None:
+    now = datetime.datetime.now(datetime.UTC)
+    for label, path in (("ca", files.ca_cert), ("serving", files.tls_cert)):
+        until = expiry(path.read_bytes())
+        print(f"{label:8} {path}  expires {until:%Y-%m-%d %H:%M}Z ({(until - now).days} days)")
+
+
+def generate(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if not args.if_missing:
+        for path in (ServingFiles(out).tls_cert, ServingFiles(out).tls_key):
+            path.unlink(missing_ok=True)  # force a new serving certificate, keep the CA
+    files = ensure_serving_pair(out, args.service, args.namespace, args.days)
+    _describe(files)
+    if args.print_ca_bundle:
+        print(ca_bundle(files.ca_cert.read_bytes()))
+    return 0
+
+
+def info(args: argparse.Namespace) -> int:
+    files = ServingFiles(Path(args.dir))
+    if not files.tls_cert.exists():
+        print(f"fluxwarden certs: no certificate in {args.dir}; run 'fluxwarden certs generate --out {args.dir}'")
+        return 2
+    _describe(files)
+    return 0
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("certs", help="generate or inspect the webhook's certificates")
+    sub = parser.add_subparsers(dest="certs_command", required=True)
+    gen = sub.add_parser("generate", help="write ca.crt/ca.key and tls.crt/tls.key (SANs for the Service)")
+    gen.add_argument("--out", default="certs", help="directory to write into")
+    gen.add_argument("--service", default=SERVICE)
+    gen.add_argument("--namespace", default=NAMESPACE)
+    gen.add_argument("--days", type=int, default=365, help="validity of the serving certificate")
+    gen.add_argument("--if-missing", action="store_true", help="keep a valid existing serving certificate")
+    gen.add_argument("--print-ca-bundle", action="store_true", help="also print the base64 caBundle")
+    gen.set_defaults(func=generate)
+    show = sub.add_parser("info", help="print the certificates' expiry")
+    show.add_argument("--dir", default="certs")
+    show.set_defaults(func=info)

@@ -1,0 +1,42 @@
+"""The tenancy rules, pure: Flux kinds and their reference fields, verdicts, mutations, fixes.
+
+No I/O: every function takes plain dicts (Kubernetes objects) and returns data. The webhook, the
+controllers and the CLI are thin shells around this package; a rule is written here and only here.
+
+Public surface:
+
+- :data:`KINDS`, :func:`lookup`, :func:`kind_of` -- the Flux kinds, versions and reference fields;
+- :class:`Settings`, :class:`Requester` -- what a platform team tunes, and who asks;
+- :func:`evaluate` -> list of :class:`Finding` -- the verdicts;
+- :func:`mutate` -> :class:`Mutation` -- the admission-time JSON Patch and its warnings;
+- :func:`remote_bases` -- remote ``resources`` in a kustomization.yaml.
+"""
+
+from fluxwarden.tenancy.findings import Finding, ObjectRef, Severity
+from fluxwarden.tenancy.kinds import FLUX_GROUPS, FLUX_V1_GROUPS, KINDS, FluxKind, RefField, kind_of, lookup
+from fluxwarden.tenancy.kustomization import RemoteBase, remote_bases
+from fluxwarden.tenancy.mutation import Mutation, mutate
+from fluxwarden.tenancy.rules import cross_namespace_refs, evaluate
+from fluxwarden.tenancy.settings import Requester, Settings, is_exempt
+
+__all__ = [
+    "FLUX_GROUPS",
+    "FLUX_V1_GROUPS",
+    "KINDS",
+    "Finding",
+    "FluxKind",
+    "Mutation",
+    "ObjectRef",
+    "RefField",
+    "RemoteBase",
+    "Requester",
+    "Settings",
+    "Severity",
+    "cross_namespace_refs",
+    "evaluate",
+    "is_exempt",
+    "kind_of",
+    "lookup",
+    "mutate",
+    "remote_bases",
+]

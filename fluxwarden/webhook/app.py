@@ -1,0 +1,128 @@
+"""The Starlette application: ``POST /validate``, ``POST /mutate``, ``GET /healthz``, ``GET /readyz``.
+
+Routes read the body (bounded in size and time), hand it to :mod:`review`, and log and count the
+decision. Errors are :class:`~fluxwarden.webhook.errors.WebhookError` values turned into JSON
+responses by one handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from fluxwarden.tenancy import Settings
+from fluxwarden.webhook.errors import BadReview, PayloadTooLarge, RequestTimeout, WebhookError
+from fluxwarden.webhook.logs import log_fields
+from fluxwarden.webhook.metrics import WebhookMetrics
+from fluxwarden.webhook.review import AdmissionRequest, Decision, decide, parse_review
+
+logger = logging.getLogger("fluxwarden.webhook")
+
+MAX_BODY_BYTES = 3 * 1024 * 1024
+REQUEST_TIMEOUT_SECONDS = 4.0  # the API server gives up after timeoutSeconds (5 in our manifests)
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """What the application needs: the tenancy settings and its input limits."""
+
+    settings: Settings
+    max_body_bytes: int = MAX_BODY_BYTES
+    request_timeout: float = REQUEST_TIMEOUT_SECONDS
+
+
+async def read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The whole body, or :class:`PayloadTooLarge` / :class:`RequestTimeout` / :class:`BadReview`."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body is {declared} bytes; AdmissionReviews over {limit} bytes are refused")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"body is over {limit} bytes; AdmissionReviews that large are refused")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeout(f"body not received within {timeout:g}s") from None
+    if not size:
+        raise BadReview("body is empty; send an admission.k8s.io/v1 AdmissionReview")
+    return b"".join(chunks)
+
+
+def _log_decision(route: str, review: AdmissionRequest, decision: Decision, seconds: float) -> None:
+    log_fields(
+        logger,
+        "admission",
+        route=route,
+        uid=review.uid,
+        operation=review.operation,
+        kind=review.kind,
+        namespace=review.namespace,
+        name=review.name,
+        user=review.requester.username,
+        dry_run=review.dry_run,
+        allowed=decision.allowed,
+        rules=decision.rules,
+        patched=len(decision.patch),
+        reason=decision.message or None,
+        ms=round(seconds * 1000, 3),
+    )
+
+
+def create_app(
+    config: WebhookConfig,
+    metrics: WebhookMetrics | None = None,
+    ready: Callable[[], bool] = lambda: True,
+) -> Starlette:
+    """Build the webhook application; ``ready`` says whether certificates are loaded."""
+    meter = metrics or WebhookMetrics()
+
+    async def admission(request: Request, route: str, mutating: bool) -> Response:
+        started = time.perf_counter()
+        body = await read_body(request, config.max_body_bytes, config.request_timeout)
+        review = parse_review(body)
+        decision = decide(review, config.settings, mutating=mutating)
+        seconds = time.perf_counter() - started
+        meter.observe(route, review.kind, review.operation, str(decision.allowed).lower(), seconds)
+        _log_decision(route, review, decision, seconds)
+        return JSONResponse(decision.to_review())
+
+    async def validate(request: Request) -> Response:
+        return await admission(request, "validate", mutating=False)
+
+    async def mutate(request: Request) -> Response:
+        return await admission(request, "mutate", mutating=True)
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def readyz(request: Request) -> Response:
+        if ready():
+            return PlainTextResponse("ok")
+        return PlainTextResponse("certificates not loaded", status_code=503)
+
+    async def webhook_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, WebhookError)
+        route = request.url.path.strip("/")
+        meter.observe(route, "", "", "error", 0.0)
+        log_fields(logger, "bad request", logging.WARNING, route=route, status=exc.status_code, error=exc.detail)
+        return JSONResponse({"error": exc.detail, "code": exc.status_code}, status_code=exc.status_code)
+
+    routes = [
+        Route("/validate", validate, methods=["POST"]),
+        Route("/mutate", mutate, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, exception_handlers={WebhookError: webhook_error})

@@ -1,0 +1,34 @@
+"""Prometheus metrics of the webhook, in a registry of its own (one per app, so tests can build many)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+LABELS = ("route", "kind", "operation", "allowed")
+# Admission must answer in milliseconds; the buckets resolve that range.
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class WebhookMetrics:
+    """``fluxwarden_admission_duration_seconds`` and ``fluxwarden_admission_requests_total``."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.duration = Histogram(
+            "fluxwarden_admission_duration_seconds",
+            "Time to answer one AdmissionReview.",
+            LABELS,
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+        self.requests = Counter(
+            "fluxwarden_admission_requests",
+            "AdmissionReviews answered, by outcome; bad requests have allowed=error.",
+            LABELS,
+            registry=self.registry,
+        )
+
+    def observe(self, route: str, kind: str, operation: str, allowed: str, seconds: float) -> None:
+        labels = (route, kind or "unknown", operation or "unknown", allowed)
+        self.duration.labels(*labels).observe(seconds)
+        self.requests.labels(*labels).inc()

@@ -1,0 +1,141 @@
+"""AdmissionReview in, AdmissionReview out: parsing, judging and answering, without I/O.
+
+The Starlette routes and ``fluxwarden review`` both call :func:`parse_review` then :func:`decide`,
+so the server and the CLI give the same answer to the same review.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from fluxwarden.tenancy import Finding, Requester, Settings, evaluate, mutate
+from fluxwarden.webhook.errors import BadReview
+
+REVIEW_API_VERSION = "admission.k8s.io/v1"
+OPERATIONS = frozenset({"CREATE", "UPDATE", "DELETE", "CONNECT"})
+JUDGED_OPERATIONS = frozenset({"CREATE", "UPDATE"})
+
+
+@dataclass(frozen=True)
+class AdmissionRequest:
+    """The parts of ``AdmissionReview.request`` fluxwarden reads, checked for type."""
+
+    uid: str
+    operation: str
+    namespace: str
+    obj: dict[str, Any] | None
+    requester: Requester
+    dry_run: bool = False
+
+    @property
+    def kind(self) -> str:
+        return str(self.obj.get("kind", "")) if self.obj else ""
+
+    @property
+    def name(self) -> str:
+        if not self.obj or not isinstance(self.obj.get("metadata"), dict):
+            return ""
+        return str(self.obj["metadata"].get("name") or "")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What fluxwarden answers: allowed or not, why, warnings, and (mutate) a JSON Patch."""
+
+    uid: str
+    allowed: bool
+    message: str = ""
+    warnings: list[str] = field(default_factory=list)
+    patch: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def rules(self) -> list[str]:
+        return sorted({f.rule for f in self.findings})
+
+    def to_review(self) -> dict[str, Any]:
+        """The response AdmissionReview (``admission.k8s.io/v1``)."""
+        response: dict[str, Any] = {"uid": self.uid, "allowed": self.allowed}
+        if not self.allowed:
+            response["status"] = {"code": 403, "reason": "Forbidden", "message": self.message}
+        if self.warnings:
+            response["warnings"] = self.warnings
+        if self.patch:
+            response["patchType"] = "JSONPatch"
+            response["patch"] = base64.b64encode(json.dumps(self.patch).encode()).decode("ascii")
+        return {"apiVersion": REVIEW_API_VERSION, "kind": "AdmissionReview", "response": response}
+
+
+def _expect(value: Any, kind: type, where: str) -> Any:
+    if not isinstance(value, kind):
+        raise BadReview(f"AdmissionReview {where} must be a JSON {kind.__name__.replace('dict', 'object')}")
+    return value
+
+
+def parse_review(body: bytes) -> AdmissionRequest:
+    """Check a request body and return its request; :class:`BadReview` names what is wrong."""
+    try:
+        review = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadReview(
+            f"body is not JSON ({exc.__class__.__name__} at char {getattr(exc, 'pos', 0)}); "
+            "send an admission.k8s.io/v1 AdmissionReview"
+        ) from None
+    _expect(review, dict, "body")
+    if review.get("apiVersion") != REVIEW_API_VERSION or review.get("kind") != "AdmissionReview":
+        raise BadReview(
+            f"got apiVersion={review.get('apiVersion')!r} kind={review.get('kind')!r}; "
+            f"send kind AdmissionReview, apiVersion {REVIEW_API_VERSION} (admissionReviewVersions: [v1])"
+        )
+    request = _expect(review.get("request"), dict, "field request")
+    uid = request.get("uid")
+    if not isinstance(uid, str) or not uid:
+        raise BadReview("AdmissionReview field request.uid must be a non-empty string")
+    operation = request.get("operation")
+    if operation not in OPERATIONS:
+        raise BadReview(f"AdmissionReview field request.operation must be one of {', '.join(sorted(OPERATIONS))}")
+    obj = request.get("object")
+    if operation in JUDGED_OPERATIONS:
+        _expect(obj, dict, f"field request.object (operation {operation})")
+    namespace = request.get("namespace", "")
+    _expect(namespace, str, "field request.namespace")
+    user = _expect(request.get("userInfo", {}), dict, "field request.userInfo")
+    groups = _expect(user.get("groups") or [], list, "field request.userInfo.groups")
+    requester = Requester(str(user.get("username", "")), frozenset(str(g) for g in groups))
+    return AdmissionRequest(
+        uid=uid,
+        operation=operation,
+        namespace=namespace,
+        obj=obj if isinstance(obj, dict) else None,
+        requester=requester,
+        dry_run=bool(request.get("dryRun", False)),
+    )
+
+
+def _denial_message(denials: list[Finding]) -> str:
+    first = denials[0].message
+    if len(denials) == 1:
+        return first
+    others = ", ".join(sorted({f.rule for f in denials[1:]}))
+    return f"{first} (+{len(denials) - 1} more: {others})"
+
+
+def decide(request: AdmissionRequest, settings: Settings, *, mutating: bool = False) -> Decision:
+    """Judge (``mutating=False``) or patch (``mutating=True``) one request.
+
+    DELETE and CONNECT are always allowed; kinds the rules do not know come back allowed, untouched.
+    """
+    if request.operation not in JUDGED_OPERATIONS or request.obj is None:
+        return Decision(request.uid, allowed=True)
+    if mutating:
+        result = mutate(request.obj, settings, namespace=request.namespace, requester=request.requester)
+        return Decision(request.uid, allowed=True, warnings=result.warnings, patch=result.patch)
+    findings = evaluate(request.obj, settings, namespace=request.namespace, requester=request.requester)
+    denials = [f for f in findings if f.denies]
+    warnings = [f.warning for f in findings if not f.denies]
+    if denials:
+        return Decision(request.uid, False, _denial_message(denials), warnings, findings=findings)
+    return Decision(request.uid, True, warnings=warnings, findings=findings)

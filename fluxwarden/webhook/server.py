@@ -1,0 +1,101 @@
+"""Run the webhook: uvicorn over TLS, certificate reloading, and Prometheus on a plain-HTTP port.
+
+SIGTERM is uvicorn's graceful shutdown: stop accepting, let in-flight requests finish, close idle
+keep-alive connections, then stop the metrics server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+from prometheus_client import start_http_server
+
+from fluxwarden.webhook.app import WebhookConfig, create_app
+from fluxwarden.webhook.logs import log_fields
+from fluxwarden.webhook.metrics import WebhookMetrics
+from fluxwarden.webhook.tls import CertificateReloader, harden
+
+logger = logging.getLogger("fluxwarden.webhook")
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """Where and how the webhook listens."""
+
+    cert_file: Path
+    key_file: Path
+    webhook: WebhookConfig
+    host: str = "0.0.0.0"
+    port: int = 8443
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int = 8080  # 0 turns the metrics listener off
+    reload_interval: float = 5.0
+    shutdown_grace: float = 20.0
+    keep_alive: float = 30.0  # longer than the API server's idle connection reuse
+
+
+class WebhookServer:
+    """One webhook process: build with options, then ``await serve()`` (or ``run()``)."""
+
+    def __init__(self, options: ServeOptions) -> None:
+        self.options = options
+        self.metrics = WebhookMetrics()
+        self.reloader: CertificateReloader | None = None
+        self.app = create_app(options.webhook, self.metrics, ready=self._ready)
+        self.server: uvicorn.Server | None = None
+
+    def _ready(self) -> bool:
+        return self.reloader is not None and self.reloader.loaded
+
+    def _uvicorn_config(self) -> uvicorn.Config:
+        config = uvicorn.Config(
+            self.app,
+            host=self.options.host,
+            port=self.options.port,
+            ssl_certfile=str(self.options.cert_file),
+            ssl_keyfile=str(self.options.key_file),
+            access_log=False,
+            log_config=None,
+            timeout_keep_alive=int(self.options.keep_alive),
+            timeout_graceful_shutdown=int(self.options.shutdown_grace),
+            server_header=False,
+        )
+        config.load()
+        assert config.ssl is not None
+        harden(config.ssl)
+        return config
+
+    async def serve(self) -> None:
+        config = self._uvicorn_config()
+        assert config.ssl is not None
+        self.reloader = CertificateReloader(config.ssl, self.options.cert_file, self.options.key_file)
+        metrics_server = None
+        if self.options.metrics_port:
+            metrics_server, _ = start_http_server(
+                self.options.metrics_port, self.options.metrics_host, registry=self.metrics.registry
+            )
+        self.server = uvicorn.Server(config)
+        reload_task = asyncio.create_task(self.reloader.run(self.options.reload_interval))
+        log_fields(
+            logger,
+            "serving",
+            address=f"https://{self.options.host}:{self.options.port}",
+            metrics=self.options.metrics_port,
+            enforce=self.options.webhook.settings.enforce,
+            mode=self.options.webhook.settings.mode,
+        )
+        try:
+            await self.server.serve()
+        finally:
+            reload_task.cancel()
+            if metrics_server is not None:
+                metrics_server.shutdown()
+                metrics_server.server_close()
+            log_fields(logger, "stopped")
+
+    def run(self) -> None:
+        asyncio.run(self.serve())
