@@ -10,7 +10,7 @@ from fluxwarden.certs import ca_bundle, ensure_serving_pair
 from fluxwarden.cli.manifests import render_webhooks
 from fluxwarden.cli.options import add_settings_flags, settings_from
 from fluxwarden.webhook import logs
-from fluxwarden.webhook.app import WebhookConfig
+from fluxwarden.webhook.app import REQUEST_TIMEOUT_SECONDS, WebhookConfig
 from fluxwarden.webhook.server import ServeOptions, WebhookServer
 
 DEFAULT_STATE_DIR = Path(os.environ.get("FLUXWARDEN_STATE_DIR", Path.home() / ".local/state/fluxwarden"))
@@ -50,10 +50,11 @@ def run(args: argparse.Namespace) -> int:
     options = ServeOptions(
         cert_file=cert,
         key_file=key,
-        webhook=WebhookConfig(settings),
+        webhook=WebhookConfig(settings, request_timeout=args.request_timeout),
         host=args.host,
         port=args.port,
         metrics_port=args.metrics_port,
+        reload_interval=args.cert_reload_interval,
     )
     WebhookServer(options).run()
     return 0
@@ -71,6 +72,18 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--cert-dir",
         default=env("FLUXWARDEN_CERT_DIR"),
         help=f"self-signed certificates are made here when none are given (default {DEFAULT_STATE_DIR}/certs)",
+    )
+    parser.add_argument(
+        "--request-timeout",
+        type=float,
+        default=float(env("FLUXWARDEN_REQUEST_TIMEOUT", str(REQUEST_TIMEOUT_SECONDS))),
+        help="seconds to receive a request body (the API server waits timeoutSeconds=5)",
+    )
+    parser.add_argument(
+        "--cert-reload-interval",
+        type=float,
+        default=float(env("FLUXWARDEN_CERT_RELOAD_INTERVAL", "5")),
+        help="seconds between checks of the certificate files for rotation",
     )
     parser.add_argument("--advertise-url", help="the URL printed in the webhook configuration")
     parser.add_argument("--log-level", default=env("FLUXWARDEN_LOG_LEVEL", "info"))

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Builds the real test binaries (kube-apiserver, etcd, kustomize, helm) from the pinned Go modules
+# Builds the real test binaries (kube-apiserver, kubectl, etcd, kustomize, helm) from the pinned Go modules
 # into a cache keyed by go.mod/go.sum/this script, and prints that directory. A warm cache returns at once.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 key=$(cat "$here/go.mod" "$here/go.sum" "$here/build.sh" | sha256sum | cut -c1-16)
 out="${FLUXWARDEN_CACHE:-$HOME/.cache/fluxwarden}/bin/$key"
-if [ -x "$out/kube-apiserver" ] && [ -x "$out/etcd" ] && [ -x "$out/kustomize" ] && [ -x "$out/helm" ]; then
+binaries="kube-apiserver kubectl etcd kustomize helm"
+ready=1
+for b in $binaries; do [ -x "$out/$b" ] || ready=0; done
+if [ "$ready" = 1 ]; then
   echo "$out"; exit 0
 fi
 export GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0
@@ -19,8 +22,10 @@ mkdir -p "$tmp"
 cd "$here"
 echo "building test binaries into $out (cold build: several minutes)" >&2
 go build -trimpath -ldflags "$ldflags" -o "$tmp/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver >&2
+go build -trimpath -ldflags "$ldflags" -o "$tmp/kubectl" k8s.io/kubernetes/cmd/kubectl >&2
 go build -trimpath -ldflags "-s -w" -o "$tmp/etcd" ./cmd/etcd >&2
 go build -trimpath -ldflags "-s -w" -o "$tmp/kustomize" sigs.k8s.io/kustomize/kustomize/v5 >&2
-go build -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=v3.19.5" -o "$tmp/helm" helm.sh/helm/v3/cmd/helm >&2
+helm_version=$(awk '$1=="helm.sh/helm/v3"{print $2}' "$here/go.mod" | head -1)
+go build -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version" -o "$tmp/helm" helm.sh/helm/v3/cmd/helm >&2
 rm -rf "$out" && mv "$tmp" "$out"
 echo "$out"

@@ -1,0 +1,102 @@
+"""Fixtures for end-to-end tests: one real control plane per session, a fresh namespace per test.
+
+A start failure of the control plane is an error, never a skip: e2e tests that silently do not run
+would hide exactly the problems they exist to find.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from tests.support.control_plane import ControlPlane
+from tests.support.kube import Impersonate, Kubectl, api_client
+
+KUBECTL = "/usr/bin/kubectl"
+
+
+@pytest.fixture(scope="session")
+def control_plane(test_binaries: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """etcd + kube-apiserver for the whole session; a start failure fails the tests that need it."""
+    with ControlPlane(test_binaries, tmp_path_factory.mktemp("control-plane")) as plane:
+        yield plane
+
+
+@pytest.fixture(scope="session")
+def admin_api(control_plane: ControlPlane) -> Iterator[client.ApiClient]:
+    """A client with the admin certificate (group system:masters): RBAC lets it do anything."""
+    with api_client(control_plane.kubeconfig) as api:
+        yield api
+
+
+@pytest.fixture
+def kubectl(control_plane: ControlPlane) -> Kubectl:
+    """The system kubectl against the test cluster as admin; raises on a non-zero exit unless check=False."""
+
+    def run(*args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        command = [KUBECTL, f"--kubeconfig={control_plane.kubeconfig}", *args]
+        result = subprocess.run(command, input=input, capture_output=True, text=True, timeout=60)
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"{' '.join(command)} exited {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+            )
+        return result
+
+    return run
+
+
+def _namespace_name(test_name: str) -> str:
+    """A DNS label unique to this test run: ``e2e-<test name>-<random>``, at most 63 characters."""
+    stem = re.sub(r"[^a-z0-9]+", "-", test_name.lower()).strip("-")[:45].rstrip("-")
+    return f"e2e-{stem}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def namespace_factory(admin_api: client.ApiClient, request: pytest.FixtureRequest) -> Iterator[Callable[[], str]]:
+    """Make as many fresh namespaces as a test needs (e.g. two tenants); all deleted afterwards.
+
+    Deletion is Background and the namespaces stay Terminating: a bare apiserver runs no
+    namespace controller. Unique names keep tests independent of that.
+    """
+    core = client.CoreV1Api(admin_api)
+    made: list[str] = []
+
+    def make() -> str:
+        name = _namespace_name(request.node.name)
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+        made.append(name)
+        return name
+
+    yield make
+    for name in made:
+        core.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture
+def namespace(namespace_factory: Callable[[], str]) -> str:
+    """A fresh namespace for this test."""
+    return namespace_factory()
+
+
+@pytest.fixture
+def impersonate(control_plane: ControlPlane) -> Iterator[Impersonate]:
+    """``impersonate(namespace, service_account)``: an admin client acting as that service account.
+
+    The apiserver adds the service-account groups itself, as it does for a real token.
+    """
+    with contextlib.ExitStack() as clients:
+
+        def make(namespace: str, service_account: str) -> client.ApiClient:
+            user = f"system:serviceaccount:{namespace}:{service_account}"
+            api = api_client(control_plane.kubeconfig, impersonate_user=user)
+            clients.enter_context(api)
+            return api
+
+        yield make
