@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import sys
 from pathlib import Path
 
 from fluxwarden.certs import ServingFiles, ca_bundle, ensure_serving_pair, expiry
@@ -38,6 +39,22 @@ def info(args: argparse.Namespace) -> int:
     return 0
 
 
+def bootstrap_command(args: argparse.Namespace) -> int:
+    # Imported here: only this subcommand needs the Kubernetes client.
+    from fluxwarden.certs.bootstrap import BootstrapError, Target, bootstrap
+    from fluxwarden.kubeclient import api_client
+
+    target = Target(args.namespace, args.secret, args.service, args.webhook_configuration)
+    try:
+        with api_client(args.kubeconfig) as api:
+            files = bootstrap(api, target, Path(args.out))
+    except BootstrapError as exc:
+        print(f"fluxwarden certs bootstrap: {exc}", file=sys.stderr)
+        return 1
+    _describe(files)
+    return 0
+
+
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("certs", help="generate or inspect the webhook's certificates")
     sub = parser.add_subparsers(dest="certs_command", required=True)
@@ -49,6 +66,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     gen.add_argument("--if-missing", action="store_true", help="keep a valid existing serving certificate")
     gen.add_argument("--print-ca-bundle", action="store_true", help="also print the base64 caBundle")
     gen.set_defaults(func=generate)
+    boot = sub.add_parser(
+        "bootstrap", help="in-cluster: get or create the certificate Secret, write it out, inject caBundle"
+    )
+    boot.add_argument("--namespace", default=NAMESPACE)
+    boot.add_argument("--secret", default="fluxwarden-webhook-tls")
+    boot.add_argument("--service", default=SERVICE)
+    boot.add_argument("--webhook-configuration", default="fluxwarden", help="name of both webhook configurations")
+    boot.add_argument("--out", default="/certs")
+    boot.add_argument("--kubeconfig", help="default: $KUBECONFIG, ~/.kube/config, then in-cluster")
+    boot.set_defaults(func=bootstrap_command)
     show = sub.add_parser("info", help="print the certificates' expiry")
     show.add_argument("--dir", default="certs")
     show.set_defaults(func=info)

@@ -55,17 +55,20 @@ def _is_yaml(path: Path) -> bool:
 
 
 def _line_of(node: yaml.Node, pointer: str) -> int:
-    """The 1-based line of the field at JSON Pointer ``pointer``, or of the nearest parent found."""
+    """The 1-based line of the field at JSON Pointer ``pointer`` (its key), or of the nearest parent."""
+    line = node.start_mark.line
     for step in [s.replace("~1", "/").replace("~0", "~") for s in pointer.split("/")[1:]]:
-        child: yaml.Node | None = None
         if isinstance(node, yaml.MappingNode):
-            child = next((v for k, v in node.value if getattr(k, "value", None) == step), None)
+            pair = next(((k, v) for k, v in node.value if getattr(k, "value", None) == step), None)
+            if pair is None:
+                break
+            line, node = pair[0].start_mark.line, pair[1]
         elif isinstance(node, yaml.SequenceNode) and step.isdigit() and int(step) < len(node.value):
-            child = node.value[int(step)]
-        if child is None:
+            node = node.value[int(step)]
+            line = node.start_mark.line
+        else:
             break
-        node = child
-    return node.start_mark.line + 1
+    return line + 1
 
 
 def documents(text: str) -> Iterator[tuple[yaml.Node, Any]]:

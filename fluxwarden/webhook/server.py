@@ -7,7 +7,11 @@ keep-alive connections, then stop the metrics server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +40,26 @@ class ServeOptions:
     reload_interval: float = 5.0
     shutdown_grace: float = 20.0
     keep_alive: float = 30.0  # longer than the API server's idle connection reuse
+
+
+class _DrainingServer(uvicorn.Server):
+    """uvicorn's server, except that SIGTERM/SIGINT end ``serve()`` normally instead of re-raising.
+
+    uvicorn drains (stop accepting, finish in-flight requests, close idle keep-alive connections)
+    and then re-raises the signal, which would skip our own clean-up; here the process exits 0.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
 
 
 class WebhookServer:
@@ -78,7 +102,7 @@ class WebhookServer:
             metrics_server, _ = start_http_server(
                 self.options.metrics_port, self.options.metrics_host, registry=self.metrics.registry
             )
-        self.server = uvicorn.Server(config)
+        self.server = _DrainingServer(config)
         reload_task = asyncio.create_task(self.reloader.run(self.options.reload_interval))
         log_fields(
             logger,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +11,7 @@ from tests.support.webhook import WebhookProcess
 
 
 @pytest.fixture
-def start_webhook(tmp_path: Path) -> Iterator[type[WebhookProcess]]:
+def start_webhook(tmp_path: Path) -> Iterator[Callable[..., WebhookProcess]]:
     """Factory: ``start_webhook(*serve_args)`` runs ``fluxwarden serve`` and stops it after the test."""
     started: list[WebhookProcess] = []
 
@@ -20,11 +20,11 @@ def start_webhook(tmp_path: Path) -> Iterator[type[WebhookProcess]]:
         started.append(process)
         return process.start()
 
-    yield start  # type: ignore[misc]
+    yield start
     for process in started:
         process.stop()
 
 
 @pytest.fixture
-def webhook(start_webhook: type[WebhookProcess]) -> WebhookProcess:
-    return start_webhook("--request-timeout", "1", "--cert-reload-interval", "0.2")  # type: ignore[call-arg, arg-type]
+def webhook(start_webhook: Callable[..., WebhookProcess]) -> WebhookProcess:
+    return start_webhook("--request-timeout", "1", "--cert-reload-interval", "0.2")

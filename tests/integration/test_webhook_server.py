@@ -8,6 +8,7 @@ import json
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -62,7 +63,7 @@ def test_mutate_returns_a_patch_that_sets_the_applier(webhook: WebhookProcess) -
     assert any("flux-applier" in w for w in response["warnings"])
 
 
-def test_fix_mode_patch_rewrites_the_cross_namespace_reference(start_webhook: Any) -> None:
+def test_fix_mode_patch_rewrites_the_cross_namespace_reference(start_webhook: Callable[..., WebhookProcess]) -> None:
     server = start_webhook("--mode", "fix")
     release = legacy_helmrelease()
     with server.client() as client:
@@ -74,7 +75,7 @@ def test_fix_mode_patch_rewrites_the_cross_namespace_reference(start_webhook: An
         assert post(client, "/validate", admission_review(patched)).json()["response"]["allowed"] is True
 
 
-def test_opt_out_admits_the_legacy_manifest(start_webhook: Any) -> None:
+def test_opt_out_admits_the_legacy_manifest(start_webhook: Callable[..., WebhookProcess]) -> None:
     server = start_webhook("--no-enforce")
     with server.client() as client:
         assert post(client, "/validate", admission_review(legacy_helmrelease())).json()["response"]["allowed"]

@@ -14,7 +14,8 @@ from .test_rules import REFERENCE_LEGACY, obj
 
 
 def applied(original: dict[str, Any], patch: list[dict[str, Any]]) -> dict[str, Any]:
-    return jsonpatch.apply_patch(copy.deepcopy(original), patch)
+    result: dict[str, Any] = jsonpatch.apply_patch(copy.deepcopy(original), patch)
+    return result
 
 
 @pytest.mark.parametrize(
