@@ -51,7 +51,8 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 def _name(common_name: str, organizations: tuple[str, ...] = ()) -> x509.Name:
     attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, org) for org in organizations]
-    attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+    # X.509 caps a CN at 64 characters; serving names are carried in full by the SANs.
+    attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64]))
     return x509.Name(attributes)
 
 

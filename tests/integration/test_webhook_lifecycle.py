@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 import httpx
+from cryptography import x509
 
 from tests.support.reviews import admission_review, legacy_helmrelease
 from tests.support.webhook import WebhookProcess
@@ -27,8 +28,6 @@ def served_serial(server: WebhookProcess) -> int:
     ):
         der = tls.getpeercert(binary_form=True)
     assert der is not None
-    from cryptography import x509
-
     return x509.load_der_x509_certificate(der).serial_number
 
 
