@@ -1,0 +1,1 @@
+"""The source controller: GitRepository, HelmRepository and HelmChart artifacts, served over HTTP."""
