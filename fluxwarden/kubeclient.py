@@ -9,11 +9,9 @@ def api_client(kubeconfig: str | None = None, context: str | None = None) -> cli
     """A client from ``kubeconfig`` (or ``$KUBECONFIG``/``~/.kube/config``), else the in-cluster account."""
     configuration = client.Configuration()
     try:
-        config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=kubeconfig, context=context, client_configuration=configuration
-        )
+        config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
     except config.ConfigException:
         if kubeconfig:
             raise
-        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        config.load_incluster_config(client_configuration=configuration)
     return client.ApiClient(configuration)

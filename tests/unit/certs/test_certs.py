@@ -7,6 +7,7 @@ import ssl
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from fluxwarden.certs import (
     ServingFiles,
@@ -43,7 +44,7 @@ def test_client_certificate_carries_user_and_groups() -> None:
     subject = admin.certificate.subject
     assert subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)[0].value == "system:masters"
     usage = admin.certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    assert x509.ExtendedKeyUsageOID.CLIENT_AUTH in usage
+    assert ExtendedKeyUsageOID.CLIENT_AUTH in usage
 
 
 def test_ensure_serving_pair_reuses_then_renews_near_expiry(tmp_path: Path) -> None:

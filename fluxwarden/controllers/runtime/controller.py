@@ -1,0 +1,55 @@
+"""What a controller is to the runtime: a kind, a finalizer, and reconcile/finalize functions."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from fluxwarden.controllers.runtime.events import EventRecorder
+from fluxwarden.controllers.runtime.kube import Kube, Resource
+
+Key = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Success:
+    """A reconcile that did its work: the Ready reason and message, and an optional early requeue."""
+
+    message: str
+    reason: str = "Succeeded"
+    requeue_after: float | None = None  # None: at spec.interval
+
+
+@dataclass
+class Context:
+    """What one reconcile may use besides the object; built by the runtime per call."""
+
+    kube: Kube
+    events: EventRecorder
+    log: logging.LoggerAdapter[logging.Logger]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Watch:
+    """Another kind to watch; ``mapper`` names the keys of this controller's objects to requeue."""
+
+    resource: Resource
+    mapper: Any  # Callable[[dict[str, Any]], list[Key]]
+
+
+class Controller(Protocol):
+    """Implement these; the runtime does list/watch, queueing, finalizers, suspend and status."""
+
+    resource: Resource
+    finalizer: str
+    name: str
+
+    def reconcile(self, ctx: Context, obj: dict[str, Any]) -> Success:
+        """Do the work; set detail conditions and status fields on ``obj["status"]``; raise on failure."""
+        ...
+
+    def finalize(self, ctx: Context, obj: dict[str, Any]) -> None:
+        """Clean up what this controller made for ``obj`` (it is being deleted)."""
+        ...

@@ -1,0 +1,215 @@
+"""Run controllers: one informer, one queue and N workers per kind; leader election; probes.
+
+``Manager.start()`` returns once everything runs; ``stop()`` drains the workers. ``run()`` does
+both around SIGTERM/SIGINT, for the CLI.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import start_http_server
+
+from fluxwarden.controllers.runtime.controller import Controller, Key, Watch
+from fluxwarden.controllers.runtime.events import EventRecorder
+from fluxwarden.controllers.runtime.informer import Informer
+from fluxwarden.controllers.runtime.kube import Kube, KubeError, key_of
+from fluxwarden.controllers.runtime.leader import LeaderElector
+from fluxwarden.controllers.runtime.metrics import ControllerMetrics
+from fluxwarden.controllers.runtime.prologue import REQUESTED_AT, Runtime, run_once
+from fluxwarden.controllers.runtime.queue import WorkQueue
+
+logger = logging.getLogger("fluxwarden.controllers")
+
+
+@dataclass(frozen=True)
+class ManagerOptions:
+    concurrency: int = 4
+    namespace: str | None = None  # watch one namespace; None: all
+    label_selector: str | None = None  # sharding: e.g. sharding.fluxcd.io/key=shard1
+    events_addr: str | None = None
+    leader_election: bool = False
+    lease_namespace: str = "flux-system"
+    lease_name: str = "fluxwarden-controllers"
+    metrics_port: int = 0  # 0: off
+    health_port: int = 0  # 0: off
+    watch_timeout: int = 300
+    backoff_base: float = 1.0
+
+
+def needs_reconcile(new: dict[str, Any], old: dict[str, Any] | None) -> bool:
+    """A watch event that asks for work: a new object, a spec change, a reconcile request, deletion."""
+    if old is None:
+        return True
+    new_meta, old_meta = new.get("metadata") or {}, old.get("metadata") or {}
+    if new_meta.get("generation") != old_meta.get("generation"):
+        return True
+    if (new_meta.get("annotations") or {}).get(REQUESTED_AT) != (old_meta.get("annotations") or {}).get(REQUESTED_AT):
+        return True
+    return bool(new_meta.get("deletionTimestamp")) and not old_meta.get("deletionTimestamp")
+
+
+@dataclass
+class _Loop:
+    """One controller's moving parts."""
+
+    controller: Controller
+    runtime: Runtime
+    queue: WorkQueue
+    informer: Informer
+    watches: list[Informer] = field(default_factory=list)
+
+
+class Manager:
+    def __init__(self, kube: Kube, controllers: list[Controller], options: ManagerOptions = ManagerOptions()) -> None:
+        self.kube = kube
+        self.options = options
+        self.metrics = ControllerMetrics()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._servers: list[Any] = []
+        self.loops = [self._loop(c) for c in controllers]
+        self.elected = threading.Event()
+
+    def _loop(self, controller: Controller) -> _Loop:
+        queue = WorkQueue(backoff_base=self.options.backoff_base)
+        events = EventRecorder(self.kube, controller.name, self.options.events_addr)
+        runtime = Runtime(self.kube, events, self.metrics)
+
+        def on_event(event_type: str, new: dict[str, Any], old: dict[str, Any] | None) -> None:
+            key = key_of(new)
+            if event_type == "DELETED":
+                queue.discard(key)
+            elif event_type == "LISTED" or needs_reconcile(new, old):
+                queue.add(key)
+
+        informer = Informer(
+            self.kube, controller.resource, on_event, self.options.namespace, self.options.label_selector,
+            self.options.watch_timeout,
+        )  # fmt: skip
+        loop = _Loop(controller, runtime, queue, informer)
+        for watch in getattr(controller, "watches", []):
+            loop.watches.append(self._watch(watch, queue))
+        return loop
+
+    def _watch(self, watch: Watch, queue: WorkQueue) -> Informer:
+        def on_event(event_type: str, new: dict[str, Any], old: dict[str, Any] | None) -> None:
+            if event_type == "DELETED" or new != old:
+                for key in watch.mapper(new):
+                    queue.add(key)
+
+        return Informer(self.kube, watch.resource, on_event, self.options.namespace, None, self.options.watch_timeout)
+
+    def informer_for(self, kind: str) -> Informer | None:
+        """The cache of a kind this manager watches (for controllers reading other objects)."""
+        for loop in self.loops:
+            for informer in (loop.informer, *loop.watches):
+                if informer.resource.kind == kind:
+                    return informer
+        return None
+
+    def _worker(self, loop: _Loop) -> None:
+        while True:
+            key = loop.queue.get()
+            if key is None:
+                return
+            namespace, name = str(key[0]), str(key[1])  # type: ignore[index]
+            try:
+                requeue = run_once(loop.controller, loop.runtime, namespace, name)
+            except Exception as exc:  # the API failed around the reconcile (finalizer, status write)
+                if not isinstance(exc, KubeError):
+                    logger.exception("worker of %s failed on %s/%s", loop.controller.name, namespace, name)
+                else:
+                    logger.warning("%s %s/%s: %s", loop.controller.name, namespace, name, exc)
+                loop.queue.add_rate_limited(key)
+            else:
+                if requeue.backoff:
+                    loop.queue.add_rate_limited(key)
+                else:
+                    loop.queue.forget(key)
+                    if requeue.after is not None:
+                        loop.queue.add_after(key, requeue.after)
+            finally:
+                loop.queue.done(key)
+
+    def _spawn(self, target: Any, *args: Any, name: str) -> None:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def start(self) -> None:
+        """Serve probes and metrics, win the lease if asked to, then start informers and workers."""
+        self._serve_probes()
+        if self.options.leader_election:
+            elector = LeaderElector(
+                self.kube.api, self.options.lease_namespace, self.options.lease_name,
+                f"{socket.gethostname()}_{threading.get_native_id()}",
+            )  # fmt: skip
+            if not elector.acquire(self._stop):
+                return
+            self._spawn(elector.keep, self._stop, self._lost_leadership, name="leader")
+        self.elected.set()
+        for loop in self.loops:
+            for informer in (loop.informer, *loop.watches):
+                self._spawn(informer.run, self._stop, name=f"informer-{informer.resource.plural}")
+            for index in range(self.options.concurrency):
+                self._spawn(self._worker, loop, name=f"{loop.controller.name}-{index}")
+
+    def _lost_leadership(self) -> None:
+        logger.error("leadership lost: stopping so that a restart rejoins the election")
+        self.stop()
+
+    def synced(self) -> bool:
+        return self.elected.is_set() and all(loop.informer.synced.is_set() for loop in self.loops)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        for loop in self.loops:
+            loop.queue.shutdown()
+        for thread in self._threads:
+            if thread is not threading.current_thread() and thread.name.split("-")[0] != "informer":
+                thread.join(timeout)
+        for server in self._servers:
+            server.shutdown()
+            server.server_close()
+
+    def run(self) -> None:
+        """Start, wait for SIGTERM/SIGINT, stop."""
+        stopping = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stopping.set())
+        self.start()
+        while not stopping.wait(1.0) and not self._stop.is_set():
+            pass
+        self.stop()
+
+    def _serve_probes(self) -> None:
+        if self.options.metrics_port:
+            metrics_server, _ = start_http_server(self.options.metrics_port, registry=self.metrics.registry)
+            self._servers.append(metrics_server)
+        if self.options.health_port:
+            manager = self
+
+            class Probes(BaseHTTPRequestHandler):
+                def do_GET(self) -> None:
+                    healthy = self.path == "/healthz" or (self.path == "/readyz" and manager.synced())
+                    known = self.path in ("/healthz", "/readyz")
+                    self.send_response(200 if healthy else (503 if known else 404))
+                    self.end_headers()
+                    self.wfile.write(b"ok" if healthy else b"not ready")
+
+                def log_message(self, format: str, *args: Any) -> None:
+                    return
+
+            server = ThreadingHTTPServer(("0.0.0.0", self.options.health_port), Probes)
+            self._servers.append(server)
+            self._spawn(server.serve_forever, name="health")
+
+
+__all__ = ["Key", "Manager", "ManagerOptions", "needs_reconcile"]
