@@ -6,10 +6,10 @@ import argparse
 import os
 from pathlib import Path
 
+from fluxwarden import logs
 from fluxwarden.certs import ca_bundle, ensure_serving_pair
 from fluxwarden.cli.manifests import render_webhooks
 from fluxwarden.cli.options import add_settings_flags, settings_from
-from fluxwarden.webhook import logs
 from fluxwarden.webhook.app import REQUEST_TIMEOUT_SECONDS, WebhookConfig
 from fluxwarden.webhook.server import ServeOptions, WebhookServer
 

@@ -43,7 +43,8 @@ def _default_service_account(obj: dict[str, Any], settings: Settings) -> str | N
 def _fix_references(obj: dict[str, Any], namespace: str) -> list[str]:
     notes = []
     for _, steps, ref in list(cross_namespace_refs(obj, namespace)):
-        notes.append(f"cross-namespace-ref: rewrote {dotted(steps)}.namespace from {ref['namespace']} to {namespace}")
+        # The new namespace comes first: a long old one may be cut at the 120-character limit.
+        notes.append(f"cross-namespace-ref: set {dotted(steps)}.namespace to {namespace} (was {ref['namespace']})")
         ref["namespace"] = namespace
     return notes
 

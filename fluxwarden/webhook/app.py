@@ -18,9 +18,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from fluxwarden.logs import log_fields
 from fluxwarden.tenancy import Settings
 from fluxwarden.webhook.errors import BadReview, PayloadTooLarge, RequestTimeout, WebhookError
-from fluxwarden.webhook.logs import log_fields
 from fluxwarden.webhook.metrics import WebhookMetrics
 from fluxwarden.webhook.review import AdmissionRequest, Decision, decide, parse_review
 

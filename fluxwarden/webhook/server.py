@@ -18,8 +18,8 @@ from pathlib import Path
 import uvicorn
 from prometheus_client import start_http_server
 
+from fluxwarden.logs import log_fields
 from fluxwarden.webhook.app import WebhookConfig, create_app
-from fluxwarden.webhook.logs import log_fields
 from fluxwarden.webhook.metrics import WebhookMetrics
 from fluxwarden.webhook.tls import CertificateReloader, harden
 

@@ -12,7 +12,7 @@ import logging
 import ssl
 from pathlib import Path
 
-from fluxwarden.webhook.logs import log_fields
+from fluxwarden.logs import log_fields
 
 logger = logging.getLogger("fluxwarden.webhook.tls")
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,9 +16,10 @@ import pytest
 from kubernetes import client
 
 from tests.support.control_plane import ControlPlane
-from tests.support.kube import Impersonate, Kubectl, api_client
+from tests.support.kube import Impersonate, Kubectl, KubectlRunner, api_client, kubectl_binary
 
-KUBECTL = "/usr/bin/kubectl"
+CRDS = Path(__file__).resolve().parents[2] / "manifests" / "crds"
+CRD_SELECTOR = "app.kubernetes.io/part-of=fluxwarden"
 
 
 @pytest.fixture(scope="session")
@@ -36,20 +36,25 @@ def admin_api(control_plane: ControlPlane) -> Iterator[client.ApiClient]:
         yield api
 
 
-@pytest.fixture
-def kubectl(control_plane: ControlPlane) -> Kubectl:
-    """The system kubectl against the test cluster as admin; raises on a non-zero exit unless check=False."""
+@pytest.fixture(scope="session")
+def kubectl(control_plane: ControlPlane, test_binaries: Path) -> Kubectl:
+    """kubectl of the apiserver's own version against the test cluster as admin.
 
-    def run(*args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        command = [KUBECTL, f"--kubeconfig={control_plane.kubeconfig}", *args]
-        result = subprocess.run(command, input=input, capture_output=True, text=True, timeout=60)
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"{' '.join(command)} exited {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
-            )
-        return result
+    It raises on a non-zero exit unless ``check=False``. Session-scoped so module fixtures can use it.
+    """
+    return KubectlRunner(
+        kubectl_binary(test_binaries), control_plane.kubeconfig, control_plane.kubeconfig.parent / "kubectl-cache"
+    )
 
-    return run
+
+@pytest.fixture(scope="session")
+def flux_crds(kubectl: Kubectl) -> list[str]:
+    """fluxwarden's Flux CRDs, installed once (server-side apply) and Established; returns their names."""
+    kubectl("apply", "--server-side", "-k", str(CRDS))
+    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "-l", CRD_SELECTOR)
+    names = kubectl("get", "crd", "-l", CRD_SELECTOR, "-o", "name").stdout.split()
+    assert names, f"no CRD labelled {CRD_SELECTOR} after applying {CRDS}"
+    return names
 
 
 def _namespace_name(test_name: str) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 ENV_VAR = "FLUXWARDEN_TEST_BIN"
 CLUSTER_DIR = Path(__file__).resolve().parent.parent / "cluster"
 BUILD_SCRIPT = CLUSTER_DIR / "build.sh"
-REQUIRED = ("kube-apiserver", "etcd", "kustomize", "helm")
+REQUIRED = ("kube-apiserver", "kubectl", "etcd", "kustomize", "helm")
 
 
 @functools.cache

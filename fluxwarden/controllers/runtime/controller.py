@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -31,12 +32,23 @@ class Context:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+Mapper = Callable[[dict[str, Any], dict[str, Any] | None, list[dict[str, Any]]], list[Key]]
+"""``mapper(new, old, own_objects) -> keys``: which of this controller's objects a change affects."""
+
+
 @dataclass(frozen=True)
 class Watch:
-    """Another kind to watch; ``mapper`` names the keys of this controller's objects to requeue."""
+    """Another kind to watch, and how its changes map to this controller's objects."""
 
     resource: Resource
-    mapper: Any  # Callable[[dict[str, Any]], list[Key]]
+    mapper: Mapper
+
+
+def artifact_revision(obj: dict[str, Any] | None) -> str | None:
+    """``status.artifact.revision`` of a source, the change that dependants react to."""
+    artifact = ((obj or {}).get("status") or {}).get("artifact") or {}
+    revision = artifact.get("revision")
+    return str(revision) if revision else None
 
 
 class Controller(Protocol):

@@ -95,14 +95,13 @@ class Manager:
         )  # fmt: skip
         loop = _Loop(controller, runtime, queue, informer)
         for watch in getattr(controller, "watches", []):
-            loop.watches.append(self._watch(watch, queue))
+            loop.watches.append(self._watch(watch, loop))
         return loop
 
-    def _watch(self, watch: Watch, queue: WorkQueue) -> Informer:
+    def _watch(self, watch: Watch, loop: _Loop) -> Informer:
         def on_event(event_type: str, new: dict[str, Any], old: dict[str, Any] | None) -> None:
-            if event_type == "DELETED" or new != old:
-                for key in watch.mapper(new):
-                    queue.add(key)
+            for key in watch.mapper(new, None if event_type == "DELETED" else old, loop.informer.items()):
+                loop.queue.add(key)
 
         return Informer(self.kube, watch.resource, on_event, self.options.namespace, None, self.options.watch_timeout)
 

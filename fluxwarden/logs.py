@@ -1,4 +1,4 @@
-"""Structured JSON logs: one line per record, one record per admission decision.
+"""Structured JSON logs for every fluxwarden process: one line per record.
 
 Decision records carry names and outcomes only, never an object's body, so a Secret's data cannot
 reach the log whatever the webhook is registered for.

@@ -1,0 +1,73 @@
+"""``fluxwarden controllers run``: the reconciler process (Flux's controllers, in one process)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from fluxwarden import logs
+
+
+def run(args: argparse.Namespace) -> int:
+    # Imported here so that the webhook commands never load the Kubernetes client.
+    from fluxwarden.controllers.app import ControllersOptions, build
+    from fluxwarden.controllers.runtime.kube import Kube
+    from fluxwarden.controllers.runtime.manager import ManagerOptions
+    from fluxwarden.kubeclient import api_client
+
+    logs.configure(args.log_level)
+    options = ControllersOptions(
+        controllers=tuple(c.strip() for c in args.controllers.split(",") if c.strip()),
+        storage_path=Path(args.storage_path),
+        storage_host=args.storage_addr.rpartition(":")[0] or "0.0.0.0",
+        storage_port=int(args.storage_addr.rpartition(":")[2]),
+        storage_adv_url=args.storage_adv_url,
+        max_source_size=args.max_source_size,
+        manager=ManagerOptions(
+            concurrency=args.concurrency,
+            namespace=args.watch_namespace,
+            label_selector=args.watch_label_selector,
+            events_addr=args.events_addr,
+            leader_election=args.leader_elect,
+            lease_namespace=args.lease_namespace,
+            metrics_port=args.metrics_port,
+            health_port=args.health_port,
+        ),
+    )
+    try:
+        reconcilers = build(Kube(api_client(args.kubeconfig)), options)
+    except ValueError as exc:
+        print(f"fluxwarden controllers: {exc}", file=sys.stderr)
+        return 2
+    try:
+        reconcilers.manager.run()
+    finally:
+        reconcilers.artifacts.stop()
+    return 0
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("controllers", help="run the reconciler (Flux-compatible controllers)")
+    sub = parser.add_subparsers(dest="controllers_command", required=True)
+    start = sub.add_parser("run", help="run the chosen controllers until SIGTERM")
+    env = os.environ.get
+    start.add_argument("--controllers", default=env("FLUXWARDEN_CONTROLLERS", "source"), help="comma list: source")
+    start.add_argument("--kubeconfig", default=env("KUBECONFIG"), help="default: ~/.kube/config, then in-cluster")
+    start.add_argument("--concurrency", type=int, default=int(env("FLUXWARDEN_CONCURRENCY", "4")))
+    start.add_argument("--watch-namespace", default=env("FLUXWARDEN_WATCH_NAMESPACE"), help="default: all")
+    start.add_argument(
+        "--watch-label-selector", default=env("FLUXWARDEN_WATCH_LABEL_SELECTOR"), help="sharding.fluxcd.io/key=..."
+    )
+    start.add_argument("--storage-path", default=env("FLUXWARDEN_STORAGE_PATH", "/data"))
+    start.add_argument("--storage-addr", default=env("FLUXWARDEN_STORAGE_ADDR", "0.0.0.0:9090"))
+    start.add_argument("--storage-adv-url", default=env("FLUXWARDEN_STORAGE_ADV_URL"), help="artifact base URL")
+    start.add_argument("--max-source-size", type=int, default=int(env("FLUXWARDEN_MAX_SOURCE_SIZE", str(512 << 20))))
+    start.add_argument("--events-addr", default=env("FLUXWARDEN_EVENTS_ADDR"))
+    start.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=False)
+    start.add_argument("--lease-namespace", default=env("FLUXWARDEN_LEASE_NAMESPACE", "flux-system"))
+    start.add_argument("--metrics-port", type=int, default=int(env("FLUXWARDEN_METRICS_PORT", "8080")))
+    start.add_argument("--health-port", type=int, default=int(env("FLUXWARDEN_HEALTH_PORT", "9440")))
+    start.add_argument("--log-level", default=env("FLUXWARDEN_LOG_LEVEL", "info"))
+    start.set_defaults(func=run)

@@ -1,0 +1,73 @@
+"""Assemble the reconciler process: storage, artifact server, the chosen controllers, the manager."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fluxwarden.controllers.runtime.controller import Controller
+from fluxwarden.controllers.runtime.kube import Kube
+from fluxwarden.controllers.runtime.manager import Manager, ManagerOptions
+from fluxwarden.controllers.source.gitrepository import DEFAULT_MAX_SIZE, GitRepositoryReconciler
+from fluxwarden.controllers.source.helmchart import HelmChartReconciler
+from fluxwarden.controllers.source.helmrepository import HelmRepositoryReconciler
+from fluxwarden.controllers.source.storage import ArtifactServer, Storage
+
+logger = logging.getLogger("fluxwarden.controllers")
+
+
+@dataclass(frozen=True)
+class ControllersOptions:
+    controllers: tuple[str, ...] = ("source",)
+    storage_path: Path = Path("/data")
+    storage_host: str = "0.0.0.0"
+    storage_port: int = 9090
+    storage_adv_url: str | None = None  # how other controllers reach artifacts; default http://<host>:<port>
+    max_source_size: int = DEFAULT_MAX_SIZE
+    manager: ManagerOptions = field(default_factory=ManagerOptions)
+
+
+@dataclass
+class Reconcilers:
+    """A wired set: the manager and the artifact server (already bound) it depends on."""
+
+    manager: Manager
+    artifacts: ArtifactServer
+    storage: Storage
+
+    def start(self) -> None:
+        self.manager.start()
+
+    def stop(self) -> None:
+        self.manager.stop()
+        self.artifacts.stop()
+
+
+def _source(storage: Storage, options: ControllersOptions) -> list[Controller]:
+    return [
+        GitRepositoryReconciler(storage, options.max_source_size),
+        HelmRepositoryReconciler(storage),
+        HelmChartReconciler(storage),
+    ]
+
+
+CONTROLLERS: dict[str, Callable[[Storage, ControllersOptions], list[Controller]]] = {"source": _source}
+
+
+def build(kube: Kube, options: ControllersOptions) -> Reconcilers:
+    """Bind the artifact server (its address is part of every artifact URL) and wire the controllers.
+
+    Unknown controller names raise ``ValueError``; nothing is reconciled until ``start()``.
+    """
+    unknown = [name for name in options.controllers if name not in CONTROLLERS]
+    if unknown:
+        raise ValueError(f"unknown controllers {', '.join(unknown)}; choose from {', '.join(CONTROLLERS)}")
+    options.storage_path.mkdir(parents=True, exist_ok=True)
+    artifacts = ArtifactServer(Storage(options.storage_path, ""), options.storage_host, options.storage_port)
+    artifacts.start()
+    local = artifacts.url.replace("0.0.0.0", "127.0.0.1")
+    storage = Storage(options.storage_path, options.storage_adv_url or local)
+    controllers = [c for name in options.controllers for c in CONTROLLERS[name](storage, options)]
+    return Reconcilers(Manager(kube, controllers, options.manager), artifacts, storage)

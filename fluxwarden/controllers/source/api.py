@@ -1,0 +1,120 @@
+"""Typed views of the source kinds' specs, with Flux's defaults; invalid specs raise ``Stalling``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fluxwarden.controllers.runtime.durations import parse_duration
+from fluxwarden.controllers.runtime.errors import Stalling
+from fluxwarden.controllers.runtime.kube import Resource
+from fluxwarden.tenancy.kinds import SOURCE
+
+GIT_REPOSITORY = Resource(SOURCE, "v1", "gitrepositories", "GitRepository")
+HELM_REPOSITORY = Resource(SOURCE, "v1", "helmrepositories", "HelmRepository")
+HELM_CHART = Resource(SOURCE, "v1", "helmcharts", "HelmChart")
+
+FINALIZER = "finalizers.fluxcd.io"
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_BRANCH = "master"
+GIT_SCHEMES = ("http://", "https://", "ssh://")
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _spec(obj: dict[str, Any]) -> dict[str, Any]:
+    return _mapping(obj.get("spec"))
+
+
+def _duration(spec: dict[str, Any], field: str, default: float) -> float:
+    raw = spec.get(field)
+    if raw in (None, ""):
+        return default
+    try:
+        return parse_duration(str(raw))
+    except ValueError as exc:
+        raise Stalling("InvalidSpec", f"spec.{field}: {exc}") from None
+
+
+def secret_name(spec: dict[str, Any]) -> str | None:
+    ref = spec.get("secretRef")
+    return str(ref["name"]) if isinstance(ref, dict) and ref.get("name") else None
+
+
+@dataclass(frozen=True)
+class GitRef:
+    """``spec.ref``; precedence commit > name > semver > tag > branch (default branch ``master``)."""
+
+    branch: str | None = None
+    tag: str | None = None
+    semver: str | None = None
+    name: str | None = None
+    commit: str | None = None
+
+
+@dataclass(frozen=True)
+class GitRepositorySpec:
+    url: str
+    ref: GitRef
+    secret_name: str | None
+    timeout: float
+    ignore: str | None
+
+    @classmethod
+    def of(cls, obj: dict[str, Any]) -> GitRepositorySpec:
+        spec = _spec(obj)
+        url = str(spec.get("url") or "")
+        if not url.startswith(GIT_SCHEMES) and "@" not in url.split("/")[0]:
+            raise Stalling("URLInvalid", f"spec.url '{url}' is not an http(s) or ssh Git URL")
+        raw_ref = _mapping(spec.get("ref"))
+        ref = GitRef(
+            branch=raw_ref.get("branch") or None,
+            tag=raw_ref.get("tag") or None,
+            semver=raw_ref.get("semver") or None,
+            name=raw_ref.get("name") or None,
+            commit=raw_ref.get("commit") or None,
+        )
+        ignore = spec.get("ignore")
+        return cls(url, ref, secret_name(spec), _duration(spec, "timeout", DEFAULT_TIMEOUT), ignore or None)
+
+
+@dataclass(frozen=True)
+class HelmRepositorySpec:
+    url: str
+    secret_name: str | None
+    timeout: float
+
+    @classmethod
+    def of(cls, obj: dict[str, Any]) -> HelmRepositorySpec:
+        spec = _spec(obj)
+        if spec.get("type") == "oci":
+            raise Stalling("InvalidSpec", "spec.type 'oci' is not supported yet; use an HTTP(S) Helm repository")
+        url = str(spec.get("url") or "")
+        if not url.startswith(("http://", "https://")):
+            raise Stalling("URLInvalid", f"spec.url '{url}' is not an http(s) URL")
+        return cls(url.rstrip("/") + "/", secret_name(spec), _duration(spec, "timeout", DEFAULT_TIMEOUT))
+
+
+@dataclass(frozen=True)
+class HelmChartSpec:
+    chart: str
+    version: str
+    source_kind: str
+    source_name: str
+    values_files: tuple[str, ...]
+
+    @classmethod
+    def of(cls, obj: dict[str, Any]) -> HelmChartSpec:
+        spec = _spec(obj)
+        ref = _mapping(spec.get("sourceRef"))
+        kind = str(ref.get("kind") or "")
+        if kind not in ("HelmRepository", "GitRepository"):
+            raise Stalling("InvalidSpec", f"spec.sourceRef.kind '{kind}' is not HelmRepository or GitRepository")
+        if not spec.get("chart") or not ref.get("name"):
+            raise Stalling("InvalidSpec", "spec.chart and spec.sourceRef.name are required")
+        files = list(spec.get("valuesFiles") or [])
+        if spec.get("valuesFile"):  # v1beta1
+            files.insert(0, spec["valuesFile"])
+        return cls(str(spec["chart"]), str(spec.get("version") or "*"), kind, str(ref["name"]), tuple(files))

@@ -1,0 +1,225 @@
+"""The HelmChart reconciler: pick a chart version from a HelmRepository or a GitRepository path,
+merge ``valuesFiles``, package it with the real ``helm`` CLI, and store the ``.tgz`` as the artifact.
+
+Revision is the chart version. Nothing is re-packaged while the chart spec, the chosen version and
+the source's artifact revision are all unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
+
+import yaml
+
+from fluxwarden.controllers.runtime import conditions
+from fluxwarden.controllers.runtime.controller import Context, Success, Watch, artifact_revision
+from fluxwarden.controllers.runtime.errors import Failure, Stalling, Waiting
+from fluxwarden.controllers.runtime.kube import Kube, NotFound, Resource, key_of
+from fluxwarden.controllers.source.api import (
+    FINALIZER,
+    GIT_REPOSITORY,
+    HELM_CHART,
+    HELM_REPOSITORY,
+    HelmChartSpec,
+    HelmRepositorySpec,
+)
+from fluxwarden.controllers.source.artifact import ArtifactError, safe_extract
+from fluxwarden.controllers.source.gitrepository import ARTIFACT_IN_STORAGE
+from fluxwarden.controllers.source.helmrepository import parse_index, repository_credentials
+from fluxwarden.controllers.source.http_fetch import FetchError, fetch
+from fluxwarden.controllers.source.storage import Storage, artifact_status
+from fluxwarden.controllers.source.versions import best_match
+
+MAX_CHART_SIZE = 64 * 1024 * 1024
+SOURCE_RETRY = 30.0
+
+
+def merge_values(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """Helm's merge: maps merge key by key, anything else in ``overlay`` replaces."""
+    merged = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_values(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _inside(root: Path, relative: str, what: str) -> Path:
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root.resolve()):
+        raise Stalling("InvalidSpec", f"{what} '{relative}' points outside the chart source")
+    return path
+
+
+def package(chart_dir: Path, values_files: tuple[str, ...], out: Path) -> Path:
+    """``helm package`` the chart, after replacing values.yaml with the merged ``values_files``."""
+    if values_files:
+        merged: dict[str, Any] = {}
+        for name in values_files:
+            path = _inside(chart_dir, name, "spec.valuesFiles entry")
+            if not path.is_file():
+                raise Failure("ChartPackageError", f"values file '{name}' not found in the chart")
+            merged = merge_values(merged, yaml.safe_load(path.read_text()) or {})
+        (chart_dir / "values.yaml").write_text(yaml.safe_dump(merged, sort_keys=False))
+    home = out / ".helm"
+    env = {
+        **os.environ,
+        "HELM_CACHE_HOME": str(home / "cache"),
+        "HELM_CONFIG_HOME": str(home / "config"),
+        "HELM_DATA_HOME": str(home / "data"),
+    }
+    done = subprocess.run(
+        ["helm", "package", str(chart_dir), "--destination", str(out)],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or ["helm package failed"]
+        raise Failure("ChartPackageError", lines[-1].removeprefix("Error: "))
+    (built,) = [p for p in out.iterdir() if p.suffix == ".tgz"]
+    return built
+
+
+def _source_watch(resource: Resource) -> Watch:
+    """Requeue the charts built from a source when its artifact revision changes."""
+
+    def requeue_charts(
+        new: dict[str, Any], old: dict[str, Any] | None, charts: list[dict[str, Any]]
+    ) -> list[tuple[str, str]]:
+        if artifact_revision(new) == artifact_revision(old):
+            return []
+        namespace, name = new["metadata"]["namespace"], new["metadata"]["name"]
+        return [
+            key_of(chart)
+            for chart in charts
+            if key_of(chart)[0] == namespace
+            and (chart.get("spec") or {}).get("sourceRef", {}).get("kind") == resource.kind
+            and (chart.get("spec") or {}).get("sourceRef", {}).get("name") == name
+        ]
+
+    return Watch(resource, requeue_charts)
+
+
+class HelmChartReconciler:
+    name = "source-controller"
+    resource = HELM_CHART
+    finalizer = FINALIZER
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self.watches = [_source_watch(HELM_REPOSITORY), _source_watch(GIT_REPOSITORY)]
+
+    def reconcile(self, ctx: Context, obj: dict[str, Any]) -> Success:
+        spec = HelmChartSpec.of(obj)
+        meta, status = obj["metadata"], obj["status"]
+        namespace, generation = meta["namespace"], meta.get("generation")
+        source = self._source(ctx.kube, spec, namespace)
+        source_revision = source["status"]["artifact"]["revision"]
+        with tempfile.TemporaryDirectory(prefix="fluxwarden-chart-") as scratch:
+            work = Path(scratch)
+            if spec.source_kind == "HelmRepository":
+                chart_dir, version = self._from_repository(ctx, spec, source, work)
+            else:
+                chart_dir, version = self._from_git(spec, source, work)
+            artifact = status.get("artifact") or {}
+            unchanged = (
+                artifact.get("revision") == version
+                and status.get("observedSourceArtifactRevision") == source_revision
+                and status.get("observedGeneration") == generation
+                and self.storage.exists(artifact.get("path", ""))
+            )
+            message = f"packaged '{spec.chart}' chart with version '{version}'"
+            if not unchanged:
+                built = package(chart_dir, spec.values_files, work / "out")
+                stored = self.storage.store("HelmChart", namespace, meta["name"], built.name, built.read_bytes())
+                self.storage.gc("HelmChart", namespace, meta["name"], keep=2)
+                status["artifact"] = artifact_status(stored, version)
+                status["url"] = stored.url
+        status["observedSourceArtifactRevision"] = source_revision
+        status["observedChartName"] = spec.chart
+        if spec.values_files:
+            status["observedValuesFiles"] = list(spec.values_files)
+        else:
+            status.pop("observedValuesFiles", None)
+        conditions.set_condition(status, ARTIFACT_IN_STORAGE, True, "Succeeded", message, generation)
+        return Success(message, reason="ChartPullSucceeded" if spec.source_kind == "HelmRepository" else "Succeeded")
+
+    def finalize(self, ctx: Context, obj: dict[str, Any]) -> None:
+        self.storage.remove_all("HelmChart", obj["metadata"]["namespace"], obj["metadata"]["name"])
+
+    def _source(self, kube: Kube, spec: HelmChartSpec, namespace: str) -> dict[str, Any]:
+        resource = HELM_REPOSITORY if spec.source_kind == "HelmRepository" else GIT_REPOSITORY
+        try:
+            source = kube.get(resource, namespace, spec.source_name)
+        except NotFound:
+            raise Waiting(
+                "SourceUnavailable", f"{spec.source_kind} '{namespace}/{spec.source_name}' not found", SOURCE_RETRY
+            ) from None
+        artifact = (source.get("status") or {}).get("artifact") or {}
+        if not artifact.get("path") or not self.storage.exists(artifact["path"]):
+            raise Waiting(
+                "SourceUnavailable",
+                f"{spec.source_kind} '{namespace}/{spec.source_name}' has no artifact yet",
+                SOURCE_RETRY,
+            )
+        return source
+
+    def _from_repository(
+        self, ctx: Context, spec: HelmChartSpec, repository: dict[str, Any], work: Path
+    ) -> tuple[Path, str]:
+        index = parse_index(self.storage.local_path(repository["status"]["artifact"]["path"]).read_bytes())
+        entries = index["entries"].get(spec.chart) or []
+        versions = {str(e.get("version")): e for e in entries if isinstance(e, dict)}
+        try:
+            chosen = best_match(spec.version, versions)
+        except ValueError as exc:
+            raise Stalling("InvalidSpec", f"spec.version: {exc}") from None
+        if chosen is None:
+            raise Failure("ChartPullError", f"no '{spec.chart}' chart with version matching '{spec.version}' found")
+        entry = versions[chosen]
+        repo_spec = HelmRepositorySpec.of(repository)
+        credentials = repository_credentials(ctx, repository["metadata"]["namespace"], repo_spec.secret_name)
+        url = urljoin(repo_spec.url, str((entry.get("urls") or [""])[0]))
+        try:
+            data = fetch(url, credentials, repo_spec.timeout, MAX_CHART_SIZE)
+        except FetchError as exc:
+            raise Failure("AuthenticationFailed" if exc.authentication else "ChartPullError", exc.message) from None
+        if entry.get("digest") and hashlib.sha256(data).hexdigest() != entry["digest"]:
+            raise Failure("ChartPullError", f"chart '{spec.chart}' {chosen}: digest does not match index.yaml")
+        return self._unpack_chart(data, spec.chart, work), chosen
+
+    def _unpack_chart(self, data: bytes, name: str, work: Path) -> Path:
+        try:
+            safe_extract(data, work / "chart", MAX_CHART_SIZE)
+        except (ArtifactError, tarfile.TarError) as exc:
+            raise Failure("ChartPullError", f"chart archive is unusable: {exc}") from None
+        roots = [p for p in (work / "chart").iterdir() if (p / "Chart.yaml").is_file()]
+        if not roots:
+            raise Failure("ChartPullError", f"chart archive of '{name}' has no Chart.yaml")
+        return roots[0]
+
+    def _from_git(self, spec: HelmChartSpec, source: dict[str, Any], work: Path) -> tuple[Path, str]:
+        try:
+            safe_extract(
+                self.storage.local_path(source["status"]["artifact"]["path"]), work / "src", MAX_CHART_SIZE * 8
+            )
+        except ArtifactError as exc:
+            raise Failure("ChartPackageError", f"source artifact is unusable: {exc}") from None
+        chart_dir = _inside(work / "src", spec.chart, "spec.chart")
+        chart_file = chart_dir / "Chart.yaml"
+        if not chart_file.is_file():
+            raise Failure("ChartPackageError", f"no Chart.yaml at '{spec.chart}' in the source")
+        try:
+            version = str((yaml.safe_load(chart_file.read_text()) or {}).get("version") or "")
+        except yaml.YAMLError:
+            raise Failure("ChartPackageError", f"'{spec.chart}/Chart.yaml' is not valid YAML") from None
+        if not version:
+            raise Failure("ChartPackageError", f"'{spec.chart}/Chart.yaml' has no version")
+        return chart_dir, version
