@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STATE := .state
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test venv lint unit integration e2e test-binaries certs bench clean
+.PHONY: run test venv lint unit integration e2e test-binaries system-deps certs bench clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -31,8 +31,17 @@ lint: venv
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+## Debian packages the tests run for real: openssh-server's sshd (started by the tests, never as a service).
+system-deps:
+	@if [ ! -x /usr/sbin/sshd ]; then \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; \
+		else echo "system-deps: /usr/sbin/sshd missing; install openssh-server as root" >&2; exit 1; fi; \
+		$$SUDO apt-get update -qq && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server; \
+	fi
+
 ## make test: lint, type-check, then the whole suite against the real binaries.
-test: venv test-binaries lint
+test: venv test-binaries system-deps lint
 	FLUXWARDEN_TEST_BIN=$$(tests/cluster/build.sh) $(BIN)/pytest -q tests
 
 bench: venv test-binaries

@@ -11,10 +11,14 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client
 
+from fluxwarden.controllers.app import ControllersOptions, Reconcilers, build
+from fluxwarden.controllers.runtime.kube import Kube
+from fluxwarden.controllers.runtime.manager import ManagerOptions
 from tests.support.control_plane import ControlPlane
 from tests.support.kube import Impersonate, Kubectl, KubectlRunner, api_client, kubectl_binary
 
@@ -105,3 +109,40 @@ def impersonate(control_plane: ControlPlane) -> Iterator[Impersonate]:
             return api
 
         yield make
+
+
+@pytest.fixture(scope="session")
+def start_reconcilers(
+    control_plane: ControlPlane, flux_crds: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., Reconcilers]]:
+    """Factory: ``start_reconcilers(controllers=("source",), label_selector=None, **options)`` runs the
+    real controllers in this process against the test cluster; all are stopped at the end of the session.
+
+    Each instance should watch its own shard (``label_selector``) so that two never reconcile one object.
+    """
+    running: list[tuple[Reconcilers, client.ApiClient]] = []
+
+    def start(
+        controllers: tuple[str, ...] = ("source",), label_selector: str | None = None, **options: Any
+    ) -> Reconcilers:
+        api = api_client(control_plane.kubeconfig)
+        manager = ManagerOptions(concurrency=4, label_selector=label_selector, watch_timeout=30, backoff_base=0.2)
+        reconcilers = build(
+            Kube(api),
+            ControllersOptions(
+                controllers=controllers,
+                storage_path=tmp_path_factory.mktemp("storage"),
+                storage_host="127.0.0.1",
+                storage_port=0,
+                manager=manager,
+                **options,
+            ),
+        )
+        reconcilers.start()
+        running.append((reconcilers, api))
+        return reconcilers
+
+    yield start
+    for reconcilers, api in running:
+        reconcilers.stop()
+        api.close()

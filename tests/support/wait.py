@@ -25,3 +25,17 @@ def eventually(
             if not retry_on(error) or time.monotonic() > deadline:
                 raise
         time.sleep(interval)
+
+
+def until(
+    read: Callable[[], T], ready: Callable[[T], bool], *, timeout: float = 30.0, interval: float = 0.1, what: str = ""
+) -> T:
+    """Poll ``read`` until ``ready(value)``; on timeout fail with the last value, so the test says why."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if ready(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or 'a condition'}; last: {value!r}")
+        time.sleep(interval)

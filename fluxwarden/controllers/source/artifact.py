@@ -191,8 +191,9 @@ def _open_source(tar_gz: Path | bytes) -> Iterator[BinaryIO]:
 
 def _extract_into(source: BinaryIO, staging: Path, max_size: int) -> None:
     total = 0
-    # Stream mode: members are read in order, nothing seeks, and nothing is extracted by tarfile.
-    with tarfile.open(fileobj=source, mode="r|gz") as tar:
+    # Not stream mode ("r|gz"): its gzip reader mishandles the FEXTRA header field that Helm writes
+    # into every chart archive. Nothing is extracted by tarfile itself; members are copied one by one.
+    with tarfile.open(fileobj=source, mode="r:gz") as tar:
         for member in tar:
             parts = _member_parts(member)
             if parts is None:

@@ -59,14 +59,19 @@ def _inside(root: Path, relative: str, what: str) -> Path:
     return path
 
 
-def package(chart_dir: Path, values_files: tuple[str, ...], out: Path) -> Path:
-    """``helm package`` the chart, after replacing values.yaml with the merged ``values_files``."""
+def package(chart_dir: Path, values_files: tuple[str, ...], out: Path, values_root: Path | None = None) -> Path:
+    """``helm package`` the chart, after replacing values.yaml with the merged ``values_files``.
+
+    As in Flux, ``values_files`` are relative to the chart for a HelmRepository chart and to the
+    source's root (``values_root``) for a chart in a GitRepository.
+    """
     if values_files:
+        root = values_root or chart_dir
         merged: dict[str, Any] = {}
         for name in values_files:
-            path = _inside(chart_dir, name, "spec.valuesFiles entry")
+            path = _inside(root, name, "spec.valuesFiles entry")
             if not path.is_file():
-                raise Failure("ChartPackageError", f"values file '{name}' not found in the chart")
+                raise Failure("ChartPackageError", f"values file '{name}' not found in the source")
             merged = merge_values(merged, yaml.safe_load(path.read_text()) or {})
         (chart_dir / "values.yaml").write_text(yaml.safe_dump(merged, sort_keys=False))
     home = out / ".helm"
@@ -137,7 +142,8 @@ class HelmChartReconciler:
             )
             message = f"packaged '{spec.chart}' chart with version '{version}'"
             if not unchanged:
-                built = package(chart_dir, spec.values_files, work / "out")
+                values_root = work / "src" if spec.source_kind == "GitRepository" else None
+                built = package(chart_dir, spec.values_files, work / "out", values_root)
                 stored = self.storage.store("HelmChart", namespace, meta["name"], built.name, built.read_bytes())
                 self.storage.gc("HelmChart", namespace, meta["name"], keep=2)
                 status["artifact"] = artifact_status(stored, version)

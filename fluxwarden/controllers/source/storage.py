@@ -206,7 +206,10 @@ class ArtifactServer:
         server_class = _IPv6Server if ":" in self.host else http.server.ThreadingHTTPServer
         self._server = server_class((self.host, self.port), handler)
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="artifact-server", daemon=True)
+        # A short poll interval only bounds how long stop() waits for the serving loop to notice.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="artifact-server", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -270,7 +273,9 @@ class _ArtifactHandler(http.server.BaseHTTPRequestHandler):
             return
         with os.fdopen(fd, "rb") as f:
             st = os.fstat(f.fileno())
-            ctype, _ = mimetypes.guess_type(path)
+            ctype, encoding = mimetypes.guess_type(path)
+            if encoding:  # x.tar.gz is a gzip stream on the wire, not a tar one
+                ctype = "application/gzip" if encoding == "gzip" else None
             self.send_response(200)
             self.send_header("Content-Type", ctype or "application/octet-stream")
             self.send_header("Content-Length", str(st.st_size))

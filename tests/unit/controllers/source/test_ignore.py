@@ -148,7 +148,7 @@ def test_spec_ignore_is_applied_last_and_can_negate(tmp_path: Path) -> None:
 
 
 def test_spec_ignore_flux_documented_example(tmp_path: Path) -> None:
-    spec = "# exclude all\n/*\n# include deploy dir\n!/deploy\n# exclude file extensions from deploy dir\n/deploy/**/*.md\n"
+    spec = "# exclude all\n/*\n# include deploy dir\n!/deploy\n# exclude extensions from deploy dir\n/deploy/**/*.md\n"
     rules = IgnoreRules.load(tmp_path, spec)
     assert rules.ignored("src/main.go", False)
     assert rules.ignored("README.md", False)

@@ -1,0 +1,515 @@
+"""The source controller against the real API server and real git, ssh and Helm servers on loopback."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import tarfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from kubernetes import client
+
+from fluxwarden.controllers.app import Reconcilers
+from fluxwarden.controllers.runtime.kube import Resource
+from fluxwarden.controllers.source.api import GIT_REPOSITORY, HELM_CHART, HELM_REPOSITORY
+from tests.support.control_plane import ControlPlane
+from tests.support.git_server import GitHttpServer, GitRepo
+from tests.support.helm_repo import HelmRepoServer
+from tests.support.ssh_server import SshGitServer
+from tests.support.wait import until
+
+SHARD = "sharding.fluxcd.io/key"
+USER, PASSWORD = "flux", "s3cret-Pa55word"
+
+
+@pytest.fixture(scope="module")
+def source(start_reconcilers: Callable[..., Reconcilers]) -> Reconcilers:
+    """The source controller for every object without a shard label."""
+    return start_reconcilers(("source",), label_selector=f"!{SHARD}")
+
+
+@pytest.fixture(scope="module")
+def small_source(start_reconcilers: Callable[..., Reconcilers]) -> Reconcilers:
+    """A second instance with a 4 KiB size limit, for objects in shard ``small``."""
+    return start_reconcilers(("source",), label_selector=f"{SHARD}=small", max_source_size=4096)
+
+
+@pytest.fixture(scope="module")
+def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitHttpServer]:
+    with GitHttpServer(tmp_path_factory.mktemp("git")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def private_git(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitHttpServer]:
+    with GitHttpServer(tmp_path_factory.mktemp("private-git"), USER, PASSWORD) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def ssh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshGitServer]:
+    with SshGitServer(tmp_path_factory.mktemp("ssh-git")) as server:
+        yield server
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> GitRepo:
+    return GitRepo(tmp_path / "work")
+
+
+class Api:
+    """Create, read and annotate Flux objects of one test namespace."""
+
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self.custom = client.CustomObjectsApi(api)
+        self.core = client.CoreV1Api(api)
+        self.namespace = namespace
+
+    def create(self, res: Resource, name: str, spec: dict[str, Any], labels: dict[str, str] | None = None) -> None:
+        body = {"apiVersion": res.api_version, "kind": res.kind, "spec": spec,
+                "metadata": {"name": name, "namespace": self.namespace, "labels": labels or {}}}  # fmt: skip
+        self.custom.create_namespaced_custom_object(res.group, res.version, self.namespace, res.plural, body)
+
+    def get(self, res: Resource, name: str) -> dict[str, Any]:
+        obj: dict[str, Any] = self.custom.get_namespaced_custom_object(
+            res.group, res.version, self.namespace, res.plural, name
+        )
+        return obj
+
+    def patch(self, res: Resource, name: str, body: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object(
+            res.group, res.version, self.namespace, res.plural, name, body,
+            _content_type="application/merge-patch+json",
+        )  # fmt: skip
+
+    def request_reconcile(self, res: Resource, name: str) -> str:
+        stamp = f"{time.time():.6f}"
+        self.patch(res, name, {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": stamp}}})
+        return stamp
+
+    def secret(self, name: str, data: dict[str, bytes]) -> None:
+        encoded = {k: base64.b64encode(v).decode() for k, v in data.items()}
+        self.core.create_namespaced_secret(self.namespace, client.V1Secret(metadata=client.V1ObjectMeta(name=name),
+                                                                           data=encoded))  # fmt: skip
+
+    def events(self, name: str) -> list[str]:
+        found = self.core.list_namespaced_event(self.namespace, field_selector=f"involvedObject.name={name}")
+        return [f"{e.type} {e.reason} {e.message}" for e in found.items]
+
+    def wait_ready(self, res: Resource, name: str, timeout: float = 30) -> dict[str, Any]:
+        return until(lambda: self.get(res, name), is_ready, timeout=timeout, what=f"{res.kind} {name} Ready")
+
+    def wait_failed(self, res: Resource, name: str, reason: str, timeout: float = 30) -> dict[str, Any]:
+        return until(
+            lambda: self.get(res, name), lambda o: ready_reason(o) == reason, timeout=timeout,
+            what=f"{res.kind} {name} Ready=False reason {reason}",
+        )  # fmt: skip
+
+
+def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
+    for item in (obj.get("status") or {}).get("conditions") or []:
+        if item["type"] == type_:
+            return dict(item)
+    return {}
+
+
+def is_ready(obj: dict[str, Any]) -> bool:
+    status = obj.get("status") or {}
+    current = status.get("observedGeneration") == obj["metadata"]["generation"]
+    return current and condition(obj, "Ready").get("status") == "True"
+
+
+def ready_reason(obj: dict[str, Any]) -> str | None:
+    ready = condition(obj, "Ready")
+    return str(ready.get("reason")) if ready.get("status") == "False" else None
+
+
+@pytest.fixture
+def kube(admin_api: client.ApiClient, namespace: str, source: Reconcilers) -> Api:
+    return Api(admin_api, namespace)
+
+
+def fetch_artifact(obj: dict[str, Any]) -> tuple[bytes, dict[str, bytes]]:
+    """Download the artifact over HTTP as a consumer would, check its digest, return bytes and files."""
+    artifact = obj["status"]["artifact"]
+    data = httpx.get(artifact["url"], timeout=10).raise_for_status().content
+    assert artifact["digest"] == "sha256:" + hashlib.sha256(data).hexdigest()
+    assert artifact["size"] == len(data)
+    files = {}
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
+        for member in archive.getmembers():
+            assert (member.uid, member.gid, member.mtime, member.uname) == (0, 0, 0, "")
+            extracted = archive.extractfile(member)
+            assert extracted is not None
+            files[member.name] = extracted.read()
+    return data, files
+
+
+def git_spec(url: str, **ref: str) -> dict[str, Any]:
+    return {"url": url, "interval": "1m", "ref": ref or {"branch": "main"}}
+
+
+# -- refs and revisions ---------------------------------------------------------------------------
+
+
+def test_branch_is_fetched_archived_and_served(git_server: GitHttpServer, repo: GitRepo, kube: Api) -> None:
+    url = git_server.create_repo(f"apps-{uuid.uuid4().hex[:6]}")
+    sha = repo.commit({"deploy/app.yaml": "kind: ConfigMap\n", "README.md": "hi\n", "logo.png": "binary"})
+    repo.push(git_server.repo_path(url.rsplit("/", 1)[1].removesuffix(".git")))
+    kube.create(GIT_REPOSITORY, "apps", git_spec(url))
+    obj = kube.wait_ready(GIT_REPOSITORY, "apps")
+
+    artifact = obj["status"]["artifact"]
+    assert artifact["revision"] == f"main@sha1:{sha}"
+    assert artifact["path"] == f"gitrepository/{kube.namespace}/apps/{sha}.tar.gz"
+    assert condition(obj, "Ready")["message"] == f"stored artifact for revision 'main@sha1:{sha}'"
+    assert condition(obj, "ArtifactInStorage")["status"] == "True"
+    assert obj["metadata"]["finalizers"] == ["finalizers.fluxcd.io"]
+    _, files = fetch_artifact(obj)
+    assert set(files) == {"deploy/app.yaml", "README.md"}, "default exclusions drop images"
+    assert any("stored artifact for revision" in e for e in kube.events("apps"))
+
+
+def test_new_commit_and_requested_at_give_a_new_revision(git_server: GitHttpServer, repo: GitRepo, kube: Api) -> None:
+    name = f"moving-{uuid.uuid4().hex[:6]}"
+    url = git_server.create_repo(name)
+    repo.commit({"a.yaml": "a: 1\n"})
+    repo.push(git_server.repo_path(name))
+    kube.create(GIT_REPOSITORY, "moving", git_spec(url))
+    first = kube.wait_ready(GIT_REPOSITORY, "moving")["status"]["artifact"]
+
+    second_sha = repo.commit({"a.yaml": "a: 2\n"})
+    repo.push(git_server.repo_path(name))
+    stamp = kube.request_reconcile(GIT_REPOSITORY, "moving")
+    obj = until(
+        lambda: kube.get(GIT_REPOSITORY, "moving"),
+        lambda o: o["status"].get("lastHandledReconcileAt") == stamp and is_ready(o),
+        what="requestedAt handled",
+    )
+    assert obj["status"]["artifact"]["revision"] == f"main@sha1:{second_sha}"
+    assert obj["status"]["artifact"]["digest"] != first["digest"]
+    assert not condition(obj, "ArtifactOutdated")
+
+
+def test_tag_semver_commit_and_name_refs(git_server: GitHttpServer, repo: GitRepo, kube: Api) -> None:
+    name = f"refs-{uuid.uuid4().hex[:6]}"
+    url = git_server.create_repo(name)
+    v1 = repo.commit({"v.txt": "1.0.0\n"})
+    repo.tag("v1.0.0")
+    v11 = repo.commit({"v.txt": "1.1.0\n"})
+    repo.tag("v1.1.0", message="annotated release")
+    repo.commit({"v.txt": "2.0.0\n"})
+    repo.tag("v2.0.0")
+    feature = repo.branch("feature")
+    repo.commit({"v.txt": "head\n"})
+    repo.push(git_server.repo_path(name))
+
+    cases = {
+        "tag": ({"tag": "v1.0.0"}, f"v1.0.0@sha1:{v1}"),
+        "annotated": ({"tag": "v1.1.0"}, f"v1.1.0@sha1:{v11}"),
+        "semver": ({"semver": ">=1.0.0 <2.0.0"}, f"v1.1.0@sha1:{v11}"),
+        "commit": ({"commit": v1}, f"sha1:{v1}"),
+        "commit-on-branch": ({"branch": "main", "commit": v11}, f"main@sha1:{v11}"),
+        "name": ({"name": "refs/heads/feature"}, f"refs/heads/feature@sha1:{feature}"),
+        "precedence": ({"branch": "main", "tag": "v2.0.0", "semver": "~1.0", "commit": v11}, f"main@sha1:{v11}"),
+    }
+    for case, (ref, _) in cases.items():
+        kube.create(GIT_REPOSITORY, case, git_spec(url, **ref))
+    for case, (_, revision) in cases.items():
+        obj = kube.wait_ready(GIT_REPOSITORY, case)
+        assert obj["status"]["artifact"]["revision"] == revision, case
+    _, files = fetch_artifact(kube.get(GIT_REPOSITORY, "commit"))
+    assert files["v.txt"] == b"1.0.0\n"
+
+
+def test_same_content_same_digest_and_ignore_rules_change_it(
+    git_server: GitHttpServer, repo: GitRepo, kube: Api
+) -> None:
+    name = f"ignore-{uuid.uuid4().hex[:6]}"
+    url = git_server.create_repo(name)
+    repo.commit({"apps/a.yaml": "a\n", "apps/secret.env": "x\n", "docs/readme.md": "d\n", ".sourceignore": "docs/\n"})
+    repo.push(git_server.repo_path(name))
+    kube.create(GIT_REPOSITORY, "one", git_spec(url))
+    kube.create(GIT_REPOSITORY, "two", git_spec(url))
+    kube.create(GIT_REPOSITORY, "ignoring", {**git_spec(url), "ignore": "*.env\n"})
+    one, two, ignoring = (kube.wait_ready(GIT_REPOSITORY, n) for n in ("one", "two", "ignoring"))
+
+    assert one["status"]["artifact"]["digest"] == two["status"]["artifact"]["digest"]
+    assert ignoring["status"]["artifact"]["digest"] != one["status"]["artifact"]["digest"]
+    assert set(fetch_artifact(one)[1]) == {"apps/a.yaml", "apps/secret.env", ".sourceignore"}
+    assert set(fetch_artifact(ignoring)[1]) == {"apps/a.yaml", ".sourceignore"}
+
+
+def test_unchanged_source_makes_no_new_artifact_and_no_status_churn(
+    git_server: GitHttpServer, repo: GitRepo, kube: Api
+) -> None:
+    name = f"quiet-{uuid.uuid4().hex[:6]}"
+    url = git_server.create_repo(name)
+    repo.commit({"a.yaml": "a\n"})
+    repo.push(git_server.repo_path(name))
+    kube.create(GIT_REPOSITORY, "quiet", {**git_spec(url), "interval": "1s"})
+    before = kube.wait_ready(GIT_REPOSITORY, "quiet")
+    time.sleep(3.5)  # three more reconciles at a 1s interval
+    after = kube.get(GIT_REPOSITORY, "quiet")
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert after["status"] == before["status"]
+
+
+# -- authentication -------------------------------------------------------------------------------
+
+
+def test_https_basic_auth_and_wrong_credentials(private_git: GitHttpServer, repo: GitRepo, kube: Api) -> None:
+    name = f"private-{uuid.uuid4().hex[:6]}"
+    url = private_git.create_repo(name)
+    sha = repo.commit({"a.yaml": "a\n"})
+    repo.push(private_git.repo_path(name))
+    kube.secret("good", {"username": USER.encode(), "password": PASSWORD.encode()})
+    kube.secret("bad", {"username": USER.encode(), "password": b"wrong-Pa55word"})
+    kube.create(GIT_REPOSITORY, "good", {**git_spec(url), "secretRef": {"name": "good"}})
+    kube.create(GIT_REPOSITORY, "bad", {**git_spec(url), "secretRef": {"name": "bad"}})
+    kube.create(GIT_REPOSITORY, "anonymous", git_spec(url))
+    kube.create(GIT_REPOSITORY, "no-secret", {**git_spec(url), "secretRef": {"name": "absent"}})
+
+    assert kube.wait_ready(GIT_REPOSITORY, "good")["status"]["artifact"]["revision"] == f"main@sha1:{sha}"
+    bad = kube.wait_failed(GIT_REPOSITORY, "bad", "AuthenticationFailed")
+    assert condition(bad, "FetchFailed")["reason"] == "AuthenticationFailed"
+    kube.wait_failed(GIT_REPOSITORY, "anonymous", "AuthenticationFailed")
+    missing = kube.wait_failed(GIT_REPOSITORY, "no-secret", "AuthenticationFailed")
+    assert f"secret '{kube.namespace}/absent' not found" in condition(missing, "Ready")["message"]
+    for name in ("good", "bad", "anonymous"):
+        text = str(kube.get(GIT_REPOSITORY, name)) + " ".join(kube.events(name))
+        assert "wrong-Pa55word" not in text and PASSWORD not in text
+        assert base64.b64encode(f"{USER}:wrong-Pa55word".encode()).decode() not in text
+
+
+def test_ssh_with_identity_and_known_hosts(ssh_server: SshGitServer, repo: GitRepo, kube: Api) -> None:
+    name = f"over-ssh-{uuid.uuid4().hex[:6]}"
+    url = ssh_server.create_repo(name)
+    sha = repo.commit({"a.yaml": "a\n"})
+    repo.push(ssh_server.repo_path(name))
+    kube.secret("ssh", {"identity": ssh_server.client_private_key, "known_hosts": ssh_server.known_hosts.encode()})
+    other_key = "AAAAC3NzaC1lZDI1NTE5AAAAIBcTXkfL2G9E3mCAmQ3hxV2XeF3c3L3j8b4y1z5tCMjN"  # not the server's
+    stranger = f"[127.0.0.1]:{ssh_server.port} ssh-ed25519 {other_key}\n"
+    kube.secret("unknown-host", {"identity": ssh_server.client_private_key, "known_hosts": stranger.encode()})
+    kube.create(GIT_REPOSITORY, "ssh", {**git_spec(url), "secretRef": {"name": "ssh"}})
+    kube.create(GIT_REPOSITORY, "unknown-host", {**git_spec(url), "secretRef": {"name": "unknown-host"}})
+
+    assert kube.wait_ready(GIT_REPOSITORY, "ssh")["status"]["artifact"]["revision"] == f"main@sha1:{sha}"
+    refused = kube.wait_failed(GIT_REPOSITORY, "unknown-host", "GitOperationFailed")
+    assert "host key verification failed" in condition(refused, "Ready")["message"]
+    assert "PRIVATE KEY" not in str(refused) + " ".join(kube.events("unknown-host"))
+
+
+# -- bad input ------------------------------------------------------------------------------------
+
+
+def test_bad_inputs_fail_with_one_line_reasons_and_do_not_affect_others(
+    git_server: GitHttpServer, repo: GitRepo, kube: Api
+) -> None:
+    name = f"bad-{uuid.uuid4().hex[:6]}"
+    url = git_server.create_repo(name)
+    repo.commit({"a.yaml": "a\n"})
+    repo.tag("v1.0.0")
+    repo.push(git_server.repo_path(name))
+    cases = {
+        "wrong-url": (git_spec(f"{git_server.url}/does-not-exist.git"), "GitOperationFailed", "not found"),
+        "unreachable": (git_spec("http://127.0.0.1:1/x.git"), "GitOperationFailed", "127.0.0.1"),
+        "no-branch": (git_spec(url, branch="nope"), "GitOperationFailed", "branch 'nope' not found"),
+        "no-tag": (git_spec(url, tag="v9"), "GitOperationFailed", "tag 'v9' not found"),
+        "no-semver": (git_spec(url, semver=">=5.0.0"), "GitOperationFailed", "no tag matches semver range"),
+        "bad-semver": (git_spec(url, semver="not a range"), "InvalidSpec", "spec.ref.semver"),
+        "bad-url": (git_spec("ftp://example/x"), "URLInvalid", "spec.url"),
+        "no-commit": (git_spec(url, commit="0" * 40), "GitOperationFailed", "not found"),
+    }
+    for case, (spec, _, _) in cases.items():
+        kube.create(GIT_REPOSITORY, case, spec)
+    kube.create(GIT_REPOSITORY, "fine", git_spec(url))
+    for case, (_, reason, text) in cases.items():
+        obj = kube.wait_failed(GIT_REPOSITORY, case, reason)
+        message = condition(obj, "Ready")["message"]
+        assert text in message and "\n" not in message, (case, message)
+    assert kube.wait_ready(GIT_REPOSITORY, "fine")
+    assert condition(kube.get(GIT_REPOSITORY, "bad-semver"), "Stalled")["status"] == "True"
+    assert condition(kube.get(GIT_REPOSITORY, "no-branch"), "Reconciling")["status"] == "True"
+
+
+def test_oversize_repository_and_escaping_symlink_are_refused(
+    git_server: GitHttpServer, repo: GitRepo, kube: Api, small_source: Reconcilers, tmp_path: Path
+) -> None:
+    name = f"big-{uuid.uuid4().hex[:6]}"
+    url = git_server.create_repo(name)
+    repo.commit({"big.yaml": "x" * 10_000})
+    repo.push(git_server.repo_path(name))
+    kube.create(GIT_REPOSITORY, "big", git_spec(url), labels={SHARD: "small"})
+    big = kube.wait_failed(GIT_REPOSITORY, "big", "GitOperationFailed")
+    assert "larger than the 4096 byte limit" in condition(big, "Ready")["message"]
+
+    link_name = f"link-{uuid.uuid4().hex[:6]}"
+    link_url = git_server.create_repo(link_name)
+    links = GitRepo(tmp_path / "links")
+    links.commit({"a.yaml": "a\n"})
+    (links.path / "passwd").symlink_to("/etc/passwd")
+    links.commit()
+    links.push(git_server.repo_path(link_name))
+    kube.create(GIT_REPOSITORY, "escape", git_spec(link_url))
+    escape = kube.wait_failed(GIT_REPOSITORY, "escape", "ArchiveOperationFailed")
+    assert "passwd" in condition(escape, "Ready")["message"]
+
+
+# -- lifecycle ------------------------------------------------------------------------------------
+
+
+def test_suspend_and_resume(git_server: GitHttpServer, repo: GitRepo, kube: Api) -> None:
+    name = f"suspend-{uuid.uuid4().hex[:6]}"
+    url = git_server.create_repo(name)
+    repo.commit({"a.yaml": "1\n"})
+    repo.push(git_server.repo_path(name))
+    kube.create(GIT_REPOSITORY, "paused", git_spec(url))
+    kube.wait_ready(GIT_REPOSITORY, "paused")
+    kube.patch(GIT_REPOSITORY, "paused", {"spec": {"suspend": True}})
+    newer = repo.commit({"a.yaml": "2\n"})
+    repo.push(git_server.repo_path(name))
+    kube.request_reconcile(GIT_REPOSITORY, "paused")
+    time.sleep(1.5)
+    assert newer not in kube.get(GIT_REPOSITORY, "paused")["status"]["artifact"]["revision"]
+    kube.patch(GIT_REPOSITORY, "paused", {"spec": {"suspend": False}})
+    until(
+        lambda: kube.get(GIT_REPOSITORY, "paused"),
+        lambda o: o["status"]["artifact"]["revision"] == f"main@sha1:{newer}",
+        what="resumed reconcile",
+    )
+
+
+def test_deletion_removes_the_artifacts_and_the_finalizer(
+    git_server: GitHttpServer, repo: GitRepo, kube: Api, source: Reconcilers
+) -> None:
+    name = f"gone-{uuid.uuid4().hex[:6]}"
+    url = git_server.create_repo(name)
+    repo.commit({"a.yaml": "a\n"})
+    repo.push(git_server.repo_path(name))
+    kube.create(GIT_REPOSITORY, "gone", git_spec(url))
+    path = kube.wait_ready(GIT_REPOSITORY, "gone")["status"]["artifact"]["path"]
+    assert source.storage.exists(path)
+    kube.custom.delete_namespaced_custom_object(
+        GIT_REPOSITORY.group, GIT_REPOSITORY.version, kube.namespace, GIT_REPOSITORY.plural, "gone"
+    )
+
+    def deleted() -> bool:
+        try:
+            kube.get(GIT_REPOSITORY, "gone")
+            return False
+        except client.ApiException as exc:
+            return bool(exc.status == 404)
+
+    until(deleted, bool, what="GitRepository deleted")
+    assert not source.storage.exists(path)
+
+
+def test_watch_survives_an_api_server_restart(
+    git_server: GitHttpServer, repo: GitRepo, kube: Api, control_plane: ControlPlane
+) -> None:
+    name = f"restart-{uuid.uuid4().hex[:6]}"
+    url = git_server.create_repo(name)
+    repo.commit({"a.yaml": "a\n"})
+    repo.push(git_server.repo_path(name))
+    kube.create(GIT_REPOSITORY, "before", git_spec(url))
+    kube.wait_ready(GIT_REPOSITORY, "before")
+
+    control_plane.restart_apiserver()
+    newer = repo.commit({"a.yaml": "b\n"})
+    repo.push(git_server.repo_path(name))
+    until(lambda: _try(lambda: kube.create(GIT_REPOSITORY, "after", git_spec(url))), bool, what="create after restart")
+    kube.request_reconcile(GIT_REPOSITORY, "before")
+    for obj_name in ("before", "after"):
+        obj = until(
+            lambda n=obj_name: kube.get(GIT_REPOSITORY, n),  # type: ignore[misc]
+            lambda o: (o.get("status") or {}).get("artifact", {}).get("revision") == f"main@sha1:{newer}",
+            timeout=60,
+            what=f"{obj_name} reconciled after the restart",
+        )
+        assert is_ready(obj)
+
+
+def _try(action: Callable[[], None]) -> bool:
+    try:
+        action()
+        return True
+    except Exception:
+        return False
+
+
+# -- Helm -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def helm_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HelmRepoServer]:
+    with HelmRepoServer(tmp_path_factory.mktemp("charts"), USER, PASSWORD) as server:
+        server.add_chart("podinfo", "6.0.0", {"replicaCount": 1})
+        server.add_chart("podinfo", "6.1.0", {"replicaCount": 2, "image": {"tag": "6.1.0"}})
+        server.add_chart("podinfo", "7.0.0", {"replicaCount": 3})
+        yield server
+
+
+def test_helm_repository_and_chart_from_it(helm_repo: HelmRepoServer, kube: Api) -> None:
+    kube.secret("helm-auth", {"username": USER.encode(), "password": PASSWORD.encode()})
+    kube.create(
+        HELM_REPOSITORY, "podinfo", {"url": helm_repo.url, "interval": "1m", "secretRef": {"name": "helm-auth"}}
+    )
+    kube.create(HELM_REPOSITORY, "no-auth", {"url": helm_repo.url, "interval": "1m"})
+    repo = kube.wait_ready(HELM_REPOSITORY, "podinfo")
+    index = helm_repo.index_path.read_bytes()
+    assert repo["status"]["artifact"]["revision"] == "sha256:" + hashlib.sha256(index).hexdigest()
+    assert kube.wait_failed(HELM_REPOSITORY, "no-auth", "AuthenticationFailed")
+
+    chart_spec = {"chart": "podinfo", "version": "6.x", "interval": "1m",
+                  "sourceRef": {"kind": "HelmRepository", "name": "podinfo"}}  # fmt: skip
+    kube.create(HELM_CHART, "podinfo", chart_spec)
+    kube.create(HELM_CHART, "missing", {**chart_spec, "version": ">=9"})
+    chart = kube.wait_ready(HELM_CHART, "podinfo")
+    assert chart["status"]["artifact"]["revision"] == "6.1.0"
+    data = httpx.get(chart["status"]["artifact"]["url"], timeout=10).raise_for_status().content
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        values = yaml.safe_load(archive.extractfile("podinfo/values.yaml").read())  # type: ignore[union-attr]
+    assert values["replicaCount"] == 2
+    missing = kube.wait_failed(HELM_CHART, "missing", "ChartPullError")
+    assert "no 'podinfo' chart with version matching '>=9'" in condition(missing, "Ready")["message"]
+
+
+def test_corrupt_index_is_reported(helm_repo: HelmRepoServer, kube: Api, tmp_path: Path) -> None:
+    with HelmRepoServer(tmp_path / "broken") as broken:
+        broken.add_chart("x", "1.0.0")
+        broken.index_path.write_text("apiVersion: v1\nentries: [not, a, map\n")
+        kube.create(HELM_REPOSITORY, "broken", {"url": broken.url, "interval": "1m"})
+        obj = kube.wait_failed(HELM_REPOSITORY, "broken", "IndexationFailed")
+    assert "index.yaml is not valid YAML" in condition(obj, "Ready")["message"]
+
+
+def test_chart_from_git_with_values_files(git_server: GitHttpServer, repo: GitRepo, kube: Api) -> None:
+    name = f"charts-{uuid.uuid4().hex[:6]}"
+    url = git_server.create_repo(name)
+    repo.commit({
+        "charts/app/Chart.yaml": "apiVersion: v2\nname: app\nversion: 1.2.3\n",
+        "charts/app/values.yaml": "replicas: 1\nimage:\n  tag: a\n  pull: Always\n",
+        "charts/app/values-prod.yaml": "replicas: 5\nimage:\n  tag: b\n",
+        "charts/app/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\n",
+    })  # fmt: skip
+    repo.push(git_server.repo_path(name))
+    kube.create(GIT_REPOSITORY, "charts", git_spec(url))
+    kube.create(HELM_CHART, "app", {
+        "chart": "charts/app", "interval": "1m", "sourceRef": {"kind": "GitRepository", "name": "charts"},
+        "valuesFiles": ["charts/app/values.yaml", "charts/app/values-prod.yaml"],
+    })  # fmt: skip
+    chart = kube.wait_ready(HELM_CHART, "app", timeout=60)
+    assert chart["status"]["artifact"]["revision"] == "1.2.3"
+    data = httpx.get(chart["status"]["artifact"]["url"], timeout=10).raise_for_status().content
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        values = yaml.safe_load(archive.extractfile("app/values.yaml").read())  # type: ignore[union-attr]
+    assert values == {"replicas": 5, "image": {"tag": "b", "pull": "Always"}}
