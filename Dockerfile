@@ -1,14 +1,26 @@
-# fluxwarden: the admission webhook (and, later, the reconciler) as a non-root container.
-FROM python:3.11-slim AS build
+# fluxwarden: the admission webhook and the reconciler, as a non-root container.
+# helm and kustomize are built from the same pinned Go modules as the tests use (tests/cluster).
+FROM golang:1.26-bookworm AS tools
+WORKDIR /src
+COPY tests/cluster/go.mod tests/cluster/go.sum ./
+RUN go mod download
+COPY tests/cluster/ ./
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/helm helm.sh/helm/v3/cmd/helm && \
+    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/kustomize sigs.k8s.io/kustomize/kustomize/v5
+
+FROM python:3.11-slim-bookworm AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY fluxwarden ./fluxwarden
 RUN pip install --no-cache-dir --prefix=/install .
 
-FROM python:3.11-slim
+FROM python:3.11-slim-bookworm
+RUN apt-get update && apt-get install -y --no-install-recommends git openssh-client ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=tools /out/helm /out/kustomize /usr/local/bin/
 COPY --from=build /install /usr/local
 RUN useradd --uid 65532 --user-group --no-create-home --shell /usr/sbin/nologin fluxwarden
 USER 65532:65532
-EXPOSE 8443 8080
+EXPOSE 8443 8080 9090 9440
 ENTRYPOINT ["fluxwarden"]
 CMD ["serve", "--tls-cert-file=/certs/tls.crt", "--tls-private-key-file=/certs/tls.key"]

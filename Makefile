@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STATE := .state
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test venv lint unit integration e2e test-binaries system-deps certs bench clean
+.PHONY: run test venv lint test-binaries system-deps bench-deps certs bench clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -32,20 +32,23 @@ lint: venv
 	$(BIN)/lint-imports
 
 ## Debian packages the tests run for real: openssh-server's sshd (started by the tests, never as a service).
-system-deps:
-	@if [ ! -x /usr/sbin/sshd ]; then \
-		if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; \
-		else echo "system-deps: /usr/sbin/sshd missing; install openssh-server as root" >&2; exit 1; fi; \
-		$$SUDO apt-get update -qq && \
-		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server; \
-	fi
+# Debian packages the tests (sshd) and benchmarks (wrk) run; installed only when missing.
+APT_INSTALL = if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; \
+	else echo "install $$1 as root (apt-get install $$1)" >&2; exit 1; fi; \
+	$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 
-## make test: lint, type-check, then the whole suite against the real binaries.
+system-deps:
+	@if [ ! -x /usr/sbin/sshd ]; then set -- openssh-server; $(APT_INSTALL) openssh-server; fi
+
+bench-deps:
+	@if ! command -v wrk >/dev/null; then set -- wrk; $(APT_INSTALL) wrk; fi
+
 test: venv test-binaries system-deps lint
 	FLUXWARDEN_TEST_BIN=$$(tests/cluster/build.sh) $(BIN)/pytest -q tests
 
-bench: venv test-binaries
-	FLUXWARDEN_TEST_BIN=$$(tests/cluster/build.sh) $(BIN)/python -m bench.webhook
+## make bench: webhook throughput and latency against a bare Starlette+uvicorn TLS endpoint.
+bench: venv bench-deps
+	$(BIN)/python -m bench.webhook
 
 clean:
 	rm -rf $(VENV) $(STATE) *.egg-info

@@ -39,6 +39,14 @@ def _fields(value: Any) -> Obj:
     return {".": {}, **{f"f:{key}": _fields(item) for key, item in value.items()}}
 
 
+def _stable_hash(text: str) -> int:
+    """A stable hash (``hash()`` is salted per process) for made-up but deterministic uids."""
+    value = 0
+    for char in text:
+        value = (value * 131 + ord(char)) % (2**61 - 1)
+    return value
+
+
 def _metadata(obj: Obj, tenant: str, *, kubectl: bool, generation: int = 1) -> Obj:
     """Fill ``obj["metadata"]`` as the API server would hand it to a webhook."""
     name, namespace = obj["metadata"]["name"], obj["metadata"]["namespace"]
@@ -50,8 +58,12 @@ def _metadata(obj: Obj, tenant: str, *, kubectl: bool, generation: int = 1) -> O
     }
     annotations: dict[str, str] = {"fluxwarden.dev/owner": f"{tenant}@example.com"}
     if kubectl:
-        applied = {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "metadata": {"labels": labels, "name": name,
-                   "namespace": namespace}, "spec": obj["spec"]}  # fmt: skip
+        applied = {
+            "apiVersion": obj["apiVersion"],
+            "kind": obj["kind"],
+            "metadata": {"labels": labels, "name": name, "namespace": namespace},
+            "spec": obj["spec"],
+        }
         annotations["kubectl.kubernetes.io/last-applied-configuration"] = json.dumps(applied, sort_keys=True) + "\n"
     else:
         labels["kustomize.toolkit.fluxcd.io/name"] = f"{tenant}-apps"
@@ -60,7 +72,7 @@ def _metadata(obj: Obj, tenant: str, *, kubectl: bool, generation: int = 1) -> O
     obj["metadata"] = {
         "name": name,
         "namespace": namespace,
-        "uid": f"6f0c5a2e-{generation:04d}-4b1e-9a3c-{abs(hash_text(namespace + name)) % 10**12:012d}",
+        "uid": f"6f0c5a2e-{generation:04d}-4b1e-9a3c-{_stable_hash(namespace + name) % 10**12:012d}",
         "resourceVersion": str(48_213_000 + generation),
         "generation": generation,
         "creationTimestamp": "2025-03-04T09:12:44Z",
@@ -89,14 +101,6 @@ def _metadata(obj: Obj, tenant: str, *, kubectl: bool, generation: int = 1) -> O
     return obj
 
 
-def hash_text(text: str) -> int:
-    """A stable hash (``hash()`` is salted per process) for made-up but deterministic uids."""
-    value = 0
-    for char in text:
-        value = (value * 131 + ord(char)) % (2**61 - 1)
-    return value
-
-
 def git_repository(tenant: str, name: str) -> Obj:
     obj: Obj = {
         "apiVersion": "source.toolkit.fluxcd.io/v1",
@@ -116,13 +120,28 @@ def git_repository(tenant: str, name: str) -> Obj:
     return _metadata(obj, tenant, kubectl=False)
 
 
-def _patch_text(index: int, tenant: str) -> str:
-    return (
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: not-used\nspec:\n  template:\n    spec:\n"
-        f"      containers:\n        - name: app\n          env:\n            - name: TENANT\n              value: {tenant}\n"
-        f"            - name: SHARD\n              value: \"{index}\"\n          resources:\n            limits:\n"
-        "              memory: 512Mi\n            requests:\n              cpu: 100m\n              memory: 256Mi\n"
-    )
+_PATCH = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: not-used
+spec:
+  template:
+    spec:
+      containers:
+        - name: app
+          env:
+            - name: TENANT
+              value: {tenant}
+            - name: SHARD
+              value: "{index}"
+          resources:
+            limits:
+              memory: 512Mi
+            requests:
+              cpu: 100m
+              memory: 256Mi
+"""
 
 
 def kustomization(tenant: str, name: str, *, patches: int = 0, source_namespace: str | None = None) -> Obj:
@@ -160,7 +179,10 @@ def kustomization(tenant: str, name: str, *, patches: int = 0, source_namespace:
             ],
             "images": [{"name": f"registry.example.com/{tenant}/{name}", "newTag": "1.24.3"}],
             "patches": [
-                {"patch": _patch_text(i, tenant), "target": {"kind": "Deployment", "labelSelector": f"shard={i}"}}
+                {
+                    "patch": _PATCH.format(tenant=tenant, index=i),
+                    "target": {"kind": "Deployment", "labelSelector": f"shard={i}"},
+                }
                 for i in range(patches)
             ],
         },
@@ -174,8 +196,13 @@ def _component(index: int) -> Obj:
     return {
         "enabled": True,
         "replicaCount": 2 + index % 3,
-        "image": {"registry": "registry.example.com", "repository": f"platform/{name}", "tag": f"v2.{index}.1",
-                  "pullPolicy": "IfNotPresent", "digest": ""},  # fmt: skip
+        "image": {
+            "registry": "registry.example.com",
+            "repository": f"platform/{name}",
+            "tag": f"v2.{index}.1",
+            "pullPolicy": "IfNotPresent",
+            "digest": "",
+        },
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
         "podAnnotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "9090"},
         "env": [{"name": f"{name.upper()}_LOG_LEVEL", "value": "info"}, {"name": "GOMAXPROCS", "value": "2"}],
@@ -188,9 +215,19 @@ def _component(index: int) -> Obj:
         },
         "nodeSelector": {"kubernetes.io/os": "linux", "agentpool": "user"},
         "tolerations": [{"key": "workload", "operator": "Equal", "value": "tenant", "effect": "NoSchedule"}],
-        "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100,
-                     "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels":
-                     {"app.kubernetes.io/name": name}}}}]}},  # fmt: skip
+        "affinity": {
+            "podAntiAffinity": {
+                "preferredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "weight": 100,
+                        "podAffinityTerm": {
+                            "topologyKey": "kubernetes.io/hostname",
+                            "labelSelector": {"matchLabels": {"app.kubernetes.io/name": name}},
+                        },
+                    }
+                ]
+            }
+        },
         "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10},
     }
 
@@ -214,8 +251,15 @@ def helm_release(
     spec: Obj = {
         "interval": "30m",
         "releaseName": name,
-        "chart": {"spec": {"chart": name, "version": ">=4.10.0 <5.0.0", "sourceRef": source_ref,
-                           "interval": "12h", "reconcileStrategy": "ChartVersion"}},  # fmt: skip
+        "chart": {
+            "spec": {
+                "chart": name,
+                "version": ">=4.10.0 <5.0.0",
+                "sourceRef": source_ref,
+                "interval": "12h",
+                "reconcileStrategy": "ChartVersion",
+            }
+        },
         "install": {"crds": "CreateReplace", "remediation": {"retries": 3}},
         "upgrade": {"crds": "CreateReplace", "remediation": {"retries": 3, "remediateLastFailure": True}},
         "driftDetection": {"mode": "enabled"},
@@ -272,13 +316,19 @@ def _review(label: str, obj: Obj, uid: int, *, old: Obj | None = None, denied: b
         username=f"system:serviceaccount:{tenant}:flux-applier",
     )
     request = review["request"]
-    request["userInfo"]["groups"] = ["system:serviceaccounts", f"system:serviceaccounts:{tenant}",
-                                     "system:authenticated"]  # fmt: skip
+    request["userInfo"]["groups"] = [
+        "system:serviceaccounts",
+        f"system:serviceaccounts:{tenant}",
+        "system:authenticated",
+    ]
     request["userInfo"]["uid"] = f"c0ffee00-0000-4000-8000-{uid:012d}"
     request["requestKind"] = request["kind"]
     request["requestResource"] = request["resource"]
-    request["options"] = {"kind": "UpdateOptions" if old else "CreateOptions", "apiVersion": "meta.k8s.io/v1",
-                          "fieldManager": "kustomize-controller"}  # fmt: skip
+    request["options"] = {
+        "kind": "UpdateOptions" if old else "CreateOptions",
+        "apiVersion": "meta.k8s.io/v1",
+        "fieldManager": "kustomize-controller",
+    }
     if old:
         request["oldObject"] = old
     return Review(label, json.dumps(review, separators=(",", ":")).encode(), denied)
@@ -302,18 +352,29 @@ def reviews() -> list[Review]:
         _review("GitRepository UPDATE", git_update, 2, old=git_old),
         _review("Kustomization CREATE, no SA (patched)", kustomization("team-a", "apps"), 3),
         _review("Kustomization CREATE, 8 patches", kustomization("team-b", "platform", patches=8), 4),
-        _review("Kustomization cross-namespace source", kustomization("team-c", "apps", source_namespace="flux-system"),
-                5, denied=True),  # fmt: skip
+        _review(
+            "Kustomization cross-namespace source",
+            kustomization("team-c", "apps", source_namespace="flux-system"),
+            5,
+            denied=True,
+        ),
         _review("HelmRelease CREATE, values", helm_release("team-a", "redis", values_bytes=3_000), 6),
-        _review("HelmRelease CREATE, big values, no SA (patched)",
-                helm_release("team-b", "monitoring", values_bytes=5_000, service_account=False), 7),  # fmt: skip
+        _review(
+            "HelmRelease CREATE, big values, no SA (patched)",
+            helm_release("team-b", "monitoring", values_bytes=5_000, service_account=False),
+            7,
+        ),
         _review("HelmRelease UPDATE, values", hr_update, 8, old=hr_old),
-        _review("HelmRelease v2beta1 (deprecated)",
-                helm_release("team-c", "cache", values_bytes=3_000, version="v2beta1"), 9),  # fmt: skip
+        _review(
+            "HelmRelease v2beta1 (deprecated)",
+            helm_release("team-c", "cache", values_bytes=3_000, version="v2beta1"),
+            9,
+        ),
         _review("HelmRelease legacy (TENANCY.md)", _legacy("nginx"), 10, denied=True),
         _review("Alert", alert("team-a", "on-call"), 11),
-        _review("Alert cross-namespace source", alert("team-b", "on-call", foreign_namespace="flux-system"), 12,
-                denied=True),  # fmt: skip
+        _review(
+            "Alert cross-namespace source", alert("team-b", "on-call", foreign_namespace="flux-system"), 12, denied=True
+        ),
     ]
     for review in mix:
         if not MIN_BYTES <= len(review.body) <= MAX_BYTES:

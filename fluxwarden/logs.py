@@ -18,9 +18,19 @@ LOGGER = "fluxwarden.webhook"
 class JsonFormatter(logging.Formatter):
     """``{"ts", "level", "logger", "msg", ...extra fields}`` on one line."""
 
+    _second = -1
+    _stamp = ""
+
+    def _timestamp(self, created: float) -> str:
+        # The webhook logs every decision: format the date once per second, not once per line.
+        second = int(created)
+        if second != self._second:
+            self._second, self._stamp = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._stamp}.{int((created - second) * 1000):03d}Z"
+
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "ts": self._timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -33,6 +43,9 @@ class JsonFormatter(logging.Formatter):
 
 def configure(level: str = "info") -> None:
     """Send our and uvicorn's records to stderr as JSON lines."""
+    # Per-record costs we do not use (the logging HOWTO's "Optimization"): caller lookup, thread/process info.
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     for name in ("fluxwarden", "uvicorn", "uvicorn.error"):

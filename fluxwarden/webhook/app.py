@@ -40,24 +40,34 @@ class WebhookConfig:
 
 
 async def read_body(request: Request, limit: int, timeout: float) -> bytes:
-    """The whole body, or :class:`PayloadTooLarge` / :class:`RequestTimeout` / :class:`BadReview`."""
+    """The whole body, or :class:`PayloadTooLarge` / :class:`RequestTimeout` / :class:`BadReview`.
+
+    Reads ASGI messages directly (no async generator): this runs once per review on the hot path.
+    """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"body is {declared} bytes; AdmissionReviews over {limit} bytes are refused")
     chunks: list[bytes] = []
     size = 0
+    receive = request.receive
     try:
         async with asyncio.timeout(timeout):
-            async for chunk in request.stream():
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise BadReview("client disconnected before sending the whole body")
+                chunk = message.get("body", b"")
                 size += len(chunk)
                 if size > limit:
                     raise PayloadTooLarge(f"body is over {limit} bytes; AdmissionReviews that large are refused")
                 chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
     except TimeoutError:
         raise RequestTimeout(f"body not received within {timeout:g}s") from None
     if not size:
         raise BadReview("body is empty; send an admission.k8s.io/v1 AdmissionReview")
-    return b"".join(chunks)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _log_decision(route: str, review: AdmissionRequest, decision: Decision, seconds: float) -> None:

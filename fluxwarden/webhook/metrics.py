@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 LABELS = ("route", "kind", "operation", "allowed")
 # Admission must answer in milliseconds; the buckets resolve that range.
+MAX_CACHED_LABEL_SETS = 1024
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -28,7 +31,15 @@ class WebhookMetrics:
             registry=self.registry,
         )
 
+        # labels() takes a lock and validates on every call; the label sets are few, so keep the children.
+        self._children: dict[tuple[str, ...], tuple[Any, Any]] = {}
+
     def observe(self, route: str, kind: str, operation: str, allowed: str, seconds: float) -> None:
-        labels = (route, kind or "unknown", operation or "unknown", allowed)
-        self.duration.labels(*labels).observe(seconds)
-        self.requests.labels(*labels).inc()
+        labels = (route, kind[:63] or "unknown", operation or "unknown", allowed)
+        children = self._children.get(labels)
+        if children is None:
+            children = (self.duration.labels(*labels), self.requests.labels(*labels))
+            if len(self._children) < MAX_CACHED_LABEL_SETS:
+                self._children[labels] = children
+        children[0].observe(seconds)
+        children[1].inc()

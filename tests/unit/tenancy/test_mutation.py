@@ -27,7 +27,7 @@ def test_empty_service_account_is_set_to_the_applier(api_version: str) -> None:
     original = obj(api_version, kind, interval="5m")
     result = mutate(original, Settings())
     assert applied(original, result.patch)["spec"]["serviceAccountName"] == "flux-applier"
-    assert result.obj == applied(original, result.patch)
+    assert result.apply() == applied(original, result.patch)
     assert result.warnings == [
         "service-account: set spec.serviceAccountName to 'flux-applier' (tenants apply as the applier)"
     ]
@@ -84,3 +84,10 @@ def test_no_mutation_when_not_enforced_or_exempt(
 ) -> None:
     result = mutate(REFERENCE_LEGACY, settings, namespace=namespace, requester=requester)
     assert (result.patch, result.warnings) == ([], [])
+
+
+def test_an_empty_service_account_field_is_replaced() -> None:
+    original = obj("kustomize.toolkit.fluxcd.io/v1", "Kustomization", serviceAccountName="")
+    result = mutate(original, Settings())
+    assert result.patch == [{"op": "replace", "path": "/spec/serviceAccountName", "value": "flux-applier"}]
+    assert result.apply()["spec"]["serviceAccountName"] == "flux-applier"

@@ -1,0 +1,100 @@
+"""Reading and nudging Flux objects for ``get``, ``reconcile``, ``suspend`` and ``resume``.
+
+The kinds the commands know, by the words a user types (``source git``, ``kustomization``), and
+the few API calls behind them, through the controllers' API adapter.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fluxwarden.controllers.runtime.kube import MERGE_PATCH, Kube, Resource
+from fluxwarden.controllers.runtime.prologue import REQUESTED_AT
+from fluxwarden.controllers.source.api import GIT_REPOSITORY, HELM_CHART, HELM_REPOSITORY
+
+SOURCES: dict[str, Resource] = {"git": GIT_REPOSITORY, "helm": HELM_REPOSITORY, "chart": HELM_CHART}
+
+
+class CommandError(Exception):
+    """A one-line failure of a command (not found, timed out, reconcile failed)."""
+
+
+@dataclass(frozen=True)
+class Row:
+    namespace: str
+    name: str
+    revision: str
+    suspended: bool
+    ready: str
+    message: str
+
+
+def _ready(obj: dict[str, Any]) -> tuple[str, str]:
+    for condition in (obj.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Ready":
+            return str(condition.get("status")), str(condition.get("message", ""))
+    return "Unknown", "waiting to be reconciled"
+
+
+def row_of(obj: dict[str, Any]) -> Row:
+    status = obj.get("status") or {}
+    revision = (status.get("artifact") or {}).get("revision") or status.get("lastAppliedRevision") or ""
+    ready, message = _ready(obj)
+    meta = obj["metadata"]
+    suspended = bool((obj.get("spec") or {}).get("suspend"))
+    return Row(meta.get("namespace", ""), meta["name"], revision, suspended, ready, message)
+
+
+def rows(kube: Kube, resource: Resource, namespace: str | None) -> list[Row]:
+    items, _ = kube.list(resource, namespace)
+    return sorted((row_of(obj) for obj in items), key=lambda r: (r.namespace, r.name))
+
+
+def table(rows_: list[Row], all_namespaces: bool) -> str:
+    header = ["NAME", "REVISION", "SUSPENDED", "READY", "MESSAGE"]
+    body = [[r.name, r.revision, str(r.suspended), r.ready, r.message] for r in rows_]
+    if all_namespaces:
+        header.insert(0, "NAMESPACE")
+        for line, r in zip(body, rows_, strict=True):
+            line.insert(0, r.namespace)
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *body, strict=False)]
+    lines = [
+        "\t".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in [header, *body]
+    ]
+    return "\n".join(lines)
+
+
+def now_stamp() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def request_reconcile(kube: Kube, resource: Resource, namespace: str, name: str) -> str:
+    """Annotate the object with a new ``requestedAt``; returns the value to wait for."""
+    stamp = now_stamp()
+    kube.patch(resource, namespace, name, {"metadata": {"annotations": {REQUESTED_AT: stamp}}}, MERGE_PATCH)
+    return stamp
+
+
+def wait_handled(
+    kube: Kube, resource: Resource, namespace: str, name: str, stamp: str, timeout: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:  # fmt: skip
+    """Poll until the controller recorded ``stamp`` as handled; raise :class:`CommandError` on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        obj = kube.get(resource, namespace, name)
+        if (obj.get("status") or {}).get("lastHandledReconcileAt") == stamp:
+            return obj
+        if time.monotonic() > deadline:
+            raise CommandError(
+                f"{resource.kind} {namespace}/{name} was not reconciled within {timeout:g}s; is the controller running?"
+            )
+        sleep(0.5)
+
+
+def set_suspend(kube: Kube, resource: Resource, namespace: str, name: str, suspend: bool) -> None:
+    kube.patch(resource, namespace, name, {"spec": {"suspend": suspend}}, MERGE_PATCH)
