@@ -7,6 +7,7 @@ would hide exactly the problems they exist to find.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -126,7 +127,11 @@ def start_reconcilers(
         controllers: tuple[str, ...] = ("source",), label_selector: str | None = None, **options: Any
     ) -> Reconcilers:
         api = api_client(control_plane.kubeconfig)
-        manager = ManagerOptions(concurrency=4, label_selector=label_selector, watch_timeout=30, backoff_base=0.2)
+        manager_fields = {f.name for f in dataclasses.fields(ManagerOptions)}
+        defaults: dict[str, Any] = {"concurrency": 4, "watch_timeout": 30, "backoff_base": 0.2}
+        given = {k: v for k, v in options.items() if k in manager_fields}
+        manager = ManagerOptions(**{**defaults, **given, "label_selector": label_selector})
+        options = {k: v for k, v in options.items() if k not in manager_fields}
         reconcilers = build(
             Kube(api),
             ControllersOptions(
