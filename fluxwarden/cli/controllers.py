@@ -8,15 +8,15 @@ import sys
 from pathlib import Path
 
 from fluxwarden import logs
+from fluxwarden.cli.options import add_settings_flags, settings_from
+from fluxwarden.controllers.app import ControllersOptions, build
+from fluxwarden.controllers.kustomize.kustomization import KustomizeOptions
+from fluxwarden.controllers.runtime.kube import Kube
+from fluxwarden.controllers.runtime.manager import ManagerOptions
+from fluxwarden.kubeclient import api_client
 
 
 def run(args: argparse.Namespace) -> int:
-    # Imported here so that the webhook commands never load the Kubernetes client.
-    from fluxwarden.controllers.app import ControllersOptions, build
-    from fluxwarden.controllers.runtime.kube import Kube
-    from fluxwarden.controllers.runtime.manager import ManagerOptions
-    from fluxwarden.kubeclient import api_client
-
     logs.configure(args.log_level)
     options = ControllersOptions(
         controllers=tuple(c.strip() for c in args.controllers.split(",") if c.strip()),
@@ -25,6 +25,7 @@ def run(args: argparse.Namespace) -> int:
         storage_port=int(args.storage_addr.rpartition(":")[2]),
         storage_adv_url=args.storage_adv_url,
         max_source_size=args.max_source_size,
+        kustomize=KustomizeOptions(settings=settings_from(args), auto_fix_legacy=args.auto_fix_legacy),
         manager=ManagerOptions(
             concurrency=args.concurrency,
             namespace=args.watch_namespace,
@@ -53,7 +54,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     sub = parser.add_subparsers(dest="controllers_command", required=True)
     start = sub.add_parser("run", help="run the chosen controllers until SIGTERM")
     env = os.environ.get
-    start.add_argument("--controllers", default=env("FLUXWARDEN_CONTROLLERS", "source"), help="comma list: source")
+    start.add_argument(
+        "--controllers", default=env("FLUXWARDEN_CONTROLLERS", "source,kustomize"), help="comma list: source,kustomize"
+    )
     start.add_argument("--kubeconfig", default=env("KUBECONFIG"), help="default: ~/.kube/config, then in-cluster")
     start.add_argument("--concurrency", type=int, default=int(env("FLUXWARDEN_CONCURRENCY", "4")))
     start.add_argument("--watch-namespace", default=env("FLUXWARDEN_WATCH_NAMESPACE"), help="default: all")
@@ -70,4 +73,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     start.add_argument("--metrics-port", type=int, default=int(env("FLUXWARDEN_METRICS_PORT", "8080")))
     start.add_argument("--health-port", type=int, default=int(env("FLUXWARDEN_HEALTH_PORT", "9440")))
     start.add_argument("--log-level", default=env("FLUXWARDEN_LOG_LEVEL", "info"))
+    start.add_argument(
+        "--auto-fix-legacy",
+        action=argparse.BooleanOptionalAction,
+        default=env("FLUXWARDEN_AUTO_FIX_LEGACY", "false").lower() == "true",
+        help="move built Flux objects into the Kustomization's namespace (TENANCY.md's legacy fix)",
+    )
+    add_settings_flags(start)
     start.set_defaults(func=run)

@@ -16,6 +16,7 @@ from fluxwarden.cli.objects import (
     table,
     wait_handled,
 )
+from fluxwarden.controllers.kustomize.api import KUSTOMIZATION
 from fluxwarden.controllers.runtime.durations import parse_duration
 from fluxwarden.controllers.runtime.kube import Kube, KubeError, Resource
 from fluxwarden.kubeclient import api_client
@@ -30,7 +31,7 @@ def _namespace(args: argparse.Namespace) -> str:
 
 
 def _resource(args: argparse.Namespace) -> Resource:
-    return SOURCES[args.source_kind]
+    return SOURCES[args.source_kind] if getattr(args, "source_kind", None) else KUSTOMIZATION
 
 
 def get_sources(args: argparse.Namespace) -> int:
@@ -46,8 +47,29 @@ def get_sources(args: argparse.Namespace) -> int:
     return 0
 
 
+def get_kustomizations(args: argparse.Namespace) -> int:
+    namespace = None if args.all_namespaces else _namespace(args)
+    print(table(rows(_kube(args), KUSTOMIZATION, namespace), args.all_namespaces))
+    return 0
+
+
 def reconcile(args: argparse.Namespace) -> int:
     kube, resource, namespace = _kube(args), _resource(args), _namespace(args)
+    if getattr(args, "with_source", False):
+        source = kube.get(resource, namespace, args.name).get("spec", {}).get("sourceRef", {})
+        kind = {r.kind: alias for alias, r in SOURCES.items()}.get(source.get("kind"))
+        if kind is None:
+            raise CommandError(f"--with-source: sourceRef kind '{source.get('kind')}' is not a known source")
+        source_args = argparse.Namespace(
+            **{
+                **vars(args),
+                "source_kind": kind,
+                "name": source.get("name"),
+                "namespace": source.get("namespace") or namespace,
+                "with_source": False,
+            }
+        )
+        reconcile(source_args)
     print(f"► annotating {resource.kind} {args.name} in {namespace} namespace")
     stamp = request_reconcile(kube, resource, namespace, args.name)
     print(f"◎ waiting for {resource.kind} reconciliation")
@@ -89,18 +111,29 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     sources.add_argument("-A", "--all-namespaces", action="store_true")
     _common(sources)
     sources.set_defaults(func=guarded, verb=get_sources)
+    kustomizations = get.add_parser("kustomizations", aliases=["ks"], help="Kustomizations")
+    kustomizations.add_argument("-A", "--all-namespaces", action="store_true")
+    _common(kustomizations)
+    kustomizations.set_defaults(func=guarded, verb=get_kustomizations)
 
     for verb, helptext in (("reconcile", "request a reconcile and wait for it"), ("suspend", "suspend"),
                            ("resume", "resume")):  # fmt: skip
-        kinds = commands.add_parser(verb, help=f"{helptext} (source git|helm|chart NAME)").add_subparsers(
-            dest=f"{verb}_what", required=True
-        )
+        kinds = commands.add_parser(
+            verb, help=f"{helptext} (source git|helm|chart NAME, kustomization NAME)"
+        ).add_subparsers(dest=f"{verb}_what", required=True)
         source = kinds.add_parser("source")
         source.add_argument("source_kind", choices=list(SOURCES))
         source.add_argument("name")
         _common(source)
+        kustomization = kinds.add_parser("kustomization", aliases=["ks"])
+        kustomization.add_argument("name")
+        _common(kustomization)
         if verb == "reconcile":
             source.add_argument("--timeout", default="2m")
             source.set_defaults(func=guarded, verb=reconcile)
+            kustomization.add_argument("--timeout", default="5m")
+            kustomization.add_argument("--with-source", action="store_true", help="reconcile the source first")
+            kustomization.set_defaults(func=guarded, verb=reconcile)
         else:
             source.set_defaults(func=guarded, verb=suspend, suspend=verb == "suspend")
+            kustomization.set_defaults(func=guarded, verb=suspend, suspend=verb == "suspend")

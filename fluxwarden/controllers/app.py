@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fluxwarden.controllers.kustomize.kustomization import KustomizationReconciler, KustomizeOptions
 from fluxwarden.controllers.runtime.controller import Controller
 from fluxwarden.controllers.runtime.kube import Kube
 from fluxwarden.controllers.runtime.manager import Manager, ManagerOptions
@@ -26,6 +28,7 @@ class ControllersOptions:
     storage_port: int = 9090
     storage_adv_url: str | None = None  # how other controllers reach artifacts; default http://<host>:<port>
     max_source_size: int = DEFAULT_MAX_SIZE
+    kustomize: KustomizeOptions = field(default_factory=KustomizeOptions)
     manager: ManagerOptions = field(default_factory=ManagerOptions)
 
 
@@ -45,7 +48,7 @@ class Reconcilers:
         self.artifacts.stop()
 
 
-def _source(storage: Storage, options: ControllersOptions) -> list[Controller]:
+def _source(kube: Kube, storage: Storage, options: ControllersOptions) -> list[Controller]:
     return [
         GitRepositoryReconciler(storage, options.max_source_size),
         HelmRepositoryReconciler(storage),
@@ -53,7 +56,15 @@ def _source(storage: Storage, options: ControllersOptions) -> list[Controller]:
     ]
 
 
-CONTROLLERS: dict[str, Callable[[Storage, ControllersOptions], list[Controller]]] = {"source": _source}
+def _kustomize(kube: Kube, storage: Storage, options: ControllersOptions) -> list[Controller]:
+    work_dir = Path(tempfile.gettempdir()) / "fluxwarden-kustomize"  # not under the served storage
+    return [KustomizationReconciler(kube, options.kustomize, work_dir)]
+
+
+CONTROLLERS: dict[str, Callable[[Kube, Storage, ControllersOptions], list[Controller]]] = {
+    "source": _source,
+    "kustomize": _kustomize,
+}
 
 
 def build(kube: Kube, options: ControllersOptions) -> Reconcilers:
@@ -69,5 +80,5 @@ def build(kube: Kube, options: ControllersOptions) -> Reconcilers:
     artifacts.start()
     local = artifacts.url.replace("0.0.0.0", "127.0.0.1")
     storage = Storage(options.storage_path, options.storage_adv_url or local)
-    controllers = [c for name in options.controllers for c in CONTROLLERS[name](storage, options)]
+    controllers = [c for name in options.controllers for c in CONTROLLERS[name](kube, storage, options)]
     return Reconcilers(Manager(kube, controllers, options.manager), artifacts, storage)

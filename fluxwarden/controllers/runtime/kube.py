@@ -19,6 +19,8 @@ from kubernetes.client.exceptions import ApiException
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+JSON = "application/json"
 
 
 class KubeError(Exception):
@@ -168,6 +170,38 @@ class Kube:
         except (ApiException, urllib3.exceptions.HTTPError) as exc:
             raise translate(exc, f"patch {res.kind} {namespace}/{name}") from None
 
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, str] | None = None,
+        body: Any = None,
+        content_type: str = JSON,
+        what: str | None = None,
+    ) -> dict[str, Any]:
+        """Any REST call (for kinds known only at run time); the decoded JSON answer."""
+        label = what or f"{method} {path}"
+        _, url, headers, serialized, _ = self.api.param_serialize(
+            method,
+            path,
+            query_params=list((query or {}).items()),
+            header_params={"Content-Type": content_type, "Accept": JSON},
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        try:
+            response = self.api.call_api(
+                method, url, header_params=headers, body=serialized, _request_timeout=(10, 120)
+            )
+            data = response.read()
+        except (ApiException, urllib3.exceptions.HTTPError) as exc:
+            raise translate(exc, label) from None
+        if response.status >= 400:
+            raise translate(ApiException(status=response.status, reason=response.reason, body=data), label)
+        decoded: dict[str, Any] = json.loads(data) if data else {}
+        return decoded
+
     def secret_data(self, namespace: str, name: str) -> dict[str, bytes]:
         """A Secret's decoded data; the values never leave the caller's hands (no logging here)."""
         try:
@@ -177,6 +211,13 @@ class Kube:
         data = {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
         data.update({k: v.encode() for k, v in (getattr(secret, "string_data", None) or {}).items()})
         return data
+
+    def config_map_data(self, namespace: str, name: str) -> dict[str, str]:
+        try:
+            found = self.core.read_namespaced_config_map(name, namespace)
+        except (ApiException, urllib3.exceptions.HTTPError) as exc:
+            raise translate(exc, f"get ConfigMap {namespace}/{name}") from None
+        return dict(found.data or {})
 
     def create_event(self, namespace: str, body: client.CoreV1Event) -> None:
         try:

@@ -1,0 +1,185 @@
+"""Server-side apply of a build, in stages, as the tenant's service account; prune; health waits.
+
+All calls go through the ``Kube`` it is given, which the reconciler builds impersonating
+``system:serviceaccount:<namespace>:<serviceAccountName or applier>``: the API server's RBAC decides
+what a tenant may change, and a refusal names the object.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from fluxwarden.controllers.kustomize.api import FIELD_MANAGER, PRUNE_ANNOTATION, SSA_ANNOTATION
+from fluxwarden.controllers.kustomize.health import compute
+from fluxwarden.controllers.kustomize.inventory import Entry
+from fluxwarden.controllers.runtime.kube import APPLY_PATCH, Forbidden, Kube, KubeError, NotFound
+from fluxwarden.controllers.runtime.restmapper import NoMatch, RestMapper
+
+# Applied and waited for before the rest, so that what depends on them can be applied.
+CLUSTER_DEFINITIONS = frozenset({"CustomResourceDefinition", "Namespace", "ClusterRole"})
+
+
+class ApplyError(Exception):
+    """An object could not be applied or deleted; ``forbidden`` when RBAC said no."""
+
+    def __init__(self, message: str, forbidden: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.forbidden = forbidden
+
+
+class HealthError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Change:
+    entry: Entry
+    action: str  # created, configured, unchanged, skipped, deleted
+
+    def __str__(self) -> str:
+        return f"{self.entry.display} {self.action}"
+
+
+def digest(obj: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+class Applier:
+    def __init__(self, kube: Kube, mapper: RestMapper, field_manager: str = FIELD_MANAGER) -> None:
+        self.kube = kube
+        self.mapper = mapper
+        self.field_manager = field_manager
+
+    def _path(self, entry: Entry) -> str:
+        try:
+            resource = self.mapper.resource_for(entry.api_version, entry.kind)
+        except NoMatch as exc:
+            raise ApplyError(f"{entry.display}: {exc}") from None
+        return resource.path(entry.namespace or None, entry.name)
+
+    def apply_all(
+        self, objects: list[dict[str, Any]], known: set[str], applied: dict[str, str], force: bool
+    ) -> list[Change]:
+        """Apply cluster definitions first (and wait for them), then the rest.
+
+        ``known`` are inventory ids from before (created vs configured); ``applied`` maps id to the
+        digest last applied, and objects whose digest did not change are not sent again.
+        """
+        first = [o for o in objects if o.get("kind") in CLUSTER_DEFINITIONS]
+        rest = [o for o in objects if o.get("kind") not in CLUSTER_DEFINITIONS]
+        changes = [self.apply(o, known, applied, force) for o in first]
+        self._wait_established(first)
+        return changes + [self.apply(o, known, applied, force) for o in rest]
+
+    def apply(self, obj: dict[str, Any], known: set[str], applied: dict[str, str], force: bool) -> Change:
+        entry = Entry.of(obj)
+        annotations = (obj.get("metadata") or {}).get("annotations") or {}
+        policy = str(annotations.get(SSA_ANNOTATION, "")).lower()
+        if policy == "ignore":
+            return Change(entry, "skipped")
+        path = self._path(entry)
+        if policy == "ifnotpresent" and self._exists(path, entry):
+            return Change(entry, "unchanged")
+        fingerprint = digest(obj)
+        if applied.get(entry.id) == fingerprint:
+            return Change(entry, "unchanged")
+        query = {"fieldManager": self.field_manager, "force": "true"}
+        try:
+            self.kube.request("PATCH", path, query=query, body=obj, content_type=APPLY_PATCH, what=entry.display)
+        except Forbidden as exc:
+            raise ApplyError(str(exc), forbidden=True) from None
+        except KubeError as exc:
+            if not (force and exc.status == 422 and "immutable" in str(exc)):
+                raise ApplyError(str(exc)) from None
+            self._recreate(path, obj, entry, query)
+        applied[entry.id] = fingerprint
+        return Change(entry, "configured" if entry.id in known else "created")
+
+    def _recreate(self, path: str, obj: dict[str, Any], entry: Entry, query: dict[str, str]) -> None:
+        """``spec.force``: an immutable field changed, so delete the object and create it again."""
+        try:
+            self.kube.request("DELETE", path, query={"propagationPolicy": "Background"}, what=entry.display)
+            deadline = time.monotonic() + 30
+            while self._exists(path, entry) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            self.kube.request("PATCH", path, query=query, body=obj, content_type=APPLY_PATCH, what=entry.display)
+        except KubeError as exc:
+            raise ApplyError(str(exc), forbidden=isinstance(exc, Forbidden)) from None
+
+    def _exists(self, path: str, entry: Entry) -> bool:
+        try:
+            self.kube.request("GET", path, what=entry.display)
+            return True
+        except NotFound:
+            return False
+        except KubeError as exc:
+            raise ApplyError(str(exc), forbidden=isinstance(exc, Forbidden)) from None
+
+    def _wait_established(self, definitions: list[dict[str, Any]], timeout: float = 60) -> None:
+        crds = [o for o in definitions if o.get("kind") == "CustomResourceDefinition"]
+        deadline = time.monotonic() + timeout
+        for crd in crds:
+            entry = Entry.of(crd)
+            while True:
+                state, _ = compute(self.kube.request("GET", self._path(entry), what=entry.display))
+                if state == "Current":
+                    break
+                if time.monotonic() > deadline:
+                    raise ApplyError(f"{entry.display} was not established within {timeout:g}s")
+                time.sleep(0.2)
+            spec = crd.get("spec") or {}
+            for version in spec.get("versions") or []:
+                self.mapper.forget(f"{spec.get('group')}/{version.get('name')}")
+
+    def prune(self, entries: list[Entry], owner: dict[str, str]) -> list[Change]:
+        """Delete what left the inventory, if it still carries our owner labels and allows pruning."""
+        changes = []
+        for entry in entries:
+            try:
+                path = self._path(entry)
+                current = self.kube.request("GET", path, what=entry.display)
+            except (NotFound, ApplyError):
+                continue  # already gone, or its kind is no longer served
+            meta = current.get("metadata") or {}
+            labels, annotations = meta.get("labels") or {}, meta.get("annotations") or {}
+            if any(labels.get(k) != v for k, v in owner.items()) or annotations.get(PRUNE_ANNOTATION) == "disabled":
+                continue
+            try:
+                self.kube.request("DELETE", path, query={"propagationPolicy": "Background"}, what=entry.display)
+            except NotFound:
+                continue
+            except KubeError as exc:
+                raise ApplyError(str(exc), forbidden=isinstance(exc, Forbidden)) from None
+            changes.append(Change(entry, "deleted"))
+        return changes
+
+    def wait_healthy(self, entries: list[Entry], timeout: float) -> None:
+        """Poll until every object is Current; fail at once on Failed, or at the timeout."""
+        pending = {e.id: e for e in entries}
+        deadline = time.monotonic() + timeout
+        states: dict[str, str] = {}
+        while pending:
+            for key, entry in list(pending.items()):
+                try:
+                    state, reason = compute(self.kube.request("GET", self._path(entry), what=entry.display))
+                except NotFound:
+                    state, reason = "InProgress", "not found"
+                except (KubeError, ApplyError) as exc:
+                    raise HealthError(f"{entry.display}: {exc}") from None
+                if state == "Current":
+                    del pending[key]
+                elif state == "Failed":
+                    raise HealthError(f"{entry.display} failed: {reason}")
+                else:
+                    states[key] = f"{entry.display} status: '{state}' ({reason})"
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                waiting = ", ".join(states[k] for k in sorted(pending) if k in states)
+                raise HealthError(f"timeout waiting for: [{waiting}]")
+            time.sleep(0.5)

@@ -1,0 +1,89 @@
+"""kstatus-style health: is an object Current, InProgress or Failed? Pure functions over dicts.
+
+``wait`` and ``healthChecks`` of a Kustomization poll these until everything is Current or the
+timeout passes. The rules follow kstatus (sigs.k8s.io/cli-utils) for the built-in kinds and Flux's
+Ready/Stalled/Reconciling conditions for custom resources.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+State = Literal["Current", "InProgress", "Failed"]
+
+
+def _conditions(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    status = obj.get("status") or {}
+    return {c.get("type", ""): c for c in status.get("conditions") or [] if isinstance(c, dict)}
+
+
+def _is(conditions: dict[str, dict[str, Any]], type_: str, value: str = "True") -> bool:
+    return conditions.get(type_, {}).get("status") == value
+
+
+def _replicas(obj: dict[str, Any]) -> tuple[State, str]:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    want = int(spec.get("replicas", 1))
+    kind = obj.get("kind")
+    if kind == "Deployment":
+        conditions = _conditions(obj)
+        if conditions.get("Progressing", {}).get("reason") == "ProgressDeadlineExceeded":
+            return "Failed", "progress deadline exceeded"
+        counts: tuple[str, ...] = ("updatedReplicas", "readyReplicas", "availableReplicas")
+    elif kind == "StatefulSet":
+        counts = ("readyReplicas", "currentReplicas")
+        if status.get("updateRevision") and status.get("currentRevision") != status.get("updateRevision"):
+            return "InProgress", "rolling update in progress"
+    else:  # ReplicaSet
+        counts = ("readyReplicas", "availableReplicas")
+    for field in counts:
+        have = int(status.get(field, 0) or 0)
+        if have < want:
+            return "InProgress", f"{field}: {have}/{want}"
+    return "Current", "all replicas ready"
+
+
+def compute(obj: dict[str, Any]) -> tuple[State, str]:
+    """The object's state and a short reason."""
+    meta, status = obj.get("metadata") or {}, obj.get("status") or {}
+    if meta.get("deletionTimestamp"):
+        return "InProgress", "being deleted"
+    observed = status.get("observedGeneration")
+    if observed is not None and meta.get("generation") is not None and observed < meta["generation"]:
+        return "InProgress", "the latest generation is not observed yet"
+    kind = obj.get("kind")
+    conditions = _conditions(obj)
+    if kind in ("Deployment", "StatefulSet", "ReplicaSet"):
+        return _replicas(obj)
+    if kind == "DaemonSet":
+        want = int(status.get("desiredNumberScheduled", 0) or 0)
+        have = min(int(status.get(f, 0) or 0) for f in ("updatedNumberScheduled", "numberAvailable", "numberReady"))
+        return ("Current", "all pods ready") if have >= want else ("InProgress", f"ready: {have}/{want}")
+    if kind == "Pod":
+        phase = status.get("phase")
+        if phase == "Succeeded" or (phase == "Running" and _is(conditions, "Ready")):
+            return "Current", f"pod {phase.lower()}"
+        return ("Failed", "pod failed") if phase == "Failed" else ("InProgress", f"pod {phase or 'pending'}")
+    if kind == "Job":
+        if _is(conditions, "Failed"):
+            return "Failed", str(conditions["Failed"].get("message") or "job failed")
+        return ("Current", "job complete") if _is(conditions, "Complete") else ("InProgress", "job running")
+    if kind == "PersistentVolumeClaim":
+        return ("Current", "bound") if status.get("phase") == "Bound" else ("InProgress", "not bound")
+    if kind == "Namespace":
+        return ("Current", "active") if status.get("phase", "Active") == "Active" else ("InProgress", "terminating")
+    if kind == "CustomResourceDefinition":
+        return ("Current", "established") if _is(conditions, "Established") else ("InProgress", "not established")
+    if kind == "Service" and (obj.get("spec") or {}).get("type") == "LoadBalancer":
+        ingress = (status.get("loadBalancer") or {}).get("ingress")
+        return ("Current", "load balancer ready") if ingress else ("InProgress", "waiting for a load balancer")
+    if _is(conditions, "Stalled"):
+        return "Failed", str(conditions["Stalled"].get("message") or "stalled")
+    if "Ready" in conditions:
+        ready = conditions["Ready"]
+        if ready.get("status") == "True":
+            return "Current", str(ready.get("message") or "ready")
+        return "InProgress", str(ready.get("message") or "not ready")
+    if _is(conditions, "Reconciling"):
+        return "InProgress", "reconciling"
+    return "Current", "resource is current"

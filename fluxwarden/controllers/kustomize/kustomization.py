@@ -1,0 +1,344 @@
+"""The Kustomization reconciler: tenancy, dependencies, source, build, apply, prune, health.
+
+Steps, in order, each raising a reconcile error on failure:
+``tenancy`` (cross-namespace source, service account) -> ``dependencies`` -> ``source`` (artifact
+revision) -> ``build`` (fetch, unpack, kustomize build, substitutions; cached per input) ->
+``apply`` (staged server-side apply as the tenant) -> ``prune`` -> ``health``.
+Nothing is applied or pruned after a failed build, and the inventory always lists every object
+applied, so a failure never orphans or loses what was there before.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import tempfile
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fluxwarden.controllers.kustomize import inventory
+from fluxwarden.controllers.kustomize.api import (
+    FINALIZER,
+    KUSTOMIZATION,
+    NAME_LABEL,
+    NAMESPACE_LABEL,
+    SOURCE_KINDS,
+    KustomizationSpec,
+)
+from fluxwarden.controllers.kustomize.apply import Applier, ApplyError, Change, HealthError
+from fluxwarden.controllers.kustomize.build import BuildError, Overlay, build
+from fluxwarden.controllers.kustomize.fetch import FetchError, fetch_artifact
+from fluxwarden.controllers.kustomize.substitute import SubstitutionError, substitute, variables_from
+from fluxwarden.controllers.runtime import conditions
+from fluxwarden.controllers.runtime.controller import Context, Success, Watch, artifact_revision
+from fluxwarden.controllers.runtime.errors import Failure, Stalling, Waiting
+from fluxwarden.controllers.runtime.events import NORMAL
+from fluxwarden.controllers.runtime.impersonation import Impersonator
+from fluxwarden.controllers.runtime.kube import Kube, KubeError, NotFound, key_of
+from fluxwarden.controllers.runtime.restmapper import RestMapper
+from fluxwarden.tenancy import Settings, evaluate, legacy_fix
+from fluxwarden.tenancy.kinds import kind_of
+
+MAX_ARTIFACT_SIZE = 512 * 1024 * 1024
+BUILD_CACHE_SIZE = 256
+DENIED_RULES = frozenset({"cross-namespace-ref", "service-account", "cross-namespace-dependency", "remote-cluster"})
+
+
+@dataclass
+class KustomizeOptions:
+    settings: Settings = field(default_factory=Settings)
+    auto_fix_legacy: bool = False
+
+
+class BuildCache:
+    """Built manifests by input (artifact digest, path, overlay): identical Kustomizations build once."""
+
+    def __init__(self, size: int = BUILD_CACHE_SIZE) -> None:
+        self._items: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._size = size
+
+    def get(self, key: str) -> list[dict[str, Any]] | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+        return copy.deepcopy(found) if found is not None else None
+
+    def put(self, key: str, objects: list[dict[str, Any]]) -> None:
+        with self._lock:
+            self._items[key] = copy.deepcopy(objects)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+def _dependants(new: dict[str, Any], old: dict[str, Any] | None, own: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Kustomizations that depend on one whose Ready changed."""
+
+    def ready(obj: dict[str, Any] | None) -> bool:
+        return obj is not None and conditions.is_true(obj)
+
+    if ready(new) == ready(old):
+        return []
+    namespace, name = key_of(new)
+    return [
+        key_of(k)
+        for k in own
+        if any(
+            d.get("name") == name and (d.get("namespace") or key_of(k)[0]) == namespace
+            for d in (k.get("spec") or {}).get("dependsOn") or []
+        )
+    ]
+
+
+def _source_watch(kind: str) -> Watch:
+    def users(new: dict[str, Any], old: dict[str, Any] | None, own: list[dict[str, Any]]) -> list[tuple[str, str]]:
+        if artifact_revision(new) == artifact_revision(old):
+            return []
+        namespace, name = key_of(new)
+        return [
+            key_of(k)
+            for k in own
+            if (ref := (k.get("spec") or {}).get("sourceRef") or {}).get("kind") == kind
+            and ref.get("name") == name
+            and (ref.get("namespace") or key_of(k)[0]) == namespace
+        ]
+
+    return Watch(SOURCE_KINDS[kind], users)
+
+
+class KustomizationReconciler:
+    name = "kustomize-controller"
+    resource = KUSTOMIZATION
+    finalizer = FINALIZER
+
+    def __init__(self, kube: Kube, options: KustomizeOptions, work_dir: Path) -> None:
+        self.options = options
+        self.mapper = RestMapper(kube)
+        self.impersonator = Impersonator(kube)
+        self.builds = BuildCache()
+        self.work_dir = work_dir
+        # Digests last applied per Kustomization (by uid) and object id: unchanged objects are not re-sent.
+        self.applied: dict[str, dict[str, str]] = {}
+        self.watches = [_source_watch("GitRepository"), Watch(KUSTOMIZATION, _dependants)]
+
+    # -- the reconcile ---------------------------------------------------------------------------
+
+    def reconcile(self, ctx: Context, obj: dict[str, Any]) -> Success:
+        spec = KustomizationSpec.of(obj)
+        meta, status = obj["metadata"], obj["status"]
+        self._tenancy(obj, spec)
+        self._dependencies(ctx, obj, spec)
+        artifact = self._artifact(ctx, spec)
+        revision = str(artifact["revision"])
+        status["lastAttemptedRevision"] = revision
+        objects = self._build(ctx, obj, spec, artifact)
+        kube = self.impersonator.client_for(self._service_account(obj, spec))
+        applier = Applier(kube, self.mapper)
+        owner = {NAME_LABEL: meta["name"], NAMESPACE_LABEL: meta["namespace"]}
+        old = inventory.read(status)
+        applied = self.applied.setdefault(str(meta.get("uid")), {})
+        if status.get("lastAppliedRevision") != revision or status.get("observedGeneration") != meta.get("generation"):
+            applied.clear()  # a new revision or spec re-sends everything, which also corrects drift
+        changes = self._apply(applier, objects, old, applied, spec, status, meta)
+        new = [inventory.Entry.of(o) for o in objects]
+        if spec.prune:
+            try:
+                changes += applier.prune(inventory.stale(old, new), owner)
+            except ApplyError as exc:
+                inventory.write(status, old + new)
+                raise Waiting("PruneFailed", exc.message, spec.retry_interval) from None
+        inventory.write(status, new if spec.prune else sorted(set(old) | set(new)))
+        self._announce(ctx, obj, changes, revision)
+        self._health(applier, spec, new)
+        status["lastAppliedRevision"] = revision
+        return Success(f"Applied revision: {revision}", reason="ReconciliationSucceeded")
+
+    def finalize(self, ctx: Context, obj: dict[str, Any]) -> None:
+        """With ``prune``, delete what the inventory lists (and still carries our labels)."""
+        spec = obj.get("spec") or {}
+        self.applied.pop(str(obj["metadata"].get("uid")), None)
+        if not spec.get("prune") or spec.get("suspend"):
+            return
+        meta = obj["metadata"]
+        kube = self.impersonator.client_for(self._service_account(obj, None))
+        owner = {NAME_LABEL: meta["name"], NAMESPACE_LABEL: meta["namespace"]}
+        try:
+            Applier(kube, self.mapper).prune(sorted(inventory.read(obj.get("status") or {}), reverse=True), owner)
+        except ApplyError as exc:
+            raise Failure("PruneFailed", exc.message) from None
+
+    # -- steps ------------------------------------------------------------------------------------
+
+    def _tenancy(self, obj: dict[str, Any], spec: KustomizationSpec) -> None:
+        denials = [f for f in evaluate(obj, self.options.settings) if f.denies and f.rule in DENIED_RULES]
+        for finding in denials:
+            if finding.rule == "cross-namespace-ref":
+                ref = spec.source
+                target = f"{ref.kind}/{ref.namespace}/{ref.name}"
+                raise Stalling("AccessDenied", f"can't access '{target}', cross-namespace references have been blocked")
+        if denials:
+            raise Stalling("AccessDenied", denials[0].message)
+
+    def _dependencies(self, ctx: Context, obj: dict[str, Any], spec: KustomizationSpec) -> None:
+        for dependency in spec.depends_on:
+            try:
+                other = ctx.kube.get(KUSTOMIZATION, dependency.namespace, dependency.name)
+            except NotFound:
+                other = None
+            current = other is not None and (other.get("status") or {}).get("observedGeneration") == (
+                other["metadata"].get("generation")
+            )
+            if other is None or not current or not conditions.is_true(other):
+                raise Waiting(
+                    "DependencyNotReady",
+                    f"dependency '{dependency.namespace}/{dependency.name}' is not ready",
+                    spec.retry_interval,
+                )
+
+    def _artifact(self, ctx: Context, spec: KustomizationSpec) -> dict[str, Any]:
+        ref = spec.source
+        where = f"{ref.kind} '{ref.namespace}/{ref.name}'"
+        try:
+            source = ctx.kube.get(SOURCE_KINDS[ref.kind], ref.namespace, ref.name)
+        except NotFound:
+            raise Waiting("ArtifactFailed", f"Source {where} not found", spec.retry_interval) from None
+        artifact = (source.get("status") or {}).get("artifact")
+        if not artifact or not artifact.get("url"):
+            raise Waiting("ArtifactFailed", f"Source {where} is not ready, artifact not found", spec.retry_interval)
+        return dict(artifact)
+
+    def _variables(self, ctx: Context, obj: dict[str, Any], spec: KustomizationSpec) -> dict[str, str]:
+        sources = []
+        namespace = obj["metadata"]["namespace"]
+        for item in spec.substitute_from:
+            kind, name = item.get("kind"), str(item.get("name"))
+            try:
+                if kind == "Secret":
+                    data = {k: v.decode() for k, v in ctx.kube.secret_data(namespace, name).items()}
+                else:
+                    data = ctx.kube.config_map_data(namespace, name)
+            except NotFound:
+                if item.get("optional"):
+                    continue
+                raise Waiting(
+                    "BuildFailed",
+                    f"postBuild.substituteFrom {kind} '{namespace}/{name}' not found",
+                    spec.retry_interval,
+                ) from None
+            sources.append(data)
+        return variables_from(spec.substitute, sources)
+
+    def _build(
+        self, ctx: Context, obj: dict[str, Any], spec: KustomizationSpec, artifact: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        overlay = Overlay.from_spec(spec.raw)
+        key = json.dumps([artifact.get("digest"), spec.path, spec.raw.get("targetNamespace"), spec.raw.get("patches"),
+                          spec.raw.get("images"), spec.raw.get("namePrefix"), spec.raw.get("nameSuffix"),
+                          spec.raw.get("components")], sort_keys=True, default=str)  # fmt: skip
+        objects = self.builds.get(key)
+        if objects is None:
+            objects = self._fresh_build(spec, artifact, overlay)
+            self.builds.put(key, objects)
+        if spec.raw.get("postBuild"):
+            try:
+                objects = substitute(objects, self._variables(ctx, obj, spec), strict=True)
+            except SubstitutionError as exc:
+                raise Waiting("BuildFailed", str(exc), spec.retry_interval) from None
+        if self.options.auto_fix_legacy:
+            objects = self._auto_fix(ctx, obj, objects)
+        return [self._own(o, obj) for o in objects]
+
+    def _fresh_build(self, spec: KustomizationSpec, artifact: dict[str, Any], overlay: Overlay) -> list[dict[str, Any]]:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="build-", dir=self.work_dir) as scratch:
+            root = Path(scratch) / "source"
+            try:
+                fetch_artifact(str(artifact["url"]), str(artifact["digest"]), root, MAX_ARTIFACT_SIZE, spec.timeout)
+            except FetchError as exc:
+                raise Waiting("ArtifactFailed", str(exc), spec.retry_interval) from None
+            try:
+                return build(
+                    root, spec.path, overlay, block_remote_bases=self._block_remote_bases(), timeout=spec.timeout
+                )
+            except BuildError as exc:
+                raise Waiting("BuildFailed", str(exc), spec.retry_interval) from None
+            finally:
+                shutil.rmtree(root, ignore_errors=True)
+
+    def _block_remote_bases(self) -> bool:
+        return self.options.settings.enforce and self.options.settings.block_remote_bases
+
+    def _auto_fix(self, ctx: Context, obj: dict[str, Any], objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Opt-in: TENANCY.md's legacy transform on the built Flux objects, each fix in an event."""
+        flux = [o for o in objects if kind_of(o) is not None]
+        if not flux:
+            return objects
+        result = legacy_fix(flux, obj["metadata"]["namespace"])
+        for note in result.notes:
+            ctx.events.record(obj, NORMAL, "LegacyManifestFixed", note)
+        return [o for o in objects if kind_of(o) is None] + list(result.objects)
+
+    def _own(self, resource: dict[str, Any], obj: dict[str, Any]) -> dict[str, Any]:
+        """Owner labels on every object, and the Kustomization's namespace where none is set."""
+        meta = resource.setdefault("metadata", {})
+        labels = meta.setdefault("labels", {})
+        labels[NAME_LABEL] = obj["metadata"]["name"]
+        labels[NAMESPACE_LABEL] = obj["metadata"]["namespace"]
+        try:
+            namespaced = self.mapper.resource_for(str(resource.get("apiVersion")), str(resource.get("kind"))).namespaced
+        except KubeError:
+            namespaced = resource.get("kind") not in ("Namespace", "CustomResourceDefinition", "ClusterRole",
+                                                      "ClusterRoleBinding")  # fmt: skip
+        if namespaced and not meta.get("namespace"):
+            meta["namespace"] = obj["metadata"]["namespace"]
+        return resource
+
+    def _service_account(self, obj: dict[str, Any], spec: KustomizationSpec | None) -> str | None:
+        """``system:serviceaccount:<ns>:<sa>`` to impersonate; None applies as the controller itself."""
+        name = spec.service_account if spec else (obj.get("spec") or {}).get("serviceAccountName")
+        if not name and self.options.settings.enforce:
+            name = self.options.settings.applier
+        return f"system:serviceaccount:{obj['metadata']['namespace']}:{name}" if name else None
+
+    def _apply(
+        self,
+        applier: Applier,
+        objects: list[dict[str, Any]],
+        old: list[inventory.Entry],
+        applied: dict[str, str],
+        spec: KustomizationSpec,
+        status: dict[str, Any],
+        meta: dict[str, Any],
+    ) -> list[Change]:
+        known = {e.id for e in old}
+        try:
+            return applier.apply_all(objects, known, applied, spec.force)
+        except ApplyError as exc:
+            # Keep everything that may now exist in the inventory: nothing is orphaned by a failure.
+            reached = [inventory.Entry.of(o) for o in objects if inventory.Entry.of(o).id in applied]
+            inventory.write(status, sorted(set(old) | set(reached)))
+            reason = "ReconciliationFailed"
+            raise Waiting(reason, exc.message, spec.retry_interval) from None
+
+    def _announce(self, ctx: Context, obj: dict[str, Any], changes: list[Change], revision: str) -> None:
+        moved = [str(c) for c in changes if c.action in ("created", "configured", "deleted")]
+        if moved:
+            metadata = {"kustomize.toolkit.fluxcd.io/revision": revision}
+            ctx.events.record(obj, NORMAL, "ReconciliationSucceeded", "\n".join(moved), metadata)
+
+    def _health(self, applier: Applier, spec: KustomizationSpec, applied: list[inventory.Entry]) -> None:
+        checks = list(applied) if spec.wait else []
+        for ref in spec.health_checks:
+            group, _, version = ref.api_version.rpartition("/")
+            checks.append(inventory.Entry(ref.namespace, ref.name, group, ref.kind, version))
+        if not checks:
+            return
+        try:
+            applier.wait_healthy(checks, spec.timeout)
+        except HealthError as exc:
+            raise Waiting("HealthCheckFailed", str(exc), spec.retry_interval) from None

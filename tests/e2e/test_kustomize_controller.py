@@ -1,0 +1,412 @@
+"""The kustomize controller end to end: a multi-tenant setup modelled on Azure's, on a real API server.
+
+A configuration namespace holds the tenant's Flux objects; ``flux-applier`` there may write only to
+that namespace and the tenant's target namespace. The controller applies as that account.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from fluxwarden.controllers.app import Reconcilers
+from fluxwarden.controllers.kustomize.api import KUSTOMIZATION
+from fluxwarden.controllers.kustomize.kustomization import KustomizeOptions
+from fluxwarden.controllers.source.api import GIT_REPOSITORY
+from tests.support.git_server import GitHttpServer, GitRepo
+from tests.support.wait import until
+
+SHARD = "sharding.fluxcd.io/key"
+OWNER_NAME = "kustomize.toolkit.fluxcd.io/name"
+
+
+def configmap(name: str, value: str, namespace: str | None = None) -> str:
+    meta = f"  name: {name}\n" + (f"  namespace: {namespace}\n" if namespace else "")
+    return f'apiVersion: v1\nkind: ConfigMap\nmetadata:\n{meta}data:\n  value: "{value}"\n'
+
+
+@dataclass
+class Tenant:
+    """A config namespace, a target namespace, another tenant's namespace, and a repository."""
+
+    api: client.ApiClient
+    config: str
+    target: str
+    other: str
+    repo: GitRepo
+    server: GitHttpServer
+    repo_name: str
+    shard: str
+
+    @property
+    def custom(self) -> client.CustomObjectsApi:
+        return client.CustomObjectsApi(self.api)
+
+    @property
+    def core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.api)
+
+    def push(self, files: dict[str, str] | None = None, delete: tuple[str, ...] = ()) -> str:
+        sha = self.repo.commit(files or {}, delete=delete)
+        self.repo.push(self.server.repo_path(self.repo_name))
+        return sha
+
+    def labels(self) -> dict[str, str]:
+        return {SHARD: self.shard}
+
+    def git_repository(self, name: str = "repo") -> None:
+        body = {
+            "apiVersion": GIT_REPOSITORY.api_version,
+            "kind": "GitRepository",
+            "metadata": {"name": name, "namespace": self.config, "labels": self.labels()},
+            "spec": {"url": self.server.repo_url(self.repo_name), "interval": "1m", "ref": {"branch": "main"}},
+        }
+        self.custom.create_namespaced_custom_object(
+            GIT_REPOSITORY.group, GIT_REPOSITORY.version, self.config, GIT_REPOSITORY.plural, body
+        )
+
+    def kustomization(self, name: str, **spec: Any) -> None:
+        body = {
+            "apiVersion": KUSTOMIZATION.api_version,
+            "kind": "Kustomization",
+            "metadata": {"name": name, "namespace": self.config, "labels": self.labels()},
+            "spec": {
+                "interval": "1m",
+                "retryInterval": "2s",
+                "sourceRef": {"kind": "GitRepository", "name": "repo"},
+                "prune": True,
+                **spec,
+            },
+        }
+        self.custom.create_namespaced_custom_object(
+            KUSTOMIZATION.group, KUSTOMIZATION.version, self.config, KUSTOMIZATION.plural, body
+        )
+
+    def get(self, name: str, resource: Any = KUSTOMIZATION) -> dict[str, Any]:
+        obj: dict[str, Any] = self.custom.get_namespaced_custom_object(
+            resource.group, resource.version, self.config, resource.plural, name
+        )
+        return obj
+
+    def patch(self, name: str, body: dict[str, Any], resource: Any = KUSTOMIZATION) -> None:
+        self.custom.patch_namespaced_custom_object(
+            resource.group,
+            resource.version,
+            self.config,
+            resource.plural,
+            name,
+            body,
+            _content_type="application/merge-patch+json",
+        )
+
+    def ready(self, name: str, revision: str | None = None, timeout: float = 60) -> dict[str, Any]:
+        def done(obj: dict[str, Any]) -> bool:
+            status = obj.get("status") or {}
+            ok = (
+                condition(obj).get("status") == "True"
+                and status.get("observedGeneration") == obj["metadata"]["generation"]
+            )
+            return ok and (revision is None or status.get("lastAppliedRevision", "").endswith(revision))
+
+        return until(lambda: self.get(name), done, timeout=timeout, what=f"Kustomization {name} Ready at {revision}")
+
+    def failed(self, name: str, reason: str, timeout: float = 60) -> dict[str, Any]:
+        return until(
+            lambda: self.get(name),
+            lambda o: condition(o).get("reason") == reason and condition(o).get("status") == "False",
+            timeout=timeout,
+            what=f"Kustomization {name} Ready=False {reason}",
+        )
+
+    def configmaps(self, namespace: str) -> dict[str, dict[str, str]]:
+        return {
+            c.metadata.name: dict(c.data or {})
+            for c in self.core.list_namespaced_config_map(namespace).items
+            if c.metadata.name != "kube-root-ca.crt"
+        }
+
+
+def condition(obj: dict[str, Any], type_: str = "Ready") -> dict[str, Any]:
+    for item in (obj.get("status") or {}).get("conditions") or []:
+        if item["type"] == type_:
+            return dict(item)
+    return {}
+
+
+@pytest.fixture(scope="module")
+def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitHttpServer]:
+    with GitHttpServer(tmp_path_factory.mktemp("git")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def controllers(start_reconcilers: Callable[..., Reconcilers]) -> Reconcilers:
+    return start_reconcilers(("source", "kustomize"), label_selector=f"{SHARD}=tenants")
+
+
+@pytest.fixture(scope="module")
+def fixing_controllers(start_reconcilers: Callable[..., Reconcilers]) -> Reconcilers:
+    return start_reconcilers(
+        ("source", "kustomize"), label_selector=f"{SHARD}=autofix", kustomize=KustomizeOptions(auto_fix_legacy=True)
+    )
+
+
+def grant(api: client.ApiClient, namespace: str, sa_namespace: str) -> None:
+    """flux-applier of ``sa_namespace`` may do anything in ``namespace``, and nothing elsewhere."""
+    rbac = client.RbacAuthorizationV1Api(api)
+    rbac.create_namespaced_role(
+        namespace,
+        {
+            "metadata": {"name": "tenant-admin"},
+            "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}],
+        },
+    )
+    rbac.create_namespaced_role_binding(
+        namespace,
+        {
+            "metadata": {"name": "flux-applier"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "tenant-admin"},
+            "subjects": [{"kind": "ServiceAccount", "name": "flux-applier", "namespace": sa_namespace}],
+        },
+    )
+
+
+def make_tenant(
+    admin_api: client.ApiClient,
+    namespace_factory: Callable[[], str],
+    git_server: GitHttpServer,
+    tmp_path: Path,
+    shard: str = "tenants",
+) -> Tenant:
+    config, target, other = namespace_factory(), namespace_factory(), namespace_factory()
+    client.CoreV1Api(admin_api).create_namespaced_service_account(config, {"metadata": {"name": "flux-applier"}})
+    grant(admin_api, config, config)
+    grant(admin_api, target, config)
+    name = f"tenant-{uuid.uuid4().hex[:8]}"
+    git_server.create_repo(name)
+    return Tenant(admin_api, config, target, other, GitRepo(tmp_path / "work"), git_server, name, shard)
+
+
+@pytest.fixture
+def tenant(
+    admin_api: client.ApiClient,
+    namespace_factory: Callable[[], str],
+    git_server: GitHttpServer,
+    tmp_path: Path,
+    controllers: Reconcilers,
+) -> Tenant:
+    return make_tenant(admin_api, namespace_factory, git_server, tmp_path)
+
+
+def test_infra_then_apps_converge_update_and_prune(tenant: Tenant) -> None:
+    first = tenant.push(
+        {
+            "infra/settings.yaml": configmap("infra-settings", "v1"),
+            "apps/a.yaml": configmap("app-a", "1"),
+            "apps/b.yaml": configmap("app-b", "1"),
+        }
+    )
+    tenant.git_repository()
+    tenant.kustomization("apps", path="./apps", targetNamespace=tenant.target, dependsOn=[{"name": "infra"}])
+    apps_waiting = tenant.failed("apps", "DependencyNotReady")
+    assert "dependency" in condition(apps_waiting)["message"]
+    tenant.kustomization("infra", path="./infra", targetNamespace=tenant.target)
+
+    infra = tenant.ready("infra", first)
+    apps = tenant.ready("apps", first)
+    assert tenant.configmaps(tenant.target) == {
+        "infra-settings": {"value": "v1"},
+        "app-a": {"value": "1"},
+        "app-b": {"value": "1"},
+    }
+    assert [e["id"] for e in apps["status"]["inventory"]["entries"]] == [
+        f"{tenant.target}_app-a__ConfigMap",
+        f"{tenant.target}_app-b__ConfigMap",
+    ]
+    assert apps["status"]["inventory"]["entries"][0]["v"] == "v1"
+    assert infra["status"]["lastAppliedRevision"] == f"main@sha1:{first}"
+    labels = tenant.core.read_namespaced_config_map("app-a", tenant.target).metadata.labels
+    assert labels == {OWNER_NAME: "apps", "kustomize.toolkit.fluxcd.io/namespace": tenant.config}
+
+    second = tenant.push({"apps/a.yaml": configmap("app-a", "2")})
+    tenant.patch("repo", {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "now-1"}}}, GIT_REPOSITORY)
+    tenant.ready("apps", second)
+    assert tenant.configmaps(tenant.target)["app-a"] == {"value": "2"}
+
+    third = tenant.push(delete=("apps/b.yaml",))
+    tenant.patch("repo", {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "now-2"}}}, GIT_REPOSITORY)
+    tenant.ready("apps", third)
+    until(lambda: tenant.configmaps(tenant.target), lambda cms: "app-b" not in cms, what="app-b pruned")
+    assert set(tenant.configmaps(tenant.target)) == {"infra-settings", "app-a"}, "exactly that object was pruned"
+    events = client.CoreV1Api(tenant.api).list_namespaced_event(tenant.config).items
+    assert any(f"ConfigMap/{tenant.target}/app-b deleted" in (e.message or "") for e in events)
+
+
+def test_an_object_in_another_tenants_namespace_is_forbidden_and_nothing_lands_there(tenant: Tenant) -> None:
+    tenant.push(
+        {
+            "mixed/mine.yaml": configmap("mine", "1", tenant.target),
+            "mixed/theirs.yaml": configmap("theirs", "1", tenant.other),
+        }
+    )
+    tenant.git_repository()
+    tenant.kustomization("mixed", path="./mixed")
+    failed = tenant.failed("mixed", "ReconciliationFailed")
+    message = condition(failed)["message"]
+    assert f"ConfigMap/{tenant.other}/theirs" in message and "forbidden" in message
+    assert f"system:serviceaccount:{tenant.config}:flux-applier" in message
+    assert tenant.configmaps(tenant.other) == {}
+
+
+def test_cross_namespace_source_is_stalled_with_fluxs_message(tenant: Tenant) -> None:
+    tenant.push({"apps/a.yaml": configmap("a", "1")})
+    tenant.kustomization(
+        "cross", path="./apps", sourceRef={"kind": "GitRepository", "name": "repo", "namespace": tenant.other}
+    )
+    stalled = tenant.failed("cross", "AccessDenied")
+    assert condition(stalled)["message"] == (
+        f"can't access 'GitRepository/{tenant.other}/repo', cross-namespace references have been blocked"
+    )
+    assert condition(stalled, "Stalled")["status"] == "True"
+
+
+def test_failures_keep_what_was_applied(tenant: Tenant) -> None:
+    first = tenant.push({"apps/a.yaml": configmap("keep-me", "1")})
+    tenant.git_repository()
+    tenant.kustomization("apps", path="./apps", targetNamespace=tenant.target)
+    tenant.ready("apps", first)
+
+    tenant.push({"apps/kustomization.yaml": "resources: [a.yaml, missing.yaml]\n"})
+    tenant.patch("repo", {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "broken"}}}, GIT_REPOSITORY)
+    broken = tenant.failed("apps", "BuildFailed")
+    assert "missing.yaml" in condition(broken)["message"] and "\n" not in condition(broken)["message"]
+
+    tenant.push(
+        {
+            "apps/kustomization.yaml": "resources: [a.yaml, bad.yaml]\n",
+            "apps/bad.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bad\ndata: [not, a, map]\n",
+        }
+    )
+    tenant.patch("repo", {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "invalid"}}}, GIT_REPOSITORY)
+    invalid = tenant.failed("apps", "ReconciliationFailed")
+    assert "ConfigMap" in condition(invalid)["message"]
+
+    tenant.push(
+        {
+            "apps/kustomization.yaml": "resources: [a.yaml, vars.yaml]\n",
+            "apps/vars.yaml": configmap("vars", "${cluster_name}"),
+        },
+        delete=("apps/bad.yaml",),
+    )
+    tenant.patch("repo", {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "vars"}}}, GIT_REPOSITORY)
+    tenant.patch("apps", {"spec": {"postBuild": {"substitute": {"region": "eu"}}}})
+    missing_var = tenant.failed("apps", "BuildFailed")
+    assert "cluster_name" in condition(missing_var)["message"]
+
+    tenant.kustomization("never", path="./apps", targetNamespace=tenant.target, dependsOn=[{"name": "absent"}])
+    assert tenant.failed("never", "DependencyNotReady")
+    assert tenant.configmaps(tenant.target)["keep-me"] == {"value": "1"}, "nothing applied before was lost"
+    assert any(
+        e["id"].startswith(f"{tenant.target}_keep-me_") for e in tenant.get("apps")["status"]["inventory"]["entries"]
+    )
+
+    tenant.patch("apps", {"spec": {"postBuild": {"substitute": {"cluster_name": "prod-1"}}}})
+    tenant.ready("apps")
+    assert tenant.configmaps(tenant.target)["vars"] == {"value": "prod-1"}
+
+
+LEGACY = """\
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: HelmRepository
+metadata:
+  name: bitnami
+  namespace: flux-system
+spec:
+  interval: 10m
+  url: https://charts.bitnami.com/bitnami
+---
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata:
+  name: nginx
+  namespace: nginx
+spec:
+  interval: 5m
+  chart:
+    spec:
+      chart: nginx
+      sourceRef:
+        kind: HelmRepository
+        name: bitnami
+        namespace: flux-system
+"""
+
+
+def test_legacy_reference_example_refused_without_auto_fix_and_applied_with_it(
+    admin_api: client.ApiClient,
+    namespace_factory: Callable[[], str],
+    git_server: GitHttpServer,
+    tmp_path: Path,
+    controllers: Reconcilers,
+    fixing_controllers: Reconcilers,
+) -> None:
+    plain = make_tenant(admin_api, namespace_factory, git_server, tmp_path / "plain")
+    plain.push({"legacy/release.yaml": LEGACY})
+    plain.git_repository()
+    plain.kustomization("legacy", path="./legacy")
+    refused = plain.failed("legacy", "ReconciliationFailed")
+    assert "forbidden" in condition(refused)["message"]
+
+    fixing = make_tenant(admin_api, namespace_factory, git_server, tmp_path / "fixing", shard="autofix")
+    fixing.push({"legacy/release.yaml": LEGACY})
+    fixing.git_repository()
+    fixing.kustomization("legacy", path="./legacy")
+    fixing.ready("legacy")
+    release = fixing.custom.get_namespaced_custom_object(
+        "helm.toolkit.fluxcd.io", "v2", fixing.config, "helmreleases", "nginx"
+    )
+    assert release["spec"]["targetNamespace"] == "nginx"
+    assert release["spec"]["chart"]["spec"]["sourceRef"]["namespace"] == fixing.config
+    fixing.custom.get_namespaced_custom_object(
+        "source.toolkit.fluxcd.io", "v1", fixing.config, "helmrepositories", "bitnami"
+    )
+    events = client.CoreV1Api(admin_api).list_namespaced_event(fixing.config).items
+    assert any(e.reason == "LegacyManifestFixed" for e in events)
+
+
+def test_restart_mid_reconcile_converges_without_duplicates_or_orphans(
+    tenant: Tenant, start_reconcilers: Callable[..., Reconcilers]
+) -> None:
+    tenant.shard = "restart"
+    first_run = start_reconcilers(("source", "kustomize"), label_selector=f"{SHARD}=restart")
+    files = {f"many/cm-{i}.yaml": configmap(f"cm-{i}", str(i)) for i in range(15)}
+    sha = tenant.push(files)
+    tenant.git_repository()
+    tenant.kustomization("many", path="./many", targetNamespace=tenant.target)
+    until(lambda: tenant.configmaps(tenant.target), lambda cms: len(cms) >= 3, what="some objects applied")
+    first_run.stop()  # mid-reconcile, or just after: either way the next run must converge
+
+    start_reconcilers(("source", "kustomize"), label_selector=f"{SHARD}=restart")
+    done = tenant.ready("many", sha)
+    assert sorted(tenant.configmaps(tenant.target)) == sorted(f"cm-{i}" for i in range(15))
+    ids = [e["id"] for e in done["status"]["inventory"]["entries"]]
+    assert len(ids) == len(set(ids)) == 15
+
+
+def test_deleting_a_kustomization_with_prune_deletes_its_objects(tenant: Tenant) -> None:
+    sha = tenant.push({"apps/a.yaml": configmap("doomed", "1")})
+    tenant.git_repository()
+    tenant.kustomization("apps", path="./apps", targetNamespace=tenant.target)
+    tenant.ready("apps", sha)
+    tenant.core.create_namespaced_config_map(tenant.target, {"metadata": {"name": "bystander"}})
+    tenant.custom.delete_namespaced_custom_object(
+        KUSTOMIZATION.group, KUSTOMIZATION.version, tenant.config, KUSTOMIZATION.plural, "apps"
+    )
+    until(lambda: tenant.configmaps(tenant.target), lambda cms: "doomed" not in cms, what="inventory pruned")
+    assert "bystander" in tenant.configmaps(tenant.target), "never delete what the inventory does not list"
