@@ -6,6 +6,9 @@ that namespace and the tenant's target namespace. The controller applies as that
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,6 +22,8 @@ from fluxwarden.controllers.app import Reconcilers
 from fluxwarden.controllers.kustomize.api import KUSTOMIZATION
 from fluxwarden.controllers.kustomize.kustomization import KustomizeOptions
 from fluxwarden.controllers.source.api import GIT_REPOSITORY
+from fluxwarden.tenancy import Settings
+from tests.support.control_plane import ControlPlane
 from tests.support.git_server import GitHttpServer, GitRepo
 from tests.support.wait import until
 
@@ -410,3 +415,130 @@ def test_deleting_a_kustomization_with_prune_deletes_its_objects(tenant: Tenant)
     )
     until(lambda: tenant.configmaps(tenant.target), lambda cms: "doomed" not in cms, what="inventory pruned")
     assert "bystander" in tenant.configmaps(tenant.target), "never delete what the inventory does not list"
+
+
+DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+        - name: web
+          image: registry.example/web:1.0
+"""
+
+
+def test_health_checks_wait_for_readiness_within_the_timeout(tenant: Tenant) -> None:
+    sha = tenant.push({"web/deployment.yaml": DEPLOYMENT})
+    tenant.git_repository()
+    tenant.kustomization("web", path="./web", targetNamespace=tenant.target, wait=True, timeout="3s")
+    failed = tenant.failed("web", "HealthCheckFailed")
+    assert f"Deployment/{tenant.target}/web status: 'InProgress'" in condition(failed)["message"]
+
+    # A bare API server runs no Deployment controller: report the rollout as the controller would.
+    apps = client.AppsV1Api(tenant.api)
+    deployment = apps.read_namespaced_deployment("web", tenant.target)
+    apps.patch_namespaced_deployment_status("web", tenant.target, {"status": {
+        "observedGeneration": deployment.metadata.generation, "replicas": 1, "updatedReplicas": 1,
+        "readyReplicas": 1, "availableReplicas": 1,
+    }})  # fmt: skip
+    tenant.patch("web", {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "rolled-out"}}})
+    tenant.ready("web", sha)
+
+
+def test_ssa_and_prune_annotations_are_honoured(tenant: Tenant) -> None:
+    keep = configmap("kept", "1").replace(
+        "metadata:\n", "metadata:\n  annotations:\n    kustomize.toolkit.fluxcd.io/prune: disabled\n"
+    )
+    once = configmap("once", "from-git").replace(
+        "metadata:\n", "metadata:\n  annotations:\n    kustomize.toolkit.fluxcd.io/ssa: IfNotPresent\n"
+    )
+    first = tenant.push({"apps/kept.yaml": keep, "apps/once.yaml": once})
+    tenant.git_repository()
+    tenant.kustomization("apps", path="./apps", targetNamespace=tenant.target)
+    tenant.ready("apps", first)
+    tenant.core.patch_namespaced_config_map("once", tenant.target, {"data": {"value": "edited-in-cluster"}})
+
+    second = tenant.push({"apps/other.yaml": configmap("other", "1")}, delete=("apps/kept.yaml",))
+    tenant.patch("repo", {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "two"}}}, GIT_REPOSITORY)
+    tenant.ready("apps", second)
+    maps = tenant.configmaps(tenant.target)
+    assert "kept" in maps, "prune: disabled keeps an object that left the repository"
+    assert maps["once"] == {"value": "edited-in-cluster"}, "ssa: IfNotPresent never overwrites"
+
+
+CRD = """\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.{group}
+spec:
+  group: {group}
+  scope: Namespaced
+  names: {{plural: widgets, singular: widget, kind: Widget}}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          x-kubernetes-preserve-unknown-fields: true
+---
+apiVersion: {group}/v1
+kind: Widget
+metadata:
+  name: first
+spec:
+  size: 3
+"""
+
+
+def test_crds_are_applied_and_established_before_their_objects(
+    admin_api: client.ApiClient, namespace_factory: Callable[[], str], git_server: GitHttpServer, tmp_path: Path,
+    start_reconcilers: Callable[..., Reconcilers],
+) -> None:  # fmt: skip
+    start_reconcilers(
+        ("source", "kustomize"), label_selector=f"{SHARD}=platform",
+        kustomize=KustomizeOptions(settings=Settings(enforce=False)),
+    )  # fmt: skip
+    platform = make_tenant(admin_api, namespace_factory, git_server, tmp_path, shard="platform")
+    group = f"g{uuid.uuid4().hex[:8]}.example.com"
+    sha = platform.push({"crds/all.yaml": CRD.format(group=group)})
+    platform.git_repository()
+    platform.kustomization("crds", path="./crds", targetNamespace=platform.target)
+    platform.ready("crds", sha)
+    widget = platform.custom.get_namespaced_custom_object(group, "v1", platform.target, "widgets", "first")
+    assert widget["spec"] == {"size": 3}
+
+
+def test_cli_get_reconcile_with_source_suspend_resume(tenant: Tenant, control_plane: ControlPlane) -> None:
+    sha = tenant.push({"apps/a.yaml": configmap("cli", "1")})
+    tenant.git_repository()
+    tenant.kustomization("apps", path="./apps", targetNamespace=tenant.target)
+    tenant.ready("apps", sha)
+    env = {**os.environ, "KUBECONFIG": str(control_plane.kubeconfig)}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "fluxwarden.cli.main", *args, "-n", tenant.config]
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+
+    listed = cli("get", "kustomizations")
+    assert listed.stdout.splitlines()[1].split()[:4] == ["apps", f"main@sha1:{sha}", "False", "True"]
+    newer = tenant.push({"apps/a.yaml": configmap("cli", "2")})
+    done = cli("reconcile", "kustomization", "apps", "--with-source")
+    assert done.returncode == 0, done.stderr
+    assert f"Applied revision: main@sha1:{newer}" in done.stdout
+    assert tenant.configmaps(tenant.target)["cli"] == {"value": "2"}
+    assert cli("suspend", "kustomization", "apps").returncode == 0
+    assert tenant.get("apps")["spec"]["suspend"] is True
+    assert cli("resume", "kustomization", "apps").returncode == 0
+    assert tenant.get("apps")["spec"]["suspend"] is False
