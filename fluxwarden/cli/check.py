@@ -19,9 +19,9 @@ import yaml
 from fluxwarden.cli.options import add_settings_flags, settings_from
 from fluxwarden.tenancy import Settings, evaluate, remote_bases
 from fluxwarden.tenancy.findings import one_line
+from fluxwarden.tenancy.kustomization import KUSTOMIZATION_FILES
 
 YAML_SUFFIXES = (".yaml", ".yml")
-KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 SKIP_DIRS = frozenset({".git", "node_modules", ".venv"})
 
 
@@ -99,7 +99,7 @@ def check_text(name: str, text: str, settings: Settings) -> list[Report]:
     return reports
 
 
-def _unreadable(name: str, exc: Exception) -> Report:
+def unreadable(name: str, exc: Exception) -> Report:
     if isinstance(exc, OSError):
         return Report(name, 1, "unreadable", "error", f"{exc.strerror or exc}; check the path and its permissions")
     if isinstance(exc, UnicodeDecodeError):
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
             text = path.read_text(encoding="utf-8")
             reports.extend(check_text(str(path), text, settings))
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            reports.append(_unreadable(str(path), exc))
+            reports.append(unreadable(str(path), exc))
     if args.output == "json":
         json.dump([asdict(r) for r in reports], sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -9,22 +9,29 @@ Public surface:
 - :class:`Settings`, :class:`Requester` -- what a platform team tunes, and who asks;
 - :func:`evaluate` -> list of :class:`Finding` -- the verdicts;
 - :func:`mutate` -> :class:`Mutation` -- the admission-time JSON Patch and its warnings;
-- :func:`remote_bases` -- remote ``resources`` in a kustomization.yaml.
+- :func:`remote_bases` -- remote ``resources`` in a kustomization.yaml;
+- :func:`upgrade` -> :class:`Upgrade` -- a deprecated API version rewritten to the current one;
+- :func:`legacy_fix` -> :class:`LegacyFix` -- every Flux object moved into the configuration namespace.
 """
 
 from fluxwarden.tenancy.findings import Finding, ObjectRef, Severity
 from fluxwarden.tenancy.kinds import FLUX_GROUPS, FLUX_V1_GROUPS, KINDS, FluxKind, RefField, kind_of, lookup
 from fluxwarden.tenancy.kustomization import RemoteBase, remote_bases
+from fluxwarden.tenancy.legacy import DEFAULT_CONFIG_NAMESPACE, LegacyFix, Skipped, legacy_fix
 from fluxwarden.tenancy.mutation import Mutation, mutate
 from fluxwarden.tenancy.rules import cross_namespace_refs, evaluate
 from fluxwarden.tenancy.settings import Requester, Settings, is_exempt
+from fluxwarden.tenancy.upgrade import Change, Upgrade, upgrade
 
 __all__ = [
+    "DEFAULT_CONFIG_NAMESPACE",
     "FLUX_GROUPS",
     "FLUX_V1_GROUPS",
     "KINDS",
+    "Change",
     "Finding",
     "FluxKind",
+    "LegacyFix",
     "Mutation",
     "ObjectRef",
     "RefField",
@@ -32,11 +39,15 @@ __all__ = [
     "Requester",
     "Settings",
     "Severity",
+    "Skipped",
+    "Upgrade",
     "cross_namespace_refs",
     "evaluate",
     "is_exempt",
     "kind_of",
+    "legacy_fix",
     "lookup",
     "mutate",
     "remote_bases",
+    "upgrade",
 ]

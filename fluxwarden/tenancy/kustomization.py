@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import yaml
 
-REMOTE_FIELDS = ("resources", "bases", "components")
+REMOTE_FIELDS = ("resources", "bases", "components", "generators", "transformers", "validators")
+KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 _GIT_PREFIXES = ("git@", "git::", "gh:", "github.com/", "gitlab.com/", "bitbucket.org/")
 # `host.tld/owner/repo...`: a first segment with a dot and no path punctuation is a domain.
