@@ -326,31 +326,8 @@ def test_failures_keep_what_was_applied(tenant: Tenant) -> None:
     assert tenant.configmaps(tenant.target)["vars"] == {"value": "prod-1"}
 
 
-LEGACY = """\
-apiVersion: source.toolkit.fluxcd.io/v1
-kind: HelmRepository
-metadata:
-  name: bitnami
-  namespace: flux-system
-spec:
-  interval: 10m
-  url: https://charts.bitnami.com/bitnami
----
-apiVersion: helm.toolkit.fluxcd.io/v2
-kind: HelmRelease
-metadata:
-  name: nginx
-  namespace: nginx
-spec:
-  interval: 5m
-  chart:
-    spec:
-      chart: nginx
-      sourceRef:
-        kind: HelmRepository
-        name: bitnami
-        namespace: flux-system
-"""
+# TENANCY.md's reference example, as shipped in examples/.
+LEGACY = (Path(__file__).parents[2] / "examples" / "legacy-helmrelease.yaml").read_text()
 
 
 def test_legacy_reference_example_refused_without_auto_fix_and_applied_with_it(

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from fluxwarden.controllers.runtime.durations import parse_duration
 from fluxwarden.controllers.runtime.errors import Stalling
 from fluxwarden.controllers.runtime.kube import Resource
+from fluxwarden.controllers.runtime.spec import duration, mapping
 from fluxwarden.tenancy.kinds import KUSTOMIZE, SOURCE
 
 KUSTOMIZATION = Resource(KUSTOMIZE, "v1", "kustomizations", "Kustomization")
@@ -22,20 +22,6 @@ NAME_LABEL = "kustomize.toolkit.fluxcd.io/name"
 NAMESPACE_LABEL = "kustomize.toolkit.fluxcd.io/namespace"
 PRUNE_ANNOTATION = "kustomize.toolkit.fluxcd.io/prune"
 SSA_ANNOTATION = "kustomize.toolkit.fluxcd.io/ssa"
-
-
-def _mapping(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _seconds(spec: dict[str, Any], field: str, default: float) -> float:
-    raw = spec.get(field)
-    if raw in (None, ""):
-        return default
-    try:
-        return parse_duration(str(raw))
-    except ValueError as exc:
-        raise Stalling("InvalidSpec", f"spec.{field}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -65,21 +51,21 @@ class KustomizationSpec:
 
     @classmethod
     def of(cls, obj: dict[str, Any]) -> KustomizationSpec:
-        spec = _mapping(obj.get("spec"))
+        spec = mapping(obj.get("spec"))
         namespace = obj["metadata"]["namespace"]
-        ref = _mapping(spec.get("sourceRef"))
+        ref = mapping(spec.get("sourceRef"))
         if ref.get("kind") not in SOURCE_KINDS or not ref.get("name"):
             raise Stalling(
                 "InvalidSpec", f"spec.sourceRef must name a {', '.join(SOURCE_KINDS)}; got kind '{ref.get('kind')}'"
             )
-        interval = _seconds(spec, "interval", 600.0)
-        post_build = _mapping(spec.get("postBuild"))
+        interval = duration(spec, "interval", 600.0)
+        post_build = mapping(spec.get("postBuild"))
         return cls(
             source=ObjectRef(str(ref["kind"]), str(ref["name"]), str(ref.get("namespace") or namespace)),
             path=str(spec.get("path") or "./"),
             interval=interval,
-            retry_interval=_seconds(spec, "retryInterval", interval),
-            timeout=_seconds(spec, "timeout", interval),
+            retry_interval=duration(spec, "retryInterval", interval),
+            timeout=duration(spec, "timeout", interval),
             prune=bool(spec.get("prune", False)),
             wait=bool(spec.get("wait", False)),
             force=bool(spec.get("force", False)),
@@ -99,7 +85,7 @@ class KustomizationSpec:
                 if isinstance(d, dict)
             ),
             service_account=spec.get("serviceAccountName") or None,
-            substitute={str(k): str(v) for k, v in _mapping(post_build.get("substitute")).items()},
+            substitute={str(k): str(v) for k, v in mapping(post_build.get("substitute")).items()},
             substitute_from=tuple(s for s in post_build.get("substituteFrom") or [] if isinstance(s, dict)),
             raw=spec,
         )

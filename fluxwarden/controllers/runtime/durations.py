@@ -22,11 +22,3 @@ def parse_duration(text: str) -> float:
     if not value or position != len(value):
         raise ValueError(f"{text!r} is not a duration; use e.g. 30s, 5m, 1h30m")
     return total
-
-
-def duration_or(spec: dict[str, object], field: str, default: float) -> float:
-    """``spec[field]`` as seconds, or ``default`` when unset; a malformed value raises ``ValueError``."""
-    raw = spec.get(field)
-    if raw in (None, ""):
-        return default
-    return parse_duration(str(raw))

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from fluxwarden.controllers.runtime.durations import parse_duration
 from fluxwarden.controllers.runtime.errors import Stalling
 from fluxwarden.controllers.runtime.kube import Resource
+from fluxwarden.controllers.runtime.spec import duration, mapping, spec_of
 from fluxwarden.tenancy.kinds import SOURCE
 
 GIT_REPOSITORY = Resource(SOURCE, "v1", "gitrepositories", "GitRepository")
@@ -18,24 +18,6 @@ FINALIZER = "finalizers.fluxcd.io"
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_BRANCH = "master"
 GIT_SCHEMES = ("http://", "https://", "ssh://")
-
-
-def _mapping(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _spec(obj: dict[str, Any]) -> dict[str, Any]:
-    return _mapping(obj.get("spec"))
-
-
-def _duration(spec: dict[str, Any], field: str, default: float) -> float:
-    raw = spec.get(field)
-    if raw in (None, ""):
-        return default
-    try:
-        return parse_duration(str(raw))
-    except ValueError as exc:
-        raise Stalling("InvalidSpec", f"spec.{field}: {exc}") from None
 
 
 def secret_name(spec: dict[str, Any]) -> str | None:
@@ -64,11 +46,11 @@ class GitRepositorySpec:
 
     @classmethod
     def of(cls, obj: dict[str, Any]) -> GitRepositorySpec:
-        spec = _spec(obj)
+        spec = spec_of(obj)
         url = str(spec.get("url") or "")
         if not url.startswith(GIT_SCHEMES) and "@" not in url.split("/")[0]:
             raise Stalling("URLInvalid", f"spec.url '{url}' is not an http(s) or ssh Git URL")
-        raw_ref = _mapping(spec.get("ref"))
+        raw_ref = mapping(spec.get("ref"))
         ref = GitRef(
             branch=raw_ref.get("branch") or None,
             tag=raw_ref.get("tag") or None,
@@ -77,7 +59,7 @@ class GitRepositorySpec:
             commit=raw_ref.get("commit") or None,
         )
         ignore = spec.get("ignore")
-        return cls(url, ref, secret_name(spec), _duration(spec, "timeout", DEFAULT_TIMEOUT), ignore or None)
+        return cls(url, ref, secret_name(spec), duration(spec, "timeout", DEFAULT_TIMEOUT), ignore or None)
 
 
 @dataclass(frozen=True)
@@ -88,13 +70,13 @@ class HelmRepositorySpec:
 
     @classmethod
     def of(cls, obj: dict[str, Any]) -> HelmRepositorySpec:
-        spec = _spec(obj)
+        spec = spec_of(obj)
         if spec.get("type") == "oci":
             raise Stalling("InvalidSpec", "spec.type 'oci' is not supported yet; use an HTTP(S) Helm repository")
         url = str(spec.get("url") or "")
         if not url.startswith(("http://", "https://")):
             raise Stalling("URLInvalid", f"spec.url '{url}' is not an http(s) URL")
-        return cls(url.rstrip("/") + "/", secret_name(spec), _duration(spec, "timeout", DEFAULT_TIMEOUT))
+        return cls(url.rstrip("/") + "/", secret_name(spec), duration(spec, "timeout", DEFAULT_TIMEOUT))
 
 
 @dataclass(frozen=True)
@@ -107,8 +89,8 @@ class HelmChartSpec:
 
     @classmethod
     def of(cls, obj: dict[str, Any]) -> HelmChartSpec:
-        spec = _spec(obj)
-        ref = _mapping(spec.get("sourceRef"))
+        spec = spec_of(obj)
+        ref = mapping(spec.get("sourceRef"))
         kind = str(ref.get("kind") or "")
         if kind not in ("HelmRepository", "GitRepository"):
             raise Stalling("InvalidSpec", f"spec.sourceRef.kind '{kind}' is not HelmRepository or GitRepository")
