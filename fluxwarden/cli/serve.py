@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from fluxwarden import logs
@@ -16,18 +17,26 @@ from fluxwarden.webhook.server import ServeOptions, WebhookServer
 DEFAULT_STATE_DIR = Path(os.environ.get("FLUXWARDEN_STATE_DIR", Path.home() / ".local/state/fluxwarden"))
 
 
+def _program() -> str:
+    """How the user started us (``.venv/bin/fluxwarden`` under ``make run``), for copy-paste commands."""
+    invoked = sys.argv[0]
+    return invoked if Path(invoked).name == "fluxwarden" else "fluxwarden"
+
+
 def _next_steps(url: str, ca_file: Path, metrics_port: int) -> str:
     bundle = ca_bundle(ca_file.read_bytes())
+    program = _program()
     return f"""\
 fluxwarden webhook: serving {url} (POST /validate, /mutate; GET /healthz, /readyz)
 metrics: http://127.0.0.1:{metrics_port}/metrics
-certificates: {ca_file.parent} (self-signed CA; rotate with 'fluxwarden certs generate --out {ca_file.parent}')
+certificates: {ca_file.parent} (self-signed CA; rotate with '{program} certs generate --out {ca_file.parent}')
 
 Next:
   curl --cacert {ca_file} {url}/healthz
   curl --cacert {ca_file} -H 'Content-Type: application/json' --data @examples/review-legacy-helmrelease.json \\
        {url}/validate
-  fluxwarden check examples/      # the same rules, offline, over a repository
+  {program} check examples/      # the same rules, offline, over a repository
+  {program} fix --diff examples/legacy-helmrelease.yaml   # the migration, as a patch
 
 caBundle:
 {bundle}
