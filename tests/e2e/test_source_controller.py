@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import socket
 import tarfile
 import time
 import uuid
@@ -513,3 +514,13 @@ def test_chart_from_git_with_values_files(git_server: GitHttpServer, repo: GitRe
     with tarfile.open(fileobj=io.BytesIO(data)) as archive:
         values = yaml.safe_load(archive.extractfile("app/values.yaml").read())  # type: ignore[union-attr]
     assert values == {"replicas": 5, "image": {"tag": "b", "pull": "Always"}}
+
+
+def test_timeout_bounds_a_server_that_never_answers(kube: Api) -> None:
+    with socket.socket() as silent:  # accepts connections (kernel backlog) and never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        port = silent.getsockname()[1]
+        kube.create(GIT_REPOSITORY, "silent", {**git_spec(f"http://127.0.0.1:{port}/repo.git"), "timeout": "2s"})
+        obj = kube.wait_failed(GIT_REPOSITORY, "silent", "GitOperationFailed", timeout=30)
+    assert "timeout after 2s" in condition(obj, "Ready")["message"]
