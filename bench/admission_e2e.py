@@ -16,10 +16,8 @@ decision log. About half a minute with a warm binary cache; everything is stoppe
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
-import ssl
 import sys
 import tempfile
 import time
@@ -29,18 +27,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.cluster import Api, cluster
 from fluxwarden.certs import ca_bundle
 from fluxwarden.webhook.registration import UNJUDGED_NAMESPACES, Endpoint, webhook_configurations
 from tests.support.binaries import binary_dir
-from tests.support.control_plane import ControlPlane
-from tests.support.kube import KubectlRunner, kubectl_binary
+from tests.support.kube import KubectlRunner
 from tests.support.webhook import WebhookProcess
 
 TARGET_ADDED_P50_MS = 3.0
 REGISTRATION = "fluxwarden-bench"
 APPLIER = "flux-applier"
-CRDS = Path(__file__).resolve().parents[1] / "manifests" / "crds"
-CRD_SELECTOR = "app.kubernetes.io/part-of=fluxwarden"
 KUSTOMIZATIONS = "/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/{namespace}/kustomizations"
 WITH, WITHOUT = "with fluxwarden", "without webhooks"
 
@@ -51,27 +47,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--block", type=int, default=25, help="creates per block before switching (default 25)")
     parser.add_argument("--warmup", type=int, default=30, help="unmeasured creates per condition first (default 30)")
     return parser.parse_args(argv)
-
-
-class Api:
-    """Raw HTTPS to the apiserver as admin, one keep-alive connection: no client library in the timing."""
-
-    def __init__(self, plane: ControlPlane) -> None:
-        context = ssl.create_default_context(cafile=str(plane.ca_file))
-        context.load_cert_chain(str(plane.admin_cert), str(plane.admin_key))
-        self.connection = http.client.HTTPSConnection("127.0.0.1", plane.port, context=context, timeout=30)
-
-    def post(self, path: str, body: bytes) -> tuple[int, bytes, float]:
-        """Status, body and seconds from sending the request to the last byte of the answer."""
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        started = time.perf_counter()
-        self.connection.request("POST", path, body, headers)
-        response = self.connection.getresponse()
-        data = response.read()
-        return response.status, data, time.perf_counter() - started
-
-    def close(self) -> None:
-        self.connection.close()
 
 
 def kustomization(name: str) -> bytes:
@@ -176,14 +151,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="fluxwarden-bench-") as tmp:
         work = Path(tmp)
         began = time.monotonic()
-        with ControlPlane(bins, work) as plane:
-            kubectl = KubectlRunner(kubectl_binary(bins), plane.kubeconfig, work / "kubectl-cache")
-            kubectl("apply", "--server-side", "-k", str(CRDS))
-            kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "-l", CRD_SELECTOR)
+        with cluster(bins, work) as running:
+            plane, kubectl, version = running.plane, running.kubectl, running.version
             namespaces = {WITH: "bench-judged", WITHOUT: "bench-excluded"}
             kubectl("create", "namespace", namespaces[WITH])
             kubectl("create", "namespace", namespaces[WITHOUT])
-            version = json.loads(kubectl("version", "-o", "json").stdout)["serverVersion"]["gitVersion"]
             webhook = WebhookProcess(work / "certs", work / "webhook.log").start()
             api = Api(plane)
             try:

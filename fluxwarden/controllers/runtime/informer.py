@@ -20,25 +20,39 @@ Handler = Callable[[str, dict[str, Any], dict[str, Any] | None], None]
 """``handler(event_type, new_object, old_object_or_None)``; event types ADDED, MODIFIED, DELETED, LISTED."""
 
 
+def _slim(obj: dict[str, Any]) -> dict[str, Any]:
+    """Drop ``managedFields``: half of a cached object's memory, and no reconciler reads it."""
+    (obj.get("metadata") or {}).pop("managedFields", None)
+    return obj
+
+
 class Informer:
     def __init__(
         self,
         kube: Kube,
         resource: Resource,
-        handler: Handler,
+        handler: Handler | None = None,
         namespace: str | None = None,
         label_selector: str | None = None,
         watch_timeout: int = 300,
     ) -> None:
         self.kube = kube
         self.resource = resource
-        self.handler = handler
+        self.handlers: list[Handler] = [handler] if handler else []
         self.namespace = namespace
         self.label_selector = label_selector
         self.watch_timeout = watch_timeout
         self.synced = threading.Event()
         self._cache: dict[Key, dict[str, Any]] = {}
         self._lock = threading.Lock()
+
+    def add_handler(self, handler: Handler) -> None:
+        """Another consumer of the same stream (one list+watch and one cache per kind and selector)."""
+        self.handlers.append(handler)
+
+    def handler(self, event_type: str, new: dict[str, Any], old: dict[str, Any] | None) -> None:
+        for handle in self.handlers:
+            handle(event_type, new, old)
 
     def get(self, key: Key) -> dict[str, Any] | None:
         with self._lock:
@@ -50,7 +64,7 @@ class Informer:
 
     def _relist(self) -> str:
         items, version = self.kube.list(self.resource, self.namespace, self.label_selector)
-        fresh = {key_of(obj): obj for obj in items}
+        fresh = {key_of(obj): _slim(obj) for obj in items}
         with self._lock:
             old, self._cache = self._cache, fresh
         for key, obj in old.items():
@@ -62,6 +76,7 @@ class Informer:
         return version
 
     def _apply(self, event_type: str, obj: dict[str, Any]) -> None:
+        obj = _slim(obj)
         key = key_of(obj)
         with self._lock:
             old = self._cache.get(key)

@@ -19,7 +19,7 @@ from prometheus_client import start_http_server
 from fluxwarden.controllers.runtime.controller import Controller, Key, Watch
 from fluxwarden.controllers.runtime.events import EventRecorder
 from fluxwarden.controllers.runtime.informer import Informer
-from fluxwarden.controllers.runtime.kube import Kube, KubeError, key_of
+from fluxwarden.controllers.runtime.kube import Kube, KubeError, Resource, key_of
 from fluxwarden.controllers.runtime.leader import LeaderElector
 from fluxwarden.controllers.runtime.metrics import ControllerMetrics
 from fluxwarden.controllers.runtime.prologue import REQUESTED_AT, Runtime, run_once
@@ -74,6 +74,7 @@ class Manager:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._servers: list[Any] = []
+        self._informers: dict[tuple[str, str, str | None], Informer] = {}
         self.loops = [self._loop(c) for c in controllers]
         self.elected = threading.Event()
 
@@ -89,29 +90,31 @@ class Manager:
             elif event_type == "LISTED" or needs_reconcile(new, old):
                 queue.add(key)
 
-        informer = Informer(
-            self.kube, controller.resource, on_event, self.options.namespace, self.options.label_selector,
-            self.options.watch_timeout,
-        )  # fmt: skip
+        informer = self._informer(controller.resource, self.options.label_selector)
+        informer.add_handler(on_event)
         loop = _Loop(controller, runtime, queue, informer)
         for watch in getattr(controller, "watches", []):
             loop.watches.append(self._watch(watch, loop))
         return loop
+
+    def _informer(self, resource: Resource, label_selector: str | None) -> Informer:
+        """One list+watch and cache per kind and selector, whoever consumes it."""
+        key = (resource.group, resource.plural, label_selector)
+        if key not in self._informers:
+            self._informers[key] = Informer(
+                self.kube, resource, None, self.options.namespace, label_selector, self.options.watch_timeout
+            )
+        return self._informers[key]
 
     def _watch(self, watch: Watch, loop: _Loop) -> Informer:
         def on_event(event_type: str, new: dict[str, Any], old: dict[str, Any] | None) -> None:
             for key in watch.mapper(new, None if event_type == "DELETED" else old, loop.informer.items()):
                 loop.queue.add(key)
 
-        return Informer(self.kube, watch.resource, on_event, self.options.namespace, None, self.options.watch_timeout)
-
-    def informer_for(self, kind: str) -> Informer | None:
-        """The cache of a kind this manager watches (for controllers reading other objects)."""
-        for loop in self.loops:
-            for informer in (loop.informer, *loop.watches):
-                if informer.resource.kind == kind:
-                    return informer
-        return None
+        # Sources and dependencies need not carry this shard's label: watch them unfiltered.
+        informer = self._informer(watch.resource, None)
+        informer.add_handler(on_event)
+        return informer
 
     def _worker(self, loop: _Loop) -> None:
         while True:
@@ -154,9 +157,9 @@ class Manager:
                 return
             self._spawn(elector.keep, self._stop, self._lost_leadership, name="leader")
         self.elected.set()
+        for informer in self._informers.values():
+            self._spawn(informer.run, self._stop, name=f"informer-{informer.resource.plural}")
         for loop in self.loops:
-            for informer in (loop.informer, *loop.watches):
-                self._spawn(informer.run, self._stop, name=f"informer-{informer.resource.plural}")
             for index in range(self.options.concurrency):
                 self._spawn(self._worker, loop, name=f"{loop.controller.name}-{index}")
 
@@ -168,15 +171,17 @@ class Manager:
         return self.elected.is_set() and all(loop.informer.synced.is_set() for loop in self.loops)
 
     def stop(self, timeout: float = 30.0) -> None:
+        """Stop taking work, let running reconciles finish (up to ``timeout``), close the probes."""
         self._stop.set()
         for loop in self.loops:
             loop.queue.shutdown()
-        for thread in self._threads:
-            if thread is not threading.current_thread() and thread.name.split("-")[0] != "informer":
-                thread.join(timeout)
-        for server in self._servers:
+        for server in self._servers:  # before the joins: a serving thread only ends after shutdown()
             server.shutdown()
             server.server_close()
+        # Informers block in a watch read until it times out; they are daemons and need no join.
+        for thread in self._threads:
+            if thread is not threading.current_thread() and not thread.name.startswith("informer-"):
+                thread.join(timeout)
 
     def run(self) -> None:
         """Start, wait for SIGTERM/SIGINT, stop."""

@@ -1,0 +1,192 @@
+"""Set-up shared by the benchmarks that need a real cluster: control plane + CRDs, raw HTTPS, child processes.
+
+The control plane is the tests' (``tests/support/control_plane.py``: etcd + kube-apiserver on
+loopback); CRDs are installed the way the e2e tests install them (server-side apply of
+``manifests/crds``, then wait Established) with the kubectl of the apiserver's own version.
+``/proc`` readers let a benchmark charge CPU and memory to one process (and the children it reaped)
+rather than to the whole shared machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import http.client
+import json
+import os
+import resource
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from tests.support.control_plane import ControlPlane
+from tests.support.kube import KubectlRunner, kubectl_binary
+
+CRDS = Path(__file__).resolve().parents[1] / "manifests" / "crds"
+CRD_SELECTOR = "app.kubernetes.io/part-of=fluxwarden"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_PR_SET_PDEATHSIG = 1
+_STOP_GRACE_SECONDS = 30.0
+
+
+@dataclass
+class Cluster:
+    """A running control plane with fluxwarden's CRDs Established, and kubectl against it as admin."""
+
+    plane: ControlPlane
+    kubectl: KubectlRunner
+    version: str
+
+
+@contextlib.contextmanager
+def cluster(bins: Path, work: Path) -> Iterator[Cluster]:
+    """Start etcd + kube-apiserver in ``work``, install the CRDs; everything is stopped on the way out."""
+    with ControlPlane(bins, work) as plane:
+        kubectl = KubectlRunner(kubectl_binary(bins), plane.kubeconfig, work / "kubectl-cache")
+        kubectl("apply", "--server-side", "-k", str(CRDS))
+        kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "-l", CRD_SELECTOR)
+        version = str(json.loads(kubectl("version", "-o", "json").stdout)["serverVersion"]["gitVersion"])
+        yield Cluster(plane, kubectl, version)
+
+
+class Api:
+    """Raw HTTPS to the apiserver as admin over one keep-alive connection: no client library in the timing."""
+
+    def __init__(self, plane: ControlPlane, timeout: float = 30) -> None:
+        context = ssl.create_default_context(cafile=str(plane.ca_file))
+        context.load_cert_chain(str(plane.admin_cert), str(plane.admin_key))
+        self.connection = http.client.HTTPSConnection("127.0.0.1", plane.port, context=context, timeout=timeout)
+
+    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes, float]:
+        """Status, body and seconds from sending the request to the last byte of the answer."""
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        started = time.perf_counter()
+        self.connection.request(method, path, body, headers)
+        response = self.connection.getresponse()
+        data = response.read()
+        return response.status, data, time.perf_counter() - started
+
+    def post(self, path: str, body: bytes) -> tuple[int, bytes, float]:
+        return self.request("POST", path, body)
+
+    def get_json(self, path: str) -> dict[str, Any]:
+        status, data, _ = self.request("GET", path)
+        if status != 200:
+            raise RuntimeError(f"GET {path}: HTTP {status}: {data[:300]!r}")
+        found: dict[str, Any] = json.loads(data)
+        return found
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: if the benchmark is killed outright, the kernel kills the child too."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+class Child:
+    """One benchmark child in its own process group (so stopping it stops what it forked), log to a file."""
+
+    def __init__(
+        self, argv: Sequence[str], log_path: Path, *, env: Mapping[str, str] | None = None, stdout_pipe: bool = False
+    ) -> None:
+        self.log_path = log_path
+        with log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE if stdout_pipe else log,
+                stderr=log,
+                env=dict(env) if env is not None else None,
+                start_new_session=True,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def stdout(self) -> IO[bytes]:
+        assert self.process.stdout is not None
+        return self.process.stdout
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"pid {self.pid} exited with {self.process.returncode}; log tail:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        with contextlib.suppress(FileNotFoundError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return "(no log)"
+
+    def stop(self, grace: float = _STOP_GRACE_SECONDS) -> int | None:
+        """SIGTERM the group, SIGKILL it after ``grace``; the exit code (None if it had to be killed)."""
+        code: int | None = None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            code = self.process.wait(timeout=grace)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGKILL)  # also any descendant the leader left behind
+        self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        return code
+
+
+@dataclass(frozen=True)
+class Cpu:
+    """CPU seconds of one process: its own threads, and the children it has waited for (e.g. git)."""
+
+    own: float
+    children: float
+
+    def __sub__(self, other: Cpu) -> Cpu:
+        return Cpu(self.own - other.own, self.children - other.children)
+
+    @property
+    def total(self) -> float:
+        return self.own + self.children
+
+
+def cpu_of(pid: int) -> Cpu:
+    """utime+stime and cutime+cstime from ``/proc/<pid>/stat``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
+    return Cpu((utime + stime) / CLOCK_TICKS, (cutime + cstime) / CLOCK_TICKS)
+
+
+def self_cpu() -> Cpu:
+    """This process, the same way but finer than clock ticks (getrusage; only waited-for children count)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return Cpu(own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime)
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """``VmRSS`` and ``VmHWM`` (peak RSS) in KiB from ``/proc/<pid>/status``."""
+    values: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0])
+    return values
+
+
+def machine_busy() -> tuple[float, float]:
+    """Seconds of CPU busy (all cores) and wall seconds (all cores) since boot, from ``/proc/stat``."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    total = sum(fields[:8])  # guest time is already inside user
+    return (total - idle) / CLOCK_TICKS, total / CLOCK_TICKS
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
