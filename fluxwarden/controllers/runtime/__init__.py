@@ -19,5 +19,5 @@ progress in annotations. Flux's contract is level-based: reconcile the whole obj
 ``spec.interval``, honour ``reconcile.fluxcd.io/requestedAt``, write ``observedGeneration`` and
 kstatus conditions to the status subresource, and never write when nothing changed. Bending kopf
 to that (timers for intervals, suppressing its annotations, de-duplicating its events) would cost
-more than this runtime: a queue, an informer, a prologue and a manager, about 800 lines.
+more than this runtime: a queue, an informer, a prologue and a manager, about 650 lines.
 """
