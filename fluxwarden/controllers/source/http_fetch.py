@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ssl
 from dataclasses import dataclass
 
@@ -32,10 +33,16 @@ class HttpCredentials:
         )
 
 
+@functools.cache
+def _system_trust() -> ssl.SSLContext:
+    """Built once: loading the CA bundle costs ~20 ms, once per download otherwise."""
+    return ssl.create_default_context()
+
+
 def fetch(url: str, credentials: HttpCredentials, timeout: float, max_size: int) -> bytes:
     """GET ``url`` into memory, refusing bodies over ``max_size``; errors are scrubbed of credentials."""
     auth = httpx.BasicAuth(credentials.username or "", credentials.password or "") if credentials.username else None
-    verify: ssl.SSLContext | bool = True
+    verify = _system_trust()
     if credentials.ca_pem:
         verify = ssl.create_default_context(cadata=credentials.ca_pem.decode())
     try:
