@@ -22,6 +22,7 @@ from fluxwarden.controllers.kustomize.fetch import FetchError, fetch_artifact
 from fluxwarden.controllers.kustomize.substitute import substitute, variables_from
 from fluxwarden.controllers.source.artifact import build_tarball, digest
 from fluxwarden.controllers.source.ignore import IgnoreRules
+from tests.support.files import write_tree as write
 from tests.support.http_files import StaticFileServer
 
 pytestmark = pytest.mark.usefixtures("test_binaries")  # the real kustomize first on PATH
@@ -46,14 +47,6 @@ spec:
 """
 SERVICE = "apiVersion: v1\nkind: Service\nmetadata:\n  name: svc\nspec:\n  ports: [{port: 80}]\n"
 CONFIG_MAP = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  key: {value}\n"
-
-
-def write(root: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return root
 
 
 def by_id(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

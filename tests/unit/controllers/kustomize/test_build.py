@@ -20,16 +20,9 @@ from fluxwarden.controllers.kustomize.build import (
     parse_manifests,
     resolve_path,
 )
+from tests.support.files import write_tree as write
 
 CONFIG_MAP = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n"
-
-
-def write(root: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return root
 
 
 # --- Overlay.from_spec -------------------------------------------------------------------------
