@@ -15,20 +15,25 @@ import http.client
 import json
 import os
 import resource
+import shutil
 import signal
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import IO, Any
 
+from tests.support.binaries import binary_dir
 from tests.support.control_plane import ControlPlane
 from tests.support.kube import KubectlRunner, kubectl_binary
 
-CRDS = Path(__file__).resolve().parents[1] / "manifests" / "crds"
+ROOT = Path(__file__).resolve().parents[1]
+CRDS = ROOT / "manifests" / "crds"
 CRD_SELECTOR = "app.kubernetes.io/part-of=fluxwarden"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _PR_SET_PDEATHSIG = 1
@@ -80,6 +85,11 @@ class Api:
         if status != 200:
             raise RuntimeError(f"GET {path}: HTTP {status}: {data[:300]!r}")
         found: dict[str, Any] = json.loads(data)
+        return found
+
+    def items(self, path: str) -> list[dict[str, Any]]:
+        """The items of a list call."""
+        found: list[dict[str, Any]] = self.get_json(path)["items"]
         return found
 
     def close(self) -> None:
@@ -190,3 +200,63 @@ def machine_busy() -> tuple[float, float]:
 
 def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def rerun_from_copy(module: str, argv: list[str], args: Any, *, show_commit: bool = True) -> int:
+    """Run ``python -m module`` again from a copy of fluxwarden/, tests/, manifests/ (tree or revision) and bench/.
+
+    ``args.code`` is ``copy`` (this tree) or a git revision (``show_commit``: name its short hash too);
+    ``args.deadline`` bounds the child. Others edit the tree during a run of many minutes; a
+    half-written module would crash a controller started late in it. The copy is the child's current
+    directory, which comes first on ``sys.path`` for ``python -m``, before the editable install's finder.
+    """
+    bins = binary_dir()
+    parts = ("fluxwarden", "tests", "manifests")
+    with tempfile.TemporaryDirectory(prefix="fluxwarden-bench-code-") as tmp:
+        if args.code == "copy":
+            for part in parts:
+                shutil.copytree(ROOT / part, Path(tmp) / part, ignore=shutil.ignore_patterns("__pycache__"))
+            label = "this tree, copied"
+        else:
+            archive = subprocess.Popen(
+                ["git", "-C", str(ROOT), "archive", "--format=tar", args.code, *parts], stdout=subprocess.PIPE
+            )
+            subprocess.run(["tar", "-x", "-C", tmp], stdin=archive.stdout, check=True)
+            if archive.wait() != 0:
+                raise RuntimeError(f"git archive {args.code} failed")
+            label = f"git {args.code}"
+            if show_commit:
+                commit = subprocess.run(
+                    ["git", "-C", str(ROOT), "rev-parse", "--short", args.code],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout.strip()
+                label += f" ({commit})"
+        shutil.copytree(ROOT / "bench", Path(tmp) / "bench", ignore=shutil.ignore_patterns("__pycache__"))
+        print(f"code: fluxwarden from {label}, in {tmp}", flush=True)
+        rest = [a for i, a in enumerate(argv) if a != "--code" and (i == 0 or argv[i - 1] != "--code")]
+        rest = [a for a in rest if not a.startswith("--code=")]
+        child = subprocess.Popen(
+            [sys.executable, "-m", module, *rest, "--code", "worktree"],
+            cwd=tmp,
+            env={**os.environ, "FLUXWARDEN_TEST_BIN": str(bins)},
+        )
+        signal.signal(signal.SIGTERM, lambda *_: child.terminate())  # the child unwinds and cleans up
+        try:
+            return child.wait(timeout=args.deadline + 120)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            return child.wait()
+
+
+def arm_deadline(module: str, seconds: float) -> None:
+    """SIGALRM after ``seconds`` raises TimeoutError, SIGTERM exits: both unwind the with-blocks (children
+    stopped, directories removed). ``signal.alarm(0)`` disarms it."""
+
+    def expired(signum: int, frame: FrameType | None) -> None:
+        raise TimeoutError(f"{module} ran past --deadline; stopping everything")
+
+    signal.signal(signal.SIGALRM, expired)
+    signal.alarm(int(seconds))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -46,35 +46,41 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
-import cProfile
 import functools
 import http.client
 import io
 import json
 import os
 import pstats
-import re
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench.cluster import Api, Child, Cpu, cluster, cpu_of, load_average, machine_busy, memory_kib, self_cpu
+from bench.cluster import Api, arm_deadline, cluster, load_average, memory_kib, rerun_from_copy, self_cpu
+from bench.controller import (
+    Controller,
+    Metrics,
+    Poll,
+    Snapshot,
+    Window,
+    changed,
+    deep_size,
+    ready_condition,
+    resource_versions,
+    thread_profiles,
+)
 from tests.support.binaries import binary_dir, prepend_to_path
-from tests.support.control_plane import ControlPlane, free_port
+from tests.support.control_plane import ControlPlane
 from tests.support.git_server import GitHttpServer, GitRepo
 
-ROOT = Path(__file__).resolve().parents[1]
 CONFIG_NAMESPACE = "bench-config"
 TARGET_PREFIX = "bench-t-"
 APPLIER = "flux-applier"
@@ -235,13 +241,6 @@ def kustomization(index: int) -> dict[str, Any]:
     }
 
 
-def ready_condition(obj: dict[str, Any]) -> dict[str, Any]:
-    for condition in (obj.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "Ready":
-            return dict(condition)
-    return {}
-
-
 def is_applied(obj: dict[str, Any]) -> bool:
     """Ready=True at the object's current generation, with a revision applied."""
     status = obj.get("status") or {}
@@ -262,54 +261,12 @@ def wait_source_ready(api: KubeApi, timeout: float = 120.0) -> float:
         time.sleep(0.2)
 
 
-@dataclass
-class Poll:
-    """Lists the Kustomizations until every name passes ``done``; notes when each first did."""
-
-    api: KubeApi
-    names: set[str]
-    done_when: Callable[[dict[str, Any]], bool]
-    interval: float
-    deadline: float
-    started: float = field(default_factory=time.monotonic)
-    ready_at: dict[str, float] = field(default_factory=dict)
-    failed: dict[str, str] = field(default_factory=dict)
-    lists: int = 0
-    error: BaseException | None = None
-    done: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        try:
-            while time.monotonic() < self.deadline:
-                items = self.api.items(KUSTOMIZATIONS.format(namespace=CONFIG_NAMESPACE))
-                now, self.lists = time.monotonic(), self.lists + 1
-                for obj in items:
-                    name = obj["metadata"]["name"]
-                    if name not in self.names or name in self.ready_at:
-                        continue
-                    if self.done_when(obj):
-                        self.ready_at[name] = now - self.started
-                    elif (ready := ready_condition(obj)).get("status") == "False":
-                        self.failed.setdefault(name, f"{ready.get('reason')}: {ready.get('message')}")
-                if self.names <= self.ready_at.keys():
-                    return
-                time.sleep(self.interval)
-        except BaseException as exc:  # reported by the main thread
-            self.error = exc
-        finally:
-            self.done.set()
-
-    def wait(self, child: Child, what: str) -> list[float]:
-        """Block until done (checking the controller lives); the sorted times, or an error naming what hung."""
-        while not self.done.wait(1.0):
-            child.check_alive()
-        if self.error is not None:
-            raise self.error
-        missing = self.names - self.ready_at.keys()
-        if missing:
-            sample = {k: self.failed.get(k, "not Ready") for k in sorted(missing)[:3]}
-            raise RuntimeError(f"{what}: {len(missing)} of {len(self.names)} not done in time, e.g. {sample}")
-        return sorted(self.ready_at.values())
+def kustomization_poll(
+    api: KubeApi, names: set[str], done_when: Callable[[dict[str, Any]], bool], n: int, timeout: float
+) -> Poll:
+    """Lists the Kustomizations until every name passes ``done_when``; notes when each first did."""
+    collection = KUSTOMIZATIONS.format(namespace=CONFIG_NAMESPACE)
+    return Poll(lambda: api.items(collection), names, done_when, poll_interval(n), time.monotonic() + timeout)
 
 
 def poll_interval(n: int) -> float:
@@ -317,20 +274,9 @@ def poll_interval(n: int) -> float:
     return min(2.0, max(0.25, n / 500))
 
 
-def resource_versions(api: KubeApi, path: str) -> dict[str, str]:
-    return {
-        f"{o['metadata'].get('namespace', '')}/{o['metadata']['name']}": o["metadata"]["resourceVersion"]
-        for o in api.items(path)
-    }
-
-
 def applied_config_maps(api: KubeApi) -> dict[str, str]:
     """resourceVersion of every ConfigMap the controller applied (by its owner label), across namespaces."""
     return resource_versions(api, f"/api/v1/configmaps?labelSelector={OWNER_NAMESPACE_LABEL}%3D{CONFIG_NAMESPACE}")
-
-
-def changed(before: dict[str, str], after: dict[str, str]) -> int:
-    return sum(1 for k, v in after.items() if before.get(k) != v)
 
 
 def events(api: KubeApi) -> int:
@@ -341,7 +287,6 @@ def events(api: KubeApi) -> int:
 # -- the controller process ------------------------------------------------------------------------
 
 
-_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$")
 _METRIC_NAMES = (
     "controller_runtime_reconcile_total",
     "gotk_reconcile_duration_seconds_sum",
@@ -349,156 +294,42 @@ _METRIC_NAMES = (
 )
 
 
-@dataclass(frozen=True)
-class Metrics:
-    """The kustomize controller's reconciles and time in reconcile() (Kustomizations only)."""
-
-    reconciles: float
-    errors: float
-    duration_sum: float
-    duration_count: float
-
-    @classmethod
-    def parse(cls, text: str) -> Metrics:
-        sums: dict[str, float] = collections.defaultdict(float)
-        errors = 0.0
-        for line in text.splitlines():
-            match = _SAMPLE.match(line)
-            if not match:
-                continue
-            name, labels, value = match.group(1), match.group(2) or "", float(match.group(3))
-            if name == "controller_runtime_reconcile_total" and 'controller="kustomize-controller"' in labels:
-                sums[name] += value
-                errors += value if 'result="error"' in labels else 0.0
-            elif name.startswith("gotk_reconcile_duration_seconds_") and 'kind="Kustomization"' in labels:
-                sums[name] += value
-        return cls(
-            sums["controller_runtime_reconcile_total"],
-            errors,
-            sums["gotk_reconcile_duration_seconds_sum"],
-            sums["gotk_reconcile_duration_seconds_count"],
-        )
-
-
-def mean_reconcile_ms(first: Metrics, last: Metrics) -> float:
-    return (last.duration_sum - first.duration_sum) / max(last.duration_count - first.duration_count, 1) * 1e3
-
-
-@dataclass
-class Controller:
+def start_controller(
+    plane: ControlPlane, work: Path, args: argparse.Namespace, log: Path, profile_out: Path | None = None
+) -> Controller:
     """``fluxwarden controllers run --controllers source,kustomize`` in its own process, probes on."""
+    tmp = work / "controller-tmp"  # kustomize build dirs (tempfile.gettempdir()), removed with the work dir
+    tmp.mkdir(exist_ok=True)
+    cli = [
+        "controllers", "run", "--kubeconfig", str(plane.kubeconfig), "--controllers", "source,kustomize",
+        "--storage-path", str(work / "storage"), "--storage-addr", "127.0.0.1:0",
+        "--concurrency", str(args.concurrency), "--enforce" if args.enforce else "--no-enforce",
+    ]  # fmt: skip
+    path = os.pathsep.join([str(binary_dir()), os.environ.get("PATH", os.defpath)])  # the pinned kustomize
+    env = {**os.environ, "PATH": path, "TMPDIR": str(tmp)}
+    return Controller.launch(cli, log, module="bench.kustomize", profile_out=profile_out, env=env, request_timeout=30)
 
-    child: Child
-    metrics_port: int
-    health_port: int
-    started: float
 
-    @classmethod
-    def start(
-        cls, plane: ControlPlane, work: Path, args: argparse.Namespace, log: Path, profile_out: Path | None = None
-    ) -> Controller:
-        metrics_port, health_port = free_port(), free_port()
-        tmp = work / "controller-tmp"  # kustomize build dirs (tempfile.gettempdir()), removed with the work dir
-        tmp.mkdir(exist_ok=True)
-        cli = [
-            "controllers", "run", "--kubeconfig", str(plane.kubeconfig), "--controllers", "source,kustomize",
-            "--storage-path", str(work / "storage"), "--storage-addr", "127.0.0.1:0",
-            "--metrics-port", str(metrics_port), "--health-port", str(health_port),
-            "--concurrency", str(args.concurrency), "--enforce" if args.enforce else "--no-enforce",
-        ]  # fmt: skip
-        if profile_out is None:
-            argv = [sys.executable, "-m", "fluxwarden.cli.main", *cli]
-        else:
-            argv = [sys.executable, "-m", "bench.kustomize", "_profiled-controller", str(profile_out), "--", *cli]
-        path = os.pathsep.join([str(binary_dir()), os.environ.get("PATH", os.defpath)])  # the pinned kustomize
-        env = {**os.environ, "PATH": path, "TMPDIR": str(tmp)}
-        return cls(Child(argv, log, env=env), metrics_port, health_port, time.monotonic())
+def scrape(controller: Controller) -> Metrics:
+    """The kustomize controller's reconciles and time in reconcile() (Kustomizations only).
 
-    @property
-    def pid(self) -> int:
-        return self.child.pid
-
-    def _get(self, port: int, path: str) -> tuple[int, bytes]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as response:
-                return int(response.status), bytes(response.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, b""
-
-    def wait_ready(self, timeout: float = 60.0) -> float:
-        deadline = time.monotonic() + timeout
-        while True:
-            self.child.check_alive()
-            with contextlib.suppress(OSError):
-                if self._get(self.health_port, "/readyz")[0] == 200:
-                    return time.monotonic() - self.started
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"controller not ready after {timeout:.0f}s:\n{self.child.log_tail()}")
-            time.sleep(0.05)
-
-    def metrics(self) -> Metrics:
-        """Only the three series read here (``name[]``): a full scrape of N objects' histograms costs more."""
-        query = "&".join(f"name[]={name}" for name in _METRIC_NAMES)
-        status, body = self._get(self.metrics_port, f"/metrics?{query}")
-        if status != 200:
-            raise RuntimeError(f"/metrics answered {status}")
-        return Metrics.parse(body.decode())
-
-    def stop(self) -> tuple[int | None, float]:
-        began = time.monotonic()
-        code = self.child.stop(grace=45.0)
-        return code, time.monotonic() - began
+    Only the three series read here (``name[]``): a full scrape of N objects' histograms costs more.
+    """
+    query = "&".join(f"name[]={name}" for name in _METRIC_NAMES)
+    return Metrics.parse(controller.scrape(f"?{query}"), kind="Kustomization", controller="kustomize-controller")
 
 
 # -- CPU accounting --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    wall: float
-    controller: Cpu
-    apiserver: Cpu
-    etcd: Cpu
-    bench: Cpu
-    machine_busy: float
-
-    @classmethod
-    def take(cls, controller: int, apiserver: int, etcd: int) -> Snapshot:
-        return cls(time.monotonic(), cpu_of(controller), cpu_of(apiserver), cpu_of(etcd), self_cpu(), machine_busy()[0])
-
-
-@dataclass(frozen=True)
-class Window:
-    """CPU seconds of each process between two snapshots; ``others``: the machine's busy time beyond them."""
-
-    seconds: float
-    controller: Cpu  # own threads; children: kustomize builds and git
-    apiserver: float
-    etcd: float
-    bench: float  # this process and its git server thread (and the git http-backend it forks)
-    others: float
-
-    @classmethod
-    def between(cls, a: Snapshot, b: Snapshot) -> Window:
-        controller = b.controller - a.controller
-        apiserver, etcd, bench = (b.apiserver - a.apiserver).total, (b.etcd - a.etcd).total, (b.bench - a.bench).total
-        ours = controller.total + apiserver + etcd + bench
-        return cls(
-            b.wall - a.wall, controller, apiserver, etcd, bench, max(0.0, b.machine_busy - a.machine_busy - ours)
-        )
-
-    def share(self, cpu_seconds: float) -> float:
-        """Percent of one core."""
-        return 100.0 * cpu_seconds / self.seconds if self.seconds > 0 else 0.0
-
-    def line(self) -> str:
-        c = self.controller
-        return (
-            f"controller {self.share(c.total):.0f}% ({self.share(c.own):.0f}% Python + {self.share(c.children):.0f}% "
-            f"kustomize/git), apiserver {self.share(self.apiserver):.0f}%, etcd {self.share(self.etcd):.0f}%, "
-            f"bench {self.share(self.bench):.0f}%, others {self.share(self.others):.0f}% "
-            f"(% of one core; {os.cpu_count()} cores)"
-        )
+def window_line(w: Window) -> str:
+    c = w.controller
+    return (
+        f"controller {w.share(c.total):.0f}% ({w.share(c.own):.0f}% Python + {w.share(c.children):.0f}% "
+        f"kustomize/git), apiserver {w.share(w.apiserver):.0f}%, etcd {w.share(w.etcd):.0f}%, "
+        f"bench {w.share(w.bench):.0f}%, others {w.share(w.others):.0f}% "
+        f"(% of one core; {os.cpu_count()} cores)"
+    )
 
 
 # -- one N -----------------------------------------------------------------------------------------
@@ -587,7 +418,7 @@ def run_count(n: int, args: argparse.Namespace, env: Environment) -> Result:
         assert plane.apiserver.pid is not None and plane.etcd.pid is not None
         apiserver, etcd = plane.apiserver.pid, plane.etcd.pid
         api, poll_api = KubeApi(plane, timeout=120), KubeApi(plane, timeout=120)
-        controller = Controller.start(plane, work, args, work / "controller.log")
+        controller = start_controller(plane, work, args, work / "controller.log")
         stopped: list[tuple[int | None, float]] = []
         with contextlib.ExitStack() as stack:
             stack.callback(api.close)
@@ -597,20 +428,18 @@ def run_count(n: int, args: argparse.Namespace, env: Environment) -> Result:
             wait_source_ready(api)
             time.sleep(args.settle)  # let start-up and the first source reconcile settle
             idle_rss = memory_kib(controller.pid)["VmRSS"]
-            idle_before, idle_began = cpu_of(controller.pid), time.monotonic()
-            time.sleep(args.idle)
-            idle_cpu = (cpu_of(controller.pid) - idle_before).total / (time.monotonic() - idle_began)
+            idle_cpu = controller.idle_cpu(args.idle)
 
             # 1. create N, wait until all are Ready
-            m0 = controller.metrics()
-            poll = Poll(poll_api, names, is_applied, poll_interval(n), time.monotonic() + 120.0 + 0.6 * n)
+            m0 = scrape(controller)
+            poll = kustomization_poll(poll_api, names, is_applied, n, 120.0 + 0.6 * n)
             before = Snapshot.take(controller.pid, apiserver, etcd)
-            threading.Thread(target=poll.run, name="poll", daemon=True).start()
+            poll.start()
             create_s = create_all(api, n)
             ready_times = poll.wait(controller.child, "Ready after create")
             after = Snapshot.take(controller.pid, apiserver, etcd)
             ready_hwm = memory_kib(controller.pid)["VmHWM"]
-            m1 = controller.metrics()
+            m1 = scrape(controller)
             load.append(f"all Ready {load_average()}")
             config_maps = applied_config_maps(api)
             config_map_count = len(config_maps)
@@ -632,11 +461,11 @@ def run_count(n: int, args: argparse.Namespace, env: Environment) -> Result:
                 meta = obj["metadata"]
                 return int(meta.get("generation", 0)) >= generations.get(meta["name"], 1 << 30) and is_applied(obj)
 
-            repoll = Poll(poll_api, names, reapplied, poll_interval(n), time.monotonic() + 120.0 + 0.6 * n)
+            repoll = kustomization_poll(poll_api, names, reapplied, n, 120.0 + 0.6 * n)
             repoll.run()  # in this thread: the patches are all sent
             reapply_s = repoll.wait(controller.child, "Ready after the interval change")[-1]
             reapply_end = Snapshot.take(controller.pid, apiserver, etcd)
-            m2 = controller.metrics()
+            m2 = scrape(controller)
             reapply_writes = changed(config_maps, applied_config_maps(api))
             events_reapply = events(api)
 
@@ -644,14 +473,11 @@ def run_count(n: int, args: argparse.Namespace, env: Environment) -> Result:
             time.sleep(args.settle)
             kustomizations = resource_versions(api, collection)
             config_maps = applied_config_maps(api)
-            first = controller.metrics()
+            first = scrape(controller)
             start = Snapshot.take(controller.pid, apiserver, etcd)
-            end_at = time.monotonic() + args.window
-            while time.monotonic() < end_at:
-                controller.child.check_alive()
-                time.sleep(min(1.0, max(0.0, end_at - time.monotonic())))
+            controller.watch(args.window)
             end = Snapshot.take(controller.pid, apiserver, etcd)
-            last = controller.metrics()
+            last = scrape(controller)
             memory = memory_kib(controller.pid)
             load.append(f"after window {load_average()}")
             kustomization_writes = changed(kustomizations, resource_versions(api, collection))
@@ -677,7 +503,7 @@ def run_count(n: int, args: argparse.Namespace, env: Environment) -> Result:
         steady=Window.between(start, end),
         steady_reconciles=last.reconciles - first.reconciles,
         steady_errors=last.errors - first.errors,
-        steady_mean_ms=mean_reconcile_ms(first, last),
+        steady_mean_ms=last.mean_reconcile_ms_since(first),
         steady_kustomization_writes=kustomization_writes,
         steady_config_map_writes=config_map_writes,
         events=(events_ready, events_reapply - events_ready, events_steady - events_reapply),
@@ -702,14 +528,15 @@ def profile_count(n: int, args: argparse.Namespace, env: Environment) -> Profile
     with tenants_cluster(env, n) as (plane, work, _):
         out = work / "controller.prof"
         api, poll_api = KubeApi(plane, timeout=120), KubeApi(plane, timeout=120)
-        controller = Controller.start(plane, work, args, work / "profiled.log", profile_out=out)
+        controller = start_controller(plane, work, args, work / "profiled.log", profile_out=out)
         try:
             controller.wait_ready()
             wait_source_ready(api)
             time.sleep(args.settle)
-            poll = Poll(poll_api, {kustomization_name(i) for i in range(n)}, is_applied, poll_interval(n),
-                        time.monotonic() + 300.0 + 1.5 * n)  # fmt: skip
-            threading.Thread(target=poll.run, name="poll", daemon=True).start()
+            poll = kustomization_poll(
+                poll_api, {kustomization_name(i) for i in range(n)}, is_applied, n, 300.0 + 1.5 * n
+            )
+            poll.start()
             create_all(api, n)
             seconds = poll.wait(controller.child, "Ready under the profiler")[-1]
             hwm = memory_kib(controller.pid)["VmHWM"]
@@ -734,20 +561,6 @@ class Parts:
     kustomize_cpu_ms: float  # the kustomize process's CPU per build (reaped child)
     c_loader_same: bool  # the libyaml loader read the same objects as build.ManifestLoader
     build_kib: float  # one built object list as Python objects, as the BuildCache holds it
-
-
-def deep_size(value: Any, seen: set[int] | None = None) -> int:
-    """Bytes of a JSON-shaped value as Python objects, shared ones once."""
-    seen = set() if seen is None else seen
-    if id(value) in seen:
-        return 0
-    seen.add(id(value))
-    total = sys.getsizeof(value)
-    if isinstance(value, dict):
-        total += sum(deep_size(k, seen) + deep_size(v, seen) for k, v in value.items())
-    elif isinstance(value, list):
-        total += sum(deep_size(v, seen) for v in value)
-    return total
 
 
 def time_parts(storage: Path, scratch: Path, samples: int = 20) -> Parts:
@@ -867,52 +680,30 @@ def _sample_workers(stop: threading.Event, counts: collections.Counter[str], eve
 def profiled_controller(out: str, argv: list[str]) -> int:
     """``_profiled-controller OUT -- ARGS``: fluxwarden's CLI with one cProfile per thread, plus a sampler.
 
-    cProfile follows only the thread that enabled it, and the controller works in worker, informer
-    and server threads, so every thread gets its own profiler on its own CPU clock (waiting on the
-    API or a kustomize process costs nothing), merged into ``OUT`` when the CLI returns (SIGTERM).
-    CPU alone hides what bounds the time to Ready, so a sampler also records, every 10 ms of wall
-    time, which step each kustomize worker is in (``OUT.wall.json``).
+    Every thread but the sampler gets its own profiler on its own CPU clock
+    (``bench.controller.thread_profiles``: waiting on the API or a kustomize process costs nothing),
+    merged into ``OUT`` when the CLI returns (SIGTERM). CPU alone hides what bounds the time to Ready,
+    so a sampler also records, every 10 ms of wall time, which step each kustomize worker is in
+    (``OUT.wall.json``).
     """
     from fluxwarden.cli.main import main as fluxwarden_main
 
-    profilers: list[cProfile.Profile] = []
-    lock = threading.Lock()
-    original = threading.Thread.run
+    def c_timer(clock: int) -> Callable[[], float]:
+        # A C-level timer (no Python frame per call, so little overhead) on the thread's own clock. A
+        # thread disables its profiler before it exits, so the timer is never called on a dead clock.
+        return functools.partial(time.clock_gettime, clock)
 
-    def run(self: threading.Thread) -> None:
-        if self.name == "bench-sampler":
-            original(self)
-            return
-        # A C-level timer (no Python frame per call, so little overhead) on this thread's own clock,
-        # read by its id so that frames still pending when the main thread merges the stats are
-        # charged this thread's CPU. A thread disables its profiler before it exits, so the timer is
-        # never called on a dead thread's clock.
-        timer = functools.partial(time.clock_gettime, time.pthread_getcpuclockid(threading.get_ident()))
-        profiler = cProfile.Profile(timer)
-        with lock:
-            profilers.append(profiler)
-        profiler.enable()
+    with thread_profiles(out, c_timer, skip="bench-sampler"):
+        counts: collections.Counter[str] = collections.Counter()
+        stop = threading.Event()
+        sampler = threading.Thread(target=_sample_workers, args=(stop, counts, 0.01), name="bench-sampler", daemon=True)
+        sampler.start()
         try:
-            original(self)
+            return fluxwarden_main(argv)
         finally:
-            profiler.disable()
-
-    threading.Thread.run = run  # type: ignore[method-assign]
-    counts: collections.Counter[str] = collections.Counter()
-    stop = threading.Event()
-    sampler = threading.Thread(target=_sample_workers, args=(stop, counts, 0.01), name="bench-sampler", daemon=True)
-    sampler.start()
-    try:
-        return fluxwarden_main(argv)
-    finally:
-        stop.set()
-        sampler.join(5)
-        Path(f"{out}.wall.json").write_text(json.dumps(dict(counts)))
-        with lock:
-            merged = pstats.Stats(*profilers) if profilers else None
-        if merged is not None:
-            merged.dump_stats(out + ".partial")
-            os.replace(out + ".partial", out)
+            stop.set()
+            sampler.join(5)
+            Path(f"{out}.wall.json").write_text(json.dumps(dict(counts)))
 
 
 def read_cpu_profile(path: Path) -> str:
@@ -971,7 +762,7 @@ def report_one(r: Result, args: argparse.Namespace) -> None:
     if r.failed:
         print(f"  {len(r.failed)} seen Ready=False on the way, e.g. {next(iter(r.failed.items()))}")
     w = r.ready
-    print(f"  until all Ready: {w.line()}")
+    print(f"  until all Ready: {window_line(w)}")
     print(
         f"    per Kustomization: controller {w.controller.own / n * 1e3:.0f} ms Python + "
         f"{w.controller.children / n * 1e3:.0f} ms kustomize/git, apiserver {w.apiserver / n * 1e3:.0f} ms, "
@@ -996,7 +787,7 @@ def report_one(r: Result, args: argparse.Namespace) -> None:
         f"mean reconcile() {r.steady_mean_ms:.1f} ms; written: {r.steady_kustomization_writes} Kustomizations, "
         f"{r.steady_config_map_writes} ConfigMaps, {r.events[2]} Events"
     )
-    print(f"    {s.line()}")
+    print(f"    {window_line(s)}")
     per = max(r.steady_reconciles, 1)
     print(
         f"    per no-op reconcile: controller {r.noop_ms:.1f} ms CPU gross, {r.noop_marginal_ms:.1f} ms above idle "
@@ -1073,59 +864,14 @@ def environment(args: argparse.Namespace) -> Iterator[Environment]:
             yield Environment(bins, work, server.repo_url(REPO_NAME))
 
 
-def rerun_from_copy(argv: list[str], args: argparse.Namespace) -> int:
-    """Run again from a copy of fluxwarden/, tests/, manifests/ (tree or revision) and bench/.
-
-    Others edit the tree during a run of many minutes; a half-written module would crash a
-    controller started late in it. The copy is the child's current directory, which comes first on
-    ``sys.path`` for ``python -m``, before the editable install's finder.
-    """
-    bins = binary_dir()
-    parts = ("fluxwarden", "tests", "manifests")
-    with tempfile.TemporaryDirectory(prefix="fluxwarden-bench-code-") as tmp:
-        if args.code == "copy":
-            for part in parts:
-                shutil.copytree(ROOT / part, Path(tmp) / part, ignore=shutil.ignore_patterns("__pycache__"))
-            label = "this tree, copied"
-        else:
-            archive = subprocess.Popen(
-                ["git", "-C", str(ROOT), "archive", "--format=tar", args.code, *parts], stdout=subprocess.PIPE
-            )
-            subprocess.run(["tar", "-x", "-C", tmp], stdin=archive.stdout, check=True)
-            if archive.wait() != 0:
-                raise RuntimeError(f"git archive {args.code} failed")
-            label = f"git {args.code}"
-        shutil.copytree(ROOT / "bench", Path(tmp) / "bench", ignore=shutil.ignore_patterns("__pycache__"))
-        print(f"code: fluxwarden from {label}, in {tmp}", flush=True)
-        rest = [a for i, a in enumerate(argv) if a != "--code" and (i == 0 or argv[i - 1] != "--code")]
-        rest = [a for a in rest if not a.startswith("--code=")]
-        child = subprocess.Popen(
-            [sys.executable, "-m", "bench.kustomize", *rest, "--code", "worktree"],
-            cwd=tmp,
-            env={**os.environ, "FLUXWARDEN_TEST_BIN": str(bins)},
-        )
-        signal.signal(signal.SIGTERM, lambda *_: child.terminate())  # the child unwinds and cleans up
-        try:
-            return child.wait(timeout=args.deadline + 120)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            return child.wait()
-
-
-def _deadline(signum: int, frame: FrameType | None) -> None:
-    raise TimeoutError("bench.kustomize ran past --deadline; stopping everything")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["_profiled-controller"] and len(argv) >= 3 and argv[2] == "--":
         return profiled_controller(argv[1], argv[3:])
     args = parse_args(argv)
     if args.code != "worktree":
-        return rerun_from_copy(argv, args)
-    signal.signal(signal.SIGALRM, _deadline)
-    signal.alarm(int(args.deadline))
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind the with-blocks: stop children, rm dirs
+        return rerun_from_copy("bench.kustomize", argv, args, show_commit=False)
+    arm_deadline("bench.kustomize", args.deadline)
     import fluxwarden
 
     print(

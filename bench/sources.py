@@ -33,29 +33,44 @@ import io
 import json
 import os
 import pstats
-import re
-import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
-from bench.cluster import Api, Child, Cpu, cluster, cpu_of, load_average, machine_busy, memory_kib, self_cpu
+from bench.cluster import (
+    Api,
+    Child,
+    Cpu,
+    arm_deadline,
+    cluster,
+    cpu_of,
+    load_average,
+    memory_kib,
+    rerun_from_copy,
+    self_cpu,
+)
+from bench.controller import (
+    Controller,
+    Metrics,
+    Poll,
+    Snapshot,
+    Window,
+    changed,
+    deep_size,
+    ready_failure,
+    thread_profiles,
+)
+from bench.controller import resource_versions as listed_versions
 from tests.support.binaries import binary_dir
-from tests.support.control_plane import free_port
 from tests.support.git_server import GitHttpServer, GitRepo, init_bare_repo
 
-ROOT = Path(__file__).resolve().parents[1]
 NAMESPACE = "bench-sources"
 INTERVAL_SECONDS = 60.0
 GITREPOSITORIES = "/apis/source.toolkit.fluxcd.io/v1/namespaces/{namespace}/gitrepositories"
@@ -149,21 +164,12 @@ def start_git_server(root: Path, log: Path) -> tuple[Child, str]:
 def profiled_controller(out: str, argv: list[str]) -> int:
     """``_profiled-controller OUT -- ARGS``: fluxwarden's CLI with one cProfile per thread, on thread CPU time.
 
-    cProfile follows only the thread that enabled it, and the controller's work happens in worker,
-    informer and server threads; each thread gets its own profiler, all merged into ``OUT`` when the
-    CLI returns (SIGTERM). The clock is the profiled thread's own CPU clock, read by its id, so that
-    waiting on git or the API costs nothing, and so that the calls still pending when the stats are
-    taken from the main thread (an informer blocked in its watch) are charged that thread's CPU, not
-    the main thread's.
+    Each thread's clock is its own CPU clock read by its id (``bench.controller.thread_profiles``), so
+    that waiting on git or the API costs nothing.
     """
     from fluxwarden.cli.main import main as fluxwarden_main
 
-    profilers: list[cProfile.Profile] = []
-    lock = threading.Lock()
-    original = threading.Thread.run
-
-    def run(self: threading.Thread) -> None:
-        clock = time.pthread_getcpuclockid(threading.get_ident())
+    def thread_cpu_timer(clock: int) -> Callable[[], float]:
         last = [0.0]
 
         def thread_cpu() -> float:
@@ -171,125 +177,25 @@ def profiled_controller(out: str, argv: list[str]) -> int:
                 last[0] = time.clock_gettime(clock)
             return last[0]
 
-        profiler = cProfile.Profile(thread_cpu)
-        with lock:
-            profilers.append(profiler)
-        profiler.enable()
-        try:
-            original(self)
-        finally:
-            profiler.disable()
+        return thread_cpu
 
-    threading.Thread.run = run  # type: ignore[method-assign]
-    try:
+    with thread_profiles(out, thread_cpu_timer):
         return fluxwarden_main(argv)
-    finally:
-        with lock:
-            merged = pstats.Stats(*profilers) if profilers else None
-        if merged is not None:
-            merged.dump_stats(out + ".partial")
-            os.replace(out + ".partial", out)
 
 
-@dataclass
-class Controller:
+def start_controller(kubeconfig: Path, storage: Path, log: Path, profile_out: Path | None = None) -> Controller:
     """``fluxwarden controllers run --controllers source`` in its own process, metrics and probes on."""
-
-    child: Child
-    metrics_port: int
-    health_port: int
-    started: float
-
-    @classmethod
-    def start(cls, kubeconfig: Path, storage: Path, log: Path, profile_out: Path | None = None) -> Controller:
-        metrics_port, health_port = free_port(), free_port()
-        cli = [
-            "controllers", "run", "--kubeconfig", str(kubeconfig), "--controllers", "source",
-            "--storage-path", str(storage), "--storage-addr", "127.0.0.1:0",
-            "--metrics-port", str(metrics_port), "--health-port", str(health_port),
-        ]  # fmt: skip
-        if profile_out is None:
-            argv = [sys.executable, "-m", "fluxwarden.cli.main", *cli]
-        else:
-            argv = [sys.executable, "-m", "bench.sources", "_profiled-controller", str(profile_out), "--", *cli]
-        started = time.monotonic()
-        return cls(Child(argv, log), metrics_port, health_port, started)
-
-    @property
-    def pid(self) -> int:
-        return self.child.pid
-
-    def _get(self, port: int, path: str) -> tuple[int, bytes]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
-                return int(response.status), bytes(response.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, b""
-
-    def wait_ready(self, timeout: float = 60.0) -> float:
-        """Seconds from the process start until /readyz (informers listed); raises if it dies or times out."""
-        deadline = time.monotonic() + timeout
-        while True:
-            self.child.check_alive()
-            with contextlib.suppress(OSError):
-                if self._get(self.health_port, "/readyz")[0] == 200:
-                    return time.monotonic() - self.started
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"controller not ready after {timeout:.0f}s:\n{self.child.log_tail()}")
-            time.sleep(0.05)
-
-    def metrics(self, only_reconciles: bool = False) -> Metrics:
-        """A scrape; ``only_reconciles`` asks for the one counter (``name[]``), which costs the controller little."""
-        query = "?name[]=controller_runtime_reconcile_total" if only_reconciles else ""
-        status, body = self._get(self.metrics_port, "/metrics" + query)
-        if status != 200:
-            raise RuntimeError(f"/metrics answered {status}")
-        return Metrics.parse(body.decode())
-
-    def stop(self) -> tuple[int | None, float]:
-        """SIGTERM, then SIGKILL after 45 s: the exit code (None: killed) and the seconds it took."""
-        began = time.monotonic()
-        code = self.child.stop(grace=45.0)
-        return code, time.monotonic() - began
+    cli = [
+        "controllers", "run", "--kubeconfig", str(kubeconfig), "--controllers", "source",
+        "--storage-path", str(storage), "--storage-addr", "127.0.0.1:0",
+    ]  # fmt: skip
+    return Controller.launch(cli, log, module="bench.sources", profile_out=profile_out, request_timeout=10)
 
 
-_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$")
-
-
-@dataclass(frozen=True)
-class Metrics:
-    """The few sums of the controller's /metrics this benchmark reads, and the size of a scrape."""
-
-    reconciles: float  # controller_runtime_reconcile_total, all results
-    errors: float
-    duration_sum: float  # gotk_reconcile_duration_seconds over GitRepositories: time in controller.reconcile
-    duration_count: float
-    samples: int
-    size: int
-
-    @classmethod
-    def parse(cls, text: str) -> Metrics:
-        sums: dict[str, float] = {}
-        errors, samples = 0.0, 0
-        for line in text.splitlines():
-            match = _SAMPLE.match(line)
-            if not match:
-                continue
-            samples += 1
-            name, labels, value = match.group(1), match.group(2) or "", float(match.group(3))
-            if name.startswith("gotk_reconcile_duration_seconds_") and 'kind="GitRepository"' not in labels:
-                continue
-            sums[name] = sums.get(name, 0.0) + value
-            if name == "controller_runtime_reconcile_total" and 'result="error"' in labels:
-                errors += value
-        return cls(
-            sums.get("controller_runtime_reconcile_total", 0.0),
-            errors,
-            sums.get("gotk_reconcile_duration_seconds_sum", 0.0),
-            sums.get("gotk_reconcile_duration_seconds_count", 0.0),
-            samples,
-            len(text),
-        )
+def scrape(controller: Controller, only_reconciles: bool = False) -> Metrics:
+    """A scrape; ``only_reconciles`` asks for the one counter (``name[]``), which costs the controller little."""
+    query = "?name[]=controller_runtime_reconcile_total" if only_reconciles else ""
+    return Metrics.parse(controller.scrape(query), kind="GitRepository")
 
 
 # -- objects and polling ---------------------------------------------------------------------------
@@ -312,13 +218,6 @@ def is_ready(obj: dict[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
 
 
-def failure_of(obj: dict[str, Any]) -> str | None:
-    for condition in (obj.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "Ready" and condition.get("status") == "False":
-            return f"{condition.get('reason')}: {condition.get('message')}"
-    return None
-
-
 def copy_costs(obj: dict[str, Any], rounds: int = 300) -> tuple[float, float]:
     """µs per ``copy.deepcopy`` and per ``json.loads(json.dumps())`` of one object (the prologue deep-copies)."""
 
@@ -331,119 +230,30 @@ def copy_costs(obj: dict[str, Any], rounds: int = 300) -> tuple[float, float]:
     return per_call(lambda: copy.deepcopy(obj)), per_call(lambda: json.loads(json.dumps(obj)))
 
 
-def deep_size(value: Any) -> int:
-    """Bytes of a JSON-shaped value as Python objects (dicts, lists, strings, numbers), shared ones once."""
-    seen: set[int] = set()
+class GitRepositoryPoll(Poll):
+    """Every GitRepository of the namespace, until each is Ready; the last failure seen of each."""
 
-    def size(item: Any) -> int:
-        if id(item) in seen:
-            return 0
-        seen.add(id(item))
-        total = sys.getsizeof(item)
-        if isinstance(item, dict):
-            total += sum(size(k) + size(v) for k, v in item.items())
-        elif isinstance(item, list):
-            total += sum(size(v) for v in item)
-        return total
-
-    return size(value)
-
-
-@dataclass
-class Poll:
-    """Lists the namespace until every object is Ready; notes when each was first seen Ready."""
-
-    api: Api
-    names: set[str]
-    interval: float
-    deadline: float
-    started: float = field(default_factory=time.monotonic)
-    ready_at: dict[str, float] = field(default_factory=dict)
-    failed: dict[str, str] = field(default_factory=dict)
-    lists: int = 0
-    last_items: list[dict[str, Any]] = field(default_factory=list)
-    error: BaseException | None = None
-    done: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        try:
-            while time.monotonic() < self.deadline:
-                items = self.api.get_json(GITREPOSITORIES.format(namespace=NAMESPACE))["items"]
-                now, self.lists, self.last_items = time.monotonic(), self.lists + 1, items
-                for obj in items:
-                    name = obj["metadata"]["name"]
-                    if name not in self.ready_at and is_ready(obj):
-                        self.ready_at[name] = now - self.started
-                    elif (failure := failure_of(obj)) is not None:
-                        self.failed[name] = failure
-                if self.names <= self.ready_at.keys():
-                    return
-                time.sleep(self.interval)
-        except BaseException as exc:  # reported by the main thread
-            self.error = exc
-        finally:
-            self.done.set()
+    def observe(self, name: str, obj: dict[str, Any], now: float) -> None:
+        if name not in self.ready_at and self.done_when(obj):
+            self.ready_at[name] = now - self.started
+        elif (failure := ready_failure(obj)) is not None:
+            self.failed[name] = failure
 
 
 def resource_versions(api: Api) -> dict[str, str]:
-    items = api.get_json(GITREPOSITORIES.format(namespace=NAMESPACE))["items"]
-    return {obj["metadata"]["name"]: obj["metadata"]["resourceVersion"] for obj in items}
+    return listed_versions(api, GITREPOSITORIES.format(namespace=NAMESPACE))
 
 
 # -- one N -----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    """CPU of every process involved, the machine's busy time and the wall clock, at one instant."""
-
-    wall: float
-    controller: Cpu
-    git_server: Cpu
-    apiserver: Cpu
-    etcd: Cpu
-    bench: Cpu
-    machine_busy: float
-
-    @classmethod
-    def take(cls, controller: int, git_server: int, apiserver: int, etcd: int) -> Snapshot:
-        return cls(
-            time.monotonic(), cpu_of(controller), cpu_of(git_server), cpu_of(apiserver), cpu_of(etcd), self_cpu(),
-            machine_busy()[0],
-        )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Window:
-    """What happened between two snapshots, in CPU seconds per wall second (1.0 = one core)."""
-
-    seconds: float
-    controller: Cpu
-    git_server: Cpu
-    apiserver: float
-    etcd: float
-    bench: float
-    others: float  # the machine's busy time not used by any process above: other sessions
-
-    @classmethod
-    def between(cls, a: Snapshot, b: Snapshot) -> Window:
-        seconds = b.wall - a.wall
-        controller, git = b.controller - a.controller, b.git_server - a.git_server
-        apiserver, etcd, bench = (b.apiserver - a.apiserver).total, (b.etcd - a.etcd).total, (b.bench - a.bench).total
-        ours = controller.total + git.total + apiserver + etcd + bench
-        return cls(seconds, controller, git, apiserver, etcd, bench, max(0.0, b.machine_busy - a.machine_busy - ours))
-
-    def share(self, cpu_seconds: float) -> float:
-        """Percent of one core."""
-        return 100.0 * cpu_seconds / self.seconds if self.seconds > 0 else 0.0
-
-    def line(self) -> str:
-        return (
-            f"controller {self.share(self.controller.own):.1f}% + its git {self.share(self.controller.children):.1f}%, "
-            f"git server {self.share(self.git_server.total):.1f}%, apiserver {self.share(self.apiserver):.1f}%, "
-            f"etcd {self.share(self.etcd):.1f}%, bench {self.share(self.bench):.1f}%, "
-            f"others {self.share(self.others):.1f}% (of one core; {os.cpu_count()} cores)"
-        )
+def window_line(w: Window) -> str:
+    return (
+        f"controller {w.share(w.controller.own):.1f}% + its git {w.share(w.controller.children):.1f}%, "
+        f"git server {w.share(w.git_server.total):.1f}%, apiserver {w.share(w.apiserver):.1f}%, "
+        f"etcd {w.share(w.etcd):.1f}%, bench {w.share(w.bench):.1f}%, "
+        f"others {w.share(w.others):.1f}% (of one core; {os.cpu_count()} cores)"
+    )
 
 
 @dataclass
@@ -504,7 +314,7 @@ def reconciles_after(controller: Controller, target: float, timeout: float, ever
     while True:
         controller.child.check_alive()
         with contextlib.suppress(OSError):
-            metrics = controller.metrics(only_reconciles=True)
+            metrics = scrape(controller, only_reconciles=True)
             if metrics.reconciles >= target:
                 return time.monotonic() - began, metrics
         if time.monotonic() > deadline:
@@ -601,7 +411,7 @@ def run_count(n: int, args: argparse.Namespace, env: Environment) -> Result:
         apiserver, etcd = plane.apiserver.pid, plane.etcd.pid
         storage = work / "storage"
         api, poll_api = Api(plane), Api(plane)
-        controller = Controller.start(plane.kubeconfig, storage, work / "controller.log")
+        controller = start_controller(plane.kubeconfig, storage, work / "controller.log")
         stack = contextlib.ExitStack()
         stack.callback(api.close)
         stack.callback(poll_api.close)
@@ -611,33 +421,25 @@ def run_count(n: int, args: argparse.Namespace, env: Environment) -> Result:
             controller.wait_ready()
             time.sleep(1.0)  # let start-up settle before reading the idle RSS and CPU
             idle_rss = memory_kib(controller.pid)["VmRSS"]
-            idle_before, idle_began = cpu_of(controller.pid), time.monotonic()
-            time.sleep(args.idle)
-            idle_cpu = (cpu_of(controller.pid) - idle_before).total / (time.monotonic() - idle_began)
+            idle_cpu = controller.idle_cpu(args.idle)
 
             # 1. create N, wait until all are Ready
             timeout = 60.0 + 1.0 * n
-            poll = Poll(poll_api, set(names), min(1.0, max(0.2, n / 500)), time.monotonic() + timeout)
-            before = Snapshot.take(controller.pid, env.git_pid, apiserver, etcd)
-            poller = threading.Thread(target=poll.run, name="poll", daemon=True)
-            poller.start()
             collection = GITREPOSITORIES.format(namespace=NAMESPACE)
+            poll = GitRepositoryPoll(
+                lambda: poll_api.items(collection), set(names), is_ready, min(1.0, max(0.2, n / 500)),
+                time.monotonic() + timeout,
+            )  # fmt: skip
+            before = Snapshot.take(controller.pid, apiserver, etcd, git_server=env.git_pid)
+            poll.start()
             for name in names:
                 status, data, _ = api.post(collection, git_repository(name, urls[name]))
                 if status != 201:
                     raise RuntimeError(f"create {name}: HTTP {status}: {data[:300]!r}")
             create_s = time.monotonic() - poll.started
-            while not poll.done.wait(1.0):
-                controller.child.check_alive()
-            if poll.error is not None:
-                raise poll.error
-            missing = set(names) - poll.ready_at.keys()
-            if missing:
-                sample = {k: poll.failed.get(k, "not Ready") for k in sorted(missing)[:3]}
-                raise RuntimeError(f"{len(missing)} of {n} not Ready after {timeout:.0f}s, e.g. {sample}")
-            after = Snapshot.take(controller.pid, env.git_pid, apiserver, etcd)
+            ready_times = poll.wait(controller.child, f"Ready after {timeout:.0f}s")
+            after = Snapshot.take(controller.pid, apiserver, etcd, git_server=env.git_pid)
             ready_hwm = memory_kib(controller.pid)["VmHWM"]
-            ready_times = sorted(poll.ready_at.values())
             object_bytes = deep_size(poll.last_items[0])
             copy_us = copy_costs(poll.last_items[0])
             managed_fields_bytes = deep_size(poll.last_items[0]["metadata"].get("managedFields") or [])
@@ -646,27 +448,24 @@ def run_count(n: int, args: argparse.Namespace, env: Environment) -> Result:
             # 2. steady state: no-op reconciles at the 1-minute interval
             time.sleep(args.settle)
             versions = resource_versions(api)
-            first = controller.metrics()
-            start = Snapshot.take(controller.pid, env.git_pid, apiserver, etcd)
-            end_at = time.monotonic() + args.window
-            while time.monotonic() < end_at:
-                controller.child.check_alive()
-                time.sleep(min(1.0, max(0.0, end_at - time.monotonic())))
-            end = Snapshot.take(controller.pid, env.git_pid, apiserver, etcd)
-            last = controller.metrics()
+            first = scrape(controller)
+            start = Snapshot.take(controller.pid, apiserver, etcd, git_server=env.git_pid)
+            controller.watch(args.window)
+            end = Snapshot.take(controller.pid, apiserver, etcd, git_server=env.git_pid)
+            last = scrape(controller)
             before_scrapes = memory_kib(controller.pid)
-            written = sum(1 for k, v in resource_versions(api).items() if versions.get(k) != v)
+            written = changed(versions, resource_versions(api))
             load.append(f"after window {load_average()}")
 
             # what one Prometheus scrape costs the controller (it grows with the objects' series)
             scrapes, cpu_before = 20, cpu_of(controller.pid).own
             for _ in range(scrapes):
-                scraped = controller.metrics()
+                scraped = scrape(controller)
             scrape_cpu_ms = (cpu_of(controller.pid).own - cpu_before) / scrapes * 1e3
             memory = memory_kib(controller.pid)
         # 3. restart on the same storage: N no-op reconciles at once
         restart_poll = min(1.0, max(0.1, n / 500))
-        restart = Controller.start(plane.kubeconfig, storage, work / "restart.log")
+        restart = start_controller(plane.kubeconfig, storage, work / "restart.log")
         try:
             restart_ready = restart.wait_ready()
             at_ready = cpu_of(restart.pid)
@@ -678,7 +477,7 @@ def run_count(n: int, args: argparse.Namespace, env: Environment) -> Result:
         profile = ""
         if args.profile == "largest" and n == max(args.count_list):
             out = work / "controller.prof"
-            profiled = Controller.start(plane.kubeconfig, storage, work / "profiled.log", profile_out=out)
+            profiled = start_controller(plane.kubeconfig, storage, work / "profiled.log", profile_out=out)
             try:
                 profiled.wait_ready()
                 reconciles_after(profiled, n, 120.0 + 2 * n, every=1.0)
@@ -705,9 +504,7 @@ def run_count(n: int, args: argparse.Namespace, env: Environment) -> Result:
         steady=Window.between(start, end),
         steady_reconciles=last.reconciles - first.reconciles,
         steady_errors=last.errors - first.errors,
-        steady_mean_reconcile_ms=(
-            (last.duration_sum - first.duration_sum) / max(last.duration_count - first.duration_count, 1) * 1e3
-        ),
+        steady_mean_reconcile_ms=last.mean_reconcile_ms_since(first),
         writes_in_window=written,
         scrape_cpu_ms=scrape_cpu_ms,
         scrape_samples=scraped.samples,
@@ -746,7 +543,7 @@ def report_one(r: Result) -> None:
     w = r.ready_window
     print(
         f"  until all Ready: controller CPU {w.controller.own / r.n * 1e3:.0f} ms/object + its git "
-        f"{w.controller.children / r.n * 1e3:.0f} ms/object; {w.line()}"
+        f"{w.controller.children / r.n * 1e3:.0f} ms/object; {window_line(w)}"
     )
     print(
         f"  RSS: idle {r.idle_rss_kib / MIB:.1f} MiB, at all Ready {r.ready_hwm_kib / MIB:.1f} (VmHWM), after the "
@@ -771,7 +568,7 @@ def report_one(r: Result) -> None:
         f"of a core ({s.share(s.controller.own):.2f}% Python + {s.share(s.controller.children):.2f}% git); "
         f"{per:.1f} ms CPU per no-op"
     )
-    print(f"    {s.line()}")
+    print(f"    {window_line(s)}")
     print(f"    the same controller idle, before the first object: {100 * r.idle_cpu:.2f}% of a core")
     print(
         f"  one /metrics scrape: {r.scrape_cpu_ms:.1f} ms controller CPU, {r.scrape_samples} samples, "
@@ -848,52 +645,6 @@ class Environment:
     repo_names: list[str]
 
 
-def rerun_from_copy(argv: list[str], args: argparse.Namespace) -> int:
-    """Run this benchmark again from a copy of fluxwarden/, tests/ and manifests/ (tree or revision) and bench/.
-
-    Others edit the tree while a run of ~15 minutes goes on; a half-written module would crash the
-    controller processes started late in the run. The copy is the child's current directory, which
-    comes first on ``sys.path`` for ``python -m``, before the editable install's finder.
-    """
-    bins = binary_dir()
-    parts = ("fluxwarden", "tests", "manifests")
-    with tempfile.TemporaryDirectory(prefix="fluxwarden-bench-code-") as tmp:
-        if args.code == "copy":
-            for part in parts:
-                shutil.copytree(ROOT / part, Path(tmp) / part, ignore=shutil.ignore_patterns("__pycache__"))
-            label = "this tree, copied"
-        else:
-            archive = subprocess.Popen(
-                ["git", "-C", str(ROOT), "archive", "--format=tar", args.code, *parts], stdout=subprocess.PIPE
-            )
-            subprocess.run(["tar", "-x", "-C", tmp], stdin=archive.stdout, check=True)
-            if archive.wait() != 0:
-                raise RuntimeError(f"git archive {args.code} failed")
-            commit = subprocess.run(
-                ["git", "-C", str(ROOT), "rev-parse", "--short", args.code], capture_output=True, text=True, check=True
-            ).stdout.strip()
-            label = f"git {args.code} ({commit})"
-        shutil.copytree(ROOT / "bench", Path(tmp) / "bench", ignore=shutil.ignore_patterns("__pycache__"))
-        print(f"code: fluxwarden from {label}, in {tmp}", flush=True)
-        rest = [a for i, a in enumerate(argv) if a != "--code" and (i == 0 or argv[i - 1] != "--code")]
-        rest = [a for a in rest if not a.startswith("--code=")]
-        child = subprocess.Popen(
-            [sys.executable, "-m", "bench.sources", *rest, "--code", "worktree"],
-            cwd=tmp,
-            env={**os.environ, "FLUXWARDEN_TEST_BIN": str(bins)},
-        )
-        signal.signal(signal.SIGTERM, lambda *_: child.terminate())  # the child unwinds and cleans up
-        try:
-            return child.wait(timeout=args.deadline + 120)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            return child.wait()
-
-
-def _deadline(signum: int, frame: FrameType | None) -> None:
-    raise TimeoutError("bench.sources ran past --deadline; stopping everything")
-
-
 @contextlib.contextmanager
 def environment(args: argparse.Namespace) -> Iterator[Environment]:
     """Binaries, a work dir, the repositories and their git server; all gone on the way out."""
@@ -919,10 +670,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return profiled_controller(argv[1], argv[3:])
     args = parse_args(argv)
     if args.code != "worktree":
-        return rerun_from_copy(argv, args)
-    signal.signal(signal.SIGALRM, _deadline)
-    signal.alarm(int(args.deadline))
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind the with-blocks: stop children, rm dirs
+        return rerun_from_copy("bench.sources", argv, args)
+    arm_deadline("bench.sources", args.deadline)
     import fluxwarden
 
     print(
