@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from fluxwarden.tenancy.findings import Finding, ObjectRef
+from fluxwarden.tenancy.findings import Finding, ObjectRef, Severity
 from fluxwarden.tenancy.kinds import FLUX_V1_GROUPS, RefField, kind_of, split_api_version
 from fluxwarden.tenancy.paths import dotted, pointer, walk
 from fluxwarden.tenancy.settings import Requester, Settings, is_exempt
@@ -43,6 +43,20 @@ def cross_namespace_refs(
                 yield ref_field, steps, ref
 
 
+def _finding(
+    rule: str,
+    obj: dict[str, Any],
+    namespace: str,
+    steps: tuple[str | int, ...],
+    detail: str,
+    fix: str,
+    reason: str,
+    severity: Severity = "deny",
+) -> Finding:
+    """One finding about the field at ``steps``: every rule names its field the same two ways."""
+    return Finding(rule, severity, ObjectRef.of(obj, namespace), dotted(steps), pointer(steps), detail, fix, reason)
+
+
 def _ref_text(ref_field: RefField, ref: dict[str, Any]) -> str:
     kind = ref.get("kind") or ref_field.implied_kind or "object"
     return f"{kind} {ref.get('namespace')}/{ref.get('name', '')}"
@@ -50,17 +64,12 @@ def _ref_text(ref_field: RefField, ref: dict[str, Any]) -> str:
 
 def _refs_finding(obj: dict[str, Any], namespace: str, rule: str, reason: str) -> Iterator[Finding]:
     for ref_field, steps, ref in cross_namespace_refs(obj, namespace, rule):
-        field = dotted(steps)
-        yield Finding(
-            rule=rule,
-            severity="deny",
-            obj=ObjectRef.of(obj, namespace),
-            field=field,
-            pointer=pointer(steps),
-            detail=f"{field} points to {_ref_text(ref_field, ref)}",
+        yield _finding(
+            rule, obj, namespace, steps,
+            detail=f"{dotted(steps)} points to {_ref_text(ref_field, ref)}",
             fix=f"move the {ref_field.noun} into namespace {namespace} (or run 'fluxwarden fix')",
             reason=reason,
-        )
+        )  # fmt: skip
 
 
 def cross_namespace_ref(obj: dict[str, Any], namespace: str, settings: Settings) -> Iterator[Finding]:
@@ -86,12 +95,11 @@ def service_account(obj: dict[str, Any], namespace: str, settings: Settings) -> 
     name = spec.get("serviceAccountName") if isinstance(spec, dict) else None
     if name and not settings.service_account_allowed(str(name)):
         allowed = ", ".join(sorted({settings.applier, *settings.allowed_service_accounts}))
-        yield Finding(
-            rule="service-account",
-            severity="deny",
-            obj=ObjectRef.of(obj, namespace),
-            field="spec.serviceAccountName",
-            pointer="/spec/serviceAccountName",
+        yield _finding(
+            "service-account",
+            obj,
+            namespace,
+            ("spec", "serviceAccountName"),
             detail=f"spec.serviceAccountName is '{name}'",
             fix=f"use {allowed} or leave it empty",
             reason="tenants reconcile only as the applier service account",
@@ -105,12 +113,11 @@ def remote_cluster(obj: dict[str, Any], namespace: str, settings: Settings) -> I
         return
     spec = obj.get("spec")
     if isinstance(spec, dict) and spec.get("kubeConfig"):
-        yield Finding(
-            rule="remote-cluster",
-            severity="deny",
-            obj=ObjectRef.of(obj, namespace),
-            field="spec.kubeConfig",
-            pointer="/spec/kubeConfig",
+        yield _finding(
+            "remote-cluster",
+            obj,
+            namespace,
+            ("spec", "kubeConfig"),
             detail="spec.kubeConfig targets a remote cluster",
             fix="remove spec.kubeConfig",
             reason="remote clusters are blocked by policy",
@@ -121,12 +128,11 @@ def flux_v1(obj: dict[str, Any], namespace: str, settings: Settings) -> Iterator
     """Flux v1 objects are refused whatever the settings: nothing reconciles them any more."""
     group, version = split_api_version(str(obj.get("apiVersion", "")))
     if group in FLUX_V1_GROUPS:
-        yield Finding(
-            rule="flux-v1",
-            severity="deny",
-            obj=ObjectRef.of(obj, namespace),
-            field="apiVersion",
-            pointer="/apiVersion",
+        yield _finding(
+            "flux-v1",
+            obj,
+            namespace,
+            ("apiVersion",),
             detail=f"apiVersion {group}/{version} is Flux v1, which is end of life",
             fix="migrate it to helm.toolkit.fluxcd.io/v2 HelmRelease with a HelmRepository source",
             reason="Flux v1 objects are refused",
@@ -138,15 +144,15 @@ def deprecated_api(obj: dict[str, Any], namespace: str, settings: Settings) -> I
     flux_kind = kind_of(obj)
     group, version = split_api_version(str(obj.get("apiVersion", "")))
     if flux_kind is not None and flux_kind.is_deprecated(version):
-        yield Finding(
-            rule="deprecated-api",
-            severity="warn",
-            obj=ObjectRef.of(obj, namespace),
-            field="apiVersion",
-            pointer="/apiVersion",
+        yield _finding(
+            "deprecated-api",
+            obj,
+            namespace,
+            ("apiVersion",),
             detail=f"{group}/{version} {flux_kind.kind} is deprecated",
             fix=f"use {flux_kind.current_version} (run 'fluxwarden fix')",
             reason="Flux removes deprecated API versions",
+            severity="warn",
         )
 
 
