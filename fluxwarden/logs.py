@@ -12,8 +12,6 @@ import sys
 import time
 from typing import Any
 
-LOGGER = "fluxwarden.webhook"
-
 
 class JsonFormatter(logging.Formatter):
     """``{"ts", "level", "logger", "msg", ...extra fields}`` on one line."""

@@ -74,15 +74,3 @@ class Finding:
     def warning(self) -> str:
         """The short form for AdmissionReview ``warnings``."""
         return one_line(f"{self.rule}: {self.detail}; {self.fix}", WARNING_LIMIT)
-
-    def as_dict(self) -> dict[str, str]:
-        return {
-            "rule": self.rule,
-            "severity": self.severity,
-            "kind": self.obj.kind,
-            "namespace": self.obj.namespace,
-            "name": self.obj.name,
-            "field": self.field,
-            "message": self.message,
-            "fix": self.fix,
-        }

@@ -17,13 +17,6 @@ from fluxwarden.logs import log_fields
 logger = logging.getLogger("fluxwarden.webhook.tls")
 
 
-def server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    harden(context)
-    context.load_cert_chain(cert_file, key_file)
-    return context
-
-
 def harden(context: ssl.SSLContext) -> None:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.options |= ssl.OP_NO_COMPRESSION

@@ -155,7 +155,7 @@ class KustomizationReconciler:
         applied = self.applied.setdefault(str(meta.get("uid")), {})
         if status.get("lastAppliedRevision") != revision or status.get("observedGeneration") != meta.get("generation"):
             applied.clear()  # a new revision or spec re-sends everything, which also corrects drift
-        changes = self._apply(applier, objects, old, applied, spec, status, meta)
+        changes = self._apply(applier, objects, old, applied, spec, status)
         new = [inventory.Entry.of(o) for o in objects]
         if spec.prune:
             try:
@@ -326,7 +326,6 @@ class KustomizationReconciler:
         applied: dict[str, str],
         spec: KustomizationSpec,
         status: dict[str, Any],
-        meta: dict[str, Any],
     ) -> list[Change]:
         known = {e.id for e in old}
         try:

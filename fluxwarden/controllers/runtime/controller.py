@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from fluxwarden.controllers.runtime.events import EventRecorder
@@ -29,7 +29,6 @@ class Context:
     kube: Kube
     events: EventRecorder
     log: logging.LoggerAdapter[logging.Logger]
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 Mapper = Callable[[dict[str, Any], dict[str, Any] | None, list[dict[str, Any]]], list[Key]]

@@ -126,15 +126,14 @@ def _reconcile(controller: Controller, runtime: Runtime, ctx: Context, obj: dict
     res = controller.resource
     meta = obj["metadata"]
     namespace, name, generation = meta.get("namespace", ""), meta["name"], meta.get("generation")
+    # ``obj`` was just read for this reconcile and is ours to change: keep one copy of the status as read.
     original = copy.deepcopy(obj.get("status") or {})
-    working = copy.deepcopy(obj)
-    working["status"] = copy.deepcopy(original)
-    status: dict[str, Any] = working["status"]
+    status: dict[str, Any] = obj.setdefault("status", {})
 
     started = time.perf_counter()
     runtime.metrics.in_progress.labels(res.kind).inc()
     try:
-        success: Success | None = controller.reconcile(ctx, working)
+        success: Success | None = controller.reconcile(ctx, obj)
         error: ReconcileError | None = None
     except ReconcileError as exc:
         success, error = None, exc
@@ -166,7 +165,7 @@ def _reconcile(controller: Controller, runtime: Runtime, ctx: Context, obj: dict
     if (handled := requested_at(obj)) is not None:
         status["lastHandledReconcileAt"] = handled
 
-    _announce(runtime.events, working, original, status)
+    _announce(runtime.events, obj, original, status)
     patch = _status_patch(original, status)
     if patch:
         try:

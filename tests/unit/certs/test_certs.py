@@ -19,7 +19,9 @@ from fluxwarden.certs import (
     serving_sans,
     write_pair,
 )
-from fluxwarden.webhook.tls import server_context
+from fluxwarden.tenancy import Settings
+from fluxwarden.webhook.app import WebhookConfig
+from fluxwarden.webhook.server import ServeOptions, WebhookServer
 
 
 def test_serving_certificate_names_and_chain(tmp_path: Path) -> None:
@@ -60,7 +62,9 @@ def test_ensure_serving_pair_reuses_then_renews_near_expiry(tmp_path: Path) -> N
     assert (files.tls_key.stat().st_mode & 0o777) == 0o600 and (files.ca_key.stat().st_mode & 0o777) == 0o600
 
 
-def test_server_context_refuses_tls_below_1_2(tmp_path: Path) -> None:
+def test_the_servers_tls_context_refuses_below_1_2(tmp_path: Path) -> None:
+    """The context uvicorn serves with, as the webhook configures it (the wire test is in integration)."""
     files: ServingFiles = ensure_serving_pair(tmp_path)
-    context = server_context(files.tls_cert, files.tls_key)
-    assert context.minimum_version == ssl.TLSVersion.TLSv1_2
+    server = WebhookServer(ServeOptions(files.tls_cert, files.tls_key, WebhookConfig(Settings()), port=0))
+    context = server._uvicorn_config().ssl
+    assert context is not None and context.minimum_version == ssl.TLSVersion.TLSv1_2
