@@ -154,6 +154,17 @@ def fetch_artifact(obj: dict[str, Any]) -> tuple[bytes, dict[str, bytes]]:
     return data, files
 
 
+def publish(
+    server: GitHttpServer | SshGitServer, repo: GitRepo, prefix: str, files: dict[str, str]
+) -> tuple[str, str, str]:
+    """A new repository on ``server`` holding one commit of ``files``: its name, URL and commit."""
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    url = server.create_repo(name)
+    sha = repo.commit(files)
+    repo.push(server.repo_path(name))
+    return name, url, sha
+
+
 def git_spec(url: str, **ref: str) -> dict[str, Any]:
     return {"url": url, "interval": "1m", "ref": ref or {"branch": "main"}}
 
@@ -180,10 +191,7 @@ def test_branch_is_fetched_archived_and_served(git_server: GitHttpServer, repo: 
 
 
 def test_new_commit_and_requested_at_give_a_new_revision(git_server: GitHttpServer, repo: GitRepo, kube: Api) -> None:
-    name = f"moving-{uuid.uuid4().hex[:6]}"
-    url = git_server.create_repo(name)
-    repo.commit({"a.yaml": "a: 1\n"})
-    repo.push(git_server.repo_path(name))
+    name, url, _ = publish(git_server, repo, "moving", {"a.yaml": "a: 1\n"})
     kube.create(GIT_REPOSITORY, "moving", git_spec(url))
     first = kube.wait_ready(GIT_REPOSITORY, "moving")["status"]["artifact"]
 
@@ -234,10 +242,12 @@ def test_tag_semver_commit_and_name_refs(git_server: GitHttpServer, repo: GitRep
 def test_same_content_same_digest_and_ignore_rules_change_it(
     git_server: GitHttpServer, repo: GitRepo, kube: Api
 ) -> None:
-    name = f"ignore-{uuid.uuid4().hex[:6]}"
-    url = git_server.create_repo(name)
-    repo.commit({"apps/a.yaml": "a\n", "apps/secret.env": "x\n", "docs/readme.md": "d\n", ".sourceignore": "docs/\n"})
-    repo.push(git_server.repo_path(name))
+    _, url, _ = publish(
+        git_server,
+        repo,
+        "ignore",
+        {"apps/a.yaml": "a\n", "apps/secret.env": "x\n", "docs/readme.md": "d\n", ".sourceignore": "docs/\n"},
+    )
     kube.create(GIT_REPOSITORY, "one", git_spec(url))
     kube.create(GIT_REPOSITORY, "two", git_spec(url))
     kube.create(GIT_REPOSITORY, "ignoring", {**git_spec(url), "ignore": "*.env\n"})
@@ -252,10 +262,7 @@ def test_same_content_same_digest_and_ignore_rules_change_it(
 def test_unchanged_source_makes_no_new_artifact_and_no_status_churn(
     git_server: GitHttpServer, repo: GitRepo, kube: Api
 ) -> None:
-    name = f"quiet-{uuid.uuid4().hex[:6]}"
-    url = git_server.create_repo(name)
-    repo.commit({"a.yaml": "a\n"})
-    repo.push(git_server.repo_path(name))
+    _, url, _ = publish(git_server, repo, "quiet", {"a.yaml": "a\n"})
     kube.create(GIT_REPOSITORY, "quiet", {**git_spec(url), "interval": "1s"})
     before = kube.wait_ready(GIT_REPOSITORY, "quiet")
     time.sleep(3.5)  # three more reconciles at a 1s interval
@@ -268,10 +275,7 @@ def test_unchanged_source_makes_no_new_artifact_and_no_status_churn(
 
 
 def test_https_basic_auth_and_wrong_credentials(private_git: GitHttpServer, repo: GitRepo, kube: Api) -> None:
-    name = f"private-{uuid.uuid4().hex[:6]}"
-    url = private_git.create_repo(name)
-    sha = repo.commit({"a.yaml": "a\n"})
-    repo.push(private_git.repo_path(name))
+    name, url, sha = publish(private_git, repo, "private", {"a.yaml": "a\n"})
     kube.secret("good", {"username": USER.encode(), "password": PASSWORD.encode()})
     kube.secret("bad", {"username": USER.encode(), "password": b"wrong-Pa55word"})
     kube.create(GIT_REPOSITORY, "good", {**git_spec(url), "secretRef": {"name": "good"}})
@@ -292,10 +296,7 @@ def test_https_basic_auth_and_wrong_credentials(private_git: GitHttpServer, repo
 
 
 def test_ssh_with_identity_and_known_hosts(ssh_server: SshGitServer, repo: GitRepo, kube: Api) -> None:
-    name = f"over-ssh-{uuid.uuid4().hex[:6]}"
-    url = ssh_server.create_repo(name)
-    sha = repo.commit({"a.yaml": "a\n"})
-    repo.push(ssh_server.repo_path(name))
+    _, url, sha = publish(ssh_server, repo, "over-ssh", {"a.yaml": "a\n"})
     kube.secret("ssh", {"identity": ssh_server.client_private_key, "known_hosts": ssh_server.known_hosts.encode()})
     other_key = "AAAAC3NzaC1lZDI1NTE5AAAAIBcTXkfL2G9E3mCAmQ3hxV2XeF3c3L3j8b4y1z5tCMjN"  # not the server's
     stranger = f"[127.0.0.1]:{ssh_server.port} ssh-ed25519 {other_key}\n"
@@ -345,10 +346,7 @@ def test_bad_inputs_fail_with_one_line_reasons_and_do_not_affect_others(
 def test_oversize_repository_and_escaping_symlink_are_refused(
     git_server: GitHttpServer, repo: GitRepo, kube: Api, small_source: Reconcilers, tmp_path: Path
 ) -> None:
-    name = f"big-{uuid.uuid4().hex[:6]}"
-    url = git_server.create_repo(name)
-    repo.commit({"big.yaml": "x" * 10_000})
-    repo.push(git_server.repo_path(name))
+    _, url, _ = publish(git_server, repo, "big", {"big.yaml": "x" * 10_000})
     kube.create(GIT_REPOSITORY, "big", git_spec(url), labels={SHARD: "small"})
     big = kube.wait_failed(GIT_REPOSITORY, "big", "GitOperationFailed")
     assert "larger than the 4096 byte limit" in condition(big, "Ready")["message"]
@@ -369,10 +367,7 @@ def test_oversize_repository_and_escaping_symlink_are_refused(
 
 
 def test_suspend_and_resume(git_server: GitHttpServer, repo: GitRepo, kube: Api) -> None:
-    name = f"suspend-{uuid.uuid4().hex[:6]}"
-    url = git_server.create_repo(name)
-    repo.commit({"a.yaml": "1\n"})
-    repo.push(git_server.repo_path(name))
+    name, url, _ = publish(git_server, repo, "suspend", {"a.yaml": "1\n"})
     kube.create(GIT_REPOSITORY, "paused", git_spec(url))
     kube.wait_ready(GIT_REPOSITORY, "paused")
     kube.patch(GIT_REPOSITORY, "paused", {"spec": {"suspend": True}})
@@ -392,10 +387,7 @@ def test_suspend_and_resume(git_server: GitHttpServer, repo: GitRepo, kube: Api)
 def test_deletion_removes_the_artifacts_and_the_finalizer(
     git_server: GitHttpServer, repo: GitRepo, kube: Api, source: Reconcilers
 ) -> None:
-    name = f"gone-{uuid.uuid4().hex[:6]}"
-    url = git_server.create_repo(name)
-    repo.commit({"a.yaml": "a\n"})
-    repo.push(git_server.repo_path(name))
+    _, url, _ = publish(git_server, repo, "gone", {"a.yaml": "a\n"})
     kube.create(GIT_REPOSITORY, "gone", git_spec(url))
     path = kube.wait_ready(GIT_REPOSITORY, "gone")["status"]["artifact"]["path"]
     assert source.storage.exists(path)
@@ -417,10 +409,7 @@ def test_deletion_removes_the_artifacts_and_the_finalizer(
 def test_watch_survives_an_api_server_restart(
     git_server: GitHttpServer, repo: GitRepo, kube: Api, control_plane: ControlPlane
 ) -> None:
-    name = f"restart-{uuid.uuid4().hex[:6]}"
-    url = git_server.create_repo(name)
-    repo.commit({"a.yaml": "a\n"})
-    repo.push(git_server.repo_path(name))
+    name, url, _ = publish(git_server, repo, "restart", {"a.yaml": "a\n"})
     kube.create(GIT_REPOSITORY, "before", git_spec(url))
     kube.wait_ready(GIT_REPOSITORY, "before")
 
