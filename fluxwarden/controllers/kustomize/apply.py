@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fluxwarden.controllers.kustomize.api import FIELD_MANAGER, PRUNE_ANNOTATION, SSA_ANNOTATION
+from fluxwarden.controllers.kustomize.drift import Applied, LiveObjects, VersionLookup, drifted, resource_version
 from fluxwarden.controllers.kustomize.health import compute
 from fluxwarden.controllers.kustomize.inventory import Entry
 from fluxwarden.controllers.runtime.kube import APPLY_PATCH, Forbidden, Kube, KubeError, NotFound
@@ -30,6 +31,15 @@ class ApplyError(Exception):
         super().__init__(message)
         self.message = message
         self.forbidden = forbidden
+
+
+class PruneError(ApplyError):
+    """Some objects could not be pruned; ``failed`` stay in the inventory, ``deleted`` are gone."""
+
+    def __init__(self, message: str, failed: list[Entry], deleted: list[Change]) -> None:
+        super().__init__(message)
+        self.failed = failed
+        self.deleted = deleted
 
 
 class HealthError(Exception):
@@ -50,10 +60,22 @@ def digest(obj: dict[str, Any]) -> str:
 
 
 class Applier:
-    def __init__(self, kube: Kube, mapper: RestMapper, field_manager: str = FIELD_MANAGER) -> None:
+    """Applies a build as one identity, repairing drift: see :mod:`.drift` for how drift is found."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        mapper: RestMapper,
+        field_manager: str = FIELD_MANAGER,
+        owner: dict[str, str] | None = None,
+        versions: VersionLookup | None = None,
+    ) -> None:
         self.kube = kube
         self.mapper = mapper
         self.field_manager = field_manager
+        self.live = LiveObjects(kube, mapper, owner or {})
+        self.versions = versions  # a live watch's resourceVersions: a no-op needs no call at all
+        self.requests = 0  # API calls made by apply_all (reads, dry-runs, applies), for benchmarks
 
     def _path(self, entry: Entry) -> str:
         try:
@@ -62,52 +84,95 @@ class Applier:
             raise ApplyError(f"{entry.display}: {exc}") from None
         return resource.path(entry.namespace or None, entry.name)
 
-    def apply_all(
-        self, objects: list[dict[str, Any]], known: set[str], applied: dict[str, str], force: bool
-    ) -> list[Change]:
-        """Apply cluster definitions first (and wait for them), then the rest.
+    def apply_all(self, objects: list[dict[str, Any]], applied: dict[str, Applied], force: bool) -> list[Change]:
+        """Apply cluster definitions first (and wait for them), then the rest; only what drifted is sent.
 
-        ``known`` are inventory ids from before (created vs configured); ``applied`` maps id to the
-        digest last applied, and objects whose digest did not change are not sent again.
+        ``applied`` maps inventory id to what the last apply left (digest and resourceVersion); it is
+        updated in place as objects are applied or found unchanged.
         """
         first = [o for o in objects if o.get("kind") in CLUSTER_DEFINITIONS]
         rest = [o for o in objects if o.get("kind") not in CLUSTER_DEFINITIONS]
-        changes = [self.apply(o, known, applied, force) for o in first]
+        changes = self._apply_stage(first, applied, force)
         self._wait_established(first)
-        return changes + [self.apply(o, known, applied, force) for o in rest]
+        return changes + self._apply_stage(rest, applied, force)
 
-    def apply(self, obj: dict[str, Any], known: set[str], applied: dict[str, str], force: bool) -> Change:
+    def _apply_stage(self, objects: list[dict[str, Any]], applied: dict[str, Applied], force: bool) -> list[Change]:
+        entries = [Entry.of(o) for o in objects]
+        unproven = [e for e, o in zip(entries, objects, strict=True) if not self._unchanged(e, o, applied)]
+        self.live.prefetch(unproven)
+        changes = [self.apply(o, applied, force) for o in objects]
+        self.requests += self.live.requests
+        self.live.requests = 0
+        return changes
+
+    def _unchanged(self, entry: Entry, obj: dict[str, Any], applied: dict[str, Applied]) -> bool:
+        """Proven without a call: a live watch shows the version our last apply left."""
+        record = applied.get(entry.id)
+        if record is None or self.versions is None or record.digest != digest(obj):
+            return False
+        return self.versions(entry) == record.resource_version
+
+    def apply(self, obj: dict[str, Any], applied: dict[str, Applied], force: bool) -> Change:
         entry = Entry.of(obj)
         annotations = (obj.get("metadata") or {}).get("annotations") or {}
         policy = str(annotations.get(SSA_ANNOTATION, "")).lower()
         if policy == "ignore":
             return Change(entry, "skipped")
         path = self._path(entry)
-        if policy == "ifnotpresent" and self._exists(path, entry):
-            return Change(entry, "unchanged")
         fingerprint = digest(obj)
-        if applied.get(entry.id) == fingerprint:
+        if self._unchanged(entry, obj, applied):
             return Change(entry, "unchanged")
-        query = {"fieldManager": self.field_manager, "force": "true"}
+        live = self.live.get(entry)
+        if isinstance(live, dict):
+            record = applied.get(entry.id)
+            if policy == "ifnotpresent":
+                return Change(entry, "unchanged")
+            untouched = record is not None and resource_version(live) == record.resource_version
+            if untouched and record is not None and record.digest == fingerprint:
+                return Change(entry, "unchanged")  # nobody wrote to it since our apply
+            if not self._would_change(path, obj, entry, live):
+                applied[entry.id] = Applied(fingerprint, resource_version(live))
+                return Change(entry, "unchanged")
+        result = self._apply(path, obj, entry, force)
+        applied[entry.id] = Applied(fingerprint, resource_version(result))
+        if isinstance(live, dict):
+            return Change(entry, "unchanged" if resource_version(result) == resource_version(live) else "configured")
+        return Change(entry, "created" if live is None else "configured")
+
+    def _would_change(self, path: str, obj: dict[str, Any], entry: Entry, live: dict[str, Any]) -> bool:
+        """A server-side dry-run of the apply, compared with the live object (Flux's drift check)."""
+        query = {"fieldManager": self.field_manager, "force": "true", "dryRun": "All"}
+        self.requests += 1
         try:
-            self.kube.request("PATCH", path, query=query, body=obj, content_type=APPLY_PATCH, what=entry.display)
+            dry = self.kube.request("PATCH", path, query=query, body=obj, content_type=APPLY_PATCH, what=entry.display)
+        except KubeError:
+            return True  # the real apply reports (or, with force, handles) the same error
+        return drifted(live, dry)
+
+    def _apply(self, path: str, obj: dict[str, Any], entry: Entry, force: bool) -> dict[str, Any]:
+        query = {"fieldManager": self.field_manager, "force": "true"}
+        self.requests += 1
+        try:
+            return self.kube.request(
+                "PATCH", path, query=query, body=obj, content_type=APPLY_PATCH, what=entry.display
+            )
         except Forbidden as exc:
             raise ApplyError(str(exc), forbidden=True) from None
         except KubeError as exc:
             if not (force and exc.status == 422 and "immutable" in str(exc)):
                 raise ApplyError(str(exc)) from None
-            self._recreate(path, obj, entry, query)
-        applied[entry.id] = fingerprint
-        return Change(entry, "configured" if entry.id in known else "created")
+            return self._recreate(path, obj, entry, query)
 
-    def _recreate(self, path: str, obj: dict[str, Any], entry: Entry, query: dict[str, str]) -> None:
+    def _recreate(self, path: str, obj: dict[str, Any], entry: Entry, query: dict[str, str]) -> dict[str, Any]:
         """``spec.force``: an immutable field changed, so delete the object and create it again."""
         try:
             self.kube.request("DELETE", path, query={"propagationPolicy": "Background"}, what=entry.display)
             deadline = time.monotonic() + 30
             while self._exists(path, entry) and time.monotonic() < deadline:
                 time.sleep(0.2)
-            self.kube.request("PATCH", path, query=query, body=obj, content_type=APPLY_PATCH, what=entry.display)
+            return self.kube.request(
+                "PATCH", path, query=query, body=obj, content_type=APPLY_PATCH, what=entry.display
+            )
         except KubeError as exc:
             raise ApplyError(str(exc), forbidden=isinstance(exc, Forbidden)) from None
 
@@ -137,25 +202,33 @@ class Applier:
                 self.mapper.forget(f"{spec.get('group')}/{version.get('name')}")
 
     def prune(self, entries: list[Entry], owner: dict[str, str]) -> list[Change]:
-        """Delete what left the inventory, if it still carries our owner labels and allows pruning."""
-        changes = []
+        """Delete what left the inventory, if it still carries our owner labels and allows pruning.
+
+        Every entry is tried; those that could not be read or deleted raise one :class:`PruneError`
+        at the end, which lists them so that the caller keeps them in the inventory.
+        """
+        changes, failed, messages = [], [], []
         for entry in entries:
             try:
                 path = self._path(entry)
-                current = self.kube.request("GET", path, what=entry.display)
-            except (NotFound, ApplyError):
-                continue  # already gone, or its kind is no longer served
-            meta = current.get("metadata") or {}
-            labels, annotations = meta.get("labels") or {}, meta.get("annotations") or {}
-            if any(labels.get(k) != v for k, v in owner.items()) or annotations.get(PRUNE_ANNOTATION) == "disabled":
-                continue
+            except ApplyError:
+                continue  # its kind is no longer served: nothing of it can exist
             try:
+                current = self.kube.request("GET", path, what=entry.display)
+                meta = current.get("metadata") or {}
+                labels, annotations = meta.get("labels") or {}, meta.get("annotations") or {}
+                if any(labels.get(k) != v for k, v in owner.items()) or annotations.get(PRUNE_ANNOTATION) == "disabled":
+                    continue
                 self.kube.request("DELETE", path, query={"propagationPolicy": "Background"}, what=entry.display)
             except NotFound:
                 continue
             except KubeError as exc:
-                raise ApplyError(str(exc), forbidden=isinstance(exc, Forbidden)) from None
+                failed.append(entry)
+                messages.append(str(exc))
+                continue
             changes.append(Change(entry, "deleted"))
+        if failed:
+            raise PruneError("prune failed: " + "; ".join(messages), failed, changes)
         return changes
 
     def wait_healthy(self, entries: list[Entry], timeout: float) -> None:

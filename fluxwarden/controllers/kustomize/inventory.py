@@ -1,9 +1,18 @@
-"""Flux's inventory: ``<namespace>_<name>_<group>_<kind>`` ids with versions, and what left it."""
+"""Flux's inventory: ``<namespace>_<name>_<group>_<kind>`` ids with versions, and what left it.
+
+Ids are written and read as Flux (cli-utils' ``ObjMetadata``) does: a ``:`` in a name (RBAC names
+such as ``system:aggregate-to-edit``) is written ``__``. Namespaces, groups and kinds never hold
+``_``, so the namespace is the first field, the kind the last and the group the one before it; the
+name is everything in between and may itself hold ``_``.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
+
+COLON = "__"  # how Flux writes ':' of a name in an id
 
 
 @dataclass(frozen=True, order=True)
@@ -16,7 +25,7 @@ class Entry:
 
     @property
     def id(self) -> str:
-        return f"{self.namespace}_{self.name}_{self.group}_{self.kind}"
+        return f"{self.namespace}_{self.name.replace(':', COLON)}_{self.group}_{self.kind}"
 
     @property
     def api_version(self) -> str:
@@ -35,17 +44,27 @@ class Entry:
 
     @classmethod
     def parse(cls, item: dict[str, Any]) -> Entry:
-        """From a ``status.inventory.entries[]`` item (Kubernetes names and kinds never hold ``_``)."""
-        namespace, name, group, kind = str(item["id"]).split("_", 3)
-        return cls(namespace, name, group, kind, str(item.get("v", "")))
+        """From a ``status.inventory.entries[]`` item; raises ``ValueError`` for a malformed id."""
+        text = str(item.get("id", ""))
+        namespace, sep, rest = text.partition("_")
+        rest, sep_kind, kind = rest.rpartition("_")
+        name, sep_group, group = rest.rpartition("_")
+        if not (sep and sep_kind and sep_group and name and kind):
+            raise ValueError(f"inventory id {text!r} is not <namespace>_<name>_<group>_<kind>")
+        return cls(namespace, name.replace(COLON, ":"), group, kind, str(item.get("v", "")))
 
     def as_status(self) -> dict[str, str]:
         return {"id": self.id, "v": self.version}
 
 
 def read(status: dict[str, Any]) -> list[Entry]:
-    entries = ((status.get("inventory") or {}).get("entries")) or []
-    return [Entry.parse(item) for item in entries if isinstance(item, dict) and str(item.get("id", "")).count("_") >= 3]
+    """The inventory's entries; a malformed item (edited by hand) is skipped, never fatal."""
+    found = []
+    for item in ((status.get("inventory") or {}).get("entries")) or []:
+        if isinstance(item, dict):
+            with contextlib.suppress(ValueError):
+                found.append(Entry.parse(item))
+    return found
 
 
 def write(status: dict[str, Any], entries: list[Entry]) -> None:

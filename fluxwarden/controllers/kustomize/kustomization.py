@@ -29,13 +29,15 @@ from fluxwarden.controllers.kustomize.api import (
     SOURCE_KINDS,
     KustomizationSpec,
 )
-from fluxwarden.controllers.kustomize.apply import Applier, ApplyError, Change, HealthError
+from fluxwarden.controllers.kustomize.apply import Applier, ApplyError, Change, HealthError, PruneError
 from fluxwarden.controllers.kustomize.build import BuildError, Overlay, build
+from fluxwarden.controllers.kustomize.drift import Applied, VersionLookup
 from fluxwarden.controllers.kustomize.fetch import FetchError, fetch_artifact
+from fluxwarden.controllers.kustomize.redact import Redactor
 from fluxwarden.controllers.kustomize.substitute import SubstitutionError, substitute, variables_from
 from fluxwarden.controllers.runtime import conditions
 from fluxwarden.controllers.runtime.controller import Context, Success, Watch, artifact_revision
-from fluxwarden.controllers.runtime.errors import Failure, Stalling, Waiting
+from fluxwarden.controllers.runtime.errors import Failure, ReconcileError, Stalling, Waiting
 from fluxwarden.controllers.runtime.events import NORMAL
 from fluxwarden.controllers.runtime.impersonation import Impersonator
 from fluxwarden.controllers.runtime.kube import Kube, KubeError, NotFound, key_of
@@ -133,41 +135,63 @@ class KustomizationReconciler:
         self.impersonator = Impersonator(kube)
         self.builds = BuildCache()
         self.work_dir = work_dir
-        # Digests last applied per Kustomization (by uid) and object id: unchanged objects are not re-sent.
-        self.applied: dict[str, dict[str, str]] = {}
+        # What the last apply left per Kustomization (by uid) and object id: the drift check's baseline.
+        self.applied: dict[str, dict[str, Applied]] = {}
+        self.live_versions: VersionLookup | None = None  # set when live drift watches run
         self.watches = [_source_watch("GitRepository"), Watch(KUSTOMIZATION, _dependants)]
 
     # -- the reconcile ---------------------------------------------------------------------------
 
     def reconcile(self, ctx: Context, obj: dict[str, Any]) -> Success:
         spec = KustomizationSpec.of(obj)
-        meta, status = obj["metadata"], obj["status"]
+        status = obj["status"]
         self._tenancy(obj, spec)
         self._dependencies(ctx, obj, spec)
         artifact = self._artifact(ctx, spec)
         revision = str(artifact["revision"])
         status["lastAttemptedRevision"] = revision
-        objects = self._build(ctx, obj, spec, artifact)
+        variables, secrets = self._variables(ctx, obj, spec) if spec.raw.get("postBuild") else ({}, Redactor())
+        objects = self._build(ctx, obj, spec, artifact, variables)
+        try:
+            self._sync(ctx, obj, spec, objects, revision, secrets)
+        except ReconcileError as exc:
+            if secrets:
+                exc.message = secrets(exc.message)
+                exc.args = (exc.message,)
+            raise
+        status["lastAppliedRevision"] = revision
+        return Success(f"Applied revision: {revision}", reason="ReconciliationSucceeded")
+
+    def _sync(
+        self,
+        ctx: Context,
+        obj: dict[str, Any],
+        spec: KustomizationSpec,
+        objects: list[dict[str, Any]],
+        revision: str,
+        secrets: Redactor,
+    ) -> None:
+        """Apply what drifted, prune what left, record the inventory, wait for health."""
+        meta, status = obj["metadata"], obj["status"]
         kube = self.impersonator.client_for(self._service_account(obj, spec))
-        applier = Applier(kube, self.mapper)
         owner = {NAME_LABEL: meta["name"], NAMESPACE_LABEL: meta["namespace"]}
+        applier = Applier(kube, self.mapper, owner=owner, versions=self.live_versions)
         old = inventory.read(status)
         applied = self.applied.setdefault(str(meta.get("uid")), {})
-        if status.get("lastAppliedRevision") != revision or status.get("observedGeneration") != meta.get("generation"):
-            applied.clear()  # a new revision or spec re-sends everything, which also corrects drift
-        changes = self._apply(applier, objects, old, applied, spec, status)
         new = [inventory.Entry.of(o) for o in objects]
+        changes = self._apply(applier, objects, old, applied, spec, status)
         if spec.prune:
             try:
                 changes += applier.prune(inventory.stale(old, new), owner)
-            except ApplyError as exc:
-                inventory.write(status, old + new)
+            except PruneError as exc:
+                inventory.write(status, new + exc.failed)
+                self._announce(ctx, obj, changes + exc.deleted, revision, secrets)
                 raise Waiting("PruneFailed", exc.message, spec.retry_interval) from None
         inventory.write(status, new if spec.prune else sorted(set(old) | set(new)))
-        self._announce(ctx, obj, changes, revision)
+        for gone in set(applied) - {e.id for e in new}:
+            del applied[gone]
+        self._announce(ctx, obj, changes, revision, secrets)
         self._health(applier, spec, new)
-        status["lastAppliedRevision"] = revision
-        return Success(f"Applied revision: {revision}", reason="ReconciliationSucceeded")
 
     def finalize(self, ctx: Context, obj: dict[str, Any]) -> None:
         """With ``prune``, delete what the inventory lists (and still carries our labels)."""
@@ -224,14 +248,17 @@ class KustomizationReconciler:
             raise Waiting("ArtifactFailed", f"Source {where} is not ready, artifact not found", spec.retry_interval)
         return dict(artifact)
 
-    def _variables(self, ctx: Context, obj: dict[str, Any], spec: KustomizationSpec) -> dict[str, str]:
-        sources = []
+    def _variables(self, ctx: Context, obj: dict[str, Any], spec: KustomizationSpec) -> tuple[dict[str, str], Redactor]:
+        """``postBuild`` variables, and a redactor for the values that came from Secrets."""
+        sources: list[dict[str, str]] = []
+        secret_values: list[str] = []
         namespace = obj["metadata"]["namespace"]
         for item in spec.substitute_from:
             kind, name = item.get("kind"), str(item.get("name"))
             try:
                 if kind == "Secret":
                     data = {k: v.decode() for k, v in ctx.kube.secret_data(namespace, name).items()}
+                    secret_values.extend(data.values())
                 else:
                     data = ctx.kube.config_map_data(namespace, name)
             except NotFound:
@@ -243,10 +270,18 @@ class KustomizationReconciler:
                     spec.retry_interval,
                 ) from None
             sources.append(data)
-        return variables_from(spec.substitute, sources)
+        try:
+            return variables_from(spec.substitute, sources), Redactor(secret_values)
+        except SubstitutionError as exc:
+            raise Waiting("BuildFailed", str(exc), spec.retry_interval) from None
 
     def _build(
-        self, ctx: Context, obj: dict[str, Any], spec: KustomizationSpec, artifact: dict[str, Any]
+        self,
+        ctx: Context,
+        obj: dict[str, Any],
+        spec: KustomizationSpec,
+        artifact: dict[str, Any],
+        variables: dict[str, str],
     ) -> list[dict[str, Any]]:
         overlay = Overlay.from_spec(spec.raw)
         key = json.dumps([artifact.get("digest"), spec.path, spec.raw.get("targetNamespace"), spec.raw.get("patches"),
@@ -259,7 +294,7 @@ class KustomizationReconciler:
             self.builds.put(uid, key, objects)
         if spec.raw.get("postBuild"):
             try:
-                objects = substitute(objects, self._variables(ctx, obj, spec), strict=True)
+                objects = substitute(objects, variables, strict=True)
             except SubstitutionError as exc:
                 raise Waiting("BuildFailed", str(exc), spec.retry_interval) from None
         if self.options.auto_fix_legacy:
@@ -323,25 +358,29 @@ class KustomizationReconciler:
         applier: Applier,
         objects: list[dict[str, Any]],
         old: list[inventory.Entry],
-        applied: dict[str, str],
+        applied: dict[str, Applied],
         spec: KustomizationSpec,
         status: dict[str, Any],
     ) -> list[Change]:
-        known = {e.id for e in old}
         try:
-            return applier.apply_all(objects, known, applied, spec.force)
-        except ApplyError as exc:
+            return applier.apply_all(objects, applied, spec.force)
+        except (ApplyError, KubeError) as exc:
             # Keep everything that may now exist in the inventory: nothing is orphaned by a failure.
-            reached = [inventory.Entry.of(o) for o in objects if inventory.Entry.of(o).id in applied]
+            reached = [e for e in (inventory.Entry.of(o) for o in objects) if e.id in applied]
             inventory.write(status, sorted(set(old) | set(reached)))
-            reason = "ReconciliationFailed"
-            raise Waiting(reason, exc.message, spec.retry_interval) from None
+            message = exc.message if isinstance(exc, ApplyError) else str(exc)
+            raise Waiting("ReconciliationFailed", message, spec.retry_interval) from None
 
-    def _announce(self, ctx: Context, obj: dict[str, Any], changes: list[Change], revision: str) -> None:
-        moved = [str(c) for c in changes if c.action in ("created", "configured", "deleted")]
+    def _announce(
+        self, ctx: Context, obj: dict[str, Any], changes: list[Change], revision: str, secrets: Redactor
+    ) -> None:
+        """The change set (what was created, repaired or deleted) in one event and one log line."""
+        moved = [secrets(str(c)) for c in changes if c.action in ("created", "configured", "deleted")]
         if moved:
             metadata = {"kustomize.toolkit.fluxcd.io/revision": revision}
             ctx.events.record(obj, NORMAL, "ReconciliationSucceeded", "\n".join(moved), metadata)
+            meta = obj["metadata"]
+            ctx.log.info("Kustomization %s/%s changes: %s", meta["namespace"], meta["name"], ", ".join(moved))
 
     def _health(self, applier: Applier, spec: KustomizationSpec, applied: list[inventory.Entry]) -> None:
         checks = list(applied) if spec.wait else []
