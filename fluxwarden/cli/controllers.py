@@ -25,7 +25,9 @@ def run(args: argparse.Namespace) -> int:
         storage_port=int(args.storage_addr.rpartition(":")[2]),
         storage_adv_url=args.storage_adv_url,
         max_source_size=args.max_source_size,
-        kustomize=KustomizeOptions(settings=settings_from(args), auto_fix_legacy=args.auto_fix_legacy),
+        kustomize=KustomizeOptions(
+            settings=settings_from(args), auto_fix_legacy=args.auto_fix_legacy, live_drift=args.live_drift
+        ),
         manager=ManagerOptions(
             concurrency=args.concurrency,
             namespace=args.watch_namespace,
@@ -78,6 +80,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         action=argparse.BooleanOptionalAction,
         default=env("FLUXWARDEN_AUTO_FIX_LEGACY", "false").lower() == "true",
         help="move built Flux objects into the Kustomization's namespace (TENANCY.md's legacy fix)",
+    )
+    start.add_argument(
+        "--live-drift",
+        action=argparse.BooleanOptionalAction,
+        default=env("FLUXWARDEN_LIVE_DRIFT", "false").lower() == "true",
+        help="watch applied kinds (metadata only) and repair a hand edit or deletion within seconds; "
+        "needs list/watch on every applied kind",
     )
     add_settings_flags(start)
     start.set_defaults(func=run)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ from kubernetes import client
 
 from fluxwarden.controllers.app import Reconcilers
 from fluxwarden.controllers.kustomize.api import KUSTOMIZATION
+from fluxwarden.controllers.kustomize.kustomization import KustomizeOptions
 from fluxwarden.controllers.source.api import GIT_REPOSITORY
 from tests.e2e.test_kustomize_controller import (
     SHARD,
@@ -275,3 +277,35 @@ def test_a_secret_value_never_appears_in_status_events_or_logs(
         KUSTOMIZATION.group, KUSTOMIZATION.version, tenant.config, KUSTOMIZATION.plural, "apps"
     )
     assert SECRET_VALUE not in json.dumps(obj)
+
+
+def test_live_drift_repairs_a_deletion_and_an_edit_within_seconds_without_a_request(
+    admin_api: client.ApiClient,
+    namespace_factory: Callable[[], str],
+    git_server: GitHttpServer,
+    tmp_path: Path,
+    start_reconcilers: Callable[..., Reconcilers],
+) -> None:
+    start_reconcilers(
+        ("source", "kustomize"), label_selector=f"{SHARD}=live", kustomize=KustomizeOptions(live_drift=True)
+    )
+    tenant = make_tenant(admin_api, namespace_factory, git_server, tmp_path, shard="live")
+    sha = tenant.push({"apps/a.yaml": configmap("a", "1"), "apps/b.yaml": configmap("b", "1")})
+    tenant.git_repository()
+    tenant.kustomization("apps", path="./apps", targetNamespace=tenant.target, interval="1h")
+    tenant.ready("apps", sha)
+    handled = tenant.get("apps")["status"].get("lastHandledReconcileAt")
+
+    started = time.monotonic()
+    tenant.core.delete_namespaced_config_map("a", tenant.target)
+    until(lambda: tenant.configmaps(tenant.target), lambda cms: "a" in cms, timeout=5, what="a recreated")
+    recreated = time.monotonic() - started
+    tenant.core.patch_namespaced_config_map("b", tenant.target, {"data": {"value": "edited"}})
+    until(lambda: tenant.configmaps(tenant.target).get("b"), lambda d: d == {"value": "1"}, timeout=5,
+          what="b reverted")  # fmt: skip
+    assert recreated < 5
+    assert tenant.get("apps")["status"].get("lastHandledReconcileAt") == handled, "no reconcile was requested"
+
+    before = versions(tenant, tenant.target)
+    reconciled(tenant, "apps")
+    assert versions(tenant, tenant.target) == before, "our own repairs did not set off further writes"

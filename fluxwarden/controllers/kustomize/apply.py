@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from fluxwarden.controllers.kustomize.api import FIELD_MANAGER, PRUNE_ANNOTATION, SSA_ANNOTATION
-from fluxwarden.controllers.kustomize.drift import Applied, LiveObjects, VersionLookup, drifted, resource_version
+from fluxwarden.controllers.kustomize.drift import Applied, LiveObjects, drifted, resource_version
 from fluxwarden.controllers.kustomize.health import compute
 from fluxwarden.controllers.kustomize.inventory import Entry
+from fluxwarden.controllers.kustomize.live import LiveDrift
 from fluxwarden.controllers.runtime.kube import APPLY_PATCH, Forbidden, Kube, KubeError, NotFound
 from fluxwarden.controllers.runtime.restmapper import NoMatch, RestMapper
 
@@ -68,13 +69,13 @@ class Applier:
         mapper: RestMapper,
         field_manager: str = FIELD_MANAGER,
         owner: dict[str, str] | None = None,
-        versions: VersionLookup | None = None,
+        live_drift: LiveDrift | None = None,
     ) -> None:
         self.kube = kube
         self.mapper = mapper
         self.field_manager = field_manager
         self.live = LiveObjects(kube, mapper, owner or {})
-        self.versions = versions  # a live watch's resourceVersions: a no-op needs no call at all
+        self.live_drift = live_drift  # live watches: a no-op needs no API call at all
         self.requests = 0  # API calls made by apply_all (reads, dry-runs, applies), for benchmarks
 
     def _path(self, entry: Entry) -> str:
@@ -108,9 +109,14 @@ class Applier:
     def _unchanged(self, entry: Entry, obj: dict[str, Any], applied: dict[str, Applied]) -> bool:
         """Proven without a call: a live watch shows the version our last apply left."""
         record = applied.get(entry.id)
-        if record is None or self.versions is None or record.digest != digest(obj):
+        if record is None or self.live_drift is None or record.digest != digest(obj):
             return False
-        return self.versions(entry) == record.resource_version
+        return self.live_drift.version(entry) == record.resource_version
+
+    def _record(self, applied: dict[str, Applied], entry: Entry, fingerprint: str, version: str) -> None:
+        applied[entry.id] = Applied(fingerprint, version)
+        if self.live_drift is not None:
+            self.live_drift.record(entry, version)
 
     def apply(self, obj: dict[str, Any], applied: dict[str, Applied], force: bool) -> Change:
         entry = Entry.of(obj)
@@ -131,10 +137,10 @@ class Applier:
             if untouched and record is not None and record.digest == fingerprint:
                 return Change(entry, "unchanged")  # nobody wrote to it since our apply
             if not self._would_change(path, obj, entry, live):
-                applied[entry.id] = Applied(fingerprint, resource_version(live))
+                self._record(applied, entry, fingerprint, resource_version(live))
                 return Change(entry, "unchanged")
         result = self._apply(path, obj, entry, force)
-        applied[entry.id] = Applied(fingerprint, resource_version(result))
+        self._record(applied, entry, fingerprint, resource_version(result))
         if isinstance(live, dict):
             return Change(entry, "unchanged" if resource_version(result) == resource_version(live) else "configured")
         return Change(entry, "created" if live is None else "configured")
@@ -219,6 +225,8 @@ class Applier:
                 labels, annotations = meta.get("labels") or {}, meta.get("annotations") or {}
                 if any(labels.get(k) != v for k, v in owner.items()) or annotations.get(PRUNE_ANNOTATION) == "disabled":
                     continue
+                if self.live_drift is not None:
+                    self.live_drift.forget([entry])  # our own deletion is no drift
                 self.kube.request("DELETE", path, query={"propagationPolicy": "Background"}, what=entry.display)
             except NotFound:
                 continue

@@ -10,7 +10,7 @@ a deletion, another writer) is compared by a server-side dry-run, exactly as Flu
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,10 +20,6 @@ from fluxwarden.controllers.runtime.restmapper import RestMapper
 
 # Fields a no-op apply may still report differently; they never make an object drifted.
 _VOLATILE_METADATA = ("managedFields", "resourceVersion", "generation")
-
-VersionLookup = Callable[[Entry], str | None]
-"""``lookup(entry) -> resourceVersion`` from a live watch cache, or None when it does not know."""
-
 
 @dataclass(frozen=True)
 class Applied:

@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,9 @@ from fluxwarden.controllers.kustomize.api import (
 )
 from fluxwarden.controllers.kustomize.apply import Applier, ApplyError, Change, HealthError, PruneError
 from fluxwarden.controllers.kustomize.build import BuildError, Overlay, build
-from fluxwarden.controllers.kustomize.drift import Applied, VersionLookup
+from fluxwarden.controllers.kustomize.drift import Applied
 from fluxwarden.controllers.kustomize.fetch import FetchError, fetch_artifact
+from fluxwarden.controllers.kustomize.live import LiveDrift
 from fluxwarden.controllers.kustomize.redact import Redactor
 from fluxwarden.controllers.kustomize.substitute import SubstitutionError, substitute, variables_from
 from fluxwarden.controllers.runtime import conditions
@@ -54,6 +56,7 @@ DENIED_RULES = frozenset({"cross-namespace-ref", "service-account", "cross-names
 class KustomizeOptions:
     settings: Settings = field(default_factory=Settings)
     auto_fix_legacy: bool = False
+    live_drift: bool = False  # watch applied kinds (metadata only): drift repaired within seconds
 
 
 class BuildCache:
@@ -137,8 +140,13 @@ class KustomizationReconciler:
         self.work_dir = work_dir
         # What the last apply left per Kustomization (by uid) and object id: the drift check's baseline.
         self.applied: dict[str, dict[str, Applied]] = {}
-        self.live_versions: VersionLookup | None = None  # set when live drift watches run
+        self.live_drift = LiveDrift(kube, self.mapper) if options.live_drift else None
         self.watches = [_source_watch("GitRepository"), Watch(KUSTOMIZATION, _dependants)]
+
+    def bind(self, enqueue: Callable[[tuple[str, str]], None], stop: threading.Event) -> None:
+        """Called by the runtime with this controller's queue: live drift watches queue from it."""
+        if self.live_drift is not None:
+            self.live_drift.bind(enqueue, stop)
 
     # -- the reconcile ---------------------------------------------------------------------------
 
@@ -175,7 +183,7 @@ class KustomizationReconciler:
         meta, status = obj["metadata"], obj["status"]
         kube = self.impersonator.client_for(self._service_account(obj, spec))
         owner = {NAME_LABEL: meta["name"], NAMESPACE_LABEL: meta["namespace"]}
-        applier = Applier(kube, self.mapper, owner=owner, versions=self.live_versions)
+        applier = Applier(kube, self.mapper, owner=owner, live_drift=self.live_drift)
         old = inventory.read(status)
         applied = self.applied.setdefault(str(meta.get("uid")), {})
         new = [inventory.Entry.of(o) for o in objects]
@@ -198,6 +206,8 @@ class KustomizationReconciler:
         spec = obj.get("spec") or {}
         self.applied.pop(str(obj["metadata"].get("uid")), None)
         self.builds.forget(str(obj["metadata"].get("uid")))
+        if self.live_drift is not None:
+            self.live_drift.forget(inventory.read(obj.get("status") or {}))
         if not spec.get("prune") or spec.get("suspend"):
             return
         meta = obj["metadata"]

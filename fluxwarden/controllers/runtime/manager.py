@@ -95,6 +95,8 @@ class Manager:
         loop = _Loop(controller, runtime, queue, informer)
         for watch in getattr(controller, "watches", []):
             loop.watches.append(self._watch(watch, loop))
+        if (bind := getattr(controller, "bind", None)) is not None:
+            bind(queue.add, self._stop)  # watches a controller starts itself (kinds known at run time)
         return loop
 
     def _informer(self, resource: Resource, label_selector: str | None) -> Informer:
