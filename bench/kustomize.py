@@ -26,13 +26,19 @@ Measured, per N:
    per poll), the CPU of the controller (its threads; its children: kustomize and git) and of the
    API server and etcd meanwhile, and that the 10 N ConfigMaps exist;
 2. the controller's RSS before the first Kustomization and its peak (``VmHWM``);
-3. a spec change (interval 10m -> 1m) on all N: each reconcile re-sends its 10 objects (a new
-   generation clears the applied-digest cache), which must not write a ConfigMap;
+3. a spec change (interval 10m -> 1m) on all N: each reconcile checks its 10 objects for drift,
+   which must not write a ConfigMap;
 4. steady state at the 1m interval: a window longer than one interval in which every reconcile is
-   a no-op (the applied-digest cache skips all 10 objects); reconciles counted from the
-   controller's metrics, CPU per no-op reconcile (gross, and above the idle controller), a check
-   that nothing was written, and the CPU share this gives at the 10m interval (extrapolated);
-5. when the largest N misses the target (1000 Ready in < 4 min with < 300 MiB; ``--profile auto``),
+   a no-op that still checks every object for drift (one labelled LIST per kind and namespace, a
+   dry-run where the resourceVersion moved; with ``--live-drift``, the watch cache);
+   reconciles counted from the controller's metrics, CPU per no-op reconcile (gross, and above the
+   idle controller), the API server's own request count per no-op (``apiserver_request_total``),
+   a check that nothing was written, and the CPU share this gives at the 10m interval
+   (extrapolated);
+5. drift: one ConfigMap deleted by hand in each target namespace (N drifted objects), then a
+   requested reconcile of all N (with ``--live-drift``, nothing requested): seconds until all are
+   back, and the API requests it took;
+6. when the largest N misses the target (1000 Ready in < 4 min with < 300 MiB; ``--profile auto``),
    a second run of that N under ``_profiled-controller``: one cProfile per thread on that thread's
    CPU clock, plus a wall-clock stack sampler of the kustomize workers, so the report says both where
    the CPU goes and what the workers wait for.
@@ -115,6 +121,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--profile", choices=("auto", "always", "never"), default="auto", help="profile the largest N (auto: if missed)"
     )
+    parser.add_argument(
+        "--live-drift",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="run the controller with --live-drift (metadata watches of applied kinds); the repair phase then "
+        "requests no reconcile",
+    )
     parser.add_argument("--deadline", type=float, default=3600.0, help="abort the whole run after this many s")
     parser.add_argument(
         "--code",
@@ -155,6 +168,11 @@ class KubeApi(Api):
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
+
+    def send_text(self, path: str) -> tuple[int, str]:
+        self.connection.request("GET", path, None, {"Accept": "text/plain"})
+        response = self.connection.getresponse()
+        return response.status, response.read().decode()
 
     def must(self, method: str, path: str, body: Any = None, content_type: str = "application/json") -> Any:
         status, answer = self.send(method, path, body, content_type)
@@ -284,6 +302,54 @@ def events(api: KubeApi) -> int:
     return len(api.items(f"/api/v1/namespaces/{CONFIG_NAMESPACE}/events"))
 
 
+def api_requests(api: KubeApi) -> collections.Counter[str]:
+    """The API server's own count of requests so far (``apiserver_request_total``), by verb and resource;
+    watches and non-resource calls (this scrape) left out."""
+    status, text = api.send_text("/metrics")
+    if status != 200:
+        raise RuntimeError(f"GET /metrics: HTTP {status}")
+    counts: collections.Counter[str] = collections.Counter()
+    for line in text.splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels = dict(part.split("=", 1) for part in line[line.index("{") + 1 : line.rindex("}")].split(","))
+        verb, resource = labels.get("verb", "").strip('"'), labels.get("resource", "").strip('"')
+        if verb not in ("WATCH", "CONNECT") and resource:
+            dry = " dry-run" if labels.get("dry_run", '""').strip('"') else ""
+            counts[f"{verb} {resource}{dry}"] += int(float(line.rsplit(" ", 1)[1]))
+    return counts
+
+
+DRIFTED = "cm-00"  # the ConfigMap deleted by hand in every target namespace for the repair phase
+
+
+def delete_drifted(api: KubeApi, n: int) -> float:
+    began = time.monotonic()
+    for index in range(n):
+        api.must("DELETE", f"/api/v1/namespaces/{target_namespace(index)}/configmaps/{DRIFTED}")
+    return time.monotonic() - began
+
+
+def request_all(api: KubeApi, names: set[str], token: str) -> None:
+    collection = KUSTOMIZATIONS.format(namespace=CONFIG_NAMESPACE)
+    body = {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": token}}}
+    for name in sorted(names):
+        api.must("PATCH", f"{collection}/{name}", body, "application/merge-patch+json")
+
+
+def wait_repaired(api: KubeApi, n: int, child: Any, began: float, timeout: float) -> float:
+    """Seconds from ``began`` until all N deleted ConfigMaps exist again."""
+    deadline = began + timeout
+    while True:
+        back = sum(1 for key in applied_config_maps(api) if key.endswith(f"/{DRIFTED}"))
+        if back >= n:
+            return time.monotonic() - began
+        child.check_alive()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {back} of {n} deleted ConfigMaps were back after {timeout:g}s")
+        time.sleep(poll_interval(n))
+
+
 # -- the controller process ------------------------------------------------------------------------
 
 
@@ -304,6 +370,7 @@ def start_controller(
         "controllers", "run", "--kubeconfig", str(plane.kubeconfig), "--controllers", "source,kustomize",
         "--storage-path", str(work / "storage"), "--storage-addr", "127.0.0.1:0",
         "--concurrency", str(args.concurrency), "--enforce" if args.enforce else "--no-enforce",
+        *(["--live-drift"] if args.live_drift else []),
     ]  # fmt: skip
     path = os.pathsep.join([str(binary_dir()), os.environ.get("PATH", os.defpath)])  # the pinned kustomize
     env = {**os.environ, "PATH": path, "TMPDIR": str(tmp)}
@@ -359,6 +426,10 @@ class Result:
     steady_mean_ms: float
     steady_kustomization_writes: int
     steady_config_map_writes: int
+    steady_requests: collections.Counter[str]
+    repair_s: float
+    repair_requested: bool
+    repair_requests: collections.Counter[str]
     events: tuple[int, int, int]  # Events created: until all Ready, by the re-apply pass, in the steady window
     end_hwm_kib: int
     end_rss_kib: int
@@ -474,15 +545,27 @@ def run_count(n: int, args: argparse.Namespace, env: Environment) -> Result:
             kustomizations = resource_versions(api, collection)
             config_maps = applied_config_maps(api)
             first = scrape(controller)
+            requests_before = api_requests(api)
             start = Snapshot.take(controller.pid, apiserver, etcd)
             controller.watch(args.window)
             end = Snapshot.take(controller.pid, apiserver, etcd)
+            requests_after = api_requests(api)
             last = scrape(controller)
             memory = memory_kib(controller.pid)
             load.append(f"after window {load_average()}")
             kustomization_writes = changed(kustomizations, resource_versions(api, collection))
             config_map_writes = changed(config_maps, applied_config_maps(api))
             events_steady = events(api)
+
+            # 4. drift: one ConfigMap deleted by hand in each of the N target namespaces, then repaired
+            time.sleep(args.settle)
+            repair_before = api_requests(api)
+            delete_drifted(api, n)
+            began = time.monotonic()  # from the last deletion, or the first request
+            if not args.live_drift:
+                request_all(api, names, "bench-repair")
+            repair_s = wait_repaired(poll_api, n, controller.child, began, 120.0 + 0.6 * n)
+            repair_requests = api_requests(api) - repair_before
     return Result(
         n=n,
         setup_s=setup_s,
@@ -506,6 +589,10 @@ def run_count(n: int, args: argparse.Namespace, env: Environment) -> Result:
         steady_mean_ms=last.mean_reconcile_ms_since(first),
         steady_kustomization_writes=kustomization_writes,
         steady_config_map_writes=config_map_writes,
+        steady_requests=requests_after - requests_before,
+        repair_s=repair_s,
+        repair_requested=not args.live_drift,
+        repair_requests=repair_requests,
         events=(events_ready, events_reapply - events_ready, events_steady - events_reapply),
         end_hwm_kib=memory["VmHWM"],
         end_rss_kib=memory["VmRSS"],
@@ -793,6 +880,15 @@ def report_one(r: Result, args: argparse.Namespace) -> None:
         f"    per no-op reconcile: controller {r.noop_ms:.1f} ms CPU gross, {r.noop_marginal_ms:.1f} ms above idle "
         f"({s.controller.own / per * 1e3:.1f} Python + {s.controller.children / per * 1e3:.1f} kustomize, gross); "
         f"apiserver {s.apiserver / per * 1e3:.1f} ms, etcd {s.etcd / per * 1e3:.1f} ms"
+    )
+    requests = sum(r.steady_requests.values())
+    detail = ", ".join(f"{k} {v / per:.2f}" for k, v in r.steady_requests.most_common(6))
+    print(f"    API requests per no-op reconcile: {requests / per:.2f} ({detail}); {requests} in the window")
+    how = "after a requested reconcile of all N" if r.repair_requested else "by live drift watches, nothing requested"
+    print(
+        f"  drift: {n} ConfigMaps deleted by hand (one per Kustomization), all back in {r.repair_s:.1f}s {how}; "
+        f"{sum(r.repair_requests.values())} API requests "
+        f"({', '.join(f'{k} {v}' for k, v in r.repair_requests.most_common(5))})"
     )
     print(
         f"    controller idle (one GitRepository, no Kustomization): {100 * r.idle_cpu:.2f}% of a core; at the 10m "
