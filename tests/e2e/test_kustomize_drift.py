@@ -309,3 +309,40 @@ def test_live_drift_repairs_a_deletion_and_an_edit_within_seconds_without_a_requ
     before = versions(tenant, tenant.target)
     reconciled(tenant, "apps")
     assert versions(tenant, tenant.target) == before, "our own repairs did not set off further writes"
+
+
+@pytest.mark.parametrize("verbs", [["get", "create", "patch"], ["create", "patch"]], ids=["no-list", "no-read"])
+def test_drift_found_with_the_rights_a_tenant_has(
+    admin_api: client.ApiClient,
+    namespace_factory: Callable[[], str],
+    git_server: GitHttpServer,
+    tmp_path: Path,
+    drift_controllers: Reconcilers,
+    verbs: list[str],
+) -> None:
+    """An applier that may not list (GETs instead) or not even read (apply blindly, compare versions)."""
+    tenant = make_tenant(admin_api, namespace_factory, git_server, tmp_path, shard="drift")
+    target = namespace_factory()
+    rbac = client.RbacAuthorizationV1Api(admin_api)
+    rule = {"apiGroups": [""], "resources": ["configmaps"], "verbs": verbs}
+    rbac.create_namespaced_role(target, {"metadata": {"name": "narrow"}, "rules": [rule]})
+    rbac.create_namespaced_role_binding(
+        target,
+        {
+            "metadata": {"name": "narrow"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "narrow"},
+            "subjects": [{"kind": "ServiceAccount", "name": "flux-applier", "namespace": tenant.config}],
+        },
+    )
+    sha = tenant.push({"apps/a.yaml": configmap("a", "1"), "apps/b.yaml": configmap("b", "1")})
+    tenant.git_repository()
+    tenant.kustomization("apps", path="./apps", targetNamespace=target, prune=False)
+    tenant.ready("apps", sha)
+    tenant.core.patch_namespaced_config_map("a", target, {"data": {"value": "edited"}})
+    reconciled(tenant, "apps")
+    assert tenant.configmaps(target)["a"] == {"value": "1"}, "the edit is reverted"
+
+    before, events_before = versions(tenant, target), len(change_events(tenant))
+    reconciled(tenant, "apps")
+    assert versions(tenant, target) == before, "no drift: nothing written"
+    assert len(change_events(tenant)) == events_before, "and nothing announced as configured"

@@ -139,11 +139,14 @@ class Applier:
             if not self._would_change(path, obj, entry, live):
                 self._record(applied, entry, fingerprint, resource_version(live))
                 return Change(entry, "unchanged")
+        before = applied.get(entry.id)
         result = self._apply(path, obj, entry, force)
         self._record(applied, entry, fingerprint, resource_version(result))
-        if isinstance(live, dict):
-            return Change(entry, "unchanged" if resource_version(result) == resource_version(live) else "configured")
-        return Change(entry, "created" if live is None else "configured")
+        if live is None:
+            return Change(entry, "created")
+        # The live version, or (when it could not be read) the one our last apply left.
+        baseline = resource_version(live) if isinstance(live, dict) else (before.resource_version if before else "")
+        return Change(entry, "unchanged" if resource_version(result) == baseline else "configured")
 
     def _would_change(self, path: str, obj: dict[str, Any], entry: Entry, live: dict[str, Any]) -> bool:
         """A server-side dry-run of the apply, compared with the live object (Flux's drift check)."""
