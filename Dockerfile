@@ -21,6 +21,11 @@ COPY --from=tools /out/helm /out/kustomize /usr/local/bin/
 COPY --from=build /install /usr/local
 RUN useradd --uid 65532 --user-group --no-create-home --shell /usr/sbin/nologin fluxwarden
 USER 65532:65532
+# The manifests mount the root filesystem read-only and an emptyDir at /tmp: git, helm and kustomize
+# keep whatever they write under $HOME there.
+ENV HOME=/tmp
+# webhook: 8443 https, 8080 metrics. controllers: 9090 artifacts, 8080 metrics, 9440 probes
+# (9091 events and 9292 receiver are reserved for the notification controller).
 EXPOSE 8443 8080 9090 9440
 ENTRYPOINT ["fluxwarden"]
 CMD ["serve", "--tls-cert-file=/certs/tls.crt", "--tls-private-key-file=/certs/tls.key"]

@@ -1,4 +1,4 @@
-"""``fluxwarden certs generate|info``: a CA and a serving certificate for the webhook."""
+"""``fluxwarden certs generate|info|bootstrap``: a CA and a serving certificate for the webhook."""
 
 from __future__ import annotations
 
@@ -41,17 +41,29 @@ def info(args: argparse.Namespace) -> int:
 
 def bootstrap_command(args: argparse.Namespace) -> int:
     # Imported here: only this subcommand needs the Kubernetes client.
-    from fluxwarden.certs.bootstrap import BootstrapError, Target, bootstrap
+    from fluxwarden.certs.bootstrap import BootstrapError, Renewal, Target, renew, wait_for_mount, write_files
+    from fluxwarden.controllers.runtime.durations import parse_duration
     from fluxwarden.kubeclient import api_client
 
+    try:
+        renew_before = datetime.timedelta(seconds=parse_duration(args.renew_before))
+    except ValueError as exc:
+        print(f"fluxwarden certs bootstrap: --renew-before: {exc}", file=sys.stderr)
+        return 2
     target = Target(args.namespace, args.secret, args.service, args.webhook_configuration)
+    renewal = Renewal(renew_before=renew_before, days=args.days, create=args.create)
     try:
         with api_client(args.kubeconfig) as api:
-            files = bootstrap(api, target, Path(args.out))
+            data = renew(api, target, renewal)
+        if args.out:
+            write_files(data, Path(args.out))
+        if args.wait_for_mount:
+            wait_for_mount(data, Path(args.wait_for_mount), args.mount_timeout)
     except BootstrapError as exc:
         print(f"fluxwarden certs bootstrap: {exc}", file=sys.stderr)
         return 1
-    _describe(files)
+    until = expiry(data["tls.crt"])
+    print(f"serving  Secret {target.namespace}/{target.secret}  expires {until:%Y-%m-%d %H:%M}Z")
     return 0
 
 
@@ -67,13 +79,24 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     gen.add_argument("--print-ca-bundle", action="store_true", help="also print the base64 caBundle")
     gen.set_defaults(func=generate)
     boot = sub.add_parser(
-        "bootstrap", help="in-cluster: get or create the certificate Secret, write it out, inject caBundle"
+        "bootstrap",
+        help="in-cluster: get, create or renew the certificate Secret, inject the caBundle (init container, renewer)",
     )
     boot.add_argument("--namespace", default=NAMESPACE)
     boot.add_argument("--secret", default="fluxwarden-webhook-tls")
     boot.add_argument("--service", default=SERVICE)
     boot.add_argument("--webhook-configuration", default="fluxwarden", help="name of both webhook configurations")
-    boot.add_argument("--out", default="/certs")
+    boot.add_argument("--renew-before", default="720h", help="renew a serving certificate this close to expiry")
+    boot.add_argument("--days", type=int, default=365, help="validity of a new serving certificate")
+    boot.add_argument(
+        "--create",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="create the Secret when missing (--no-create: the renewer, which may only update it)",
+    )
+    boot.add_argument("--out", help="also write ca.crt, ca.key, tls.crt, tls.key into this directory")
+    boot.add_argument("--wait-for-mount", help="wait until this Secret volume serves the pair (init container)")
+    boot.add_argument("--mount-timeout", type=float, default=300.0, help="seconds --wait-for-mount waits")
     boot.add_argument("--kubeconfig", help="default: $KUBECONFIG, ~/.kube/config, then in-cluster")
     boot.set_defaults(func=bootstrap_command)
     show = sub.add_parser("info", help="print the certificates' expiry")

@@ -116,17 +116,22 @@ def impersonate(control_plane: ControlPlane) -> Iterator[Impersonate]:
 def start_reconcilers(
     control_plane: ControlPlane, flux_crds: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Callable[..., Reconcilers]]:
-    """Factory: ``start_reconcilers(controllers=("source",), label_selector=None, **options)`` runs the
-    real controllers in this process against the test cluster; all are stopped at the end of the session.
+    """Factory: ``start_reconcilers(controllers=("source",), label_selector=None, api=None, **options)`` runs
+    the real controllers in this process against the test cluster; all are stopped at the end of the session.
 
     Each instance should watch its own shard (``label_selector``) so that two never reconcile one object.
+    ``api`` is the controllers' client (default: a new admin client); the caller closes one it passes.
     """
-    running: list[tuple[Reconcilers, client.ApiClient]] = []
+    running: list[tuple[Reconcilers, client.ApiClient | None]] = []
 
     def start(
-        controllers: tuple[str, ...] = ("source",), label_selector: str | None = None, **options: Any
+        controllers: tuple[str, ...] = ("source",),
+        label_selector: str | None = None,
+        api: client.ApiClient | None = None,
+        **options: Any,
     ) -> Reconcilers:
-        api = api_client(control_plane.kubeconfig)
+        own = None if api is not None else api_client(control_plane.kubeconfig)
+        api = api or own
         manager_fields = {f.name for f in dataclasses.fields(ManagerOptions)}
         defaults: dict[str, Any] = {"concurrency": 4, "watch_timeout": 30, "backoff_base": 0.2}
         given = {k: v for k, v in options.items() if k in manager_fields}
@@ -144,10 +149,11 @@ def start_reconcilers(
             ),
         )
         reconcilers.start()
-        running.append((reconcilers, api))
+        running.append((reconcilers, own))
         return reconcilers
 
     yield start
-    for reconcilers, api in running:
+    for reconcilers, own in running:
         reconcilers.stop()
-        api.close()
+        if own is not None:
+            own.close()

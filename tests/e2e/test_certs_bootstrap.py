@@ -12,7 +12,7 @@ import pytest
 from kubernetes import client
 
 from fluxwarden.certs import ca_bundle, expiry, generate_ca, issue
-from fluxwarden.certs.bootstrap import BootstrapError, Target, bootstrap
+from fluxwarden.certs.bootstrap import BootstrapError, Renewal, Target, bootstrap, renew, wait_for_mount, write_files
 from fluxwarden.webhook.registration import Endpoint, webhook_configurations
 
 
@@ -83,3 +83,44 @@ def test_missing_webhook_configuration_is_a_one_line_error(
 ) -> None:
     with pytest.raises(BootstrapError, match=r"cannot patch caBundle of MutatingWebhookConfiguration nope: 404"):
         bootstrap(admin_api, Target(namespace, "webhook-tls", "svc", "nope"), tmp_path)
+
+
+def test_the_renewer_may_not_create_and_a_fresh_pair_writes_nothing(
+    admin_api: client.ApiClient, namespace: str, registration: str, tmp_path: Path
+) -> None:
+    target = Target(namespace, "webhook-tls", "fluxwarden-webhook", registration)
+    with pytest.raises(
+        BootstrapError, match=r"Secret .*/webhook-tls not found; the webhook's init container creates it"
+    ):
+        renew(admin_api, target, Renewal(create=False))
+
+    first = renew(admin_api, target)
+    admission = client.AdmissionregistrationV1Api(admin_api)
+
+    def versions() -> list[str]:
+        secret = client.CoreV1Api(admin_api).read_namespaced_secret("webhook-tls", namespace)
+        return [
+            secret.metadata.resource_version,
+            admission.read_mutating_webhook_configuration(registration).metadata.resource_version,
+            admission.read_validating_webhook_configuration(registration).metadata.resource_version,
+        ]
+
+    before = versions()
+    assert renew(admin_api, target, Renewal(create=False)) == first
+    assert versions() == before, "a daily run on a fresh pair writes neither the Secret nor the configurations"
+
+    forced = renew(admin_api, target, Renewal(renew_before=datetime.timedelta(days=400), create=False))
+    assert forced["ca.crt"] == first["ca.crt"] and forced["tls.crt"] != first["tls.crt"]
+    assert versions()[1:] == before[1:], "same CA: the caBundle is left as it is"
+    assert bundles(admin_api, registration) == [ca_bundle(first["ca.crt"])] * 2
+
+
+def test_waiting_for_a_mount_that_never_shows_the_pair_is_a_one_line_error(
+    admin_api: client.ApiClient, namespace: str, registration: str, tmp_path: Path
+) -> None:
+    data = renew(admin_api, Target(namespace, "webhook-tls", "fluxwarden-webhook", registration))
+    write_files({**data, "tls.crt": b"stale"}, tmp_path)
+    with pytest.raises(BootstrapError, match=r"tls.crt does not hold the Secret's certificate after 0s; mount the"):
+        wait_for_mount(data, tmp_path, timeout=0.3, interval=0.1)
+    write_files(data, tmp_path)
+    wait_for_mount(data, tmp_path, timeout=0.3, interval=0.1)

@@ -1,30 +1,52 @@
-"""The install manifests build with kustomize and are accepted by a real API server (server dry-run)."""
+"""The install manifests build with kustomize and are accepted by a real API server (server dry-run).
+
+A bare API server runs no network plugin, so the NetworkPolicy is checked twice: the server accepts it
+(dry-run), and its selectors, evaluated by the API server itself (``labelSelector`` on real pods made
+from the Deployments' pod templates), pick exactly the pods they are meant to.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+import re
 from typing import Any
 
-import yaml
+import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from fluxwarden.controllers.app import CONTROLLERS
+from fluxwarden.controllers.source.storage import Storage
 from tests.support.kube import Kubectl
+from tests.support.manifests import ROOT, built, by_kind, container_args, flag, named
+from tests.support.selectors import selector_string
 
-ROOT = Path(__file__).parents[2]
+SHARD = "sharding.fluxcd.io/key"
+FLUX_COMPLEMENT = f"!{SHARD}"  # what upstream Flux watches beside fluxwarden (Flux's sharding guide)
+# Cluster-scoped objects of an upstream Flux install (flux2 manifests/rbac), which fluxwarden must not touch.
+FLUX_CLUSTER_NAMES = {"crd-controller-flux-system", "cluster-reconciler-flux-system", "flux-edit-flux-system",
+                      "flux-view-flux-system"}  # fmt: skip
+FLUX_ARTIFACT_CONSUMERS = ("kustomize-controller", "helm-controller", "source-watcher")
 
 
-def built(kubectl: Kubectl, path: str) -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all(kubectl("kustomize", str(ROOT / path)).stdout) if d]
+def _ensure_namespace(admin_api: client.ApiClient, name: str) -> None:
+    try:
+        client.CoreV1Api(admin_api).create_namespace({"metadata": {"name": name}})
+    except ApiException as error:
+        assert error.status == 409
 
 
-def by_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    return [o for o in objects if o["kind"] == kind]
+def _ports(container: dict[str, Any]) -> dict[str, int]:
+    return {p["name"]: p["containerPort"] for p in container["ports"]}
+
+
+def _controllers_container(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    (container,) = named(objects, "Deployment", "fluxwarden-controllers")["spec"]["template"]["spec"]["containers"]
+    return dict(container)
 
 
 def test_webhook_base_is_what_the_issue_asks_for(kubectl: Kubectl) -> None:
     objects = built(kubectl, "manifests/base")
-    (deployment,) = by_kind(objects, "Deployment")
+    deployment = named(objects, "Deployment", "fluxwarden-webhook")
     assert deployment["metadata"]["namespace"] == "flux-system"
     assert deployment["spec"]["replicas"] == 2
     pod = deployment["spec"]["template"]["spec"]
@@ -42,6 +64,36 @@ def test_webhook_base_is_what_the_issue_asks_for(kubectl: Kubectl) -> None:
         assert set(hook["namespaceSelector"]["matchExpressions"][0]["values"]) == {"kube-system", "flux-system"}
 
 
+def test_webhook_pods_read_the_secret_itself_and_a_cronjob_renews_it(kubectl: Kubectl) -> None:
+    objects = built(kubectl, "manifests/base")
+    pod = named(objects, "Deployment", "fluxwarden-webhook")["spec"]["template"]["spec"]
+    (volume,) = pod["volumes"]
+    assert set(volume) == {"name", "secret"}, "no emptyDir copy: kubelet refreshes a Secret volume in place"
+    assert volume["secret"]["secretName"] == "fluxwarden-webhook-tls"
+    assert [i["key"] for i in volume["secret"]["items"]] == ["tls.crt", "tls.key"], "the CA key stays in the Secret"
+    (container,), (init,) = pod["containers"], pod["initContainers"]
+    (mount,) = container["volumeMounts"]
+    assert mount["readOnly"] and flag(container["args"], "tls-cert-file") == f"{mount['mountPath']}/tls.crt"
+    assert flag(init["args"], "wait-for-mount") == mount["mountPath"] and flag(init["args"], "out") is None
+    assert "subPath" not in mount, "a subPath mount is never refreshed"
+
+    (cronjob,) = by_kind(objects, "CronJob")
+    job = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (renew,) = job["containers"]
+    assert renew["args"][:2] == ["certs", "bootstrap"] and "--no-create" in renew["args"]
+    assert cronjob["spec"]["concurrencyPolicy"] == "Forbid" and len(cronjob["spec"]["schedule"].split()) == 5
+    account = job["serviceAccountName"]
+    assert account != pod["serviceAccountName"], "the renewer has an identity of its own"
+    (role,) = [r for r in by_kind(objects, "Role") if r["metadata"]["name"] == account]
+    (cluster_role,) = [r for r in by_kind(objects, "ClusterRole") if r["metadata"]["name"] == account]
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["fluxwarden-webhook-tls"],
+         "verbs": ["get", "update"]}
+    ]  # fmt: skip
+    assert [r["resourceNames"] for r in cluster_role["rules"]] == [["fluxwarden"]]
+    assert cluster_role["rules"][0]["verbs"] == ["get", "patch"]
+
+
 def test_enforce_off_overlay_only_flips_the_setting(kubectl: Kubectl) -> None:
     base = built(kubectl, "manifests/base")
     off = built(kubectl, "manifests/overlays/enforce-off")
@@ -50,12 +102,152 @@ def test_enforce_off_overlay_only_flips_the_setting(kubectl: Kubectl) -> None:
     assert [o for o in off if o["kind"] != "ConfigMap"] == [o for o in base if o["kind"] != "ConfigMap"]
 
 
-def test_everything_is_accepted_by_the_api_server(kubectl: Kubectl, admin_api: client.ApiClient) -> None:
-    try:
-        client.CoreV1Api(admin_api).create_namespace({"metadata": {"name": "flux-system"}})
-    except ApiException as error:
-        assert error.status == 409
-    result = kubectl("apply", "--server-side", "--dry-run=server", "-k", str(ROOT / "manifests"))
-    assert "deployment.apps/fluxwarden-webhook serverside-applied (server dry run)" in result.stdout
-    assert "deployment.apps/fluxwarden-controllers serverside-applied (server dry run)" in result.stdout
-    assert "customresourcedefinition.apiextensions.k8s.io/kustomizations.kustomize.toolkit.fluxcd.io" in result.stdout
+def test_controllers_run_everything_built_under_fluxs_service_name(kubectl: Kubectl) -> None:
+    objects = built(kubectl, "manifests/controllers")
+    container = _controllers_container(objects)
+    args = container_args(container, {"POD_NAMESPACE": "flux-system"})
+    assert set((flag(args, "controllers") or "").split(",")) == set(CONTROLLERS)
+    assert flag(args, "leader-elect") == ""
+
+    ports = _ports(container)
+    assert ports == {"http": 9090, "http-metrics": 8080, "healthz": 9440}
+    assert flag(args, "storage-addr") == f"0.0.0.0:{ports['http']}"
+    assert flag(args, "metrics-port") == str(ports["http-metrics"]) and flag(args, "health-port") == str(
+        ports["healthz"]
+    )
+    # The port table in deployment.yaml's header names every port; the reserved ones clash with none.
+    table = re.findall(r"^#\s+(\d+) (\S+)\s+(.*)$", (ROOT / "manifests/controllers/deployment.yaml").read_text(), re.M)
+    documented = {name: int(number) for number, name, _ in table}
+    reserved = {name for number, name, what in table if what.startswith("reserved")}
+    assert {n: p for n, p in documented.items() if n not in reserved} == ports
+    assert reserved == {"http-events", "http-webhook"} and len(set(documented.values())) == len(documented)
+
+    service = named(objects, "Service", "source-controller")
+    assert service["metadata"]["namespace"] == "flux-system"
+    (port,) = service["spec"]["ports"]
+    assert port["port"] == 80 and ports[port["targetPort"]] == ports["http"]
+    template_labels = named(objects, "Deployment", "fluxwarden-controllers")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= template_labels.items()
+    # status.artifact.url as Flux's source-controller advertises it.
+    storage = Storage(ROOT, flag(args, "storage-adv-url") or "")
+    assert storage.url_for("gitrepository/apps/repo/abc.tar.gz") == (
+        "http://source-controller.flux-system.svc.cluster.local./gitrepository/apps/repo/abc.tar.gz"
+    )
+
+
+def _pod_from(template: dict[str, Any], name: str) -> dict[str, Any]:
+    return {"metadata": {"name": name, "labels": template["metadata"]["labels"]}, "spec": template["spec"]}
+
+
+def _matching(core: client.CoreV1Api, namespace: str, selector: dict[str, Any]) -> set[str]:
+    pods = core.list_namespaced_pod(namespace, label_selector=selector_string(selector)).items
+    return {p.metadata.name for p in pods}
+
+
+def test_network_policy_admits_only_controllers_to_the_artifact_port(
+    kubectl: Kubectl, admin_api: client.ApiClient, namespace: str
+) -> None:
+    objects = built(kubectl, "manifests/controllers") + built(kubectl, "manifests/base")
+    (policy,) = by_kind(objects, "NetworkPolicy")
+    controllers = named(objects, "Deployment", "fluxwarden-controllers")["spec"]["template"]
+    webhook = named(objects, "Deployment", "fluxwarden-webhook")["spec"]["template"]
+    flux_pods = {
+        f"flux-{app}": {"metadata": {"labels": {"app": app}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
+        for app in (*FLUX_ARTIFACT_CONSUMERS, "notification-controller")
+    }
+    tenant = {"metadata": {"labels": {"app": "podinfo"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
+    core = client.CoreV1Api(admin_api)
+    # Real pods from the real templates (a bare API server keeps them Pending): the server evaluates the selectors.
+    for name, template in {"controllers": controllers, "webhook": webhook, "tenant": tenant, **flux_pods}.items():
+        core.create_namespaced_pod(namespace, _pod_from(template, name))
+
+    assert _matching(core, namespace, policy["spec"]["podSelector"]) == {"controllers"}
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    artifacts, open_ports = policy["spec"]["ingress"]
+    ports = _ports(_controllers_container(objects))
+    assert [ports[p["port"]] for p in artifacts["ports"]] == [ports["http"]]
+    for peer in artifacts["from"]:
+        assert set(peer) == {"podSelector"}, "pods of this namespace only: no namespaceSelector, no ipBlock"
+    admitted = set().union(*(_matching(core, namespace, peer["podSelector"]) for peer in artifacts["from"]))
+    assert admitted == {"controllers", *(f"flux-{app}" for app in FLUX_ARTIFACT_CONSUMERS)}
+    assert "from" not in open_ports and {p["port"] for p in open_ports["ports"]} == {"http-metrics", "healthz"}
+
+
+def test_beside_flux_overlay_shares_nothing_with_an_upstream_flux(
+    kubectl: Kubectl, admin_api: client.ApiClient, namespace: str
+) -> None:
+    objects = built(kubectl, "manifests/overlays/beside-flux")
+    assert not by_kind(objects, "CustomResourceDefinition"), "upstream Flux owns the CRDs"
+    assert [n["metadata"]["name"] for n in by_kind(objects, "Namespace")] == ["fluxwarden-system"]
+    cluster_scoped = ("Namespace", "ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration",
+                      "ValidatingWebhookConfiguration")  # fmt: skip
+    for obj in objects:
+        if obj["kind"] not in cluster_scoped:
+            assert obj["metadata"]["namespace"] == "fluxwarden-system", obj["metadata"]
+        for subject in obj.get("subjects", []):
+            assert subject["namespace"] == "fluxwarden-system"
+    names = {o["metadata"]["name"] for o in objects if o["kind"] in cluster_scoped[1:]}
+    assert all(n.startswith("fluxwarden") for n in names) and not names & FLUX_CLUSTER_NAMES
+
+    args = container_args(_controllers_container(objects), {"POD_NAMESPACE": "fluxwarden-system"})
+    selector = flag(args, "watch-label-selector")
+    assert selector == f"{SHARD}=fluxwarden"
+    assert flag(args, "storage-adv-url") == "http://source-controller.fluxwarden-system.svc.cluster.local."
+    for kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"):
+        (hook,) = named(objects, kind, "fluxwarden")["webhooks"]
+        assert hook["clientConfig"]["service"]["namespace"] == "fluxwarden-system"
+        assert selector_string(hook["objectSelector"]) == selector, "the webhook judges fluxwarden's shard only"
+        assert "fluxwarden-system" in hook["namespaceSelector"]["matchExpressions"][0]["values"]
+    settings = named(objects, "ConfigMap", "fluxwarden-settings")["data"]
+    assert set(settings["FLUXWARDEN_EXEMPT_NAMESPACES"].split(",")) == {"flux-system", "fluxwarden-system"}
+
+    # The shard and the complement the overlay tells upstream Flux to watch split objects exactly.
+    assert FLUX_COMPLEMENT in (ROOT / "manifests/overlays/beside-flux/kustomization.yaml").read_text()
+    core = client.CoreV1Api(admin_api)
+    for name, labels in {"ours": {SHARD: "fluxwarden"}, "shard1": {SHARD: "shard1"}, "plain": {}}.items():
+        core.create_namespaced_config_map(namespace, {"metadata": {"name": name, "labels": labels}})
+
+    def listed(label_selector: str) -> set[str]:
+        return {
+            c.metadata.name for c in core.list_namespaced_config_map(namespace, label_selector=label_selector).items
+        }
+
+    assert listed(selector) == {"ours"}
+    assert listed(FLUX_COMPLEMENT) - {"kube-root-ca.crt"} == {"plain"}, "shard1 belongs to another Flux shard"
+
+
+@pytest.mark.parametrize(
+    ("path", "namespace", "expected"),
+    [
+        (
+            "manifests",
+            "flux-system",
+            [
+                "deployment.apps/fluxwarden-webhook serverside-applied (server dry run)",
+                "deployment.apps/fluxwarden-controllers serverside-applied (server dry run)",
+                "service/source-controller serverside-applied (server dry run)",
+                "networkpolicy.networking.k8s.io/fluxwarden-artifacts serverside-applied (server dry run)",
+                "cronjob.batch/fluxwarden-certs-renewer serverside-applied (server dry run)",
+                "customresourcedefinition.apiextensions.k8s.io/kustomizations.kustomize.toolkit.fluxcd.io",
+            ],
+        ),
+        (
+            "manifests/overlays/beside-flux",
+            "fluxwarden-system",
+            [
+                "deployment.apps/fluxwarden-controllers serverside-applied (server dry run)",
+                "networkpolicy.networking.k8s.io/fluxwarden-artifacts serverside-applied (server dry run)",
+                "cronjob.batch/fluxwarden-certs-renewer serverside-applied (server dry run)",
+                "mutatingwebhookconfiguration.admissionregistration.k8s.io/fluxwarden serverside-applied",
+            ],
+        ),
+        ("manifests/overlays/enforce-off", "flux-system", ["configmap/fluxwarden-settings serverside-applied"]),
+    ],
+)
+def test_everything_is_accepted_by_the_api_server(
+    kubectl: Kubectl, admin_api: client.ApiClient, path: str, namespace: str, expected: list[str]
+) -> None:
+    _ensure_namespace(admin_api, namespace)  # dry-run creates no namespace for the objects in it
+    result = kubectl("apply", "--server-side", "--dry-run=server", "-k", str(ROOT / path))
+    for line in expected:
+        assert line in result.stdout
