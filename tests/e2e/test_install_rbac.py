@@ -25,12 +25,12 @@ from kubernetes.client.exceptions import ApiException
 from fluxwarden.controllers.app import CONTROLLERS, Reconcilers
 from fluxwarden.controllers.kustomize.api import KUSTOMIZATION
 from fluxwarden.controllers.source.api import GIT_REPOSITORY, HELM_CHART, HELM_REPOSITORY
-from tests.e2e.test_kustomize_controller import SHARD, Tenant, condition, configmap, make_tenant
 from tests.support.control_plane import ControlPlane
 from tests.support.git_server import GitHttpServer
 from tests.support.helm_repo import HelmRepoServer
 from tests.support.kube import Kubectl
 from tests.support.manifests import apply, built, by_kind, container_args, flag, named, rbac_of
+from tests.support.tenants import SHARD, Tenant, condition, configmap, make_tenant
 from tests.support.tokens import service_account_token, token_client, token_kubeconfig
 from tests.support.wait import until
 

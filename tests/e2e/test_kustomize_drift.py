@@ -10,7 +10,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +21,15 @@ from fluxwarden.controllers.app import Reconcilers
 from fluxwarden.controllers.kustomize.api import KUSTOMIZATION
 from fluxwarden.controllers.kustomize.kustomization import KustomizeOptions
 from fluxwarden.controllers.source.api import GIT_REPOSITORY
-from tests.e2e.test_kustomize_controller import (
-    SHARD,
-    Tenant,
-    condition,
-    configmap,
-    git_server,
-    make_tenant,
-)
 from tests.support.git_server import GitHttpServer
+from tests.support.tenants import SHARD, Tenant, condition, configmap, make_tenant
 from tests.support.wait import until
 
-__all__ = ["git_server"]  # the module-scoped git server fixture, shared with the kustomize tests
+
+@pytest.fixture(scope="module")
+def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitHttpServer]:
+    with GitHttpServer(tmp_path_factory.mktemp("git")) as server:
+        yield server
 
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
 
