@@ -50,6 +50,23 @@ def tenant(
     return make_tenant(admin_api, namespace_factory, git_server, tmp_path, shard="drift")
 
 
+@pytest.fixture
+def shard_tenant(
+    admin_api: client.ApiClient,
+    namespace_factory: Callable[[], str],
+    git_server: GitHttpServer,
+    tmp_path: Path,
+    start_reconcilers: Callable[..., Reconcilers],
+) -> Callable[..., tuple[Tenant, Reconcilers]]:
+    """``shard_tenant(shard, **options)``: controllers of their own on ``shard``, and a tenant there."""
+
+    def make(shard: str, **options: Any) -> tuple[Tenant, Reconcilers]:
+        running = start_reconcilers(("source", "kustomize"), label_selector=f"{SHARD}={shard}", **options)
+        return make_tenant(admin_api, namespace_factory, git_server, tmp_path / shard, shard=shard), running
+
+    return make
+
+
 def reconciled(tenant: Tenant, name: str, ready: bool = True) -> dict[str, Any]:
     """Request a reconcile of Kustomization ``name`` and wait until it was handled (and Ready, if asked)."""
     token = f"t-{uuid.uuid4().hex[:8]}"
@@ -124,15 +141,10 @@ def test_hand_edit_reverted_deleted_object_recreated_and_no_drift_writes_nothing
 
 
 def test_drift_is_repaired_after_a_controller_restart(
-    admin_api: client.ApiClient,
-    namespace_factory: Callable[[], str],
-    git_server: GitHttpServer,
-    tmp_path: Path,
-    start_reconcilers: Callable[..., Reconcilers],
+    shard_tenant: Callable[..., tuple[Tenant, Reconcilers]], start_reconcilers: Callable[..., Reconcilers]
 ) -> None:
     """A new process has no memory of what it applied: it finds drift by dry-run, and still writes nothing else."""
-    first = start_reconcilers(("source", "kustomize"), label_selector=f"{SHARD}=drift-restart")
-    tenant = make_tenant(admin_api, namespace_factory, git_server, tmp_path, shard="drift-restart")
+    tenant, first = shard_tenant("drift-restart")
     sha = tenant.push({"apps/a.yaml": configmap("a", "1"), "apps/b.yaml": configmap("b", "1")})
     tenant.git_repository()
     tenant.kustomization("apps", path="./apps", targetNamespace=tenant.target)
@@ -277,16 +289,9 @@ def test_a_secret_value_never_appears_in_status_events_or_logs(
 
 
 def test_live_drift_repairs_a_deletion_and_an_edit_within_seconds_without_a_request(
-    admin_api: client.ApiClient,
-    namespace_factory: Callable[[], str],
-    git_server: GitHttpServer,
-    tmp_path: Path,
-    start_reconcilers: Callable[..., Reconcilers],
+    shard_tenant: Callable[..., tuple[Tenant, Reconcilers]],
 ) -> None:
-    start_reconcilers(
-        ("source", "kustomize"), label_selector=f"{SHARD}=live", kustomize=KustomizeOptions(live_drift=True)
-    )
-    tenant = make_tenant(admin_api, namespace_factory, git_server, tmp_path, shard="live")
+    tenant, _ = shard_tenant("live", kustomize=KustomizeOptions(live_drift=True))
     sha = tenant.push({"apps/a.yaml": configmap("a", "1"), "apps/b.yaml": configmap("b", "1")})
     tenant.git_repository()
     tenant.kustomization("apps", path="./apps", targetNamespace=tenant.target, interval="1h")
