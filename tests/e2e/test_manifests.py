@@ -55,7 +55,8 @@ def test_everything_is_accepted_by_the_api_server(kubectl: Kubectl, admin_api: c
         client.CoreV1Api(admin_api).create_namespace({"metadata": {"name": "flux-system"}})
     except ApiException as error:
         assert error.status == 409
-    result = kubectl("apply", "--server-side", "--dry-run=server", "-k", str(ROOT / "manifests"))
+    # --force-conflicts: the e2e suite installed Flux's own CRDs of the same names (another field manager).
+    result = kubectl("apply", "--server-side", "--dry-run=server", "--force-conflicts", "-k", str(ROOT / "manifests"))
     assert "deployment.apps/fluxwarden-webhook serverside-applied (server dry run)" in result.stdout
     assert "deployment.apps/fluxwarden-controllers serverside-applied (server dry run)" in result.stdout
     assert "customresourcedefinition.apiextensions.k8s.io/kustomizations.kustomize.toolkit.fluxcd.io" in result.stdout

@@ -219,15 +219,13 @@ def manifests(*objects: dict[str, Any]) -> str:
     return yaml.safe_dump_all(objects, sort_keys=False)
 
 
-def kustomization(
-    name: str, namespace: str, *, source_namespace: str | None = None, version: str = "v1"
-) -> dict[str, Any]:
+def kustomization(name: str, namespace: str, *, source_namespace: str | None = None) -> dict[str, Any]:
     """A Kustomization with no serviceAccountName; its GitRepository lives in ``source_namespace`` if given."""
     source_ref = {"kind": "GitRepository", "name": "platform"}
     if source_namespace:
         source_ref["namespace"] = source_namespace
     return {
-        "apiVersion": f"kustomize.toolkit.fluxcd.io/{version}",
+        "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
         "kind": "Kustomization",
         "metadata": {"name": name, "namespace": namespace},
         "spec": {"interval": "10m", "path": "./apps", "prune": True, "sourceRef": source_ref},
@@ -289,16 +287,8 @@ def test_kustomization_without_service_account_is_stored_as_the_applier(
     assert stored["spec"]["serviceAccountName"] == APPLIER
 
 
-def test_deprecated_version_is_admitted_with_a_warning(
-    deny_webhook: WebhookProcess, kubectl: Kubectl, namespace: str, read: Read
-) -> None:
-    legacy = kustomization("legacy", namespace, version="v1beta2")
-
-    result = kubectl("apply", "-f", "-", input=manifests(legacy))
-
-    assert "kustomization.kustomize.toolkit.fluxcd.io/legacy created" in result.stdout
-    assert "Warning: deprecated-api: kustomize.toolkit.fluxcd.io/v1beta2 Kustomization is deprecated" in result.stderr
-    assert read(KUSTOMIZATIONS, namespace, "legacy") is not None
+# Deprecated versions (a v1beta2 Kustomization) are not served by Flux 2.9's CRDs, which this suite runs on:
+# the API server refuses them before any webhook. tests/integration/test_deprecated_versions.py covers them.
 
 
 @pytest.mark.parametrize("exempt", ["flux-system", "kube-system"])
