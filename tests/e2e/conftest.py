@@ -21,6 +21,7 @@ from fluxwarden.controllers.app import ControllersOptions, Reconcilers, build
 from fluxwarden.controllers.runtime.kube import Kube
 from fluxwarden.controllers.runtime.manager import ManagerOptions
 from tests.support.control_plane import ControlPlane
+from tests.support.field_warnings import FieldWarnings, recording
 from tests.support.flux_crds import SELECTOR as FLUX_CRD_SELECTOR
 from tests.support.flux_crds import flux_crd_dir
 from tests.support.kube import Impersonate, Kubectl, KubectlRunner, api_client, kubectl_binary
@@ -69,6 +70,25 @@ def flux_crds(kubectl: Kubectl) -> list[str]:
     expected = len(sorted(directory.glob("*.yaml")))
     assert len(names) == expected, f"{len(names)} CRDs labelled {FLUX_CRD_SELECTOR}, {expected} in {directory}"
     return names
+
+
+@pytest.fixture(scope="session")
+def field_warnings() -> Iterator[FieldWarnings]:
+    with recording() as warnings:
+        yield warnings
+
+
+@pytest.fixture(autouse=True)
+def no_pruned_fields(field_warnings: FieldWarnings) -> Iterator[None]:
+    """Fail a test during which the API server pruned a field it does not know (Flux's schemas are strict).
+
+    Controllers run in background threads, so a warning is charged to the test that was running.
+    """
+    field_warnings.take()
+    yield
+    pruned = field_warnings.take()
+    if pruned:
+        pytest.fail("the API server pruned fields missing from the CRD schema:\n" + "\n".join(sorted(set(pruned))))
 
 
 def _namespace_name(test_name: str) -> str:

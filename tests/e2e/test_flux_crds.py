@@ -8,11 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from kubernetes import client
 
+from tests.support.field_warnings import FieldWarnings
 from tests.support.flux_crds import flux_crd_dir, flux_version
 from tests.support.kube import Kubectl
 
 ROOT = Path(__file__).parents[2]
+GROUP = "source.toolkit.fluxcd.io"
 # Flux 2.9 serves only the current API version of each kind (notification's Alert/Provider: v1beta3).
 SERVED = {
     "buckets.source.toolkit.fluxcd.io": ["v1"],
@@ -100,3 +103,28 @@ def test_the_standin_crds_still_pass_a_server_side_dry_run(flux_crds: list[str],
     after = crd(kubectl, "kustomizations.kustomize.toolkit.fluxcd.io")
     assert after["metadata"]["resourceVersion"] == before  # a dry run wrote nothing
     assert after["metadata"]["labels"]["app.kubernetes.io/part-of"] == "flux"
+
+
+def test_a_field_outside_fluxs_schema_is_pruned_and_caught(
+    flux_crds: list[str], admin_api: client.ApiClient, field_warnings: FieldWarnings, namespace: str
+) -> None:
+    """Why every e2e test fails on an unknown-field warning (conftest ``no_pruned_fields``): the write
+    succeeds and the field is gone. GitRepository v1 has no status.url (v1beta2 had)."""
+    custom = client.CustomObjectsApi(admin_api)
+    repo = {
+        "apiVersion": "source.toolkit.fluxcd.io/v1",
+        "kind": "GitRepository",
+        "metadata": {"name": "pruned", "namespace": namespace},
+        "spec": {"interval": "1m", "url": "https://example.com/repo.git"},
+    }
+    custom.create_namespaced_custom_object(GROUP, "v1", namespace, "gitrepositories", repo)
+    field_warnings.take()
+
+    stored = custom.patch_namespaced_custom_object_status(
+        GROUP, "v1", namespace, "gitrepositories", "pruned", {"status": {"url": "http://x/", "observedGeneration": 1}}
+    )
+
+    assert stored["status"] == {"observedGeneration": 1}
+    (warning,) = field_warnings.take()
+    assert f"/namespaces/{namespace}/gitrepositories/pruned/status" in warning
+    assert 'unknown field \\"status.url\\"' in warning
