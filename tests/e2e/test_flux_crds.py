@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 from kubernetes import client
 
+from fluxwarden.tenancy.kinds import FLUXCONFIG, KINDS
 from tests.support.field_warnings import FieldWarnings
 from tests.support.flux_crds import flux_crd_dir, flux_version
 from tests.support.kube import Kubectl
@@ -128,3 +129,18 @@ def test_a_field_outside_fluxs_schema_is_pruned_and_caught(
     (warning,) = field_warnings.take()
     assert f"/namespaces/{namespace}/gitrepositories/pruned/status" in warning
     assert 'unknown field \\"status.url\\"' in warning
+
+
+def test_the_kinds_table_names_fluxs_crds_and_current_versions(flux_crds: list[str], kubectl: Kubectl) -> None:
+    """The webhook registration and the rules come from the kinds table: it must match Flux's own CRDs."""
+    table = {f"{k.plural}.{k.group}": k for k in KINDS if k.group != FLUXCONFIG}
+    for name, flux_kind in table.items():
+        installed = crd(kubectl, name)  # raises if the table names a CRD Flux does not have
+        assert installed["spec"]["names"]["kind"] == flux_kind.kind
+        assert SERVED[name] == [flux_kind.current_version], name
+    # Flux kinds the table does not list, so the webhook never judges them (their references are not
+    # tenancy-checked): ExternalArtifact (source-controller) and ArtifactGenerator (source-watcher).
+    assert set(SERVED) - set(table) == {
+        "externalartifacts.source.toolkit.fluxcd.io",
+        "artifactgenerators.source.extensions.fluxcd.io",
+    }
