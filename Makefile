@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STATE := .state
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test venv lint test-binaries system-deps bench-deps certs bench clean
+.PHONY: run test venv lint test-binaries flux-crds system-deps bench-deps certs bench clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -26,6 +26,10 @@ run: venv certs
 test-binaries:
 	@tests/cluster/build.sh >/dev/null
 
+## The CRDs of the pinned upstream Flux release (tests/flux/go.mod), fetched from Go modules once and cached.
+flux-crds:
+	@tests/flux/crds.sh >/dev/null
+
 lint: venv
 	$(BIN)/ruff check fluxwarden tests bench
 	$(BIN)/mypy
@@ -43,8 +47,8 @@ system-deps:
 bench-deps:
 	@if ! command -v wrk >/dev/null; then set -- wrk; $(APT_INSTALL) wrk; fi
 
-test: venv test-binaries system-deps lint
-	FLUXWARDEN_TEST_BIN=$$(tests/cluster/build.sh) $(BIN)/pytest -q tests
+test: venv test-binaries flux-crds system-deps lint
+	FLUXWARDEN_TEST_BIN=$$(tests/cluster/build.sh) FLUXWARDEN_FLUX_CRDS=$$(tests/flux/crds.sh) $(BIN)/pytest -q tests
 
 ## make bench: webhook throughput and latency against a bare Starlette+uvicorn TLS endpoint.
 bench: venv bench-deps

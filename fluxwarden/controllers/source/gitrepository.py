@@ -132,7 +132,6 @@ class GitRepositoryReconciler:
         stored = self.storage.store("GitRepository", meta["namespace"], meta["name"], f"{target.commit}.tar.gz", data)
         self.storage.gc("GitRepository", meta["namespace"], meta["name"], keep=2)
         status["artifact"] = artifact_status(stored, target.revision)
-        status["url"] = stored.url
         message = f"stored artifact for revision '{target.revision}'"
         conditions.set_condition(status, ARTIFACT_IN_STORAGE, True, "Succeeded", message, meta.get("generation"))
         conditions.drop(status, ARTIFACT_OUTDATED)
