@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import functools
 import hmac
 import socket
@@ -68,13 +69,22 @@ class _OwnedServer(ThreadingHTTPServer):
     def finish_request(self, request: Any, client_address: Any) -> None:
         # The TLS handshake runs here, in the request's own thread, so a slow client blocks no other.
         context = self.owner.tls_context
-        if context is not None:
-            try:
-                request = context.wrap_socket(request, server_side=True)
-            except (ssl.SSLError, OSError) as exc:
-                self.owner.tls_errors.append(str(exc))
-                return
-        super().finish_request(request, client_address)
+        if context is None:
+            super().finish_request(request, client_address)
+            return
+        try:
+            request.settimeout(AuthenticatingHandler.timeout)
+            secure = context.wrap_socket(request, server_side=True)  # detaches ``request``
+        except (ssl.SSLError, OSError) as exc:
+            self.owner.tls_errors.append(str(exc))
+            return
+        try:
+            super().finish_request(secure, client_address)
+        finally:
+            # close_notify before closing: a body that ends with the connection (git's) must end cleanly
+            with contextlib.suppress(ssl.SSLError, OSError, ValueError):
+                secure.unwrap()
+            secure.close()
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind resolves the host's FQDN, which can stall without DNS; loopback needs none.

@@ -17,7 +17,7 @@ HOST = "127.0.0.1"
 
 
 @dataclass(frozen=True)
-class TestAuthority:
+class PrivateCA:
     """A CA, a serving pair for 127.0.0.1 it signed, and a client pair it signed."""
 
     ca: KeyPair = field(default_factory=lambda: generate_ca("fluxwarden-test-ca", days=2))
