@@ -165,16 +165,15 @@ class Git:
                 start_new_session=True,  # its own process group: remote helpers and index-pack die with it
             )  # fmt: skip
             try:
-                over = _wait(process, self.deadline, bound)
+                finished, over = _wait(process, self.deadline, bound)
             finally:
                 _kill_group(process)
-            if over is not None:
-                assert bound is not None
+            if over is not None and bound is not None:
                 raise GitError(
                     f"repository is larger than the {bound[1]} byte limit: download stopped at {over} bytes",
                     size_limit=True,
                 )
-            if process.returncode is None:
+            if not finished:
                 raise GitError(f"timeout after {self.timeout:g}s while running git {args[0]}")
             out.seek(0)
             err.seek(0)
@@ -239,21 +238,23 @@ class Git:
         return total
 
 
-def _wait(process: subprocess.Popen[bytes], deadline: float, bound: tuple[Path, int] | None) -> int | None:
-    """Wait for ``process`` until ``deadline``; the bytes under ``bound`` if they passed its limit, else None."""
+def _wait(
+    process: subprocess.Popen[bytes], deadline: float, bound: tuple[Path, int] | None
+) -> tuple[bool, int | None]:
+    """Wait for ``process`` until ``deadline``: (whether it exited, the bytes under ``bound`` if over its limit)."""
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
-            return None
+            return False, None
         try:
             process.wait(timeout=min(left, POLL_SECONDS) if bound else left)
-            return None
+            return True, None
         except subprocess.TimeoutExpired:
             pass
         if bound is not None:
             size = _disk_usage(bound[0], bound[1])
             if size > bound[1]:
-                return size
+                return False, size
 
 
 def _disk_usage(root: Path, limit: int) -> int:
