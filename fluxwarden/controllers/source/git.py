@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fluxwarden.controllers.artifacts.scrub import scrub
 
@@ -155,30 +156,14 @@ class Git:
         left = self.deadline - time.monotonic()
         if left <= 0:
             raise GitError(f"timeout after {self.timeout:g}s")
-        with (
-            git_environment(self.url, self.credentials) as env,
-            tempfile.TemporaryFile() as out,
-            tempfile.TemporaryFile() as err,
-        ):
-            process = subprocess.Popen(
-                ["git", *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                start_new_session=True,  # its own process group: remote helpers and index-pack die with it
-            )  # fmt: skip
-            try:
-                finished, over = _wait(process, self.deadline, bound)
-            finally:
-                _kill_group(process)
-            if over is not None and bound is not None:
-                raise GitError(
-                    f"repository is larger than the {bound[1]} byte limit: download stopped at {over} bytes",
-                    size_limit=True,
-                )
-            if not finished:
-                raise GitError(f"timeout after {self.timeout:g}s while running git {args[0]}")
-            out.seek(0)
-            err.seek(0)
-            stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
-        if process.returncode != 0:
+        with git_environment(self.url, self.credentials) as env:
+            if bound is None:
+                returncode, stdout, stderr = _run(["git", *args], cwd, env, left)
+            else:
+                returncode, stdout, stderr = _run_bounded(["git", *args], cwd, env, self.deadline, bound)
+        if returncode is None:
+            raise GitError(f"timeout after {self.timeout:g}s while running git {args[0]}")
+        if returncode != 0:
             raise _classify(stderr, args[0], self.url)
         return stdout
 
@@ -238,23 +223,56 @@ class Git:
         return total
 
 
-def _wait(
-    process: subprocess.Popen[bytes], deadline: float, bound: tuple[Path, int] | None
-) -> tuple[bool, int | None]:
-    """Wait for ``process`` until ``deadline``: (whether it exited, the bytes under ``bound`` if over its limit)."""
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False, None
+def _start(argv: list[str], cwd: Path | None, env: dict[str, str], out: Any, err: Any) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+        start_new_session=True,  # its own process group: remote helpers and index-pack die with it
+    )  # fmt: skip
+
+
+def _run(argv: list[str], cwd: Path | None, env: dict[str, str], timeout: float) -> tuple[int | None, str, str]:
+    """Run to completion or ``timeout``; (return code or None on timeout, stdout, stderr)."""
+    process = _start(argv, cwd, env, subprocess.PIPE, subprocess.PIPE)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)  # returns at EOF, no polling
+    except subprocess.TimeoutExpired:
+        _kill_group(process)
+        process.communicate()
+        return None, "", ""
+    _kill_group(process)  # anything it left behind in its group
+    return process.returncode, stdout.decode(errors="replace"), stderr.decode(errors="replace")
+
+
+def _run_bounded(
+    argv: list[str], cwd: Path | None, env: dict[str, str], deadline: float, bound: tuple[Path, int]
+) -> tuple[int | None, str, str]:
+    """Like ``_run``, measuring ``bound``'s directory every few ms; past its limit, GitError (size_limit)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        process = _start(argv, cwd, env, out, err)
+        over = None
         try:
-            process.wait(timeout=min(left, POLL_SECONDS) if bound else left)
-            return True, None
-        except subprocess.TimeoutExpired:
-            pass
-        if bound is not None:
-            size = _disk_usage(bound[0], bound[1])
-            if size > bound[1]:
-                return False, size
+            while (left := deadline - time.monotonic()) > 0:
+                try:
+                    process.wait(timeout=min(left, POLL_SECONDS))
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                size = _disk_usage(bound[0], bound[1])
+                if size > bound[1]:
+                    over = size
+                    break
+        finally:
+            _kill_group(process)
+        if over is not None:
+            raise GitError(
+                f"repository is larger than the {bound[1]} byte limit: download stopped at {over} bytes",
+                size_limit=True,
+            )
+        if left <= 0:
+            return None, "", ""
+        out.seek(0)
+        err.seek(0)
+        return process.returncode, out.read().decode(errors="replace"), err.read().decode(errors="replace")
 
 
 def _disk_usage(root: Path, limit: int) -> int:
