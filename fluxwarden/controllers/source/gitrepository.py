@@ -133,7 +133,7 @@ class GitRepositoryReconciler:
             stored = self._archive(workdir, spec, meta, f"{target.commit}.tar.gz")
         self.storage.gc("GitRepository", meta["namespace"], meta["name"], keep=2)
         status["artifact"] = artifact_status(stored, target.revision)
-        status["url"] = stored.url
+        status.pop("url", None)  # Flux's GitRepository v1 has no status.url (v1beta2 had), only artifact.url
         message = f"stored artifact for revision '{target.revision}'"
         conditions.set_condition(status, ARTIFACT_IN_STORAGE, True, "Succeeded", message, meta.get("generation"))
         conditions.drop(status, ARTIFACT_OUTDATED)
