@@ -667,6 +667,10 @@ def test_helm_credentials_go_only_to_the_repository_host_unless_passed(
         kube.wait_ready(HELM_REPOSITORY, "scoped")
         index_requests = [r for r in helm.requests if r.path == "/index.yaml" and r.user == USER]
         assert index_requests and all(r.client_cert == authority.name for r in index_requests)
+        # before certSecretRef, Flux read the CA from secretRef's caFile: still honoured
+        kube.secret("legacy", {"username": USER.encode(), "password": PASSWORD.encode(), "caFile": authority.ca_pem})
+        kube.create(HELM_REPOSITORY, "legacy", {"url": helm.url, "interval": "1m", "secretRef": {"name": "legacy"}})
+        kube.wait_ready(HELM_REPOSITORY, "legacy")
 
         chart_spec = {"chart": "podinfo", "version": "6.x", "interval": "1m",
                       "sourceRef": {"kind": "HelmRepository", "name": "scoped"}}  # fmt: skip
