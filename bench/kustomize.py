@@ -667,10 +667,10 @@ def time_parts(storage: Path, scratch: Path, samples: int = 20) -> Parts:
     import httpx
     import yaml
 
+    from fluxwarden.controllers.artifacts.unpack import safe_extract
     from fluxwarden.controllers.kustomize import build as kbuild
     from fluxwarden.controllers.kustomize.apply import digest
     from fluxwarden.controllers.kustomize.fetch import fetch_artifact
-    from fluxwarden.controllers.source.artifact import safe_extract
     from fluxwarden.controllers.source.storage import ArtifactServer, Storage
 
     class CManifestLoader(yaml.CSafeLoader):

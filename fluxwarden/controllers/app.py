@@ -51,8 +51,8 @@ class Reconcilers:
 def _source(kube: Kube, storage: Storage, options: ControllersOptions) -> list[Controller]:
     return [
         GitRepositoryReconciler(storage, options.max_source_size),
-        HelmRepositoryReconciler(storage),
-        HelmChartReconciler(storage),
+        HelmRepositoryReconciler(storage, options.max_source_size),
+        HelmChartReconciler(storage, options.max_source_size),
     ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import os
 import socket
 import tarfile
 import time
@@ -24,7 +25,9 @@ from fluxwarden.controllers.source.api import GIT_REPOSITORY, HELM_CHART, HELM_R
 from tests.support.control_plane import ControlPlane
 from tests.support.git_server import GitHttpServer, GitRepo
 from tests.support.helm_repo import HelmRepoServer
+from tests.support.http_files import StaticFileServer
 from tests.support.ssh_server import SshGitServer
+from tests.support.tls import PrivateCA
 from tests.support.wait import until
 
 SHARD = "sharding.fluxcd.io/key"
@@ -61,6 +64,12 @@ def ssh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshGitServe
         yield server
 
 
+@pytest.fixture(scope="module")
+def authority() -> PrivateCA:
+    """The private CA the HTTPS test servers' certificates come from."""
+    return PrivateCA()
+
+
 @pytest.fixture
 def repo(tmp_path: Path) -> GitRepo:
     return GitRepo(tmp_path / "work")
@@ -95,6 +104,19 @@ class Api:
         stamp = f"{time.time():.6f}"
         self.patch(res, name, {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": stamp}}})
         return stamp
+
+    def reconciled(self, res: Resource, name: str, stamp: str, timeout: float = 30) -> dict[str, Any]:
+        """Wait until the reconcile requested with ``stamp`` really ran and its status was written."""
+        return until(
+            lambda: self.get(res, name), lambda o: (o.get("status") or {}).get("lastHandledReconcileAt") == stamp,
+            timeout=timeout, what=f"{res.kind} {name} handled requestedAt {stamp}",
+        )  # fmt: skip
+
+    def stalled(self, res: Resource, name: str, timeout: float = 30) -> dict[str, Any]:
+        return until(
+            lambda: self.get(res, name), lambda o: condition(o, "Stalled").get("status") == "True",
+            timeout=timeout, what=f"{res.kind} {name} Stalled",
+        )  # fmt: skip
 
     def secret(self, name: str, data: dict[str, bytes]) -> None:
         encoded = {k: base64.b64encode(v).decode() for k, v in data.items()}
@@ -155,7 +177,7 @@ def fetch_artifact(obj: dict[str, Any]) -> tuple[bytes, dict[str, bytes]]:
 
 
 def publish(
-    server: GitHttpServer | SshGitServer, repo: GitRepo, prefix: str, files: dict[str, str]
+    server: GitHttpServer | SshGitServer, repo: GitRepo, prefix: str, files: dict[str, str | bytes]
 ) -> tuple[str, str, str]:
     """A new repository on ``server`` holding one commit of ``files``: its name, URL and commit."""
     name = f"{prefix}-{uuid.uuid4().hex[:6]}"
@@ -328,6 +350,7 @@ def test_bad_inputs_fail_with_one_line_reasons_and_do_not_affect_others(
         "no-tag": (git_spec(url, tag="v9"), "GitOperationFailed", "tag 'v9' not found"),
         "no-semver": (git_spec(url, semver=">=5.0.0"), "GitOperationFailed", "no tag matches semver range"),
         "bad-semver": (git_spec(url, semver="not a range"), "InvalidSpec", "spec.ref.semver"),
+        "bad-url": (git_spec("https://"), "URLInvalid", "spec.url"),  # Flux's CRD admits it (its pattern: ^https://)
         "no-commit": (git_spec(url, commit="0" * 40), "GitOperationFailed", "not found"),
     }
     # Flux's CRD refuses a URL outside ^(http|https|ssh):// before the controller sees it (URLInvalid: unit).
@@ -516,3 +539,196 @@ def test_timeout_bounds_a_server_that_never_answers(kube: Api) -> None:
         kube.create(GIT_REPOSITORY, "silent", {**git_spec(f"http://127.0.0.1:{port}/repo.git"), "timeout": "2s"})
         obj = kube.wait_failed(GIT_REPOSITORY, "silent", "GitOperationFailed", timeout=30)
     assert "timeout after 2s" in condition(obj, "Ready")["message"]
+
+
+# -- bounds: sizes, transports, refs --------------------------------------------------------------
+
+
+def test_oversize_repository_is_stopped_while_it_downloads(
+    git_server: GitHttpServer, repo: GitRepo, kube: Api, small_source: Reconcilers
+) -> None:
+    """Incompressible content: the pack is as big as the files, so only an early stop keeps the bytes down."""
+    size = 24 << 20
+    _, url, _ = publish(git_server, repo, "huge", {"blob.bin": os.urandom(size)})
+    before = len(git_server.sent)
+    started = time.monotonic()
+    kube.create(GIT_REPOSITORY, "huge", git_spec(url), labels={SHARD: "small"})
+    huge = kube.wait_failed(GIT_REPOSITORY, "huge", "GitOperationFailed")
+    elapsed = time.monotonic() - started
+    message = condition(huge, "Ready")["message"]
+    assert "larger than the 4096 byte limit: download stopped at" in message, message
+    fetches = [sent for path, sent in git_server.sent[before:] if path.endswith("/git-upload-pack")]
+    assert fetches, git_server.sent[before:]
+    # the server wrote at most a fraction of the pack before the client hung up (socket buffers included)
+    assert max(fetches) < size // 2, (fetches, size)
+    assert elapsed < 20, elapsed
+    assert "artifact" not in huge["status"]
+
+
+def test_spec_values_git_could_misread_are_refused(git_server: GitHttpServer, repo: GitRepo, kube: Api) -> None:
+    """Options, local transports and malformed refs stall with a one-line message naming the field.
+
+    Flux's own CRDs refuse some URLs on admission already (their pattern is http, https or ssh); for
+    those, a 422 from the API server is the refusal. Either way nothing reaches git.
+    """
+    _, url, _ = publish(git_server, repo, "guarded", {"a.yaml": "a\n"})
+    marker = Path("/tmp") / f"fluxwarden-pwned-{uuid.uuid4().hex[:8]}"
+    cases = {
+        "ext": (git_spec(f"ext::sh -c touch% {marker}"), "spec.url", "'ext::' transport"),
+        "fd": (git_spec("fd::3"), "spec.url", "'fd::' transport"),
+        "file": (git_spec("file:///etc"), "spec.url", "file:// URL"),
+        "path": (git_spec("/srv/git/repo.git"), "spec.url", "local path"),
+        "option-url": (git_spec(f"--upload-pack=touch {marker}"), "spec.url", "starts with '-'"),
+        "ssh-option": (git_spec(f"ssh://-oProxyCommand=touch {marker}/x"), "spec.url", "starting with '-'"),
+        "option-branch": (git_spec(url, branch=f"--upload-pack=touch {marker}"), "spec.ref.branch", "starts with '-'"),
+        "bad-name": (git_spec(url, name="refs/heads/a..b"), "spec.ref.name", "not a valid Git ref name"),
+        "short-commit": (git_spec(url, commit="abc123"), "spec.ref.commit", "is not a commit SHA"),
+        "option-commit": (git_spec(url, commit="--orphan"), "spec.ref.commit", "is not a commit SHA"),
+    }
+    admitted = []
+    for case, (spec, field, _) in cases.items():
+        try:
+            kube.create(GIT_REPOSITORY, case, spec)
+            admitted.append(case)
+        except client.ApiException as exc:
+            assert exc.status == 422 and field.removeprefix("spec.") in str(exc.body), (case, exc.body)
+    assert {"ssh-option", "option-branch", "bad-name", "short-commit", "option-commit"} <= set(admitted)
+    for case in admitted:
+        _, field, text = cases[case]
+        obj = kube.stalled(GIT_REPOSITORY, case)
+        message = condition(obj, "Ready")["message"]
+        assert message.startswith(field) and text in message and "\n" not in message, (case, message)
+        assert ready_reason(obj) in ("URLInvalid", "InvalidSpec"), case
+    assert not marker.exists()
+    full = repo.rev_parse("HEAD")
+    kube.create(GIT_REPOSITORY, "full-commit", git_spec(url, commit=full.upper()))
+    assert kube.wait_ready(GIT_REPOSITORY, "full-commit")["status"]["artifact"]["revision"] == f"sha1:{full}"
+
+
+# -- HTTPS with a private CA, bearer tokens ------------------------------------------------------
+
+
+def test_git_over_https_with_a_private_ca_and_bearer_token(
+    authority: PrivateCA, repo: GitRepo, kube: Api, tmp_path: Path
+) -> None:
+    token = "t0ken-" + uuid.uuid4().hex
+    tls = authority.server_context(client_certs=True)
+    with (
+        GitHttpServer(tmp_path / "basic", USER, PASSWORD, tls=tls) as basic,
+        GitHttpServer(tmp_path / "bearer", token=token, tls=tls) as bearer,
+    ):
+        _, basic_url, sha = publish(basic, repo, "tls", {"a.yaml": "a\n"})
+        bearer_url = bearer.create_repo("tls")
+        repo.push(bearer.repo_path("tls"))  # the same commit on both servers
+        assert basic_url.startswith("https://")
+        ca = authority.ca_pem
+        user = {"username": USER.encode(), "password": PASSWORD.encode()}
+        kube.secret("ca", {**user, "ca.crt": ca})
+        kube.secret("legacy-ca", {**user, "caFile": ca})
+        kube.secret("no-ca", user)
+        client_pair = {"tls.crt": authority.client.cert_pem, "tls.key": authority.client.key_pem}
+        kube.secret("token", {"bearerToken": token.encode(), "ca.crt": ca, **client_pair})
+        kube.secret("bad-token", {"bearerToken": b"wrong-token", "ca.crt": ca})
+        for name, url, secret in [
+            ("ca", basic_url, "ca"), ("legacy-ca", basic_url, "legacy-ca"), ("untrusted", basic_url, "no-ca"),
+            ("token", bearer_url, "token"), ("bad-token", bearer_url, "bad-token"),
+        ]:  # fmt: skip
+            kube.create(GIT_REPOSITORY, name, {**git_spec(url), "secretRef": {"name": secret}})
+
+        for name in ("ca", "legacy-ca", "token"):
+            assert kube.wait_ready(GIT_REPOSITORY, name)["status"]["artifact"]["revision"] == f"main@sha1:{sha}"
+        untrusted = kube.wait_failed(GIT_REPOSITORY, "untrusted", "GitOperationFailed")
+        message = condition(untrusted, "Ready")["message"]
+        assert f"TLS certificate of https://127.0.0.1:{basic.port} is not trusted" in message, message
+        assert "ca.crt" in message and "spec.secretRef" in message and "\n" not in message
+        assert condition(untrusted, "FetchFailed")["status"] == "True"
+        assert kube.wait_failed(GIT_REPOSITORY, "bad-token", "AuthenticationFailed")
+        token_requests = [r for r in bearer.requests if r.user == "token"]
+        assert token_requests and all(r.client_cert == authority.name for r in token_requests)
+        for name in ("token", "bad-token"):
+            text = str(kube.get(GIT_REPOSITORY, name)) + " ".join(kube.events(name))
+            assert token not in text and "wrong-token" not in text
+
+
+def test_helm_credentials_go_only_to_the_repository_host_unless_passed(
+    authority: PrivateCA, kube: Api, tmp_path: Path
+) -> None:
+    """Basic auth and the client certificate reach the repository, not a chart host elsewhere (Helm's rule)."""
+    tls = authority.server_context(client_certs=True)
+    with (
+        HelmRepoServer(tmp_path / "charts", USER, PASSWORD, tls=tls) as helm,
+        StaticFileServer(tmp_path / "charts", tls=tls) as cdn,  # same files, another port: another origin
+    ):
+        helm.charts_url = cdn.url
+        helm.add_chart("podinfo", "6.1.0", {"replicaCount": 2})
+        assert helm.chart_url("podinfo", "6.1.0").startswith(cdn.url)
+        kube.secret("auth", {"username": USER.encode(), "password": PASSWORD.encode()})
+        kube.secret("tls", {"ca.crt": authority.ca_pem, "tls.crt": authority.client.cert_pem,
+                            "tls.key": authority.client.key_pem})  # fmt: skip
+        repo_spec = {"url": helm.url, "interval": "1m", "secretRef": {"name": "auth"}, "certSecretRef": {"name": "tls"}}
+        kube.create(HELM_REPOSITORY, "scoped", repo_spec)
+        kube.create(HELM_REPOSITORY, "untrusted", {"url": helm.url, "interval": "1m", "secretRef": {"name": "auth"}})
+        kube.wait_ready(HELM_REPOSITORY, "scoped")
+        index_requests = [r for r in helm.requests if r.path == "/index.yaml" and r.user == USER]
+        assert index_requests and all(r.client_cert == authority.name for r in index_requests)
+        # before certSecretRef, Flux read the CA from secretRef's caFile: still honoured
+        kube.secret("legacy", {"username": USER.encode(), "password": PASSWORD.encode(), "caFile": authority.ca_pem})
+        kube.create(HELM_REPOSITORY, "legacy", {"url": helm.url, "interval": "1m", "secretRef": {"name": "legacy"}})
+        kube.wait_ready(HELM_REPOSITORY, "legacy")
+
+        chart_spec = {"chart": "podinfo", "version": "6.x", "interval": "1m",
+                      "sourceRef": {"kind": "HelmRepository", "name": "scoped"}}  # fmt: skip
+        kube.create(HELM_CHART, "scoped", chart_spec)
+        assert kube.wait_ready(HELM_CHART, "scoped")["status"]["artifact"]["revision"] == "6.1.0"
+        pulls = [r for r in cdn.requests if r.path == "/podinfo-6.1.0.tgz"]
+        assert pulls, "the chart came from the other host"
+        assert all("authorization" not in r.headers and r.client_cert is None for r in pulls), pulls
+
+        kube.create(HELM_REPOSITORY, "passing", {**repo_spec, "passCredentials": True})
+        kube.wait_ready(HELM_REPOSITORY, "passing")
+        kube.create(HELM_CHART, "passing", {**chart_spec, "sourceRef": {"kind": "HelmRepository", "name": "passing"}})
+        kube.wait_ready(HELM_CHART, "passing")
+        passed = [r for r in cdn.requests[len(pulls) :] if r.path == "/podinfo-6.1.0.tgz"]
+        assert passed and all(r.client_cert == authority.name for r in passed), passed
+        expected = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+        assert all(r.headers.get("authorization") == expected for r in passed)
+
+        untrusted = kube.wait_failed(HELM_REPOSITORY, "untrusted", "IndexationFailed")
+        message = condition(untrusted, "Ready")["message"]
+        assert f"TLS certificate of https://127.0.0.1:{helm.port} is not trusted" in message, message
+        assert "ca.crt" in message and "spec.certSecretRef" in message
+
+
+def test_unchanged_chart_is_not_downloaded_again(kube: Api, tmp_path: Path) -> None:
+    with HelmRepoServer(tmp_path / "charts") as helm:
+        helm.add_chart("app", "1.0.0")
+        kube.create(HELM_REPOSITORY, "charts", {"url": helm.url, "interval": "1m"})
+        kube.wait_ready(HELM_REPOSITORY, "charts")
+        chart_spec = {"chart": "app", "version": "1.x", "interval": "1m",
+                      "sourceRef": {"kind": "HelmRepository", "name": "charts"}}  # fmt: skip
+        kube.create(HELM_CHART, "app", chart_spec)
+        first = kube.wait_ready(HELM_CHART, "app")
+        assert first["status"]["artifact"]["revision"] == "1.0.0"
+        assert helm.chart_downloads("app", "1.0.0") == 1
+
+        # a requested reconcile under the same spec and index: no download, the same artifact
+        again = kube.reconciled(HELM_CHART, "app", kube.request_reconcile(HELM_CHART, "app"))
+        assert helm.chart_downloads("app", "1.0.0") == 1
+        assert again["status"]["artifact"] == first["status"]["artifact"]
+
+        # a new index revision that does not change the chosen version: still no download
+        helm.add_chart("other", "0.1.0")
+        repository = kube.reconciled(HELM_REPOSITORY, "charts", kube.request_reconcile(HELM_REPOSITORY, "charts"))
+        new_revision = repository["status"]["artifact"]["revision"]
+        assert new_revision != first["status"]["observedSourceArtifactRevision"]
+        chart = kube.reconciled(HELM_CHART, "app", kube.request_reconcile(HELM_CHART, "app"))
+        assert chart["status"]["observedSourceArtifactRevision"] == new_revision
+        assert helm.chart_downloads("app", "1.0.0") == 1
+        assert chart["status"]["artifact"] == first["status"]["artifact"]
+
+        # a new matching version is pulled: the counter can move
+        helm.add_chart("app", "1.1.0")
+        kube.reconciled(HELM_REPOSITORY, "charts", kube.request_reconcile(HELM_REPOSITORY, "charts"))
+        until(lambda: kube.get(HELM_CHART, "app"), lambda o: o["status"]["artifact"]["revision"] == "1.1.0",
+              what="chart 1.1.0 pulled")  # fmt: skip
+        assert helm.chart_downloads("app", "1.1.0") == 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import ssl
 import subprocess
 import tempfile
 import urllib.parse
@@ -263,6 +264,7 @@ class _GitHandler(AuthenticatingHandler):
             else:
                 headers.append((name.strip(), value.strip()))
         self.close_connection = True
+        sent = 0
         try:
             self.send_response(status, reason or None)
             for name, value in headers:
@@ -271,24 +273,40 @@ class _GitHandler(AuthenticatingHandler):
             self.end_headers()
             while chunk := stdout.read1(COPY_CHUNK):  # read1: pass on what the backend wrote so far
                 self.wfile.write(chunk)
-        except (BrokenPipeError, ConnectionResetError):
+                sent += len(chunk)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
             pass  # the client hung up; the backend gets SIGPIPE or EOF and exits
+        finally:
+            owner = self.server.owner
+            assert isinstance(owner, GitHttpServer)
+            owner.sent.append((self.path, sent))
 
 
 class GitHttpServer(LoopbackHttpServer):
     """Smart-HTTP git on ``http://127.0.0.1:<port>/<name>.git`` for the bare repos under ``root``.
 
     With ``username`` set, every request needs those basic-auth credentials (401 otherwise), and pushes
-    over HTTP are allowed; anonymously, only fetches are (git's own default for ``http-backend``).
+    over HTTP are allowed; anonymously, only fetches are (git's own default for ``http-backend``). With
+    ``token``, a bearer token is needed instead; with ``tls``, it serves HTTPS (``tests.support.tls``).
+    ``sent`` records the response body bytes written per request, to prove a client stopped early.
     """
 
     handler_class = _GitHandler
 
-    def __init__(self, root: Path, username: str | None = None, password: str | None = None) -> None:
-        super().__init__(username=username, password=password)
+    def __init__(
+        self,
+        root: Path,
+        username: str | None = None,
+        password: str | None = None,
+        *,
+        token: str | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        super().__init__(username=username, password=password, token=token, tls=tls)
         self.root = root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self.errors: list[str] = []  # stderr of http-backend runs that failed, for test diagnostics
+        self.sent: list[tuple[str, int]] = []  # (request path, body bytes written) per response
 
     def repo_path(self, name: str) -> Path:
         return self.root / f"{name}.git"

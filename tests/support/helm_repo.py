@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
 import subprocess
 import tempfile
 from collections.abc import Mapping
@@ -86,14 +87,23 @@ class HelmRepoServer(StaticFileServer):
     """A Helm repository at ``url`` (``index.yaml`` plus ``<name>-<version>.tgz``), optionally behind basic auth.
 
     The index needs the server's URL, so it is (re)built on start() and after every change while running.
-    ``absolute_urls=False`` writes chart URLs relative to the repository, as some real repositories do.
+    ``absolute_urls=False`` writes chart URLs relative to the repository, as some real repositories do;
+    ``charts_url`` makes them point at another server (a CDN, say) that serves the same files.
+    With ``tls``, it serves HTTPS (``tests.support.tls``).
     """
 
     def __init__(
-        self, root: Path, username: str | None = None, password: str | None = None, *, absolute_urls: bool = True
+        self,
+        root: Path,
+        username: str | None = None,
+        password: str | None = None,
+        *,
+        absolute_urls: bool = True,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
-        super().__init__(root, username=username, password=password)
+        super().__init__(root, username=username, password=password, tls=tls)
         self.absolute_urls = absolute_urls
+        self.charts_url: str | None = None
 
     @property
     def index_path(self) -> Path:
@@ -104,7 +114,11 @@ class HelmRepoServer(StaticFileServer):
         return f"{self.url}/index.yaml"
 
     def chart_url(self, name: str, version: str) -> str:
-        return f"{self.url}/{name}-{version}.tgz"
+        return f"{self.charts_url or self.url}/{name}-{version}.tgz"
+
+    def chart_downloads(self, name: str, version: str) -> int:
+        """How many GETs of this chart's archive this server answered (refused ones included)."""
+        return sum(1 for r in self.requests if r.method == "GET" and r.path == f"/{name}-{version}.tgz")
 
     def start(self) -> Self:
         super().start()
@@ -139,7 +153,9 @@ class HelmRepoServer(StaticFileServer):
         """Regenerate ``index.yaml`` from the archives with ``helm repo index`` (also repairs corrupt_index())."""
         self.index_path.unlink(missing_ok=True)  # a corrupt index would make helm fail, not overwrite it
         arguments = ["repo", "index", str(self.root)]
-        if self.absolute_urls:
+        if self.charts_url:
+            arguments += ["--url", self.charts_url]
+        elif self.absolute_urls:
             arguments += ["--url", self.url]
         run_helm(*arguments)
 

@@ -1,17 +1,21 @@
-"""Plain HTTP servers on loopback for integration tests: a threaded base with optional basic auth, and static files.
+"""HTTP(S) servers on loopback for integration tests: a threaded base with optional auth, and static files.
 
 Real servers, not mocks (DESIGN.md, "Real components in tests"): the controllers' HTTP clients meet real
-sockets, real status codes and real ``WWW-Authenticate`` challenges. The git and Helm repository servers
-build on the base here.
+sockets, real status codes, real ``WWW-Authenticate`` challenges and, with ``tls=``, a real TLS handshake
+(``tests.support.tls``). Every request is recorded with its headers and the client certificate it
+presented. The git and Helm repository servers build on the base here.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import functools
 import hmac
+import socket
 import socketserver
+import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +37,7 @@ class RecordedRequest:
     headers: dict[str, str] = field(default_factory=dict)  # names lower-cased
     user: str | None = None  # the authenticated user; None when anonymous or refused
     refused: bool = False  # answered 401
+    client_cert: str | None = None  # common name of the TLS client certificate presented, if any
 
 
 def credentials_match(header: str | None, username: str, password: str) -> bool:
@@ -61,6 +66,26 @@ class _OwnedServer(ThreadingHTTPServer):
         self.owner = owner
         super().__init__((HOST, 0), handler)
 
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        # The TLS handshake runs here, in the request's own thread, so a slow client blocks no other.
+        context = self.owner.tls_context
+        if context is None:
+            super().finish_request(request, client_address)
+            return
+        try:
+            request.settimeout(AuthenticatingHandler.timeout)
+            secure = context.wrap_socket(request, server_side=True)  # detaches ``request``
+        except (ssl.SSLError, OSError) as exc:
+            self.owner.tls_errors.append(str(exc))
+            return
+        try:
+            super().finish_request(secure, client_address)
+        finally:
+            # close_notify before closing: a body that ends with the connection (git's) must end cleanly
+            with contextlib.suppress(ssl.SSLError, OSError, ValueError):
+                secure.unwrap()
+            secure.close()
+
     def server_bind(self) -> None:
         # HTTPServer.server_bind resolves the host's FQDN, which can stall without DNS; loopback needs none.
         socketserver.TCPServer.server_bind(self)
@@ -79,14 +104,19 @@ class AuthenticatingHandler(BaseHTTPRequestHandler):
         """True when the request may proceed; otherwise a 401 challenge has been sent."""
         owner = self.server.owner
         headers = {name.lower(): value for name, value in self.headers.items()}
-        allowed = owner.username is None or credentials_match(
-            self.headers.get("Authorization"), owner.username, owner.password or ""
-        )
-        self.remote_user = owner.username if allowed else None
-        owner.requests.append(RecordedRequest(self.command, self.path, headers, self.remote_user, not allowed))
+        header = self.headers.get("Authorization")
+        if owner.token is not None:
+            allowed = hmac.compare_digest((header or "").encode(), f"Bearer {owner.token}".encode())
+            user = "token" if allowed else None
+        else:
+            allowed = owner.username is None or credentials_match(header, owner.username, owner.password or "")
+            user = owner.username if allowed else None
+        self.remote_user = user
+        peer = _peer_name(self.connection)
+        owner.requests.append(RecordedRequest(self.command, self.path, headers, user, not allowed, peer))
         if not allowed:
             self.send_response(401)
-            self.send_header("WWW-Authenticate", f'Basic realm="{REALM}"')
+            self.send_header("WWW-Authenticate", f'{"Bearer" if owner.token else "Basic"} realm="{REALM}"')
             self.send_header("Content-Length", "0")
             self.send_header("Connection", "close")  # the request body, if any, is left unread
             self.end_headers()
@@ -97,16 +127,37 @@ class AuthenticatingHandler(BaseHTTPRequestHandler):
         """Silenced: ``requests`` on the server records what tests need, stderr stays clean."""
 
 
+def _peer_name(connection: socket.socket) -> str | None:
+    if not isinstance(connection, ssl.SSLSocket):
+        return None
+    subject: Any = (connection.getpeercert() or {}).get("subject", ())
+    names = {key: value for rdn in subject for key, value in rdn}
+    return str(names["commonName"]) if "commonName" in names else None
+
+
 class LoopbackHttpServer:
-    """A threaded HTTP server on 127.0.0.1 and a port the kernel picks, with start()/stop() and ``with``."""
+    """A threaded HTTP(S) server on 127.0.0.1 and a port the kernel picks, with start()/stop() and ``with``.
+
+    Auth: basic (``username``/``password``) or bearer (``token``). ``tls``: serve HTTPS with this context.
+    """
 
     handler_class: ClassVar[type[AuthenticatingHandler]] = AuthenticatingHandler
 
-    def __init__(self, *, username: str | None = None, password: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         if password is not None and username is None:
             raise ValueError("a password needs a username")
         self.username = username
         self.password = password
+        self.token = token
+        self.tls_context = tls
+        self.tls_errors: list[str] = []  # failed handshakes, e.g. a client that did not trust the CA
         self.requests: list[RecordedRequest] = []
         self._httpd: _OwnedServer | None = None
         self._thread: threading.Thread | None = None
@@ -157,8 +208,9 @@ class LoopbackHttpServer:
 
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:<port>``, without a trailing slash."""
-        return f"http://{HOST}:{self.port}"
+        """``http(s)://127.0.0.1:<port>``, without a trailing slash."""
+        scheme = "https" if self.tls_context is not None else "http"
+        return f"{scheme}://{HOST}:{self.port}"
 
 
 class _StaticHandler(AuthenticatingHandler, SimpleHTTPRequestHandler):
@@ -176,8 +228,15 @@ class StaticFileServer(LoopbackHttpServer):
 
     handler_class = _StaticHandler
 
-    def __init__(self, root: Path, *, username: str | None = None, password: str | None = None) -> None:
-        super().__init__(username=username, password=password)
+    def __init__(
+        self,
+        root: Path,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        super().__init__(username=username, password=password, tls=tls)
         self.root = root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
 

@@ -8,6 +8,7 @@ from typing import Any
 from fluxwarden.controllers.runtime.errors import Stalling
 from fluxwarden.controllers.runtime.kube import Resource
 from fluxwarden.controllers.runtime.spec import duration, mapping, spec_of
+from fluxwarden.controllers.source import refs
 from fluxwarden.tenancy.kinds import SOURCE
 
 GIT_REPOSITORY = Resource(SOURCE, "v1", "gitrepositories", "GitRepository")
@@ -17,7 +18,6 @@ HELM_CHART = Resource(SOURCE, "v1", "helmcharts", "HelmChart")
 FINALIZER = "finalizers.fluxcd.io"
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_BRANCH = "master"
-GIT_SCHEMES = ("http://", "https://", "ssh://")
 
 
 def secret_name(spec: dict[str, Any]) -> str | None:
@@ -48,15 +48,14 @@ class GitRepositorySpec:
     def of(cls, obj: dict[str, Any]) -> GitRepositorySpec:
         spec = spec_of(obj)
         url = str(spec.get("url") or "")
-        if not url.startswith(GIT_SCHEMES) and "@" not in url.split("/")[0]:
-            raise Stalling("URLInvalid", f"spec.url '{url}' is not an http(s) or ssh Git URL")
+        refs.check_url(url)
         raw_ref = mapping(spec.get("ref"))
         ref = GitRef(
-            branch=raw_ref.get("branch") or None,
-            tag=raw_ref.get("tag") or None,
+            branch=refs.check_ref("spec.ref.branch", raw_ref.get("branch") or None),
+            tag=refs.check_ref("spec.ref.tag", raw_ref.get("tag") or None),
             semver=raw_ref.get("semver") or None,
-            name=raw_ref.get("name") or None,
-            commit=raw_ref.get("commit") or None,
+            name=refs.check_ref("spec.ref.name", raw_ref.get("name") or None),
+            commit=refs.check_commit(raw_ref.get("commit") or None),
         )
         ignore = spec.get("ignore")
         return cls(url, ref, secret_name(spec), duration(spec, "timeout", DEFAULT_TIMEOUT), ignore or None)
@@ -67,6 +66,8 @@ class HelmRepositorySpec:
     url: str
     secret_name: str | None
     timeout: float
+    cert_secret_name: str | None = None  # spec.certSecretRef: ca.crt, tls.crt, tls.key
+    pass_credentials: bool = False  # spec.passCredentials: also send them to chart hosts elsewhere
 
     @classmethod
     def of(cls, obj: dict[str, Any]) -> HelmRepositorySpec:
@@ -76,7 +77,14 @@ class HelmRepositorySpec:
         url = str(spec.get("url") or "")
         if not url.startswith(("http://", "https://")):
             raise Stalling("URLInvalid", f"spec.url '{url}' is not an http(s) URL")
-        return cls(url.rstrip("/") + "/", secret_name(spec), duration(spec, "timeout", DEFAULT_TIMEOUT))
+        cert = spec.get("certSecretRef")
+        return cls(
+            url.rstrip("/") + "/",
+            secret_name(spec),
+            duration(spec, "timeout", DEFAULT_TIMEOUT),
+            str(cert["name"]) if isinstance(cert, dict) and cert.get("name") else None,
+            spec.get("passCredentials") is True,
+        )
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Steps, in order, each raising a reconcile error on failure:
 ``credentials`` -> ``resolve`` (ls-remote; unchanged revision and spec: done, no checkout) ->
-``checkout`` (shallow, size-bounded) -> ``archive`` (ignore rules, deterministic tar.gz) -> ``store``.
+``checkout`` (shallow; the download, the tree and the archive each bounded by ``max_size``) ->
+``archive`` (ignore rules, deterministic tar.gz streamed into storage, digest on the fly).
 """
 
 from __future__ import annotations
@@ -12,15 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fluxwarden.controllers.artifacts.errors import ArtifactError
 from fluxwarden.controllers.runtime import conditions
 from fluxwarden.controllers.runtime.controller import Context, Success
 from fluxwarden.controllers.runtime.errors import Failure, Stalling
 from fluxwarden.controllers.runtime.kube import NotFound
 from fluxwarden.controllers.source.api import DEFAULT_BRANCH, FINALIZER, GIT_REPOSITORY, GitRef, GitRepositorySpec
-from fluxwarden.controllers.source.artifact import ArtifactError, build_tarball
+from fluxwarden.controllers.source.artifact import write_tarball
 from fluxwarden.controllers.source.git import Credentials, Git, GitError
 from fluxwarden.controllers.source.ignore import IgnoreRules
-from fluxwarden.controllers.source.storage import Storage, artifact_status
+from fluxwarden.controllers.source.storage import Storage, StoredArtifact, artifact_status
 from fluxwarden.controllers.source.versions import best_match
 
 ARTIFACT_IN_STORAGE = "ArtifactInStorage"
@@ -128,10 +130,10 @@ class GitRepositoryReconciler:
             commit = self._checkout(git, target, workdir, status, meta)
             if commit != target.commit:  # the branch moved between ls-remote and fetch
                 target = Target(target.fetch, commit, target.label, target.shallow)
-            data = self._archive(workdir, spec)
-        stored = self.storage.store("GitRepository", meta["namespace"], meta["name"], f"{target.commit}.tar.gz", data)
+            stored = self._archive(workdir, spec, meta, f"{target.commit}.tar.gz")
         self.storage.gc("GitRepository", meta["namespace"], meta["name"], keep=2)
         status["artifact"] = artifact_status(stored, target.revision)
+        status.pop("url", None)  # Flux's GitRepository v1 has no status.url (v1beta2 had), only artifact.url
         message = f"stored artifact for revision '{target.revision}'"
         conditions.set_condition(status, ARTIFACT_IN_STORAGE, True, "Succeeded", message, meta.get("generation"))
         conditions.drop(status, ARTIFACT_OUTDATED)
@@ -184,7 +186,9 @@ class GitRepositoryReconciler:
 
     def _checkout(self, git: Git, target: Target, workdir: Path, status: dict[str, Any], meta: dict[str, Any]) -> str:
         try:
-            commit = git.checkout(target.fetch, target.commit if not target.shallow else None, workdir, target.shallow)
+            commit = git.checkout(
+                target.fetch, target.commit if not target.shallow else None, workdir, target.shallow, self.max_size
+            )
         except GitError as exc:
             raise self._git_failure(exc, status, meta) from None
         size = tree_size(workdir, self.max_size)
@@ -194,8 +198,13 @@ class GitRepositoryReconciler:
             raise Failure("GitOperationFailed", message)
         return commit
 
-    def _archive(self, workdir: Path, spec: GitRepositorySpec) -> bytes:
+    def _archive(self, workdir: Path, spec: GitRepositorySpec, meta: dict[str, Any], filename: str) -> StoredArtifact:
+        """Stream the tarball into storage: the archive is never held in memory."""
+        rules = IgnoreRules.load(workdir, spec.ignore)
         try:
-            return build_tarball(workdir, IgnoreRules.load(workdir, spec.ignore), self.max_size)
+            return self.storage.store_stream(
+                "GitRepository", meta["namespace"], meta["name"], filename,
+                lambda out: write_tarball(workdir, rules, out, self.max_size),
+            )  # fmt: skip
         except ArtifactError as exc:
             raise Failure("ArchiveOperationFailed", str(exc)) from None

@@ -1,23 +1,30 @@
 """The HelmChart reconciler: pick a chart version from a HelmRepository or a GitRepository path,
 merge ``valuesFiles``, package it with the real ``helm`` CLI, and store the ``.tgz`` as the artifact.
 
-Revision is the chart version. Nothing is re-packaged while the chart spec, the chosen version and
-the source's artifact revision are all unchanged.
+Revision is the chart version. From a HelmRepository, as in Flux, a chart whose name and chosen
+version (and index digest, when known) are unchanged under the same spec is neither downloaded nor
+re-packaged, whatever else changed in the index. From a GitRepository, nothing is re-packaged while
+the source's artifact revision is unchanged. Downloads stream to a temporary file, at most
+``max_size`` bytes, and credentials go only to the repository's own origin unless
+``spec.passCredentials`` of the HelmRepository says otherwise.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
+import shutil
 import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urljoin
 
 import yaml
 
+from fluxwarden.controllers.artifacts.errors import ArtifactError, DownloadError
+from fluxwarden.controllers.artifacts.http import download
+from fluxwarden.controllers.artifacts.unpack import safe_extract
 from fluxwarden.controllers.runtime import conditions
 from fluxwarden.controllers.runtime.controller import Context, Success, Watch, artifact_revision
 from fluxwarden.controllers.runtime.errors import Failure, Stalling, Waiting
@@ -30,10 +37,8 @@ from fluxwarden.controllers.source.api import (
     HelmChartSpec,
     HelmRepositorySpec,
 )
-from fluxwarden.controllers.source.artifact import ArtifactError, safe_extract
 from fluxwarden.controllers.source.gitrepository import ARTIFACT_IN_STORAGE
 from fluxwarden.controllers.source.helmrepository import parse_index, repository_credentials
-from fluxwarden.controllers.source.http_fetch import FetchError, fetch
 from fluxwarden.controllers.source.storage import Storage, artifact_status
 from fluxwarden.controllers.source.versions import best_match
 
@@ -117,9 +122,13 @@ class HelmChartReconciler:
     resource = HELM_CHART
     finalizer = FINALIZER
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, max_size: int = MAX_CHART_SIZE) -> None:
         self.storage = storage
+        self.max_size = max_size
         self.watches = [_source_watch(HELM_REPOSITORY), _source_watch(GIT_REPOSITORY)]
+        # index digest of the chart version each HelmChart was last built from: a re-published
+        # version with new bytes is pulled again. Lost on restart, which costs one download.
+        self._pulled: dict[tuple[str, str], str] = {}
 
     def reconcile(self, ctx: Context, obj: dict[str, Any]) -> Success:
         spec = HelmChartSpec.of(obj)
@@ -127,27 +136,42 @@ class HelmChartReconciler:
         namespace, generation = meta["namespace"], meta.get("generation")
         source = self._source(ctx.kube, spec, namespace)
         source_revision = source["status"]["artifact"]["revision"]
+        artifact = status.get("artifact") or {}
+        current = (
+            status.get("observedGeneration") == generation
+            and status.get("observedChartName") == spec.chart
+            and self.storage.exists(artifact.get("path", ""))
+        )
         with tempfile.TemporaryDirectory(prefix="fluxwarden-chart-") as scratch:
             work = Path(scratch)
             if spec.source_kind == "HelmRepository":
-                chart_dir, version = self._from_repository(ctx, spec, source, work)
+                version, entry = self._choose(spec, source)
+                digest = str(entry.get("digest") or "")
+                pulled = self._pulled.get((namespace, meta["name"]))
+                unchanged = current and artifact.get("revision") == version and (not pulled or pulled == digest)
+                if not unchanged:
+                    chart_dir = self._pull(ctx, spec, source, version, entry, work)
             else:
                 chart_dir, version = self._from_git(spec, source, work)
-            artifact = status.get("artifact") or {}
-            unchanged = (
-                artifact.get("revision") == version
-                and status.get("observedSourceArtifactRevision") == source_revision
-                and status.get("observedGeneration") == generation
-                and self.storage.exists(artifact.get("path", ""))
-            )
+                unchanged = (
+                    current
+                    and artifact.get("revision") == version
+                    and status.get("observedSourceArtifactRevision") == source_revision
+                )
             message = f"packaged '{spec.chart}' chart with version '{version}'"
             if not unchanged:
                 values_root = work / "src" if spec.source_kind == "GitRepository" else None
                 built = package(chart_dir, spec.values_files, work / "out", values_root)
-                stored = self.storage.store("HelmChart", namespace, meta["name"], built.name, built.read_bytes())
+                with built.open("rb") as chart:
+                    stored = self.storage.store_stream(
+                        "HelmChart", namespace, meta["name"], built.name,
+                        lambda out: shutil.copyfileobj(chart, out, 1 << 20),
+                    )  # fmt: skip
                 self.storage.gc("HelmChart", namespace, meta["name"], keep=2)
                 status["artifact"] = artifact_status(stored, version)
                 status["url"] = stored.url
+                if spec.source_kind == "HelmRepository":
+                    self._pulled[(namespace, meta["name"])] = digest
         status["observedSourceArtifactRevision"] = source_revision
         status["observedChartName"] = spec.chart
         if spec.values_files:
@@ -158,6 +182,7 @@ class HelmChartReconciler:
         return Success(message, reason="ChartPullSucceeded" if spec.source_kind == "HelmRepository" else "Succeeded")
 
     def finalize(self, ctx: Context, obj: dict[str, Any]) -> None:
+        self._pulled.pop((obj["metadata"]["namespace"], obj["metadata"]["name"]), None)
         self.storage.remove_all("HelmChart", obj["metadata"]["namespace"], obj["metadata"]["name"])
 
     def _source(self, kube: Kube, spec: HelmChartSpec, namespace: str) -> dict[str, Any]:
@@ -177,9 +202,8 @@ class HelmChartReconciler:
             )
         return source
 
-    def _from_repository(
-        self, ctx: Context, spec: HelmChartSpec, repository: dict[str, Any], work: Path
-    ) -> tuple[Path, str]:
+    def _choose(self, spec: HelmChartSpec, repository: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The version ``spec.version`` picks from the stored index, and its index entry."""
         index = parse_index(self.storage.local_path(repository["status"]["artifact"]["path"]).read_bytes())
         entries = index["entries"].get(spec.chart) or []
         versions = {str(e.get("version")): e for e in entries if isinstance(e, dict)}
@@ -189,21 +213,31 @@ class HelmChartReconciler:
             raise Stalling("InvalidSpec", f"spec.version: {exc}") from None
         if chosen is None:
             raise Failure("ChartPullError", f"no '{spec.chart}' chart with version matching '{spec.version}' found")
-        entry = versions[chosen]
-        repo_spec = HelmRepositorySpec.of(repository)
-        credentials = repository_credentials(ctx, repository["metadata"]["namespace"], repo_spec.secret_name)
-        url = urljoin(repo_spec.url, str((entry.get("urls") or [""])[0]))
-        try:
-            data = fetch(url, credentials, repo_spec.timeout, MAX_CHART_SIZE)
-        except FetchError as exc:
-            raise Failure("AuthenticationFailed" if exc.authentication else "ChartPullError", exc.message) from None
-        if entry.get("digest") and hashlib.sha256(data).hexdigest() != entry["digest"]:
-            raise Failure("ChartPullError", f"chart '{spec.chart}' {chosen}: digest does not match index.yaml")
-        return self._unpack_chart(data, spec.chart, work), chosen
+        return chosen, versions[chosen]
 
-    def _unpack_chart(self, data: bytes, name: str, work: Path) -> Path:
+    def _pull(
+        self, ctx: Context, spec: HelmChartSpec, repository: dict[str, Any], version: str, entry: dict[str, Any],
+        work: Path,
+    ) -> Path:  # fmt: skip
+        """Download the chart of ``entry`` (credentials only to the repository's origin) and unpack it."""
+        repo_spec = HelmRepositorySpec.of(repository)
+        credentials = repository_credentials(ctx, repository["metadata"]["namespace"], repo_spec)
+        url = urljoin(repo_spec.url, str((entry.get("urls") or [""])[0]))
+        with tempfile.TemporaryFile(prefix="fluxwarden-chart-") as spool:
+            try:
+                got = download(
+                    url, spool, timeout=repo_spec.timeout, max_size=self.max_size, credentials=credentials,
+                    origin=repo_spec.url, pass_credentials=repo_spec.pass_credentials,
+                )  # fmt: skip
+            except DownloadError as exc:
+                raise Failure("AuthenticationFailed" if exc.authentication else "ChartPullError", exc.message) from None
+            if entry.get("digest") and got.digest != f"sha256:{entry['digest']}":
+                raise Failure("ChartPullError", f"chart '{spec.chart}' {version}: digest does not match index.yaml")
+            return self._unpack_chart(spool, spec.chart, work)
+
+    def _unpack_chart(self, data: IO[bytes], name: str, work: Path) -> Path:
         try:
-            safe_extract(data, work / "chart", MAX_CHART_SIZE)
+            safe_extract(data, work / "chart", self.max_size)
         except (ArtifactError, tarfile.TarError) as exc:
             raise Failure("ChartPullError", f"chart archive is unusable: {exc}") from None
         roots = [p for p in (work / "chart").iterdir() if (p / "Chart.yaml").is_file()]
@@ -213,9 +247,8 @@ class HelmChartReconciler:
 
     def _from_git(self, spec: HelmChartSpec, source: dict[str, Any], work: Path) -> tuple[Path, str]:
         try:
-            safe_extract(
-                self.storage.local_path(source["status"]["artifact"]["path"]), work / "src", MAX_CHART_SIZE * 8
-            )
+            path = self.storage.local_path(source["status"]["artifact"]["path"])
+            safe_extract(path, work / "src", max(self.max_size, MAX_CHART_SIZE * 8))
         except ArtifactError as exc:
             raise Failure("ChartPackageError", f"source artifact is unusable: {exc}") from None
         chart_dir = _inside(work / "src", spec.chart, "spec.chart")

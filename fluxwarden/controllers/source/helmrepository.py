@@ -1,28 +1,32 @@
 """The HelmRepository reconciler: fetch ``index.yaml``, check it, store it as the artifact.
 
 Revision is ``sha256:<digest of the index>``; an unchanged index stores nothing and changes no status.
+The index streams to a temporary file (digest on the fly, at most ``max_size`` bytes) before it is
+parsed and stored. Credentials come from ``secretRef`` (basic auth) and ``certSecretRef`` (TLS).
 """
 
 from __future__ import annotations
 
-import hashlib
-from typing import Any
+import shutil
+import tempfile
+from typing import IO, Any
 
 import yaml
 
+from fluxwarden.controllers.artifacts.errors import DownloadError
+from fluxwarden.controllers.artifacts.http import HttpCredentials, download
 from fluxwarden.controllers.runtime import conditions
 from fluxwarden.controllers.runtime.controller import Context, Success
 from fluxwarden.controllers.runtime.errors import Failure
 from fluxwarden.controllers.runtime.kube import NotFound
 from fluxwarden.controllers.source.api import FINALIZER, HELM_REPOSITORY, HelmRepositorySpec
 from fluxwarden.controllers.source.gitrepository import ARTIFACT_IN_STORAGE, FETCH_FAILED
-from fluxwarden.controllers.source.http_fetch import FetchError, HttpCredentials, fetch
 from fluxwarden.controllers.source.storage import Storage, artifact_status
 
 MAX_INDEX_SIZE = 50 * 1024 * 1024
 
 
-def parse_index(data: bytes) -> dict[str, Any]:
+def parse_index(data: bytes | IO[bytes]) -> dict[str, Any]:
     """The index as a dict; ``ValueError`` with a one-line reason when it is not a Helm index."""
     try:
         index = yaml.safe_load(data)
@@ -35,13 +39,20 @@ def parse_index(data: bytes) -> dict[str, Any]:
     return index
 
 
-def repository_credentials(ctx: Context, namespace: str, secret: str | None) -> HttpCredentials:
-    if not secret:
+def repository_credentials(ctx: Context, namespace: str, spec: HelmRepositorySpec) -> HttpCredentials:
+    """Basic auth from ``secretRef``, TLS from ``certSecretRef`` (or ``secretRef``'s deprecated keys)."""
+
+    def read(name: str) -> dict[str, bytes]:
+        try:
+            return ctx.kube.secret_data(namespace, name)
+        except NotFound:
+            raise Failure("AuthenticationFailed", f"secret '{namespace}/{name}' not found") from None
+
+    auth = read(spec.secret_name) if spec.secret_name else None
+    tls = read(spec.cert_secret_name) if spec.cert_secret_name else None
+    if auth is None and tls is None:
         return HttpCredentials()
-    try:
-        return HttpCredentials.from_secret(ctx.kube.secret_data(namespace, secret))
-    except NotFound:
-        raise Failure("AuthenticationFailed", f"secret '{namespace}/{secret}' not found") from None
+    return HttpCredentials.from_secrets(auth, tls)
 
 
 class HelmRepositoryReconciler:
@@ -49,36 +60,42 @@ class HelmRepositoryReconciler:
     resource = HELM_REPOSITORY
     finalizer = FINALIZER
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, max_size: int = MAX_INDEX_SIZE) -> None:
         self.storage = storage
+        self.max_size = min(max_size, MAX_INDEX_SIZE)
 
     def reconcile(self, ctx: Context, obj: dict[str, Any]) -> Success:
         spec = HelmRepositorySpec.of(obj)
         meta, status = obj["metadata"], obj["status"]
         generation = meta.get("generation")
-        credentials = repository_credentials(ctx, meta["namespace"], spec.secret_name)
-        try:
-            data = fetch(spec.url + "index.yaml", credentials, spec.timeout, MAX_INDEX_SIZE)
-            parse_index(data)
-        except FetchError as exc:
-            reason = "AuthenticationFailed" if exc.authentication else "IndexationFailed"
-            conditions.set_condition(status, FETCH_FAILED, True, reason, exc.message, generation)
-            raise Failure(reason, exc.message) from None
-        except ValueError as exc:
-            conditions.set_condition(status, FETCH_FAILED, True, "IndexationFailed", str(exc), generation)
-            raise Failure("IndexationFailed", str(exc)) from None
-        hexdigest = hashlib.sha256(data).hexdigest()
-        revision = f"sha256:{hexdigest}"
-        message = f"stored artifact: revision '{revision}'"
-        artifact = status.get("artifact") or {}
-        unchanged = artifact.get("revision") == revision and self.storage.exists(artifact.get("path", ""))
-        if not (unchanged and status.get("observedGeneration") == generation):
-            stored = self.storage.store(
-                "HelmRepository", meta["namespace"], meta["name"], f"index-{hexdigest}.yaml", data
-            )
-            self.storage.gc("HelmRepository", meta["namespace"], meta["name"], keep=2)
-            status["artifact"] = artifact_status(stored, revision)
-            status["url"] = stored.url
+        credentials = repository_credentials(ctx, meta["namespace"], spec)
+        with tempfile.TemporaryFile(prefix="fluxwarden-index-") as spool:
+            try:
+                got = download(spec.url + "index.yaml", spool, timeout=spec.timeout, max_size=self.max_size,
+                               credentials=credentials)  # fmt: skip
+                spool.seek(0)
+                parse_index(spool)
+            except DownloadError as exc:
+                reason = "AuthenticationFailed" if exc.authentication else "IndexationFailed"
+                conditions.set_condition(status, FETCH_FAILED, True, reason, exc.message, generation)
+                raise Failure(reason, exc.message) from None
+            except ValueError as exc:
+                conditions.set_condition(status, FETCH_FAILED, True, "IndexationFailed", str(exc), generation)
+                raise Failure("IndexationFailed", str(exc)) from None
+            revision = got.digest
+            hexdigest = revision.partition(":")[2]
+            message = f"stored artifact: revision '{revision}'"
+            artifact = status.get("artifact") or {}
+            unchanged = artifact.get("revision") == revision and self.storage.exists(artifact.get("path", ""))
+            if not (unchanged and status.get("observedGeneration") == generation):
+                spool.seek(0)
+                stored = self.storage.store_stream(
+                    "HelmRepository", meta["namespace"], meta["name"], f"index-{hexdigest}.yaml",
+                    lambda out: shutil.copyfileobj(spool, out, 1 << 20),
+                )  # fmt: skip
+                self.storage.gc("HelmRepository", meta["namespace"], meta["name"], keep=2)
+                status["artifact"] = artifact_status(stored, revision)
+                status["url"] = stored.url
         conditions.set_condition(status, ARTIFACT_IN_STORAGE, True, "Succeeded", message, generation)
         conditions.drop(status, FETCH_FAILED)
         return Success(message)

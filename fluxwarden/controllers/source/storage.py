@@ -12,6 +12,7 @@ Paths given to ``Storage`` are always the relative, ``/``-separated artifact pat
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import http.server
 import logging
 import mimetypes
@@ -27,10 +28,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import formatdate
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 from urllib.parse import quote, unquote, urlsplit
-
-from fluxwarden.controllers.source.artifact import digest
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +80,8 @@ class Storage:
     ) -> StoredArtifact:
         """Let ``write`` fill the artifact file (e.g. ``artifact.write_tarball``), then publish it atomically.
 
-        Readers see either the previous file or the complete new one, never a partial one.
+        Readers see either the previous file or the complete new one, never a partial one. The
+        digest is computed while the bytes are written, so the file is never read back.
         """
         path = self.artifact_path(kind, namespace, name, filename)
         final = self.local_path(path)
@@ -90,11 +90,12 @@ class Storage:
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as out:
-                write(out)
+                hashing = _HashingWriter(out)
+                write(cast(IO[bytes], hashing))
                 out.flush()
                 os.fsync(out.fileno())
             tmp.chmod(0o644)  # mkstemp makes 0600; the file server and other readers need to read it
-            stored = StoredArtifact(path, self.url_for(path), digest(tmp), tmp.stat().st_size)
+            stored = StoredArtifact(path, self.url_for(path), hashing.digest(), hashing.size)
             os.replace(tmp, final)
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -158,6 +159,26 @@ class Storage:
         for part in (kind, namespace, name):
             _check_segment(part)
         return f"{kind.lower()}/{namespace}/{name}/"
+
+
+class _HashingWriter:
+    """A write-only file that digests what passes through it on the way to ``out``."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self._out = out
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self._hash.update(data)
+        self.size += len(data)
+        return self._out.write(data)
+
+    def flush(self) -> None:
+        self._out.flush()
+
+    def digest(self) -> str:
+        return f"sha256:{self._hash.hexdigest()}"
 
 
 def _check_segment(part: str) -> None:

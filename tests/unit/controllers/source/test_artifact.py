@@ -14,13 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from fluxwarden.controllers.source.artifact import (
-    ArtifactError,
-    build_tarball,
-    digest,
-    safe_extract,
-    write_tarball,
-)
+from fluxwarden.controllers.artifacts.errors import ArtifactError
+from fluxwarden.controllers.artifacts.unpack import safe_extract
+from fluxwarden.controllers.source.artifact import build_tarball, digest, write_tarball
 from fluxwarden.controllers.source.ignore import IgnoreRules
 
 FILES = {
