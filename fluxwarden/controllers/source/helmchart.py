@@ -26,6 +26,7 @@ from fluxwarden.controllers.source.api import (
     FINALIZER,
     GIT_REPOSITORY,
     HELM_CHART,
+    HELM_CHART_UNSUPPORTED,
     HELM_REPOSITORY,
     HelmChartSpec,
     HelmRepositorySpec,
@@ -116,6 +117,7 @@ class HelmChartReconciler:
     name = "source-controller"
     resource = HELM_CHART
     finalizer = FINALIZER
+    unsupported = HELM_CHART_UNSUPPORTED
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
