@@ -108,6 +108,7 @@ def run_once(controller: Controller, runtime: Runtime, namespace: str, name: str
             patch = _finalizer_patch(obj, controller.finalizer, add=False)
             if patch:
                 runtime.kube.patch(res, namespace, name, patch, JSON_PATCH)
+        runtime.metrics.forget(res.kind, namespace, name)
         return DONE
 
     patch = _finalizer_patch(obj, controller.finalizer, add=True)
@@ -192,7 +193,8 @@ def _reconcile(controller: Controller, runtime: Runtime, ctx: Context, obj: dict
     if patch:
         try:
             runtime.kube.patch_status(res, namespace, name, patch)
-        except NotFound:
+        except NotFound:  # deleted during the reconcile: no series may outlive it
+            runtime.metrics.forget(res.kind, namespace, name)
             return DONE
     runtime.metrics.record_conditions(res.kind, namespace, name, status)
     runtime.metrics.results.labels(controller.name, "success" if success else "error").inc()
