@@ -20,12 +20,13 @@ def workload(kind: str, spec: dict[str, Any], status: dict[str, Any], generation
     return {"kind": kind, "metadata": {"name": "w", "generation": generation}, "spec": spec, "status": status}
 
 
+BAD_NUMBERS: tuple[Any, ...] = (None, "many", [], True)
 CASES: list[tuple[str, str, str, Any]] = [
     (kind, place, field, bad)
     for kind, (spec_fields, status_fields) in NUMERIC.items()
     for place, fields in (("spec", spec_fields), ("status", status_fields))
     for field in fields
-    for bad in (None, "many", [], True)
+    for bad in BAD_NUMBERS
 ]
 
 
