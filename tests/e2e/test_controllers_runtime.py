@@ -287,7 +287,7 @@ def test_a_crashing_mapper_does_not_stop_the_informer_and_readyz_follows_it(
             make_helm_repo(admin_api, namespace, "b", "https://example.invalid/charts/", shard)
             recorded("b", 2)
             assert readyz() == 503, "still down: the poison fails every list"
-        failures = [r for r in caplog.records if "handler of helmrepositories failed" in r.getMessage()]
+        failures = [r for r in caplog.records if "handler of HelmRepository events failed" in r.getMessage()]
         assert failures, "the failure is logged"
         first = failures[0].getMessage()
         assert f"{namespace}/poison" in first and "RuntimeError: mapper bug" in first

@@ -92,8 +92,8 @@ class Informer:
                 namespace, name = key_of(new)
                 if not self._failed:
                     logger.error(
-                        "handler of %s failed on %s %s/%s (%s, at %s); listing again after a backoff",
-                        self.resource.plural, event_type, namespace, name, _describe(exc), _where(exc),
+                        "handler of %s events failed on %s %s/%s (%s, at %s); listing again after a backoff",
+                        self.resource.kind, event_type, namespace, name, _describe(exc), _where(exc),
                     )  # fmt: skip
                 self._failed = True
                 self._healthy.clear()
