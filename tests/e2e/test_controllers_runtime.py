@@ -282,6 +282,11 @@ def test_a_crashing_mapper_does_not_stop_the_informer_and_readyz_follows_it(
         with caplog.at_level(logging.ERROR, logger="fluxwarden.controllers.informer"):
             make_helm_repo(admin_api, namespace, "poison", "https://marker-of-the-body.invalid/", shard)
             until(readyz, lambda code: code == 503, what="/readyz down while the informer restarts")
+            for touch in range(3):  # more events of the poison within one backoff: no more log lines
+                client.CustomObjectsApi(admin_api).patch_namespaced_custom_object(
+                    HELM_REPOSITORY.group, HELM_REPOSITORY.version, namespace, HELM_REPOSITORY.plural, "poison",
+                    {"metadata": {"annotations": {"touch": str(touch)}}},
+                )  # fmt: skip
             # Later events of other objects are still delivered, while the poison makes every relist fail.
             make_helm_repo(admin_api, namespace, "a", "https://example.invalid/charts/", shard)
             recorded("a", 2)
