@@ -8,15 +8,11 @@ import pytest
 
 from fluxwarden.controllers.kustomize.api import UNSUPPORTED as KUSTOMIZATION
 from fluxwarden.controllers.runtime.unsupported import Rule, Table, find
-from fluxwarden.controllers.source.api import (
-    GIT_REPOSITORY_UNSUPPORTED as GIT_REPOSITORY,
-)
-from fluxwarden.controllers.source.api import (
-    HELM_CHART_UNSUPPORTED as HELM_CHART,
-)
-from fluxwarden.controllers.source.api import (
-    HELM_REPOSITORY_UNSUPPORTED as HELM_REPOSITORY,
-)
+from fluxwarden.controllers.source import api as source_api
+
+GIT_REPOSITORY = source_api.GIT_REPOSITORY_UNSUPPORTED
+HELM_REPOSITORY = source_api.HELM_REPOSITORY_UNSUPPORTED
+HELM_CHART = source_api.HELM_CHART_UNSUPPORTED
 
 
 def obj(**spec: Any) -> dict[str, Any]:
@@ -98,4 +94,5 @@ def test_the_first_rule_in_table_order_wins_and_the_hint_replaces_the_default_ad
     policy = find(obj(deletionPolicy="Orphan"), KUSTOMIZATION)
     assert policy is not None and policy.rule.skip_cleanup
     assert "remove it (the default, MirrorPrune, prunes on deletion" in policy.message(KUSTOMIZATION)
-    assert "'fluxwarden fix' does" in str(find(obj(patchesJson6902=[{}]), KUSTOMIZATION).message(KUSTOMIZATION))  # type: ignore[union-attr]
+    legacy = find(obj(patchesJson6902=[{"patch": []}]), KUSTOMIZATION)
+    assert legacy is not None and "move them into spec.patches ('fluxwarden fix' does)" in legacy.message(KUSTOMIZATION)
