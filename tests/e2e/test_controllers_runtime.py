@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -17,9 +19,11 @@ import pytest
 from kubernetes import client
 
 from fluxwarden.controllers.app import Reconcilers
+from fluxwarden.controllers.runtime.controller import Context, Key, Success, Watch
 from fluxwarden.controllers.runtime.kube import Kube
 from fluxwarden.controllers.runtime.leader import LeaderElector
-from fluxwarden.controllers.source.api import GIT_REPOSITORY
+from fluxwarden.controllers.runtime.manager import Manager, ManagerOptions
+from fluxwarden.controllers.source.api import GIT_REPOSITORY, HELM_REPOSITORY
 from tests.support.control_plane import ControlPlane
 from tests.support.git_server import GitHttpServer, GitRepo
 from tests.support.wait import until
@@ -177,3 +181,144 @@ def test_leader_election_hands_over_when_the_leader_stops(admin_api: client.ApiC
     assert not took_over.is_alive(), "the second took over once the lease expired"
     holder = client.CoordinationV1Api(admin_api).read_namespaced_lease(lease, namespace).spec
     assert holder.holder_identity == "second" and holder.lease_transitions == 1
+
+
+def series_of(metrics_port: int, name: str) -> list[str]:
+    text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+    return [line for line in text.splitlines() if f'name="{name}"' in line]
+
+
+def test_a_deleted_object_drops_all_its_metric_series(
+    admin_api: client.ApiClient, namespace: str, observed: Reconcilers, git: tuple[GitHttpServer, str, str]
+) -> None:
+    _, url, _ = git
+    name = f"gone-{uuid.uuid4().hex[:6]}"
+    make_repo(admin_api, namespace, name, url)
+    ready(Kube(admin_api), namespace, name)
+    port = observed.manager.options.metrics_port
+    before = series_of(port, name)
+    for family in ("gotk_reconcile_condition{", "gotk_reconcile_duration_seconds_count{", "gotk_suspend_status{"):
+        assert any(line.startswith(family) for line in before), f"{family} missing before the deletion: {before}"
+    client.CustomObjectsApi(admin_api).delete_namespaced_custom_object(
+        GIT_REPOSITORY.group, GIT_REPOSITORY.version, namespace, GIT_REPOSITORY.plural, name
+    )
+    until(lambda: series_of(port, name), lambda lines: not lines, what=f"every series of {name} gone")
+
+
+class _Recorder:
+    """A controller that only records what it reconciles: the runtime under test does the rest.
+
+    It watches HelmRepositories through a mapper that raises on the one named ``poison`` (a bug in
+    a mapper) and maps every other to the GitRepository of the same name.
+    """
+
+    name = "recorder"
+    resource = GIT_REPOSITORY
+    finalizer = "test.fluxwarden.io/recorder"
+
+    def __init__(self) -> None:
+        self.reconciled: list[str] = []
+        self.watches = [Watch(HELM_REPOSITORY, self._map)]
+
+    def _map(self, new: dict[str, Any], old: dict[str, Any] | None, own: list[dict[str, Any]]) -> list[Key]:
+        if new["metadata"]["name"] == "poison":
+            raise RuntimeError("mapper bug")
+        if old is not None and old["metadata"]["resourceVersion"] == new["metadata"]["resourceVersion"]:
+            return []  # a relist of an unchanged object
+        return [(new["metadata"]["namespace"], new["metadata"]["name"])]
+
+    def reconcile(self, ctx: Context, obj: dict[str, Any]) -> Success:
+        self.reconciled.append(obj["metadata"]["name"])
+        return Success("recorded")
+
+    def finalize(self, ctx: Context, obj: dict[str, Any]) -> None:
+        return
+
+
+def make_helm_repo(admin_api: client.ApiClient, namespace: str, name: str, url: str, shard: str) -> None:
+    body = {
+        "apiVersion": HELM_REPOSITORY.api_version, "kind": "HelmRepository",
+        "metadata": {"name": name, "namespace": namespace, "labels": {SHARD: shard}},
+        "spec": {"url": url, "interval": "10m"},
+    }  # fmt: skip
+    client.CustomObjectsApi(admin_api).create_namespaced_custom_object(
+        HELM_REPOSITORY.group, HELM_REPOSITORY.version, namespace, HELM_REPOSITORY.plural, body
+    )
+
+
+def test_a_crashing_mapper_does_not_stop_the_informer_and_readyz_follows_it(
+    control_plane: ControlPlane, admin_api: client.ApiClient, namespace: str, flux_crds: list[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    shard = f"crash-{uuid.uuid4().hex[:6]}"
+    recorder = _Recorder()
+    port = free_port()
+    options = ManagerOptions(label_selector=f"{SHARD}={shard}", health_port=port, watch_timeout=30, backoff_base=0.2)
+    manager = Manager(Kube(admin_api), [recorder], options)
+
+    def readyz() -> int:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code
+        except httpx.TransportError:
+            return 0
+
+    def recorded(name: str, times: int) -> None:
+        until(lambda: recorder.reconciled.count(name), lambda n: n >= times, what=f"{name} reconciled {times}x")
+
+    manager.start()
+    try:
+        until(readyz, lambda code: code == 200, what="/readyz up after the first list")
+        for name in ("a", "b"):
+            body = {
+                "apiVersion": GIT_REPOSITORY.api_version, "kind": "GitRepository",
+                "metadata": {"name": name, "namespace": namespace, "labels": {SHARD: shard}},
+                "spec": {"url": "https://example.invalid/r.git", "interval": "10m"},
+            }  # fmt: skip
+            client.CustomObjectsApi(admin_api).create_namespaced_custom_object(
+                GIT_REPOSITORY.group, GIT_REPOSITORY.version, namespace, GIT_REPOSITORY.plural, body
+            )
+            recorded(name, 1)
+
+        with caplog.at_level(logging.ERROR, logger="fluxwarden.controllers.informer"):
+            make_helm_repo(admin_api, namespace, "poison", "https://marker-of-the-body.invalid/", shard)
+            until(readyz, lambda code: code == 503, what="/readyz down while the informer restarts")
+            for touch in range(3):  # more events of the poison within one backoff: no more log lines
+                client.CustomObjectsApi(admin_api).patch_namespaced_custom_object(
+                    HELM_REPOSITORY.group, HELM_REPOSITORY.version, namespace, HELM_REPOSITORY.plural, "poison",
+                    {"metadata": {"annotations": {"touch": str(touch)}}},
+                )  # fmt: skip
+            # Later events of other objects are still delivered, while the poison makes every relist fail.
+            make_helm_repo(admin_api, namespace, "a", "https://example.invalid/charts/", shard)
+            recorded("a", 2)
+            make_helm_repo(admin_api, namespace, "b", "https://example.invalid/charts/", shard)
+            recorded("b", 2)
+            assert readyz() == 503, "still down: the poison fails every list"
+        failures = [r for r in caplog.records if "handler of HelmRepository events failed" in r.getMessage()]
+        assert failures, "the failure is logged"
+        first = failures[0].getMessage()
+        assert f"{namespace}/poison" in first and "RuntimeError: mapper bug" in first
+        assert "test_controllers_runtime.py" in first, "where the bug is"
+        assert all(r.exc_info is None and "marker-of-the-body" not in r.getMessage() for r in failures)
+        gaps = [later.created - earlier.created for earlier, later in itertools.pairwise(failures)]
+        assert all(gap >= 0.9 for gap in gaps), f"logged once per failed list (backoff from 1s), not per event: {gaps}"
+
+        client.CustomObjectsApi(admin_api).delete_namespaced_custom_object(
+            HELM_REPOSITORY.group, HELM_REPOSITORY.version, namespace, HELM_REPOSITORY.plural, "poison"
+        )
+        until(readyz, lambda code: code == 200, timeout=60, what="/readyz up after a clean relist")
+
+        # The API server goes away and comes back: down while it is gone, up and delivering after.
+        control_plane.stop_apiserver()
+        try:
+            until(readyz, lambda code: code == 503, what="/readyz down without an API server")
+        finally:
+            control_plane.start_apiserver()
+        until(readyz, lambda code: code == 200, timeout=60, what="/readyz up after the API server restart")
+        before = recorder.reconciled.count("a")
+        client.CustomObjectsApi(admin_api).patch_namespaced_custom_object(
+            HELM_REPOSITORY.group, HELM_REPOSITORY.version, namespace, HELM_REPOSITORY.plural, "a",
+            {"spec": {"interval": "5m"}},
+        )  # fmt: skip
+        recorded("a", before + 1)
+    finally:
+        manager.stop()

@@ -8,6 +8,7 @@ from typing import Any
 from fluxwarden.controllers.runtime.errors import Stalling
 from fluxwarden.controllers.runtime.kube import Resource
 from fluxwarden.controllers.runtime.spec import duration, mapping
+from fluxwarden.controllers.runtime.unsupported import Rule, Table
 from fluxwarden.tenancy.kinds import KUSTOMIZE, SOURCE
 
 KUSTOMIZATION = Resource(KUSTOMIZE, "v1", "kustomizations", "Kustomization")
@@ -22,6 +23,32 @@ NAME_LABEL = "kustomize.toolkit.fluxcd.io/name"
 NAMESPACE_LABEL = "kustomize.toolkit.fluxcd.io/namespace"
 PRUNE_ANNOTATION = "kustomize.toolkit.fluxcd.io/prune"
 SSA_ANNOTATION = "kustomize.toolkit.fluxcd.io/ssa"
+
+# Fields of Flux 2.9's Kustomization (kustomize-controller v1.9.5) that fluxwarden does not implement:
+# setting one stalls the object (reason UnsupportedField) instead of being silently ignored.
+UNSUPPORTED = Table(
+    "kustomize-controller",
+    (
+        Rule("spec.kubeConfig"),
+        Rule("spec.decryption"),
+        Rule(
+            "spec.deletionPolicy",
+            ("MirrorPrune",),
+            hint="remove it (the default, MirrorPrune, prunes on deletion when spec.prune is true)",
+            skip_cleanup=True,  # Orphan must never become a prune
+        ),
+        Rule("spec.commonMetadata"),
+        Rule("spec.buildMetadata"),
+        Rule("spec.healthCheckExprs"),
+        Rule("spec.dependsOn[].readyExpr"),
+        Rule("spec.ignore"),
+        Rule("spec.ignoreMissingComponents", (False,)),
+        Rule("spec.postBuild.substituteStrategy", ("WithVariables",)),
+        # v1beta2 fields that v1 dropped; the permissive CRDs in manifests/crds keep them as written.
+        Rule("spec.patchesStrategicMerge", hint="move them into spec.patches ('fluxwarden fix' does)"),
+        Rule("spec.patchesJson6902", hint="move them into spec.patches ('fluxwarden fix' does)"),
+    ),
+)
 
 
 @dataclass(frozen=True)

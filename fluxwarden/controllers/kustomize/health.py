@@ -12,8 +12,23 @@ from typing import Any, Literal
 State = Literal["Current", "InProgress", "Failed"]
 
 
+def _map(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _count(fields: dict[str, Any], name: str, default: int = 0) -> int:
+    """A numeric field; ``null``, a missing field or a non-number reads as ``default`` (never a crash)."""
+    value = fields.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        return default
+
+
 def _conditions(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    status = obj.get("status") or {}
+    status = _map(obj.get("status"))
     return {c.get("type", ""): c for c in status.get("conditions") or [] if isinstance(c, dict)}
 
 
@@ -22,8 +37,8 @@ def _is(conditions: dict[str, dict[str, Any]], type_: str, value: str = "True") 
 
 
 def _replicas(obj: dict[str, Any]) -> tuple[State, str]:
-    spec, status = obj.get("spec") or {}, obj.get("status") or {}
-    want = int(spec.get("replicas", 1))
+    spec, status = _map(obj.get("spec")), _map(obj.get("status"))
+    want = _count(spec, "replicas", 1)  # the API server defaults a missing (or null) replicas to 1
     kind = obj.get("kind")
     if kind == "Deployment":
         conditions = _conditions(obj)
@@ -37,7 +52,7 @@ def _replicas(obj: dict[str, Any]) -> tuple[State, str]:
     else:  # ReplicaSet
         counts = ("readyReplicas", "availableReplicas")
     for field in counts:
-        have = int(status.get(field, 0) or 0)
+        have = _count(status, field)
         if have < want:
             return "InProgress", f"{field}: {have}/{want}"
     return "Current", "all replicas ready"
@@ -45,19 +60,19 @@ def _replicas(obj: dict[str, Any]) -> tuple[State, str]:
 
 def compute(obj: dict[str, Any]) -> tuple[State, str]:
     """The object's state and a short reason."""
-    meta, status = obj.get("metadata") or {}, obj.get("status") or {}
+    meta, status = _map(obj.get("metadata")), _map(obj.get("status"))
     if meta.get("deletionTimestamp"):
         return "InProgress", "being deleted"
-    observed = status.get("observedGeneration")
-    if observed is not None and meta.get("generation") is not None and observed < meta["generation"]:
+    observed, generation = _count(status, "observedGeneration", -1), _count(meta, "generation", -1)
+    if observed >= 0 and generation >= 0 and observed < generation:
         return "InProgress", "the latest generation is not observed yet"
     kind = obj.get("kind")
     conditions = _conditions(obj)
     if kind in ("Deployment", "StatefulSet", "ReplicaSet"):
         return _replicas(obj)
     if kind == "DaemonSet":
-        want = int(status.get("desiredNumberScheduled", 0) or 0)
-        have = min(int(status.get(f, 0) or 0) for f in ("updatedNumberScheduled", "numberAvailable", "numberReady"))
+        want = _count(status, "desiredNumberScheduled")
+        have = min(_count(status, f) for f in ("updatedNumberScheduled", "numberAvailable", "numberReady"))
         return ("Current", "all pods ready") if have >= want else ("InProgress", f"ready: {have}/{want}")
     if kind == "Pod":
         phase = status.get("phase")
@@ -71,11 +86,11 @@ def compute(obj: dict[str, Any]) -> tuple[State, str]:
     if kind == "PersistentVolumeClaim":
         return ("Current", "bound") if status.get("phase") == "Bound" else ("InProgress", "not bound")
     if kind == "Namespace":
-        return ("Current", "active") if status.get("phase", "Active") == "Active" else ("InProgress", "terminating")
+        return ("Current", "active") if (status.get("phase") or "Active") == "Active" else ("InProgress", "terminating")
     if kind == "CustomResourceDefinition":
         return ("Current", "established") if _is(conditions, "Established") else ("InProgress", "not established")
-    if kind == "Service" and (obj.get("spec") or {}).get("type") == "LoadBalancer":
-        ingress = (status.get("loadBalancer") or {}).get("ingress")
+    if kind == "Service" and _map(obj.get("spec")).get("type") == "LoadBalancer":
+        ingress = _map(status.get("loadBalancer")).get("ingress")
         return ("Current", "load balancer ready") if ingress else ("InProgress", "waiting for a load balancer")
     if _is(conditions, "Stalled"):
         return "Failed", str(conditions["Stalled"].get("message") or "stalled")

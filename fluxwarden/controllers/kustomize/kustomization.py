@@ -28,6 +28,7 @@ from fluxwarden.controllers.kustomize.api import (
     NAME_LABEL,
     NAMESPACE_LABEL,
     SOURCE_KINDS,
+    UNSUPPORTED,
     KustomizationSpec,
 )
 from fluxwarden.controllers.kustomize.apply import Applier, ApplyError, Change, HealthError, PruneError
@@ -131,6 +132,7 @@ class KustomizationReconciler:
     name = "kustomize-controller"
     resource = KUSTOMIZATION
     finalizer = FINALIZER
+    unsupported = UNSUPPORTED
 
     def __init__(self, kube: Kube, options: KustomizeOptions, work_dir: Path) -> None:
         self.options = options

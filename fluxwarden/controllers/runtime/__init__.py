@@ -12,12 +12,13 @@ Exceptions (``errors.py``)::
 A controller is an object with ``kind``, ``finalizer``, ``reconcile(ctx, obj) -> Success`` and
 ``finalize(ctx, obj)``; :class:`~fluxwarden.controllers.runtime.manager.Manager` does the rest: list
 and watch, a de-duplicating queue, workers, backoff, interval requeue, finalizers, suspend,
-``requestedAt``, conditions, one status write per reconcile, events and metrics.
+``requestedAt``, unsupported spec fields (``unsupported.py``), conditions, one status write per
+reconcile, events and metrics.
 
 Why not kopf: kopf is event-driven (create/update/delete handlers given a diff) and keeps its own
 progress in annotations. Flux's contract is level-based: reconcile the whole object, requeue at
 ``spec.interval``, honour ``reconcile.fluxcd.io/requestedAt``, write ``observedGeneration`` and
 kstatus conditions to the status subresource, and never write when nothing changed. Bending kopf
 to that (timers for intervals, suppressing its annotations, de-duplicating its events) would cost
-more than this runtime: a queue, an informer, a prologue and a manager, about 650 lines.
+more than this runtime: a queue, an informer, a prologue and a manager, about 750 lines.
 """

@@ -51,7 +51,11 @@ def artifact_revision(obj: dict[str, Any] | None) -> str | None:
 
 
 class Controller(Protocol):
-    """Implement these; the runtime does list/watch, queueing, finalizers, suspend and status."""
+    """Implement these; the runtime does list/watch, queueing, finalizers, suspend and status.
+
+    Optional attributes: ``watches`` (a list of :class:`Watch`) and ``unsupported`` (an
+    ``unsupported.Table`` of spec fields that stall the object before ``reconcile`` is called).
+    """
 
     resource: Resource
     finalizer: str

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,7 +120,7 @@ class Kube:
         namespace: str | None = None,
         label_selector: str | None = None,
         timeout: int = 300,
-    ) -> Iterator[tuple[str, dict[str, Any]]]:
+    ) -> Generator[tuple[str, dict[str, Any]], None, None]:
         """``(type, object)`` events from ``resource_version``; raises :class:`Gone` when it expired."""
         stream = watch.Watch()
         kwargs: dict[str, Any] = {

@@ -87,7 +87,8 @@ class Manager:
             key = key_of(new)
             if event_type == "DELETED":
                 queue.discard(key)
-            elif event_type == "LISTED" or needs_reconcile(new, old):
+                self.metrics.forget(controller.resource.kind, *key)
+            elif needs_reconcile(new, old):  # a relist (after 410, an outage) skips what did not change
                 queue.add(key)
 
         informer = self._informer(controller.resource, self.options.label_selector)
@@ -170,7 +171,8 @@ class Manager:
         self.stop()
 
     def synced(self) -> bool:
-        return self.elected.is_set() and all(loop.informer.synced.is_set() for loop in self.loops)
+        """Ready: leading, and every informer listed and watching with no failure (``/readyz``)."""
+        return self.elected.is_set() and all(informer.healthy() for informer in self._informers.values())
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop taking work, let running reconciles finish (up to ``timeout``), close the probes."""

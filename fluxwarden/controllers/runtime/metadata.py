@@ -9,7 +9,7 @@ and never holds Secret values. Kinds are known only at run time, so paths are bu
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Any
 
 import urllib3
@@ -59,7 +59,7 @@ class MetadataKube(Kube):
         namespace: str | None = None,
         label_selector: str | None = None,
         timeout: int = 300,
-    ) -> Iterator[tuple[str, dict[str, Any]]]:
+    ) -> Generator[tuple[str, dict[str, Any]], None, None]:
         query = {
             "watch": "true",
             "resourceVersion": resource_version,

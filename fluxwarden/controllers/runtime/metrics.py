@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 OBJECT = ("kind", "name", "namespace")
+STATUSES = ("True", "False", "Unknown")
 
 
 class ControllerMetrics:
@@ -38,16 +40,31 @@ class ControllerMetrics:
             ("controller", "result"),
             registry=self.registry,
         )
+        self._types: dict[tuple[str, str, str], set[str]] = {}  # condition types with series, per object
+        self._lock = threading.Lock()
 
     def record_conditions(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> None:
-        for condition in status.get("conditions") or []:
-            for value in ("True", "False", "Unknown"):
-                self.condition.labels(kind, name, namespace, condition["type"], value).set(
-                    1 if condition.get("status") == value else 0
-                )
+        """One series per condition type and status; the series of a type the object no longer has go."""
+        current = {c["type"]: c.get("status") for c in status.get("conditions") or [] if c.get("type")}
+        with self._lock:
+            gone = self._types.get((kind, namespace, name), set()) - set(current)
+            self._types[(kind, namespace, name)] = set(current)
+            for type_ in gone:
+                self._remove_condition(kind, namespace, name, type_)
+            for type_, value in current.items():
+                for text in STATUSES:
+                    self.condition.labels(kind, name, namespace, type_, text).set(1 if value == text else 0)
+
+    def _remove_condition(self, kind: str, namespace: str, name: str, type_: str) -> None:
+        for text in STATUSES:
+            with contextlib.suppress(KeyError):
+                self.condition.remove(kind, name, namespace, type_, text)
 
     def forget(self, kind: str, namespace: str, name: str) -> None:
-        """Drop the series of a deleted object."""
-        for metric in (self.duration, self.suspended):
-            with contextlib.suppress(KeyError):
-                metric.remove(kind, name, namespace)
+        """Drop every series of a deleted object: durations, suspension, conditions."""
+        with self._lock:
+            for type_ in self._types.pop((kind, namespace, name), set()):
+                self._remove_condition(kind, namespace, name, type_)
+            for metric in (self.duration, self.suspended):
+                with contextlib.suppress(KeyError):
+                    metric.remove(kind, name, namespace)

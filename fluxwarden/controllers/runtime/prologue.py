@@ -1,8 +1,9 @@
 """The fixed sequence every reconcile runs, written once (Flux's reconcile prologue).
 
 get (NotFound: done) -> deleting: finalize, drop the finalizer -> add the finalizer -> suspended:
-stop -> the controller's work -> record ``requestedAt`` -> derive Ready -> write status once, and
-only if it changed. The result says when to come back.
+stop -> a spec field fluxwarden does not implement: Stalled (``UnsupportedField``), else the
+controller's work -> record ``requestedAt`` -> derive Ready -> write status once, and only if it
+changed. The result says when to come back.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from fluxwarden.controllers.runtime import conditions
+from fluxwarden.controllers.runtime import conditions, unsupported
 from fluxwarden.controllers.runtime.controller import Context, Controller, Success
 from fluxwarden.controllers.runtime.durations import parse_duration
 from fluxwarden.controllers.runtime.errors import Failure, ReconcileError, Stalling, Waiting
@@ -103,10 +104,11 @@ def run_once(controller: Controller, runtime: Runtime, namespace: str, name: str
 
     if meta.get("deletionTimestamp"):
         if controller.finalizer in (meta.get("finalizers") or []):
-            controller.finalize(ctx, obj)
+            _finalize(controller, runtime, ctx, obj)
             patch = _finalizer_patch(obj, controller.finalizer, add=False)
             if patch:
                 runtime.kube.patch(res, namespace, name, patch, JSON_PATCH)
+        runtime.metrics.forget(res.kind, namespace, name)
         return DONE
 
     patch = _finalizer_patch(obj, controller.finalizer, add=True)
@@ -122,6 +124,25 @@ def run_once(controller: Controller, runtime: Runtime, namespace: str, name: str
     return _reconcile(controller, runtime, ctx, obj)
 
 
+def unsupported_field(controller: Controller, obj: dict[str, Any]) -> tuple[unsupported.Finding, str] | None:
+    """The first spec field ``obj`` sets that ``controller`` does not implement, and the message."""
+    table: unsupported.Table | None = getattr(controller, "unsupported", None)
+    finding = unsupported.find(obj, table) if table else None
+    return (finding, finding.message(table)) if finding and table else None
+
+
+def _finalize(controller: Controller, runtime: Runtime, ctx: Context, obj: dict[str, Any]) -> None:
+    """The controller's cleanup, unless the object asks for a deletion behaviour fluxwarden lacks."""
+    found = unsupported_field(controller, obj)
+    if found and found[0].rule.skip_cleanup:
+        message = f"deleted without cleanup, nothing was removed: {found[1]}"
+        meta = obj["metadata"]
+        ctx.log.warning("%s %s/%s %s", controller.resource.kind, meta.get("namespace"), meta.get("name"), message)
+        runtime.events.record(obj, WARNING, unsupported.REASON, message, {})
+        return
+    controller.finalize(ctx, obj)
+
+
 def _reconcile(controller: Controller, runtime: Runtime, ctx: Context, obj: dict[str, Any]) -> Requeue:
     res = controller.resource
     meta = obj["metadata"]
@@ -133,6 +154,8 @@ def _reconcile(controller: Controller, runtime: Runtime, ctx: Context, obj: dict
     started = time.perf_counter()
     runtime.metrics.in_progress.labels(res.kind).inc()
     try:
+        if found := unsupported_field(controller, obj):  # before the work: never Ready while a field is ignored
+            raise Stalling(unsupported.REASON, found[1])
         success: Success | None = controller.reconcile(ctx, obj)
         error: ReconcileError | None = None
     except ReconcileError as exc:
@@ -170,7 +193,8 @@ def _reconcile(controller: Controller, runtime: Runtime, ctx: Context, obj: dict
     if patch:
         try:
             runtime.kube.patch_status(res, namespace, name, patch)
-        except NotFound:
+        except NotFound:  # deleted during the reconcile: no series may outlive it
+            runtime.metrics.forget(res.kind, namespace, name)
             return DONE
     runtime.metrics.record_conditions(res.kind, namespace, name, status)
     runtime.metrics.results.labels(controller.name, "success" if success else "error").inc()

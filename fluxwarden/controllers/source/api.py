@@ -8,6 +8,7 @@ from typing import Any
 from fluxwarden.controllers.runtime.errors import Stalling
 from fluxwarden.controllers.runtime.kube import Resource
 from fluxwarden.controllers.runtime.spec import duration, mapping, spec_of
+from fluxwarden.controllers.runtime.unsupported import Rule, Table
 from fluxwarden.controllers.source import refs
 from fluxwarden.tenancy.kinds import SOURCE
 
@@ -18,6 +19,33 @@ HELM_CHART = Resource(SOURCE, "v1", "helmcharts", "HelmChart")
 FINALIZER = "finalizers.fluxcd.io"
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_BRANCH = "master"
+
+# Fields of Flux 2.9's source kinds (source-controller v1.9.5) that fluxwarden does not implement:
+# setting one stalls the object (reason UnsupportedField) instead of being silently ignored.
+GIT_REPOSITORY_UNSUPPORTED = Table(
+    "source-controller",
+    (
+        Rule("spec.verify"),
+        Rule("spec.include"),
+        Rule("spec.recurseSubmodules", (False,)),
+        Rule("spec.sparseCheckout"),
+        Rule("spec.provider", ("generic",), hint="use 'generic' (a secretRef) or remove it"),
+        Rule("spec.proxySecretRef"),
+    ),
+)
+# ``provider`` and ``insecure`` only matter for type 'oci' (Flux ignores them otherwise); ``accessFrom``
+# is not implemented by Flux either.
+HELM_REPOSITORY_UNSUPPORTED = Table(
+    "source-controller", (Rule("spec.type", ("default",), hint="use an HTTP(S) Helm repository"),)
+)
+HELM_CHART_UNSUPPORTED = Table(
+    "source-controller",
+    (
+        Rule("spec.verify"),
+        Rule("spec.reconcileStrategy", ("ChartVersion",), hint="remove it (the default is ChartVersion)"),
+        Rule("spec.ignoreMissingValuesFiles", (False,)),
+    ),
+)
 
 
 def secret_name(spec: dict[str, Any]) -> str | None:

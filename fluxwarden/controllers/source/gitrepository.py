@@ -18,7 +18,14 @@ from fluxwarden.controllers.runtime import conditions
 from fluxwarden.controllers.runtime.controller import Context, Success
 from fluxwarden.controllers.runtime.errors import Failure, Stalling
 from fluxwarden.controllers.runtime.kube import NotFound
-from fluxwarden.controllers.source.api import DEFAULT_BRANCH, FINALIZER, GIT_REPOSITORY, GitRef, GitRepositorySpec
+from fluxwarden.controllers.source.api import (
+    DEFAULT_BRANCH,
+    FINALIZER,
+    GIT_REPOSITORY,
+    GIT_REPOSITORY_UNSUPPORTED,
+    GitRef,
+    GitRepositorySpec,
+)
 from fluxwarden.controllers.source.artifact import write_tarball
 from fluxwarden.controllers.source.git import Credentials, Git, GitError
 from fluxwarden.controllers.source.ignore import IgnoreRules
@@ -108,6 +115,7 @@ class GitRepositoryReconciler:
     name = "source-controller"
     resource = GIT_REPOSITORY
     finalizer = FINALIZER
+    unsupported = GIT_REPOSITORY_UNSUPPORTED
 
     def __init__(self, storage: Storage, max_size: int = DEFAULT_MAX_SIZE) -> None:
         self.storage = storage

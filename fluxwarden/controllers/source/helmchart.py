@@ -33,6 +33,7 @@ from fluxwarden.controllers.source.api import (
     FINALIZER,
     GIT_REPOSITORY,
     HELM_CHART,
+    HELM_CHART_UNSUPPORTED,
     HELM_REPOSITORY,
     HelmChartSpec,
     HelmRepositorySpec,
@@ -121,6 +122,7 @@ class HelmChartReconciler:
     name = "source-controller"
     resource = HELM_CHART
     finalizer = FINALIZER
+    unsupported = HELM_CHART_UNSUPPORTED
 
     def __init__(self, storage: Storage, max_size: int = MAX_CHART_SIZE) -> None:
         self.storage = storage

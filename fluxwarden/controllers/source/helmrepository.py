@@ -19,7 +19,12 @@ from fluxwarden.controllers.runtime import conditions
 from fluxwarden.controllers.runtime.controller import Context, Success
 from fluxwarden.controllers.runtime.errors import Failure
 from fluxwarden.controllers.runtime.kube import NotFound
-from fluxwarden.controllers.source.api import FINALIZER, HELM_REPOSITORY, HelmRepositorySpec
+from fluxwarden.controllers.source.api import (
+    FINALIZER,
+    HELM_REPOSITORY,
+    HELM_REPOSITORY_UNSUPPORTED,
+    HelmRepositorySpec,
+)
 from fluxwarden.controllers.source.gitrepository import ARTIFACT_IN_STORAGE, FETCH_FAILED
 from fluxwarden.controllers.source.storage import Storage, artifact_status
 
@@ -59,6 +64,7 @@ class HelmRepositoryReconciler:
     name = "source-controller"
     resource = HELM_REPOSITORY
     finalizer = FINALIZER
+    unsupported = HELM_REPOSITORY_UNSUPPORTED
 
     def __init__(self, storage: Storage, max_size: int = MAX_INDEX_SIZE) -> None:
         self.storage = storage
