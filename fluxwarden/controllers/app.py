@@ -58,7 +58,7 @@ def _source(kube: Kube, storage: Storage, options: ControllersOptions) -> list[C
 
 def _kustomize(kube: Kube, storage: Storage, options: ControllersOptions) -> list[Controller]:
     work_dir = Path(tempfile.gettempdir()) / "fluxwarden-kustomize"  # not under the served storage
-    return [KustomizationReconciler(kube, options.kustomize, work_dir)]
+    return [KustomizationReconciler(kube, options.kustomize, work_dir, options.max_source_size)]
 
 
 CONTROLLERS: dict[str, Callable[[Kube, Storage, ControllersOptions], list[Controller]]] = {

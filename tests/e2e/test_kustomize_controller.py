@@ -366,3 +366,15 @@ def test_cli_get_reconcile_with_source_suspend_resume(tenant: Tenant, control_pl
     assert tenant.get("apps")["spec"]["suspend"] is True
     assert cli("resume", "kustomization", "apps").returncode == 0
     assert tenant.get("apps")["spec"]["suspend"] is False
+
+
+def test_common_metadata_lands_on_every_object_under_the_owner_labels(tenant: Tenant) -> None:
+    sha = tenant.push({"apps/a.yaml": configmap("a", "1"), "apps/b.yaml": configmap("b", "1")})
+    tenant.git_repository()
+    common = {"labels": {"team": "payments", OWNER_NAME: "not-the-owner"}, "annotations": {"owner": "pay@example"}}
+    tenant.kustomization("apps", path="./apps", targetNamespace=tenant.target, commonMetadata=common)
+    tenant.ready("apps", sha)
+    for name in ("a", "b"):
+        meta = tenant.core.read_namespaced_config_map(name, tenant.target).metadata
+        assert meta.labels["team"] == "payments" and meta.annotations["owner"] == "pay@example"
+        assert meta.labels[OWNER_NAME] == "apps", "the owner labels always win"

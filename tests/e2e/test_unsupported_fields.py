@@ -50,7 +50,6 @@ KUSTOMIZATION_CASES: list[Case] = [
     ("spec.kubeConfig", {"kubeConfig": {"secretRef": {"name": "remote"}}}, "/spec/kubeConfig"),
     ("spec.decryption", {"decryption": {"provider": "sops", "secretRef": {"name": "sops"}}}, "/spec/decryption"),
     ("spec.deletionPolicy 'Orphan'", {"deletionPolicy": "Orphan"}, "/spec/deletionPolicy"),
-    ("spec.commonMetadata", {"commonMetadata": {"labels": {"team": "a"}}}, "/spec/commonMetadata"),
     ("spec.buildMetadata", {"buildMetadata": ["originAnnotations"]}, "/spec/buildMetadata"),
     (
         "spec.healthCheckExprs",

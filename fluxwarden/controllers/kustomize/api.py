@@ -37,7 +37,6 @@ UNSUPPORTED = Table(
             hint="remove it (the default, MirrorPrune, prunes on deletion when spec.prune is true)",
             skip_cleanup=True,  # Orphan must never become a prune
         ),
-        Rule("spec.commonMetadata"),
         Rule("spec.buildMetadata"),
         Rule("spec.healthCheckExprs"),
         Rule("spec.dependsOn[].readyExpr"),

@@ -45,10 +45,10 @@ from fluxwarden.controllers.runtime.events import NORMAL
 from fluxwarden.controllers.runtime.impersonation import Impersonator
 from fluxwarden.controllers.runtime.kube import Kube, KubeError, NotFound, key_of
 from fluxwarden.controllers.runtime.restmapper import RestMapper
+from fluxwarden.controllers.runtime.spec import mapping
 from fluxwarden.tenancy import Settings, evaluate, legacy_fix
 from fluxwarden.tenancy.kinds import kind_of
 
-MAX_ARTIFACT_SIZE = 512 * 1024 * 1024
 BUILD_CACHE_SIZE = 10_000  # Kustomizations whose last build is kept
 DENIED_RULES = frozenset({"cross-namespace-ref", "service-account", "cross-namespace-dependency", "remote-cluster"})
 
@@ -134,8 +134,9 @@ class KustomizationReconciler:
     finalizer = FINALIZER
     unsupported = UNSUPPORTED
 
-    def __init__(self, kube: Kube, options: KustomizeOptions, work_dir: Path) -> None:
+    def __init__(self, kube: Kube, options: KustomizeOptions, work_dir: Path, max_artifact_size: int) -> None:
         self.options = options
+        self.max_artifact_size = max_artifact_size  # --max-source-size: what a download or unpack may reach
         self.mapper = RestMapper(kube)
         self.impersonator = Impersonator(kube)
         self.builds = BuildCache()
@@ -318,7 +319,8 @@ class KustomizationReconciler:
         with tempfile.TemporaryDirectory(prefix="build-", dir=self.work_dir) as scratch:
             root = Path(scratch) / "source"
             try:
-                fetch_artifact(str(artifact["url"]), str(artifact["digest"]), root, MAX_ARTIFACT_SIZE, spec.timeout)
+                url, expected = str(artifact["url"]), str(artifact["digest"])
+                fetch_artifact(url, expected, root, self.max_artifact_size, spec.timeout)
             except FetchError as exc:
                 raise Waiting("ArtifactFailed", str(exc), spec.retry_interval) from None
             try:
@@ -344,8 +346,12 @@ class KustomizationReconciler:
         return [o for o in objects if kind_of(o) is None] + list(result.objects)
 
     def _own(self, resource: dict[str, Any], obj: dict[str, Any]) -> dict[str, Any]:
-        """Owner labels on every object, and the Kustomization's namespace where none is set."""
+        """``commonMetadata`` and the owner labels (which win) on every object; the namespace where none is set."""
         meta = resource.setdefault("metadata", {})
+        common = mapping((obj.get("spec") or {}).get("commonMetadata"))
+        for field_name in ("labels", "annotations"):
+            if extra := mapping(common.get(field_name)):
+                meta[field_name] = {**mapping(meta.get(field_name)), **{str(k): str(v) for k, v in extra.items()}}
         labels = meta.setdefault("labels", {})
         labels[NAME_LABEL] = obj["metadata"]["name"]
         labels[NAMESPACE_LABEL] = obj["metadata"]["namespace"]

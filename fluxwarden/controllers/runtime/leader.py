@@ -13,8 +13,11 @@ import threading
 import time
 from collections.abc import Callable
 
+import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+
+UNREACHABLE = (urllib3.exceptions.HTTPError, OSError)
 
 logger = logging.getLogger("fluxwarden.controllers.leader")
 
@@ -45,6 +48,9 @@ class LeaderElector:
         now = self._now()
         try:
             lease = self.leases.read_namespaced_lease(self.name, self.namespace)
+        except UNREACHABLE as exc:  # the API server is away (restart, network): not leading this round
+            logger.warning("cannot read lease %s/%s: %s", self.namespace, self.name, exc.__class__.__name__)
+            return False
         except ApiException as exc:
             if exc.status != 404:
                 logger.warning("cannot read lease %s/%s: %s", self.namespace, self.name, exc.reason)
@@ -78,6 +84,9 @@ class LeaderElector:
         try:
             call()
             return True
+        except UNREACHABLE as exc:
+            logger.warning("cannot write lease %s/%s: %s", self.namespace, self.name, exc.__class__.__name__)
+            return False
         except ApiException as exc:
             if exc.status not in (409, 422):
                 logger.warning("cannot write lease %s/%s: %s", self.namespace, self.name, exc.reason)

@@ -25,7 +25,6 @@ STALLS = [
     (KUSTOMIZATION, {"deletionPolicy": "Orphan"}, "spec.deletionPolicy 'Orphan'"),
     (KUSTOMIZATION, {"deletionPolicy": "Delete"}, "spec.deletionPolicy 'Delete'"),
     (KUSTOMIZATION, {"deletionPolicy": "WaitForTermination"}, "spec.deletionPolicy 'WaitForTermination'"),
-    (KUSTOMIZATION, {"commonMetadata": {"labels": {"a": "b"}}}, "spec.commonMetadata"),
     (KUSTOMIZATION, {"buildMetadata": ["originAnnotations"]}, "spec.buildMetadata"),
     (KUSTOMIZATION, {"healthCheckExprs": [{"kind": "X", "current": "true"}]}, "spec.healthCheckExprs"),
     (KUSTOMIZATION, {"dependsOn": [{"name": "a"}, {"name": "b", "readyExpr": "true"}]}, "spec.dependsOn[1].readyExpr"),
@@ -59,7 +58,8 @@ def test_an_unsupported_field_is_found_and_named(table: Table, spec: dict[str, A
 
 HONOURED = [
     (KUSTOMIZATION, {"deletionPolicy": "MirrorPrune", "prune": True, "wait": True, "force": True}),
-    (KUSTOMIZATION, {"ignoreMissingComponents": False, "kubeConfig": None, "decryption": {}, "commonMetadata": {}}),
+    (KUSTOMIZATION, {"ignoreMissingComponents": False, "kubeConfig": None, "decryption": {}}),
+    (KUSTOMIZATION, {"commonMetadata": {"labels": {"a": "b"}}}),
     (KUSTOMIZATION, {"postBuild": {"substituteStrategy": "WithVariables", "substitute": {"a": "b"}}}),
     (KUSTOMIZATION, {"dependsOn": [{"name": "a", "namespace": "n"}], "healthChecks": [{"kind": "D", "name": "x"}]}),
     (KUSTOMIZATION, {"patches": [{"patch": "x"}], "images": [{"name": "a"}], "targetNamespace": "t", "ignore": []}),
