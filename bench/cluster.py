@@ -1,8 +1,8 @@
 """Set-up shared by the benchmarks that need a real cluster: control plane + CRDs, raw HTTPS, child processes.
 
 The control plane is the tests' (``tests/support/control_plane.py``: etcd + kube-apiserver on
-loopback); CRDs are installed the way the e2e tests install them (server-side apply of
-``manifests/crds``, then wait Established) with the kubectl of the apiserver's own version.
+loopback); the pinned upstream Flux release's CRDs are installed the way the e2e tests install them
+(``tests.support.flux_crds.install``) with the kubectl of the apiserver's own version.
 ``/proc`` readers let a benchmark charge CPU and memory to one process (and the children it reaped)
 rather than to the whole shared machine.
 """
@@ -28,13 +28,12 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+from tests.support import flux_crds
 from tests.support.binaries import binary_dir
 from tests.support.control_plane import ControlPlane
 from tests.support.kube import KubectlRunner, kubectl_binary
 
 ROOT = Path(__file__).resolve().parents[1]
-CRDS = ROOT / "manifests" / "crds"
-CRD_SELECTOR = "app.kubernetes.io/part-of=fluxwarden"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _PR_SET_PDEATHSIG = 1
 _STOP_GRACE_SECONDS = 30.0
@@ -42,7 +41,7 @@ _STOP_GRACE_SECONDS = 30.0
 
 @dataclass
 class Cluster:
-    """A running control plane with fluxwarden's CRDs Established, and kubectl against it as admin."""
+    """A running control plane with Flux's CRDs Established, and kubectl against it as admin."""
 
     plane: ControlPlane
     kubectl: KubectlRunner
@@ -54,8 +53,7 @@ def cluster(bins: Path, work: Path) -> Iterator[Cluster]:
     """Start etcd + kube-apiserver in ``work``, install the CRDs; everything is stopped on the way out."""
     with ControlPlane(bins, work) as plane:
         kubectl = KubectlRunner(kubectl_binary(bins), plane.kubeconfig, work / "kubectl-cache")
-        kubectl("apply", "--server-side", "-k", str(CRDS))
-        kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "-l", CRD_SELECTOR)
+        flux_crds.install(kubectl)
         version = str(json.loads(kubectl("version", "-o", "json").stdout)["serverVersion"]["gitVersion"])
         yield Cluster(plane, kubectl, version)
 

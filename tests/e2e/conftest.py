@@ -20,14 +20,12 @@ from kubernetes import client
 from fluxwarden.controllers.app import ControllersOptions, Reconcilers, build
 from fluxwarden.controllers.runtime.kube import Kube
 from fluxwarden.controllers.runtime.manager import ManagerOptions
+from tests.support import flux_crds as flux_crds_support
 from tests.support.control_plane import ControlPlane
 from tests.support.field_warnings import FieldWarnings, recording
-from tests.support.flux_crds import SELECTOR as FLUX_CRD_SELECTOR
-from tests.support.flux_crds import flux_crd_dir
 from tests.support.kube import Impersonate, Kubectl, KubectlRunner, api_client, kubectl_binary
 
 # `flux install`'s field manager, so an apply by anyone else (kubectl, a test) is a different manager.
-FLUX_FIELD_MANAGER = "flux-install"
 
 
 @pytest.fixture(scope="session")
@@ -63,13 +61,7 @@ def flux_crds(kubectl: Kubectl) -> list[str]:
 
     No directory is an error (FluxCRDsMissing), never a skip.
     """
-    directory = flux_crd_dir()
-    kubectl("apply", "--server-side", f"--field-manager={FLUX_FIELD_MANAGER}", "-f", str(directory))
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "-l", FLUX_CRD_SELECTOR)
-    names = kubectl("get", "crd", "-l", FLUX_CRD_SELECTOR, "-o", "name").stdout.split()
-    expected = len(sorted(directory.glob("*.yaml")))
-    assert len(names) == expected, f"{len(names)} CRDs labelled {FLUX_CRD_SELECTOR}, {expected} in {directory}"
-    return names
+    return flux_crds_support.install(kubectl)
 
 
 @pytest.fixture(scope="session")

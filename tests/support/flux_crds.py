@@ -10,7 +10,9 @@ from __future__ import annotations
 import functools
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ENV_VAR = "FLUXWARDEN_FLUX_CRDS"
 FLUX_DIR = Path(__file__).resolve().parent.parent / "flux"
@@ -50,3 +52,18 @@ def flux_version(directory: Path) -> str:
         if len(fields) == 2 and fields[0] == "flux":
             return fields[1]
     raise FluxCRDsMissing(f"{directory / 'versions.txt'} names no Flux release")
+
+
+FIELD_MANAGER = "flux-install"  # the manager `flux install` applies its CRDs with
+
+
+def install(kubectl: Callable[..., Any]) -> list[str]:
+    """Server-side apply the upstream CRDs with ``kubectl`` and wait until Established; their names."""
+    directory = flux_crd_dir()
+    kubectl("apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "-f", str(directory))
+    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "-l", SELECTOR)
+    names: list[str] = kubectl("get", "crd", "-l", SELECTOR, "-o", "name").stdout.split()
+    expected = len(sorted(directory.glob("*.yaml")))
+    if len(names) != expected:
+        raise FluxCRDsMissing(f"{len(names)} CRDs labelled {SELECTOR} after applying the {expected} in {directory}")
+    return names
