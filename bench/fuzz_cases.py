@@ -323,10 +323,10 @@ def case(seed: int, index: int) -> Case:
     if family == "truncated":
         return Case(index, family, route, base[: rng.randrange(1, len(base))])
     if family == "byte-flip":
-        body = bytearray(base)
+        flipped = bytearray(base)
         for _ in range(rng.randint(1, 12)):
-            body[rng.randrange(len(body))] = rng.choice((rng.randrange(256), *b'{}[]",:\\0-e'))
-        return Case(index, family, route, bytes(body))
+            flipped[rng.randrange(len(flipped))] = rng.choice((rng.randrange(256), *b'{}[]",:\\0-e'))
+        return Case(index, family, route, bytes(flipped))
     tree = json.loads(base)
     if family == "valid":
         body, uid = _valid(rng, tree)
