@@ -95,6 +95,16 @@ def judge(case: Case, answer: Answer) -> str | None:
     return None
 
 
+async def _close(connection: Connection) -> None:
+    """Close with a TLS goodbye if the server answers it within a second, else cut it."""
+    writer = connection[1]
+    writer.close()
+    try:
+        await asyncio.wait_for(writer.wait_closed(), 1.0)
+    except (OSError, TimeoutError):
+        writer.transport.abort()
+
+
 async def _worker(port: int, context: ssl.SSLContext, work: Iterator[Case], report: Report) -> None:
     async def connect() -> Connection:
         return await asyncio.open_connection("127.0.0.1", port, ssl=context)
@@ -110,7 +120,7 @@ async def _worker(port: int, context: ssl.SSLContext, work: Iterator[Case], repo
             except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
                 report.outcomes[case.family, "dropped"] += 1
                 report.fail("dropped", case, f"no answer: {exc!r}")
-                connection[1].close()
+                connection[1].transport.abort()
                 connection = await connect()
                 continue
             report.outcomes[case.family, str(answer.status)] += 1
@@ -123,10 +133,10 @@ async def _worker(port: int, context: ssl.SSLContext, work: Iterator[Case], repo
             if answer.close:
                 report.outcomes[case.family, "closed"] += 1
                 report.fail("closed", case, f"the server closed the connection after a {answer.status}")
-                connection[1].close()
+                await _close(connection)
                 connection = await connect()
     finally:
-        connection[1].close()
+        await _close(connection)
 
 
 async def _fuzz(port: int, context: ssl.SSLContext, seed: int, count: int, connections: int) -> Report:
