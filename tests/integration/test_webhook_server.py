@@ -211,6 +211,31 @@ def test_tls_below_1_2_is_refused(webhook: WebhookProcess) -> None:
         assert tls.version() in ("TLSv1.2", "TLSv1.3")
 
 
+def _tls12_cipher(webhook: WebhookProcess, ciphers: str | None = None) -> str:
+    """The suite a TLS 1.2 client offering ``ciphers`` (default: Python's) ends up with."""
+    context = webhook.ssl_context()
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    if ciphers:
+        context.set_ciphers(ciphers)
+    with (
+        socket.create_connection(("127.0.0.1", webhook.port)) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        cipher = tls.cipher()
+        assert cipher is not None and tls.version() == "TLSv1.2"
+        return cipher[0]
+
+
+def test_tls_1_2_serves_forward_secret_aead_suites_only(webhook: WebhookProcess) -> None:
+    assert _tls12_cipher(webhook).startswith("ECDHE-") and "GCM" in _tls12_cipher(webhook)
+    assert _tls12_cipher(webhook, "ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-CHACHA20-POLY1305").endswith("POLY1305")
+    # CBC suites (uvicorn before 0.48 offered only those over TLS 1.2, SHA-1 ones) and static RSA are refused.
+    for weak in ("ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES128-SHA", "ECDHE-RSA-AES128-SHA256:ECDHE-ECDSA-AES128-SHA256",
+                 "AES128-GCM-SHA256:AES256-GCM-SHA384"):  # fmt: skip
+        with pytest.raises(ssl.SSLError):
+            _tls12_cipher(webhook, weak)
+
+
 def test_health_readiness_and_wrong_methods(webhook: WebhookProcess) -> None:
     with webhook.client() as client:
         assert client.get("/healthz").text == "ok"
