@@ -2,8 +2,8 @@
 
 SIGTERM is uvicorn's graceful shutdown: stop accepting, let in-flight requests finish, close idle
 keep-alive connections, then stop the metrics server. A closing TLS connection is cut
-``CLOSE_GRACE`` seconds after its close_notify, so an idle client that never answers it (the API
-server always keeps one connection open) cannot hold the shutdown for ``shutdown_grace``.
+``CLOSE_GRACE`` seconds after its close_notify, so a client that never answers it (one that does
+not read its idle connection, or a peer that is gone) cannot hold the shutdown for ``shutdown_grace``.
 """
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ class _DrainingServer(uvicorn.Server):
     and then re-raises the signal, which would skip our own clean-up; here the process exits 0.
     Closing a TLS connection sends close_notify and then waits for the client's (asyncio's
     ``ssl_shutdown_timeout``, 30 s); uvicorn waits for every connection to be gone, so one idle
-    client that does not answer kept the process up for the whole ``timeout_graceful_shutdown``.
+    client that does not answer kept the process up for the whole ``timeout_graceful_shutdown``
+    (Go's client, the API server's, answers at once; Python's http.client does not).
     """
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
