@@ -74,7 +74,8 @@ def run_wrk(url: str, manifest: Path, *, seconds: float, connections: int, core:
     )
 
 
-def _http_request(path: str, body: bytes, port: int) -> bytes:
+def http_request(path: str, body: bytes, port: int) -> bytes:
+    """One POST of ``body`` as HTTP/1.1 bytes, ready to write on a keep-alive connection."""
     head = (
         f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
@@ -85,18 +86,36 @@ def _http_request(path: str, body: bytes, port: int) -> bytes:
 Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
-async def _exchange(connection: Connection, data: bytes) -> bool:
-    """Send one request and read its whole response; True when it is a 200 AdmissionReview."""
+@dataclass(frozen=True)
+class Answer:
+    """One response: its status, whether the server asked to close the connection, its body."""
+
+    status: int
+    close: bool
+    body: bytes
+
+
+async def exchange(connection: Connection, data: bytes) -> Answer:
+    """Send one request and read its whole response (Content-Length framed, as uvicorn answers)."""
     reader, writer = connection
     writer.write(data)
     head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
+    length, close = 0, False
     for line in head.split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
+        name = name.strip().lower()
+        if name == b"content-length":
             length = int(value)
+        elif name == b"connection":
+            close = value.strip().lower() == b"close"
     body = await reader.readexactly(length)
-    return head.startswith(b"HTTP/1.1 200 ") and b'"allowed"' in body
+    return Answer(int(head.split(b" ", 2)[1]), close, body)
+
+
+async def _exchange(connection: Connection, data: bytes) -> bool:
+    """True when the response is a 200 AdmissionReview."""
+    answer = await exchange(connection, data)
+    return answer.status == 200 and b'"allowed"' in answer.body
 
 
 async def _open_loop(
@@ -108,7 +127,7 @@ async def _open_loop(
     idle: asyncio.Queue[Connection] = asyncio.Queue()
     for _ in range(pool):
         idle.put_nowait(await connect())
-    raw = [_http_request(path, body, port) for path, body in requests]
+    raw = [http_request(path, body, port) for path, body in requests]
     loop = asyncio.get_running_loop()
     latencies: list[float] = []  # of the requests answered 200 with an AdmissionReview
     lags: list[float] = []  # due → the client got to the request: its own share of the latency

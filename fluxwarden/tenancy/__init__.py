@@ -11,7 +11,8 @@ Public surface:
 - :func:`mutate` -> :class:`Mutation` -- the admission-time JSON Patch and its warnings;
 - :func:`remote_bases` -- remote ``resources`` in a kustomization.yaml;
 - :func:`upgrade` -> :class:`Upgrade` -- a deprecated API version rewritten to the current one;
-- :func:`legacy_fix` -> :class:`LegacyFix` -- every Flux object moved into the configuration namespace.
+- :func:`legacy_fix` -> :class:`LegacyFix` -- every Flux object moved into the configuration namespace;
+- :func:`text` -- a field's value as text, safe for any JSON (lists and objects are not printed).
 """
 
 from fluxwarden.tenancy.findings import Finding, ObjectRef, Severity
@@ -22,6 +23,7 @@ from fluxwarden.tenancy.mutation import Mutation, mutate
 from fluxwarden.tenancy.rules import cross_namespace_refs, evaluate
 from fluxwarden.tenancy.settings import Requester, Settings, is_exempt
 from fluxwarden.tenancy.upgrade import Change, Upgrade, upgrade
+from fluxwarden.tenancy.values import text
 
 __all__ = [
     "DEFAULT_CONFIG_NAMESPACE",
@@ -49,5 +51,6 @@ __all__ = [
     "lookup",
     "mutate",
     "remote_bases",
+    "text",
     "upgrade",
 ]

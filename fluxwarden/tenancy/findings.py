@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from fluxwarden.tenancy.values import text
+
 Severity = Literal["deny", "warn"]
 
 MESSAGE_LIMIT = 255  # one line under 256 characters (TENANCY.md, "Verdict messages")
@@ -33,9 +35,9 @@ class ObjectRef:
         meta = obj.get("metadata")
         if not isinstance(meta, dict):
             meta = {}
-        ns = namespace if namespace is not None else str(meta.get("namespace") or "")
-        name = str(meta.get("name") or meta.get("generateName") or "<unnamed>")
-        return cls(str(obj.get("kind") or "<no kind>"), ns, name)
+        ns = namespace if namespace is not None else text(meta.get("namespace") or "")
+        name = text(meta.get("name") or meta.get("generateName") or "<unnamed>")
+        return cls(text(obj.get("kind") or "<no kind>"), ns, name)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from fluxwarden.tenancy.values import text
+
 SOURCE = "source.toolkit.fluxcd.io"
 KUSTOMIZE = "kustomize.toolkit.fluxcd.io"
 HELM = "helm.toolkit.fluxcd.io"
@@ -143,5 +145,5 @@ def lookup(group: str, kind: str) -> FluxKind | None:
 
 
 def kind_of(obj: dict[str, Any]) -> FluxKind | None:
-    group, _ = split_api_version(str(obj.get("apiVersion", "")))
-    return lookup(group, str(obj.get("kind", "")))
+    group, _ = split_api_version(text(obj.get("apiVersion", "")))
+    return lookup(group, text(obj.get("kind", "")))

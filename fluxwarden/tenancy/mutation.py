@@ -21,6 +21,7 @@ from fluxwarden.tenancy.kinds import kind_of
 from fluxwarden.tenancy.paths import dotted, pointer
 from fluxwarden.tenancy.rules import cross_namespace_refs, object_namespace
 from fluxwarden.tenancy.settings import Requester, Settings, is_exempt
+from fluxwarden.tenancy.values import text
 
 Op = dict[str, Any]
 
@@ -57,7 +58,7 @@ def _fix_references(obj: dict[str, Any], namespace: str) -> list[tuple[Op, str]]
     changes = []
     for _, steps, ref in cross_namespace_refs(obj, namespace):
         # The new namespace comes first: a long old one may be cut at the 120-character limit.
-        note = f"cross-namespace-ref: set {dotted(steps)}.namespace to {namespace} (was {ref['namespace']})"
+        note = f"cross-namespace-ref: set {dotted(steps)}.namespace to {namespace} (was {text(ref['namespace'])})"
         changes.append(({"op": "replace", "path": pointer(steps) + "/namespace", "value": namespace}, note))
     return changes
 

@@ -15,6 +15,7 @@ from fluxwarden.tenancy.findings import Finding, ObjectRef, Severity
 from fluxwarden.tenancy.kinds import FLUX_V1_GROUPS, RefField, kind_of, split_api_version
 from fluxwarden.tenancy.paths import dotted, pointer, walk
 from fluxwarden.tenancy.settings import Requester, Settings, is_exempt
+from fluxwarden.tenancy.values import text
 
 Rule = Callable[[dict[str, Any], str, Settings], Iterator[Finding]]
 
@@ -24,7 +25,7 @@ def object_namespace(obj: dict[str, Any], namespace: str | None = None) -> str:
     if namespace:
         return namespace
     meta = obj.get("metadata")
-    return str(meta.get("namespace") or "") if isinstance(meta, dict) else ""
+    return text(meta.get("namespace") or "") if isinstance(meta, dict) else ""
 
 
 def cross_namespace_refs(
@@ -34,7 +35,7 @@ def cross_namespace_refs(
     flux_kind = kind_of(obj)
     if flux_kind is None:
         return
-    _, version = split_api_version(str(obj.get("apiVersion", "")))
+    _, version = split_api_version(text(obj.get("apiVersion", "")))
     for ref_field in flux_kind.refs_for(version):
         if ref_field.rule != rule:
             continue
@@ -58,8 +59,8 @@ def _finding(
 
 
 def _ref_text(ref_field: RefField, ref: dict[str, Any]) -> str:
-    kind = ref.get("kind") or ref_field.implied_kind or "object"
-    return f"{kind} {ref.get('namespace')}/{ref.get('name', '')}"
+    kind = text(ref.get("kind") or ref_field.implied_kind or "object")
+    return f"{kind} {text(ref.get('namespace'))}/{text(ref.get('name', ''))}"
 
 
 def _refs_finding(obj: dict[str, Any], namespace: str, rule: str, reason: str) -> Iterator[Finding]:
@@ -92,8 +93,9 @@ def service_account(obj: dict[str, Any], namespace: str, settings: Settings) -> 
     if not settings.enforce or flux_kind is None or not flux_kind.applies_as_service_account:
         return
     spec = obj.get("spec")
-    name = spec.get("serviceAccountName") if isinstance(spec, dict) else None
-    if name and not settings.service_account_allowed(str(name)):
+    value = spec.get("serviceAccountName") if isinstance(spec, dict) else None
+    name = text(value) if value else ""
+    if name and not settings.service_account_allowed(name):
         allowed = ", ".join(sorted({settings.applier, *settings.allowed_service_accounts}))
         yield _finding(
             "service-account",
@@ -126,7 +128,7 @@ def remote_cluster(obj: dict[str, Any], namespace: str, settings: Settings) -> I
 
 def flux_v1(obj: dict[str, Any], namespace: str, settings: Settings) -> Iterator[Finding]:
     """Flux v1 objects are refused whatever the settings: nothing reconciles them any more."""
-    group, version = split_api_version(str(obj.get("apiVersion", "")))
+    group, version = split_api_version(text(obj.get("apiVersion", "")))
     if group in FLUX_V1_GROUPS:
         yield _finding(
             "flux-v1",
@@ -142,7 +144,7 @@ def flux_v1(obj: dict[str, Any], namespace: str, settings: Settings) -> Iterator
 def deprecated_api(obj: dict[str, Any], namespace: str, settings: Settings) -> Iterator[Finding]:
     """A warning for API versions Flux removes (2.7 to 2.9); ``fluxwarden fix`` rewrites them."""
     flux_kind = kind_of(obj)
-    group, version = split_api_version(str(obj.get("apiVersion", "")))
+    group, version = split_api_version(text(obj.get("apiVersion", "")))
     if flux_kind is not None and flux_kind.is_deprecated(version):
         yield _finding(
             "deprecated-api",

@@ -8,10 +8,12 @@ responses by one handler.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -20,7 +22,7 @@ from starlette.routing import Route
 
 from fluxwarden.logs import log_fields
 from fluxwarden.tenancy import Settings
-from fluxwarden.webhook.errors import BadReview, PayloadTooLarge, RequestTimeout, WebhookError
+from fluxwarden.webhook.errors import BadReview, InternalError, PayloadTooLarge, RequestTimeout, WebhookError
 from fluxwarden.webhook.metrics import WebhookMetrics
 from fluxwarden.webhook.review import AdmissionRequest, Decision, decide, parse_review
 
@@ -28,6 +30,7 @@ logger = logging.getLogger("fluxwarden.webhook")
 
 MAX_BODY_BYTES = 3 * 1024 * 1024
 REQUEST_TIMEOUT_SECONDS = 4.0  # the API server gives up after timeoutSeconds (5 in our manifests)
+LOGGED_TEXT_LIMIT = 253  # a Kubernetes name's maximum; a longer value in a review is cut in the log
 
 
 @dataclass(frozen=True)
@@ -70,17 +73,28 @@ async def read_body(request: Request, limit: int, timeout: float) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+class ReviewResponse(JSONResponse):
+    """JSON with ASCII escapes: a lone surrogate (valid JSON, not UTF-8) echoed in a uid cannot fail the answer."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, separators=(",", ":")).encode()
+
+
+def _short(value: str) -> str:
+    return value if len(value) <= LOGGED_TEXT_LIMIT else value[: LOGGED_TEXT_LIMIT - 1] + "…"
+
+
 def _log_decision(route: str, review: AdmissionRequest, decision: Decision, seconds: float) -> None:
     log_fields(
         logger,
         "admission",
         route=route,
-        uid=review.uid,
+        uid=_short(review.uid),
         operation=review.operation,
-        kind=review.kind,
-        namespace=review.namespace,
-        name=review.name,
-        user=review.requester.username,
+        kind=_short(review.kind),
+        namespace=_short(review.namespace),
+        name=_short(review.name),
+        user=_short(review.requester.username),
         dry_run=review.dry_run,
         allowed=decision.allowed,
         rules=decision.rules,
@@ -102,11 +116,17 @@ def create_app(
         started = time.perf_counter()
         body = await read_body(request, config.max_body_bytes, config.request_timeout)
         review = parse_review(body)
-        decision = decide(review, config.settings, mutating=mutating)
+        try:
+            decision = decide(review, config.settings, mutating=mutating)
+            answer = ReviewResponse(decision.to_review())
+        except Exception as exc:
+            # A bug, not bad input: answered (500) on a connection that stays open, logged in full.
+            logger.exception("review failed", extra={"fields": {"route": route, "uid": _short(review.uid)}})
+            raise InternalError(f"the webhook failed on this review ({exc.__class__.__name__}); see its log") from None
         seconds = time.perf_counter() - started
         meter.observe(route, review.kind, review.operation, str(decision.allowed).lower(), seconds)
         _log_decision(route, review, decision, seconds)
-        return JSONResponse(decision.to_review())
+        return answer
 
     async def validate(request: Request) -> Response:
         return await admission(request, "validate", mutating=False)
@@ -127,7 +147,7 @@ def create_app(
         route = request.url.path.strip("/")
         meter.observe(route, "", "", "error", 0.0)
         log_fields(logger, "bad request", logging.WARNING, route=route, status=exc.status_code, error=exc.detail)
-        return JSONResponse({"error": exc.detail, "code": exc.status_code}, status_code=exc.status_code)
+        return ReviewResponse({"error": exc.detail, "code": exc.status_code}, status_code=exc.status_code)
 
     routes = [
         Route("/validate", validate, methods=["POST"]),

@@ -5,7 +5,8 @@
     WebhookError
     ├── BadReview          400: the body is not a usable AdmissionReview
     ├── RequestTimeout     408: the body did not arrive in time
-    └── PayloadTooLarge    413: the body is over the size limit
+    ├── PayloadTooLarge    413: the body is over the size limit
+    └── InternalError      500: a bug met while judging (logged with its traceback)
 
 They are plain data; ``app.py`` turns them into JSON responses in one handler.
 """
@@ -33,3 +34,7 @@ class RequestTimeout(WebhookError):
 
 class PayloadTooLarge(WebhookError):
     status_code = 413
+
+
+class InternalError(WebhookError):
+    status_code = 500

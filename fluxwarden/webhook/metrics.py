@@ -6,9 +6,14 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from fluxwarden.tenancy import KINDS
+
 LABELS = ("route", "kind", "operation", "allowed")
 # Admission must answer in milliseconds; the buckets resolve that range.
 MAX_CACHED_LABEL_SETS = 1024
+# The kind label comes from the request: only Flux kinds get their own series, so a client sending
+# random kinds cannot grow the registry without bound.
+LABELLED_KINDS = frozenset(k.kind for k in KINDS)
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -35,7 +40,8 @@ class WebhookMetrics:
         self._children: dict[tuple[str, ...], tuple[Any, Any]] = {}
 
     def observe(self, route: str, kind: str, operation: str, allowed: str, seconds: float) -> None:
-        labels = (route, kind[:63] or "unknown", operation or "unknown", allowed)
+        kind = (kind if kind in LABELLED_KINDS else "other") if kind else "unknown"
+        labels = (route, kind, operation or "unknown", allowed)
         children = self._children.get(labels)
         if children is None:
             children = (self.duration.labels(*labels), self.requests.labels(*labels))

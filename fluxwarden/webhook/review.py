@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from fluxwarden.tenancy import Finding, Requester, Settings, evaluate, mutate
+from fluxwarden.tenancy import Finding, Requester, Settings, evaluate, mutate, text
+from fluxwarden.tenancy.findings import one_line
 from fluxwarden.webhook.errors import BadReview
 
 REVIEW_API_VERSION = "admission.k8s.io/v1"
 OPERATIONS = frozenset({"CREATE", "UPDATE", "DELETE", "CONNECT"})
 JUDGED_OPERATIONS = frozenset({"CREATE", "UPDATE"})
+SHOWN_LIMIT = 64  # characters of a bad value quoted in an error message
 
 
 @dataclass(frozen=True)
@@ -32,13 +35,13 @@ class AdmissionRequest:
 
     @property
     def kind(self) -> str:
-        return str(self.obj.get("kind", "")) if self.obj else ""
+        return text(self.obj.get("kind", "")) if self.obj else ""
 
     @property
     def name(self) -> str:
         if not self.obj or not isinstance(self.obj.get("metadata"), dict):
             return ""
-        return str(self.obj["metadata"].get("name") or "")
+        return text(self.obj["metadata"].get("name") or "")
 
 
 @dataclass(frozen=True)
@@ -75,19 +78,40 @@ def _expect(value: Any, kind: type, where: str) -> Any:
     return value
 
 
+def _shown(value: Any) -> str:
+    """A value quoted in an error message: one short line whatever the value is."""
+    if value is None:
+        return "missing"
+    shown = text(value)
+    return repr(shown if len(shown) <= SHOWN_LIMIT else shown[: SHOWN_LIMIT - 1] + "…")
+
+
+def _load(body: bytes) -> Any:
+    """``json.loads``, with every way it can fail turned into a one-line :class:`BadReview`."""
+    fix = "send an admission.k8s.io/v1 AdmissionReview"
+    try:
+        return json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise BadReview(f"body is not JSON ({exc.msg} at char {exc.pos}); {fix}") from None
+    except UnicodeDecodeError as exc:
+        raise BadReview(f"body is not JSON (undecodable text at byte {exc.start}); {fix}") from None
+    except RecursionError:
+        # The C parser recurses once per level. The API server stores far deeper objects (in
+        # preserve-unknown-fields, such as HelmRelease values), but no Flux object comes near this.
+        raise BadReview(
+            f"body is not usable JSON (nested deeper than about {sys.getrecursionlimit()} levels); "
+            "flatten the object: Flux objects nest a few dozen levels"
+        ) from None
+    except ValueError as exc:  # an integer of more than 4300 digits
+        raise BadReview(f"body is not usable JSON ({one_line(str(exc), SHOWN_LIMIT)}); {fix}") from None
+
+
 def parse_review(body: bytes) -> AdmissionRequest:
     """Check a request body and return its request; :class:`BadReview` names what is wrong."""
-    try:
-        review = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadReview(
-            f"body is not JSON ({exc.__class__.__name__} at char {getattr(exc, 'pos', 0)}); "
-            "send an admission.k8s.io/v1 AdmissionReview"
-        ) from None
-    _expect(review, dict, "body")
+    review = _expect(_load(body), dict, "body")
     if review.get("apiVersion") != REVIEW_API_VERSION or review.get("kind") != "AdmissionReview":
         raise BadReview(
-            f"got apiVersion={review.get('apiVersion')!r} kind={review.get('kind')!r}; "
+            f"got apiVersion={_shown(review.get('apiVersion'))} kind={_shown(review.get('kind'))}; "
             f"send kind AdmissionReview, apiVersion {REVIEW_API_VERSION} (admissionReviewVersions: [v1])"
         )
     request = _expect(review.get("request"), dict, "field request")
@@ -95,7 +119,7 @@ def parse_review(body: bytes) -> AdmissionRequest:
     if not isinstance(uid, str) or not uid:
         raise BadReview("AdmissionReview field request.uid must be a non-empty string")
     operation = request.get("operation")
-    if operation not in OPERATIONS:
+    if not isinstance(operation, str) or operation not in OPERATIONS:
         raise BadReview(f"AdmissionReview field request.operation must be one of {', '.join(sorted(OPERATIONS))}")
     obj = request.get("object")
     if operation in JUDGED_OPERATIONS:
@@ -104,14 +128,14 @@ def parse_review(body: bytes) -> AdmissionRequest:
     _expect(namespace, str, "field request.namespace")
     user = _expect(request.get("userInfo", {}), dict, "field request.userInfo")
     groups = _expect(user.get("groups") or [], list, "field request.userInfo.groups")
-    requester = Requester(str(user.get("username", "")), frozenset(str(g) for g in groups))
+    requester = Requester(text(user.get("username", "")), frozenset(text(g) for g in groups))
     return AdmissionRequest(
         uid=uid,
         operation=operation,
         namespace=namespace,
         obj=obj if isinstance(obj, dict) else None,
         requester=requester,
-        dry_run=bool(request.get("dryRun", False)),
+        dry_run=request.get("dryRun") is True,
     )
 
 

@@ -1,7 +1,9 @@
 """Run the webhook: uvicorn over TLS, certificate reloading, and Prometheus on a plain-HTTP port.
 
 SIGTERM is uvicorn's graceful shutdown: stop accepting, let in-flight requests finish, close idle
-keep-alive connections, then stop the metrics server.
+keep-alive connections, then stop the metrics server. A closing TLS connection is cut
+``CLOSE_GRACE`` seconds after its close_notify, so a client that never answers it (one that does
+not read its idle connection, or a peer that is gone) cannot hold the shutdown for ``shutdown_grace``.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +27,9 @@ from fluxwarden.webhook.metrics import WebhookMetrics
 from fluxwarden.webhook.tls import CertificateReloader, harden
 
 logger = logging.getLogger("fluxwarden.webhook")
+
+CLOSE_GRACE = 0.5  # seconds a closing connection may wait for the client's close_notify at shutdown
+_REAP_INTERVAL = 0.05
 
 
 @dataclass(frozen=True)
@@ -43,11 +49,37 @@ class ServeOptions:
 
 
 class _DrainingServer(uvicorn.Server):
-    """uvicorn's server, except that SIGTERM/SIGINT end ``serve()`` normally instead of re-raising.
+    """uvicorn's server, except that SIGTERM/SIGINT end ``serve()`` normally instead of re-raising,
+    and that connections it closes while draining do not outlive ``CLOSE_GRACE``.
 
     uvicorn drains (stop accepting, finish in-flight requests, close idle keep-alive connections)
     and then re-raises the signal, which would skip our own clean-up; here the process exits 0.
+    Closing a TLS connection sends close_notify and then waits for the client's (asyncio's
+    ``ssl_shutdown_timeout``, 30 s); uvicorn waits for every connection to be gone, so one idle
+    client that does not answer kept the process up for the whole ``timeout_graceful_shutdown``
+    (Go's client, the API server's, answers at once; Python's http.client does not).
     """
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        reaper = asyncio.create_task(self._cut_closing_connections())
+        try:
+            await super().shutdown(sockets)
+        finally:
+            reaper.cancel()
+
+    async def _cut_closing_connections(self) -> None:
+        """Abort each connection uvicorn has closed, once it has had ``CLOSE_GRACE`` to say goodbye."""
+        loop = asyncio.get_running_loop()
+        closing_since: dict[int, float] = {}
+        while True:
+            now = loop.time()
+            for connection in list(self.server_state.connections):
+                transport: asyncio.Transport | None = getattr(connection, "transport", None)
+                if transport is None or not transport.is_closing():
+                    continue  # idle ones are closed at once; busy ones once their response is sent
+                if now - closing_since.setdefault(id(connection), now) >= CLOSE_GRACE:
+                    transport.abort()
+            await asyncio.sleep(_REAP_INTERVAL)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:

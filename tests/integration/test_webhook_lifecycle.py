@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import ssl
@@ -125,17 +126,43 @@ def test_sigterm_finishes_in_flight_requests_and_closes_keep_alive(
     for tls in in_flight:
         tls.sendall(BODY[100:])
         answers.append(_read_response(tls))
-        tls.close()
+    answered = time.monotonic()  # the in-flight clients stay connected and never send close_notify
     idle.settimeout(10)
     idle_after_shutdown = idle.recv(1)
-    idle.close()
     assert server.process is not None
     code = server.process.wait(timeout=30)
+    stopped_after = time.monotonic() - answered
+    for tls in (*in_flight, idle):
+        tls.close()
 
     assert refused, "a stopping server must not accept new connections"
     for answer in answers:
         assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
         assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["response"]["allowed"] is False
     assert idle_after_shutdown == b"", "idle keep-alive connections are closed on shutdown"
+    assert stopped_after < 2, f"exited {stopped_after:.1f}s after the last in-flight answer"
     assert code == 0
     assert '"stopped"' in server.log_file.read_text()
+
+
+def test_sigterm_with_an_idle_keep_alive_connection_stops_at_once(
+    start_webhook: Callable[..., WebhookProcess],
+) -> None:
+    """The API server always keeps a connection open; it must not hold the shutdown (it held it 20 s)."""
+    server = start_webhook()
+    connection = http.client.HTTPSConnection("127.0.0.1", server.port, context=server.ssl_context(), timeout=10)
+    connection.request("POST", "/validate", body=BODY, headers={"Content-Type": "application/json"})
+    answer = connection.getresponse()
+    assert answer.status == 200 and answer.getheader("connection") != "close"
+    answer.read()
+    assert connection.sock is not None  # idle and open, as the API server leaves it
+    assert server.process is not None
+
+    started = time.monotonic()
+    server.terminate()
+    code = server.process.wait(timeout=30)
+    seconds = time.monotonic() - started
+    connection.close()
+    assert code == 0
+    assert seconds < 2, f"SIGTERM took {seconds:.1f}s with one idle keep-alive connection"
+    assert "timeout graceful shutdown exceeded" not in server.log_file.read_text()

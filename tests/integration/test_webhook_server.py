@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import http.client
 import json
 import socket
 import ssl
@@ -210,6 +211,31 @@ def test_tls_below_1_2_is_refused(webhook: WebhookProcess) -> None:
         assert tls.version() in ("TLSv1.2", "TLSv1.3")
 
 
+def _tls12_cipher(webhook: WebhookProcess, ciphers: str | None = None) -> str:
+    """The suite a TLS 1.2 client offering ``ciphers`` (default: Python's) ends up with."""
+    context = webhook.ssl_context()
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    if ciphers:
+        context.set_ciphers(ciphers)
+    with (
+        socket.create_connection(("127.0.0.1", webhook.port)) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        cipher = tls.cipher()
+        assert cipher is not None and tls.version() == "TLSv1.2"
+        return cipher[0]
+
+
+def test_tls_1_2_serves_forward_secret_aead_suites_only(webhook: WebhookProcess) -> None:
+    assert _tls12_cipher(webhook).startswith("ECDHE-") and "GCM" in _tls12_cipher(webhook)
+    assert _tls12_cipher(webhook, "ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-CHACHA20-POLY1305").endswith("POLY1305")
+    # CBC suites (uvicorn before 0.48 offered only those over TLS 1.2, SHA-1 ones) and static RSA are refused.
+    for weak in ("ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES128-SHA", "ECDHE-RSA-AES128-SHA256:ECDHE-ECDSA-AES128-SHA256",
+                 "AES128-GCM-SHA256:AES256-GCM-SHA384"):  # fmt: skip
+        with pytest.raises(ssl.SSLError):
+            _tls12_cipher(webhook, weak)
+
+
 def test_health_readiness_and_wrong_methods(webhook: WebhookProcess) -> None:
     with webhook.client() as client:
         assert client.get("/healthz").text == "ok"
@@ -256,3 +282,82 @@ def test_one_json_log_line_per_decision_and_no_secret_data(webhook: WebhookProce
     by_uid = {d["uid"]: d for d in decisions}
     assert by_uid["secret-uid"]["allowed"] is True and by_uid["secret-uid"]["kind"] == "Secret"
     assert by_uid["hr-uid"]["allowed"] is False and by_uid["hr-uid"]["rules"] == ["cross-namespace-ref"]
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def _raw(review: dict[str, Any], path: tuple[str, ...], raw: str) -> bytes:
+    """``review`` as JSON with the value at ``path`` replaced by ``raw`` text (json.dumps cannot nest that deep)."""
+    hole = "@@hole@@"
+    return json.dumps(_with(review, hole, *path)).replace(f'"{hole}"', raw).encode()
+
+
+OBJECT = ("request", "object")
+SAME_NAMESPACE = admission_review(legacy_helmrelease(source_namespace="nginx"))  # allowed as it is
+HOSTILE_INPUT = [
+    # 7 KB is enough: json.loads recurses once per level and gave a RecursionError (500, dropped).
+    pytest.param(_raw(GOOD, (*OBJECT, "spec", "values"), _nested(3500)), 400, "nested deeper", id="deep-7kb"),
+    pytest.param(_raw(GOOD, (*OBJECT, "kind"), _nested(50_000)), 400, "nested deeper", id="deep-kind-100kb"),
+    pytest.param(_raw(GOOD, (*OBJECT,), '{"a":' * 5000 + "1" + "}" * 5000), 400, "nested deeper", id="deep-object"),
+    # Parsed, but nested enough that printing it would recurse: the rules quote it by type.
+    pytest.param(
+        _raw(SAME_NAMESPACE, (*OBJECT, "spec", "serviceAccountName"), _nested(800)),
+        200,
+        "spec.serviceAccountName is '<list>'",
+        id="deep-service-account",
+    ),
+    pytest.param(
+        _raw(GOOD, (*OBJECT, "spec", "chart", "spec", "sourceRef", "namespace"), _nested(800)),
+        200,
+        "HelmRepository <list>/bitnami",
+        id="deep-ref-namespace",
+    ),
+    pytest.param(_raw(GOOD, ("apiVersion",), _nested(800)), 400, "apiVersion='<list>'", id="deep-api-version"),
+    pytest.param(_raw(GOOD, ("request", "uid"), "9" * 5000), 400, "not usable JSON", id="int-5000-digits"),
+    pytest.param(_with(GOOD, ["CREATE"], "request", "operation"), 400, "request.operation", id="operation-list"),
+    pytest.param(_with(GOOD, {"op": 1}, "request", "operation"), 400, "request.operation", id="operation-object"),
+    pytest.param(_with(GOOD, [GOOD["request"]], "request"), 400, "request must be a JSON object", id="request-list"),
+    pytest.param(_with(GOOD, 7, *OBJECT, "metadata"), 200, "HelmRelease nginx/<unnamed>", id="metadata-number"),
+    pytest.param(_with(GOOD, ["a"], *OBJECT, "spec"), 200, "", id="spec-list"),
+    pytest.param(_with(GOOD, {"k": "v"}, *OBJECT, "kind"), 200, "", id="kind-object"),
+    pytest.param(_with(GOOD, ["x", 1], "request", "userInfo", "username"), 200, "", id="username-list"),
+    pytest.param(_with(GOOD, "x" * 2_000_000, *OBJECT, "metadata", "name"), 200, "", id="name-2mb"),
+    pytest.param(_raw(GOOD, ("request", "uid"), '"\\ud800"'), 200, "", id="uid-lone-surrogate"),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "expected"), HOSTILE_INPUT)
+def test_hostile_input_is_answered_and_the_connection_stays_usable(
+    webhook: WebhookProcess, body: Any, status: int, expected: str
+) -> None:
+    body = body if isinstance(body, bytes) else json.dumps(body).encode()
+    connection = http.client.HTTPSConnection("127.0.0.1", webhook.port, context=webhook.ssl_context(), timeout=10)
+    try:
+        connection.request("POST", "/validate", body=body, headers={"Content-Type": "application/json"})
+        answer = connection.getresponse()
+        payload = json.loads(answer.read())
+        sock = connection.sock
+        assert answer.status == status, payload
+        assert answer.getheader("connection") != "close"
+        if status == 400:
+            assert expected in payload["error"] and "\n" not in payload["error"]
+        else:
+            assert expected in json.dumps(payload["response"])
+            assert len(json.dumps(payload["response"])) < 1000  # a 2 MB name is not echoed
+        connection.request("POST", "/validate", body=json.dumps(GOOD).encode())
+        second = connection.getresponse()
+        assert second.status == 200 and json.loads(second.read())["response"]["allowed"] is False
+        assert sock is not None and connection.sock is sock, "the same keep-alive connection served the next review"
+    finally:
+        connection.close()
+    assert '"Exception in ASGI application"' not in webhook.log_file.read_text()
+
+
+def test_random_kinds_do_not_grow_the_metrics(webhook: WebhookProcess) -> None:
+    with webhook.client() as client:
+        for index in range(20):
+            post(client, "/validate", admission_review({"apiVersion": "x/v1", "kind": f"K{index}", "metadata": {}}))
+    metrics = httpx.get(webhook.metrics_url, timeout=5).text
+    assert 'kind="other"' in metrics and 'kind="K1"' not in metrics

@@ -1,0 +1,87 @@
+"""The webhook under hostile input, behind a real kube-apiserver.
+
+The API server stores objects far deeper than the webhook parses (in fields that preserve unknown
+fields, as HelmRelease ``spec.values``). Such an object is refused with the webhook's message, and
+the next request is judged. (Shutdown with an idle connection is tested in integration with a
+Python client: Go's TLS client answers the server's close_notify at once, so the API server's idle
+connection never held the old shutdown; a client that does not answer did, for 20 s.)
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from tests.e2e.test_webhook_admission import HELMRELEASES, Admission, decisions, ensure_namespace, manifests
+from tests.support.kube import Kubectl
+from tests.support.reviews import legacy_helmrelease
+
+
+@pytest.fixture(scope="module")
+def admission(
+    admin_api: client.ApiClient, flux_crds: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Admission]:
+    probe_namespace = f"e2e-hostile-probe-{uuid.uuid4().hex[:8]}"
+    ensure_namespace(admin_api, probe_namespace)
+    registry = Admission(admin_api, tmp_path_factory.mktemp("webhooks"), probe_namespace)
+    try:
+        yield registry
+    finally:
+        registry.close()
+        client.CoreV1Api(admin_api).delete_namespace(probe_namespace, propagation_policy="Background")
+
+
+def release_json(namespace: str, name: str, values: str) -> str:
+    """An allowed HelmRelease as JSON text, ``spec.values`` replaced by ``values`` (too deep for json.dumps)."""
+    release = legacy_helmrelease(namespace, source_namespace=namespace)
+    release["metadata"]["name"] = name
+    release["spec"]["values"] = "@@values@@"
+    return json.dumps(release).replace('"@@values@@"', values)
+
+
+def create_raw(kubectl: Kubectl, namespace: str, body: str) -> tuple[int, str]:
+    path = f"/apis/{HELMRELEASES.group}/{HELMRELEASES.version}/namespaces/{namespace}/{HELMRELEASES.plural}"
+    result = kubectl("create", "--raw", path, "-f", "-", input=body, check=False)
+    return result.returncode, result.stderr
+
+
+def stored(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        found = client.CustomObjectsApi(api).get_namespaced_custom_object(
+            HELMRELEASES.group, HELMRELEASES.version, namespace, HELMRELEASES.plural, name
+        )
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    assert isinstance(found, dict)
+    return found
+
+
+def test_a_deep_object_is_refused_with_the_webhooks_message_and_the_next_is_judged(
+    admission: Admission, kubectl: Kubectl, namespace: str, admin_api: client.ApiClient
+) -> None:
+    webhook = admission.webhook()
+    deep = "[" * 3000 + "]" * 3000  # 6 KB; the API server accepts it
+    code, stderr = create_raw(kubectl, namespace, release_json(namespace, "deep", '{"a": ' + deep + "}"))
+    assert code != 0
+    # The API server does not relay a webhook's 400 body: the message is in the webhook's log.
+    assert 'failed calling webhook "mutate.fluxwarden.dev"' in stderr, stderr
+    assert "nested deeper" in webhook.log_file.read_text(), "the webhook answered 400 with its message"
+    assert stored(admin_api, namespace, "deep") is None
+
+    # Deep, but within what the webhook parses: judged, allowed and stored.
+    code, stderr = create_raw(kubectl, namespace, release_json(namespace, "nested", "[" * 500 + "]" * 500))
+    assert code == 0, stderr
+    nested = stored(admin_api, namespace, "nested")
+    assert nested is not None and nested["spec"]["serviceAccountName"] == "flux-applier"
+
+    kubectl("apply", "-f", "-", input=manifests(legacy_helmrelease(namespace, source_namespace=namespace)))
+    assert {d["route"] for d in decisions(webhook, "nginx")} >= {"mutate", "validate"}
+    assert "Exception in ASGI application" not in webhook.log_file.read_text()
