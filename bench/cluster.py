@@ -201,7 +201,8 @@ def load_average() -> str:
 
 
 def rerun_from_copy(module: str, argv: list[str], args: Any, *, show_commit: bool = True) -> int:
-    """Run ``python -m module`` again from a copy of fluxwarden/, tests/, manifests/ (tree or revision) and bench/.
+    """Run ``python -m module`` again from a copy of fluxwarden/ and manifests/ (tree or revision), and of
+    this tree's tests/ and bench/ (the harness stays current, so a revision is measured the same way).
 
     ``args.code`` is ``copy`` (this tree) or a git revision (``show_commit``: name its short hash too);
     ``args.deadline`` bounds the child. Others edit the tree during a run of many minutes; a
@@ -209,7 +210,7 @@ def rerun_from_copy(module: str, argv: list[str], args: Any, *, show_commit: boo
     directory, which comes first on ``sys.path`` for ``python -m``, before the editable install's finder.
     """
     bins = binary_dir()
-    parts = ("fluxwarden", "tests", "manifests")
+    parts = ("fluxwarden", "manifests")
     with tempfile.TemporaryDirectory(prefix="fluxwarden-bench-code-") as tmp:
         if args.code == "copy":
             for part in parts:
@@ -231,7 +232,8 @@ def rerun_from_copy(module: str, argv: list[str], args: Any, *, show_commit: boo
                     check=True,
                 ).stdout.strip()
                 label += f" ({commit})"
-        shutil.copytree(ROOT / "bench", Path(tmp) / "bench", ignore=shutil.ignore_patterns("__pycache__"))
+        for harness in ("bench", "tests"):
+            shutil.copytree(ROOT / harness, Path(tmp) / harness, ignore=shutil.ignore_patterns("__pycache__"))
         print(f"code: fluxwarden from {label}, in {tmp}", flush=True)
         rest = [a for i, a in enumerate(argv) if a != "--code" and (i == 0 or argv[i - 1] != "--code")]
         rest = [a for a in rest if not a.startswith("--code=")]

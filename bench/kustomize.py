@@ -673,7 +673,10 @@ def time_parts(storage: Path, scratch: Path, samples: int = 20) -> Parts:
     import httpx
     import yaml
 
-    from fluxwarden.controllers.artifacts.unpack import safe_extract
+    try:
+        from fluxwarden.controllers.artifacts.unpack import safe_extract
+    except ImportError:  # --code <revision> from before the shared artifact client
+        from fluxwarden.controllers.source.artifact import safe_extract  # type: ignore[no-redef,attr-defined]
     from fluxwarden.controllers.kustomize import build as kbuild
     from fluxwarden.controllers.kustomize.apply import digest
     from fluxwarden.controllers.kustomize.fetch import fetch_artifact
