@@ -23,6 +23,7 @@ from fluxwarden.controllers.runtime.manager import ManagerOptions
 from tests.support import flux_crds as flux_crds_support
 from tests.support.control_plane import ControlPlane
 from tests.support.field_warnings import FieldWarnings, recording
+from tests.support.git_server import GitHttpServer
 from tests.support.kube import Impersonate, Kubectl, KubectlRunner, api_client, kubectl_binary
 
 # `flux install`'s field manager, so an apply by anyone else (kubectl, a test) is a different manager.
@@ -178,3 +179,10 @@ def start_reconcilers(
         reconcilers.stop()
         if own is not None:
             own.close()
+
+
+@pytest.fixture(scope="module")
+def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitHttpServer]:
+    """A smart-HTTP git server on loopback for one test module (a module may define its own, with auth)."""
+    with GitHttpServer(tmp_path_factory.mktemp("git")) as server:
+        yield server

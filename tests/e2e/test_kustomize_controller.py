@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,12 +25,6 @@ from tests.support.control_plane import ControlPlane
 from tests.support.git_server import GitHttpServer
 from tests.support.tenants import OWNER_NAME, SHARD, Tenant, condition, configmap, make_tenant
 from tests.support.wait import until
-
-
-@pytest.fixture(scope="module")
-def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitHttpServer]:
-    with GitHttpServer(tmp_path_factory.mktemp("git")) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
@@ -378,3 +372,60 @@ def test_common_metadata_lands_on_every_object_under_the_owner_labels(tenant: Te
         meta = tenant.core.read_namespaced_config_map(name, tenant.target).metadata
         assert meta.labels["team"] == "payments" and meta.annotations["owner"] == "pay@example"
         assert meta.labels[OWNER_NAME] == "apps", "the owner labels always win"
+
+
+CLUSTER_CRD = """\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: issuers.{group}
+spec:
+  group: {group}
+  scope: Cluster
+  names: {{plural: issuers, singular: issuer, kind: Issuer}}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          x-kubernetes-preserve-unknown-fields: true
+---
+apiVersion: {group}/v1
+kind: Issuer
+metadata:
+  name: letsencrypt
+spec:
+  acme: true
+"""
+
+
+def test_a_cluster_scoped_kind_defined_in_the_same_build_keeps_one_inventory_id(
+    admin_api: client.ApiClient, namespace_factory: Callable[[], str], git_server: GitHttpServer, tmp_path: Path,
+    start_reconcilers: Callable[..., Reconcilers],
+) -> None:  # fmt: skip
+    """Before its CRD exists the kind's scope comes from that CRD, so the id never flips and nothing is pruned."""
+    start_reconcilers(
+        ("source", "kustomize"), label_selector=f"{SHARD}=cluster-kinds",
+        kustomize=KustomizeOptions(settings=Settings(enforce=False)),
+    )  # fmt: skip
+    platform = make_tenant(admin_api, namespace_factory, git_server, tmp_path, shard="cluster-kinds")
+    group = f"g{uuid.uuid4().hex[:8]}.example.com"
+    sha = platform.push({"crds/all.yaml": CLUSTER_CRD.format(group=group)})
+    platform.git_repository()
+    platform.kustomization("crds", path="./crds")
+    first = platform.ready("crds", sha)
+    issuer = platform.custom.get_cluster_custom_object(group, "v1", "issuers", "letsencrypt")
+    expected = f"_letsencrypt_{group}_Issuer"
+    assert expected in [e["id"] for e in first["status"]["inventory"]["entries"]]
+
+    platform.patch("crds", {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "again"}}})
+    again = until(
+        lambda: platform.get("crds"),
+        lambda o: (o.get("status") or {}).get("lastHandledReconcileAt") == "again" and condition(o)["status"] == "True",
+        what="the second reconcile",
+    )
+    assert expected in [e["id"] for e in again["status"]["inventory"]["entries"]]
+    same = platform.custom.get_cluster_custom_object(group, "v1", "issuers", "letsencrypt")
+    assert same["metadata"]["uid"] == issuer["metadata"]["uid"], "never pruned and recreated"

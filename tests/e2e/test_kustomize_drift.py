@@ -10,7 +10,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +24,6 @@ from fluxwarden.controllers.source.api import GIT_REPOSITORY
 from tests.support.git_server import GitHttpServer
 from tests.support.tenants import SHARD, Tenant, condition, configmap, make_tenant
 from tests.support.wait import until
-
-
-@pytest.fixture(scope="module")
-def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitHttpServer]:
-    with GitHttpServer(tmp_path_factory.mktemp("git")) as server:
-        yield server
 
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
 

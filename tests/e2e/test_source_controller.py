@@ -46,11 +46,6 @@ def small_source(start_reconcilers: Callable[..., Reconcilers]) -> Reconcilers:
     return start_reconcilers(("source",), label_selector=f"{SHARD}=small", max_source_size=4096)
 
 
-@pytest.fixture(scope="module")
-def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitHttpServer]:
-    with GitHttpServer(tmp_path_factory.mktemp("git")) as server:
-        yield server
-
 
 @pytest.fixture(scope="module")
 def private_git(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitHttpServer]:

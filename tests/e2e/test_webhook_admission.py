@@ -163,18 +163,25 @@ def ensure_namespace(api: client.ApiClient, name: str) -> None:
             raise
 
 
-@pytest.fixture(scope="module")
-def admission(
-    admin_api: client.ApiClient, flux_crds: list[str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Admission]:
-    probe_namespace = f"e2e-webhook-probe-{uuid.uuid4().hex[:8]}"
+@contextlib.contextmanager
+def admission_registry(admin_api: client.ApiClient, work: Path, prefix: str) -> Iterator[Admission]:
+    """Webhook registrations for one test module, with a probe namespace of its own; removed at the end."""
+    probe_namespace = f"{prefix}-{uuid.uuid4().hex[:8]}"
     ensure_namespace(admin_api, probe_namespace)
-    registry = Admission(admin_api, tmp_path_factory.mktemp("webhooks"), probe_namespace)
+    registry = Admission(admin_api, work, probe_namespace)
     try:
         yield registry
     finally:
         registry.close()
         client.CoreV1Api(admin_api).delete_namespace(probe_namespace, propagation_policy="Background")
+
+
+@pytest.fixture(scope="module")
+def admission(
+    admin_api: client.ApiClient, flux_crds: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Admission]:
+    with admission_registry(admin_api, tmp_path_factory.mktemp("webhooks"), "e2e-webhook-probe") as registry:
+        yield registry
 
 
 @pytest.fixture

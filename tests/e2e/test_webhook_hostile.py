@@ -10,7 +10,6 @@ connection never held the old shutdown; a client that does not answer did, for 2
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +17,13 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tests.e2e.test_webhook_admission import HELMRELEASES, Admission, decisions, ensure_namespace, manifests
+from tests.e2e.test_webhook_admission import (
+    HELMRELEASES,
+    Admission,
+    admission_registry,
+    decisions,
+    manifests,
+)
 from tests.support.kube import Kubectl
 from tests.support.reviews import legacy_helmrelease
 
@@ -27,14 +32,8 @@ from tests.support.reviews import legacy_helmrelease
 def admission(
     admin_api: client.ApiClient, flux_crds: list[str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Admission]:
-    probe_namespace = f"e2e-hostile-probe-{uuid.uuid4().hex[:8]}"
-    ensure_namespace(admin_api, probe_namespace)
-    registry = Admission(admin_api, tmp_path_factory.mktemp("webhooks"), probe_namespace)
-    try:
+    with admission_registry(admin_api, tmp_path_factory.mktemp("webhooks"), "e2e-hostile-probe") as registry:
         yield registry
-    finally:
-        registry.close()
-        client.CoreV1Api(admin_api).delete_namespace(probe_namespace, propagation_policy="Background")
 
 
 def release_json(namespace: str, name: str, values: str) -> str:

@@ -18,7 +18,7 @@ from fluxwarden.controllers.kustomize.drift import Applied, LiveObjects, drifted
 from fluxwarden.controllers.kustomize.health import compute
 from fluxwarden.controllers.kustomize.inventory import Entry
 from fluxwarden.controllers.kustomize.live import LiveDrift
-from fluxwarden.controllers.runtime.kube import APPLY_PATCH, Forbidden, Kube, KubeError, NotFound
+from fluxwarden.controllers.runtime.kube import APPLY_PATCH, Conflict, Forbidden, Kube, KubeError, NotFound
 from fluxwarden.controllers.runtime.restmapper import NoMatch, RestMapper
 
 # Applied and waited for before the rest, so that what depends on them can be applied.
@@ -113,10 +113,10 @@ class Applier:
             return False
         return self.live_drift.version(entry) == record.resource_version
 
-    def _record(self, applied: dict[str, Applied], entry: Entry, fingerprint: str, version: str) -> None:
-        applied[entry.id] = Applied(fingerprint, version)
+    def _record(self, applied: dict[str, Applied], entry: Entry, fingerprint: str, obj: dict[str, Any]) -> None:
+        applied[entry.id] = Applied(fingerprint, resource_version(obj))
         if self.live_drift is not None:
-            self.live_drift.record(entry, version)
+            self.live_drift.record(entry, obj)
 
     def apply(self, obj: dict[str, Any], applied: dict[str, Applied], force: bool) -> Change:
         entry = Entry.of(obj)
@@ -137,16 +137,33 @@ class Applier:
             if untouched and record is not None and record.digest == fingerprint:
                 return Change(entry, "unchanged")  # nobody wrote to it since our apply
             if not self._would_change(path, obj, entry, live):
-                self._record(applied, entry, fingerprint, resource_version(live))
+                self._record(applied, entry, fingerprint, live)
                 return Change(entry, "unchanged")
+        elif live is not None and policy == "ifnotpresent":
+            return self._create_if_absent(path, obj, entry, applied, fingerprint)
         before = applied.get(entry.id)
         result = self._apply(path, obj, entry, force)
-        self._record(applied, entry, fingerprint, resource_version(result))
+        self._record(applied, entry, fingerprint, result)
         if live is None:
             return Change(entry, "created")
         # The live version, or (when it could not be read) the one our last apply left.
         baseline = resource_version(live) if isinstance(live, dict) else (before.resource_version if before else "")
         return Change(entry, "unchanged" if resource_version(result) == baseline else "configured")
+
+    def _create_if_absent(
+        self, path: str, obj: dict[str, Any], entry: Entry, applied: dict[str, Applied], fingerprint: str
+    ) -> Change:
+        """``ssa: IfNotPresent`` when the live object cannot be read: a create, which never overwrites."""
+        collection = path.rsplit("/", 1)[0]
+        self.requests += 1
+        try:
+            created = self.kube.request("POST", collection, body=obj, what=entry.display)
+        except Conflict:
+            return Change(entry, "unchanged")
+        except KubeError as exc:
+            raise ApplyError(str(exc), forbidden=isinstance(exc, Forbidden)) from None
+        self._record(applied, entry, fingerprint, created)
+        return Change(entry, "created")
 
     def _would_change(self, path: str, obj: dict[str, Any], entry: Entry, live: dict[str, Any]) -> bool:
         """A server-side dry-run of the apply, compared with the live object (Flux's drift check)."""
@@ -222,6 +239,10 @@ class Applier:
                 path = self._path(entry)
             except ApplyError:
                 continue  # its kind is no longer served: nothing of it can exist
+            except KubeError as exc:  # discovery failed: whether it exists is unknown, so it stays listed
+                failed.append(entry)
+                messages.append(str(exc))
+                continue
             try:
                 current = self.kube.request("GET", path, what=entry.display)
                 meta = current.get("metadata") or {}

@@ -86,8 +86,11 @@ class LiveObjects:
                 found = self.kube.request("GET", collection, query={"labelSelector": self.selector})
             except KubeError:
                 continue  # forbidden or not served: per-object GETs decide
-            items = found.get("items") or []
-            self._listed[collection] = {str(i["metadata"]["name"]): i for i in items if isinstance(i, dict)}
+            items = [i for i in found.get("items") or [] if isinstance(i, dict)]
+            for item in items:  # a list leaves kind and apiVersion off its items; a dry-run answer has them
+                item.setdefault("apiVersion", entry.api_version)
+                item.setdefault("kind", entry.kind)
+            self._listed[collection] = {str(i["metadata"]["name"]): i for i in items}
 
     def get(self, entry: Entry) -> dict[str, Any] | object | None:
         """The live object, None when it does not exist, or ``UNKNOWN`` when it cannot be read."""

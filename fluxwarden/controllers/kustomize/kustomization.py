@@ -50,6 +50,7 @@ from fluxwarden.tenancy import Settings, evaluate, legacy_fix
 from fluxwarden.tenancy.kinds import kind_of
 
 BUILD_CACHE_SIZE = 10_000  # Kustomizations whose last build is kept
+BUILT_IN_CLUSTER_KINDS = frozenset({"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"})
 DENIED_RULES = frozenset({"cross-namespace-ref", "service-account", "cross-namespace-dependency", "remote-cluster"})
 
 
@@ -112,6 +113,18 @@ def _dependants(new: dict[str, Any], old: dict[str, Any] | None, own: list[dict[
     ]
 
 
+def _crd_scopes(objects: list[dict[str, Any]]) -> dict[tuple[str, str], bool]:
+    """(group, kind) -> namespaced, for the kinds the CRDs of a build define (not served until applied)."""
+    scopes = {}
+    for crd in objects:
+        if crd.get("kind") == "CustomResourceDefinition":
+            spec = crd.get("spec") or {}
+            kind = (spec.get("names") or {}).get("kind")
+            if kind:
+                scopes[(str(spec.get("group") or ""), str(kind))] = spec.get("scope") != "Cluster"
+    return scopes
+
+
 def _source_watch(kind: str) -> Watch:
     def users(new: dict[str, Any], old: dict[str, Any] | None, own: list[dict[str, Any]]) -> list[tuple[str, str]]:
         if artifact_revision(new) == artifact_revision(old):
@@ -146,6 +159,10 @@ class KustomizationReconciler:
         self.live_drift = LiveDrift(kube, self.mapper) if options.live_drift else None
         self.watches = [_source_watch("GitRepository"), Watch(KUSTOMIZATION, _dependants)]
 
+    def healthy(self) -> bool:
+        """For ``/readyz``: the live drift watches, when on, are listed and watching."""
+        return self.live_drift is None or self.live_drift.healthy()
+
     def bind(self, enqueue: Callable[[tuple[str, str]], None], stop: threading.Event) -> None:
         """Called by the runtime with this controller's queue: live drift watches queue from it."""
         if self.live_drift is not None:
@@ -170,6 +187,8 @@ class KustomizationReconciler:
                 exc.message = secrets(exc.message)
                 exc.args = (exc.message,)
             raise
+        except KubeError as exc:  # the API failed around the steps (discovery): masked all the same
+            raise Failure("ReconciliationFailed", secrets(str(exc))) from None
         status["lastAppliedRevision"] = revision
         return Success(f"Applied revision: {revision}", reason="ReconciliationSucceeded")
 
@@ -191,6 +210,7 @@ class KustomizationReconciler:
         applied = self.applied.setdefault(str(meta.get("uid")), {})
         new = [inventory.Entry.of(o) for o in objects]
         changes = self._apply(applier, objects, old, applied, spec, status)
+        inventory.write(status, sorted(set(old) | set(new)))  # until the prune says what is gone
         if spec.prune:
             try:
                 changes += applier.prune(inventory.stale(old, new), owner)
@@ -312,7 +332,8 @@ class KustomizationReconciler:
                 raise Waiting("BuildFailed", str(exc), spec.retry_interval) from None
         if self.options.auto_fix_legacy:
             objects = self._auto_fix(ctx, obj, objects)
-        return [self._own(o, obj) for o in objects]
+        scopes = _crd_scopes(objects)
+        return [self._own(o, obj, scopes) for o in objects]
 
     def _fresh_build(self, spec: KustomizationSpec, artifact: dict[str, Any], overlay: Overlay) -> list[dict[str, Any]]:
         self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -345,7 +366,9 @@ class KustomizationReconciler:
             ctx.events.record(obj, NORMAL, "LegacyManifestFixed", note)
         return [o for o in objects if kind_of(o) is None] + list(result.objects)
 
-    def _own(self, resource: dict[str, Any], obj: dict[str, Any]) -> dict[str, Any]:
+    def _own(
+        self, resource: dict[str, Any], obj: dict[str, Any], scopes: dict[tuple[str, str], bool]
+    ) -> dict[str, Any]:
         """``commonMetadata`` and the owner labels (which win) on every object; the namespace where none is set."""
         meta = resource.setdefault("metadata", {})
         common = mapping((obj.get("spec") or {}).get("commonMetadata"))
@@ -357,9 +380,10 @@ class KustomizationReconciler:
         labels[NAMESPACE_LABEL] = obj["metadata"]["namespace"]
         try:
             namespaced = self.mapper.resource_for(str(resource.get("apiVersion")), str(resource.get("kind"))).namespaced
-        except KubeError:
-            namespaced = resource.get("kind") not in ("Namespace", "CustomResourceDefinition", "ClusterRole",
-                                                      "ClusterRoleBinding")  # fmt: skip
+        except KubeError:  # not served yet: a CRD of this build may define it, else the built-in cluster kinds
+            group = str(resource.get("apiVersion", "")).rpartition("/")[0]
+            defined = scopes.get((group, str(resource.get("kind"))))
+            namespaced = defined if defined is not None else resource.get("kind") not in BUILT_IN_CLUSTER_KINDS
         if namespaced and not meta.get("namespace"):
             meta["namespace"] = obj["metadata"]["namespace"]
         return resource

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fluxwarden.controllers.kustomize.api import NAME_LABEL, NAMESPACE_LABEL
@@ -29,6 +30,36 @@ logger = logging.getLogger("fluxwarden.controllers.kustomize")
 Enqueue = Callable[[tuple[str, str]], None]
 
 
+@dataclass(frozen=True)
+class Seen:
+    """The metadata our apply left: enough to tell a hand edit from a status write by a controller."""
+
+    resource_version: str
+    generation: int | None  # None: the kind keeps no generation (ConfigMap, Secret): any write counts
+    labels: tuple[tuple[str, str], ...]
+    annotations: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def of(cls, obj: dict[str, Any]) -> Seen:
+        meta = obj.get("metadata") or {}
+        generation = meta.get("generation")
+        return cls(
+            str(meta.get("resourceVersion") or ""),
+            int(generation) if generation else None,
+            tuple(sorted((meta.get("labels") or {}).items())),
+            tuple(sorted((meta.get("annotations") or {}).items())),
+        )
+
+    def changed_by(self, live: dict[str, Any]) -> bool:
+        """Did ``live`` (metadata) change what we apply? A spec edit moves the generation; a status write does not."""
+        now = Seen.of(live)
+        if now.resource_version == self.resource_version:
+            return False
+        if self.generation is None or now.generation is None:
+            return True
+        return (now.generation, now.labels, now.annotations) != (self.generation, self.labels, self.annotations)
+
+
 class LiveDrift:
     """One metadata informer per applied kind, started on first use; thread-safe."""
 
@@ -37,7 +68,7 @@ class LiveDrift:
         self.mapper = mapper
         self.watch_timeout = watch_timeout
         self._informers: dict[tuple[str, str], Informer] = {}  # (group, plural) -> informer
-        self._recorded: dict[str, str] = {}  # inventory id -> resourceVersion our last apply left
+        self._recorded: dict[str, Seen] = {}  # inventory id -> what our last apply left
         self._lock = threading.Lock()
         self._enqueue: Enqueue | None = None
         self._stop: threading.Event | None = None
@@ -62,24 +93,30 @@ class LiveDrift:
         threading.Thread(target=found.run, args=(self._stop,), name=f"live-{api.plural}", daemon=True).start()
         return found
 
-    def record(self, entry: Entry, resource_version: str) -> None:
+    def record(self, entry: Entry, obj: dict[str, Any]) -> None:
         """What our apply (or a clean dry-run) left; also starts watching the entry's kind."""
         with self._lock:
-            self._recorded[entry.id] = resource_version
+            self._recorded[entry.id] = Seen.of(obj)
         self._informer(entry)
 
+    def healthy(self) -> bool:
+        """Every live watch listed and watching (``/readyz``): a stale cache must not prove a no-op."""
+        with self._lock:
+            informers = list(self._informers.values())
+        return all(informer.healthy() for informer in informers)
+
     def version(self, entry: Entry) -> str | None:
-        """The live resourceVersion from the watch cache; None when not watched, not synced or absent."""
+        """The live resourceVersion from the watch cache; None unless that watch is healthy and has it."""
         informer = self._informer(entry)
-        if informer is None or not informer.synced.is_set():
+        if informer is None or not informer.healthy():
             return None
         found = informer.get((entry.namespace, entry.name))
         return str(found["metadata"].get("resourceVersion") or "") if found else None
 
     def _handler(self, resource: Resource) -> Callable[[str, dict[str, Any], dict[str, Any] | None], None]:
         def on_event(event_type: str, new: dict[str, Any], old: dict[str, Any] | None) -> None:
-            if event_type == "LISTED" or self._enqueue is None:
-                return  # a (re)list: every Kustomization is reconciled at its interval anyway
+            if self._enqueue is None:
+                return
             meta = new.get("metadata") or {}
             labels = meta.get("labels") or {}
             owner = (str(labels.get(NAMESPACE_LABEL) or ""), str(labels.get(NAME_LABEL) or ""))
@@ -88,8 +125,8 @@ class LiveDrift:
                 expected = self._recorded.get(entry.id)
             if not all(owner) or expected is None:
                 return  # not applied by this process (yet): its Kustomization's next reconcile decides
-            if event_type != "DELETED" and expected == str(meta.get("resourceVersion") or ""):
-                return  # our own apply
+            if event_type != "DELETED" and not expected.changed_by(new):
+                return  # our own apply, or a write that leaves what we apply alone (status)
             logger.info("%s %s by someone else: reconciling Kustomization %s/%s", entry.display,
                         event_type.lower(), *owner)  # fmt: skip
             self._enqueue(owner)

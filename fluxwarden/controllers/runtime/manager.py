@@ -48,6 +48,8 @@ def needs_reconcile(new: dict[str, Any], old: dict[str, Any] | None) -> bool:
     if old is None:
         return True
     new_meta, old_meta = new.get("metadata") or {}, old.get("metadata") or {}
+    if new_meta.get("uid") != old_meta.get("uid"):
+        return True  # deleted and created again (say, during a watch outage): a new object
     if new_meta.get("generation") != old_meta.get("generation"):
         return True
     if (new_meta.get("annotations") or {}).get(REQUESTED_AT) != (old_meta.get("annotations") or {}).get(REQUESTED_AT):
@@ -172,7 +174,10 @@ class Manager:
 
     def synced(self) -> bool:
         """Ready: leading, and every informer listed and watching with no failure (``/readyz``)."""
-        return self.elected.is_set() and all(informer.healthy() for informer in self._informers.values())
+        informers = all(informer.healthy() for informer in self._informers.values())
+        # Watches a controller runs itself (kustomize's live drift watches) count too.
+        own = all(getattr(loop.controller, "healthy", lambda: True)() for loop in self.loops)
+        return self.elected.is_set() and informers and own
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop taking work, let running reconciles finish (up to ``timeout``), close the probes."""

@@ -16,14 +16,14 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from fluxwarden.controllers.runtime.kube import Gone, Kube, KubeError, Resource, translate
+from fluxwarden.controllers.runtime.restmapper import ApiResource
 
 ACCEPT_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 ACCEPT_WATCH = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 
 
 def collection_path(res: Resource, namespace: str | None) -> str:
-    base = f"/apis/{res.group}/{res.version}" if res.group else f"/api/{res.version}"
-    return f"{base}/namespaces/{namespace}/{res.plural}" if namespace else f"{base}/{res.plural}"
+    return ApiResource(res.group, res.version, res.kind, res.plural, namespaced=bool(namespace)).path(namespace)
 
 
 class MetadataKube(Kube):
