@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fluxwarden.controllers.kustomize.api import FIELD_MANAGER, PRUNE_ANNOTATION, SSA_ANNOTATION
-from fluxwarden.controllers.kustomize.drift import Applied, LiveObjects, drifted, resource_version
+from fluxwarden.controllers.kustomize.drift import UNLISTED, Applied, LiveObjects, drifted, resource_version
 from fluxwarden.controllers.kustomize.health import compute
 from fluxwarden.controllers.kustomize.inventory import Entry
 from fluxwarden.controllers.kustomize.live import LiveDrift
@@ -54,6 +54,12 @@ class Change:
 
     def __str__(self) -> str:
         return f"{self.entry.display} {self.action}"
+
+
+def _only_ours(obj: dict[str, Any], manager: str) -> bool:
+    """Every field of ``obj`` is managed by ``manager``: our apply created it (a takeover shows others too)."""
+    managers = {m.get("manager") for m in (obj.get("metadata") or {}).get("managedFields") or []}
+    return managers <= {manager}
 
 
 def digest(obj: dict[str, Any]) -> str:
@@ -128,7 +134,7 @@ class Applier:
         fingerprint = digest(obj)
         if self._unchanged(entry, obj, applied):
             return Change(entry, "unchanged")
-        live = self.live.get(entry)
+        live = self.live.get(entry, applied_before=entry.id in applied)
         if isinstance(live, dict):
             record = applied.get(entry.id)
             if policy == "ifnotpresent":
@@ -144,7 +150,7 @@ class Applier:
         before = applied.get(entry.id)
         result = self._apply(path, obj, entry, force)
         self._record(applied, entry, fingerprint, result)
-        if live is None:
+        if live is None or (live is UNLISTED and _only_ours(result, self.field_manager)):
             return Change(entry, "created")
         # The live version, or (when it could not be read) the one our last apply left.
         baseline = resource_version(live) if isinstance(live, dict) else (before.resource_version if before else "")

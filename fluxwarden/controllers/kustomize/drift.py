@@ -30,6 +30,7 @@ class Applied:
 
 
 UNKNOWN = object()  # the live state could not be read (e.g. RBAC forbids reading): apply blindly
+UNLISTED = object()  # never applied by us, and not in its kind's labelled list: almost surely new
 
 
 def resource_version(obj: dict[str, Any] | None) -> str:
@@ -92,8 +93,12 @@ class LiveObjects:
                 item.setdefault("kind", entry.kind)
             self._listed[collection] = {str(i["metadata"]["name"]): i for i in items}
 
-    def get(self, entry: Entry) -> dict[str, Any] | object | None:
-        """The live object, None when it does not exist, or ``UNKNOWN`` when it cannot be read."""
+    def get(self, entry: Entry, applied_before: bool = True) -> dict[str, Any] | object | None:
+        """The live object, None when it does not exist, or ``UNKNOWN`` when it cannot be read.
+
+        An object we never applied that its kind's labelled list does not hold is ``UNLISTED``: a
+        GET would almost always answer 404, and the apply that follows tells a takeover apart.
+        """
         try:
             collection, path = self._collection(entry)
         except KubeError:
@@ -101,6 +106,8 @@ class LiveObjects:
         listed = self._listed.get(collection)
         if listed is not None and entry.name in listed:
             return listed[entry.name]
+        if listed is not None and not applied_before:
+            return UNLISTED
         self.requests += 1
         try:
             return self.kube.request("GET", path, what=entry.display)
