@@ -35,6 +35,15 @@ class CountingKube(Kube):
         return [c for c in self.calls if c[0] in ("PATCH", "POST", "PUT", "DELETE") and not c[1]]
 
 
+def lists(kube: CountingKube) -> int:
+    return sum(1 for c in kube.calls if c[0] == "GET" and c[2].endswith(("/configmaps", "/deployments")))
+
+
+def gets(kube: CountingKube) -> list[tuple[str, str, str]]:
+    """GETs of one object: the labelled lists should have made them unnecessary."""
+    return [c for c in kube.calls if c[0] == "GET" and c[2].endswith(("/settings", "/web"))]
+
+
 def build(namespace: str) -> list[dict[str, Any]]:
     meta = {"namespace": namespace, "labels": dict(OWNER)}
     return [
@@ -63,15 +72,16 @@ def run(api: client.ApiClient, namespace: str, applied: dict[str, Applied]) -> t
 
 def test_no_drift_after_a_restart_or_a_status_write_sends_no_apply(admin_api: client.ApiClient, namespace: str) -> None:
     applied: dict[str, Applied] = {}
-    changes, _ = run(admin_api, namespace, applied)
+    changes, kube = run(admin_api, namespace, applied)
     assert changes == [f"ConfigMap/{namespace}/settings created", f"Deployment/{namespace}/web created"]
+    assert not gets(kube) and len(kube.writes()) == 2, "new objects: one list per kind, then the applies"
 
     # A new process: no records, so each object is read (one LIST per kind) and dry-run, never applied.
     changes, kube = run(admin_api, namespace, {})
     assert changes == [f"ConfigMap/{namespace}/settings unchanged", f"Deployment/{namespace}/web unchanged"]
     assert kube.writes() == [], kube.calls
     assert sum(1 for c in kube.calls if c[1] == "dry-run") == 2
-    assert sum(1 for c in kube.calls if c[0] == "GET" and not c[2].endswith(("/settings", "/web"))) == 2, kube.calls
+    assert lists(kube) == 2 and not gets(kube), kube.calls
 
     # A controller writes the Deployment's status: its resourceVersion moves, its spec does not.
     apps = client.AppsV1Api(admin_api)
@@ -82,7 +92,7 @@ def test_no_drift_after_a_restart_or_a_status_write_sends_no_apply(admin_api: cl
 
     # Nothing moved: the recorded versions prove it, with one LIST per kind and no dry-run.
     _, kube = run(admin_api, namespace, applied)
-    assert [c for c in kube.calls if c[1] or c[0] != "GET"] == [], kube.calls
+    assert [c for c in kube.calls if c[1] or c[0] != "GET"] == [] and lists(kube) == 2 and not gets(kube), kube.calls
 
     # A hand edit: found, and repaired with exactly one apply.
     client.CoreV1Api(admin_api).patch_namespaced_config_map("settings", namespace, {"data": {"a": "edited"}})
