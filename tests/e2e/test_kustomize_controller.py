@@ -320,15 +320,24 @@ spec:
 """
 
 
-def test_crds_are_applied_and_established_before_their_objects(
-    admin_api: client.ApiClient, namespace_factory: Callable[[], str], git_server: GitHttpServer, tmp_path: Path,
-    start_reconcilers: Callable[..., Reconcilers],
-) -> None:  # fmt: skip
-    start_reconcilers(
+@pytest.fixture(scope="module")
+def platform_controllers(start_reconcilers: Callable[..., Reconcilers]) -> Reconcilers:
+    """Controllers for a platform team: tenancy not enforced, so CRDs and cluster kinds may be applied."""
+    return start_reconcilers(
         ("source", "kustomize"), label_selector=f"{SHARD}=platform",
         kustomize=KustomizeOptions(settings=Settings(enforce=False)),
     )  # fmt: skip
-    platform = make_tenant(admin_api, namespace_factory, git_server, tmp_path, shard="platform")
+
+
+@pytest.fixture
+def platform(
+    admin_api: client.ApiClient, namespace_factory: Callable[[], str], git_server: GitHttpServer, tmp_path: Path,
+    platform_controllers: Reconcilers,
+) -> Tenant:  # fmt: skip
+    return make_tenant(admin_api, namespace_factory, git_server, tmp_path, shard="platform")
+
+
+def test_crds_are_applied_and_established_before_their_objects(platform: Tenant) -> None:
     group = f"g{uuid.uuid4().hex[:8]}.example.com"
     sha = platform.push({"crds/all.yaml": CRD.format(group=group)})
     platform.git_repository()
@@ -401,16 +410,8 @@ spec:
 """
 
 
-def test_a_cluster_scoped_kind_defined_in_the_same_build_keeps_one_inventory_id(
-    admin_api: client.ApiClient, namespace_factory: Callable[[], str], git_server: GitHttpServer, tmp_path: Path,
-    start_reconcilers: Callable[..., Reconcilers],
-) -> None:  # fmt: skip
+def test_a_cluster_scoped_kind_defined_in_the_same_build_keeps_one_inventory_id(platform: Tenant) -> None:
     """Before its CRD exists the kind's scope comes from that CRD, so the id never flips and nothing is pruned."""
-    start_reconcilers(
-        ("source", "kustomize"), label_selector=f"{SHARD}=cluster-kinds",
-        kustomize=KustomizeOptions(settings=Settings(enforce=False)),
-    )  # fmt: skip
-    platform = make_tenant(admin_api, namespace_factory, git_server, tmp_path, shard="cluster-kinds")
     group = f"g{uuid.uuid4().hex[:8]}.example.com"
     sha = platform.push({"crds/all.yaml": CLUSTER_CRD.format(group=group)})
     platform.git_repository()

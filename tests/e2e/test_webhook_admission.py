@@ -10,6 +10,7 @@ both routes, so no test is judged by the previous setting.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import time
 import uuid
@@ -203,24 +204,24 @@ def no_enforce_webhook(admission: Admission) -> WebhookProcess:
 Read = Callable[[Resource, str, str], dict[str, Any] | None]
 
 
+def stored_object(api: client.ApiClient, resource: Resource, namespace: str, name: str) -> dict[str, Any] | None:
+    """The stored object, or None when nothing was stored."""
+    try:
+        found = client.CustomObjectsApi(api).get_namespaced_custom_object(
+            resource.group, resource.version, namespace, resource.plural, name
+        )
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    assert isinstance(found, dict)
+    return found
+
+
 @pytest.fixture
 def read(admin_api: client.ApiClient) -> Read:
     """``read(resource, namespace, name)``: the stored object, or None when nothing was stored."""
-    custom = client.CustomObjectsApi(admin_api)
-
-    def get(resource: Resource, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            found = custom.get_namespaced_custom_object(
-                resource.group, resource.version, namespace, resource.plural, name
-            )
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        assert isinstance(found, dict)
-        return found
-
-    return get
+    return functools.partial(stored_object, admin_api)
 
 
 def manifests(*objects: dict[str, Any]) -> str:

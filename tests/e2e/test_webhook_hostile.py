@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from tests.e2e.test_webhook_admission import (
     HELMRELEASES,
@@ -23,6 +22,7 @@ from tests.e2e.test_webhook_admission import (
     admission_registry,
     decisions,
     manifests,
+    stored_object,
 )
 from tests.support.kube import Kubectl
 from tests.support.reviews import legacy_helmrelease
@@ -51,16 +51,7 @@ def create_raw(kubectl: Kubectl, namespace: str, body: str) -> tuple[int, str]:
 
 
 def stored(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
-    try:
-        found = client.CustomObjectsApi(api).get_namespaced_custom_object(
-            HELMRELEASES.group, HELMRELEASES.version, namespace, HELMRELEASES.plural, name
-        )
-    except ApiException as error:
-        if error.status == 404:
-            return None
-        raise
-    assert isinstance(found, dict)
-    return found
+    return stored_object(api, HELMRELEASES, namespace, name)
 
 
 def test_a_deep_object_is_refused_with_the_webhooks_message_and_the_next_is_judged(
