@@ -293,15 +293,18 @@ def test_ssa_and_prune_annotations_are_honoured(tenant: Tenant) -> None:
     assert maps["once"] == {"value": "edited-in-cluster"}, "ssa: IfNotPresent never overwrites"
 
 
-CRD = """\
+def crd_and_object(group: str, kind: str, scope: str, name: str, spec: str) -> str:
+    """A CRD of ``kind`` (any fields allowed) and one object of it, in one file."""
+    plural = f"{kind.lower()}s"
+    return f"""\
 apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata:
-  name: widgets.{group}
+  name: {plural}.{group}
 spec:
   group: {group}
-  scope: Namespaced
-  names: {{plural: widgets, singular: widget, kind: Widget}}
+  scope: {scope}
+  names: {{plural: {plural}, singular: {kind.lower()}, kind: {kind}}}
   versions:
     - name: v1
       served: true
@@ -312,11 +315,10 @@ spec:
           x-kubernetes-preserve-unknown-fields: true
 ---
 apiVersion: {group}/v1
-kind: Widget
+kind: {kind}
 metadata:
-  name: first
-spec:
-  size: 3
+  name: {name}
+spec: {spec}
 """
 
 
@@ -339,7 +341,7 @@ def platform(
 
 def test_crds_are_applied_and_established_before_their_objects(platform: Tenant) -> None:
     group = f"g{uuid.uuid4().hex[:8]}.example.com"
-    sha = platform.push({"crds/all.yaml": CRD.format(group=group)})
+    sha = platform.push({"crds/all.yaml": crd_and_object(group, "Widget", "Namespaced", "first", "{size: 3}")})
     platform.git_repository()
     platform.kustomization("crds", path="./crds", targetNamespace=platform.target)
     platform.ready("crds", sha)
@@ -383,37 +385,12 @@ def test_common_metadata_lands_on_every_object_under_the_owner_labels(tenant: Te
         assert meta.labels[OWNER_NAME] == "apps", "the owner labels always win"
 
 
-CLUSTER_CRD = """\
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: issuers.{group}
-spec:
-  group: {group}
-  scope: Cluster
-  names: {{plural: issuers, singular: issuer, kind: Issuer}}
-  versions:
-    - name: v1
-      served: true
-      storage: true
-      schema:
-        openAPIV3Schema:
-          type: object
-          x-kubernetes-preserve-unknown-fields: true
----
-apiVersion: {group}/v1
-kind: Issuer
-metadata:
-  name: letsencrypt
-spec:
-  acme: true
-"""
 
 
 def test_a_cluster_scoped_kind_defined_in_the_same_build_keeps_one_inventory_id(platform: Tenant) -> None:
     """Before its CRD exists the kind's scope comes from that CRD, so the id never flips and nothing is pruned."""
     group = f"g{uuid.uuid4().hex[:8]}.example.com"
-    sha = platform.push({"crds/all.yaml": CLUSTER_CRD.format(group=group)})
+    sha = platform.push({"crds/all.yaml": crd_and_object(group, "Issuer", "Cluster", "letsencrypt", "{acme: true}")})
     platform.git_repository()
     platform.kustomization("crds", path="./crds")
     first = platform.ready("crds", sha)
