@@ -342,3 +342,25 @@ def test_drift_found_with_the_rights_a_tenant_has(
     reconciled(tenant, "apps")
     assert versions(tenant, target) == before, "no drift: nothing written"
     assert len(change_events(tenant)) == events_before, "and nothing announced as configured"
+
+
+IMMUTABLE = 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: frozen\nimmutable: true\ndata:\n  value: "{value}"\n'
+
+
+def test_force_recreates_an_object_whose_immutable_field_changed(tenant: Tenant) -> None:
+    first = tenant.push({"apps/frozen.yaml": IMMUTABLE.format(value="1")})
+    tenant.git_repository()
+    tenant.kustomization("apps", path="./apps", targetNamespace=tenant.target)
+    tenant.ready("apps", first)
+    uid = tenant.core.read_namespaced_config_map("frozen", tenant.target).metadata.uid
+
+    second = tenant.push({"apps/frozen.yaml": IMMUTABLE.format(value="2")})
+    tenant.patch("repo", {"metadata": {"annotations": {REQUESTED_AT: "frozen-2"}}}, GIT_REPOSITORY)
+    refused = tenant.failed("apps", "ReconciliationFailed")
+    assert "immutable" in condition(refused)["message"]
+    assert tenant.configmaps(tenant.target)["frozen"] == {"value": "1"}, "without force nothing is replaced"
+
+    tenant.patch("apps", {"spec": {"force": True}})
+    tenant.ready("apps", second)
+    recreated = tenant.core.read_namespaced_config_map("frozen", tenant.target)
+    assert recreated.data == {"value": "2"} and recreated.metadata.uid != uid, "deleted and created again"

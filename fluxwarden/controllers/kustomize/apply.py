@@ -21,6 +21,7 @@ from fluxwarden.controllers.kustomize.live import LiveDrift
 from fluxwarden.controllers.runtime.kube import APPLY_PATCH, Conflict, Forbidden, Kube, KubeError, NotFound
 from fluxwarden.controllers.runtime.restmapper import NoMatch, RestMapper
 
+RECREATE_WAIT = 30.0  # seconds ``force`` waits for the old object to go before creating it again
 # Applied and waited for before the rest, so that what depends on them can be applied.
 CLUSTER_DEFINITIONS = frozenset({"CustomResourceDefinition", "Namespace", "ClusterRole"})
 
@@ -199,8 +200,10 @@ class Applier:
         """``spec.force``: an immutable field changed, so delete the object and create it again."""
         try:
             self.kube.request("DELETE", path, query={"propagationPolicy": "Background"}, what=entry.display)
-            deadline = time.monotonic() + 30
-            while self._exists(path, entry) and time.monotonic() < deadline:
+            deadline = time.monotonic() + RECREATE_WAIT
+            while self._exists(path, entry):
+                if time.monotonic() > deadline:  # a finalizer holds it: applying now would write to a dying object
+                    raise ApplyError(f"{entry.display} is still being deleted after {RECREATE_WAIT:g}s (force)")
                 time.sleep(0.2)
             return self.kube.request(
                 "PATCH", path, query=query, body=obj, content_type=APPLY_PATCH, what=entry.display
