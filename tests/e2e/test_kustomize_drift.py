@@ -22,7 +22,7 @@ from fluxwarden.controllers.kustomize.api import KUSTOMIZATION
 from fluxwarden.controllers.kustomize.kustomization import KustomizeOptions
 from fluxwarden.controllers.source.api import GIT_REPOSITORY
 from tests.support.git_server import GitHttpServer
-from tests.support.tenants import SHARD, Tenant, condition, configmap, make_tenant
+from tests.support.tenants import OWNER_NAME, SHARD, Tenant, condition, configmap, make_tenant
 from tests.support.wait import until
 
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
@@ -300,6 +300,14 @@ def test_live_drift_repairs_a_deletion_and_an_edit_within_seconds_without_a_requ
     until(lambda: tenant.configmaps(tenant.target).get("b"), lambda d: d == {"value": "1"}, timeout=5,
           what="b reverted")  # fmt: skip
     assert recreated < 5
+    # The owner label edited away takes the object out of the labelled watch: still found, still repaired.
+    tenant.core.patch_namespaced_config_map("a", tenant.target, {"metadata": {"labels": {OWNER_NAME: None}}})
+    until(
+        lambda: tenant.core.read_namespaced_config_map("a", tenant.target).metadata.labels or {},
+        lambda labels: labels.get(OWNER_NAME) == "apps",
+        timeout=5,
+        what="the owner label restored",
+    )
     assert tenant.get("apps")["status"].get("lastHandledReconcileAt") == handled, "no reconcile was requested"
 
     before = versions(tenant, tenant.target)

@@ -74,16 +74,18 @@ class Applier:
         self,
         kube: Kube,
         mapper: RestMapper,
-        field_manager: str = FIELD_MANAGER,
-        owner: dict[str, str] | None = None,
+        owner: dict[str, str],
         live_drift: LiveDrift | None = None,
+        field_manager: str = FIELD_MANAGER,
     ) -> None:
+        if not owner:
+            raise ValueError("an Applier needs the owner labels: without them a prune could delete anything")
         self.kube = kube
         self.mapper = mapper
         self.field_manager = field_manager
-        self.live = LiveObjects(kube, mapper, owner or {})
+        self.owner = owner  # selects the live objects, and guards every prune
+        self.live = LiveObjects(kube, mapper, self.owner)
         self.live_drift = live_drift  # live watches: a no-op needs no API call at all
-        self.requests = 0  # API calls made by apply_all (reads, dry-runs, applies), for benchmarks
 
     def _path(self, entry: Entry) -> str:
         try:
@@ -105,64 +107,60 @@ class Applier:
         return changes + self._apply_stage(rest, applied, force)
 
     def _apply_stage(self, objects: list[dict[str, Any]], applied: dict[str, Applied], force: bool) -> list[Change]:
-        entries = [Entry.of(o) for o in objects]
-        unproven = [e for e, o in zip(entries, objects, strict=True) if not self._unchanged(e, o, applied)]
-        self.live.prefetch(unproven)
-        changes = [self.apply(o, applied, force) for o in objects]
-        self.requests += self.live.requests
-        self.live.requests = 0
-        return changes
+        desired = [(Entry.of(o), o, digest(o)) for o in objects]
+        proven = {e.id for e, _, fingerprint in desired if self._proven_by_watch(e, fingerprint, applied.get(e.id))}
+        self.live.prefetch(e for e, _, _ in desired if e.id not in proven)
+        return [
+            Change(e, "unchanged") if e.id in proven else self.apply(o, applied, force, fingerprint)
+            for e, o, fingerprint in desired
+        ]
 
-    def _unchanged(self, entry: Entry, obj: dict[str, Any], applied: dict[str, Applied]) -> bool:
-        """Proven without a call: a live watch shows the version our last apply left."""
-        record = applied.get(entry.id)
-        if record is None or self.live_drift is None or record.digest != digest(obj):
+    def _proven_by_watch(self, entry: Entry, fingerprint: str, record: Applied | None) -> bool:
+        """No call needed: a healthy live watch shows the version our last apply of this very object left."""
+        if record is None or self.live_drift is None or record.digest != fingerprint:
             return False
         return self.live_drift.version(entry) == record.resource_version
 
     def _record(self, applied: dict[str, Applied], entry: Entry, fingerprint: str, obj: dict[str, Any]) -> None:
         applied[entry.id] = Applied(fingerprint, resource_version(obj))
         if self.live_drift is not None:
-            self.live_drift.record(entry, obj)
+            self.live_drift.record(entry, obj, self.owner)
 
-    def apply(self, obj: dict[str, Any], applied: dict[str, Applied], force: bool) -> Change:
+    def apply(self, obj: dict[str, Any], applied: dict[str, Applied], force: bool, fingerprint: str = "") -> Change:
+        """One object: read what is live, dry-run when it may have drifted, apply only what would change."""
         entry = Entry.of(obj)
         annotations = (obj.get("metadata") or {}).get("annotations") or {}
         policy = str(annotations.get(SSA_ANNOTATION, "")).lower()
         if policy == "ignore":
             return Change(entry, "skipped")
         path = self._path(entry)
-        fingerprint = digest(obj)
-        if self._unchanged(entry, obj, applied):
-            return Change(entry, "unchanged")
-        live = self.live.get(entry, applied_before=entry.id in applied)
+        fingerprint = fingerprint or digest(obj)
+        record = applied.get(entry.id)
+        live = self.live.get(entry, applied_before=record is not None)
         if isinstance(live, dict):
-            record = applied.get(entry.id)
-            if policy == "ifnotpresent":
-                return Change(entry, "unchanged")
-            untouched = record is not None and resource_version(live) == record.resource_version
-            if untouched and record is not None and record.digest == fingerprint:
-                return Change(entry, "unchanged")  # nobody wrote to it since our apply
+            if policy == "ifnotpresent" or record == Applied(fingerprint, resource_version(live)):
+                return Change(entry, "unchanged")  # never overwritten, or nobody wrote to it since our apply
             if not self._would_change(path, obj, entry, live):
                 self._record(applied, entry, fingerprint, live)
                 return Change(entry, "unchanged")
         elif live is not None and policy == "ifnotpresent":
             return self._create_if_absent(path, obj, entry, applied, fingerprint)
-        before = applied.get(entry.id)
         result = self._apply(path, obj, entry, force)
         self._record(applied, entry, fingerprint, result)
+        return Change(entry, self._action(live, record, result))
+
+    def _action(self, live: dict[str, Any] | object | None, record: Applied | None, result: dict[str, Any]) -> str:
+        """What an apply did, judged against the version before it (live, else what our last apply left)."""
         if live is None or (live is UNLISTED and _only_ours(result, self.field_manager)):
-            return Change(entry, "created")
-        # The live version, or (when it could not be read) the one our last apply left.
-        baseline = resource_version(live) if isinstance(live, dict) else (before.resource_version if before else "")
-        return Change(entry, "unchanged" if resource_version(result) == baseline else "configured")
+            return "created"
+        baseline = resource_version(live) if isinstance(live, dict) else (record.resource_version if record else "")
+        return "unchanged" if resource_version(result) == baseline else "configured"
 
     def _create_if_absent(
         self, path: str, obj: dict[str, Any], entry: Entry, applied: dict[str, Applied], fingerprint: str
     ) -> Change:
         """``ssa: IfNotPresent`` when the live object cannot be read: a create, which never overwrites."""
         collection = path.rsplit("/", 1)[0]
-        self.requests += 1
         try:
             created = self.kube.request("POST", collection, body=obj, what=entry.display)
         except Conflict:
@@ -175,7 +173,6 @@ class Applier:
     def _would_change(self, path: str, obj: dict[str, Any], entry: Entry, live: dict[str, Any]) -> bool:
         """A server-side dry-run of the apply, compared with the live object (Flux's drift check)."""
         query = {"fieldManager": self.field_manager, "force": "true", "dryRun": "All"}
-        self.requests += 1
         try:
             dry = self.kube.request("PATCH", path, query=query, body=obj, content_type=APPLY_PATCH, what=entry.display)
         except KubeError:
@@ -184,7 +181,6 @@ class Applier:
 
     def _apply(self, path: str, obj: dict[str, Any], entry: Entry, force: bool) -> dict[str, Any]:
         query = {"fieldManager": self.field_manager, "force": "true"}
-        self.requests += 1
         try:
             return self.kube.request(
                 "PATCH", path, query=query, body=obj, content_type=APPLY_PATCH, what=entry.display
@@ -236,7 +232,7 @@ class Applier:
             for version in spec.get("versions") or []:
                 self.mapper.forget(f"{spec.get('group')}/{version.get('name')}")
 
-    def prune(self, entries: list[Entry], owner: dict[str, str]) -> list[Change]:
+    def prune(self, entries: list[Entry]) -> list[Change]:
         """Delete what left the inventory, if it still carries our owner labels and allows pruning.
 
         Every entry is tried; those that could not be read or deleted raise one :class:`PruneError`
@@ -256,7 +252,8 @@ class Applier:
                 current = self.kube.request("GET", path, what=entry.display)
                 meta = current.get("metadata") or {}
                 labels, annotations = meta.get("labels") or {}, meta.get("annotations") or {}
-                if any(labels.get(k) != v for k, v in owner.items()) or annotations.get(PRUNE_ANNOTATION) == "disabled":
+                theirs = any(labels.get(k) != v for k, v in self.owner.items())
+                if theirs or annotations.get(PRUNE_ANNOTATION) == "disabled":
                     continue
                 if self.live_drift is not None:
                     self.live_drift.forget([entry])  # our own deletion is no drift

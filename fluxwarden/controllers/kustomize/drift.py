@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fluxwarden.controllers.kustomize.inventory import Entry
-from fluxwarden.controllers.runtime.kube import Forbidden, Kube, KubeError, NotFound
+from fluxwarden.controllers.runtime.kube import Kube, KubeError, NotFound
 from fluxwarden.controllers.runtime.restmapper import RestMapper
 
 # Fields a no-op apply may still report differently; they never make an object drifted.
@@ -68,7 +68,6 @@ class LiveObjects:
         self.mapper = mapper
         self.selector = ",".join(f"{k}={v}" for k, v in sorted(owner.items()))
         self._listed: dict[str, dict[str, dict[str, Any]]] = {}  # collection path -> name -> object
-        self.requests = 0
 
     def _collection(self, entry: Entry) -> tuple[str, str]:
         resource = self.mapper.resource_for(entry.api_version, entry.kind)
@@ -82,7 +81,6 @@ class LiveObjects:
                 continue  # a kind not served yet (its CRD comes with this build): nothing live
             if collection in self._listed:
                 continue
-            self.requests += 1
             try:
                 found = self.kube.request("GET", collection, query={"labelSelector": self.selector})
             except KubeError:
@@ -108,12 +106,9 @@ class LiveObjects:
             return listed[entry.name]
         if listed is not None and not applied_before:
             return UNLISTED
-        self.requests += 1
         try:
             return self.kube.request("GET", path, what=entry.display)
         except NotFound:
             return None
-        except Forbidden:
-            return UNKNOWN
-        except KubeError:
+        except KubeError:  # forbidden, or the API failing: the apply that follows says which
             return UNKNOWN

@@ -113,6 +113,11 @@ def _dependants(new: dict[str, Any], old: dict[str, Any] | None, own: list[dict[
     ]
 
 
+def _owner(obj: dict[str, Any]) -> dict[str, str]:
+    """The owner labels a Kustomization puts on everything it applies, and prunes only with."""
+    return {NAME_LABEL: obj["metadata"]["name"], NAMESPACE_LABEL: obj["metadata"]["namespace"]}
+
+
 def _crd_scopes(objects: list[dict[str, Any]]) -> dict[tuple[str, str], bool]:
     """(group, kind) -> namespaced, for the kinds the CRDs of a build define (not served until applied)."""
     scopes = {}
@@ -202,23 +207,22 @@ class KustomizationReconciler:
         secrets: Redactor,
     ) -> None:
         """Apply what drifted, prune what left, record the inventory, wait for health."""
-        meta, status = obj["metadata"], obj["status"]
+        status = obj["status"]
         kube = self.impersonator.client_for(self._service_account(obj, spec))
-        owner = {NAME_LABEL: meta["name"], NAMESPACE_LABEL: meta["namespace"]}
-        applier = Applier(kube, self.mapper, owner=owner, live_drift=self.live_drift)
+        applier = Applier(kube, self.mapper, owner=_owner(obj), live_drift=self.live_drift)
         old = inventory.read(status)
-        applied = self.applied.setdefault(str(meta.get("uid")), {})
+        applied = self.applied.setdefault(str(obj["metadata"].get("uid")), {})
         new = [inventory.Entry.of(o) for o in objects]
         changes = self._apply(applier, objects, old, applied, spec, status)
-        inventory.write(status, sorted(set(old) | set(new)))  # until the prune says what is gone
+        inventory.write(status, sorted(set(old) | set(new)))  # without prune, or until the prune says what went
         if spec.prune:
             try:
-                changes += applier.prune(inventory.stale(old, new), owner)
+                changes += applier.prune(inventory.stale(old, new))
             except PruneError as exc:
                 inventory.write(status, new + exc.failed)
                 self._announce(ctx, obj, changes + exc.deleted, revision, secrets)
                 raise Waiting("PruneFailed", exc.message, spec.retry_interval) from None
-        inventory.write(status, new if spec.prune else sorted(set(old) | set(new)))
+            inventory.write(status, new)
         for gone in set(applied) - {e.id for e in new}:
             del applied[gone]
         self._announce(ctx, obj, changes, revision, secrets)
@@ -227,17 +231,17 @@ class KustomizationReconciler:
     def finalize(self, ctx: Context, obj: dict[str, Any]) -> None:
         """With ``prune``, delete what the inventory lists (and still carries our labels)."""
         spec = obj.get("spec") or {}
-        self.applied.pop(str(obj["metadata"].get("uid")), None)
-        self.builds.forget(str(obj["metadata"].get("uid")))
+        uid = str(obj["metadata"].get("uid"))
+        self.applied.pop(uid, None)
+        self.builds.forget(uid)
+        listed = inventory.read(obj.get("status") or {})
         if self.live_drift is not None:
-            self.live_drift.forget(inventory.read(obj.get("status") or {}))
+            self.live_drift.forget(listed)
         if not spec.get("prune") or spec.get("suspend"):
             return
-        meta = obj["metadata"]
         kube = self.impersonator.client_for(self._service_account(obj, None))
-        owner = {NAME_LABEL: meta["name"], NAMESPACE_LABEL: meta["namespace"]}
         try:
-            Applier(kube, self.mapper).prune(sorted(inventory.read(obj.get("status") or {}), reverse=True), owner)
+            Applier(kube, self.mapper, owner=_owner(obj)).prune(sorted(listed, reverse=True))
         except ApplyError as exc:
             raise Failure("PruneFailed", exc.message) from None
 
@@ -375,9 +379,7 @@ class KustomizationReconciler:
         for field_name in ("labels", "annotations"):
             if extra := mapping(common.get(field_name)):
                 meta[field_name] = {**mapping(meta.get(field_name)), **{str(k): str(v) for k, v in extra.items()}}
-        labels = meta.setdefault("labels", {})
-        labels[NAME_LABEL] = obj["metadata"]["name"]
-        labels[NAMESPACE_LABEL] = obj["metadata"]["namespace"]
+        meta.setdefault("labels", {}).update(_owner(obj))
         try:
             namespaced = self.mapper.resource_for(str(resource.get("apiVersion")), str(resource.get("kind"))).namespaced
         except KubeError:  # not served yet: a CRD of this build may define it, else the built-in cluster kinds

@@ -38,9 +38,10 @@ class Seen:
     generation: int | None  # None: the kind keeps no generation (ConfigMap, Secret): any write counts
     labels: tuple[tuple[str, str], ...]
     annotations: tuple[tuple[str, str], ...]
+    owner: tuple[str, str] = ("", "")  # the Kustomization that applied it (not read back from its labels)
 
     @classmethod
-    def of(cls, obj: dict[str, Any]) -> Seen:
+    def of(cls, obj: dict[str, Any], owner: tuple[str, str] = ("", "")) -> Seen:
         meta = obj.get("metadata") or {}
         generation = meta.get("generation")
         return cls(
@@ -48,6 +49,7 @@ class Seen:
             int(generation) if generation else None,
             tuple(sorted((meta.get("labels") or {}).items())),
             tuple(sorted((meta.get("annotations") or {}).items())),
+            owner,
         )
 
     def changed_by(self, live: dict[str, Any]) -> bool:
@@ -93,10 +95,10 @@ class LiveDrift:
         threading.Thread(target=found.run, args=(self._stop,), name=f"live-{api.plural}", daemon=True).start()
         return found
 
-    def record(self, entry: Entry, obj: dict[str, Any]) -> None:
-        """What our apply (or a clean dry-run) left; also starts watching the entry's kind."""
+    def record(self, entry: Entry, obj: dict[str, Any], owner: dict[str, str]) -> None:
+        """What our apply (or a clean dry-run) for ``owner`` (its owner labels) left; starts watching its kind."""
         with self._lock:
-            self._recorded[entry.id] = Seen.of(obj)
+            self._recorded[entry.id] = Seen.of(obj, (owner.get(NAMESPACE_LABEL, ""), owner.get(NAME_LABEL, "")))
         self._informer(entry)
 
     def healthy(self) -> bool:
@@ -118,18 +120,17 @@ class LiveDrift:
             if self._enqueue is None:
                 return
             meta = new.get("metadata") or {}
-            labels = meta.get("labels") or {}
-            owner = (str(labels.get(NAMESPACE_LABEL) or ""), str(labels.get(NAME_LABEL) or ""))
             entry = Entry(str(meta.get("namespace") or ""), str(meta.get("name")), resource.group, resource.kind)
             with self._lock:
                 expected = self._recorded.get(entry.id)
-            if not all(owner) or expected is None:
+            if expected is None or not all(expected.owner):
                 return  # not applied by this process (yet): its Kustomization's next reconcile decides
+            # An object whose owner label is edited away leaves the labelled watch: it arrives as DELETED.
             if event_type != "DELETED" and not expected.changed_by(new):
                 return  # our own apply, or a write that leaves what we apply alone (status)
             logger.info("%s %s by someone else: reconciling Kustomization %s/%s", entry.display,
-                        event_type.lower(), *owner)  # fmt: skip
-            self._enqueue(owner)
+                        event_type.lower(), *expected.owner)  # fmt: skip
+            self._enqueue(expected.owner)
 
         return on_event
 
