@@ -75,6 +75,15 @@ class Resource:
         return f"{self.group}/{self.version}"
 
 
+def watch_event(res: Resource, event: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``(type, object)`` of one watch event; an ERROR event raises (:class:`Gone` when expired)."""
+    obj = event.get("object") or {}
+    if event.get("type") == "ERROR":
+        code = int(obj.get("code", 0) or 0)
+        raise (Gone if code == 410 else KubeError)(f"watch {res.plural}: {obj.get('message')}", code)
+    return str(event.get("type")), obj
+
+
 def key_of(obj: dict[str, Any]) -> tuple[str, str]:
     meta = obj.get("metadata") or {}
     return str(meta.get("namespace", "")), str(meta.get("name", ""))
@@ -140,11 +149,7 @@ class Kube:
                     self.custom.list_cluster_custom_object, res.group, res.version, res.plural, **kwargs
                 )
             for event in events:
-                obj = event.get("object") or {}
-                if event.get("type") == "ERROR":
-                    code = int(obj.get("code", 0) or 0)
-                    raise (Gone if code == 410 else KubeError)(f"watch {res.plural}: {obj.get('message')}", code)
-                yield str(event.get("type")), obj
+                yield watch_event(res, event)
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise translate(exc, f"watch {res.plural}") from None
         finally:
@@ -182,25 +187,39 @@ class Kube:
     ) -> dict[str, Any]:
         """Any REST call (for kinds known only at run time); the decoded JSON answer."""
         label = what or f"{method} {path}"
+        try:
+            data = self.send(method, path, query=query, body=body, content_type=content_type).read()
+        except (ApiException, urllib3.exceptions.HTTPError) as exc:
+            raise translate(exc, label) from None
+        decoded: dict[str, Any] = json.loads(data) if data else {}
+        return decoded
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, str] | None = None,
+        body: Any = None,
+        content_type: str = JSON,
+        accept: str = JSON,
+        timeout: float = 120,
+    ) -> Any:
+        """The raw response of any REST call, not yet read (a watch streams it); ``ApiException`` on >= 400."""
         _, url, headers, serialized, _ = self.api.param_serialize(
             method,
             path,
             query_params=list((query or {}).items()),
-            header_params={"Content-Type": content_type, "Accept": JSON},
+            header_params={"Content-Type": content_type, "Accept": accept},
             body=body,
             auth_settings=["BearerToken"],
         )
-        try:
-            response = self.api.call_api(
-                method, url, header_params=headers, body=serialized, _request_timeout=(10, 120)
-            )
-            data = response.read()
-        except (ApiException, urllib3.exceptions.HTTPError) as exc:
-            raise translate(exc, label) from None
+        response = self.api.call_api(
+            method, url, header_params=headers, body=serialized, _request_timeout=(10, timeout)
+        )
         if response.status >= 400:
-            raise translate(ApiException(status=response.status, reason=response.reason, body=data), label)
-        decoded: dict[str, Any] = json.loads(data) if data else {}
-        return decoded
+            raise ApiException(status=response.status, reason=response.reason, body=response.read())
+        return response
 
     def secret_data(self, namespace: str, name: str) -> dict[str, bytes]:
         """A Secret's decoded data; the values never leave the caller's hands (no logging here)."""

@@ -15,7 +15,7 @@ from typing import Any
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from fluxwarden.controllers.runtime.kube import Gone, Kube, KubeError, Resource, translate
+from fluxwarden.controllers.runtime.kube import Kube, Resource, translate, watch_event
 from fluxwarden.controllers.runtime.restmapper import ApiResource
 
 ACCEPT_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
@@ -29,25 +29,13 @@ def collection_path(res: Resource, namespace: str | None) -> str:
 class MetadataKube(Kube):
     """A :class:`Kube` whose ``list`` and ``watch`` return metadata only, for any kind."""
 
-    def _call(self, path: str, query: dict[str, str], accept: str, timeout: float) -> Any:
-        _, url, headers, _, _ = self.api.param_serialize(
-            "GET",
-            path,
-            query_params=list(query.items()),
-            header_params={"Accept": accept},
-            auth_settings=["BearerToken"],
-        )
-        response = self.api.call_api("GET", url, header_params=headers, _request_timeout=(10, timeout))
-        if response.status >= 400:
-            raise ApiException(status=response.status, reason=response.reason, body=response.read())
-        return response
-
     def list(
         self, res: Resource, namespace: str | None = None, label_selector: str | None = None
     ) -> tuple[list[dict[str, Any]], str]:
         query = {"labelSelector": label_selector} if label_selector else {}
         try:
-            found = json.loads(self._call(collection_path(res, namespace), query, ACCEPT_LIST, 120).read())
+            answer = self.send("GET", collection_path(res, namespace), query=query, accept=ACCEPT_LIST)
+            found = json.loads(answer.read())
         except (ApiException, urllib3.exceptions.HTTPError) as exc:
             raise translate(exc, f"list {res.plural}") from None
         return list(found.get("items") or []), str((found.get("metadata") or {}).get("resourceVersion", ""))
@@ -68,7 +56,8 @@ class MetadataKube(Kube):
             **({"labelSelector": label_selector} if label_selector else {}),
         }
         try:
-            response = self._call(collection_path(res, namespace), query, ACCEPT_WATCH, timeout + 30)
+            path = collection_path(res, namespace)
+            response = self.send("GET", path, query=query, accept=ACCEPT_WATCH, timeout=timeout + 30)
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise translate(exc, f"watch {res.plural}") from None
         raw = response.response  # the urllib3 response under the client's wrapper, read as it streams
@@ -79,16 +68,8 @@ class MetadataKube(Kube):
                 *lines, pending = pending.split(b"\n")
                 for line in lines:
                     if line.strip():
-                        yield self._event(res, json.loads(line))
+                        yield watch_event(res, json.loads(line))
         except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
             raise translate(exc, f"watch {res.plural}") from None
         finally:
             raw.release_conn()
-
-    @staticmethod
-    def _event(res: Resource, event: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        obj = event.get("object") or {}
-        if event.get("type") == "ERROR":
-            code = int(obj.get("code", 0) or 0)
-            raise (Gone if code == 410 else KubeError)(f"watch {res.plural}: {obj.get('message')}", code)
-        return str(event.get("type")), obj
