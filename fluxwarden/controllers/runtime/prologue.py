@@ -124,18 +124,17 @@ def run_once(controller: Controller, runtime: Runtime, namespace: str, name: str
     return _reconcile(controller, runtime, ctx, obj)
 
 
-def unsupported_field(controller: Controller, obj: dict[str, Any]) -> tuple[unsupported.Finding, str] | None:
-    """The first spec field ``obj`` sets that ``controller`` does not implement, and the message."""
+def _unsupported(controller: Controller, obj: dict[str, Any]) -> unsupported.Finding | None:
+    """The first spec field ``obj`` sets that ``controller`` does not implement."""
     table: unsupported.Table | None = getattr(controller, "unsupported", None)
-    finding = unsupported.find(obj, table) if table else None
-    return (finding, finding.message(table)) if finding and table else None
+    return unsupported.find(obj, table) if table else None
 
 
 def _finalize(controller: Controller, runtime: Runtime, ctx: Context, obj: dict[str, Any]) -> None:
     """The controller's cleanup, unless the object asks for a deletion behaviour fluxwarden lacks."""
-    found = unsupported_field(controller, obj)
-    if found and found[0].rule.skip_cleanup:
-        message = f"deleted without cleanup, nothing was removed: {found[1]}"
+    found = _unsupported(controller, obj)
+    if found and found.rule.skip_cleanup:
+        message = f"deleted without cleanup, nothing was removed: {found.message}"
         meta = obj["metadata"]
         ctx.log.warning("%s %s/%s %s", controller.resource.kind, meta.get("namespace"), meta.get("name"), message)
         runtime.events.record(obj, WARNING, unsupported.REASON, message, {})
@@ -154,8 +153,8 @@ def _reconcile(controller: Controller, runtime: Runtime, ctx: Context, obj: dict
     started = time.perf_counter()
     runtime.metrics.in_progress.labels(res.kind).inc()
     try:
-        if found := unsupported_field(controller, obj):  # before the work: never Ready while a field is ignored
-            raise Stalling(unsupported.REASON, found[1])
+        if found := _unsupported(controller, obj):  # before the work: never Ready while a field is ignored
+            raise Stalling(unsupported.REASON, found.message)
         success: Success | None = controller.reconcile(ctx, obj)
         error: ReconcileError | None = None
     except ReconcileError as exc:

@@ -43,14 +43,16 @@ class Finding:
     rule: Rule
     where: str  # the path with list indices: spec.dependsOn[1].readyExpr
     value: Any
+    flux_controller: str  # named in the message: what runs this object today
 
-    def message(self, table: Table) -> str:
+    @property
+    def message(self) -> str:
         # Name the value of an enum-like field (deletionPolicy 'Orphan'), never free text (a CEL expression).
         shown = f" '{self.value}'" if self.rule.allowed and isinstance(self.value, str) else ""
         hint = self.rule.hint or "remove it"
         return (
             f"{self.where}{shown} is not supported by fluxwarden yet; {hint} or run Flux's "
-            f"{table.flux_controller} for this object"
+            f"{self.flux_controller} for this object"
         )
 
 
@@ -85,5 +87,5 @@ def find(obj: dict[str, Any], table: Table) -> Finding | None:
     for rule in table.rules:
         for where, value in _values(obj, rule.path.split("."), ""):
             if not _unset(value) and not _allowed(value, rule.allowed):
-                return Finding(rule, where.lstrip("."), value)
+                return Finding(rule, where.lstrip("."), value, table.flux_controller)
     return None

@@ -51,7 +51,7 @@ STALLS = [
 def test_an_unsupported_field_is_found_and_named(table: Table, spec: dict[str, Any], named: str) -> None:
     finding = find(obj(url="https://x", **spec), table)
     assert finding is not None
-    message = finding.message(table)
+    message = finding.message
     assert message.startswith(f"{named} is not supported by fluxwarden yet; ")
     assert message.endswith(f"or run Flux's {table.flux_controller} for this object")
 
@@ -93,6 +93,6 @@ def test_the_first_rule_in_table_order_wins_and_the_hint_replaces_the_default_ad
     assert found is not None and found.where == "spec.kubeConfig"
     policy = find(obj(deletionPolicy="Orphan"), KUSTOMIZATION)
     assert policy is not None and policy.rule.skip_cleanup
-    assert "remove it (the default, MirrorPrune, prunes on deletion" in policy.message(KUSTOMIZATION)
+    assert "remove it (the default, MirrorPrune, prunes on deletion" in policy.message
     legacy = find(obj(patchesJson6902=[{"patch": []}]), KUSTOMIZATION)
-    assert legacy is not None and "move them into spec.patches ('fluxwarden fix' does)" in legacy.message(KUSTOMIZATION)
+    assert legacy is not None and "move them into spec.patches ('fluxwarden fix' does)" in legacy.message
