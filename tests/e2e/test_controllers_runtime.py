@@ -20,7 +20,7 @@ from kubernetes import client
 
 from fluxwarden.controllers.app import Reconcilers
 from fluxwarden.controllers.runtime.controller import Context, Key, Success, Watch
-from fluxwarden.controllers.runtime.kube import Kube
+from fluxwarden.controllers.runtime.kube import Kube, Resource
 from fluxwarden.controllers.runtime.leader import LeaderElector
 from fluxwarden.controllers.runtime.manager import Manager, ManagerOptions
 from fluxwarden.controllers.source.api import GIT_REPOSITORY, HELM_REPOSITORY
@@ -83,15 +83,22 @@ def observed(start_reconcilers: Callable[..., Reconcilers], events_receiver: str
     )  # fmt: skip
 
 
-def make_repo(admin_api: client.ApiClient, namespace: str, name: str, url: str) -> None:
+def make_source(
+    admin_api: client.ApiClient, resource: Resource, namespace: str, name: str, shard: str, spec: dict[str, Any]
+) -> None:
+    """A source object of ``resource`` in ``shard`` (interval 10m)."""
     body = {
-        "apiVersion": GIT_REPOSITORY.api_version, "kind": "GitRepository",
-        "metadata": {"name": name, "namespace": namespace, "labels": {SHARD: "cli"}},
-        "spec": {"url": url, "interval": "10m", "ref": {"branch": "main"}},
+        "apiVersion": resource.api_version, "kind": resource.kind,
+        "metadata": {"name": name, "namespace": namespace, "labels": {SHARD: shard}},
+        "spec": {"interval": "10m", **spec},
     }  # fmt: skip
     client.CustomObjectsApi(admin_api).create_namespaced_custom_object(
-        GIT_REPOSITORY.group, GIT_REPOSITORY.version, namespace, GIT_REPOSITORY.plural, body
+        resource.group, resource.version, namespace, resource.plural, body
     )
+
+
+def make_repo(admin_api: client.ApiClient, namespace: str, name: str, url: str) -> None:
+    make_source(admin_api, GIT_REPOSITORY, namespace, name, "cli", {"url": url, "ref": {"branch": "main"}})
 
 
 def ready(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
@@ -236,14 +243,7 @@ class _Recorder:
 
 
 def make_helm_repo(admin_api: client.ApiClient, namespace: str, name: str, url: str, shard: str) -> None:
-    body = {
-        "apiVersion": HELM_REPOSITORY.api_version, "kind": "HelmRepository",
-        "metadata": {"name": name, "namespace": namespace, "labels": {SHARD: shard}},
-        "spec": {"url": url, "interval": "10m"},
-    }  # fmt: skip
-    client.CustomObjectsApi(admin_api).create_namespaced_custom_object(
-        HELM_REPOSITORY.group, HELM_REPOSITORY.version, namespace, HELM_REPOSITORY.plural, body
-    )
+    make_source(admin_api, HELM_REPOSITORY, namespace, name, shard, {"url": url})
 
 
 def test_a_crashing_mapper_does_not_stop_the_informer_and_readyz_follows_it(
@@ -269,14 +269,7 @@ def test_a_crashing_mapper_does_not_stop_the_informer_and_readyz_follows_it(
     try:
         until(readyz, lambda code: code == 200, what="/readyz up after the first list")
         for name in ("a", "b"):
-            body = {
-                "apiVersion": GIT_REPOSITORY.api_version, "kind": "GitRepository",
-                "metadata": {"name": name, "namespace": namespace, "labels": {SHARD: shard}},
-                "spec": {"url": "https://example.invalid/r.git", "interval": "10m"},
-            }  # fmt: skip
-            client.CustomObjectsApi(admin_api).create_namespaced_custom_object(
-                GIT_REPOSITORY.group, GIT_REPOSITORY.version, namespace, GIT_REPOSITORY.plural, body
-            )
+            make_source(admin_api, GIT_REPOSITORY, namespace, name, shard, {"url": "https://example.invalid/r.git"})
             recorded(name, 1)
 
         with caplog.at_level(logging.ERROR, logger="fluxwarden.controllers.informer"):
