@@ -22,7 +22,7 @@ from fluxwarden.controllers.kustomize.api import KUSTOMIZATION
 from fluxwarden.controllers.kustomize.kustomization import KustomizeOptions
 from fluxwarden.controllers.source.api import GIT_REPOSITORY
 from tests.support.git_server import GitHttpServer
-from tests.support.tenants import OWNER_NAME, SHARD, Tenant, condition, configmap, make_tenant
+from tests.support.tenants import OWNER_NAME, SHARD, Tenant, bind, condition, configmap, grant, make_tenant
 from tests.support.wait import until
 
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
@@ -201,19 +201,8 @@ def test_inventory_with_underscore_and_colon_names_is_pruned_exactly(tenant: Ten
 def test_a_failed_prune_is_reported_and_keeps_the_object_in_the_inventory(tenant: Tenant) -> None:
     sha = tenant.push({"apps/a.yaml": configmap("a", "1"), "apps/b.yaml": configmap("b", "1", tenant.other)})
     # The applier may write to ``other`` for now; then the platform revokes it.
+    grant(tenant.api, tenant.other, tenant.config, role="temp", binding="temp")
     rbac = client.RbacAuthorizationV1Api(tenant.api)
-    rbac.create_namespaced_role(
-        tenant.other,
-        {"metadata": {"name": "temp"}, "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]},
-    )
-    rbac.create_namespaced_role_binding(
-        tenant.other,
-        {
-            "metadata": {"name": "temp"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "temp"},
-            "subjects": [{"kind": "ServiceAccount", "name": "flux-applier", "namespace": tenant.config}],
-        },
-    )
     tenant.git_repository()
     tenant.kustomization("apps", path="./apps")
     tenant.ready("apps", sha)
@@ -228,14 +217,7 @@ def test_a_failed_prune_is_reported_and_keeps_the_object_in_the_inventory(tenant
     assert f"{tenant.other}_b__ConfigMap" in ids, "what could not be pruned stays in the inventory"
     assert "b" in {c.metadata.name for c in tenant.core.list_namespaced_config_map(tenant.other).items}
 
-    rbac.create_namespaced_role_binding(
-        tenant.other,
-        {
-            "metadata": {"name": "temp"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "temp"},
-            "subjects": [{"kind": "ServiceAccount", "name": "flux-applier", "namespace": tenant.config}],
-        },
-    )
+    bind(tenant.api, tenant.other, tenant.config, role="temp", binding="temp")
     done = tenant.ready("apps", second, timeout=90)
     assert [e["id"] for e in done["status"]["inventory"]["entries"]] == [f"{tenant.config}_a__ConfigMap"]
     until(
@@ -327,17 +309,8 @@ def test_drift_found_with_the_rights_a_tenant_has(
     """An applier that may not list (GETs instead) or not even read (apply blindly, compare versions)."""
     tenant = make_tenant(admin_api, namespace_factory, git_server, tmp_path, shard="drift")
     target = namespace_factory()
-    rbac = client.RbacAuthorizationV1Api(admin_api)
     rule = {"apiGroups": [""], "resources": ["configmaps"], "verbs": verbs}
-    rbac.create_namespaced_role(target, {"metadata": {"name": "narrow"}, "rules": [rule]})
-    rbac.create_namespaced_role_binding(
-        target,
-        {
-            "metadata": {"name": "narrow"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "narrow"},
-            "subjects": [{"kind": "ServiceAccount", "name": "flux-applier", "namespace": tenant.config}],
-        },
-    )
+    grant(admin_api, target, tenant.config, rules=(rule,), role="narrow", binding="narrow")
     sha = tenant.push({"apps/a.yaml": configmap("a", "1"), "apps/b.yaml": configmap("b", "1")})
     tenant.git_repository()
     tenant.kustomization("apps", path="./apps", targetNamespace=target, prune=False)

@@ -24,9 +24,9 @@ from fluxwarden.controllers.runtime.kube import Resource
 from fluxwarden.controllers.source.api import GIT_REPOSITORY, HELM_CHART, HELM_REPOSITORY
 from tests.support.git_server import GitHttpServer, GitRepo
 from tests.support.helm_repo import HelmRepoServer
+from tests.support.tenants import SHARD, condition, grant
 from tests.support.wait import until
 
-SHARD = "sharding.fluxcd.io/key"
 LABELS = {SHARD: "unsupported"}
 CONFIGMAP = 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: "1"\n'
 
@@ -131,22 +131,10 @@ class Objects:
         return until(lambda: self.get(res, name), done, timeout=timeout, what=f"{res.kind} {name} {reason or 'Ready'}")
 
 
-def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
-    return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == type_), {})
-
-
 @pytest.fixture
 def objects(admin_api: client.ApiClient, namespace: str, controllers: Reconcilers) -> Objects:
     client.CoreV1Api(admin_api).create_namespaced_service_account(namespace, {"metadata": {"name": "flux-applier"}})
-    rbac = client.RbacAuthorizationV1Api(admin_api)
-    rbac.create_namespaced_role(namespace, {
-        "metadata": {"name": "tenant-admin"}, "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}],
-    })  # fmt: skip
-    rbac.create_namespaced_role_binding(namespace, {
-        "metadata": {"name": "flux-applier"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "tenant-admin"},
-        "subjects": [{"kind": "ServiceAccount", "name": "flux-applier", "namespace": namespace}],
-    })  # fmt: skip
+    grant(admin_api, namespace, namespace)
     return Objects(admin_api, namespace)
 
 

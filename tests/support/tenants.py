@@ -135,21 +135,30 @@ def condition(obj: dict[str, Any], type_: str = "Ready") -> dict[str, Any]:
     return {}
 
 
-def grant(api: client.ApiClient, namespace: str, sa_namespace: str) -> None:
-    """flux-applier of ``sa_namespace`` may do anything in ``namespace``, and nothing elsewhere."""
+TENANT_ADMIN = ({"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},)
+
+
+def grant(
+    api: client.ApiClient,
+    namespace: str,
+    sa_namespace: str,
+    rules: tuple[dict[str, Any], ...] = TENANT_ADMIN,
+    role: str = "tenant-admin",
+    binding: str = "flux-applier",
+) -> None:
+    """flux-applier of ``sa_namespace`` gets ``rules`` (default: anything) in ``namespace``, and nothing elsewhere."""
     rbac = client.RbacAuthorizationV1Api(api)
-    rbac.create_namespaced_role(
+    rbac.create_namespaced_role(namespace, {"metadata": {"name": role}, "rules": list(rules)})
+    bind(api, namespace, sa_namespace, role, binding)
+
+
+def bind(api: client.ApiClient, namespace: str, sa_namespace: str, role: str, binding: str) -> None:
+    """Bind ``role`` of ``namespace`` to flux-applier of ``sa_namespace`` (again, after a revocation)."""
+    client.RbacAuthorizationV1Api(api).create_namespaced_role_binding(
         namespace,
         {
-            "metadata": {"name": "tenant-admin"},
-            "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}],
-        },
-    )
-    rbac.create_namespaced_role_binding(
-        namespace,
-        {
-            "metadata": {"name": "flux-applier"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "tenant-admin"},
+            "metadata": {"name": binding},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
             "subjects": [{"kind": "ServiceAccount", "name": "flux-applier", "namespace": sa_namespace}],
         },
     )

@@ -151,6 +151,8 @@ class Informer:
                 logger.info("watch of %s expired; listing again", self.resource.plural)
             except Exception as exc:  # KubeError: the API; anything else: a bug here, never the end of the thread
                 self._healthy.clear()
+                if stop.is_set():
+                    return  # stopping: the watch was cut under it, nothing to report
                 what = exc if isinstance(exc, KubeError) else f"{_describe(exc)} at {_where(exc)}"
                 logger.warning("watch of %s failed, retrying in %.0fs: %s", self.resource.plural, backoff, what)
                 stop.wait(backoff)
