@@ -70,6 +70,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from bench.cluster import Api, arm_deadline, cluster, load_average, memory_kib, rerun_from_copy, self_cpu
 from bench.controller import (
     Controller,
@@ -305,6 +307,9 @@ def events(api: KubeApi) -> int:
     return len(api.items(f"/api/v1/namespaces/{CONFIG_NAMESPACE}/events"))
 
 
+API_SERVER_OWN = ("leases", "endpoints", "endpointslices")  # its own lease and endpoint upkeep, not the controller
+
+
 def api_requests(api: KubeApi) -> collections.Counter[str]:
     """The API server's own count of requests so far (``apiserver_request_total``), by verb and resource;
     watches, non-resource calls (this scrape) and the API server's own upkeep left out. The controller
@@ -313,18 +318,15 @@ def api_requests(api: KubeApi) -> collections.Counter[str]:
     if status != 200:
         raise RuntimeError(f"GET /metrics: HTTP {status}")
     counts: collections.Counter[str] = collections.Counter()
-    for line in text.splitlines():
-        if not line.startswith("apiserver_request_total{"):
-            continue
-        labels = dict(part.split("=", 1) for part in line[line.index("{") + 1 : line.rindex("}")].split(","))
-        verb, resource = labels.get("verb", "").strip('"'), labels.get("resource", "").strip('"')
-        if verb not in ("WATCH", "CONNECT") and resource and resource not in API_SERVER_OWN:
-            dry = " dry-run" if labels.get("dry_run", '""').strip('"') else ""
-            counts[f"{verb} {resource}{dry}"] += int(float(line.rsplit(" ", 1)[1]))
+    families = [f for f in text_string_to_metric_families(text) if f.name == "apiserver_request"]
+    for sample in (s for f in families for s in f.samples if s.name == "apiserver_request_total"):
+        verb, resource = sample.labels.get("verb", ""), sample.labels.get("resource", "")
+        if verb not in ("WATCH", "CONNECT") and resource not in ("", *API_SERVER_OWN):
+            dry = " dry-run" if sample.labels.get("dry_run") else ""
+            counts[f"{verb} {resource}{dry}"] += int(sample.value)
     return counts
 
 
-API_SERVER_OWN = ("leases", "endpoints", "endpointslices")  # its own lease and endpoint upkeep, not the controller
 DRIFTED = "config-00"  # the ConfigMap deleted by hand in every target namespace for the repair phase
 
 

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from fluxwarden.controllers.runtime.spec import mapping
+
 State = Literal["Current", "InProgress", "Failed"]
-
-
-def _map(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def _count(fields: dict[str, Any], name: str, default: int = 0) -> int:
@@ -28,7 +26,7 @@ def _count(fields: dict[str, Any], name: str, default: int = 0) -> int:
 
 
 def _conditions(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    status = _map(obj.get("status"))
+    status = mapping(obj.get("status"))
     return {c.get("type", ""): c for c in status.get("conditions") or [] if isinstance(c, dict)}
 
 
@@ -37,7 +35,7 @@ def _is(conditions: dict[str, dict[str, Any]], type_: str, value: str = "True") 
 
 
 def _replicas(obj: dict[str, Any]) -> tuple[State, str]:
-    spec, status = _map(obj.get("spec")), _map(obj.get("status"))
+    spec, status = mapping(obj.get("spec")), mapping(obj.get("status"))
     want = _count(spec, "replicas", 1)  # the API server defaults a missing (or null) replicas to 1
     kind = obj.get("kind")
     if kind == "Deployment":
@@ -60,7 +58,7 @@ def _replicas(obj: dict[str, Any]) -> tuple[State, str]:
 
 def compute(obj: dict[str, Any]) -> tuple[State, str]:
     """The object's state and a short reason."""
-    meta, status = _map(obj.get("metadata")), _map(obj.get("status"))
+    meta, status = mapping(obj.get("metadata")), mapping(obj.get("status"))
     if meta.get("deletionTimestamp"):
         return "InProgress", "being deleted"
     observed, generation = _count(status, "observedGeneration", -1), _count(meta, "generation", -1)
@@ -89,8 +87,8 @@ def compute(obj: dict[str, Any]) -> tuple[State, str]:
         return ("Current", "active") if (status.get("phase") or "Active") == "Active" else ("InProgress", "terminating")
     if kind == "CustomResourceDefinition":
         return ("Current", "established") if _is(conditions, "Established") else ("InProgress", "not established")
-    if kind == "Service" and _map(obj.get("spec")).get("type") == "LoadBalancer":
-        ingress = _map(status.get("loadBalancer")).get("ingress")
+    if kind == "Service" and mapping(obj.get("spec")).get("type") == "LoadBalancer":
+        ingress = mapping(status.get("loadBalancer")).get("ingress")
         return ("Current", "load balancer ready") if ingress else ("InProgress", "waiting for a load balancer")
     if _is(conditions, "Stalled"):
         return "Failed", str(conditions["Stalled"].get("message") or "stalled")
