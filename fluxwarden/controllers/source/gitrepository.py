@@ -58,7 +58,7 @@ def resolve(git: Git, ref: GitRef) -> Target:
         fetch = f"refs/heads/{ref.branch}" if ref.branch else "HEAD"
         return Target(fetch, ref.commit, ref.branch, shallow=False)
     if ref.name:
-        refs = git.ls_remote(ref.name)
+        refs = git.ls_remote(ref.name, f"{ref.name}^{{}}")  # an annotated tag peels to its commit
         sha = refs.get(f"{ref.name}^{{}}") or refs.get(ref.name)
         if not sha:
             raise GitError(f"ref '{ref.name}' not found")
