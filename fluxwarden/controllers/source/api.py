@@ -30,6 +30,8 @@ GIT_REPOSITORY_UNSUPPORTED = Table(
         Rule("spec.recurseSubmodules", (False,)),
         Rule("spec.sparseCheckout"),
         Rule("spec.provider", ("generic",), hint="use 'generic' (a secretRef) or remove it"),
+        # Flux's CRD admits it only beside provider 'azure' or 'aws'; a CRD without that check may not.
+        Rule("spec.serviceAccountName"),
         Rule("spec.proxySecretRef"),
     ),
 )
