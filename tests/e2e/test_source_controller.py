@@ -279,10 +279,16 @@ def test_same_content_same_digest_and_ignore_rules_change_it(
 def test_unchanged_source_makes_no_new_artifact_and_no_status_churn(
     git_server: GitHttpServer, repo: GitRepo, kube: Api
 ) -> None:
-    _, url, _ = publish(git_server, repo, "quiet", {"a.yaml": "a\n"})
+    name, url, _ = publish(git_server, repo, "quiet", {"a.yaml": "a\n"})
     kube.create(GIT_REPOSITORY, "quiet", {**git_spec(url), "interval": "1s"})
     before = kube.wait_ready(GIT_REPOSITORY, "quiet")
-    time.sleep(3.5)  # three more reconciles at a 1s interval
+    seen = len(git_server.sent)
+    # Each reconcile starts with an ls-remote; the fourth starts after the third has written (or not).
+    until(
+        lambda: [path for path, _ in git_server.sent[seen:] if path.startswith(f"/{name}.git/info/refs")],
+        lambda contacts: len(contacts) >= 4,
+        what="three more reconciles at a 1s interval",
+    )
     after = kube.get(GIT_REPOSITORY, "quiet")
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
     assert after["status"] == before["status"]
