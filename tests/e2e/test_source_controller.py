@@ -46,7 +46,6 @@ def small_source(start_reconcilers: Callable[..., Reconcilers]) -> Reconcilers:
     return start_reconcilers(("source",), label_selector=f"{SHARD}=small", max_source_size=4096)
 
 
-
 @pytest.fixture(scope="module")
 def private_git(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitHttpServer]:
     with GitHttpServer(tmp_path_factory.mktemp("private-git"), USER, PASSWORD) as server:
