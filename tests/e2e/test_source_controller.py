@@ -732,3 +732,8 @@ def test_unchanged_chart_is_not_downloaded_again(kube: Api, tmp_path: Path) -> N
         until(lambda: kube.get(HELM_CHART, "app"), lambda o: o["status"]["artifact"]["revision"] == "1.1.0",
               what="chart 1.1.0 pulled")  # fmt: skip
         assert helm.chart_downloads("app", "1.1.0") == 1
+
+        # the same version re-published with other bytes (a new digest in the index) is pulled again
+        helm.add_chart("app", "1.1.0", {"republished": True})
+        kube.reconciled(HELM_REPOSITORY, "charts", kube.request_reconcile(HELM_REPOSITORY, "charts"))
+        until(lambda: helm.chart_downloads("app", "1.1.0"), lambda n: n == 2, what="re-published 1.1.0 pulled")
