@@ -43,6 +43,7 @@ HELM_REPOSITORY_UNSUPPORTED = Table(
 HELM_CHART_UNSUPPORTED = Table(
     "source-controller",
     (
+        Rule("spec.sourceRef.kind", ("HelmRepository", "GitRepository"), hint="use a HelmRepository or GitRepository"),
         Rule("spec.verify"),
         Rule("spec.reconcileStrategy", ("ChartVersion",), hint="remove it (the default is ChartVersion)"),
         Rule("spec.ignoreMissingValuesFiles", (False,)),

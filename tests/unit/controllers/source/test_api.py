@@ -66,3 +66,16 @@ def test_a_service_account_stalls_a_git_repository_even_where_the_crd_admits_it_
     assert finding is not None
     assert finding.where == "spec.serviceAccountName"
     assert find(git(), api.GIT_REPOSITORY_UNSUPPORTED) is None
+
+
+def test_a_chart_from_a_bucket_stalls_as_unsupported() -> None:
+    chart: dict[str, Any] = {"metadata": {"name": "a", "namespace": "n"},
+             "spec": {"chart": "c", "sourceRef": {"kind": "Bucket", "name": "b"}}}  # fmt: skip
+    finding = find(chart, api.HELM_CHART_UNSUPPORTED)
+    assert finding is not None
+    assert finding.message(api.HELM_CHART_UNSUPPORTED).startswith(
+        "spec.sourceRef.kind 'Bucket' is not supported by fluxwarden yet; use a HelmRepository or GitRepository"
+    )
+    for kind in ("HelmRepository", "GitRepository"):
+        chart["spec"]["sourceRef"]["kind"] = kind
+        assert find(chart, api.HELM_CHART_UNSUPPORTED) is None
