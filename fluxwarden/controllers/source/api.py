@@ -51,8 +51,9 @@ HELM_CHART_UNSUPPORTED = Table(
 )
 
 
-def secret_name(spec: dict[str, Any]) -> str | None:
-    ref = spec.get("secretRef")
+def secret_name(spec: dict[str, Any], field: str = "secretRef") -> str | None:
+    """The ``name`` of the local object reference ``spec[field]``; None when unset."""
+    ref = spec.get(field)
     return str(ref["name"]) if isinstance(ref, dict) and ref.get("name") else None
 
 
@@ -108,12 +109,11 @@ class HelmRepositorySpec:
         url = str(spec.get("url") or "")
         if not url.startswith(("http://", "https://")):
             raise Stalling("URLInvalid", f"spec.url '{url}' is not an http(s) URL")
-        cert = spec.get("certSecretRef")
         return cls(
             url.rstrip("/") + "/",
             secret_name(spec),
             duration(spec, "timeout", DEFAULT_TIMEOUT),
-            str(cert["name"]) if isinstance(cert, dict) and cert.get("name") else None,
+            secret_name(spec, "certSecretRef"),
             spec.get("passCredentials") is True,
         )
 
