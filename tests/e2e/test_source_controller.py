@@ -392,15 +392,23 @@ def test_oversize_repository_and_escaping_symlink_are_refused(
 # -- lifecycle ------------------------------------------------------------------------------------
 
 
-def test_suspend_and_resume(git_server: GitHttpServer, repo: GitRepo, kube: Api) -> None:
+def test_suspend_and_resume(git_server: GitHttpServer, repo: GitRepo, kube: Api, source: Reconcilers) -> None:
     name, url, _ = publish(git_server, repo, "suspend", {"a.yaml": "1\n"})
     kube.create(GIT_REPOSITORY, "paused", git_spec(url))
     kube.wait_ready(GIT_REPOSITORY, "paused")
     kube.patch(GIT_REPOSITORY, "paused", {"spec": {"suspend": True}})
+    labels = {"kind": "GitRepository", "name": "paused", "namespace": kube.namespace}
+    until(
+        lambda: source.manager.metrics.registry.get_sample_value("gotk_suspend_status", labels),
+        lambda value: value == 1,
+        what="the controller saw the suspension",
+    )
+    seen = len(git_server.sent)
     newer = repo.commit({"a.yaml": "2\n"})
     repo.push(git_server.repo_path(name))
     kube.request_reconcile(GIT_REPOSITORY, "paused")
-    time.sleep(1.5)
+    time.sleep(1.5)  # a suspended object records nothing to wait for; it must not even contact the server
+    assert not [path for path, _ in git_server.sent[seen:] if path.startswith(f"/{name}.git/")]
     assert newer not in kube.get(GIT_REPOSITORY, "paused")["status"]["artifact"]["revision"]
     kube.patch(GIT_REPOSITORY, "paused", {"spec": {"suspend": False}})
     until(
