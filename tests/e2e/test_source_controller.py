@@ -46,7 +46,6 @@ def small_source(start_reconcilers: Callable[..., Reconcilers]) -> Reconcilers:
     return start_reconcilers(("source",), label_selector=f"{SHARD}=small", max_source_size=4096)
 
 
-
 @pytest.fixture(scope="module")
 def private_git(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitHttpServer]:
     with GitHttpServer(tmp_path_factory.mktemp("private-git"), USER, PASSWORD) as server:
@@ -279,10 +278,16 @@ def test_same_content_same_digest_and_ignore_rules_change_it(
 def test_unchanged_source_makes_no_new_artifact_and_no_status_churn(
     git_server: GitHttpServer, repo: GitRepo, kube: Api
 ) -> None:
-    _, url, _ = publish(git_server, repo, "quiet", {"a.yaml": "a\n"})
+    name, url, _ = publish(git_server, repo, "quiet", {"a.yaml": "a\n"})
     kube.create(GIT_REPOSITORY, "quiet", {**git_spec(url), "interval": "1s"})
     before = kube.wait_ready(GIT_REPOSITORY, "quiet")
-    time.sleep(3.5)  # three more reconciles at a 1s interval
+    seen = len(git_server.sent)
+    # Each reconcile starts with an ls-remote; the fourth starts after the third has written (or not).
+    until(
+        lambda: [path for path, _ in git_server.sent[seen:] if path.startswith(f"/{name}.git/info/refs")],
+        lambda contacts: len(contacts) >= 4,
+        what="three more reconciles at a 1s interval",
+    )
     after = kube.get(GIT_REPOSITORY, "quiet")
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
     assert after["status"] == before["status"]
@@ -387,15 +392,23 @@ def test_oversize_repository_and_escaping_symlink_are_refused(
 # -- lifecycle ------------------------------------------------------------------------------------
 
 
-def test_suspend_and_resume(git_server: GitHttpServer, repo: GitRepo, kube: Api) -> None:
+def test_suspend_and_resume(git_server: GitHttpServer, repo: GitRepo, kube: Api, source: Reconcilers) -> None:
     name, url, _ = publish(git_server, repo, "suspend", {"a.yaml": "1\n"})
     kube.create(GIT_REPOSITORY, "paused", git_spec(url))
     kube.wait_ready(GIT_REPOSITORY, "paused")
     kube.patch(GIT_REPOSITORY, "paused", {"spec": {"suspend": True}})
+    labels = {"kind": "GitRepository", "name": "paused", "namespace": kube.namespace}
+    until(
+        lambda: source.manager.metrics.registry.get_sample_value("gotk_suspend_status", labels),
+        lambda value: value == 1,
+        what="the controller saw the suspension",
+    )
+    seen = len(git_server.sent)
     newer = repo.commit({"a.yaml": "2\n"})
     repo.push(git_server.repo_path(name))
     kube.request_reconcile(GIT_REPOSITORY, "paused")
-    time.sleep(1.5)
+    time.sleep(1.5)  # a suspended object records nothing to wait for; it must not even contact the server
+    assert not [path for path, _ in git_server.sent[seen:] if path.startswith(f"/{name}.git/")]
     assert newer not in kube.get(GIT_REPOSITORY, "paused")["status"]["artifact"]["revision"]
     kube.patch(GIT_REPOSITORY, "paused", {"spec": {"suspend": False}})
     until(
@@ -727,3 +740,8 @@ def test_unchanged_chart_is_not_downloaded_again(kube: Api, tmp_path: Path) -> N
         until(lambda: kube.get(HELM_CHART, "app"), lambda o: o["status"]["artifact"]["revision"] == "1.1.0",
               what="chart 1.1.0 pulled")  # fmt: skip
         assert helm.chart_downloads("app", "1.1.0") == 1
+
+        # the same version re-published with other bytes (a new digest in the index) is pulled again
+        helm.add_chart("app", "1.1.0", {"republished": True})
+        kube.reconciled(HELM_REPOSITORY, "charts", kube.request_reconcile(HELM_REPOSITORY, "charts"))
+        until(lambda: helm.chart_downloads("app", "1.1.0"), lambda n: n == 2, what="re-published 1.1.0 pulled")

@@ -87,9 +87,18 @@ def same_origin(url: str, other: str) -> bool:
     return origin_of(url) == origin_of(other)
 
 
-def _show(url: str) -> str:
+def shown_origin(url: str) -> str:
+    """``scheme://host:port`` of ``url`` for a message: no user, password or path."""
     scheme, host, port = origin_of(url)
-    return f"{scheme}://{host}:{port}"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+
+def private_file(path: Path, data: bytes) -> Path:
+    """Write ``data`` to a new 0600 file, newline-terminated (ssh needs it; PEM readers do not mind)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data if data.endswith(b"\n") or not data else data + b"\n")
+    return path
 
 
 @functools.cache
@@ -115,11 +124,8 @@ def _context(credentials: HttpCredentials, with_client_cert: bool, scratch: Path
     if with_client_cert and credentials.cert_pem:
         if not credentials.key_pem:
             raise DownloadError("tls.crt is set but tls.key is missing")
-        cert, key = scratch / "tls.crt", scratch / "tls.key"
-        for path, data in ((cert, credentials.cert_pem), (key, credentials.key_pem)):
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
+        cert = private_file(scratch / "tls.crt", credentials.cert_pem)
+        key = private_file(scratch / "tls.key", credentials.key_pem)
         try:
             context.load_cert_chain(cert, key)  # ssl reads key pairs from files only
         except ssl.SSLError:
@@ -201,5 +207,7 @@ def _transport_error(exc: httpx.HTTPError, url: str, tls_hint: str) -> DownloadE
     text = str(exc)
     if "CERTIFICATE_VERIFY_FAILED" in text:
         reason = text.split("certificate verify failed:", 1)[-1].split("(_ssl", 1)[0].strip() or "verify failed"
-        return DownloadError(f"TLS certificate of {_show(url)} is not trusted ({reason}): {tls_hint}", untrusted=True)
+        return DownloadError(
+            f"TLS certificate of {shown_origin(url)} is not trusted ({reason}): {tls_hint}", untrusted=True
+        )
     return DownloadError(f"cannot fetch {scrub(url)}: {scrub(text)}")

@@ -24,8 +24,9 @@ from typing import IO
 from fluxwarden.controllers.artifacts.errors import ArtifactError
 
 _CHUNK = 1 << 20
-_FILE_MODE = 0o644
-_EXEC_MODE = 0o755
+# The modes of the archive format: ``source.artifact`` writes exactly these, and this module restores them.
+FILE_MODE = 0o644
+EXEC_MODE = 0o755
 
 
 def safe_extract(tar_gz: Path | bytes | IO[bytes], dest: Path, max_size: int) -> None:
@@ -97,7 +98,7 @@ def _extract_into(source: IO[bytes], staging: Path, max_size: int) -> None:
             if data is None:  # cannot happen for a regular member; refuse rather than guess
                 raise ArtifactError(f"archive member {member.name!r} has no data")
             target.parent.mkdir(parents=True, exist_ok=True)
-            _write_member(data, target, _EXEC_MODE if member.mode & stat.S_IXUSR else _FILE_MODE)
+            _write_member(data, target, EXEC_MODE if member.mode & stat.S_IXUSR else FILE_MODE)
 
 
 def _member_parts(member: tarfile.TarInfo) -> tuple[str, ...] | None:

@@ -30,6 +30,8 @@ GIT_REPOSITORY_UNSUPPORTED = Table(
         Rule("spec.recurseSubmodules", (False,)),
         Rule("spec.sparseCheckout"),
         Rule("spec.provider", ("generic",), hint="use 'generic' (a secretRef) or remove it"),
+        # Flux's CRD admits it only beside provider 'azure' or 'aws'; a CRD without that check may not.
+        Rule("spec.serviceAccountName"),
         Rule("spec.proxySecretRef"),
     ),
 )
@@ -41,6 +43,7 @@ HELM_REPOSITORY_UNSUPPORTED = Table(
 HELM_CHART_UNSUPPORTED = Table(
     "source-controller",
     (
+        Rule("spec.sourceRef.kind", ("HelmRepository", "GitRepository"), hint="use a HelmRepository or GitRepository"),
         Rule("spec.verify"),
         Rule("spec.reconcileStrategy", ("ChartVersion",), hint="remove it (the default is ChartVersion)"),
         Rule("spec.ignoreMissingValuesFiles", (False,)),
@@ -48,8 +51,9 @@ HELM_CHART_UNSUPPORTED = Table(
 )
 
 
-def secret_name(spec: dict[str, Any]) -> str | None:
-    ref = spec.get("secretRef")
+def secret_name(spec: dict[str, Any], field: str = "secretRef") -> str | None:
+    """The ``name`` of the local object reference ``spec[field]``; None when unset."""
+    ref = spec.get(field)
     return str(ref["name"]) if isinstance(ref, dict) and ref.get("name") else None
 
 
@@ -105,12 +109,11 @@ class HelmRepositorySpec:
         url = str(spec.get("url") or "")
         if not url.startswith(("http://", "https://")):
             raise Stalling("URLInvalid", f"spec.url '{url}' is not an http(s) URL")
-        cert = spec.get("certSecretRef")
         return cls(
             url.rstrip("/") + "/",
             secret_name(spec),
             duration(spec, "timeout", DEFAULT_TIMEOUT),
-            str(cert["name"]) if isinstance(cert, dict) and cert.get("name") else None,
+            secret_name(spec, "certSecretRef"),
             spec.get("passCredentials") is True,
         )
 

@@ -26,11 +26,10 @@ from pathlib import Path
 from typing import IO
 
 from fluxwarden.controllers.artifacts.errors import ArtifactError
+from fluxwarden.controllers.artifacts.unpack import EXEC_MODE, FILE_MODE
 from fluxwarden.controllers.source.ignore import IgnoreRules
 
 _CHUNK = 1 << 20
-_FILE_MODE = 0o644
-_EXEC_MODE = 0o755
 
 
 def write_tarball(root: Path, rules: IgnoreRules, out: IO[bytes], max_size: int | None = None) -> None:
@@ -83,7 +82,7 @@ def _tarinfo(rel: str, st: os.stat_result) -> tarfile.TarInfo:
     info = tarfile.TarInfo(rel)
     info.size = st.st_size
     info.mtime = 0
-    info.mode = _EXEC_MODE if st.st_mode & stat.S_IXUSR else _FILE_MODE
+    info.mode = EXEC_MODE if st.st_mode & stat.S_IXUSR else FILE_MODE
     info.uid = info.gid = 0
     info.uname = info.gname = ""
     info.type = tarfile.REGTYPE

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fluxwarden.controllers.artifacts.http import private_file, shown_origin
 from fluxwarden.controllers.artifacts.scrub import scrub
 
 POLL_SECONDS = 0.005  # how often a running fetch's object store is measured
@@ -109,9 +110,9 @@ def git_environment(url: str, credentials: Credentials) -> Iterator[dict[str, st
         if is_ssh(url):
             ssh = ["ssh", "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes"]
             if credentials.identity:
-                identity = _private_file(directory / "identity", credentials.identity)
+                identity = private_file(directory / "identity", credentials.identity)
                 ssh += ["-i", str(identity)]
-            known = _private_file(directory / "known_hosts", credentials.known_hosts or b"")
+            known = private_file(directory / "known_hosts", credentials.known_hosts or b"")
             ssh += ["-o", f"UserKnownHostsFile={known}", "-o", "StrictHostKeyChecking=yes"]
             env["GIT_SSH_COMMAND"] = " ".join(ssh)
         else:
@@ -124,22 +125,15 @@ def git_environment(url: str, credentials: Credentials) -> Iterator[dict[str, st
                 # git sends extraHeader and the client certificate to wherever a redirect leads
                 config.append(("http.followRedirects", "false"))
             if credentials.ca_file:
-                env["GIT_SSL_CAINFO"] = str(_private_file(directory / "ca.crt", credentials.ca_file))
+                env["GIT_SSL_CAINFO"] = str(private_file(directory / "ca.crt", credentials.ca_file))
             if credentials.tls_cert and credentials.tls_key:
-                env["GIT_SSL_CERT"] = str(_private_file(directory / "tls.crt", credentials.tls_cert))
-                env["GIT_SSL_KEY"] = str(_private_file(directory / "tls.key", credentials.tls_key))
+                env["GIT_SSL_CERT"] = str(private_file(directory / "tls.crt", credentials.tls_cert))
+                env["GIT_SSL_KEY"] = str(private_file(directory / "tls.key", credentials.tls_key))
         env["GIT_CONFIG_COUNT"] = str(len(config))
         for index, (key, value) in enumerate(config):
             env[f"GIT_CONFIG_KEY_{index}"] = key
             env[f"GIT_CONFIG_VALUE_{index}"] = value
         yield env
-
-
-def _private_file(path: Path, data: bytes) -> Path:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data if data.endswith(b"\n") or not data else data + b"\n")
-    return path
 
 
 class Git:
@@ -313,14 +307,9 @@ def _classify(stderr: str, command: str, url: str) -> GitError:
     if any(hint in lower for hint in _TLS_FAILURES):
         detail = next((scrub(line) for line in lines if any(h in line.lower() for h in _TLS_FAILURES)), text)
         return GitError(
-            f"TLS certificate of {_host_of(url)} is not trusted ({detail.removeprefix('fatal: ')}): "
+            f"TLS certificate of {shown_origin(url)} is not trusted ({detail.removeprefix('fatal: ')}): "
             "put the CA that signed it as ca.crt in the Secret named by spec.secretRef"
         )
     if any(hint in lower for hint in _AUTH_HINTS):
         return GitError(f"authentication failed: {text}", authentication=True)
     return GitError(text.removeprefix("fatal: "))
-
-
-def _host_of(url: str) -> str:
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.split('/', 1)[0].rpartition('@')[2]}"

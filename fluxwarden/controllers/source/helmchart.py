@@ -129,7 +129,7 @@ class HelmChartReconciler:
         self.max_size = max_size
         self.watches = [_source_watch(HELM_REPOSITORY), _source_watch(GIT_REPOSITORY)]
         # index digest of the chart version each HelmChart was last built from: a re-published
-        # version with new bytes is pulled again. Lost on restart, which costs one download.
+        # version with new bytes is pulled again. Lost on restart, which costs no download (see reconcile).
         self._pulled: dict[tuple[str, str], str] = {}
 
     def reconcile(self, ctx: Context, obj: dict[str, Any]) -> Success:
@@ -149,8 +149,9 @@ class HelmChartReconciler:
             if spec.source_kind == "HelmRepository":
                 version, entry = self._choose(spec, source)
                 digest = str(entry.get("digest") or "")
-                pulled = self._pulled.get((namespace, meta["name"]))
-                unchanged = current and artifact.get("revision") == version and (not pulled or pulled == digest)
+                # Unknown after a restart: the stored artifact is taken to be of the entry seen first.
+                known = current and artifact.get("revision") == version
+                unchanged = known and self._pulled.setdefault((namespace, meta["name"]), digest) == digest
                 if not unchanged:
                     chart_dir = self._pull(ctx, spec, source, version, entry, work)
             else:

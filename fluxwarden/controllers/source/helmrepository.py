@@ -1,8 +1,9 @@
 """The HelmRepository reconciler: fetch ``index.yaml``, check it, store it as the artifact.
 
-Revision is ``sha256:<digest of the index>``; an unchanged index stores nothing and changes no status.
-The index streams to a temporary file (digest on the fly, at most ``max_size`` bytes) before it is
-parsed and stored. Credentials come from ``secretRef`` (basic auth) and ``certSecretRef`` (TLS).
+Revision is ``sha256:<digest of the index>``; an unchanged index is neither parsed nor stored again,
+and changes no status. The index streams to a temporary file (digest on the fly, at most ``max_size``
+bytes) before a new one is parsed and stored. Credentials come from ``secretRef`` (basic auth) and
+``certSecretRef`` (TLS).
 """
 
 from __future__ import annotations
@@ -79,21 +80,23 @@ class HelmRepositoryReconciler:
             try:
                 got = download(spec.url + "index.yaml", spool, timeout=spec.timeout, max_size=self.max_size,
                                credentials=credentials)  # fmt: skip
-                spool.seek(0)
-                parse_index(spool)
             except DownloadError as exc:
                 reason = "AuthenticationFailed" if exc.authentication else "IndexationFailed"
                 conditions.set_condition(status, FETCH_FAILED, True, reason, exc.message, generation)
                 raise Failure(reason, exc.message) from None
-            except ValueError as exc:
-                conditions.set_condition(status, FETCH_FAILED, True, "IndexationFailed", str(exc), generation)
-                raise Failure("IndexationFailed", str(exc)) from None
             revision = got.digest
             hexdigest = revision.partition(":")[2]
             message = f"stored artifact: revision '{revision}'"
             artifact = status.get("artifact") or {}
             unchanged = artifact.get("revision") == revision and self.storage.exists(artifact.get("path", ""))
+            # The same bytes were parsed when they were stored: only a new index is parsed (seconds for a big one).
             if not (unchanged and status.get("observedGeneration") == generation):
+                spool.seek(0)
+                try:
+                    parse_index(spool)
+                except ValueError as exc:
+                    conditions.set_condition(status, FETCH_FAILED, True, "IndexationFailed", str(exc), generation)
+                    raise Failure("IndexationFailed", str(exc)) from None
                 spool.seek(0)
                 stored = self.storage.store_stream(
                     "HelmRepository", meta["namespace"], meta["name"], f"index-{hexdigest}.yaml",
