@@ -73,7 +73,7 @@ def test_a_chart_from_a_bucket_stalls_as_unsupported() -> None:
              "spec": {"chart": "c", "sourceRef": {"kind": "Bucket", "name": "b"}}}  # fmt: skip
     finding = find(chart, api.HELM_CHART_UNSUPPORTED)
     assert finding is not None
-    assert finding.message(api.HELM_CHART_UNSUPPORTED).startswith(
+    assert finding.message.startswith(
         "spec.sourceRef.kind 'Bucket' is not supported by fluxwarden yet; use a HelmRepository or GitRepository"
     )
     for kind in ("HelmRepository", "GitRepository"):
