@@ -37,6 +37,7 @@ from tests.support.control_plane import ControlPlane
 from tests.support.kube import Kubectl
 from tests.support.kubelet import SecretVolume
 from tests.support.manifests import apply, built, by_kind, container_args, named, rbac_of
+from tests.support.namespaces import ensure_namespace
 from tests.support.tokens import service_account_token, token_kubeconfig
 from tests.support.wait import until
 from tests.support.webhook import WebhookProcess, free_port
@@ -193,10 +194,7 @@ def registration(admin_api: client.ApiClient, base: list[dict[str, Any]], namesp
 def fresh_secret(admin_api: client.ApiClient) -> Iterator[None]:
     """No certificate Secret before the test (a first start) and none after it."""
     core = client.CoreV1Api(admin_api)
-    try:
-        core.create_namespace({"metadata": {"name": NAMESPACE}})
-    except ApiException as error:
-        assert error.status == 409
+    ensure_namespace(admin_api, NAMESPACE)
 
     def delete() -> None:
         try:

@@ -30,6 +30,7 @@ from tests.support.git_server import GitHttpServer
 from tests.support.helm_repo import HelmRepoServer
 from tests.support.kube import Kubectl
 from tests.support.manifests import apply, built, by_kind, container_args, flag, named, rbac_of
+from tests.support.namespaces import ensure_namespace
 from tests.support.tenants import SHARD, Tenant, condition, configmap, make_tenant
 from tests.support.tokens import service_account_token, token_client, token_kubeconfig
 from tests.support.wait import until
@@ -49,13 +50,6 @@ def install(kubectl: Kubectl) -> list[dict[str, Any]]:
 def shipped_args(install: list[dict[str, Any]]) -> list[str]:
     (container,) = named(install, "Deployment", "fluxwarden-controllers")["spec"]["template"]["spec"]["containers"]
     return container_args(container, {"POD_NAMESPACE": NAMESPACE})
-
-
-def _ensure_namespace(admin_api: client.ApiClient, name: str) -> None:
-    try:
-        client.CoreV1Api(admin_api).create_namespace({"metadata": {"name": name}})
-    except ApiException as error:
-        assert error.status == 409
 
 
 def _allowed(api: client.ApiClient, verb: str, resource: str, group: str) -> bool:
@@ -89,7 +83,7 @@ def controllers(
 ) -> Reconcilers:
     names = tuple((flag(shipped_args, "controllers") or "").split(","))
     assert set(names) == set(CONTROLLERS), "the Deployment runs every controller fluxwarden builds"
-    _ensure_namespace(admin_api, NAMESPACE)
+    ensure_namespace(admin_api, NAMESPACE)
     apply(kubectl, rbac_of(install, ACCOUNT))
     api = _account_client(admin_api, control_plane, NAMESPACE, ACCOUNT, tmp_path_factory.mktemp("sa"))
     return start_reconcilers(
