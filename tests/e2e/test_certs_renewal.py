@@ -216,6 +216,20 @@ def _bundles(api: client.ApiClient) -> list[str]:
     return [hook.client_config.ca_bundle for config in configs for hook in config.webhooks]
 
 
+def _drop_bundles(api: client.ApiClient) -> None:
+    admission = client.AdmissionregistrationV1Api(api)
+    for read, patch in (
+        (admission.read_mutating_webhook_configuration, admission.patch_mutating_webhook_configuration),
+        (admission.read_validating_webhook_configuration, admission.patch_validating_webhook_configuration),
+    ):
+        count = len(read(REGISTRATION).webhooks)
+        patch(REGISTRATION, [{"op": "remove", "path": f"/webhooks/{i}/clientConfig/caBundle"} for i in range(count)])
+
+
+def _secret_version(api: client.ApiClient) -> str:
+    return str(client.CoreV1Api(api).read_namespaced_secret(SECRET, NAMESPACE).metadata.resource_version)
+
+
 def _secret(api: client.ApiClient) -> dict[str, bytes]:
     secret = client.CoreV1Api(api).read_namespaced_secret(SECRET, NAMESPACE)
     return {k: base64.b64decode(v) for k, v in secret.data.items()}
@@ -298,3 +312,14 @@ def test_renewal_under_load_fails_no_request(
     assert "certificate reloaded" in webhook.log_file.read_text()
     assert kubelet.updates == 2, "the volume saw the first pair and the renewed one"
     assert _bundles(admin_api) == [bundle, bundle], "the CA, and so the caBundle, did not change"
+
+    # The daily run as shipped (no forced renewal) puts back a caBundle something dropped, with the
+    # renewer's own rights (its patch rule: the renewal above had nothing to patch), and leaves the
+    # fresh pair alone.
+    _drop_bundles(admin_api)
+    assert _bundles(admin_api) == [None, None]
+    secret_version = _secret_version(admin_api)
+    daily = _run_cli(container_args(renew, env), renewer_config)
+    assert daily.returncode == 0, daily.stderr
+    assert _bundles(admin_api) == [bundle, bundle], "the renewer re-injected the caBundle"
+    assert _secret_version(admin_api) == secret_version, "a fresh pair is not rewritten"
