@@ -179,12 +179,18 @@ def test_the_shipped_rbac_is_enough_to_reconcile_a_tenant(
                                                 "secretRef": {"name": "git-auth"}})  # fmt: skip
     _create(tenant, HELM_CHART, "app", {"chart": "app", "version": "1.x", "interval": "1m",
                                         "sourceRef": {"kind": "HelmRepository", "name": "charts"}})  # fmt: skip
+    # Sources fluxwarden does not reconcile are still read (the rule for ocirepositories and buckets).
+    for kind in ("OCIRepository", "Bucket"):
+        tenant.kustomization(kind.lower(), path="./", sourceRef={"kind": kind, "name": "absent"})
 
     tenant.ready("infra", revision)
     apps = tenant.ready("apps", revision)
     assert tenant.configmaps(tenant.target) == {"settings": {"value": "blue"}, "app": {"value": "hello"}}
     assert _ready(tenant, HELM_CHART, "app")["status"]["artifact"]["revision"] == "1.0.0"
     assert controllers.manager.synced(), "every informer listed with the account's rights"
+    for kind in ("OCIRepository", "Bucket"):
+        message = condition(tenant.failed(kind.lower(), "ArtifactFailed"))["message"]
+        assert message == f"Source {kind} '{tenant.config}/absent' not found", message
     assert apps["metadata"]["finalizers"] == ["finalizers.fluxcd.io"]
 
     applied = _events(admin_api, tenant.config, "kustomize-controller", "Kustomization")
