@@ -33,6 +33,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from fluxwarden.controllers.kustomize.api import KUSTOMIZATION
+from tests.e2e.test_certs_bootstrap import bundles
 from tests.support.control_plane import ControlPlane
 from tests.support.kube import Kubectl
 from tests.support.kubelet import SecretVolume
@@ -207,15 +208,6 @@ def fresh_secret(admin_api: client.ApiClient) -> Iterator[None]:
     delete()
 
 
-def _bundles(api: client.ApiClient) -> list[str]:
-    admission = client.AdmissionregistrationV1Api(api)
-    configs = [
-        admission.read_mutating_webhook_configuration(REGISTRATION),
-        admission.read_validating_webhook_configuration(REGISTRATION),
-    ]
-    return [hook.client_config.ca_bundle for config in configs for hook in config.webhooks]
-
-
 def _drop_bundles(api: client.ApiClient) -> None:
     admission = client.AdmissionregistrationV1Api(api)
     for read, patch in (
@@ -270,8 +262,8 @@ def test_renewal_under_load_fails_no_request(
         issued = _secret(admin_api)
         (ca_dir := tmp_path / "ca").mkdir()
         (ca_dir / "ca.crt").write_bytes(issued["ca.crt"])
-        bundle = _bundles(admin_api)[0]
-        assert _bundles(admin_api) == [bundle, bundle] and base64.b64decode(bundle) == issued["ca.crt"]
+        bundle = bundles(admin_api, REGISTRATION)[0]
+        assert bundles(admin_api, REGISTRATION) == [bundle, bundle] and base64.b64decode(bundle) == issued["ca.crt"]
 
         serve_args = _at(container_args(server, env), _mounted(server, "certs"), certs)
         assert serve_args[0] == "serve"
@@ -301,7 +293,8 @@ def test_renewal_under_load_fails_no_request(
             sent_before_burst = load.sent
             load.add_threads(6)  # more concurrency: the API server opens new connections to the new certificate
             time.sleep(3)
-            assert _verifies(_bundles(admin_api)[0], registration) == new_serial, "the caBundle verifies the new cert"
+            for current in bundles(admin_api, REGISTRATION):
+                assert _verifies(current, registration) == new_serial, "each caBundle verifies the new cert"
         finally:
             load.stop()
             webhook.stop()
@@ -311,15 +304,15 @@ def test_renewal_under_load_fails_no_request(
     print(f"admission requests: {load.sent} sent, {sent_before_burst} before the burst, 0 failed")
     assert "certificate reloaded" in webhook.log_file.read_text()
     assert kubelet.updates == 2, "the volume saw the first pair and the renewed one"
-    assert _bundles(admin_api) == [bundle, bundle], "the CA, and so the caBundle, did not change"
+    assert bundles(admin_api, REGISTRATION) == [bundle, bundle], "the CA, and so the caBundle, did not change"
 
     # The daily run as shipped (no forced renewal) puts back a caBundle something dropped, with the
     # renewer's own rights (its patch rule: the renewal above had nothing to patch), and leaves the
     # fresh pair alone.
     _drop_bundles(admin_api)
-    assert _bundles(admin_api) == [None, None]
+    assert bundles(admin_api, REGISTRATION) == [None, None]
     secret_version = _secret_version(admin_api)
     daily = _run_cli(container_args(renew, env), renewer_config)
     assert daily.returncode == 0, daily.stderr
-    assert _bundles(admin_api) == [bundle, bundle], "the renewer re-injected the caBundle"
+    assert bundles(admin_api, REGISTRATION) == [bundle, bundle], "the renewer re-injected the caBundle"
     assert _secret_version(admin_api) == secret_version, "a fresh pair is not rewritten"
