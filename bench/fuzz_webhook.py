@@ -87,7 +87,7 @@ def judge(case: Case, answer: Answer) -> str | None:
             return f"status {answer.status} without a one-line error: {answer.body[:150]!r}"
         return None
     response = payload.get("response") if isinstance(payload, dict) else None
-    if payload.get("kind") != "AdmissionReview" or not isinstance(response, dict):
+    if not isinstance(response, dict) or payload.get("kind") != "AdmissionReview":
         return f"200 that is not an AdmissionReview: {answer.body[:150]!r}"
     if not isinstance(response.get("allowed"), bool) or not isinstance(response.get("uid"), str):
         return f"AdmissionReview without uid/allowed: {answer.body[:150]!r}"
