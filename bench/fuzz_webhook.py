@@ -29,6 +29,7 @@ from bench import fuzz_cases, servers
 from bench.fuzz_cases import Case
 from bench.load import Answer, Connection, exchange, http_request
 from fluxwarden.certs.files import ensure_serving_pair
+from tests.support.webhook import failures_logged
 
 ANSWER_TIMEOUT = 10.0  # seconds; the server's own body timeout is 4
 EXPECTED_STATUSES = frozenset({200, 400, 413})
@@ -86,7 +87,7 @@ def judge(case: Case, answer: Answer) -> str | None:
             return f"status {answer.status} without a one-line error: {answer.body[:150]!r}"
         return None
     response = payload.get("response") if isinstance(payload, dict) else None
-    if payload.get("kind") != "AdmissionReview" or not isinstance(response, dict):
+    if not isinstance(response, dict) or payload.get("kind") != "AdmissionReview":
         return f"200 that is not an AdmissionReview: {answer.body[:150]!r}"
     if not isinstance(response.get("allowed"), bool) or not isinstance(response.get("uid"), str):
         return f"AdmissionReview without uid/allowed: {answer.body[:150]!r}"
@@ -220,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"in {report.seconds:.1f}s ({rate:.0f} cases/s), server on core {args.server_core}"
     )
     print_report(report)
-    tracebacks = log.count("Exception in ASGI application") + log.count('"review failed"')
+    tracebacks = failures_logged(log)
     print(
         f"5xx answers: {report.server_errors}; dropped connections: {report.dropped} "
         f"(no answer {report.count('dropped')}, closed by the server {report.count('closed')}); "

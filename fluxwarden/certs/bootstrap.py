@@ -174,11 +174,6 @@ def write_files(data: dict[str, bytes], out: Path) -> ServingFiles:
     return files
 
 
-def bootstrap(api: client.ApiClient, target: Target, out: Path, renewal: Renewal = Renewal()) -> ServingFiles:
-    """Get or create the Secret, write the pair to ``out``, and point the webhooks' caBundle at its CA."""
-    return write_files(renew(api, target, renewal), out)
-
-
 def wait_for_mount(data: dict[str, bytes], mounted: Path, timeout: float, interval: float = 1.0) -> None:
     """Wait until the Secret volume at ``mounted`` serves this pair (kubelet refreshes it within a
     minute or so of a change), so the webhook container never starts on a missing or stale pair."""

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from fluxwarden.certs import ServingFiles, ca_bundle, ensure_serving_pair, expiry
+from fluxwarden.certs.files import RENEW_BEFORE
 from fluxwarden.webhook.registration import NAMESPACE, SERVICE
 
 
@@ -86,7 +87,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     boot.add_argument("--secret", default="fluxwarden-webhook-tls")
     boot.add_argument("--service", default=SERVICE)
     boot.add_argument("--webhook-configuration", default="fluxwarden", help="name of both webhook configurations")
-    boot.add_argument("--renew-before", default="720h", help="renew a serving certificate this close to expiry")
+    boot.add_argument(
+        "--renew-before",
+        default=f"{RENEW_BEFORE // datetime.timedelta(hours=1)}h",
+        help="renew a serving certificate this close to expiry (default %(default)s)",
+    )
     boot.add_argument("--days", type=int, default=365, help="validity of a new serving certificate")
     boot.add_argument(
         "--create",

@@ -12,7 +12,8 @@ Public surface:
 - :func:`remote_bases` -- remote ``resources`` in a kustomization.yaml;
 - :func:`upgrade` -> :class:`Upgrade` -- a deprecated API version rewritten to the current one;
 - :func:`legacy_fix` -> :class:`LegacyFix` -- every Flux object moved into the configuration namespace;
-- :func:`text` -- a field's value as text, safe for any JSON (lists and objects are not printed).
+- :func:`text` -- a field's value as text, safe for any JSON (lists and objects are not printed);
+- :func:`cut` -- text cut to a length, the cut marked.
 """
 
 from fluxwarden.tenancy.findings import Finding, ObjectRef, Severity
@@ -23,7 +24,7 @@ from fluxwarden.tenancy.mutation import Mutation, mutate
 from fluxwarden.tenancy.rules import cross_namespace_refs, evaluate
 from fluxwarden.tenancy.settings import Requester, Settings, is_exempt
 from fluxwarden.tenancy.upgrade import Change, Upgrade, upgrade
-from fluxwarden.tenancy.values import text
+from fluxwarden.tenancy.values import cut, text
 
 __all__ = [
     "DEFAULT_CONFIG_NAMESPACE",
@@ -44,6 +45,7 @@ __all__ = [
     "Skipped",
     "Upgrade",
     "cross_namespace_refs",
+    "cut",
     "evaluate",
     "is_exempt",
     "kind_of",

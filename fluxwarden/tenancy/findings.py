@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from fluxwarden.tenancy.values import text
+from fluxwarden.tenancy.values import cut, text
 
 Severity = Literal["deny", "warn"]
 
@@ -15,8 +15,7 @@ WARNING_LIMIT = 119  # AdmissionReview warnings: each under 120 characters
 
 def one_line(text: str, limit: int) -> str:
     """Collapse whitespace and cut to ``limit`` characters, marking the cut."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    return cut(" ".join(text.split()), limit)
 
 
 @dataclass(frozen=True)

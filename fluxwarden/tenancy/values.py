@@ -19,3 +19,8 @@ def text(value: Any) -> str:
     if isinstance(value, list | tuple | set):
         return "<list>"
     return str(value)
+
+
+def cut(value: str, limit: int) -> str:
+    """``value`` cut to ``limit`` characters, the cut marked with an ellipsis."""
+    return value if len(value) <= limit else value[: limit - 1] + "…"

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from fluxwarden.logs import log_fields
-from fluxwarden.tenancy import Settings
+from fluxwarden.tenancy import Settings, cut
 from fluxwarden.webhook.errors import BadReview, InternalError, PayloadTooLarge, RequestTimeout, WebhookError
 from fluxwarden.webhook.metrics import WebhookMetrics
 from fluxwarden.webhook.review import AdmissionRequest, Decision, decide, parse_review
@@ -81,7 +81,7 @@ class ReviewResponse(JSONResponse):
 
 
 def _short(value: str) -> str:
-    return value if len(value) <= LOGGED_TEXT_LIMIT else value[: LOGGED_TEXT_LIMIT - 1] + "…"
+    return cut(value, LOGGED_TEXT_LIMIT)
 
 
 def _log_decision(route: str, review: AdmissionRequest, decision: Decision, seconds: float) -> None:

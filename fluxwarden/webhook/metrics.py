@@ -9,11 +9,11 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from fluxwarden.tenancy import KINDS
 
 LABELS = ("route", "kind", "operation", "allowed")
-# Admission must answer in milliseconds; the buckets resolve that range.
 MAX_CACHED_LABEL_SETS = 1024
 # The kind label comes from the request: only Flux kinds get their own series, so a client sending
 # random kinds cannot grow the registry without bound.
 LABELLED_KINDS = frozenset(k.kind for k in KINDS)
+# Admission must answer in milliseconds; the buckets resolve that range.
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 

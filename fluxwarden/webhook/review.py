@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from fluxwarden.tenancy import Finding, Requester, Settings, evaluate, mutate, text
+from fluxwarden.tenancy import Finding, Requester, Settings, cut, evaluate, mutate, text
 from fluxwarden.tenancy.findings import one_line
 from fluxwarden.webhook.errors import BadReview
 
@@ -82,8 +82,7 @@ def _shown(value: Any) -> str:
     """A value quoted in an error message: one short line whatever the value is."""
     if value is None:
         return "missing"
-    shown = text(value)
-    return repr(shown if len(shown) <= SHOWN_LIMIT else shown[: SHOWN_LIMIT - 1] + "…")
+    return repr(cut(text(value), SHOWN_LIMIT))
 
 
 def _load(body: bytes) -> Any:

@@ -12,7 +12,7 @@ import pytest
 from kubernetes import client
 
 from fluxwarden.certs import ca_bundle, expiry, generate_ca, issue
-from fluxwarden.certs.bootstrap import BootstrapError, Renewal, Target, bootstrap, renew, wait_for_mount, write_files
+from fluxwarden.certs.bootstrap import BootstrapError, Renewal, Target, renew, wait_for_mount, write_files
 from fluxwarden.webhook.registration import Endpoint, webhook_configurations
 
 
@@ -44,7 +44,7 @@ def test_first_run_creates_the_secret_and_injects_the_ca(
     admin_api: client.ApiClient, namespace: str, registration: str, tmp_path: Path
 ) -> None:
     target = Target(namespace, "webhook-tls", "fluxwarden-webhook", registration)
-    files = bootstrap(admin_api, target, tmp_path / "a")
+    files = write_files(renew(admin_api, target), tmp_path / "a")
 
     secret = client.CoreV1Api(admin_api).read_namespaced_secret("webhook-tls", namespace)
     assert secret.type == "kubernetes.io/tls"
@@ -52,7 +52,7 @@ def test_first_run_creates_the_secret_and_injects_the_ca(
     assert bundles(admin_api, registration) == [ca_bundle(files.ca_cert.read_bytes())] * 2
     assert (files.tls_key.stat().st_mode & 0o777) == 0o600
 
-    again = bootstrap(admin_api, target, tmp_path / "b")
+    again = write_files(renew(admin_api, target), tmp_path / "b")
     assert again.tls_cert.read_bytes() == files.tls_cert.read_bytes(), "a second replica reuses the pair"
     reread = client.CoreV1Api(admin_api).read_namespaced_secret("webhook-tls", namespace)
     assert reread.metadata.resource_version == secret.metadata.resource_version
@@ -72,17 +72,16 @@ def test_a_serving_certificate_near_expiry_is_renewed_with_the_same_ca(
             data={k: base64.b64encode(v).decode() for k, v in data.items()},
         ),
     )
-    files = bootstrap(admin_api, Target(namespace, "webhook-tls", "fluxwarden-webhook", registration), tmp_path)
+    target = Target(namespace, "webhook-tls", "fluxwarden-webhook", registration)
+    files = write_files(renew(admin_api, target), tmp_path)
     assert files.ca_cert.read_bytes() == ca.cert_pem
     assert files.tls_cert.read_bytes() != old.cert_pem
     assert expiry(files.tls_cert.read_bytes()) - datetime.datetime.now(datetime.UTC) > datetime.timedelta(days=300)
 
 
-def test_missing_webhook_configuration_is_a_one_line_error(
-    admin_api: client.ApiClient, namespace: str, tmp_path: Path
-) -> None:
+def test_missing_webhook_configuration_is_a_one_line_error(admin_api: client.ApiClient, namespace: str) -> None:
     with pytest.raises(BootstrapError, match=r"cannot patch caBundle of MutatingWebhookConfiguration nope: 404"):
-        bootstrap(admin_api, Target(namespace, "webhook-tls", "svc", "nope"), tmp_path)
+        renew(admin_api, Target(namespace, "webhook-tls", "svc", "nope"))
 
 
 def test_the_renewer_may_not_create_and_a_fresh_pair_writes_nothing(
@@ -111,6 +110,7 @@ def test_the_renewer_may_not_create_and_a_fresh_pair_writes_nothing(
 
     forced = renew(admin_api, target, Renewal(renew_before=datetime.timedelta(days=400), create=False))
     assert forced["ca.crt"] == first["ca.crt"] and forced["tls.crt"] != first["tls.crt"]
+    assert versions()[0] != before[0], "the renewed pair is stored"
     assert versions()[1:] == before[1:], "same CA: the caBundle is left as it is"
     assert bundles(admin_api, registration) == [ca_bundle(first["ca.crt"])] * 2
 

@@ -33,10 +33,12 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from fluxwarden.controllers.kustomize.api import KUSTOMIZATION
+from tests.e2e.test_certs_bootstrap import bundles
 from tests.support.control_plane import ControlPlane
 from tests.support.kube import Kubectl
 from tests.support.kubelet import SecretVolume
 from tests.support.manifests import apply, built, by_kind, container_args, named, rbac_of
+from tests.support.namespaces import ensure_namespace
 from tests.support.tokens import service_account_token, token_kubeconfig
 from tests.support.wait import until
 from tests.support.webhook import WebhookProcess, free_port
@@ -193,10 +195,7 @@ def registration(admin_api: client.ApiClient, base: list[dict[str, Any]], namesp
 def fresh_secret(admin_api: client.ApiClient) -> Iterator[None]:
     """No certificate Secret before the test (a first start) and none after it."""
     core = client.CoreV1Api(admin_api)
-    try:
-        core.create_namespace({"metadata": {"name": NAMESPACE}})
-    except ApiException as error:
-        assert error.status == 409
+    ensure_namespace(admin_api, NAMESPACE)
 
     def delete() -> None:
         try:
@@ -209,13 +208,18 @@ def fresh_secret(admin_api: client.ApiClient) -> Iterator[None]:
     delete()
 
 
-def _bundles(api: client.ApiClient) -> list[str]:
+def _drop_bundles(api: client.ApiClient) -> None:
     admission = client.AdmissionregistrationV1Api(api)
-    configs = [
-        admission.read_mutating_webhook_configuration(REGISTRATION),
-        admission.read_validating_webhook_configuration(REGISTRATION),
-    ]
-    return [hook.client_config.ca_bundle for config in configs for hook in config.webhooks]
+    for read, patch in (
+        (admission.read_mutating_webhook_configuration, admission.patch_mutating_webhook_configuration),
+        (admission.read_validating_webhook_configuration, admission.patch_validating_webhook_configuration),
+    ):
+        count = len(read(REGISTRATION).webhooks)
+        patch(REGISTRATION, [{"op": "remove", "path": f"/webhooks/{i}/clientConfig/caBundle"} for i in range(count)])
+
+
+def _secret_version(api: client.ApiClient) -> str:
+    return str(client.CoreV1Api(api).read_namespaced_secret(SECRET, NAMESPACE).metadata.resource_version)
 
 
 def _secret(api: client.ApiClient) -> dict[str, bytes]:
@@ -258,8 +262,8 @@ def test_renewal_under_load_fails_no_request(
         issued = _secret(admin_api)
         (ca_dir := tmp_path / "ca").mkdir()
         (ca_dir / "ca.crt").write_bytes(issued["ca.crt"])
-        bundle = _bundles(admin_api)[0]
-        assert _bundles(admin_api) == [bundle, bundle] and base64.b64decode(bundle) == issued["ca.crt"]
+        bundle = bundles(admin_api, REGISTRATION)[0]
+        assert bundles(admin_api, REGISTRATION) == [bundle, bundle] and base64.b64decode(bundle) == issued["ca.crt"]
 
         serve_args = _at(container_args(server, env), _mounted(server, "certs"), certs)
         assert serve_args[0] == "serve"
@@ -289,7 +293,8 @@ def test_renewal_under_load_fails_no_request(
             sent_before_burst = load.sent
             load.add_threads(6)  # more concurrency: the API server opens new connections to the new certificate
             time.sleep(3)
-            assert _verifies(_bundles(admin_api)[0], registration) == new_serial, "the caBundle verifies the new cert"
+            for current in bundles(admin_api, REGISTRATION):
+                assert _verifies(current, registration) == new_serial, "each caBundle verifies the new cert"
         finally:
             load.stop()
             webhook.stop()
@@ -299,4 +304,15 @@ def test_renewal_under_load_fails_no_request(
     print(f"admission requests: {load.sent} sent, {sent_before_burst} before the burst, 0 failed")
     assert "certificate reloaded" in webhook.log_file.read_text()
     assert kubelet.updates == 2, "the volume saw the first pair and the renewed one"
-    assert _bundles(admin_api) == [bundle, bundle], "the CA, and so the caBundle, did not change"
+    assert bundles(admin_api, REGISTRATION) == [bundle, bundle], "the CA, and so the caBundle, did not change"
+
+    # The daily run as shipped (no forced renewal) puts back a caBundle something dropped, with the
+    # renewer's own rights (its patch rule: the renewal above had nothing to patch), and leaves the
+    # fresh pair alone.
+    _drop_bundles(admin_api)
+    assert bundles(admin_api, REGISTRATION) == [None, None]
+    secret_version = _secret_version(admin_api)
+    daily = _run_cli(container_args(renew, env), renewer_config)
+    assert daily.returncode == 0, daily.stderr
+    assert bundles(admin_api, REGISTRATION) == [bundle, bundle], "the renewer re-injected the caBundle"
+    assert _secret_version(admin_api) == secret_version, "a fresh pair is not rewritten"

@@ -30,6 +30,7 @@ from tests.support.git_server import GitHttpServer
 from tests.support.helm_repo import HelmRepoServer
 from tests.support.kube import Kubectl
 from tests.support.manifests import apply, built, by_kind, container_args, flag, named, rbac_of
+from tests.support.namespaces import ensure_namespace
 from tests.support.tenants import SHARD, Tenant, condition, configmap, make_tenant
 from tests.support.tokens import service_account_token, token_client, token_kubeconfig
 from tests.support.wait import until
@@ -49,13 +50,6 @@ def install(kubectl: Kubectl) -> list[dict[str, Any]]:
 def shipped_args(install: list[dict[str, Any]]) -> list[str]:
     (container,) = named(install, "Deployment", "fluxwarden-controllers")["spec"]["template"]["spec"]["containers"]
     return container_args(container, {"POD_NAMESPACE": NAMESPACE})
-
-
-def _ensure_namespace(admin_api: client.ApiClient, name: str) -> None:
-    try:
-        client.CoreV1Api(admin_api).create_namespace({"metadata": {"name": name}})
-    except ApiException as error:
-        assert error.status == 409
 
 
 def _allowed(api: client.ApiClient, verb: str, resource: str, group: str) -> bool:
@@ -89,7 +83,7 @@ def controllers(
 ) -> Reconcilers:
     names = tuple((flag(shipped_args, "controllers") or "").split(","))
     assert set(names) == set(CONTROLLERS), "the Deployment runs every controller fluxwarden builds"
-    _ensure_namespace(admin_api, NAMESPACE)
+    ensure_namespace(admin_api, NAMESPACE)
     apply(kubectl, rbac_of(install, ACCOUNT))
     api = _account_client(admin_api, control_plane, NAMESPACE, ACCOUNT, tmp_path_factory.mktemp("sa"))
     return start_reconcilers(
@@ -185,12 +179,18 @@ def test_the_shipped_rbac_is_enough_to_reconcile_a_tenant(
                                                 "secretRef": {"name": "git-auth"}})  # fmt: skip
     _create(tenant, HELM_CHART, "app", {"chart": "app", "version": "1.x", "interval": "1m",
                                         "sourceRef": {"kind": "HelmRepository", "name": "charts"}})  # fmt: skip
+    # Sources fluxwarden does not reconcile are still read (the rule for ocirepositories and buckets).
+    for kind in ("OCIRepository", "Bucket"):
+        tenant.kustomization(kind.lower(), path="./", sourceRef={"kind": kind, "name": "absent"})
 
     tenant.ready("infra", revision)
     apps = tenant.ready("apps", revision)
     assert tenant.configmaps(tenant.target) == {"settings": {"value": "blue"}, "app": {"value": "hello"}}
     assert _ready(tenant, HELM_CHART, "app")["status"]["artifact"]["revision"] == "1.0.0"
     assert controllers.manager.synced(), "every informer listed with the account's rights"
+    for kind in ("OCIRepository", "Bucket"):
+        message = condition(tenant.failed(kind.lower(), "ArtifactFailed"))["message"]
+        assert message == f"Source {kind} '{tenant.config}/absent' not found", message
     assert apps["metadata"]["finalizers"] == ["finalizers.fluxcd.io"]
 
     applied = _events(admin_api, tenant.config, "kustomize-controller", "Kustomization")

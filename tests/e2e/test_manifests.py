@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from fluxwarden.controllers.app import CONTROLLERS
 from fluxwarden.controllers.source.storage import Storage
 from tests.support.kube import Kubectl
 from tests.support.manifests import ROOT, built, by_kind, container_args, flag, named
+from tests.support.namespaces import ensure_namespace
 from tests.support.selectors import selector_string
 
 SHARD = "sharding.fluxcd.io/key"
@@ -26,13 +26,6 @@ FLUX_COMPLEMENT = f"!{SHARD}"  # what upstream Flux watches beside fluxwarden (F
 FLUX_CLUSTER_NAMES = {"crd-controller-flux-system", "cluster-reconciler-flux-system", "flux-edit-flux-system",
                       "flux-view-flux-system"}  # fmt: skip
 FLUX_ARTIFACT_CONSUMERS = ("kustomize-controller", "helm-controller", "source-watcher")
-
-
-def _ensure_namespace(admin_api: client.ApiClient, name: str) -> None:
-    try:
-        client.CoreV1Api(admin_api).create_namespace({"metadata": {"name": name}})
-    except ApiException as error:
-        assert error.status == 409
 
 
 def _ports(container: dict[str, Any]) -> dict[str, int]:
@@ -247,7 +240,7 @@ def test_beside_flux_overlay_shares_nothing_with_an_upstream_flux(
 def test_everything_is_accepted_by_the_api_server(
     kubectl: Kubectl, admin_api: client.ApiClient, path: str, namespace: str, expected: list[str]
 ) -> None:
-    _ensure_namespace(admin_api, namespace)  # dry-run creates no namespace for the objects in it
+    ensure_namespace(admin_api, namespace)  # dry-run creates no namespace for the objects in it
     # --force-conflicts: the e2e suite installed Flux's own CRDs of the same names (another field manager).
     result = kubectl("apply", "--server-side", "--dry-run=server", "--force-conflicts", "-k", str(ROOT / path))
     for line in expected:

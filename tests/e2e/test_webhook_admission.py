@@ -28,6 +28,7 @@ from fluxwarden.certs import ca_bundle
 from fluxwarden.tenancy.kinds import FLUXCONFIG, KINDS, FluxKind
 from fluxwarden.webhook.registration import Endpoint, webhook_configurations
 from tests.support.kube import Kubectl
+from tests.support.namespaces import ensure_namespace
 from tests.support.reviews import legacy_helmrelease
 from tests.support.webhook import WebhookProcess
 
@@ -153,15 +154,6 @@ class Admission:
             process.terminate()  # all drain at once, then each is waited for
         for process in self.processes.values():
             process.stop()
-
-
-def ensure_namespace(api: client.ApiClient, name: str) -> None:
-    """Create ``name`` unless it exists (a bare apiserver makes kube-system, not flux-system)."""
-    try:
-        client.CoreV1Api(api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    except ApiException as error:
-        if error.status != 409:
-            raise
 
 
 @contextlib.contextmanager

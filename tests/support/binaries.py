@@ -17,19 +17,24 @@ BUILD_SCRIPT = CLUSTER_DIR / "build.sh"
 REQUIRED = ("kube-apiserver", "kubectl", "etcd", "kustomize", "helm")
 
 
+def cache_dir(env_var: str, script: Path, error: type[Exception] = RuntimeError) -> Path:
+    """``$env_var`` when set; otherwise run ``script`` (which builds or fetches into its cache, or finds
+    it warm at once) and take the directory it prints last. ``error`` says when the script fails."""
+    configured = os.environ.get(env_var)
+    if configured:
+        return Path(configured)
+    # stderr is left alone: a cold build takes minutes and its progress should be visible.
+    result = subprocess.run([str(script)], stdout=subprocess.PIPE, text=True, check=False)
+    lines = result.stdout.strip().splitlines()
+    if result.returncode != 0 or not lines:
+        raise error(f"{script} failed (exit {result.returncode}) or printed no directory; run it to see why")
+    return Path(lines[-1])
+
+
 @functools.cache
 def binary_dir() -> Path:
     """The directory holding every binary in ``REQUIRED``; builds them if the env var is unset."""
-    configured = os.environ.get(ENV_VAR)
-    if configured:
-        directory = Path(configured)
-    else:
-        # stderr is left alone: a cold build takes minutes and its progress should be visible.
-        result = subprocess.run([str(BUILD_SCRIPT)], stdout=subprocess.PIPE, text=True, check=True)
-        lines = result.stdout.strip().splitlines()
-        if not lines:
-            raise RuntimeError(f"{BUILD_SCRIPT} printed no directory")
-        directory = Path(lines[-1])
+    directory = cache_dir(ENV_VAR, BUILD_SCRIPT)
     missing = [name for name in REQUIRED if not os.access(directory / name, os.X_OK)]
     if missing:
         raise RuntimeError(f"test binaries missing from {directory}: {', '.join(missing)} (see {BUILD_SCRIPT})")

@@ -8,11 +8,11 @@ missing or empty directory is an error, never a skip: e2e tests on the wrong CRD
 from __future__ import annotations
 
 import functools
-import os
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from tests.support.binaries import cache_dir
 
 ENV_VAR = "FLUXWARDEN_FLUX_CRDS"
 FLUX_DIR = Path(__file__).resolve().parent.parent / "flux"
@@ -28,16 +28,7 @@ class FluxCRDsMissing(RuntimeError):
 @functools.cache
 def flux_crd_dir() -> Path:
     """The directory of the upstream Flux CRD YAMLs (one CRD a file) and its ``versions.txt``."""
-    configured = os.environ.get(ENV_VAR)
-    if configured:
-        directory = Path(configured)
-    else:
-        # stderr is left alone: a cold fetch takes a while and its progress should be visible.
-        result = subprocess.run([str(SCRIPT)], stdout=subprocess.PIPE, text=True, check=False)
-        lines = result.stdout.strip().splitlines()
-        if result.returncode != 0 or not lines:
-            raise FluxCRDsMissing(f"{SCRIPT} failed (exit {result.returncode}); run it to see why")
-        directory = Path(lines[-1])
+    directory = cache_dir(ENV_VAR, SCRIPT, FluxCRDsMissing)
     if not sorted(directory.glob("*.yaml")) or not (directory / "versions.txt").is_file():
         raise FluxCRDsMissing(
             f"no upstream Flux CRDs in {directory} ({ENV_VAR}): set it to the directory {SCRIPT} prints"

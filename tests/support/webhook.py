@@ -15,6 +15,16 @@ from pathlib import Path
 
 import httpx
 
+# A request the server failed leaves one of these in its JSON log: uvicorn's record of an exception
+# that escaped the app (its msg ends in a newline, so it is matched unquoted) and the app's own record
+# of a bug met while judging (answered 500).
+FAILURE_MARKERS = ("Exception in ASGI application", '"review failed"')
+
+
+def failures_logged(log: str) -> int:
+    """How many requests the server's log says it failed."""
+    return sum(log.count(marker) for marker in FAILURE_MARKERS)
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -73,6 +83,10 @@ class WebhookProcess:
             except (httpx.TransportError, OSError):
                 time.sleep(0.05)
         raise RuntimeError(f"fluxwarden serve not ready in {timeout}s:\n{self.log_tail()}")
+
+    def failures_logged(self) -> int:
+        """How many requests this server's log says it failed (see :data:`FAILURE_MARKERS`)."""
+        return failures_logged(self.log_file.read_text(errors="replace"))
 
     def log_tail(self, lines: int = 30) -> str:
         text = self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
