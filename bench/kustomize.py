@@ -875,8 +875,8 @@ def report_one(r: Result, args: argparse.Namespace) -> None:
     )
     a = r.reapply
     print(
-        f"  interval 10m -> 1m on all N (new generation: all {n * args.files} objects re-sent): Ready again in "
-        f"{r.reapply_s:.1f}s, {r.reapply_reconciles:.0f} reconciles, {a.controller.own / n * 1e3:.0f} ms Python + "
+        f"  interval 10m -> 1m on all N (new generation: all {n * args.files} objects checked for drift): Ready again "
+        f"in {r.reapply_s:.1f}s, {r.reapply_reconciles:.0f} reconciles, {a.controller.own / n * 1e3:.0f} ms Python + "
         f"{a.controller.children / n * 1e3:.0f} ms kustomize CPU and apiserver {a.apiserver / n * 1e3:.0f} ms each; "
         f"ConfigMaps written: {r.reapply_writes}; {r.events[1]} Events"
     )
