@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Builds the real test binaries (kube-apiserver, kubectl, etcd, kustomize, helm) from the pinned Go modules
+# Builds the real test binaries (kube-apiserver, kubectl, etcd, kustomize, helm v4) from the pinned Go modules
 # into a cache keyed by go.mod/go.sum/this script, and prints that directory. A warm cache returns at once.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-key=$(cat "$here/go.mod" "$here/go.sum" "$here/build.sh" | sha256sum | cut -c1-16)
+helm_dir="$here/../helm"  # helm v4 needs newer Kubernetes libraries: its own module
+key=$(cat "$here/go.mod" "$here/go.sum" "$here/build.sh" "$helm_dir/go.mod" "$helm_dir/go.sum" | sha256sum | cut -c1-16)
 out="${FLUXWARDEN_CACHE:-$HOME/.cache/fluxwarden}/bin/$key"
 binaries="kube-apiserver kubectl etcd kustomize helm"
 ready=1
@@ -25,7 +26,8 @@ go build -trimpath -ldflags "$ldflags" -o "$tmp/kube-apiserver" k8s.io/kubernete
 go build -trimpath -ldflags "$ldflags" -o "$tmp/kubectl" k8s.io/kubernetes/cmd/kubectl >&2
 go build -trimpath -ldflags "-s -w" -o "$tmp/etcd" ./cmd/etcd >&2
 go build -trimpath -ldflags "-s -w" -o "$tmp/kustomize" sigs.k8s.io/kustomize/kustomize/v5 >&2
-helm_version=$(awk '$1=="helm.sh/helm/v3"{print $2}' "$here/go.mod" | head -1)
-go build -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version" -o "$tmp/helm" helm.sh/helm/v3/cmd/helm >&2
+helm_version=$(awk '{for (i = 1; i < NF; i++) if ($i == "helm.sh/helm/v4") {print $(i+1); exit}}' "$helm_dir/go.mod")
+(cd "$helm_dir" && go build -trimpath -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$helm_version" \
+  -o "$tmp/helm" helm.sh/helm/v4/cmd/helm) >&2
 rm -rf "$out" && mv "$tmp" "$out"
 echo "$out"
