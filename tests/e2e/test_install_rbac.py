@@ -2,17 +2,22 @@
 
 manifests/controllers' ServiceAccount, roles and bindings are applied for real; the controllers the
 Deployment runs (its ``--controllers`` and ``--leader-elect``) then run in this process, authenticated
-with a real token of that ServiceAccount. Not an admin impersonating it: the kustomize controller's own
-``Impersonate-User`` requests must then pass the account's ``impersonate`` rule, as in a pod. A tenant
-(TENANCY.md: flux-applier and its RoleBinding) is driven to Ready through every API call the
+with a real token of that ServiceAccount. Not an admin impersonating it: the kustomize controller's and
+helm's own ``Impersonate-User`` requests must then pass the account's ``impersonate`` rule, as in a pod.
+A tenant (TENANCY.md: flux-applier and its RoleBinding) is driven to Ready through every API call the
 controllers make: informers, finalizers, status, events, the Lease, Secrets and ConfigMaps, the
-dependency, impersonated apply, prune and finalization. A missing permission fails a test.
+dependency, impersonated apply, prune and finalization. A missing permission fails a test. The real
+helm CLI runs with the account's token as the controller runs it, and the account is shown unable to
+do what it must not (impersonate a group, write a tenant's objects, write a Secret helm did not make).
 """
 
 from __future__ import annotations
 
 import base64
 import copy
+import json
+import os
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,7 +36,7 @@ from tests.support.helm_repo import HelmRepoServer
 from tests.support.kube import Kubectl
 from tests.support.manifests import apply, built, by_kind, container_args, flag, named, rbac_of
 from tests.support.namespaces import ensure_namespace
-from tests.support.tenants import SHARD, Tenant, condition, configmap, make_tenant
+from tests.support.tenants import SHARD, Tenant, condition, configmap, grant, make_tenant
 from tests.support.tokens import service_account_token, token_client, token_kubeconfig
 from tests.support.wait import until
 
@@ -72,20 +77,48 @@ def _account_client(
 
 
 @pytest.fixture(scope="module")
-def controllers(
+def account_kubeconfig(
     kubectl: Kubectl,
     admin_api: client.ApiClient,
     control_plane: ControlPlane,
     install: list[dict[str, Any]],
-    shipped_args: list[str],
-    start_reconcilers: Callable[..., Reconcilers],
     tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
+    """The shipped RBAC and Secret policy applied; a kubeconfig with the account's own token, once in effect."""
+    ensure_namespace(admin_api, NAMESPACE)
+    policy = by_kind(install, "ValidatingAdmissionPolicy") + by_kind(install, "ValidatingAdmissionPolicyBinding")
+    assert len(policy) == 2, "manifests/controllers ships the Secret policy"
+    apply(kubectl, rbac_of(install, ACCOUNT) + policy)
+    token = service_account_token(admin_api, NAMESPACE, ACCOUNT)
+    path = token_kubeconfig(control_plane.kubeconfig, token, tmp_path_factory.mktemp("sa") / "kubeconfig")
+    with token_client(path) as api:
+        until(lambda: _allowed(api, "list", "kustomizations", KUSTOMIZATION.group), bool, what=f"RBAC of {ACCOUNT}")
+        until(lambda: _policy_refuses(api), bool, what="the Secret policy loaded by the API server")
+    return path
+
+
+def _policy_refuses(api: client.ApiClient) -> bool:
+    """A dry-run create of a plain Secret (admission runs, nothing is stored) is refused by the policy."""
+    try:
+        client.CoreV1Api(api).create_namespaced_secret(NAMESPACE, {"metadata": {"name": "probe"}}, dry_run="All")
+    except ApiException as error:
+        return "fluxwarden-controllers-secrets" in str(error.body)
+    return False
+
+
+@pytest.fixture(scope="module")
+def account_api(account_kubeconfig: Path) -> Iterator[client.ApiClient]:
+    with token_client(account_kubeconfig) as api:
+        yield api
+
+
+@pytest.fixture(scope="module")
+def controllers(
+    account_api: client.ApiClient, shipped_args: list[str], start_reconcilers: Callable[..., Reconcilers]
 ) -> Reconcilers:
     names = tuple((flag(shipped_args, "controllers") or "").split(","))
     assert set(names) == set(CONTROLLERS), "the Deployment runs every controller fluxwarden builds"
-    ensure_namespace(admin_api, NAMESPACE)
-    apply(kubectl, rbac_of(install, ACCOUNT))
-    api = _account_client(admin_api, control_plane, NAMESPACE, ACCOUNT, tmp_path_factory.mktemp("sa"))
+    api = account_api
     return start_reconcilers(
         names,
         label_selector=f"{SHARD}={SHARD_VALUE}",
@@ -253,3 +286,185 @@ def test_without_the_impersonate_rule_the_tenant_is_refused(
     message = condition(failed)["message"]
     assert "forbidden" in message and "impersonate" in message, message
     assert tenant.configmaps(tenant.target) == {}
+
+
+CHART = {
+    "Chart.yaml": "apiVersion: v2\nname: app\nversion: 1.0.0\n",
+    "templates/settings.yaml": (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-settings\ndata:\n  color: blue\n"
+    ),
+}
+
+
+def _chart(directory: Path) -> Path:
+    for name, text in CHART.items():
+        (directory / name).parent.mkdir(parents=True, exist_ok=True)
+        (directory / name).write_text(text)
+    return directory
+
+
+def _helm(kubeconfig: Path, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real helm CLI with only the account's token, as the helm controller runs it (HOME its own)."""
+    env = {"PATH": os.environ["PATH"], "HOME": str(home)}
+    command = ["helm", "--kubeconfig", str(kubeconfig), *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, check=False)
+
+
+def _tenant_namespaces(admin_api: client.ApiClient, namespace_factory: Callable[[], str]) -> tuple[str, str, str]:
+    """A configuration namespace with flux-applier, its target namespace, and a namespace it has no rights in."""
+    config, target, other = namespace_factory(), namespace_factory(), namespace_factory()
+    client.CoreV1Api(admin_api).create_namespaced_service_account(config, {"metadata": {"name": "flux-applier"}})
+    grant(admin_api, config, config)
+    grant(admin_api, target, config)
+    return config, target, other
+
+
+def test_helm_runs_as_the_tenant_with_only_the_shipped_impersonate_rule(
+    account_kubeconfig: Path, admin_api: client.ApiClient, namespace_factory: Callable[[], str], tmp_path: Path
+) -> None:
+    """``--kube-as-user`` alone: the API server judges helm's every call by flux-applier's RBAC."""
+    config, target, other = _tenant_namespaces(admin_api, namespace_factory)
+    chart, tenant = _chart(tmp_path / "chart"), ["--kube-as-user", f"system:serviceaccount:{config}:flux-applier"]
+    until(
+        lambda: _helm(account_kubeconfig, tmp_path, "list", "-n", target, *tenant),
+        lambda r: r.returncode == 0,
+        what="flux-applier's RoleBinding in effect",
+    )
+    installed = _helm(account_kubeconfig, tmp_path, "upgrade", "--install", "app", str(chart), "-n", target,
+                      "--server-side=true", *tenant)  # fmt: skip
+    assert installed.returncode == 0, installed.stderr
+    core = client.CoreV1Api(admin_api)
+    assert core.read_namespaced_config_map("app-settings", target).data == {"color": "blue"}
+    (record,) = core.list_namespaced_secret(target, label_selector="owner=helm,name=app").items
+    assert record.type == "helm.sh/release.v1" and record.metadata.labels["status"] == "deployed"
+    history = _helm(account_kubeconfig, tmp_path, "history", "app", "-n", target, "-o", "json", *tenant)
+    assert history.returncode == 0 and '"revision":1' in history.stdout, history.stderr
+
+    # The same call without impersonation is the account's own: it may write no tenant object.
+    bare = _helm(account_kubeconfig, tmp_path, "upgrade", "--install", "own", str(chart), "-n", target)
+    assert bare.returncode != 0 and "forbidden" in bare.stderr, bare.stderr
+    # As the tenant, where the tenant has no rights: refused, with the tenant named.
+    elsewhere = _helm(account_kubeconfig, tmp_path, "upgrade", "--install", "app", str(chart), "-n", other, *tenant)
+    assert f"system:serviceaccount:{config}:flux-applier" in elsewhere.stderr and "forbidden" in elsewhere.stderr
+    assert not core.list_namespaced_secret(other, label_selector="owner=helm").items
+
+    uninstalled = _helm(account_kubeconfig, tmp_path, "uninstall", "app", "-n", target, *tenant)
+    assert uninstalled.returncode == 0, uninstalled.stderr
+    assert not core.list_namespaced_config_map(target, field_selector="metadata.name=app-settings").items
+
+
+def test_the_api_server_gives_the_impersonated_account_its_groups(
+    account_kubeconfig: Path, admin_api: client.ApiClient, namespace_factory: Callable[[], str], tmp_path: Path
+) -> None:
+    """Why no ``impersonate groups``: without Impersonate-Group the account's groups come with it, and with
+    one the shipped RBAC refuses (granting it would allow any group, system:masters included)."""
+    config, _, _ = _tenant_namespaces(admin_api, namespace_factory)
+    shared = namespace_factory()
+    # Rights given to the group system:serviceaccounts:<config> only, never to flux-applier by name.
+    rbac = client.RbacAuthorizationV1Api(admin_api)
+    rbac.create_namespaced_role(shared, {"metadata": {"name": "read-releases"},
+                                         "rules": [{"apiGroups": [""], "resources": ["secrets"],
+                                                    "verbs": ["get", "list"]}]})  # fmt: skip
+    group = {"kind": "Group", "name": f"system:serviceaccounts:{config}", "apiGroup": "rbac.authorization.k8s.io"}
+    rbac.create_namespaced_role_binding(shared, {
+        "metadata": {"name": "config-accounts"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "read-releases"},
+        "subjects": [group],
+    })  # fmt: skip
+    tenant = ["--kube-as-user", f"system:serviceaccount:{config}:flux-applier"]
+    listed = until(
+        lambda: _helm(account_kubeconfig, tmp_path, "list", "-n", shared, *tenant),
+        lambda r: r.returncode == 0,
+        what="the group's RoleBinding in effect",
+    )
+    assert listed.returncode == 0, "flux-applier reached the namespace through its group, which it was given"
+
+    for name in ("system:serviceaccounts", f"system:serviceaccounts:{config}", "system:masters"):
+        refused = _helm(account_kubeconfig, tmp_path, "list", "-n", shared, *tenant, "--kube-as-group", name)
+        assert refused.returncode != 0 and "cluster unreachable" in refused.stderr, refused.stderr
+        # helm hides the API server's reason; the same headers on a resource request show it.
+        with token_client(account_kubeconfig) as api:
+            api.set_default_header("Impersonate-User", f"system:serviceaccount:{config}:flux-applier")
+            api.set_default_header("Impersonate-Group", name)
+            with pytest.raises(ApiException) as why:
+                client.CoreV1Api(api).list_namespaced_secret(shared)
+        message = json.loads(why.value.body)["message"]
+        assert why.value.status == 403 and 'cannot impersonate resource "groups"' in message, message
+
+
+SA_NAME = "kubernetes.io/service-account.name"
+
+
+def _release_secret(name: str, kind: str = "helm.sh/release.v1", owner: str | None = "helm") -> dict[str, Any]:
+    labels = {"name": "app", "status": "deployed", "version": "1"} | ({"owner": owner} if owner else {})
+    return {"metadata": {"name": name, "labels": labels}, "type": kind, "data": {"release": "e30="}}
+
+
+def test_the_account_writes_only_helm_release_secrets(
+    account_api: client.ApiClient, admin_api: client.ApiClient, namespace_factory: Callable[[], str]
+) -> None:
+    """Adoption moves release records (create and delete in any namespace); the shipped policy refuses
+    any other Secret, such as a service-account token Secret that would mint another account's token."""
+    source, target = namespace_factory(), namespace_factory()
+    core, own = client.CoreV1Api(admin_api), client.CoreV1Api(account_api)
+    core.create_namespaced_secret(source, _release_secret("sh.helm.release.v1.app.v1"))
+    core.create_namespaced_secret(source, {"metadata": {"name": "plain"}, "data": {"k": "dg=="}})
+
+    # Moved as adoption moves it: read across namespaces by the label, recreated in the target, deleted.
+    (record,) = [s for s in own.list_secret_for_all_namespaces(label_selector="owner=helm,name=app").items
+                 if s.metadata.namespace == source]  # fmt: skip
+    own.create_namespaced_secret(target, {"metadata": {"name": record.metadata.name, "labels": record.metadata.labels},
+                                          "type": record.type, "data": record.data})  # fmt: skip
+    own.delete_namespaced_secret(record.metadata.name, source)
+    assert core.read_namespaced_secret(record.metadata.name, target).data == {"release": "e30="}
+
+    refused = {
+        "an Opaque Secret": {"metadata": {"name": "opaque"}, "data": {"k": "dg=="}},
+        "a token Secret": {"metadata": {"name": "token", "annotations": {SA_NAME: "default"}},
+                           "type": "kubernetes.io/service-account-token"},
+        "a release record not owned by helm": _release_secret("sh.helm.release.v1.x.v1", owner="someone"),
+        "helm's label on another type": _release_secret("labelled", kind="Opaque"),
+    }  # fmt: skip
+    for what, body in refused.items():
+        with pytest.raises(ApiException) as denied:
+            own.create_namespaced_secret(target, body)
+        assert denied.value.status == 403 and "fluxwarden-controllers-secrets" in str(denied.value.body), what
+        assert "may write only helm release Secrets" in str(denied.value.body), what
+    with pytest.raises(ApiException) as denied:
+        own.delete_namespaced_secret("plain", source)
+    assert denied.value.status == 403
+    assert core.read_namespaced_secret("plain", source).data == {"k": "dg=="}
+    with pytest.raises(ApiException) as denied:  # no update or patch at all: RBAC, before the policy
+        own.patch_namespaced_secret(record.metadata.name, target, {"metadata": {"labels": {"status": "x"}}})
+    assert denied.value.status == 403 and "cannot patch resource" in str(denied.value.body)
+
+
+@pytest.mark.parametrize(
+    ("verb", "resource", "group", "name"),
+    [
+        ("impersonate", "users", "", "admin"),
+        ("impersonate", "groups", "", "system:masters"),
+        ("impersonate", "userextras", "", ""),
+        ("create", "configmaps", "", ""),
+        ("update", "secrets", "", ""),
+        ("patch", "secrets", "", ""),
+        ("create", "deployments", "apps", ""),
+        ("create", "helmreleases", "helm.toolkit.fluxcd.io", ""),
+        ("delete", "helmreleases", "helm.toolkit.fluxcd.io", ""),
+        ("update", "helmreleases/finalizers", "helm.toolkit.fluxcd.io", ""),
+        ("create", "kustomizations", "kustomize.toolkit.fluxcd.io", ""),
+        ("delete", "gitrepositories", "source.toolkit.fluxcd.io", ""),
+        ("list", "serviceaccounts", "", ""),
+        ("create", "serviceaccounts/token", "", ""),
+        ("bind", "clusterroles", "rbac.authorization.k8s.io", ""),
+        ("escalate", "clusterroles", "rbac.authorization.k8s.io", ""),
+        ("create", "namespaces", "", ""),
+    ],
+)
+def test_the_account_cannot(account_api: client.ApiClient, verb: str, resource: str, group: str, name: str) -> None:
+    """No more than the controllers' calls: what the account must not do, asked of the real authorizer."""
+    resource, _, subresource = resource.partition("/")
+    attributes = client.V1ResourceAttributes(verb=verb, resource=resource, subresource=subresource or None,
+                                             group=group, name=name or None)  # fmt: skip
+    review = client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec(resource_attributes=attributes))
+    assert not client.AuthorizationV1Api(account_api).create_self_subject_access_review(review).status.allowed
