@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fluxwarden import logs
 from fluxwarden.cli.options import add_settings_flags, settings_from
-from fluxwarden.controllers.app import ControllersOptions, build
+from fluxwarden.controllers.app import CONTROLLERS, ControllersOptions, build
 from fluxwarden.controllers.kustomize.kustomization import KustomizeOptions
 from fluxwarden.controllers.runtime.kube import Kube
 from fluxwarden.controllers.runtime.manager import ManagerOptions
@@ -57,7 +57,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     start = sub.add_parser("run", help="run the chosen controllers until SIGTERM")
     env = os.environ.get
     start.add_argument(
-        "--controllers", default=env("FLUXWARDEN_CONTROLLERS", "source,kustomize"), help="comma list: source,kustomize"
+        "--controllers",
+        default=env("FLUXWARDEN_CONTROLLERS", "source,kustomize"),
+        help=f"comma list of {','.join(CONTROLLERS)} (default source,kustomize; manifests/controllers runs all)",
     )
     start.add_argument("--kubeconfig", default=env("KUBECONFIG"), help="default: ~/.kube/config, then in-cluster")
     start.add_argument("--concurrency", type=int, default=int(env("FLUXWARDEN_CONCURRENCY", "4")))
