@@ -28,6 +28,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from fluxwarden.controllers.app import CONTROLLERS, Reconcilers
+from fluxwarden.controllers.helm.api import HELM_RELEASE, WATCH_LABEL
 from fluxwarden.controllers.kustomize.api import KUSTOMIZATION
 from fluxwarden.controllers.source.api import GIT_REPOSITORY, HELM_CHART, HELM_REPOSITORY
 from tests.support.control_plane import ControlPlane
@@ -245,6 +246,76 @@ def test_the_shipped_rbac_is_enough_to_reconcile_a_tenant(
         return False
 
     until(gone, bool, what="Kustomization apps finalized (its finalizer removed)")
+
+
+def _values(tenant: Tenant) -> dict[str, Any]:
+    """The values the chart rendered into its ConfigMap in the target namespace (the release's only object)."""
+    (rendered,) = [
+        c for c in tenant.core.list_namespaced_config_map(tenant.target).items if c.data and "values" in c.data
+    ]
+    return dict(json.loads(rendered.data["values"]))
+
+
+def test_the_shipped_rbac_is_enough_to_release_a_chart(
+    controllers: Reconcilers,
+    admin_api: client.ApiClient,
+    namespace_factory: Callable[[], str],
+    git_server: GitHttpServer,
+    helm_repo: HelmRepoServer,
+    tmp_path: Path,
+) -> None:
+    """The helm controller's calls with the account's rights: the HelmChart template it creates and deletes,
+    valuesFrom (read, and watched by label), helm's release records, and helm itself as flux-applier."""
+    tenant = make_tenant(admin_api, namespace_factory, git_server, tmp_path, shard=SHARD_VALUE)
+    _secret(admin_api, tenant.config, "repo-auth", {"username": GIT_USER, "password": GIT_PASSWORD})
+    _create(tenant, HELM_REPOSITORY, "charts", {"url": helm_repo.url, "interval": "1m",
+                                                "secretRef": {"name": "repo-auth"}})  # fmt: skip
+    tenant.core.create_namespaced_config_map(tenant.config, {
+        "metadata": {"name": "helm-values", "labels": {WATCH_LABEL: "Enabled"}},
+        "data": {"values.yaml": "size: 1\n"},
+    })  # fmt: skip
+    _secret(admin_api, tenant.config, "helm-secret-values", {"values.yaml": "token: s3cr3t\n"})
+    _create(tenant, HELM_RELEASE, "web", {
+        "interval": "1m",
+        "targetNamespace": tenant.target,
+        "chart": {"spec": {"chart": "app", "version": "1.x", "sourceRef": {"kind": "HelmRepository",
+                                                                            "name": "charts"}}},
+        "values": {"color": "blue"},
+        "valuesFrom": [{"kind": "ConfigMap", "name": "helm-values"}, {"kind": "Secret", "name": "helm-secret-values"}],
+    })  # fmt: skip
+
+    release = _ready(tenant, HELM_RELEASE, "web")
+    assert condition(release)["reason"] == "InstallSucceeded", condition(release)
+    assert release["status"]["history"][0]["chartVersion"] == "1.0.0"
+    assert release["metadata"]["finalizers"] == ["finalizers.fluxcd.io"]
+    assert _values(tenant) == {"color": "blue", "size": 1, "token": "s3cr3t"}
+    chart = f"{tenant.config}-web"
+    assert tenant.get(chart, HELM_CHART)["status"]["artifact"]["revision"] == "1.0.0", "the template, made as itself"
+    records = tenant.core.list_namespaced_secret(tenant.target, label_selector="owner=helm").items
+    assert [r.metadata.labels["status"] for r in records] == ["deployed"], "stored in the target namespace"
+
+    # The watch label: a change to the ConfigMap upgrades the release (the account lists and watches them).
+    tenant.core.patch_namespaced_config_map("helm-values", tenant.config, {"data": {"values.yaml": "size: 2\n"}})
+    until(lambda: tenant.get("web", HELM_RELEASE), lambda o: o["status"]["history"][0]["version"] == 2,
+          timeout=60, what="the upgrade the watched ConfigMap triggered")  # fmt: skip
+    assert _values(tenant)["size"] == 2
+
+    tenant.custom.delete_namespaced_custom_object(
+        HELM_RELEASE.group, HELM_RELEASE.version, tenant.config, HELM_RELEASE.plural, "web"
+    )
+
+    def finalized() -> bool:
+        try:
+            tenant.get("web", HELM_RELEASE)
+        except ApiException as error:
+            return bool(error.status == 404)
+        return False
+
+    until(finalized, bool, timeout=60, what="HelmRelease web uninstalled and finalized")
+    assert not tenant.core.list_namespaced_secret(tenant.target, label_selector="owner=helm").items
+    with pytest.raises(ApiException) as gone:
+        tenant.get(chart, HELM_CHART)
+    assert gone.value.status == 404, "the HelmChart template deleted with its HelmRelease"
 
 
 def test_without_the_impersonate_rule_the_tenant_is_refused(
