@@ -113,6 +113,10 @@ def _chain(stream: bytes, layers: list[dict[str, Any]], kustomize: str, scratch:
             base = INPUT if index == 0 else f"../layer-{index - 1}"
             _write_kustomization(root / f"layer-{index}", layer, base)
         ok, output, error = _build(kustomize, root / f"layer-{len(layers) - 1}", root)
+        if not ok and "unknown anchor" in error:
+            stream = as_list(stream)
+            (root / "layer-0" / INPUT).write_bytes(stream)
+            ok, output, error = _build(kustomize, root / f"layer-{len(layers) - 1}", root)
         if ok:
             return output
         if len(layers) == 1:
@@ -128,6 +132,18 @@ def _chain(stream: bytes, layers: list[dict[str, Any]], kustomize: str, scratch:
             if not ok:
                 raise Failure(f"{layer['field']}{group}: {single_error}")
         raise Failure(f"post-rendering{group}: {error}")
+
+
+def as_list(stream: bytes) -> bytes:
+    """The documents of ``stream`` as the items of one ``kind: List`` document, so that YAML aliases
+    between them resolve again (kustomize then inlines them). helm 4 unwraps a chart's List into one
+    document per item but keeps its anchors, which kustomize rejects as unknown; Flux wraps them likewise."""
+    lines = [b"apiVersion: v1", b"kind: List", b"items:"]
+    for document in _SEPARATOR.split(stream):
+        if document.strip():
+            body = document.strip(b"\n").split(b"\n")
+            lines += [b"- " + body[0], *(b"  " + line if line.strip() else line for line in body[1:])]
+    return b"\n".join(lines) + b"\n"
 
 
 def _write_kustomization(directory: Path, layer: dict[str, Any], base: str) -> None:
