@@ -164,7 +164,7 @@ class HelmReleaseReconciler:
             )  # fmt: skip
             return Machine(ctx, request, self.helm, self.mapper, secrets).run()
         except StorageError as exc:
-            raise Failure("StorageError", secrets(str(exc))) from None
+            raise Failure("StateError", secrets(f"Could not determine release state: {exc}")) from None
         except ReconcileError as exc:
             exc.message = secrets(exc.message)
             raise
