@@ -210,7 +210,12 @@ class Machine:
         remediation = active_remediation(self.req)
         count = remediation.failures(self.req.status) if remediation else 0
         action = self.req.status.get("lastAttemptedReleaseAction")
-        return Stalling("RetriesExceeded", f"Failed to {action} after {count} attempt(s)")
+        return self._stalled(f"Failed to {action} after {count} attempt(s)")
+
+    def _stalled(self, message: str) -> Stalling:
+        """Stalled ``RetriesExceeded``; Ready keeps what the release conditions say (the last failure)."""
+        _, reason, ready_message = self.summary()
+        return Stalling("RetriesExceeded", message, (reason, self.secrets(ready_message)))
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -291,6 +296,9 @@ class Machine:
             if state.latest.status == "deployed" and not in_sync(state.latest, req) and not req.force:
                 # Adoption (a release Flux or a person made): observe it instead of upgrading an equal release.
                 history.record(status, history.snapshot(state.latest))
+                if not conditions.is_true({"status": status}, RELEASED):
+                    adopted = f"Helm release {state.latest.display} with chart {state.latest.chart_display} adopted"
+                    self.mark(RELEASED, True, "ReleaseAdopted", adopted + ": in sync with the spec, not upgraded")
                 return self.action_for(self.determine())
             status.pop("history", None)
             req.force = False
@@ -321,7 +329,7 @@ class Machine:
 
     def retries_exceeded_for(self, action: str) -> Stalling:
         count = self.req.spec.remediation(action).failures(self.req.status)
-        return Stalling("RetriesExceeded", f"Failed to {action} after {count} attempt(s)")
+        return self._stalled(f"Failed to {action} after {count} attempt(s)")
 
     def _replace_remediated(self) -> None:
         current = history.latest(self.req.status) or {}
