@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from fluxwarden.controllers.apply import inventory
 from fluxwarden.controllers.apply.applier import Applier, ApplyError, Change
 from fluxwarden.controllers.apply.drift import Applied
 from fluxwarden.controllers.apply.redact import Redactor
@@ -296,6 +297,7 @@ class Machine:
             if state.latest.status == "deployed" and not in_sync(state.latest, req) and not req.force:
                 # Adoption (a release Flux or a person made): observe it instead of upgrading an equal release.
                 history.record(status, history.snapshot(state.latest))
+                self._inventory(state.latest)
                 if not conditions.is_true({"status": status}, RELEASED):
                     adopted = f"Helm release {state.latest.display} with chart {state.latest.chart_display} adopted"
                     self.mark(RELEASED, True, "ReleaseAdopted", adopted + ": in sync with the spec, not upgraded")
@@ -411,6 +413,7 @@ class Machine:
         )
         if made and after is not None:
             history.record(status, history.snapshot(after, action))
+            self._inventory(after)
         req.applied.clear()  # helm wrote the objects: the drift baseline starts again
         title = "install" if action == "install" else "upgrade"
         if error is not None:
@@ -504,6 +507,7 @@ class Machine:
         current = history.latest(status) or {}
         if latest is not None and latest.version != current.get("version"):
             history.record(status, history.snapshot(latest, "rollback"))
+            self._inventory(latest)
         req.applied.clear()
         if error is None:
             message = f"Helm rollback to previous release {_full(target)} with chart {_chart(target)} succeeded"
@@ -568,16 +572,27 @@ class Machine:
                 history.latest(self.req.status),
             )  # fmt: skip
 
+    def _inventory(self, release: Release) -> None:
+        """``status.inventory``: the objects of the release's manifest, in Flux's id format."""
+        inventory.write(self.req.status, [inventory.Entry.of(o) for o in self.objects(release, all_objects=True)])
+
     # -- drift ---------------------------------------------------------------------------------
 
-    def objects(self, release: Release) -> list[dict[str, Any]]:
-        """The release's manifest as objects, each with its namespace (helm puts unset ones in the release's)."""
+    def objects(self, release: Release, all_objects: bool = False) -> list[dict[str, Any]]:
+        """The release's manifest as objects, each with its namespace (helm puts unset ones in the release's).
+
+        Objects annotated ``helm.toolkit.fluxcd.io/driftDetection: disabled`` are left out unless ``all_objects``.
+        """
         found = []
-        for doc in yaml.safe_load_all(release.manifest):
+        try:
+            documents = list(yaml.safe_load_all(release.manifest))
+        except yaml.YAMLError:
+            return []  # helm wrote it; a manifest it cannot have written is nothing to compare
+        for doc in documents:
             if not isinstance(doc, dict) or not doc.get("kind"):
                 continue
             annotations = (doc.get("metadata") or {}).get("annotations") or {}
-            if str(annotations.get(DRIFT_ANNOTATION, "")).lower() == "disabled":
+            if not all_objects and str(annotations.get(DRIFT_ANNOTATION, "")).lower() == "disabled":
                 continue
             meta = doc.setdefault("metadata", {})
             try:
