@@ -173,8 +173,7 @@ def test_beside_flux_overlay_shares_nothing_with_an_upstream_flux(
     assert not by_kind(objects, "CustomResourceDefinition"), "upstream Flux owns the CRDs"
     assert [n["metadata"]["name"] for n in by_kind(objects, "Namespace")] == ["fluxwarden-system"]
     cluster_scoped = ("Namespace", "ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration",
-                      "ValidatingWebhookConfiguration", "ValidatingAdmissionPolicy",
-                      "ValidatingAdmissionPolicyBinding")  # fmt: skip
+                      "ValidatingWebhookConfiguration")  # fmt: skip
     for obj in objects:
         if obj["kind"] not in cluster_scoped:
             assert obj["metadata"]["namespace"] == "fluxwarden-system", obj["metadata"]
@@ -224,8 +223,6 @@ def test_beside_flux_overlay_shares_nothing_with_an_upstream_flux(
                 "cronjob.batch/fluxwarden-certs-renewer serverside-applied (server dry run)",
                 "customresourcedefinition.apiextensions.k8s.io/kustomizations.kustomize.toolkit.fluxcd.io",
                 "customresourcedefinition.apiextensions.k8s.io/helmreleases.helm.toolkit.fluxcd.io",
-                "validatingadmissionpolicy.admissionregistration.k8s.io/fluxwarden-controllers-secrets "
-                "serverside-applied (server dry run)",
             ],
         ),
         (
