@@ -280,6 +280,7 @@ class Machine:
                 return "upgrade"
             if conditions.get(status, REMEDIATED) and conditions.is_true({"status": status}, REMEDIATED):
                 self._replace_remediated()
+            self._released_in_sync()
             if req.spec.drift_mode in ("warn", "enabled"):
                 self.mark(DRIFTED, False, "NoDriftDetected", "No drift detected against the cluster state")
             else:
@@ -342,6 +343,16 @@ class Machine:
             "UpgradeSucceeded",
             f"Helm upgrade succeeded for release {_full(current)} with chart {_chart(current)}",
         )
+
+    def _released_in_sync(self) -> None:
+        """An in-sync release after a failed attempt (the spec went back): Released says it succeeded."""
+        released = conditions.get(self.req.status, RELEASED) or {}
+        title = {"InstallFailed": "install", "UpgradeFailed": "upgrade"}.get(str(released.get("reason")))
+        if released.get("status") == "True" or title is None:
+            return
+        current = history.latest(self.req.status) or {}
+        message = f"Helm {title} succeeded for release {_full(current)} with chart {_chart(current)}"
+        self.mark(RELEASED, True, f"{title.capitalize()}Succeeded", message)
 
     def _for_failed(self, state: State) -> str | None:
         req, status = self.req, self.req.status
