@@ -26,6 +26,7 @@ from fluxwarden.controllers.helm import commands, history
 from fluxwarden.controllers.helm.api import (
     DRIFT_ANNOTATION,
     FIELD_MANAGER,
+    HELM_RELEASE,
     NAME_LABEL,
     NAMESPACE_LABEL,
     HelmReleaseSpec,
@@ -280,6 +281,7 @@ class Machine:
                 return "upgrade"
             if conditions.get(status, REMEDIATED) and conditions.is_true({"status": status}, REMEDIATED):
                 self._replace_remediated()
+            self._released_in_sync()
             if req.spec.drift_mode in ("warn", "enabled"):
                 self.mark(DRIFTED, False, "NoDriftDetected", "No drift detected against the cluster state")
             else:
@@ -343,6 +345,16 @@ class Machine:
             f"Helm upgrade succeeded for release {_full(current)} with chart {_chart(current)}",
         )
 
+    def _released_in_sync(self) -> None:
+        """An in-sync release after a failed attempt (the spec went back): Released says it succeeded."""
+        released = conditions.get(self.req.status, RELEASED) or {}
+        title = {"InstallFailed": "install", "UpgradeFailed": "upgrade"}.get(str(released.get("reason")))
+        if released.get("status") == "True" or title is None:
+            return
+        current = history.latest(self.req.status) or {}
+        message = f"Helm {title} succeeded for release {_full(current)} with chart {_chart(current)}"
+        self.mark(RELEASED, True, f"{title.capitalize()}Succeeded", message)
+
     def _for_failed(self, state: State) -> str | None:
         req, status = self.req, self.req.status
         if active_retry(req) is not None:
@@ -368,10 +380,22 @@ class Machine:
     def perform(self, action: str, state: State) -> None:
         timeout = self.req.spec.action_timeout(action) if KIND[action] in (RELEASE, REMEDIATE, TEST) else 0
         message = f"Running '{action}' action" + (f" with timeout of {timeout:g}s" if timeout else "")
-        conditions.set_condition(
-            self.req.status, conditions.RECONCILING, True, "Progressing", message, self.req.generation
-        )
+        status, generation = self.req.status, self.req.generation
+        conditions.set_condition(status, conditions.RECONCILING, True, "Progressing", message, generation)
+        if KIND[action] == RELEASE:
+            self.mark(conditions.READY, None, "Progressing", message)
+        self._show_progress()
         getattr(self, f"_{action}")(state)
+
+    def _show_progress(self) -> None:
+        """Write the conditions before a helm run that may take minutes, as Flux does; best effort."""
+        meta = self.req.obj["metadata"]
+        try:
+            self.ctx.kube.patch_status(
+                HELM_RELEASE, meta["namespace"], meta["name"], {"conditions": self.req.status["conditions"]}
+            )
+        except KubeError as exc:
+            self.ctx.log.debug("progress of HelmRelease %s/%s not written: %s", meta["namespace"], meta["name"], exc)
 
     def _run(self, args: list[str], action: str, env: dict[str, str] | None = None) -> None:
         self.helm.run(args, self.req.identity, self.req.spec.action_timeout(action), env, self.secrets)
