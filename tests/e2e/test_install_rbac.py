@@ -310,6 +310,43 @@ def test_the_shipped_rbac_is_enough_to_release_a_chart(
     until(lambda: gone(chart, HELM_CHART), bool, what="the HelmChart template deleted with its HelmRelease")
 
 
+def test_adoption_moves_release_records_as_the_tenant(
+    controllers: Reconcilers,
+    admin_api: client.ApiClient,
+    control_plane: ControlPlane,
+    namespace_factory: Callable[[], str],
+    git_server: GitHttpServer,
+    helm_repo: HelmRepoServer,
+    tmp_path: Path,
+) -> None:
+    """A release upstream Flux stored in the HelmRelease's namespace is taken over: its records move into
+    the target namespace, by flux-applier (the account itself may write no Secret), and nothing reinstalls."""
+    tenant = make_tenant(admin_api, namespace_factory, git_server, tmp_path, shard=SHARD_VALUE)
+    installed = _helm(control_plane.kubeconfig, tmp_path, "install", "web", str(helm_repo.root / "app-1.0.0.tgz"),
+                      "-n", tenant.target, "--server-side=true")  # fmt: skip
+    assert installed.returncode == 0, installed.stderr
+    # As Flux leaves it: the records in the HelmRelease's namespace, the objects in the target namespace.
+    for record in tenant.core.list_namespaced_secret(tenant.target, label_selector="owner=helm,name=web").items:
+        body = {"metadata": {"name": record.metadata.name, "labels": record.metadata.labels},
+                "type": record.type, "data": record.data}  # fmt: skip
+        tenant.core.create_namespaced_secret(tenant.config, body)
+        tenant.core.delete_namespaced_secret(record.metadata.name, tenant.target)
+    _secret(admin_api, tenant.config, "repo-auth", {"username": GIT_USER, "password": GIT_PASSWORD})
+    _create(tenant, HELM_REPOSITORY, "charts", {"url": helm_repo.url, "interval": "1m",
+                                                "secretRef": {"name": "repo-auth"}})  # fmt: skip
+    _create(tenant, HELM_RELEASE, "web", {
+        "interval": "1h", "targetNamespace": tenant.target, "releaseName": "web",
+        "chart": {"metadata": {"labels": tenant.labels()}, "spec": {"chart": "app", "version": "1.x",
+                                                                    "sourceRef": CHARTS}},
+    })  # fmt: skip
+
+    release = _ready(tenant, HELM_RELEASE, "web")
+    assert release["status"]["history"][0]["version"] == 1, "taken over, not reinstalled"
+    assert not tenant.core.list_namespaced_secret(tenant.config, label_selector="owner=helm").items
+    (moved,) = tenant.core.list_namespaced_secret(tenant.target, label_selector="owner=helm,name=web").items
+    assert moved.metadata.name == "sh.helm.release.v1.web.v1" and moved.metadata.labels["status"] == "deployed"
+
+
 def test_without_the_impersonate_rule_the_tenant_is_refused(
     kubectl: Kubectl,
     admin_api: client.ApiClient,
