@@ -32,7 +32,7 @@ from fluxwarden.controllers.helm.api import HELM_RELEASE, WATCH_LABEL
 from fluxwarden.controllers.kustomize.api import KUSTOMIZATION
 from fluxwarden.controllers.source.api import GIT_REPOSITORY, HELM_CHART, HELM_REPOSITORY
 from tests.support.control_plane import ControlPlane
-from tests.support.git_server import GitHttpServer
+from tests.support.git_server import GitHttpServer, GitRepo
 from tests.support.helm_repo import HelmRepoServer
 from tests.support.kube import Kubectl
 from tests.support.manifests import apply, built, by_kind, container_args, flag, named, rbac_of
@@ -345,6 +345,54 @@ def test_adoption_moves_release_records_as_the_tenant(
     assert not tenant.core.list_namespaced_secret(tenant.config, label_selector="owner=helm").items
     (moved,) = tenant.core.list_namespaced_secret(tenant.target, label_selector="owner=helm,name=web").items
     assert moved.metadata.name == "sh.helm.release.v1.web.v1" and moved.metadata.labels["status"] == "deployed"
+
+
+# What flux-applier needs for helm (README): helm's release records and the chart's kinds in the target
+# namespace; in the HelmRelease's own namespace, only to list release records (the adoption check).
+# Each verb but two was shown needed by removing it: records "patch" is the pending-* unlock, objects
+# "update" helm's force replace (upgrade.force), neither of which this test runs.
+RELEASE_RECORDS = {"apiGroups": [""], "resources": ["secrets"],
+                   "verbs": ["get", "list", "create", "update", "patch", "delete"]}  # fmt: skip
+CHART_OBJECTS = {"apiGroups": [""], "resources": ["configmaps"],
+                 "verbs": ["get", "list", "create", "update", "patch", "delete"]}  # fmt: skip
+ADOPTION_CHECK = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"]}
+
+
+def test_flux_applier_needs_only_release_records_and_the_charts_kinds(
+    controllers: Reconcilers,
+    admin_api: client.ApiClient,
+    namespace_factory: Callable[[], str],
+    git_server: GitHttpServer,
+    helm_repo: HelmRepoServer,
+    tmp_path: Path,
+) -> None:
+    config, target = namespace_factory(), namespace_factory()
+    core = client.CoreV1Api(admin_api)
+    core.create_namespaced_service_account(config, {"metadata": {"name": "flux-applier"}})
+    grant(admin_api, target, config, (RELEASE_RECORDS, CHART_OBJECTS), role="helm-release")
+    grant(admin_api, config, config, (ADOPTION_CHECK,), role="adoption-check")
+    # A Tenant for its helpers only: no git repository is used here.
+    tenant = Tenant(admin_api, config, target, namespace_factory(), GitRepo(tmp_path / "unused"), git_server, "",
+                    SHARD_VALUE)  # fmt: skip
+    _secret(admin_api, config, "repo-auth", {"username": GIT_USER, "password": GIT_PASSWORD})
+    _create(tenant, HELM_REPOSITORY, "charts", {"url": helm_repo.url, "interval": "1m",
+                                                "secretRef": {"name": "repo-auth"}})  # fmt: skip
+    chart = {"metadata": {"labels": tenant.labels()}, "spec": {"chart": "app", "version": "1.x", "sourceRef": CHARTS}}
+    _create(tenant, HELM_RELEASE, "web", {"interval": "1h", "targetNamespace": target, "chart": chart,
+                                          "values": {"size": 1}})  # fmt: skip
+    release = _ready(tenant, HELM_RELEASE, "web")
+    assert condition(release)["reason"] == "InstallSucceeded", condition(release)
+    assert _values(tenant) == {"size": 1}
+
+    tenant.patch("web", {"spec": {"values": {"size": 2}}}, HELM_RELEASE)
+    until(lambda: tenant.get("web", HELM_RELEASE), lambda o: o["status"]["history"][0]["version"] == 2,
+          timeout=60, what="the upgrade")  # fmt: skip
+    assert _values(tenant) == {"size": 2}
+    tenant.custom.delete_namespaced_custom_object(HELM_RELEASE.group, HELM_RELEASE.version, config,
+                                                  HELM_RELEASE.plural, "web")  # fmt: skip
+    until(lambda: core.list_namespaced_secret(target, label_selector="owner=helm").items, lambda found: not found,
+          timeout=60, what="the release uninstalled")  # fmt: skip
+    assert not [c for c in core.list_namespaced_config_map(target).items if c.data and "values" in c.data]
 
 
 def test_without_the_impersonate_rule_the_tenant_is_refused(
