@@ -20,7 +20,9 @@ import pytest
 import yaml
 
 from fluxwarden.controllers.helm.postrender import PostRender, prepare
+from tests.support.control_plane import ControlPlane
 from tests.support.helm_repo import helm_binary, write_chart
+from tests.support.kube import KubectlRunner, kubectl_binary
 
 pytestmark = pytest.mark.usefixtures("test_binaries")  # the real helm and kustomize first on PATH
 
@@ -94,18 +96,22 @@ def helm_template(chart: Path, post_render: PostRender | None, *, env: dict[str,
 def _run_template(
     chart: Path, post_render: PostRender | None, *, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    home = chart.parent / "helm-home"
+    return _run_helm(chart.parent, post_render, "template", "rel", str(chart), "--namespace", "apps", env=env)
+
+
+def _run_helm(
+    home: Path, post_render: PostRender | None, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     environment = {
         **os.environ,
-        "HELM_CACHE_HOME": f"{home}/cache",
-        "HELM_CONFIG_HOME": f"{home}/config",
-        "HELM_DATA_HOME": f"{home}/data",
+        "HELM_CACHE_HOME": f"{home}/helm-home/cache",
+        "HELM_CONFIG_HOME": f"{home}/helm-home/config",
+        "HELM_DATA_HOME": f"{home}/helm-home/data",
         **(post_render.env if post_render else {}),
         **(env or {}),
     }
-    command = [helm_binary(), "template", "rel", str(chart), "--namespace", "apps"]
     return subprocess.run(
-        [*command, *(post_render.args if post_render else [])],
+        [helm_binary(), *args, *(post_render.args if post_render else [])],
         env=environment,
         capture_output=True,
         text=True,
@@ -222,6 +228,38 @@ def test_yaml_aliases_between_list_items_survive(tmp_path: Path) -> None:
     assert found["ConfigMap/second"]["data"] == {"key": "value", "only": "second"}
     for obj in found.values():
         assert obj["metadata"]["labels"] == {"app": "shared", **OWNERS}
+
+
+def test_helm_install_applies_the_post_rendered_objects_and_hooks(tmp_path: Path, test_binaries: Path) -> None:
+    hook = """\
+        apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: {{ .Release.Name }}-hook
+          annotations: {helm.sh/hook: pre-install}
+        """
+    templates = {"config.yaml": textwrap.dedent(TEMPLATES["config.yaml"]), "hook.yaml": textwrap.dedent(hook)}
+    chart = write_chart(tmp_path / "charts", "installed", "1.0.0", templates=templates)
+    patch = {"patch": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: rel-config}\ndata: {extra: added}\n"}
+    post_render = prepare(work(tmp_path), [{"kustomize": {"patches": [patch]}}], {"annotations": {"o": "ops"}}, OWNERS)
+    with ControlPlane(test_binaries, tmp_path / "control-plane") as plane:
+        kubectl = KubectlRunner(kubectl_binary(test_binaries), plane.kubeconfig, tmp_path / "kubectl-cache")
+        kubectl("create", "namespace", "apps")
+        kube = ["--kubeconfig", str(plane.kubeconfig), "--namespace", "apps"]
+        result = _run_helm(
+            tmp_path, post_render, "upgrade", "--install", "rel", str(chart), "--server-side=true", *kube
+        )
+        assert result.returncode == 0, result.stderr
+        listed = yaml.safe_load(kubectl("get", "configmaps", "--namespace", "apps", "-o", "yaml").stdout)
+        live = {f"ConfigMap/{item['metadata']['name']}": item for item in listed["items"]}
+        manifest = objects(_run_helm(tmp_path, None, "get", "manifest", "rel", *kube).stdout)
+    for name in ("ConfigMap/rel-config", "ConfigMap/rel-hook"):
+        assert live[name]["metadata"]["labels"].items() >= OWNERS.items(), name
+        assert live[name]["metadata"]["annotations"]["o"] == "ops", name
+    assert live["ConfigMap/rel-config"]["data"] == {"greeting": "hello", "extra": "added"}
+    # the release records the post-rendered manifest, which drift detection compares with
+    assert manifest["ConfigMap/rel-config"]["data"] == {"greeting": "hello", "extra": "added"}
+    assert manifest["ConfigMap/rel-config"]["metadata"]["labels"] == OWNERS
 
 
 # --- postRenderStrategy (helm's CLI has no flag: the plugin splits the hooks itself) -------------
