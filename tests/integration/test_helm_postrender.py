@@ -102,8 +102,10 @@ def _run_template(
 def _run_helm(
     home: Path, post_render: PostRender | None, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
+    # As the controller's runner calls helm: PATH and helm's homes, nothing else of this process's env.
     environment = {
-        **os.environ,
+        "PATH": os.environ["PATH"],
+        "HOME": f"{home}/helm-home",
         "HELM_CACHE_HOME": f"{home}/helm-home/cache",
         "HELM_CONFIG_HOME": f"{home}/helm-home/config",
         "HELM_DATA_HOME": f"{home}/helm-home/data",

@@ -21,14 +21,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 INPUT = "helm-output.yaml"
 HOOK_ANNOTATION = "helm.sh/hook"
 MAX_MESSAGE = 400
 _SEPARATOR = re.compile(rb"^---[ \t]*(?:#.*)?$", re.MULTILINE)
 _ERROR_PREFIX = re.compile(r"(?:^|\n)Error: ")
-_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class Failure(Exception):
@@ -92,11 +89,19 @@ def split_hooks(stream: bytes) -> tuple[bytes, bytes]:
     return b"---\n".join(hooks), b"---\n".join(templates)
 
 
-def _is_hook(document: bytes) -> bool:
+def _load(document: bytes) -> Any:
+    """One YAML document, or None if it does not parse. PyYAML is imported only here: the common path
+    (combined strategy, no error) does without it, and helm starts this plugin for every render."""
+    import yaml
+
     try:
-        data = yaml.load(document, Loader=_LOADER)  # a safe loader (C if built)
+        return yaml.load(document, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # safe, C if built
     except yaml.YAMLError:
-        return False  # kustomize reports it, naming the field
+        return None
+
+
+def _is_hook(document: bytes) -> bool:
+    data = _load(document)  # None if broken: kustomize reports it, naming the field
     metadata = data.get("metadata") if isinstance(data, dict) else None
     annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
     return isinstance(annotations, dict) and bool(annotations.get(HOOK_ANNOTATION))
@@ -193,10 +198,7 @@ def redact(message: str, manifests: bytes) -> str:
 def _secret_values(manifests: bytes) -> set[str]:
     values: set[str] = set()
     for document in _SEPARATOR.split(manifests):
-        try:
-            data = yaml.load(document, Loader=_LOADER)  # a safe loader (C if built)
-        except yaml.YAMLError:
-            continue
+        data = _load(document)
         if not isinstance(data, dict) or data.get("kind") != "Secret":
             continue
         for field in ("data", "stringData"):
