@@ -199,6 +199,20 @@ def test_without_post_renderers_only_the_owner_labels_are_added(tmp_path: Path, 
         assert obj == plain[name], name
 
 
+def test_the_combined_strategy_starts_no_python_and_leaves_no_manifests_behind(tmp_path: Path, chart: Path) -> None:
+    directory = work(tmp_path)
+    images = [{"name": "nginx", "newTag": "1.27"}]
+    post_render = prepare(directory, [{"kustomize": {"images": images}}], None, OWNERS)
+    no_python = {"FLUXWARDEN_PLUGIN_PYTHON": str(tmp_path / "no-python")}
+    found = objects(helm_template(chart, post_render, env=no_python))
+    assert found["Deployment/rel"]["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.27"
+    assert all(obj["metadata"]["labels"].items() >= OWNERS.items() for obj in found.values())
+    left = {path.name for path in directory.rglob("*") if path.is_file()}
+    assert left == {"config.json", "kustomize", "kustomization.yaml"}
+    # The other strategies, and errors, do need it.
+    assert _run_template(chart, prepare(directory, [], None, OWNERS, strategy="nohooks"), env=no_python).returncode == 1
+
+
 def test_an_empty_chart_renders_without_error(tmp_path: Path) -> None:
     chart = write_chart(tmp_path / "charts", "empty", "0.1.0", templates={"NOTES.txt": "nothing to install\n"})
     assert objects(helm_template(chart, prepare(work(tmp_path), [], {"labels": {"a": "b"}}, OWNERS))) == {}
@@ -331,7 +345,12 @@ def test_a_failing_patch_fails_helm_and_names_the_entry_in_one_line(
     assert "\n" not in failure and str(directory) not in failure
     assert PASSWORD not in failure
     # the rendered manifests (a Secret among them) are not left on disk
-    assert sorted(path.name for path in (directory / "postrender").iterdir()) == ["config.json", "error"]
+    left = sorted(str(path.relative_to(directory)) for path in directory.rglob("*") if path.is_file())
+    assert [path for path in left if not path.endswith("kustomization.yaml")] == [
+        "postrender/config.json",
+        "postrender/error",
+        "postrender/kustomize",
+    ]
 
 
 def test_a_later_success_clears_the_error(tmp_path: Path, chart: Path) -> None:
