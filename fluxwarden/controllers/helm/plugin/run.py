@@ -3,8 +3,8 @@
 ``post-render.sh`` runs this for the strategies other than ``combined`` and whenever its own single
 ``kustomize build`` failed. Each configured layer (``postrender.layers()``) is a kustomization over the
 previous one, so one build runs them all in order; if it fails, the layers run one by one to name the
-failing spec field. helm discards a plugin's stderr and exit code, so the one-line error also goes to the
-config's ``errorFile``, where the controller reads it (``PostRender.failure()``). Secret values of the
+failing spec field. helm discards a plugin's stderr, so the one-line error also goes to ``DIR/error``,
+where the controller reads it (``PostRender.failure()``). Secret values of the
 rendered manifests are blanked out of that message.
 """
 
@@ -97,8 +97,7 @@ def split_hooks(stream: bytes) -> tuple[bytes, bytes]:
 
 
 def _load(document: bytes) -> Any:
-    """One YAML document, or None if it does not parse. PyYAML is imported only here: the common path
-    (combined strategy, no error) does without it, and helm starts this plugin for every render."""
+    """One YAML document, or None if it does not parse. PyYAML (10 ms to import) only when needed."""
     import yaml
 
     try:
