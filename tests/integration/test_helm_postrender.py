@@ -353,6 +353,21 @@ def test_a_failing_patch_fails_helm_and_names_the_entry_in_one_line(
     ]
 
 
+def test_an_object_both_hook_and_template_suggests_the_separate_strategy(tmp_path: Path) -> None:
+    account = "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: runner\n"
+    hook = account.replace("name: runner\n", "name: runner\n  annotations: {helm.sh/hook: pre-install}\n")
+    chart = write_chart(tmp_path / "charts", "twice", "0.1.0", templates={"sa.yaml": account, "hook.yaml": hook})
+    combined = prepare(work(tmp_path), [], None, OWNERS)
+    assert _run_template(chart, combined).returncode == 1
+    assert combined.failure() == (
+        "owner labels: may not add resource with an already registered id: ServiceAccount.v1.[noGrp]/runner.[noNs]"
+        " (the chart renders it twice, e.g. as a hook and a template: try spec.postRenderStrategy separate)"
+    )
+    separate = prepare(work(tmp_path, "separate"), [], None, OWNERS, strategy="separate")
+    rendered = list(yaml.safe_load_all(helm_template(chart, separate)))
+    assert [doc["metadata"]["labels"] for doc in rendered if doc] == [OWNERS, OWNERS]
+
+
 def test_a_later_success_clears_the_error(tmp_path: Path, chart: Path) -> None:
     directory = work(tmp_path)
     bad = prepare(directory, [{"kustomize": {"patches": [{"patch": "{{{"}]}}], None, OWNERS)

@@ -139,8 +139,6 @@ def _chain(stream: bytes, layers: list[dict[str, Any]], kustomize: str, scratch:
             ok, output, error = _build(kustomize, root / "top", root)
         if ok:
             return output
-        if len(layers) == 1:
-            raise Failure(f"{layers[0]['field']}{group}: {error}")
         # Which layer? Each one alone, over the previous one's output.
         current = stream
         for index, layer in enumerate(layers):
@@ -195,8 +193,29 @@ def _kustomize_error(stderr: bytes, root: Path) -> str:
     message = " ".join((text[starts[-1] :] if starts else text).split()) or "kustomize build failed"
     message = re.sub(rf"{re.escape(str(root))}/(?:input|top|layer-\d+|single-\d+)(?:/{INPUT})?", INPUT, message)
     message = message.replace(str(root), ".")
+    return _hint(_innermost(message))
+
+
+def _innermost(message: str) -> str:
+    """The cause inside kustomize's wrappers for an error met while loading a resource (the file of
+    manifests, or a base), which also says that it is not a directory either."""
+    while True:
+        if (at := message.rfind("recursed accumulation of path '")) >= 0:
+            inner = re.sub(r"^recursed accumulation of path '[^']*': ", "", message[at:])
+        elif found := re.search(r"accumulating resources from '[^']*': (.*?)': must build at directory", message):
+            inner = found.group(1)
+        else:
+            return message
+        if inner == message or not inner.strip():
+            return message
+        message = inner
+
+
+def _hint(message: str) -> str:
     if "no matches for Id" in message or "failed to find unique target" in message:
         message += " (a patch without a target must name an object the chart renders)"
+    elif "already registered id" in message:
+        message += " (the chart renders it twice, e.g. as a hook and a template: try spec.postRenderStrategy separate)"
     return message
 
 

@@ -242,3 +242,36 @@ def test_the_plugin_dir_is_what_helm_loads_and_ships_as_package_data() -> None:
     patterns = pyproject["tool"]["setuptools"]["package-data"][package]
     shipped = {path for pattern in patterns for path in postrender.PLUGINS_DIR.glob(pattern)}
     assert shipped == {plugin_dir / "plugin.yaml", plugin_dir / "post-render.sh"}
+
+
+@pytest.mark.parametrize(
+    ("stderr", "expected"),
+    [
+        (
+            "Error: accumulating resources: accumulation err='accumulating resources from '../layer-0': "
+            "'{root}/layer-0' must resolve to a file': recursed accumulation of path '{root}/layer-0': "
+            'no resource matches strategic merge patch "ConfigMap.v1.[noGrp]/x.[noNs]": no matches for Id '
+            "ConfigMap.v1.[noGrp]/x.[noNs]; failed to find unique target for patch ConfigMap.v1.[noGrp]/x.[noNs]\n",
+            'no resource matches strategic merge patch "ConfigMap.v1.[noGrp]/x.[noNs]": no matches for Id '
+            "ConfigMap.v1.[noGrp]/x.[noNs]; failed to find unique target for patch ConfigMap.v1.[noGrp]/x.[noNs]"
+            " (a patch without a target must name an object the chart renders)",
+        ),
+        (
+            "Error: accumulating resources: accumulation err='accumulating resources from 'helm-output.yaml': "
+            "may not add resource with an already registered id: ServiceAccount.v1.[noGrp]/sa.[noNs]': must build "
+            "at directory: not a valid directory: evalsymlink failure on '{root}/single-0/helm-output.yaml'\n",
+            "may not add resource with an already registered id: ServiceAccount.v1.[noGrp]/sa.[noNs] (the chart "
+            "renders it twice, e.g. as a hook and a template: try spec.postRenderStrategy separate)",
+        ),
+        (
+            "Error: trouble configuring builtin PatchTransformer with config: `\npatch: '{{{{ x'\n`: unable to "
+            'parse SM or JSON patch from [patch: "{{{{ x"]\n',
+            "trouble configuring builtin PatchTransformer with config: ` patch: '{{ x' `: unable to parse SM or "
+            'JSON patch from [patch: "{{ x"]',
+        ),
+    ],
+)
+def test_kustomize_errors_come_out_on_one_line_without_wrappers_or_paths(
+    tmp_path: Path, stderr: str, expected: str
+) -> None:
+    assert run._kustomize_error(stderr.format(root=tmp_path).encode(), tmp_path) == expected
