@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.cluster import Api, Child, Cpu, cpu_of, machine_busy, self_cpu
+from bench.cluster import Api, Child, Cpu, KubeApi, cpu_of, machine_busy, self_cpu
 from tests.support.control_plane import ControlPlane, free_port
 
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$")
@@ -272,6 +272,13 @@ def resource_versions(api: Api, path: str) -> dict[str, str]:
         f"{o['metadata'].get('namespace', '')}/{o['metadata']['name']}": o["metadata"]["resourceVersion"]
         for o in api.items(path)
     }
+
+
+def request_reconcile(api: KubeApi, collection: str, names: set[str], token: str) -> None:
+    """``reconcile.fluxcd.io/requestedAt: token`` on each named object of ``collection``, one PATCH each."""
+    body = {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": token}}}
+    for name in sorted(names):
+        api.must("PATCH", f"{collection}/{name}", body, "application/merge-patch+json")
 
 
 def changed(before: dict[str, str], after: dict[str, str]) -> int:

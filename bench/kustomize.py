@@ -93,6 +93,7 @@ from bench.controller import (
     controllers_run,
     deep_size,
     ready_condition,
+    request_reconcile,
     resource_versions,
     thread_profiles,
 )
@@ -254,10 +255,7 @@ def delete_drifted(api: KubeApi, n: int) -> float:
 
 
 def request_all(api: KubeApi, names: set[str], token: str) -> None:
-    collection = KUSTOMIZATIONS.format(namespace=CONFIG_NAMESPACE)
-    body = {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": token}}}
-    for name in sorted(names):
-        api.must("PATCH", f"{collection}/{name}", body, "application/merge-patch+json")
+    request_reconcile(api, KUSTOMIZATIONS.format(namespace=CONFIG_NAMESPACE), names, token)
 
 
 def wait_repaired(api: KubeApi, n: int, child: Any, began: float, timeout: float) -> tuple[float | None, int]:
