@@ -48,7 +48,6 @@ import base64
 import collections
 import contextlib
 import os
-import resource
 import shlex
 import signal
 import statistics
@@ -74,7 +73,6 @@ from bench.cluster import (
     load_average,
     memory_kib,
     rerun_from_copy,
-    self_cpu,
 )
 from bench.controller import (
     Controller,
@@ -600,23 +598,50 @@ class Call:
 
     wall_ms: list[float] = field(default_factory=list)
     cpu_ms: list[float] = field(default_factory=list)
+    rss_kib: list[int] = field(default_factory=list)  # the process's VmHWM, read until it exits
     requests: list[collections.Counter[str]] = field(default_factory=list)
 
     def line(self, name: str) -> str:
         api = ""
         if self.requests:
             total = statistics.median(sum(r.values()) for r in self.requests)
-            api = f"; API requests {total:.0f} ({statistics.median(r[DISCOVERY] for r in self.requests):.0f} discovery)"
+            keys = collections.Counter(k for r in self.requests for k in r)
+            each = ", ".join(f"{k} {statistics.median(r[k] for r in self.requests):g}" for k, _ in keys.most_common(8))
+            api = f"\n      API requests {total:g}: {each}"
         return (
-            f"  {name:<44} wall p50 {pct(self.wall_ms, 50):7.1f} ms (min {min(self.wall_ms):6.1f}), CPU p50 "
-            f"{pct(self.cpu_ms, 50):6.1f} ms{api}"
+            f"  {name:<44} wall p50 {pct(self.wall_ms, 50):6.1f} ms (min {min(self.wall_ms):6.1f}), CPU p50 "
+            f"{pct(self.cpu_ms, 50):6.1f} ms, peak RSS {max(self.rss_kib) / MIB:5.1f} MiB{api}"
         )
+
+
+class PeakRss:
+    """A thread that reads ``VmHWM`` of ``pid`` every 10 ms until it exits (``ru_maxrss`` of a child would count
+    the pages of this process it was forked from)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.kib = pid, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="peak-rss", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            hwm = _status(self.pid).get("VmHWM")
+            if hwm:
+                self.kib = max(self.kib, int(hwm))
+            time.sleep(0.01)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
 
 
 @dataclass
 class HelmAlone:
     calls: dict[str, Call]
-    max_rss_kib: int
     argv: str
 
 
@@ -658,16 +683,22 @@ def time_helm(plane: ControlPlane, work: Path, archive: Path, release: tuple[str
     def run(kind: str | None, argv: list[str], cache: Path, count: bool = True) -> None:
         home = Path(tempfile.mkdtemp(prefix="home-", dir=work))
         before_requests = api_requests(api, discovery=True) if count else None
-        before, began = self_cpu().children, time.perf_counter()
-        result = subprocess.run([helm, *argv], env=helm_env(home, cache), capture_output=True, text=True, timeout=300)
-        wall, cpu = (time.perf_counter() - began) * 1e3, (self_cpu().children - before) * 1e3
-        if result.returncode != 0:
-            raise RuntimeError(f"helm {argv[0]}: exit {result.returncode}: {result.stderr.strip()[:500]}")
+        out = home / "out.txt"
+        with out.open("wb") as sink:
+            began = time.perf_counter()
+            process = subprocess.Popen([helm, *argv], env=helm_env(home, cache), stdout=sink, stderr=sink)
+            with PeakRss(process.pid) as peak:
+                _, status, usage = os.wait4(process.pid, 0)  # this child's own CPU
+            wall = (time.perf_counter() - began) * 1e3
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            raise RuntimeError(f"helm {argv[0]}: exit {process.returncode}: {out.read_text()[-500:]}")
         if kind is None:
             return
         call = calls[kind]
         call.wall_ms.append(wall)
-        call.cpu_ms.append(cpu)
+        call.cpu_ms.append((usage.ru_utime + usage.ru_stime) * 1e3)
+        call.rss_kib.append(peak.kib)
         if before_requests is not None:
             found = api_requests(api, discovery=True) - before_requests
             found[DISCOVERY] -= 1  # the first of the two scrapes
@@ -690,8 +721,7 @@ def time_helm(plane: ControlPlane, work: Path, archive: Path, release: tuple[str
             run("helm upgrade --install, warm", upgrade(f"alone-{index}", namespaces[2 * index + 1]), warm)
     finally:
         api.close()
-    max_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return HelmAlone(dict(calls), max_rss, "helm " + " ".join(upgrade("NAME", "NAMESPACE")))
+    return HelmAlone(dict(calls), "helm " + " ".join(upgrade("NAME", "NAMESPACE")))
 
 
 # -- reporting -------------------------------------------------------------------------------------
@@ -794,7 +824,6 @@ def report_alone(alone: HelmAlone, largest: Result, concurrency: int) -> None:
     for name, call in alone.calls.items():
         print(call.line(name))
     print(f"  argv: {alone.argv}")
-    print(f"  largest helm child RSS (ru_maxrss): {alone.max_rss_kib / MIB:.1f} MiB")
     version = alone.calls.get("helm version (process start)")
     cold = alone.calls.get("helm upgrade --install, cold discovery cache")
     warm = alone.calls.get("helm upgrade --install, warm")
