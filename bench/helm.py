@@ -35,7 +35,7 @@ Measured, per N:
 
 Helm processes are counted exactly: ``helm`` on the controller's PATH is a two-line shell script
 that appends its pid and first argument to a log, then ``exec``\\ s the pinned helm (same pid, same
-argv, ~1 ms). The workload (``Workload``, ``set_up_workload``, ``create_releases``) takes a
+argv[0], ~2 ms). The workload (``Workload``, ``set_up_workload``, ``create_releases``) takes a
 namespace prefix, N and the repository URL, so ``bench/vs_flux`` can run Flux's helm-controller on
 the same objects. Everything it starts is stopped and every temporary directory removed on the way
 out; the whole run is bounded by ``--deadline`` and every wait by its own timeout.
@@ -265,6 +265,11 @@ def config_maps(api: KubeApi, workload: Workload) -> dict[str, str]:
     }
 
 
+def field_managers(api: KubeApi, path: str) -> list[str]:
+    status, obj = api.send("GET", path)
+    return sorted({e.get("manager", "") for e in obj["metadata"].get("managedFields") or []}) if status == 200 else []
+
+
 def events(api: KubeApi, workload: Workload) -> int:
     return len(api.items(f"/api/v1/namespaces/{workload.config_namespace}/events"))
 
@@ -285,7 +290,9 @@ def chart_repository(root: Path, files: int) -> Iterator[tuple[HelmRepoServer, P
 
 
 class HelmCounter:
-    """``helm`` for the controller's PATH: logs ``<pid> <first argument>``, then ``exec``\\ s the real helm.
+    """``helm`` for the controller's PATH: logs ``<pid> <first argument>``, then ``exec``\\ s the real helm
+    under the same ``argv[0]`` (the controller runs helm through a link named ``helm-controller``, which
+    helm then names its server-side apply field manager after).
 
     The log is appended a line at a time (O_APPEND, far below PIPE_BUF), so concurrent helm calls do
     not interleave. Only the first argument is kept: the rest may hold names a log need not carry.
@@ -297,9 +304,9 @@ class HelmCounter:
         self.log.touch()
         script = directory / "helm"
         script.write_text(
-            "#!/bin/sh\n"
+            "#!/bin/bash\n"
             f'printf \'%s %s\\n\' "$$" "${{1:-}}" >> {shlex.quote(str(self.log))}\n'
-            f'exec {shlex.quote(str(real))} "$@"\n'
+            f'exec -a "$0" {shlex.quote(str(real))} "$@"\n'  # helm names its field manager after argv[0]
         )
         script.chmod(0o755)
 
@@ -365,7 +372,7 @@ class TreeSampler:
             rss, anon = rss + int(status["VmRSS"]), anon + int(status.get("RssAnon", "0"))
             if pid != self.root:
                 children += 1
-                if status.get("Name") == "helm":
+                if status.get("Name", "").startswith("helm"):
                     self.tree.helm_pids.add(pid)
                     self.tree.child_hwm_kib = max(self.tree.child_hwm_kib, int(status.get("VmHWM", "0")))
         t = self.tree
@@ -453,6 +460,7 @@ class Result:
     tree: Tree
     config_maps: int
     release_secrets: int
+    managers: list[str]  # field managers of one rendered ConfigMap (helm names them after its argv[0])
     idle_rss_kib: int
     idle_cpu: float
     ready_hwm_kib: int
@@ -550,6 +558,7 @@ def run_count(n: int, args: argparse.Namespace, env: Environment) -> Result:
             load.append(f"all Ready {load_average()}")
             maps = config_maps(api, workload)
             secrets = api.items(RELEASE_SECRETS)
+            managers = field_managers(api, f"/api/v1/namespaces/{workload.target_namespace(0)}/configmaps/config-00")
             events_ready = events(api, workload)
 
             # 2. requested reconciles where nothing changed
@@ -577,6 +586,7 @@ def run_count(n: int, args: argparse.Namespace, env: Environment) -> Result:
         tree=tree,
         config_maps=len(maps),
         release_secrets=len(secrets),
+        managers=managers,
         idle_rss_kib=idle_rss,
         idle_cpu=idle_cpu,
         ready_hwm_kib=ready_hwm,
@@ -774,7 +784,7 @@ def report_one(r: Result, args: argparse.Namespace) -> None:
     )
     print(
         f"    ConfigMaps {r.config_maps} (expected {n * args.files}), release Secrets {r.release_secrets} "
-        f"(expected {n}), {r.events} Events"
+        f"(expected {n}), {r.events} Events; field managers of one ConfigMap: {', '.join(r.managers) or 'none'}"
     )
     print(
         f"  RSS: controller idle {r.idle_rss_kib / MIB:.1f} MiB, peak (VmHWM) {r.ready_hwm_kib / MIB:.1f} at all "
