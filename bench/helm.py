@@ -30,8 +30,9 @@ Measured, per N:
    that no ConfigMap or release Secret was written;
 4. once, after the largest N, with the controller stopped: helm alone against the same cluster
    (``helm version``: process start; ``helm template``: render; ``helm status``: client and
-   storage read; ``helm upgrade --install`` of a fresh release as flux-applier, with a cold and
-   a warm discovery cache), so the report can say whether process start and discovery dominate.
+   storage read; ``helm install`` of a fresh release as flux-applier with the controller's flags,
+   with a cold and a warm discovery cache; ``helm package``, which the source controller runs per
+   HelmChart), so the report can say whether process start and discovery dominate.
 
 Helm processes are counted exactly: ``helm`` on the controller's PATH is a two-line shell script
 that appends its pid and first argument to a log, then ``exec``\\ s the pinned helm (same pid, same
@@ -49,6 +50,7 @@ import collections
 import contextlib
 import os
 import shlex
+import shutil
 import signal
 import statistics
 import subprocess
@@ -314,6 +316,12 @@ class HelmCounter:
         """The first argument of every helm call so far, in order."""
         return [line.partition(" ")[2] for line in self.log.read_text().splitlines()]
 
+    def commands(self) -> dict[int, str]:
+        """pid -> first argument, of every helm call so far."""
+        return {
+            int(pid): command for pid, _, command in (line.partition(" ") for line in self.log.read_text().splitlines())
+        }
+
     def since(self, mark: int) -> collections.Counter[str]:
         return collections.Counter(self.calls()[mark:])
 
@@ -347,7 +355,15 @@ class Tree:
     peak_children: int = 0
     child_hwm_kib: int = 0  # the largest VmHWM seen of a helm child
     helm_pids: set[int] = field(default_factory=set)
+    seen: dict[int, tuple[float, float]] = field(default_factory=dict)  # helm pid -> first and last sample seen
     sampler_cpu_s: float = 0.0
+
+    def lifetimes_ms(self, commands: dict[int, str]) -> dict[str, list[float]]:
+        """How long each helm process lived, by its first argument (``commands``: pid -> it), to one sample."""
+        found: dict[str, list[float]] = collections.defaultdict(list)
+        for pid, (first, last) in self.seen.items():
+            found[commands.get(pid, "?")].append((last - first) * 1e3)
+        return dict(found)
 
 
 class TreeSampler:
@@ -365,6 +381,7 @@ class TreeSampler:
             pids.append(pid)
             queue += _children(pid)
         rss = anon = children = 0
+        now = time.monotonic()
         for pid in pids:
             status = _status(pid)
             if not status.get("VmRSS"):
@@ -374,6 +391,7 @@ class TreeSampler:
                 children += 1
                 if status.get("Name", "").startswith("helm"):
                     self.tree.helm_pids.add(pid)
+                    self.tree.seen[pid] = (self.tree.seen.get(pid, (now, now))[0], now)
                     self.tree.child_hwm_kib = max(self.tree.child_hwm_kib, int(status.get("VmHWM", "0")))
         t = self.tree
         t.samples += 1
@@ -457,6 +475,7 @@ class Result:
     ready: Window
     ready_reconciles: float
     helm_calls: collections.Counter[str]
+    helm_ms: dict[str, list[float]]  # lifetimes of the helm processes until all Ready, by first argument
     tree: Tree
     config_maps: int
     release_secrets: int
@@ -583,6 +602,7 @@ def run_count(n: int, args: argparse.Namespace, env: Environment) -> Result:
         ready=Window.between(before, after),
         ready_reconciles=m1.reconciles - m0.reconciles,
         helm_calls=helm_calls,
+        helm_ms=tree.lifetimes_ms(helm.commands()),
         tree=tree,
         config_maps=len(maps),
         release_secrets=len(secrets),
@@ -667,7 +687,7 @@ def helm_env(home: Path, discovery_cache: Path) -> dict[str, str]:
 def time_helm(plane: ControlPlane, work: Path, archive: Path, release: tuple[str, str], samples: int) -> HelmAlone:
     """Each helm call of a reconcile alone, against the cluster with no controller running.
 
-    ``upgrade --install`` of a fresh release into a fresh namespace where ``bench-config:flux-applier``
+    ``install`` (the controller's flags) of a fresh release into a fresh namespace where ``bench-config:flux-applier``
     is tenant admin, impersonated as the controller does, with a cold discovery cache (an empty
     ``KUBECACHEDIR`` per call, as a helm with a new home has) and a warm one (shared, filled once).
     """
@@ -684,10 +704,11 @@ def time_helm(plane: ControlPlane, work: Path, archive: Path, release: tuple[str
     namespaces = [f"{PREFIX}-alone-{i:02d}" for i in range(2 * samples + 1)]
     grant_tenant_admin(api, f"{PREFIX}-config", APPLIER, namespaces)
 
-    def upgrade(name: str, namespace: str) -> list[str]:
+    def install(name: str, namespace: str) -> list[str]:
+        """The controller's install (fluxwarden/controllers/helm/commands.py, Flux's defaults)."""
         return [
-            "upgrade", "--install", name, str(archive), "--namespace", namespace, *kube, *impersonate,
-            "--server-side=true", "--wait", "--timeout", "5m0s", "--history-max", "5", "--values", str(values),
+            "install", name, str(archive), "--values", str(values), "--namespace", namespace, "--timeout", "300s",
+            "--wait=watcher", "--wait-for-jobs", "--take-ownership", "--server-side=true", *kube, *impersonate,
         ]  # fmt: skip
 
     def run(kind: str | None, argv: list[str], cache: Path, count: bool = True) -> None:
@@ -715,7 +736,7 @@ def time_helm(plane: ControlPlane, work: Path, archive: Path, release: tuple[str
             call.requests.append(+found)
 
     try:
-        run(None, upgrade("alone-warmup", namespaces[-1]), warm, count=False)  # fills the warm cache
+        run(None, install("alone-warmup", namespaces[-1]), warm, count=False)  # fills the warm cache
         namespace, name = release
         for index in range(samples):
             cold = Path(tempfile.mkdtemp(prefix="discovery-", dir=work))
@@ -727,11 +748,15 @@ def time_helm(plane: ControlPlane, work: Path, archive: Path, release: tuple[str
                 run("helm status, cold discovery cache", ["status", name, "--namespace", namespace, *kube], cold)
                 run("helm status, warm", ["status", name, "--namespace", namespace, *kube], warm)
             cold = Path(tempfile.mkdtemp(prefix="discovery-", dir=work))
-            run("helm upgrade --install, cold discovery cache", upgrade(f"alone-{index}", namespaces[2 * index]), cold)
-            run("helm upgrade --install, warm", upgrade(f"alone-{index}", namespaces[2 * index + 1]), warm)
+            run("helm install, cold discovery cache", install(f"alone-{index}", namespaces[2 * index]), cold)
+            run("helm install, warm", install(f"alone-{index}", namespaces[2 * index + 1]), warm)
+            chart = Path(tempfile.mkdtemp(prefix="chart-", dir=work))
+            shutil.unpack_archive(archive, chart)
+            run("helm package (source controller, per HelmChart)", ["package", str(chart / CHART), "-d", str(chart)],
+                cold, count=False)  # fmt: skip
     finally:
         api.close()
-    return HelmAlone(dict(calls), "helm " + " ".join(upgrade("NAME", "NAMESPACE")))
+    return HelmAlone(dict(calls), "helm " + " ".join(install("NAME", "NAMESPACE")))
 
 
 # -- reporting -------------------------------------------------------------------------------------
@@ -782,6 +807,10 @@ def report_one(r: Result, args: argparse.Namespace) -> None:
         f"{w.controller.children / n * 1e3:.0f} ms helm, apiserver {w.apiserver / n * 1e3:.0f} ms, "
         f"etcd {w.etcd / n * 1e3:.0f} ms CPU; helm processes {calls_line(r.helm_calls)}"
     )
+    lives = ", ".join(
+        f"{command} p50 {pct(ms, 50):.0f} ms p90 {pct(ms, 90):.0f} ms" for command, ms in sorted(r.helm_ms.items())
+    )
+    print(f"    helm process lifetimes (sampled every 20 ms): {lives or 'none seen'}")
     print(
         f"    ConfigMaps {r.config_maps} (expected {n * args.files}), release Secrets {r.release_secrets} "
         f"(expected {n}), {r.events} Events; field managers of one ConfigMap: {', '.join(r.managers) or 'none'}"
@@ -835,17 +864,19 @@ def report_alone(alone: HelmAlone, largest: Result, concurrency: int) -> None:
         print(call.line(name))
     print(f"  argv: {alone.argv}")
     version = alone.calls.get("helm version (process start)")
-    cold = alone.calls.get("helm upgrade --install, cold discovery cache")
-    warm = alone.calls.get("helm upgrade --install, warm")
+    cold = alone.calls.get("helm install, cold discovery cache")
+    warm = alone.calls.get("helm install, warm")
     if version and cold and warm:
         n = largest.n
-        per_slot = largest.all_ready_s * concurrency / n * 1e3
+        per_slot = largest.all_ready_s * min(concurrency, n) / n * 1e3
         helm_cpu = largest.ready.controller.children / max(sum(largest.helm_calls.values()), 1) * 1e3
+        installs = largest.helm_ms.get("install", [])
+        inside = f", an install process lives p50 {pct(installs, 50):.0f} ms there" if installs else ""
         print(
-            f"  in the controller (N={n}): {per_slot:.0f} ms of a worker's wall per release ({concurrency} workers), "
-            f"{helm_cpu:.0f} ms helm CPU per helm process; alone: install {pct(cold.wall_ms, 50):.0f} ms cold / "
-            f"{pct(warm.wall_ms, 50):.0f} ms warm, of which process start {pct(version.wall_ms, 50):.0f} ms and "
-            f"cold discovery {pct(cold.wall_ms, 50) - pct(warm.wall_ms, 50):.0f} ms"
+            f"  in the controller (N={n}): {per_slot:.0f} ms of a worker's wall per release ({concurrency} workers)"
+            f"{inside}, {helm_cpu:.0f} ms helm CPU per helm process; alone: install {pct(cold.wall_ms, 50):.0f} ms "
+            f"cold / {pct(warm.wall_ms, 50):.0f} ms warm, of which process start {pct(version.wall_ms, 50):.0f} ms "
+            f"and cold discovery {pct(cold.wall_ms, 50) - pct(warm.wall_ms, 50):.0f} ms"
         )
 
 
