@@ -867,16 +867,25 @@ def report_alone(alone: HelmAlone, largest: Result, concurrency: int) -> None:
     cold = alone.calls.get("helm install, cold discovery cache")
     warm = alone.calls.get("helm install, warm")
     if version and cold and warm:
-        n = largest.n
+        n, w = largest.n, largest.ready
         per_slot = largest.all_ready_s * min(concurrency, n) / n * 1e3
-        helm_cpu = largest.ready.controller.children / max(sum(largest.helm_calls.values()), 1) * 1e3
+        processes = sum(largest.helm_calls.values())
+        helm_cpu = w.controller.children / max(processes, 1) * 1e3
         installs = largest.helm_ms.get("install", [])
         inside = f", an install process lives p50 {pct(installs, 50):.0f} ms there" if installs else ""
         print(
             f"  in the controller (N={n}): {per_slot:.0f} ms of a worker's wall per release ({concurrency} workers)"
             f"{inside}, {helm_cpu:.0f} ms helm CPU per helm process; alone: install {pct(cold.wall_ms, 50):.0f} ms "
-            f"cold / {pct(warm.wall_ms, 50):.0f} ms warm, of which process start {pct(version.wall_ms, 50):.0f} ms "
-            f"and cold discovery {pct(cold.wall_ms, 50) - pct(warm.wall_ms, 50):.0f} ms"
+            f"cold / {pct(warm.wall_ms, 50):.0f} ms warm, of which process start {pct(version.wall_ms, 50):.0f} ms; "
+            f"a cold discovery cache adds {pct(cold.wall_ms, 50) - pct(warm.wall_ms, 50):.0f} ms"
+        )
+        busy = w.controller.total + w.apiserver + w.etcd + w.bench + w.others
+        start = pct(version.cpu_ms, 50) / 1e3 * processes
+        print(
+            f"  where the CPU went until all Ready (N={n}, {busy / w.seconds:.2f} of {os.cpu_count()} cores busy): helm "
+            f"{100 * w.controller.children / busy:.0f}% (bare process starts, {processes} x helm version's CPU: "
+            f"{100 * start / busy:.0f}%), controller Python {100 * w.controller.own / busy:.0f}%, apiserver + etcd "
+            f"{100 * (w.apiserver + w.etcd) / busy:.0f}%, others {100 * w.others / busy:.0f}%"
         )
 
 
