@@ -882,8 +882,8 @@ def report_alone(alone: HelmAlone, largest: Result, concurrency: int) -> None:
         busy = w.controller.total + w.apiserver + w.etcd + w.bench + w.others
         start = pct(version.cpu_ms, 50) / 1e3 * processes
         print(
-            f"  where the CPU went until all Ready (N={n}, {busy / w.seconds:.2f} of {os.cpu_count()} cores busy): helm "
-            f"{100 * w.controller.children / busy:.0f}% (bare process starts, {processes} x helm version's CPU: "
+            f"  where the CPU went until all Ready (N={n}, {busy / w.seconds:.2f} of {os.cpu_count()} cores busy): "
+            f"helm {100 * w.controller.children / busy:.0f}% (bare process starts, {processes} x helm version's CPU: "
             f"{100 * start / busy:.0f}%), controller Python {100 * w.controller.own / busy:.0f}%, apiserver + etcd "
             f"{100 * (w.apiserver + w.etcd) / busy:.0f}%, others {100 * w.others / busy:.0f}%"
         )
