@@ -356,14 +356,20 @@ class Tree:
     child_hwm_kib: int = 0  # the largest VmHWM seen of a helm child
     helm_pids: set[int] = field(default_factory=set)
     seen: dict[int, tuple[float, float]] = field(default_factory=dict)  # helm pid -> first and last sample seen
+    names: dict[int, str] = field(default_factory=dict)  # every descendant seen -> its name (comm)
     sampler_cpu_s: float = 0.0
 
     def lifetimes_ms(self, commands: dict[int, str]) -> dict[str, list[float]]:
         """How long each helm process lived, by its first argument (``commands``: pid -> it), to one sample."""
         found: dict[str, list[float]] = collections.defaultdict(list)
         for pid, (first, last) in self.seen.items():
-            found[commands.get(pid, "?")].append((last - first) * 1e3)
+            if pid in commands:
+                found[commands[pid]].append((last - first) * 1e3)
         return dict(found)
+
+    def unlogged(self, commands: dict[int, str]) -> collections.Counter[str]:
+        """Names of the descendants that the counting helm did not log (not helm, or not through PATH)."""
+        return collections.Counter(name for pid, name in self.names.items() if pid not in commands)
 
 
 class TreeSampler:
@@ -389,6 +395,7 @@ class TreeSampler:
             rss, anon = rss + int(status["VmRSS"]), anon + int(status.get("RssAnon", "0"))
             if pid != self.root:
                 children += 1
+                self.tree.names.setdefault(pid, status.get("Name", "?"))
                 if status.get("Name", "").startswith("helm"):
                     self.tree.helm_pids.add(pid)
                     self.tree.seen[pid] = (self.tree.seen.get(pid, (now, now))[0], now)
@@ -476,6 +483,7 @@ class Result:
     ready_reconciles: float
     helm_calls: collections.Counter[str]
     helm_ms: dict[str, list[float]]  # lifetimes of the helm processes until all Ready, by first argument
+    unlogged: collections.Counter[str]  # other descendants seen until all Ready, by name
     tree: Tree
     config_maps: int
     release_secrets: int
@@ -603,6 +611,7 @@ def run_count(n: int, args: argparse.Namespace, env: Environment) -> Result:
         ready_reconciles=m1.reconciles - m0.reconciles,
         helm_calls=helm_calls,
         helm_ms=tree.lifetimes_ms(helm.commands()),
+        unlogged=tree.unlogged(helm.commands()),
         tree=tree,
         config_maps=len(maps),
         release_secrets=len(secrets),
@@ -684,12 +693,28 @@ def helm_env(home: Path, discovery_cache: Path) -> dict[str, str]:
     }  # fmt: skip
 
 
+def post_renderer(work: Path, name: str, namespace: str) -> tuple[list[str], dict[str, str], Path] | None:
+    """The controller's post-renderer for a HelmRelease with no postRenderers (the owner labels alone):
+    helm's flags, its environment and the plugin's config file; None for code from before the plugin."""
+    try:
+        from fluxwarden.controllers.helm import postrender
+    except ImportError:
+        return None
+    owner = {"helm.toolkit.fluxcd.io/name": name, "helm.toolkit.fluxcd.io/namespace": namespace}
+    scratch = Path(tempfile.mkdtemp(prefix="postrender-", dir=work))
+    prepared = postrender.prepare(scratch, None, None, owner, kustomize=str(binary_dir() / "kustomize"))
+    return prepared.args, prepared.env, Path(prepared.args[-1])
+
+
 def time_helm(plane: ControlPlane, work: Path, archive: Path, release: tuple[str, str], samples: int) -> HelmAlone:
     """Each helm call of a reconcile alone, against the cluster with no controller running.
 
-    ``install`` (the controller's flags) of a fresh release into a fresh namespace where ``bench-config:flux-applier``
-    is tenant admin, impersonated as the controller does, with a cold discovery cache (an empty
-    ``KUBECACHEDIR`` per call, as a helm with a new home has) and a warm one (shared, filled once).
+    ``install`` (the controller's flags) of a fresh release into a fresh namespace where
+    ``bench-config:flux-applier`` is tenant admin, impersonated as the controller does: with a cold
+    discovery cache (an empty ``KUBECACHEDIR`` per call, as a helm with a new home has), a warm one
+    (shared, filled once; the controller keeps one ``$HOME``), and warm with the post-renderer the
+    controller adds to every install (its plugin: a Python interpreter, then kustomize), whose
+    parts are timed alone too.
     """
     helm = str(binary_dir() / "helm")
     api = KubeApi(plane, timeout=120)
@@ -701,29 +726,42 @@ def time_helm(plane: ControlPlane, work: Path, archive: Path, release: tuple[str
     impersonate = ["--kube-as-user", user, *[a for g in groups for a in ("--kube-as-group", g)]]
     kube = ["--kubeconfig", str(plane.kubeconfig)]
     warm = work / "discovery-warm"
-    namespaces = [f"{PREFIX}-alone-{i:02d}" for i in range(2 * samples + 1)]
+    namespaces = [f"{PREFIX}-alone-{i:02d}" for i in range(3 * samples + 1)]
     grant_tenant_admin(api, f"{PREFIX}-config", APPLIER, namespaces)
+    post = post_renderer(work, "alone", f"{PREFIX}-config")
+    rendered = work / "rendered.yaml"
 
-    def install(name: str, namespace: str) -> list[str]:
+    def install(name: str, namespace: str, *extra: str) -> list[str]:
         """The controller's install (fluxwarden/controllers/helm/commands.py, Flux's defaults)."""
         return [
-            "install", name, str(archive), "--values", str(values), "--namespace", namespace, "--timeout", "300s",
-            "--wait=watcher", "--wait-for-jobs", "--take-ownership", "--server-side=true", *kube, *impersonate,
+            helm, "install", name, str(archive), "--values", str(values), "--namespace", namespace, "--timeout",
+            "300s", "--wait=watcher", "--wait-for-jobs", "--take-ownership", "--server-side=true", *kube,
+            *impersonate, *extra,
         ]  # fmt: skip
 
-    def run(kind: str | None, argv: list[str], cache: Path, count: bool = True) -> None:
+    def run(
+        kind: str | None,
+        argv: list[str],
+        cache: Path,
+        count: bool = True,
+        *,
+        extra_env: dict[str, str] | None = None,
+        stdin: Path | None = None,
+        stdout: Path | None = None,
+    ) -> None:
         home = Path(tempfile.mkdtemp(prefix="home-", dir=work))
         before_requests = api_requests(api, discovery=True) if count else None
-        out = home / "out.txt"
-        with out.open("wb") as sink:
+        out, err = stdout or home / "out.txt", home / "err.txt"
+        with out.open("wb") as sink, err.open("wb") as errors, (stdin or Path(os.devnull)).open("rb") as source:
             began = time.perf_counter()
-            process = subprocess.Popen([helm, *argv], env=helm_env(home, cache), stdout=sink, stderr=sink)
+            env = {**helm_env(home, cache), **(extra_env or {})}
+            process = subprocess.Popen(argv, env=env, stdin=source, stdout=sink, stderr=errors)
             with PeakRss(process.pid) as peak:
-                _, status, usage = os.wait4(process.pid, 0)  # this child's own CPU
+                _, status, usage = os.wait4(process.pid, 0)  # this child's own CPU (and its reaped children's)
             wall = (time.perf_counter() - began) * 1e3
         process.returncode = os.waitstatus_to_exitcode(status)
         if process.returncode != 0:
-            raise RuntimeError(f"helm {argv[0]}: exit {process.returncode}: {out.read_text()[-500:]}")
+            raise RuntimeError(f"{Path(argv[0]).name} {argv[1]}: exit {process.returncode}: {err.read_text()[-500:]}")
         if kind is None:
             return
         call = calls[kind]
@@ -740,23 +778,32 @@ def time_helm(plane: ControlPlane, work: Path, archive: Path, release: tuple[str
         namespace, name = release
         for index in range(samples):
             cold = Path(tempfile.mkdtemp(prefix="discovery-", dir=work))
-            run("helm version (process start)", ["version", "--short"], cold, count=False)
-            run(
-                "helm template (render only)", ["template", "alone", str(archive), "--values", str(values)], cold, False
-            )
+            run("helm version (process start)", [helm, "version", "--short"], cold, count=False)
+            template = [helm, "template", "alone", str(archive), "--values", str(values)]
+            run("helm template (render only)", template, cold, False, stdout=rendered)
             if name:
-                run("helm status, cold discovery cache", ["status", name, "--namespace", namespace, *kube], cold)
-                run("helm status, warm", ["status", name, "--namespace", namespace, *kube], warm)
+                status = [helm, "status", name, "--namespace", namespace, *kube]
+                run("helm status, cold discovery cache", status, cold)
+                run("helm status, warm", status, warm)
             cold = Path(tempfile.mkdtemp(prefix="discovery-", dir=work))
-            run("helm install, cold discovery cache", install(f"alone-{index}", namespaces[2 * index]), cold)
-            run("helm install, warm", install(f"alone-{index}", namespaces[2 * index + 1]), warm)
+            run("helm install, cold discovery cache", install(f"alone-{index}", namespaces[3 * index]), cold)
+            run("helm install, warm", install(f"alone-{index}", namespaces[3 * index + 1]), warm)
+            if post is not None:
+                args, env, config = post
+                kind = "helm install + post-renderer, warm (the controller's)"
+                run(kind, install(f"alone-{index}", namespaces[3 * index + 2], *args), warm, extra_env=env)
+                plugin = [sys.executable, "-P", "-m", "fluxwarden.controllers.helm.plugin", str(config)]
+                run("  post-renderer plugin alone (Python + kustomize)", plugin, cold, False, stdin=rendered)
+                imports = [sys.executable, "-P", "-c", "import fluxwarden.controllers.helm.plugin.run"]
+                run("  of it: Python start + the plugin's imports", imports, cold, False)
             chart = Path(tempfile.mkdtemp(prefix="chart-", dir=work))
             shutil.unpack_archive(archive, chart)
-            run("helm package (source controller, per HelmChart)", ["package", str(chart / CHART), "-d", str(chart)],
-                cold, count=False)  # fmt: skip
+            package = [helm, "package", str(chart / CHART), "-d", str(chart)]
+            run("helm package (source controller, per HelmChart)", package, cold, count=False)
     finally:
         api.close()
-    return HelmAlone(dict(calls), "helm " + " ".join(install("NAME", "NAMESPACE")))
+    argv = install("NAME", "NAMESPACE", *(post[0] if post else []))
+    return HelmAlone(dict(calls), " ".join(["helm", *argv[1:]]))
 
 
 # -- reporting -------------------------------------------------------------------------------------
@@ -765,7 +812,8 @@ def time_helm(plane: ControlPlane, work: Path, archive: Path, release: tuple[str
 def window_line(w: Window) -> str:
     c = w.controller
     return (
-        f"controller {w.share(c.total):.0f}% ({w.share(c.own):.0f}% Python + {w.share(c.children):.0f}% helm), "
+        f"controller {w.share(c.total):.0f}% ({w.share(c.own):.0f}% Python + {w.share(c.children):.0f}% children: helm "
+        "and its post-renderer), "
         f"apiserver {w.share(w.apiserver):.0f}%, etcd {w.share(w.etcd):.0f}%, bench {w.share(w.bench):.0f}%, "
         f"others {w.share(w.others):.0f}% (% of one core; {os.cpu_count()} cores)"
     )
@@ -804,13 +852,14 @@ def report_one(r: Result, args: argparse.Namespace) -> None:
     print(f"  until all Ready: {window_line(w)}")
     print(
         f"    per HelmRelease: controller {w.controller.own / n * 1e3:.0f} ms Python + "
-        f"{w.controller.children / n * 1e3:.0f} ms helm, apiserver {w.apiserver / n * 1e3:.0f} ms, "
+        f"{w.controller.children / n * 1e3:.0f} ms children (helm, post-renderer), apiserver {w.apiserver / n * 1e3:.0f} ms, "
         f"etcd {w.etcd / n * 1e3:.0f} ms CPU; helm processes {calls_line(r.helm_calls)}"
     )
     lives = ", ".join(
         f"{command} p50 {pct(ms, 50):.0f} ms p90 {pct(ms, 90):.0f} ms" for command, ms in sorted(r.helm_ms.items())
     )
-    print(f"    helm process lifetimes (sampled every 20 ms): {lives or 'none seen'}")
+    other = ", ".join(f"{name} {count}" for name, count in r.unlogged.most_common()) or "none"
+    print(f"    helm process lifetimes (sampled every 20 ms): {lives or 'none seen'}; other children seen: {other}")
     print(
         f"    ConfigMaps {r.config_maps} (expected {n * args.files}), release Secrets {r.release_secrets} "
         f"(expected {n}), {r.events} Events; field managers of one ConfigMap: {', '.join(r.managers) or 'none'}"
@@ -881,11 +930,16 @@ def report_alone(alone: HelmAlone, largest: Result, concurrency: int) -> None:
         )
         busy = w.controller.total + w.apiserver + w.etcd + w.bench + w.others
         start = pct(version.cpu_ms, 50) / 1e3 * processes
+        imports = alone.calls.get("  of it: Python start + the plugin's imports")
+        pythons = largest.unlogged.get("python", 0)
+        python = pct(imports.cpu_ms, 50) / 1e3 * pythons if imports else 0.0
         print(
             f"  where the CPU went until all Ready (N={n}, {busy / w.seconds:.2f} of {os.cpu_count()} cores busy): "
-            f"helm {100 * w.controller.children / busy:.0f}% (bare process starts, {processes} x helm version's CPU: "
-            f"{100 * start / busy:.0f}%), controller Python {100 * w.controller.own / busy:.0f}%, apiserver + etcd "
-            f"{100 * (w.apiserver + w.etcd) / busy:.0f}%, others {100 * w.others / busy:.0f}%"
+            f"controller children {100 * w.controller.children / busy:.0f}% (of which bare process starts: {processes} "
+            f"helm x helm version's CPU {100 * start / busy:.0f}%, {pythons} post-renderer Pythons x start and imports "
+            f"{100 * python / busy:.0f}%), controller Python {100 * w.controller.own / busy:.0f}%, apiserver + etcd "
+            f"{100 * (w.apiserver + w.etcd) / busy:.0f}%, this process {100 * w.bench / busy:.0f}%, others "
+            f"{100 * w.others / busy:.0f}%"
         )
 
 
