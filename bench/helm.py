@@ -852,8 +852,8 @@ def report_one(r: Result, args: argparse.Namespace) -> None:
     print(f"  until all Ready: {window_line(w)}")
     print(
         f"    per HelmRelease: controller {w.controller.own / n * 1e3:.0f} ms Python + "
-        f"{w.controller.children / n * 1e3:.0f} ms children (helm, post-renderer), apiserver {w.apiserver / n * 1e3:.0f} ms, "
-        f"etcd {w.etcd / n * 1e3:.0f} ms CPU; helm processes {calls_line(r.helm_calls)}"
+        f"{w.controller.children / n * 1e3:.0f} ms children (helm, post-renderer), apiserver "
+        f"{w.apiserver / n * 1e3:.0f} ms, etcd {w.etcd / n * 1e3:.0f} ms CPU; helm processes {calls_line(r.helm_calls)}"
     )
     lives = ", ".join(
         f"{command} p50 {pct(ms, 50):.0f} ms p90 {pct(ms, 90):.0f} ms" for command, ms in sorted(r.helm_ms.items())
@@ -891,7 +891,7 @@ def report_one(r: Result, args: argparse.Namespace) -> None:
 
 def report_table(results: list[Result]) -> None:
     print(
-        "\nN     all Ready s  rel/s  ctrl VmHWM MiB  tree peak MiB  helm/install  CPU ms/rel (Python+helm)  "
+        "\nN     all Ready s  rel/s  ctrl VmHWM MiB  tree peak MiB  helm/install  CPU ms/rel (Python+children)  "
         "no-op: helm procs  CPU ms (gross/above idle)  API req  s"
     )
     for r in results:
