@@ -721,9 +721,8 @@ def time_helm(plane: ControlPlane, work: Path, archive: Path, release: tuple[str
     calls: dict[str, Call] = collections.defaultdict(Call)
     values = work / "values.yaml"
     values.write_text("tenant: alone\n")
-    user = f"system:serviceaccount:{PREFIX}-config:{APPLIER}"
-    groups = ("system:serviceaccounts", f"system:serviceaccounts:{PREFIX}-config", "system:authenticated")
-    impersonate = ["--kube-as-user", user, *[a for g in groups for a in ("--kube-as-group", g)]]
+    # as the controller's runner.Identity: the user only, the API server adds a service account's groups
+    impersonate = ["--kube-as-user", f"system:serviceaccount:{PREFIX}-config:{APPLIER}"]
     kube = ["--kubeconfig", str(plane.kubeconfig)]
     warm = work / "discovery-warm"
     namespaces = [f"{PREFIX}-alone-{i:02d}" for i in range(3 * samples + 1)]
