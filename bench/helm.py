@@ -395,7 +395,7 @@ class TreeSampler:
             rss, anon = rss + int(status["VmRSS"]), anon + int(status.get("RssAnon", "0"))
             if pid != self.root:
                 children += 1
-                self.tree.names.setdefault(pid, status.get("Name", "?"))
+                self.tree.names[pid] = status.get("Name", "?")  # the last: a fork shows its parent's name until exec
                 if status.get("Name", "").startswith("helm"):
                     self.tree.helm_pids.add(pid)
                     self.tree.seen[pid] = (self.tree.seen.get(pid, (now, now))[0], now)
@@ -930,7 +930,7 @@ def report_alone(alone: HelmAlone, largest: Result, concurrency: int) -> None:
         busy = w.controller.total + w.apiserver + w.etcd + w.bench + w.others
         start = pct(version.cpu_ms, 50) / 1e3 * processes
         imports = alone.calls.get("  of it: Python start + the plugin's imports")
-        pythons = largest.unlogged.get("python", 0)
+        pythons = largest.helm_calls.get("install", 0) + largest.helm_calls.get("upgrade", 0)  # one plugin each
         python = pct(imports.cpu_ms, 50) / 1e3 * pythons if imports else 0.0
         print(
             f"  where the CPU went until all Ready (N={n}, {busy / w.seconds:.2f} of {os.cpu_count()} cores busy): "
