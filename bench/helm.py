@@ -18,45 +18,39 @@ and its default tenancy settings (enforced: every helm call runs as
 Measured, per N:
 
 1. time from the first create until every HelmRelease is Ready at its generation (one list call per
-   poll); the CPU of the controller (its threads; its children: the helm processes it reaped), the
-   API server, etcd and this process; the helm processes started, by subcommand; the ConfigMaps
-   (10 N) and release Secrets (N) that exist;
+   poll); the CPU of the controller (its threads; its children: the helm processes it reaped, with
+   theirs: the post-renderer plugin and its kustomize), the API server, etcd and this process; the
+   helm processes started, by subcommand; the ConfigMaps (10 N) and release Secrets (N) that exist;
 2. the controller's RSS before the first HelmRelease, its own peak (``VmHWM``), and the peak of the
-   whole process tree (controller + helm children at once), sampled every 20 ms from ``/proc``;
+   whole process tree (controller + children at once), sampled every 20 ms from ``/proc``;
 3. no-op reconciles (``--noop-rounds``): ``reconcile.fluxcd.io/requestedAt`` set on all N, then a
    wait until every ``status.lastHandledReconcileAt`` matches: seconds, helm processes started
    (target 0), controller CPU per no-op (gross and above the idle controller), API requests per
    no-op (``apiserver_request_total``; this benchmark's own patches and lists taken out), and
    that no ConfigMap or release Secret was written;
 4. once, after the largest N, with the controller stopped: helm alone against the same cluster
-   (``helm version``: process start; ``helm template``: render; ``helm status``: client and
-   storage read; ``helm install`` of a fresh release as flux-applier with the controller's flags,
-   with a cold and a warm discovery cache; ``helm package``, which the source controller runs per
-   HelmChart), so the report can say whether process start and discovery dominate.
+   (``bench/helm_alone.py``), so the report can say whether process start and discovery dominate.
 
 Helm processes are counted exactly: ``helm`` on the controller's PATH is a two-line shell script
 that appends its pid and first argument to a log, then ``exec``\\ s the pinned helm (same pid, same
-argv[0], ~2 ms). The workload (``Workload``, ``set_up_workload``, ``create_releases``) takes a
-namespace prefix, N and the repository URL, so ``bench/vs_flux`` can run Flux's helm-controller on
-the same objects. Everything it starts is stopped and every temporary directory removed on the way
-out; the whole run is bounded by ``--deadline`` and every wait by its own timeout.
+argv[0], ~2 ms). The workload (``bench/helm_workload.py``) takes a namespace prefix, N and the
+repository URL, so ``bench/vs_flux`` can run Flux's helm-controller on the same objects; the
+process-tree sampler is ``bench/process_tree.py``. Everything it starts is stopped and every
+temporary directory removed on the way out; the whole run is bounded by ``--deadline`` and every
+wait by its own timeout.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import collections
 import contextlib
 import os
 import shlex
-import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -64,14 +58,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.cluster import (
-    DISCOVERY,
     KubeApi,
     add_run_arguments,
     api_requests,
     arm_deadline,
     cluster,
     count_list,
-    grant_tenant_admin,
     load_average,
     memory_kib,
     rerun_from_copy,
@@ -79,30 +71,35 @@ from bench.cluster import (
 from bench.controller import (
     Controller,
     Metrics,
-    Poll,
     Snapshot,
     Window,
     add_controller_arguments,
     changed,
     controllers_run,
     pct,
-    ready_condition,
     request_reconcile,
     resource_versions,
 )
+from bench.helm_alone import HelmAlone, time_helm
+from bench.helm_workload import (
+    APPLIER,
+    PREFIX,
+    RELEASE_SECRETS,
+    Workload,
+    chart_repository,
+    config_maps,
+    create_releases,
+    events,
+    field_managers,
+    is_released,
+    release_poll,
+    set_up_workload,
+    wait_repository_ready,
+)
+from bench.process_tree import Tree, TreeSampler
 from tests.support.binaries import binary_dir
 from tests.support.control_plane import ControlPlane
-from tests.support.helm_repo import HelmRepoServer
-from tests.support.tls import PrivateCA
 
-PREFIX = "bench"
-APPLIER = "flux-applier"
-REPOSITORY = "charts"
-CA_SECRET = "charts-ca"
-CHART, CHART_VERSION = "bench-app", "1.0.0"
-HELM_RELEASES = "/apis/helm.toolkit.fluxcd.io/v2/namespaces/{namespace}/helmreleases"
-HELM_REPOSITORIES = "/apis/source.toolkit.fluxcd.io/v1/namespaces/{namespace}/helmrepositories"
-RELEASE_SECRETS = "/api/v1/secrets?labelSelector=owner%3Dhelm"  # helm's storage driver labels its Secrets so
 CONTROLLER_NAME = "helm-controller"  # the manager's name for the HelmRelease controller (metrics label)
 MIB = 1024.0
 
@@ -120,172 +117,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.noop_rounds < 1 or args.samples < 1:
         parser.error("--noop-rounds and --samples must be at least 1")
     return args
-
-
-# -- the workload (also Flux's, in bench/vs_flux) --------------------------------------------------
-
-
-def chart_templates(files: int) -> dict[str, str]:
-    """``files`` ConfigMaps of ~0.4 KB (as bench.kustomize's), one value of the release in each."""
-    return {
-        f"config-{k:02d}.yaml": (
-            f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: config-{k:02d}\n  labels:\n"
-            f"    app.kubernetes.io/name: bench-app\n    app.kubernetes.io/part-of: bench\ndata:\n"
-            "  tenant: {{ .Values.tenant | quote }}\n" + "".join(f"  key{j}: value-{k}-{j}\n" for j in range(12))
-        )
-        for k in range(files)
-    }
-
-
-@dataclass(frozen=True)
-class Workload:
-    """N HelmReleases of one chart in ``<prefix>-config``, each released into its own ``<prefix>-t-NNNN``.
-
-    ``service_account`` None leaves ``spec.serviceAccountName`` unset (fluxwarden then runs helm as
-    ``flux-applier``; Flux needs ``--default-service-account=flux-applier`` for the same).
-    """
-
-    prefix: str
-    n: int
-    repo_url: str
-    ca_pem: bytes
-    service_account: str | None = None
-
-    @property
-    def config_namespace(self) -> str:
-        return f"{self.prefix}-config"
-
-    @property
-    def collection(self) -> str:
-        return HELM_RELEASES.format(namespace=self.config_namespace)
-
-    def target_namespace(self, index: int) -> str:
-        return f"{self.prefix}-t-{index:04d}"
-
-    @staticmethod
-    def name(index: int) -> str:
-        return f"app-{index:04d}"
-
-    @property
-    def names(self) -> set[str]:
-        return {self.name(i) for i in range(self.n)}
-
-    def helm_repository(self) -> dict[str, Any]:
-        return {
-            "apiVersion": "source.toolkit.fluxcd.io/v1",
-            "kind": "HelmRepository",
-            "metadata": {"name": REPOSITORY, "namespace": self.config_namespace},
-            "spec": {"url": self.repo_url, "interval": "10m", "certSecretRef": {"name": CA_SECRET}},
-        }
-
-    def helm_release(self, index: int) -> dict[str, Any]:
-        spec: dict[str, Any] = {
-            "interval": "10m",
-            "targetNamespace": self.target_namespace(index),
-            "chart": {
-                "spec": {
-                    "chart": CHART,
-                    "version": CHART_VERSION,
-                    "sourceRef": {"kind": "HelmRepository", "name": REPOSITORY},
-                    "interval": "10m",
-                }
-            },
-            "install": {"remediation": {"retries": 3}},  # a transient failure is a late Ready, not a 10m hole
-            "values": {"tenant": self.name(index)},
-        }
-        if self.service_account is not None:
-            spec["serviceAccountName"] = self.service_account
-        return {
-            "apiVersion": "helm.toolkit.fluxcd.io/v2",
-            "kind": "HelmRelease",
-            "metadata": {"name": self.name(index), "namespace": self.config_namespace},
-            "spec": spec,
-        }
-
-
-def set_up_workload(api: KubeApi, workload: Workload) -> float:
-    """Everything but the HelmReleases: the configuration namespace with its applier (tenant-admin there
-    too, since Flux stores releases there), N target namespaces it may write to, the CA Secret and the
-    HelmRepository. Seconds taken."""
-    began = time.monotonic()
-    config = workload.config_namespace
-    api.must("POST", "/api/v1/namespaces", {"metadata": {"name": config}})
-    targets = [workload.target_namespace(i) for i in range(workload.n)]
-    grant_tenant_admin(api, config, APPLIER, targets, in_config=True)
-    secret = {"metadata": {"name": CA_SECRET}, "data": {"ca.crt": base64.b64encode(workload.ca_pem).decode()}}
-    api.must("POST", f"/api/v1/namespaces/{config}/secrets", secret)
-    api.must("POST", HELM_REPOSITORIES.format(namespace=config), workload.helm_repository())
-    return time.monotonic() - began
-
-
-def create_releases(api: KubeApi, workload: Workload) -> float:
-    """The N HelmReleases, one POST each over one connection; seconds taken."""
-    began = time.monotonic()
-    for index in range(workload.n):
-        api.must("POST", workload.collection, workload.helm_release(index))
-    return time.monotonic() - began
-
-
-def is_released(obj: dict[str, Any]) -> bool:
-    """Ready=True at the object's current generation."""
-    status = obj.get("status") or {}
-    if status.get("observedGeneration") != obj["metadata"].get("generation"):
-        return False
-    return ready_condition(obj).get("status") == "True"
-
-
-def wait_repository_ready(api: KubeApi, workload: Workload, timeout: float = 120.0) -> float:
-    began, deadline = time.monotonic(), time.monotonic() + timeout
-    path = HELM_REPOSITORIES.format(namespace=workload.config_namespace) + f"/{REPOSITORY}"
-    while True:
-        obj = api.must("GET", path)
-        if (obj.get("status") or {}).get("artifact") and ready_condition(obj).get("status") == "True":
-            return time.monotonic() - began
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"HelmRepository {REPOSITORY} not Ready after {timeout:.0f}s: {obj.get('status')}")
-        time.sleep(0.2)
-
-
-def poll_interval(n: int) -> float:
-    return min(2.0, max(0.25, n / 200))
-
-
-def release_poll(api: KubeApi, workload: Workload, done_when: Any, timeout: float) -> Poll:
-    return Poll(
-        lambda: api.items(workload.collection), workload.names, done_when, poll_interval(workload.n),
-        time.monotonic() + timeout,
-    )  # fmt: skip
-
-
-def config_maps(api: KubeApi, workload: Workload) -> dict[str, str]:
-    """resourceVersion of every ConfigMap of the chart in the target namespaces."""
-    prefix = f"{workload.prefix}-t-"
-    return {
-        key: version
-        for key, version in resource_versions(api, "/api/v1/configmaps").items()
-        if key.startswith(prefix) and "/config-" in key
-    }
-
-
-def field_managers(api: KubeApi, path: str) -> list[str]:
-    status, obj = api.send("GET", path)
-    return sorted({e.get("manager", "") for e in obj["metadata"].get("managedFields") or []}) if status == 200 else []
-
-
-def events(api: KubeApi, workload: Workload) -> int:
-    return len(api.items(f"/api/v1/namespaces/{workload.config_namespace}/events"))
-
-
-# -- the chart repository --------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def chart_repository(root: Path, files: int) -> Iterator[tuple[HelmRepoServer, PrivateCA, Path]]:
-    """``bench-app`` packaged by the real helm and served over HTTPS with its own CA; its archive."""
-    authority = PrivateCA()
-    with HelmRepoServer(root, tls=authority.server_context()) as server:
-        archive = server.add_chart(CHART, CHART_VERSION, {"tenant": ""}, templates=chart_templates(files))
-        yield server, authority, archive
 
 
 # -- helm processes: counted exactly, and sampled for memory ---------------------------------------
@@ -324,100 +155,6 @@ class HelmCounter:
 
     def since(self, mark: int) -> collections.Counter[str]:
         return collections.Counter(self.calls()[mark:])
-
-
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-                found += [int(c) for c in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
-    return found
-
-
-def _status(pid: int) -> dict[str, str]:
-    values: dict[str, str] = {}
-    with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            key, _, rest = line.partition(":")
-            if key in ("Name", "VmRSS", "RssAnon", "VmHWM"):
-                values[key] = rest.strip().split()[0] if key != "Name" else rest.strip()
-    return values
-
-
-@dataclass
-class Tree:
-    """The controller's process tree as sampled: peaks of the sum over live processes."""
-
-    samples: int = 0
-    peak_rss_kib: int = 0  # sum of VmRSS: counts helm's shared binary pages once per process, an upper bound
-    peak_anon_kib: int = 0  # sum of RssAnon: the memory no process shares
-    peak_children: int = 0
-    child_hwm_kib: int = 0  # the largest VmHWM seen of a helm child
-    helm_pids: set[int] = field(default_factory=set)
-    seen: dict[int, tuple[float, float]] = field(default_factory=dict)  # helm pid -> first and last sample seen
-    names: dict[int, str] = field(default_factory=dict)  # every descendant seen -> its name (comm)
-    sampler_cpu_s: float = 0.0
-
-    def lifetimes_ms(self, commands: dict[int, str]) -> dict[str, list[float]]:
-        """How long each helm process lived, by its first argument (``commands``: pid -> it), to one sample."""
-        found: dict[str, list[float]] = collections.defaultdict(list)
-        for pid, (first, last) in self.seen.items():
-            if pid in commands:
-                found[commands[pid]].append((last - first) * 1e3)
-        return dict(found)
-
-    def unlogged(self, commands: dict[int, str]) -> collections.Counter[str]:
-        """Names of the descendants that the counting helm did not log (not helm, or not through PATH)."""
-        return collections.Counter(name for pid, name in self.names.items() if pid not in commands)
-
-
-class TreeSampler:
-    """A thread that reads the controller's descendants from ``/proc`` every ``every`` s."""
-
-    def __init__(self, root: int, every: float = 0.02) -> None:
-        self.root, self.every, self.tree = root, every, Tree()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="tree-sampler", daemon=True)
-
-    def _sample(self) -> None:
-        pids, queue = [], [self.root]
-        while queue:
-            pid = queue.pop()
-            pids.append(pid)
-            queue += _children(pid)
-        rss = anon = children = 0
-        now = time.monotonic()
-        for pid in pids:
-            status = _status(pid)
-            if not status.get("VmRSS"):
-                continue  # gone, or a zombie
-            rss, anon = rss + int(status["VmRSS"]), anon + int(status.get("RssAnon", "0"))
-            if pid != self.root:
-                children += 1
-                self.tree.names[pid] = status.get("Name", "?")  # the last: a fork shows its parent's name until exec
-                if status.get("Name", "").startswith("helm"):
-                    self.tree.helm_pids.add(pid)
-                    self.tree.seen[pid] = (self.tree.seen.get(pid, (now, now))[0], now)
-                    self.tree.child_hwm_kib = max(self.tree.child_hwm_kib, int(status.get("VmHWM", "0")))
-        t = self.tree
-        t.samples += 1
-        t.peak_rss_kib, t.peak_anon_kib = max(t.peak_rss_kib, rss), max(t.peak_anon_kib, anon)
-        t.peak_children = max(t.peak_children, children)
-
-    def _run(self) -> None:
-        began = time.thread_time()
-        while not self._stop.wait(self.every):
-            self._sample()
-        self.tree.sampler_cpu_s = time.thread_time() - began
-
-    def __enter__(self) -> Tree:
-        self._thread.start()
-        return self.tree
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
 
 
 # -- the controller process ------------------------------------------------------------------------
@@ -628,183 +365,6 @@ def run_count(n: int, args: argparse.Namespace, env: Environment) -> Result:
     )
 
 
-# -- helm alone ------------------------------------------------------------------------------------
-
-
-@dataclass
-class Call:
-    """One kind of helm call timed alone: wall and CPU ms, API requests, per sample."""
-
-    wall_ms: list[float] = field(default_factory=list)
-    cpu_ms: list[float] = field(default_factory=list)
-    rss_kib: list[int] = field(default_factory=list)  # the process's VmHWM, read until it exits
-    requests: list[collections.Counter[str]] = field(default_factory=list)
-
-    def line(self, name: str) -> str:
-        api = ""
-        if self.requests:
-            total = statistics.median(sum(r.values()) for r in self.requests)
-            keys = collections.Counter(k for r in self.requests for k in r)
-            each = ", ".join(f"{k} {statistics.median(r[k] for r in self.requests):g}" for k, _ in keys.most_common(8))
-            api = f"\n      API requests {total:g}: {each}"
-        return (
-            f"  {name:<44} wall p50 {pct(self.wall_ms, 50):6.1f} ms (min {min(self.wall_ms):6.1f}), CPU p50 "
-            f"{pct(self.cpu_ms, 50):6.1f} ms, peak RSS {max(self.rss_kib) / MIB:5.1f} MiB{api}"
-        )
-
-
-class PeakRss:
-    """A thread that reads ``VmHWM`` of ``pid`` every 10 ms until it exits (``ru_maxrss`` of a child would count
-    the pages of this process it was forked from)."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid, self.kib = pid, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="peak-rss", daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            hwm = _status(self.pid).get("VmHWM")
-            if hwm:
-                self.kib = max(self.kib, int(hwm))
-            time.sleep(0.01)
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-
-@dataclass
-class HelmAlone:
-    calls: dict[str, Call]
-    argv: str
-
-
-def helm_env(home: Path, discovery_cache: Path) -> dict[str, str]:
-    """A throw-away helm home; ``KUBECACHEDIR`` is where client-go keeps its discovery cache."""
-    return {
-        **os.environ, "HOME": str(home), "HELM_CACHE_HOME": str(home / "cache"),
-        "HELM_CONFIG_HOME": str(home / "config"), "HELM_DATA_HOME": str(home / "data"),
-        "KUBECACHEDIR": str(discovery_cache),
-    }  # fmt: skip
-
-
-def post_renderer(work: Path, name: str, namespace: str) -> tuple[list[str], dict[str, str], Path] | None:
-    """The controller's post-renderer for a HelmRelease with no postRenderers (the owner labels alone):
-    helm's flags, its environment and the plugin's config file; None for code from before the plugin."""
-    try:
-        from fluxwarden.controllers.helm import postrender
-    except ImportError:
-        return None
-    owner = {"helm.toolkit.fluxcd.io/name": name, "helm.toolkit.fluxcd.io/namespace": namespace}
-    scratch = Path(tempfile.mkdtemp(prefix="postrender-", dir=work))
-    prepared = postrender.prepare(scratch, None, None, owner, kustomize=str(binary_dir() / "kustomize"))
-    return prepared.args, prepared.env, Path(prepared.args[-1])
-
-
-def time_helm(plane: ControlPlane, work: Path, archive: Path, release: tuple[str, str], samples: int) -> HelmAlone:
-    """Each helm call of a reconcile alone, against the cluster with no controller running.
-
-    ``install`` (the controller's flags) of a fresh release into a fresh namespace where
-    ``bench-config:flux-applier`` is tenant admin, impersonated as the controller does: with a cold
-    discovery cache (an empty ``KUBECACHEDIR`` per call, as a helm with a new home has), a warm one
-    (shared, filled once; the controller keeps one ``$HOME``), and warm with the post-renderer the
-    controller adds to every install (its plugin: a Python interpreter, then kustomize), whose
-    parts are timed alone too.
-    """
-    helm = str(binary_dir() / "helm")
-    api = KubeApi(plane, timeout=120)
-    calls: dict[str, Call] = collections.defaultdict(Call)
-    values = work / "values.yaml"
-    values.write_text("tenant: alone\n")
-    # as the controller's runner.Identity: the user only, the API server adds a service account's groups
-    impersonate = ["--kube-as-user", f"system:serviceaccount:{PREFIX}-config:{APPLIER}"]
-    kube = ["--kubeconfig", str(plane.kubeconfig)]
-    warm = work / "discovery-warm"
-    namespaces = [f"{PREFIX}-alone-{i:02d}" for i in range(3 * samples + 1)]
-    grant_tenant_admin(api, f"{PREFIX}-config", APPLIER, namespaces)
-    post = post_renderer(work, "alone", f"{PREFIX}-config")
-    rendered = work / "rendered.yaml"
-
-    def install(name: str, namespace: str, *extra: str) -> list[str]:
-        """The controller's install (fluxwarden/controllers/helm/commands.py, Flux's defaults)."""
-        return [
-            helm, "install", name, str(archive), "--values", str(values), "--namespace", namespace, "--timeout",
-            "300s", "--wait=watcher", "--wait-for-jobs", "--take-ownership", "--server-side=true", *kube,
-            *impersonate, *extra,
-        ]  # fmt: skip
-
-    def run(
-        kind: str | None,
-        argv: list[str],
-        cache: Path,
-        count: bool = True,
-        *,
-        extra_env: dict[str, str] | None = None,
-        stdin: Path | None = None,
-        stdout: Path | None = None,
-    ) -> None:
-        home = Path(tempfile.mkdtemp(prefix="home-", dir=work))
-        before_requests = api_requests(api, discovery=True) if count else None
-        out, err = stdout or home / "out.txt", home / "err.txt"
-        with out.open("wb") as sink, err.open("wb") as errors, (stdin or Path(os.devnull)).open("rb") as source:
-            began = time.perf_counter()
-            env = {**helm_env(home, cache), **(extra_env or {})}
-            process = subprocess.Popen(argv, env=env, stdin=source, stdout=sink, stderr=errors)
-            with PeakRss(process.pid) as peak:
-                _, status, usage = os.wait4(process.pid, 0)  # this child's own CPU (and its reaped children's)
-            wall = (time.perf_counter() - began) * 1e3
-        process.returncode = os.waitstatus_to_exitcode(status)
-        if process.returncode != 0:
-            raise RuntimeError(f"{Path(argv[0]).name} {argv[1]}: exit {process.returncode}: {err.read_text()[-500:]}")
-        if kind is None:
-            return
-        call = calls[kind]
-        call.wall_ms.append(wall)
-        call.cpu_ms.append((usage.ru_utime + usage.ru_stime) * 1e3)
-        call.rss_kib.append(peak.kib)
-        if before_requests is not None:
-            found = api_requests(api, discovery=True) - before_requests
-            found[DISCOVERY] -= 1  # the first of the two scrapes
-            call.requests.append(+found)
-
-    try:
-        run(None, install("alone-warmup", namespaces[-1]), warm, count=False)  # fills the warm cache
-        namespace, name = release
-        for index in range(samples):
-            cold = Path(tempfile.mkdtemp(prefix="discovery-", dir=work))
-            run("helm version (process start)", [helm, "version", "--short"], cold, count=False)
-            template = [helm, "template", "alone", str(archive), "--values", str(values)]
-            run("helm template (render only)", template, cold, False, stdout=rendered)
-            if name:
-                status = [helm, "status", name, "--namespace", namespace, *kube]
-                run("helm status, cold discovery cache", status, cold)
-                run("helm status, warm", status, warm)
-            cold = Path(tempfile.mkdtemp(prefix="discovery-", dir=work))
-            run("helm install, cold discovery cache", install(f"alone-{index}", namespaces[3 * index]), cold)
-            run("helm install, warm", install(f"alone-{index}", namespaces[3 * index + 1]), warm)
-            if post is not None:
-                args, env, config = post
-                kind = "helm install + post-renderer, warm (the controller's)"
-                run(kind, install(f"alone-{index}", namespaces[3 * index + 2], *args), warm, extra_env=env)
-                plugin = [sys.executable, "-P", "-m", "fluxwarden.controllers.helm.plugin", str(config)]
-                run("  post-renderer plugin alone (Python + kustomize)", plugin, cold, False, stdin=rendered)
-                imports = [sys.executable, "-P", "-c", "import fluxwarden.controllers.helm.plugin.run"]
-                run("  of it: Python start + the plugin's imports", imports, cold, False)
-            chart = Path(tempfile.mkdtemp(prefix="chart-", dir=work))
-            shutil.unpack_archive(archive, chart)
-            package = [helm, "package", str(chart / CHART), "-d", str(chart)]
-            run("helm package (source controller, per HelmChart)", package, cold, count=False)
-    finally:
-        api.close()
-    argv = install("NAME", "NAMESPACE", *(post[0] if post else []))
-    return HelmAlone(dict(calls), " ".join(["helm", *argv[1:]]))
-
-
 # -- reporting -------------------------------------------------------------------------------------
 
 
@@ -878,7 +438,7 @@ def report_one(r: Result, args: argparse.Namespace) -> None:
         )
         print(
             f"    per no-op: controller {gross:.1f} ms CPU gross, {above:.1f} ms above idle "
-            f"({o.window.controller.own / n * 1e3:.1f} Python + {o.window.controller.children / n * 1e3:.1f} helm); "
+            f"({o.window.controller.own / n * 1e3:.1f} Python + {o.window.controller.children / n * 1e3:.1f} children); "
             f"API requests {requests / n:.2f} ({detail})"
         )
         print(
