@@ -438,8 +438,8 @@ def report_one(r: Result, args: argparse.Namespace) -> None:
         )
         print(
             f"    per no-op: controller {gross:.1f} ms CPU gross, {above:.1f} ms above idle "
-            f"({o.window.controller.own / n * 1e3:.1f} Python + {o.window.controller.children / n * 1e3:.1f} children); "
-            f"API requests {requests / n:.2f} ({detail})"
+            f"({o.window.controller.own / n * 1e3:.1f} Python + {o.window.controller.children / n * 1e3:.1f} "
+            f"children); API requests {requests / n:.2f} ({detail})"
         )
         print(
             f"    written: {o.config_map_writes} ConfigMaps, {o.secret_writes} release Secrets, {o.events} Events; "
