@@ -124,8 +124,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 class HelmCounter:
     """``helm`` for the controller's PATH: logs ``<pid> <first argument>``, then ``exec``\\ s the real helm
-    under the same ``argv[0]`` (the controller runs helm through a link named ``helm-controller``, which
-    helm then names its server-side apply field manager after).
+    under the same ``argv[0]``, so helm sees the command line the controller gave it (the controller runs
+    helm through a link named ``helm-controller``; helm v4's own ``main`` still sets its server-side
+    apply field manager to ``helm``, and the report shows the managers it wrote).
 
     The log is appended a line at a time (O_APPEND, far below PIPE_BUF), so concurrent helm calls do
     not interleave. Only the first argument is kept: the rest may hold names a log need not carry.
@@ -139,7 +140,7 @@ class HelmCounter:
         script.write_text(
             "#!/bin/bash\n"
             f'printf \'%s %s\\n\' "$$" "${{1:-}}" >> {shlex.quote(str(self.log))}\n'
-            f'exec -a "$0" {shlex.quote(str(real))} "$@"\n'  # helm names its field manager after argv[0]
+            f'exec -a "$0" {shlex.quote(str(real))} "$@"\n'  # argv[0] as the controller chose it
         )
         script.chmod(0o755)
 
