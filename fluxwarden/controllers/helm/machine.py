@@ -26,7 +26,6 @@ from fluxwarden.controllers.helm import commands, history
 from fluxwarden.controllers.helm.api import (
     DRIFT_ANNOTATION,
     HELM_FIELD_MANAGER,
-    HELM_RELEASE,
     NAME_LABEL,
     NAMESPACE_LABEL,
     HelmReleaseSpec,
@@ -388,14 +387,8 @@ class Machine:
         getattr(self, f"_{action}")(state)
 
     def _show_progress(self) -> None:
-        """Write the conditions before a helm run that may take minutes, as Flux does; best effort."""
-        meta = self.req.obj["metadata"]
-        try:
-            self.ctx.kube.patch_status(
-                HELM_RELEASE, meta["namespace"], meta["name"], {"conditions": self.req.status["conditions"]}
-            )
-        except KubeError as exc:
-            self.ctx.log.debug("progress of HelmRelease %s/%s not written: %s", meta["namespace"], meta["name"], exc)
+        """Write the conditions before a helm run that may take minutes, as Flux does."""
+        self.ctx.progress(self.req.obj, {"conditions": self.req.status["conditions"]})
 
     def _run(self, args: list[str], action: str, env: dict[str, str] | None = None) -> None:
         try:
