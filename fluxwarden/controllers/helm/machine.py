@@ -420,7 +420,8 @@ class Machine:
                 replace = before is not None and before.status in ("uninstalled", "failed")
                 args = commands.install(req.spec, req.chart.path, values, post_render, replace)
             else:
-                args = commands.upgrade(req.spec, req.chart.path, values, post_render)
+                method = before.apply_method if before is not None else None
+                args = commands.upgrade(req.spec, req.chart.path, values, post_render, method)
             started = time.monotonic()
             try:
                 self._run(args, action, env)
@@ -522,7 +523,9 @@ class Machine:
         req, status = self.req, self.req.status
         target = history.previous_deployed(status) or {}
         try:
-            self._run(commands.rollback(req.spec, int(target.get("version") or 0)), "rollback")
+            latest = req.storage.latest()
+            method = latest.apply_method if latest is not None else None
+            self._run(commands.rollback(req.spec, int(target.get("version") or 0), method), "rollback")
             error = None
         except HelmError as exc:
             error = exc
