@@ -10,6 +10,7 @@ failing chart is retried at the next reconcile, not in a tight loop. Conditions 
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
@@ -398,10 +399,11 @@ class Machine:
             self.req.storage.changed()  # helm wrote records, or may have: read them again
 
     def _values_file(self, scratch: Path) -> Path:
+        """The merged values as JSON (valid YAML, every string quoted, so helm types nothing anew)."""
         path = scratch / "values.yaml"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
-            yaml.safe_dump(self.req.values.merged, out)
+            json.dump(self.req.values.merged, out, default=str)
         return path
 
     def _release(self, action: str) -> None:
