@@ -109,9 +109,12 @@ def rollback(spec: HelmReleaseSpec, version: int, last_apply_method: str | None)
     return flags
 
 
-def uninstall(spec: HelmReleaseSpec) -> list[str]:
+def uninstall(spec: HelmReleaseSpec, name: str | None = None, namespace: str | None = None) -> list[str]:
+    """Uninstall the release (``name``/``namespace``: one the spec no longer names, after a target change)."""
     block = spec.block("uninstall")
-    flags = ["uninstall", spec.release_name, *_common(spec, "uninstall")]
+    flags = ["uninstall", name or spec.release_name, *_common(spec, "uninstall")]
+    if namespace:
+        flags[flags.index("--namespace") + 1] = namespace
     if block.get("keepHistory"):
         flags.append("--keep-history")
     if not block.get("disableWait"):

@@ -468,7 +468,7 @@ class Machine:
                 f"Helm release {_full(current)} with chart {_chart(current)} is awaiting tests",
             )
         if req.spec.retry(action) is not None:
-            _clear_failures(status)
+            clear_failures(status)
         self._observe_render()
         self.event(NORMAL, reason, message, current)
 
@@ -666,6 +666,6 @@ def _chart(snap: dict[str, Any]) -> str:
     return f"{snap.get('chartName')}@{snap.get('chartVersion')}"
 
 
-def _clear_failures(status: dict[str, Any]) -> None:
+def clear_failures(status: dict[str, Any]) -> None:
     for key in ("failures", "installFailures", "upgradeFailures"):
         status.pop(key, None)
