@@ -184,7 +184,8 @@ class Machine:
         remediation = active_remediation(self.req)
         if remediation is not None and remediation.exhausted(self.req.status):
             raise self.retries_exceeded()
-        raise Failure(reason, self.secrets(message))
+        # Nothing left to do although not Ready (a failed test, no remediation): back at the interval, as Flux.
+        raise Waiting(reason, self.secrets(message), self.req.spec.interval)
 
     def requeue(self) -> Success:
         ok, reason, message = self.summary()
@@ -215,10 +216,14 @@ class Machine:
         action = self.req.status.get("lastAttemptedReleaseAction")
         return self._stalled(f"Failed to {action} after {count} attempt(s)")
 
+    def _ready(self) -> tuple[str, str]:
+        """Ready's reason and message from the release conditions (kept when the object stalls)."""
+        _, reason, message = self.summary()
+        return reason, self.secrets(message)
+
     def _stalled(self, message: str) -> Stalling:
         """Stalled ``RetriesExceeded``; Ready keeps what the release conditions say (the last failure)."""
-        _, reason, ready_message = self.summary()
-        return Stalling("RetriesExceeded", message, (reason, self.secrets(ready_message)))
+        return Stalling("RetriesExceeded", message, self._ready())
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -261,7 +266,12 @@ class Machine:
             ):
                 return State("failed", "release has test in failed phase", latest)
         if req.spec.drift_mode in ("warn", "enabled"):
-            drift = self.drift(latest, repair=False)
+            try:
+                drift = self.drift(latest, repair=False)
+            except (ApplyError, KubeError) as exc:
+                raise Failure(
+                    "StateError", f"Could not determine release state: unable to determine cluster state: {exc}"
+                ) from None
             if drift:
                 return State("drifted", "", latest, tuple(drift))
         return State("insync", "", latest)
@@ -297,7 +307,8 @@ class Machine:
             return "install"
         if state.name == "unmanaged":
             assert state.latest is not None
-            if state.latest.status == "deployed" and not in_sync(state.latest, req) and not req.force:
+            first_look = history.latest(status) is None
+            if first_look and state.latest.status == "deployed" and not in_sync(state.latest, req) and not req.force:
                 # Adoption (a release Flux or a person made): observe it instead of upgrading an equal release.
                 history.record(status, history.snapshot(state.latest))
                 self._inventory(state.latest)
@@ -369,18 +380,21 @@ class Machine:
         if remediation.exhausted(status) and not remediation.remediate_last_failure:
             raise self.retries_exceeded()
         if remediation.strategy == "rollback":
-            if history.previous_deployed(status) is None:
-                raise Stalling(
-                    "MissingRollbackTarget", "Failed to perform remediation: missing target release for rollback"
-                )
-            return "rollback"
+            target = history.previous_deployed(status, req.spec.ignore_test_failures(remediation))
+            stored = {r.version: r for r in req.storage.history()}
+            if target is not None and target.get("version") in stored:
+                if stored[int(target["version"])].digest != target.get("digest"):
+                    return "upgrade"  # the target was changed in storage: upgrading is the sound remediation
+                return "rollback"
+            missing = "Failed to perform remediation: missing target release for rollback"
+            raise Stalling("MissingRollbackTarget", missing, self._ready())
         return "uninstall"
 
     # -- actions -------------------------------------------------------------------------------
 
     def perform(self, action: str, state: State) -> None:
         timeout = self.req.spec.action_timeout(action) if KIND[action] in (RELEASE, REMEDIATE, TEST) else 0
-        message = f"Running '{action}' action" + (f" with timeout of {timeout:g}s" if timeout else "")
+        message = f"Running '{action}' action" + (f" with timeout of {go_duration(timeout)}" if timeout else "")
         status, generation = self.req.status, self.req.generation
         conditions.set_condition(status, conditions.RECONCILING, True, "Progressing", message, generation)
         if KIND[action] == RELEASE:
@@ -492,14 +506,19 @@ class Machine:
     def _test(self, state: State) -> None:
         req, status = self.req, self.req.status
         current = history.latest(status) or {}
+        before = req.storage.latest()
         try:
             self._run(commands.test(req.spec), "test")
             error = None
         except HelmError as exc:
             error = exc
         latest = req.storage.latest()
+        ran = latest is not None and (before is None or latest.digest != before.digest)  # helm recorded the hooks
+        if error is not None and not ran:  # nothing ran (the API failing, say): retried, never counted
+            raise Failure("TestFailed", self.secrets(f"Helm test failed for release {_full(current)}: {error.message}"))
         if latest is not None and latest.version == current.get("version"):
-            snap = history.snapshot(latest, current.get("action"), tested=True)
+            filters = [f for f in req.spec.block("test").get("filters") or [] if isinstance(f, dict)]
+            snap = history.snapshot(latest, current.get("action"), tested=True, filters=filters)
             history.record(status, snap)
             current = snap
         if error is None:
@@ -523,7 +542,9 @@ class Machine:
 
     def _rollback(self, state: State) -> None:
         req, status = self.req, self.req.status
-        target = history.previous_deployed(status) or {}
+        remediation = active_remediation(req)
+        ignore = req.spec.ignore_test_failures(remediation) if remediation else False
+        target = history.previous_deployed(status, ignore) or {}
         try:
             latest = req.storage.latest()
             method = latest.apply_method if latest is not None else None
