@@ -25,12 +25,11 @@ from fluxwarden.controllers.helm.api import (
     FINALIZER,
     FORCE_AT,
     HELM_RELEASE,
-    NAME_LABEL,
-    NAMESPACE_LABEL,
     RESET_AT,
     UNSUPPORTED,
     WATCH_LABEL,
     HelmReleaseSpec,
+    owner_labels,
 )
 from fluxwarden.controllers.helm.machine import Machine, Request
 from fluxwarden.controllers.helm.machine import clear_failures as _clear_failures
@@ -112,10 +111,6 @@ def _values_watch(kind: str) -> Mapper:
         ]
 
     return users
-
-
-def _owner(obj: dict[str, Any]) -> dict[str, str]:
-    return {NAME_LABEL: obj["metadata"]["name"], NAMESPACE_LABEL: obj["metadata"]["namespace"]}
 
 
 class HelmReleaseReconciler:
@@ -384,7 +379,7 @@ class HelmReleaseReconciler:
             common = mapping(spec.get("commonMetadata")) or None
             strategy = str(spec["postRenderStrategy"]) if spec.get("postRenderStrategy") else None
             try:
-                prepared = postrender.prepare(scratch, renderers, common, _owner(obj), strategy=strategy)
+                prepared = postrender.prepare(scratch, renderers, common, owner_labels(obj), strategy=strategy)
             except postrender.InvalidPostRenderer as exc:
                 raise Stalling("InvalidSpec", str(exc)) from None
             except FileNotFoundError as exc:

@@ -28,11 +28,10 @@ from fluxwarden.controllers.helm import commands, history
 from fluxwarden.controllers.helm.api import (
     DRIFT_ANNOTATION,
     HELM_FIELD_MANAGER,
-    NAME_LABEL,
-    NAMESPACE_LABEL,
     HelmReleaseSpec,
     Remediation,
     Retry,
+    owner_labels,
 )
 from fluxwarden.controllers.helm.chart import Chart
 from fluxwarden.controllers.helm.runner import Helm, HelmError, Identity
@@ -312,6 +311,7 @@ class Machine:
                 # Adoption (a release Flux or a person made): observe it instead of upgrading an equal release.
                 history.record(status, history.snapshot(state.latest))
                 self._inventory(state.latest)
+                self._observe_render()
                 if not conditions.is_true({"status": status}, RELEASED):
                     adopted = f"Helm release {state.latest.display} with chart {state.latest.chart_display} adopted"
                     self.mark(RELEASED, True, "ReleaseAdopted", adopted + ": in sync with the spec, not upgraded")
@@ -655,7 +655,7 @@ class Machine:
 
     def drift(self, release: Release, repair: bool) -> list[Change]:
         """What of the release differs from the cluster (``removed``, ``changed``); with ``repair``, re-applied."""
-        owner = _owner(self.req.obj)
+        owner = owner_labels(self.req.obj)
         applier = Applier(self.req.tenant, self.mapper, owner, HELM_FIELD_MANAGER, repair=repair)
         changes = applier.apply_all(self.objects(release), self.req.applied, False)
         return [c for c in changes if c.action not in ("unchanged", "skipped")]
@@ -673,10 +673,6 @@ def go_duration(seconds: float) -> str:
 def _digest(value: Any) -> str:
     """The digest of a spec field whose change must trigger an upgrade (post-renderers, common metadata)."""
     return "" if value is None else config_digest({"value": value})
-
-
-def _owner(obj: dict[str, Any]) -> dict[str, str]:
-    return {NAME_LABEL: obj["metadata"]["name"], NAMESPACE_LABEL: obj["metadata"]["namespace"]}
 
 
 def _full(snap: dict[str, Any]) -> str:
