@@ -20,6 +20,7 @@ from fluxwarden.controllers.apply.drift import Applied
 from fluxwarden.controllers.apply.redact import Redactor
 from fluxwarden.controllers.helm import chart as charts
 from fluxwarden.controllers.helm import commands, history, postrender
+from fluxwarden.controllers.helm.actions import Request, clear_failures
 from fluxwarden.controllers.helm.api import (
     DEPENDENCY_REQUEUE,
     FINALIZER,
@@ -31,8 +32,7 @@ from fluxwarden.controllers.helm.api import (
     HelmReleaseSpec,
     owner_labels,
 )
-from fluxwarden.controllers.helm.machine import Machine, Request
-from fluxwarden.controllers.helm.machine import clear_failures as _clear_failures
+from fluxwarden.controllers.helm.machine import Machine
 from fluxwarden.controllers.helm.runner import Helm, HelmError, Identity
 from fluxwarden.controllers.helm.storage import ReleaseStorage, StorageError
 from fluxwarden.controllers.helm.values import Values, ValuesError, compose
@@ -347,7 +347,7 @@ class HelmReleaseReconciler:
         )
         status.pop("history", None)
         status.pop("storageNamespace", None)
-        _clear_failures(status)
+        clear_failures(status)
 
     def _attempt(self, obj: dict[str, Any], status: dict[str, Any], chart: charts.Chart, values: Values) -> None:
         """Flux's failure reset (new generation, chart, values or ``resetAt``) and the attempted fields."""
@@ -359,7 +359,7 @@ class HelmReleaseReconciler:
             or status.get("lastAttemptedConfigDigest") not in (None, values.digest)
             or (reset is not None and reset != status.get("lastHandledResetAt") and reset == requested_at(obj))
         ):
-            _clear_failures(status)
+            clear_failures(status)
         if reset is not None:
             status["lastHandledResetAt"] = reset
         status["lastAttemptedGeneration"] = generation
