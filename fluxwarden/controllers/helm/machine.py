@@ -4,8 +4,8 @@ Each turn reads the stored release and ``status.history``, names the state (abse
 unmanaged, failed, out of sync, untested, drifted, in sync) and runs the one action it calls for:
 install, upgrade, test, rollback, uninstall, unlock or drift correction. A reconcile runs each kind
 of action at most once and stops after a remediation, as Flux's clean-release strategy does, so a
-failing chart is retried at the next reconcile, not in a tight loop. Conditions ``Released``,
-``Remediated``, ``TestSuccess`` and ``Drifted`` are set here; Ready is derived from them at the end.
+failing chart is retried at the next reconcile, not in a tight loop. The actions (:mod:`.actions`)
+set ``Released``, ``Remediated``, ``TestSuccess`` and ``Drifted``; Ready is derived from them here.
 """
 
 from __future__ import annotations
