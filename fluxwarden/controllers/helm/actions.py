@@ -399,6 +399,14 @@ class Actions:
             if not all_objects and str(annotations.get(DRIFT_ANNOTATION, "")).lower() == "disabled":
                 continue
             meta = doc.setdefault("metadata", {})
+            # What helm sets on every object it applies (not in the manifest), as Flux's diff adds it too:
+            # without it a dry-run as helm's field manager would drop it, and every object look drifted.
+            meta["labels"] = {**(meta.get("labels") or {}), "app.kubernetes.io/managed-by": "Helm"}
+            meta["annotations"] = {
+                **(meta.get("annotations") or {}),
+                "meta.helm.sh/release-name": release.name,
+                "meta.helm.sh/release-namespace": release.namespace,
+            }
             try:
                 namespaced = self.mapper.resource_for(str(doc.get("apiVersion")), str(doc["kind"])).namespaced
             except KubeError:
