@@ -105,7 +105,7 @@ def test_hook_and_test_jobs_follow_the_values(
     failed_test = helm.run_unchecked("test", "h", "-n", namespace, "--timeout", "30s")
     assert failed_test.returncode != 0 and "h-test" in failed_test.stderr, failed_test.stderr
 
-    failed_hook = helm.run_unchecked("upgrade", "h", archive, "-n", namespace, "--set", "hook=Failed", "--timeout", "30s")
+    failed_hook = helm.run_unchecked("upgrade", "h", archive, "-n", namespace, "--set", "hook=Failed")
     assert failed_hook.returncode != 0 and "Failed" in failed_hook.stderr, failed_hook.stderr
     assert [e["status"] for e in helm.history("h", namespace)] == ["superseded", "deployed", "failed"]
 

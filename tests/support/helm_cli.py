@@ -88,6 +88,4 @@ def helm_env(home: str) -> dict[str, str]:
 def release_secrets(api: client.ApiClient, namespace: str, release: str) -> dict[str, str]:
     """The release records helm stored in ``namespace``: Secret name -> resourceVersion."""
     secrets = client.CoreV1Api(api).list_namespaced_secret(namespace, label_selector=f"owner=helm,name={release}")
-    return {
-        s.metadata.name: s.metadata.resource_version for s in secrets.items if s.type == RELEASE_SECRET_TYPE
-    }
+    return {s.metadata.name: s.metadata.resource_version for s in secrets.items if s.type == RELEASE_SECRET_TYPE}
