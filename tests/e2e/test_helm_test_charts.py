@@ -109,6 +109,10 @@ def test_hook_and_test_jobs_follow_the_values(
     assert failed_hook.returncode != 0 and "Failed" in failed_hook.stderr, failed_hook.stderr
     assert [e["status"] for e in helm.history("h", namespace)] == ["superseded", "deployed", "failed"]
 
+    helm("install", "u", archive, "-n", namespace, "--set", "upgradeHook=Failed", "--timeout", "30s")
+    upgrade_only = helm.run_unchecked("upgrade", "u", archive, "-n", namespace, "--reuse-values", "--timeout", "30s")
+    assert upgrade_only.returncode != 0 and "u-hook" in upgrade_only.stderr, upgrade_only.stderr
+
     stuck = helm.run_unchecked("upgrade", "h", archive, "-n", namespace, "--set", "hook=Never", "--timeout", "2s")
     assert stuck.returncode != 0 and "h-hook" in stuck.stderr, stuck.stderr
     assert helm.history("h", namespace)[-1]["status"] == "failed"

@@ -2,8 +2,8 @@
 
 A bare kube-apiserver runs no controllers, so the charts hold objects that are ready as soon as they
 exist (ConfigMaps, Secrets, Services, ServiceAccounts, RBAC, a Flux CRD's object) and Jobs as hooks,
-whose outcome ``tests.support.jobs.JobDriver`` writes from the label :data:`OUTCOME`, set by the values
-``hook`` and ``test`` (``Complete``, ``Failed`` or ``Never``).
+whose outcome ``tests.support.jobs.JobDriver`` writes from the label :data:`OUTCOME`, set by values
+(``Complete``, ``Failed`` or ``Never``: see :func:`hooks`).
 """
 
 from __future__ import annotations
@@ -79,14 +79,14 @@ def workload() -> dict[str, str]:
     return {"workload.yaml": WORKLOAD}
 
 
-def _job(name: str, hook: str, outcome_value: str) -> str:
+def _job(name: str, hook: str, outcome: str) -> str:
     return f"""\
 apiVersion: batch/v1
 kind: Job
 metadata:
   name: {{{{ .Release.Name }}}}-{name}
   labels:
-    {OUTCOME}: {{{{ .Values.{outcome_value} | default "Complete" | quote }}}}
+    {OUTCOME}: {outcome}
   annotations:
     helm.sh/hook: {hook}
     helm.sh/hook-delete-policy: before-hook-creation
@@ -100,12 +100,24 @@ spec:
 """
 
 
+# On upgrade, ``upgradeHook`` (else ``hook``) decides, so an upgrade can fail while a reinstall succeeds.
+_HOOK_OUTCOME = (
+    '{{ if .Release.IsUpgrade }}{{ .Values.upgradeHook | default .Values.hook | default "Complete" | quote }}'
+    '{{ else }}{{ .Values.hook | default "Complete" | quote }}{{ end }}'
+)
+_TEST_OUTCOME = '{{ .Values.test | default "Complete" | quote }}'
+
+
 def hooks(count: int = 1) -> dict[str, str]:
-    """``count`` ConfigMaps, a pre-install/post-upgrade hook Job (value ``hook``), a test Job (value ``test``)."""
+    """``count`` ConfigMaps, a pre-install/post-upgrade hook Job and a test Job.
+
+    Values: ``hook`` (install and upgrade), ``upgradeHook`` (upgrade only), ``test``; each ``Complete``
+    (default), ``Failed`` or ``Never``.
+    """
     return {
         **configmaps(count),
-        "hook.yaml": _job("hook", "pre-install,post-upgrade", "hook"),
-        "test.yaml": _job("test", "test", "test"),
+        "hook.yaml": _job("hook", "pre-install,post-upgrade", _HOOK_OUTCOME),
+        "test.yaml": _job("test", "test", _TEST_OUTCOME),
     }
 
 

@@ -85,12 +85,14 @@ class JobDriver:
     """Finish every Job labelled :data:`OUTCOME` as the label says (``Never``: leave it running).
 
     A background thread polls all namespaces; ``finished`` records ``(namespace, name, outcome)``.
+    ``overrides[namespace] = outcome`` overrules the label there: the environment a hook needed got fixed.
     """
 
     def __init__(self, api: client.ApiClient, interval: float = 0.2) -> None:
         self.api = api
         self.interval = interval
         self.finished: list[tuple[str, str, str]] = []
+        self.overrides: dict[str, str] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="job-driver", daemon=True)
 
@@ -112,6 +114,10 @@ class JobDriver:
         """``(name, outcome)`` of the Jobs finished in ``namespace``, in order."""
         return [(name, outcome) for ns, name, outcome in list(self.finished) if ns == namespace]
 
+    def count(self, namespace: str, name: str, outcome: str) -> int:
+        """How many times Job ``namespace/name`` was finished as ``outcome`` (helm recreates hook Jobs)."""
+        return self.outcomes(namespace).count((name, outcome))
+
     def _run(self) -> None:
         batch = client.BatchV1Api(self.api)
         while not self._stop.wait(self.interval):
@@ -120,7 +126,7 @@ class JobDriver:
             except (ApiException, OSError):
                 continue  # the apiserver restarting, say: try again at the next tick
             for job in jobs:
-                outcome = (job.metadata.labels or {}).get(OUTCOME)
+                outcome = self.overrides.get(job.metadata.namespace) or (job.metadata.labels or {}).get(OUTCOME)
                 if outcome not in (COMPLETE, FAILED) or is_finished(job):
                     continue
                 try:
