@@ -679,8 +679,8 @@ def time_parts(storage: Path, scratch: Path, samples: int = 20) -> Parts:
         from fluxwarden.controllers.artifacts.unpack import safe_extract
     except ImportError:  # --code <revision> from before the shared artifact client
         from fluxwarden.controllers.source.artifact import safe_extract  # type: ignore[no-redef,attr-defined]
+    from fluxwarden.controllers.apply.applier import digest
     from fluxwarden.controllers.kustomize import build as kbuild
-    from fluxwarden.controllers.kustomize.apply import digest
     from fluxwarden.controllers.kustomize.fetch import fetch_artifact
     from fluxwarden.controllers.source.storage import ArtifactServer, Storage
 

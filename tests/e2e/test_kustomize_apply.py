@@ -11,8 +11,9 @@ from typing import Any
 
 from kubernetes import client
 
-from fluxwarden.controllers.kustomize.apply import Applier
-from fluxwarden.controllers.kustomize.drift import Applied
+from fluxwarden.controllers.apply.applier import Applier
+from fluxwarden.controllers.apply.drift import Applied
+from fluxwarden.controllers.kustomize.api import FIELD_MANAGER
 from fluxwarden.controllers.runtime.kube import Kube
 from fluxwarden.controllers.runtime.restmapper import RestMapper
 
@@ -66,7 +67,9 @@ def build(namespace: str) -> list[dict[str, Any]]:
 
 def run(api: client.ApiClient, namespace: str, applied: dict[str, Applied]) -> tuple[list[str], CountingKube]:
     kube = CountingKube(api)
-    changes = Applier(kube, RestMapper(kube), owner=OWNER).apply_all(copy.deepcopy(build(namespace)), applied, False)
+    changes = Applier(kube, RestMapper(kube), OWNER, FIELD_MANAGER).apply_all(
+        copy.deepcopy(build(namespace)), applied, False
+    )
     return [str(c) for c in changes], kube
 
 

@@ -385,8 +385,6 @@ def test_common_metadata_lands_on_every_object_under_the_owner_labels(tenant: Te
         assert meta.labels[OWNER_NAME] == "apps", "the owner labels always win"
 
 
-
-
 def test_a_cluster_scoped_kind_defined_in_the_same_build_keeps_one_inventory_id(platform: Tenant) -> None:
     """Before its CRD exists the kind's scope comes from that CRD, so the id never flips and nothing is pruned."""
     group = f"g{uuid.uuid4().hex[:8]}.example.com"

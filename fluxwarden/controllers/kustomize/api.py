@@ -21,8 +21,6 @@ FINALIZER = "finalizers.fluxcd.io"
 FIELD_MANAGER = "kustomize-controller"
 NAME_LABEL = "kustomize.toolkit.fluxcd.io/name"
 NAMESPACE_LABEL = "kustomize.toolkit.fluxcd.io/namespace"
-PRUNE_ANNOTATION = "kustomize.toolkit.fluxcd.io/prune"
-SSA_ANNOTATION = "kustomize.toolkit.fluxcd.io/ssa"
 
 # Fields of Flux 2.9's Kustomization (kustomize-controller v1.9.5) that fluxwarden does not implement:
 # setting one stalls the object (reason UnsupportedField) instead of being silently ignored.

@@ -21,8 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fluxwarden.controllers.kustomize import inventory
+from fluxwarden.controllers.apply import inventory
+from fluxwarden.controllers.apply.applier import Applier, ApplyError, Change, HealthError, PruneError
+from fluxwarden.controllers.apply.drift import Applied
+from fluxwarden.controllers.apply.redact import Redactor
 from fluxwarden.controllers.kustomize.api import (
+    FIELD_MANAGER,
     FINALIZER,
     KUSTOMIZATION,
     NAME_LABEL,
@@ -31,12 +35,9 @@ from fluxwarden.controllers.kustomize.api import (
     UNSUPPORTED,
     KustomizationSpec,
 )
-from fluxwarden.controllers.kustomize.apply import Applier, ApplyError, Change, HealthError, PruneError
 from fluxwarden.controllers.kustomize.build import BuildError, Overlay, build
-from fluxwarden.controllers.kustomize.drift import Applied
 from fluxwarden.controllers.kustomize.fetch import FetchError, fetch_artifact
 from fluxwarden.controllers.kustomize.live import LiveDrift
-from fluxwarden.controllers.kustomize.redact import Redactor
 from fluxwarden.controllers.kustomize.substitute import SubstitutionError, substitute, variables_from
 from fluxwarden.controllers.runtime import conditions
 from fluxwarden.controllers.runtime.controller import Context, Success, Watch, artifact_revision
@@ -209,7 +210,7 @@ class KustomizationReconciler:
         """Apply what drifted, prune what left, record the inventory, wait for health."""
         status = obj["status"]
         kube = self.impersonator.client_for(self._service_account(obj, spec))
-        applier = Applier(kube, self.mapper, owner=_owner(obj), live_drift=self.live_drift)
+        applier = Applier(kube, self.mapper, _owner(obj), FIELD_MANAGER, live_drift=self.live_drift)
         old = inventory.read(status)
         applied = self.applied.setdefault(str(obj["metadata"].get("uid")), {})
         new = [inventory.Entry.of(o) for o in objects]
@@ -241,7 +242,7 @@ class KustomizationReconciler:
             return
         kube = self.impersonator.client_for(self._service_account(obj, None))
         try:
-            Applier(kube, self.mapper, owner=_owner(obj)).prune(sorted(listed, reverse=True))
+            Applier(kube, self.mapper, _owner(obj), FIELD_MANAGER).prune(sorted(listed, reverse=True))
         except ApplyError as exc:
             raise Failure("PruneFailed", exc.message) from None
 

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from fluxwarden.controllers.apply.inventory import Entry
 from fluxwarden.controllers.kustomize.api import NAME_LABEL, NAMESPACE_LABEL
-from fluxwarden.controllers.kustomize.inventory import Entry
 from fluxwarden.controllers.runtime.informer import Informer
 from fluxwarden.controllers.runtime.kube import Kube, KubeError, Resource
 from fluxwarden.controllers.runtime.metadata import MetadataKube

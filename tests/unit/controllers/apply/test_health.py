@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from fluxwarden.controllers.kustomize.health import compute
+from fluxwarden.controllers.apply.health import compute
 
 NUMERIC = {
     "Deployment": (("replicas",), ("updatedReplicas", "readyReplicas", "availableReplicas", "observedGeneration")),

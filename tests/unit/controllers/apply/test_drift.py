@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from fluxwarden.controllers.kustomize.drift import drifted
-from fluxwarden.controllers.kustomize.redact import MASK, Redactor
+from fluxwarden.controllers.apply.drift import drifted
+from fluxwarden.controllers.apply.redact import MASK, Redactor
 
 LIVE: dict[str, Any] = {
     "apiVersion": "v1",

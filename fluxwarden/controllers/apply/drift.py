@@ -14,12 +14,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from fluxwarden.controllers.kustomize.inventory import Entry
+from fluxwarden.controllers.apply.inventory import Entry
 from fluxwarden.controllers.runtime.kube import Kube, KubeError, NotFound
 from fluxwarden.controllers.runtime.restmapper import RestMapper
 
 # Fields a no-op apply may still report differently; they never make an object drifted.
 _VOLATILE_METADATA = ("managedFields", "resourceVersion", "generation")
+
 
 @dataclass(frozen=True)
 class Applied:

@@ -11,16 +11,17 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from fluxwarden.controllers.kustomize.api import FIELD_MANAGER, PRUNE_ANNOTATION, SSA_ANNOTATION
-from fluxwarden.controllers.kustomize.drift import UNLISTED, Applied, LiveObjects, drifted, resource_version
-from fluxwarden.controllers.kustomize.health import compute
-from fluxwarden.controllers.kustomize.inventory import Entry
-from fluxwarden.controllers.kustomize.live import LiveDrift
+from fluxwarden.controllers.apply.drift import UNLISTED, Applied, LiveObjects, drifted, resource_version
+from fluxwarden.controllers.apply.health import compute
+from fluxwarden.controllers.apply.inventory import Entry
 from fluxwarden.controllers.runtime.kube import APPLY_PATCH, Conflict, Forbidden, Kube, KubeError, NotFound
 from fluxwarden.controllers.runtime.restmapper import NoMatch, RestMapper
 
+# Flux's per-object annotations, honoured for every object applied through this module.
+PRUNE_ANNOTATION = "kustomize.toolkit.fluxcd.io/prune"
+SSA_ANNOTATION = "kustomize.toolkit.fluxcd.io/ssa"
 RECREATE_WAIT = 30.0  # seconds ``force`` waits for the old object to go before creating it again
 # Applied and waited for before the rest, so that what depends on them can be applied.
 CLUSTER_DEFINITIONS = frozenset({"CustomResourceDefinition", "Namespace", "ClusterRole"})
@@ -51,7 +52,7 @@ class HealthError(Exception):
 @dataclass(frozen=True)
 class Change:
     entry: Entry
-    action: str  # created, configured, unchanged, skipped, deleted
+    action: str  # created, configured, unchanged, skipped, deleted; without repair: removed, changed
 
     def __str__(self) -> str:
         return f"{self.entry.display} {self.action}"
@@ -67,6 +68,16 @@ def digest(obj: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+class LiveVersions(Protocol):
+    """Live watches of applied objects (kustomize's ``--live-drift``): versions known without a call."""
+
+    def version(self, entry: Entry) -> str | None: ...
+
+    def record(self, entry: Entry, obj: dict[str, Any], owner: dict[str, str]) -> None: ...
+
+    def forget(self, entries: list[Entry]) -> None: ...
+
+
 class Applier:
     """Applies a build as one identity, repairing drift: see :mod:`.drift` for how drift is found."""
 
@@ -75,8 +86,9 @@ class Applier:
         kube: Kube,
         mapper: RestMapper,
         owner: dict[str, str],
-        live_drift: LiveDrift | None = None,
-        field_manager: str = FIELD_MANAGER,
+        field_manager: str,
+        live_drift: LiveVersions | None = None,
+        repair: bool = True,
     ) -> None:
         if not owner:
             raise ValueError("an Applier needs the owner labels: without them a prune could delete anything")
@@ -86,6 +98,7 @@ class Applier:
         self.owner = owner  # selects the live objects, and guards every prune
         self.live = LiveObjects(kube, mapper, self.owner)
         self.live_drift = live_drift  # live watches: a no-op needs no API call at all
+        self.repair = repair  # False: only report drift (``removed``, ``changed``), write nothing
 
     def _path(self, entry: Entry) -> str:
         try:
@@ -136,13 +149,15 @@ class Applier:
         path = self._path(entry)
         fingerprint = fingerprint or digest(obj)
         record = applied.get(entry.id)
-        live = self.live.get(entry, applied_before=record is not None)
+        live = self.live.get(entry, applied_before=record is not None or not self.repair)
         if isinstance(live, dict):
             if policy == "ifnotpresent" or record == Applied(fingerprint, resource_version(live)):
                 return Change(entry, "unchanged")  # never overwritten, or nobody wrote to it since our apply
             if not self._would_change(path, obj, entry, live):
                 self._record(applied, entry, fingerprint, live)
                 return Change(entry, "unchanged")
+        if not self.repair:
+            return Change(entry, "removed" if live is None else "changed" if isinstance(live, dict) else "unchanged")
         elif live is not None and policy == "ifnotpresent":
             return self._create_if_absent(path, obj, entry, applied, fingerprint)
         result = self._apply(path, obj, entry, force)
@@ -182,9 +197,7 @@ class Applier:
     def _apply(self, path: str, obj: dict[str, Any], entry: Entry, force: bool) -> dict[str, Any]:
         query = {"fieldManager": self.field_manager, "force": "true"}
         try:
-            return self.kube.request(
-                "PATCH", path, query=query, body=obj, content_type=APPLY_PATCH, what=entry.display
-            )
+            return self.kube.request("PATCH", path, query=query, body=obj, content_type=APPLY_PATCH, what=entry.display)
         except Forbidden as exc:
             raise ApplyError(str(exc), forbidden=True) from None
         except KubeError as exc:
@@ -201,9 +214,7 @@ class Applier:
                 if time.monotonic() > deadline:  # a finalizer holds it: applying now would write to a dying object
                     raise ApplyError(f"{entry.display} is still being deleted after {RECREATE_WAIT:g}s (force)")
                 time.sleep(0.2)
-            return self.kube.request(
-                "PATCH", path, query=query, body=obj, content_type=APPLY_PATCH, what=entry.display
-            )
+            return self.kube.request("PATCH", path, query=query, body=obj, content_type=APPLY_PATCH, what=entry.display)
         except KubeError as exc:
             raise ApplyError(str(exc), forbidden=isinstance(exc, Forbidden)) from None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fluxwarden.controllers.kustomize.inventory import Entry, read
+from fluxwarden.controllers.apply.inventory import Entry, read
 
 RBAC = "rbac.authorization.k8s.io"
 
