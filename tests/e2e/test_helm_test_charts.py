@@ -6,6 +6,7 @@ failure of the helm controller's tests can be told apart from a broken test char
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from tests.support import helm_charts, jobs
 from tests.support.control_plane import ControlPlane
 from tests.support.helm_cli import AdminHelm, release_secrets
 from tests.support.helm_repo import HelmRepoServer
+from tests.support.processes import ChildWatch
 from tests.support.tenants import grant
 from tests.support.tls import PrivateCA
 
@@ -166,3 +168,12 @@ def test_finish_writes_a_status_the_apiserver_accepts_and_it_refuses_a_shortcut(
     jobs.finish(admin_api, namespace, "failing", jobs.FAILED)
     failed = batch.read_namespaced_job("failing", namespace)
     assert [c.type for c in failed.status.conditions] == ["FailureTarget", "Failed"] and failed.status.failed == 1
+
+
+def test_child_watch_sees_a_helm_run_and_nothing_when_none_runs(helm: AdminHelm) -> None:
+    with ChildWatch("helm") as idle:
+        time.sleep(0.3)
+    assert idle.seen == set()
+    with ChildWatch("helm") as busy:
+        helm("version")
+    assert busy.seen, "a helm run of this process went unseen"
