@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,7 +24,7 @@ from fluxwarden.controllers.helm.api import HELM_RELEASE
 from fluxwarden.controllers.source.api import HELM_CHART, HELM_REPOSITORY
 from tests.support import helm_charts, jobs
 from tests.support.control_plane import ControlPlane
-from tests.support.helm_cli import AdminHelm, release_secrets
+from tests.support.helm_cli import AdminHelm, kill_mid_upgrade, release_secrets
 from tests.support.helm_repo import HelmRepoServer
 from tests.support.helm_tenants import RESET_AT, HelmTenant, release_name
 from tests.support.processes import ChildWatch
@@ -379,23 +378,7 @@ def test_a_release_left_pending_upgrade_is_unlocked_and_recovered(
 
     # An admin's helm upgrade whose post-upgrade hook never finishes, killed mid-way.
     archive = str(charts.root / "hooks-1.0.0.tgz")
-    process = helm.start(tmp_path, "upgrade", release, archive, "-n", tenant.target, "--set", "upgradeHook=Never",
-                         "--timeout", "5m")  # fmt: skip
-    try:
-        until(
-            lambda: helm.history(release, tenant.target),
-            lambda h: h[-1]["status"] == "pending-upgrade",
-            timeout=60,
-            what="helm upgrade in pending-upgrade",
-        )
-        until(
-            lambda: client.BatchV1Api(tenant.api).list_namespaced_job(tenant.target).items,
-            lambda listed: any(j.metadata.labels.get(helm_charts.OUTCOME) == "Never" for j in listed),
-            what="the never-finishing hook Job created",
-        )
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=10)
+    kill_mid_upgrade(helm, tmp_path, release, tenant.target, archive, "--reuse-values", "--set", "upgradeHook=Never")
     assert statuses(helm.history(release, tenant.target)) == [(1, "deployed"), (2, "pending-upgrade")]
 
     tenant.patch("stuck", {"spec": {"suspend": False}})

@@ -16,7 +16,7 @@ from kubernetes.client.exceptions import ApiException
 
 from tests.support import helm_charts, jobs
 from tests.support.control_plane import ControlPlane
-from tests.support.helm_cli import AdminHelm, release_secrets
+from tests.support.helm_cli import AdminHelm, kill_mid_upgrade, release_secrets
 from tests.support.helm_repo import HelmRepoServer
 from tests.support.processes import ChildWatch
 from tests.support.tenants import grant
@@ -177,3 +177,16 @@ def test_child_watch_sees_a_helm_run_and_nothing_when_none_runs(helm: AdminHelm)
     with ChildWatch("helm") as busy:
         helm("version")
     assert busy.seen, "a helm run of this process went unseen"
+
+
+def test_a_killed_upgrade_leaves_pending_upgrade_until_unlocked(
+    helm: AdminHelm, charts: HelmRepoServer, namespace: str, driver: jobs.JobDriver, tmp_path: Path
+) -> None:
+    archive = str(charts.root / "hooks-1.0.0.tgz")
+    helm("install", "p", archive, "-n", namespace, "--timeout", "30s")
+    kill_mid_upgrade(helm, tmp_path, "p", namespace, archive, "--set", "upgradeHook=Never")
+    assert [(e["revision"], e["status"]) for e in helm.history("p", namespace)] == [
+        (1, "deployed"), (2, "pending-upgrade"),
+    ]  # fmt: skip
+    locked = helm.run_unchecked("upgrade", "p", archive, "-n", namespace)
+    assert locked.returncode != 0 and "another operation" in locked.stderr, locked.stderr
