@@ -41,6 +41,7 @@ class Watch:
 
     resource: Resource
     mapper: Mapper
+    label_selector: str | None = None  # watch only the objects that carry this label (values sources)
 
 
 def artifact_revision(obj: dict[str, Any] | None) -> str | None:

@@ -117,7 +117,7 @@ class Manager:
                 loop.queue.add(key)
 
         # Sources and dependencies need not carry this shard's label: watch them unfiltered.
-        informer = self._informer(watch.resource, None)
+        informer = self._informer(watch.resource, watch.label_selector)
         informer.add_handler(on_event)
         return informer
 

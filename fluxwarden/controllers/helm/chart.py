@@ -1,0 +1,193 @@
+"""The chart of a HelmRelease: the HelmChart template for ``spec.chart``, the source's artifact, a local copy.
+
+``spec.chart`` becomes a HelmChart ``<hr ns>-<hr name>`` in the source's namespace, applied server-side
+by the controller as ``helm-controller`` with the owner labels, and deleted when the release goes or
+moves to ``chartRef``. The source controller builds it; this module only reads its artifact, which is
+downloaded once per digest (through the shared artifact client) and kept unpacked on disk.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fluxwarden.controllers.artifacts.client import fetch_artifact
+from fluxwarden.controllers.artifacts.errors import FetchError
+from fluxwarden.controllers.helm.api import DEPENDENCY_REQUEUE, FIELD_MANAGER, NAME_LABEL, NAMESPACE_LABEL
+from fluxwarden.controllers.runtime import conditions
+from fluxwarden.controllers.runtime.errors import Failure, Waiting
+from fluxwarden.controllers.runtime.kube import APPLY_PATCH, Kube, KubeError, NotFound, Resource
+from fluxwarden.controllers.runtime.spec import mapping
+from fluxwarden.tenancy.kinds import SOURCE
+
+HELM_CHART = Resource(SOURCE, "v1", "helmcharts", "HelmChart")
+CHART_SOURCES = {"HelmChart": HELM_CHART}
+CACHED_CHARTS = 256
+
+
+@dataclass(frozen=True)
+class ChartRef:
+    kind: str
+    namespace: str
+    name: str
+
+    @property
+    def display(self) -> str:
+        return f"{self.kind} '{self.namespace}/{self.name}'"
+
+
+def template_ref(obj: dict[str, Any]) -> ChartRef:
+    """Where ``spec.chart``'s HelmChart lives: the source's namespace, named ``<hr ns>-<hr name>``."""
+    meta = obj["metadata"]
+    source = mapping(mapping(mapping(obj["spec"].get("chart")).get("spec")).get("sourceRef"))
+    return ChartRef("HelmChart", str(source.get("namespace") or meta["namespace"]), f"{meta['namespace']}-{meta['name']}")
+
+
+def chart_ref(obj: dict[str, Any]) -> ChartRef:
+    """The chart source this release installs from: ``spec.chartRef`` or the HelmChart template."""
+    ref = mapping(obj["spec"].get("chartRef"))
+    if ref:
+        return ChartRef(str(ref.get("kind")), str(ref.get("namespace") or obj["metadata"]["namespace"]), str(ref["name"]))
+    return template_ref(obj)
+
+
+def template(obj: dict[str, Any], interval: str) -> dict[str, Any]:
+    """The HelmChart object ``spec.chart`` asks for."""
+    meta = obj["metadata"]
+    chart = mapping(obj["spec"].get("chart"))
+    chart_spec = mapping(chart.get("spec"))
+    extra = mapping(chart.get("metadata"))
+    ref = template_ref(obj)
+    source = mapping(chart_spec.get("sourceRef"))
+    spec: dict[str, Any] = {
+        "chart": chart_spec.get("chart"),
+        "version": chart_spec.get("version") or "*",
+        "sourceRef": {"kind": source.get("kind"), "name": source.get("name")},
+        "interval": chart_spec.get("interval") or interval,
+        "reconcileStrategy": chart_spec.get("reconcileStrategy") or "ChartVersion",
+    }
+    for optional in ("valuesFiles", "ignoreMissingValuesFiles", "verify"):
+        if chart_spec.get(optional) not in (None, [], {}):
+            spec[optional] = chart_spec[optional]
+    labels = {str(k): str(v) for k, v in mapping(extra.get("labels")).items()}
+    labels.update({NAME_LABEL: meta["name"], NAMESPACE_LABEL: meta["namespace"]})
+    metadata: dict[str, Any] = {"name": ref.name, "namespace": ref.namespace, "labels": labels}
+    if annotations := mapping(extra.get("annotations")):
+        metadata["annotations"] = {str(k): str(v) for k, v in annotations.items()}
+    return {"apiVersion": HELM_CHART.api_version, "kind": "HelmChart", "metadata": metadata, "spec": spec}
+
+
+def apply_template(kube: Kube, obj: dict[str, Any], interval: str) -> ChartRef:
+    body = template(obj, interval)
+    ref = template_ref(obj)
+    path = HELM_CHART.path(ref.namespace, ref.name)
+    try:
+        kube.request(
+            "PATCH", path, query={"fieldManager": FIELD_MANAGER, "force": "true"}, body=body,
+            content_type=APPLY_PATCH, what=f"HelmChart {ref.namespace}/{ref.name}",
+        )  # fmt: skip
+    except KubeError as exc:
+        raise Failure("ArtifactFailed", f"could not apply HelmChart '{ref.namespace}/{ref.name}': {exc}") from None
+    return ref
+
+
+def delete_template(kube: Kube, namespace: str, name: str) -> None:
+    """Delete a HelmChart this controller made (it carries our labels); gone already is fine."""
+    try:
+        kube.request("DELETE", HELM_CHART.path(namespace, name), what=f"HelmChart {namespace}/{name}")
+    except NotFound:
+        return
+
+
+def artifact(kube: Kube, ref: ChartRef) -> dict[str, Any]:
+    """The source's artifact; Waiting (``SourceNotReady``, as Flux) while it is missing, stale or failing."""
+    resource = CHART_SOURCES.get(ref.kind)
+    if resource is None:
+        raise Failure("ArtifactFailed", f"could not get Source object: unsupported kind {ref.kind}")
+    try:
+        source = kube.get(resource, ref.namespace, ref.name)
+    except NotFound:
+        raise Waiting(
+            "ArtifactFailed", f"could not get Source object: {ref.display} not found", DEPENDENCY_REQUEUE
+        ) from None
+    status = mapping(source.get("status"))
+    ready = conditions.get(status, conditions.READY)
+    current = status.get("observedGeneration") == source["metadata"].get("generation")
+    found = mapping(status.get("artifact"))
+    if not current:
+        raise Waiting("SourceNotReady", f"{ref.display} is not ready: not observed yet", DEPENDENCY_REQUEUE)
+    if not found.get("url"):
+        reason = (ready or {}).get("message") or "does not have an artifact"
+        raise Waiting("SourceNotReady", f"{ref.display} is not ready: {reason}", DEPENDENCY_REQUEUE)
+    if ready is not None and ready.get("status") != "True":
+        raise Waiting("SourceNotReady", f"{ref.display} is not ready: {ready.get('message')}", DEPENDENCY_REQUEUE)
+    return dict(found)
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A chart unpacked on disk, and the metadata that decides whether a release is in sync."""
+
+    path: Path
+    name: str
+    version: str
+    app_version: str
+
+    @property
+    def display(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+class ChartCache:
+    """Unpacked charts by artifact digest; the least recently used ones are removed from disk."""
+
+    def __init__(self, root: Path, max_size: int, size: int = CACHED_CHARTS) -> None:
+        self.root = root
+        self.max_size = max_size
+        self.size = size
+        self._charts: OrderedDict[str, Chart] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, found: dict[str, Any], timeout: float) -> Chart:
+        digest = str(found.get("digest") or "")
+        with self._lock:
+            chart = self._charts.get(digest)
+            if chart is not None and chart.path.exists():
+                self._charts.move_to_end(digest)
+                return chart
+        chart = self._fetch(found, digest, timeout)
+        with self._lock:
+            self._charts[digest] = chart
+            while len(self._charts) > self.size:
+                _, old = self._charts.popitem(last=False)
+                shutil.rmtree(old.path.parent, ignore_errors=True)
+        return chart
+
+    def _fetch(self, found: dict[str, Any], digest: str, timeout: float) -> Chart:
+        dest = self.root / digest.replace(":", "-")
+        shutil.rmtree(dest, ignore_errors=True)
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            fetch_artifact(str(found.get("url")), digest, dest, self.max_size, timeout)
+        except FetchError as exc:
+            raise Failure("ArtifactFailed", f"Could not load chart: {exc}") from None
+        charts = [p.parent for p in dest.glob("*/Chart.yaml")]
+        if len(charts) != 1:
+            shutil.rmtree(dest, ignore_errors=True)
+            raise Failure("ArtifactFailed", "Could not load chart: the artifact does not hold exactly one chart")
+        try:
+            metadata = yaml.safe_load((charts[0] / "Chart.yaml").read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            shutil.rmtree(dest, ignore_errors=True)
+            raise Failure("ArtifactFailed", f"Could not load chart: Chart.yaml: {exc}") from None
+        metadata = mapping(metadata)
+        if not metadata.get("name") or not metadata.get("version"):
+            shutil.rmtree(dest, ignore_errors=True)
+            raise Failure("ArtifactFailed", "Could not load chart: Chart.yaml has no name or version")
+        return Chart(charts[0], str(metadata["name"]), str(metadata["version"]), str(metadata.get("appVersion") or ""))

@@ -1,0 +1,322 @@
+"""The HelmRelease reconciler: prerequisites, then the release state machine, as the tenant.
+
+Steps, in order, each raising a reconcile error on failure:
+``tenancy`` (cross-namespace chart source, service account) -> ``storage namespace`` ->
+``dependencies`` -> ``service account`` -> ``chart`` (HelmChart template or chartRef, artifact,
+unpacked once per digest) -> ``values`` (valuesFrom + values, config digest) -> ``adoption``
+(records Flux stored in the HelmRelease's namespace move to the target namespace) -> ``failure
+counters`` (reset on a new generation, chart, values or ``resetAt``) -> the state machine.
+A reconcile of an unchanged release reads the stored release and runs no helm process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fluxwarden.controllers.apply.drift import Applied
+from fluxwarden.controllers.apply.redact import Redactor
+from fluxwarden.controllers.helm import chart as charts
+from fluxwarden.controllers.helm import commands, postrender
+from fluxwarden.controllers.helm.api import (
+    DEPENDENCY_REQUEUE,
+    FINALIZER,
+    FORCE_AT,
+    HELM_RELEASE,
+    NAME_LABEL,
+    NAMESPACE_LABEL,
+    RESET_AT,
+    UNSUPPORTED,
+    WATCH_LABEL,
+    HelmReleaseSpec,
+)
+from fluxwarden.controllers.helm.machine import Machine, Request
+from fluxwarden.controllers.helm.runner import Helm, HelmError, Identity
+from fluxwarden.controllers.helm.storage import ReleaseStorage, StorageError
+from fluxwarden.controllers.helm.values import Values, ValuesError, compose
+from fluxwarden.controllers.runtime import conditions
+from fluxwarden.controllers.runtime.controller import Context, Success, Watch, artifact_revision
+from fluxwarden.controllers.runtime.errors import Failure, ReconcileError, Stalling, Waiting
+from fluxwarden.controllers.runtime.impersonation import Impersonator
+from fluxwarden.controllers.runtime.kube import Kube, KubeError, NotFound, Resource, key_of
+from fluxwarden.controllers.runtime.prologue import requested_at
+from fluxwarden.controllers.runtime.restmapper import RestMapper
+from fluxwarden.controllers.runtime.spec import mapping
+from fluxwarden.tenancy import Settings, evaluate
+
+CONFIG_MAPS = Resource("", "v1", "configmaps", "ConfigMap")
+SECRETS = Resource("", "v1", "secrets", "Secret")
+SERVICE_ACCOUNTS = "/api/v1/namespaces/{namespace}/serviceaccounts/{name}"
+
+
+@dataclass
+class HelmOptions:
+    settings: Settings = field(default_factory=Settings)
+    helm_binary: str = "helm"
+
+
+def _annotation(obj: dict[str, Any], name: str) -> str | None:
+    value = mapping(obj["metadata"].get("annotations")).get(name)
+    return str(value) if value else None
+
+
+def _chart_users(new: dict[str, Any], old: dict[str, Any] | None, own: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """HelmReleases installing from a HelmChart whose artifact or readiness changed."""
+    if old is not None and artifact_revision(new) == artifact_revision(old) and (
+        conditions.is_true(new) == conditions.is_true(old)
+    ):
+        return []
+    namespace, name = key_of(new)
+    users = []
+    for release in own:
+        if (charts.chart_ref(release).namespace, charts.chart_ref(release).name) == (namespace, name):
+            users.append(key_of(release))
+    return users
+
+
+def _dependants(new: dict[str, Any], old: dict[str, Any] | None, own: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    if old is not None and conditions.is_true(new) == conditions.is_true(old):
+        return []
+    namespace, name = key_of(new)
+    return [
+        key_of(r)
+        for r in own
+        if any(
+            d.get("name") == name and (d.get("namespace") or key_of(r)[0]) == namespace
+            for d in mapping(r.get("spec")).get("dependsOn") or []
+            if isinstance(d, dict)
+        )
+    ]
+
+
+def _values_watch(kind: str) -> Callable[[dict[str, Any], dict[str, Any] | None, list[dict[str, Any]]], list[tuple[str, str]]]:
+    def users(new: dict[str, Any], old: dict[str, Any] | None, own: list[dict[str, Any]]) -> list[tuple[str, str]]:
+        if old is not None and (new.get("data"), new.get("stringData")) == (old.get("data"), old.get("stringData")):
+            return []
+        namespace, name = key_of(new)
+        return [
+            key_of(r)
+            for r in own
+            if key_of(r)[0] == namespace
+            and any(
+                isinstance(v, dict) and v.get("kind") == kind and v.get("name") == name
+                for v in mapping(r.get("spec")).get("valuesFrom") or []
+            )
+        ]
+
+    return users
+
+
+def _owner(obj: dict[str, Any]) -> dict[str, str]:
+    return {NAME_LABEL: obj["metadata"]["name"], NAMESPACE_LABEL: obj["metadata"]["namespace"]}
+
+
+class HelmReleaseReconciler:
+    name = "helm-controller"
+    resource = HELM_RELEASE
+    finalizer = FINALIZER
+    unsupported = UNSUPPORTED
+
+    def __init__(self, kube: Kube, options: HelmOptions, work_dir: Path, max_artifact_size: int) -> None:
+        self.options = options
+        self.kube = kube
+        self.helm = Helm(options.helm_binary, kube.api.configuration, work_dir / "helm")
+        self.charts = charts.ChartCache(work_dir / "charts", max_artifact_size)
+        self.impersonator = Impersonator(kube)
+        self.mapper = RestMapper(kube)
+        # The drift baseline per HelmRelease (by uid): what the last look at each object found.
+        self.applied: dict[str, dict[str, Applied]] = {}
+        selector = f"{WATCH_LABEL}=Enabled"
+        self.watches = [
+            Watch(charts.HELM_CHART, _chart_users),
+            Watch(HELM_RELEASE, _dependants),
+            Watch(CONFIG_MAPS, _values_watch("ConfigMap"), selector),
+            Watch(SECRETS, _values_watch("Secret"), selector),
+        ]
+
+    # -- the reconcile ---------------------------------------------------------------------------
+
+    def reconcile(self, ctx: Context, obj: dict[str, Any]) -> Success:
+        spec = HelmReleaseSpec.of(obj)
+        status = obj["status"]
+        self._tenancy(obj)
+        storage_namespace = spec.storage_namespace()
+        self._dependencies(ctx, spec)
+        identity = self._identity(ctx, obj, spec)
+        chart = self._chart(ctx, obj, spec)
+        values = self._values(ctx, obj, spec)
+        secrets = Redactor(values.secrets)
+        tenant = self.impersonator.client_for(identity.user)
+        storage = ReleaseStorage(tenant, storage_namespace, spec.release_name)
+        try:
+            self._adopt(ctx, obj, spec, storage)
+            status["storageNamespace"] = storage_namespace
+            self._attempt(obj, status, chart, values)
+            request = Request(
+                obj, spec, chart, values, storage, identity, tenant, self._force_requested(obj),
+                self._post_render(obj), self.applied.setdefault(str(obj["metadata"].get("uid")), {}),
+            )  # fmt: skip
+            return Machine(ctx, request, self.helm, self.mapper, secrets).run()
+        except StorageError as exc:
+            raise Failure("StorageError", secrets(str(exc))) from None
+        except ReconcileError as exc:
+            exc.message = secrets(exc.message)
+            raise
+        finally:
+            for annotation, handled in ((FORCE_AT, "lastHandledForceAt"), (RESET_AT, "lastHandledResetAt")):
+                if value := _annotation(obj, annotation):
+                    status[handled] = value
+
+    def finalize(self, ctx: Context, obj: dict[str, Any]) -> None:
+        """Uninstall the release (unless suspended or its service account is gone); delete the HelmChart."""
+        spec_raw = mapping(obj.get("spec"))
+        self.applied.pop(str(obj["metadata"].get("uid")), None)
+        if not spec_raw.get("suspend"):
+            self._uninstall_on_delete(ctx, obj)
+        self._delete_template(ctx, obj)
+
+    def _uninstall_on_delete(self, ctx: Context, obj: dict[str, Any]) -> None:
+        try:
+            spec = HelmReleaseSpec.of(obj)
+        except Stalling:
+            return
+        status = mapping(obj.get("status"))
+        if not status.get("history"):
+            return  # nothing was released by this object
+        name = spec.service_account or (self.options.settings.applier if self.options.settings.enforce else None)
+        if name is None or not self._service_account_exists(ctx, spec.namespace, name):
+            ctx.log.info("HelmRelease %s/%s deleted without uninstall: its service account is gone", spec.namespace, spec.name)
+            return
+        identity = Identity(spec.namespace, name)
+        storage = ReleaseStorage(self.impersonator.client_for(identity.user), spec.target_namespace, spec.release_name)
+        try:
+            if storage.latest() is None:
+                return
+            self.helm.run(commands.uninstall(spec), identity, spec.action_timeout("uninstall"))
+        except (HelmError, StorageError) as exc:
+            raise Failure("UninstallFailed", f"Helm uninstall failed for release {spec.target_namespace}/{spec.release_name}: {exc}") from None
+
+    def _delete_template(self, ctx: Context, obj: dict[str, Any]) -> None:
+        helm_chart = str(mapping(obj.get("status")).get("helmChart") or "")
+        if "/" in helm_chart:
+            namespace, _, name = helm_chart.partition("/")
+            charts.delete_template(ctx.kube, namespace, name)
+
+    # -- steps ------------------------------------------------------------------------------------
+
+    def _tenancy(self, obj: dict[str, Any]) -> None:
+        for finding in evaluate(obj, self.options.settings):
+            if not finding.denies:
+                continue
+            if finding.rule == "cross-namespace-ref":
+                ref = self._source_ref(obj)
+                raise Stalling(
+                    "AccessDenied", f"cross-namespace references are not allowed: cannot access {ref.kind} {ref.namespace}/{ref.name}"
+                )
+            if finding.rule in ("service-account", "cross-namespace-dependency", "remote-cluster"):
+                raise Stalling("AccessDenied", finding.message)
+
+    def _source_ref(self, obj: dict[str, Any]) -> charts.ChartRef:
+        spec = mapping(obj.get("spec"))
+        if spec.get("chartRef"):
+            return charts.chart_ref(obj)
+        source = mapping(mapping(mapping(spec.get("chart")).get("spec")).get("sourceRef"))
+        return charts.ChartRef(str(source.get("kind")), str(source.get("namespace") or obj["metadata"]["namespace"]), str(source.get("name")))
+
+    def _dependencies(self, ctx: Context, spec: HelmReleaseSpec) -> None:
+        for namespace, name in spec.depends_on:
+            try:
+                other = ctx.kube.get(HELM_RELEASE, namespace, name)
+            except NotFound:
+                other = None
+            current = other is not None and mapping(other.get("status")).get("observedGeneration") == (
+                other["metadata"].get("generation")
+            )
+            if other is None or not current or not conditions.is_true(other):
+                raise Waiting("DependencyNotReady", f"dependency '{namespace}/{name}' is not ready", DEPENDENCY_REQUEUE)
+
+    def _service_account_exists(self, ctx: Context, namespace: str, name: str) -> bool:
+        try:
+            ctx.kube.request("GET", SERVICE_ACCOUNTS.format(namespace=namespace, name=name))
+            return True
+        except NotFound:
+            return False
+
+    def _identity(self, ctx: Context, obj: dict[str, Any], spec: HelmReleaseSpec) -> Identity:
+        """Whom helm runs as: ``serviceAccountName``, else the applier (``flux-applier``); it must exist."""
+        name = spec.service_account or self.options.settings.applier
+        if not self._service_account_exists(ctx, spec.namespace, name):
+            raise Waiting(
+                "AccessDenied",
+                f"ServiceAccount '{spec.namespace}/{name}' not found: HelmRelease '{spec.namespace}/{spec.name}' is "
+                f"released as system:serviceaccount:{spec.namespace}:{name}; create that ServiceAccount "
+                "(with its RoleBindings) in this namespace",
+                spec.interval,
+            )
+        return Identity(spec.namespace, name)
+
+    def _chart(self, ctx: Context, obj: dict[str, Any], spec: HelmReleaseSpec) -> charts.Chart:
+        status = obj["status"]
+        if spec.raw.get("chartRef"):
+            self._delete_template(ctx, obj)  # moved from spec.chart: the template goes
+            status.pop("helmChart", None)
+            ref = charts.chart_ref(obj)
+        else:
+            ref = charts.apply_template(ctx.kube, obj, str(spec.raw.get("interval")))
+            status["helmChart"] = f"{ref.namespace}/{ref.name}"
+        artifact = charts.artifact(ctx.kube, ref)
+        return self.charts.get(artifact, spec.timeout)
+
+    def _values(self, ctx: Context, obj: dict[str, Any], spec: HelmReleaseSpec) -> Values:
+        refs = [v for v in spec.raw.get("valuesFrom") or [] if isinstance(v, dict)]
+        try:
+            return compose(ctx.kube, spec.namespace, mapping(spec.raw.get("values")), refs)
+        except ValuesError as exc:
+            raise Failure("ValuesError", str(exc)) from None
+
+    def _adopt(self, ctx: Context, obj: dict[str, Any], spec: HelmReleaseSpec, storage: ReleaseStorage) -> None:
+        """A release upstream Flux stored in the HelmRelease's namespace moves into the target namespace."""
+        if spec.raw.get("storageNamespace") or spec.namespace == spec.target_namespace:
+            return
+        if storage.latest() is not None:
+            return
+        count = storage.adopt_from(ReleaseStorage(storage.kube, spec.namespace, spec.release_name))
+        if count:
+            ctx.log.info(
+                "HelmRelease %s/%s: moved %d release records of %s from %s to %s",
+                spec.namespace, spec.name, count, spec.release_name, spec.namespace, spec.target_namespace,
+            )  # fmt: skip
+
+    def _attempt(self, obj: dict[str, Any], status: dict[str, Any], chart: charts.Chart, values: Values) -> None:
+        """Flux's failure reset (new generation, chart, values or ``resetAt``) and the attempted fields."""
+        generation = obj["metadata"].get("generation")
+        reset = _annotation(obj, RESET_AT)
+        if (
+            status.get("lastAttemptedGeneration") != generation
+            or status.get("lastAttemptedRevision") != chart.version
+            or status.get("lastAttemptedConfigDigest") not in (None, values.digest)
+            or (reset is not None and reset != status.get("lastHandledResetAt") and reset == requested_at(obj))
+        ):
+            for key in ("failures", "installFailures", "upgradeFailures"):
+                status.pop(key, None)
+        status["lastAttemptedGeneration"] = generation
+        status["lastAttemptedRevision"] = chart.version
+        status["lastAttemptedConfigDigest"] = values.digest
+
+    def _force_requested(self, obj: dict[str, Any]) -> bool:
+        force = _annotation(obj, FORCE_AT)
+        handled = mapping(obj.get("status")).get("lastHandledForceAt")
+        return force is not None and force != handled and force == requested_at(obj)
+
+    def _post_render(self, obj: dict[str, Any]) -> Callable[[Path], tuple[list[str], dict[str, str]]]:
+        spec = mapping(obj.get("spec"))
+
+        def prepare(scratch: Path) -> tuple[list[str], dict[str, str]]:
+            renderers = [r for r in spec.get("postRenderers") or [] if isinstance(r, dict)]
+            prepared = postrender.prepare(scratch, renderers, mapping(spec.get("commonMetadata")) or None, _owner(obj))
+            return list(prepared.args), dict(prepared.env)
+
+        return prepare
+

@@ -1,0 +1,576 @@
+"""The release state machine (Flux's atomic release): decide from the stored release, act, repeat.
+
+Each turn reads the stored release and ``status.history``, names the state (absent, locked,
+unmanaged, failed, out of sync, untested, drifted, in sync) and runs the one action it calls for:
+install, upgrade, test, rollback, uninstall, unlock or drift correction. A reconcile runs each kind
+of action at most once and stops after a remediation, as Flux's clean-release strategy does, so a
+failing chart is retried at the next reconcile, not in a tight loop. Conditions ``Released``,
+``Remediated``, ``TestSuccess`` and ``Drifted`` are set here; Ready is derived from them at the end.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fluxwarden.controllers.apply.applier import Applier, ApplyError, Change
+from fluxwarden.controllers.apply.drift import Applied
+from fluxwarden.controllers.apply.redact import Redactor
+from fluxwarden.controllers.helm import commands, history
+from fluxwarden.controllers.helm.api import (
+    DRIFT_ANNOTATION,
+    FIELD_MANAGER,
+    NAME_LABEL,
+    NAMESPACE_LABEL,
+    HelmReleaseSpec,
+    Remediation,
+    Retry,
+)
+from fluxwarden.controllers.helm.chart import Chart
+from fluxwarden.controllers.helm.runner import Helm, HelmError, Identity
+from fluxwarden.controllers.helm.storage import PENDING, Release, ReleaseStorage
+from fluxwarden.controllers.helm.values import Values, config_digest
+from fluxwarden.controllers.runtime import conditions
+from fluxwarden.controllers.runtime.controller import Context, Success
+from fluxwarden.controllers.runtime.errors import Failure, Stalling, Waiting
+from fluxwarden.controllers.runtime.events import NORMAL, WARNING
+from fluxwarden.controllers.runtime.kube import Kube, KubeError
+from fluxwarden.controllers.runtime.restmapper import RestMapper
+
+RELEASED = "Released"
+REMEDIATED = "Remediated"
+TEST_SUCCESS = "TestSuccess"
+DRIFTED = "Drifted"
+
+RELEASE, REMEDIATE, TEST, UNLOCK, DRIFT = "release", "remediate", "test", "unlock", "drift"
+KIND = {"install": RELEASE, "upgrade": RELEASE, "rollback": REMEDIATE, "uninstall": REMEDIATE, "test": TEST,
+        "unlock": UNLOCK, "correct": DRIFT}  # fmt: skip
+MAX_TURNS = 8
+
+
+@dataclass
+class Request:
+    """What one reconcile of one HelmRelease works with."""
+
+    obj: dict[str, Any]
+    spec: HelmReleaseSpec
+    chart: Chart
+    values: Values
+    storage: ReleaseStorage
+    identity: Identity
+    tenant: Kube
+    force: bool  # an unhandled ``forceAt``: one release action even when in sync or out of retries
+    post_render: Callable[[Path], tuple[list[str], dict[str, str]]]
+    applied: dict[str, Applied] = field(default_factory=dict)
+
+    @property
+    def status(self) -> dict[str, Any]:
+        return self.obj["status"]
+
+    @property
+    def generation(self) -> int | None:
+        return self.obj["metadata"].get("generation")
+
+
+@dataclass(frozen=True)
+class State:
+    name: str  # absent, locked, unmanaged, failed, outofsync, untested, drifted, insync
+    reason: str = ""
+    latest: Release | None = None
+    drift: tuple[Change, ...] = ()
+
+
+def active_remediation(req: Request) -> Remediation | None:
+    action = req.status.get("lastAttemptedReleaseAction")
+    if action not in ("install", "upgrade") or req.spec.retry(str(action)) is not None:
+        return None
+    return req.spec.remediation(str(action))
+
+
+def active_retry(req: Request) -> Retry | None:
+    action = req.status.get("lastAttemptedReleaseAction")
+    return req.spec.retry(str(action)) if action in ("install", "upgrade") else None
+
+
+def in_sync(release: Release, req: Request) -> str:
+    """Why ``release`` differs from what the spec asks for; empty when it does not."""
+    chart = release.chart
+    if chart.get("name") != req.chart.name or str(chart.get("version")) != req.chart.version:
+        return "release chart has changed"
+    if config_digest(release.config) != req.values.digest:
+        return "release config values have changed"
+    return ""
+
+
+class Machine:
+    """Runs the state machine for one request; owns nothing between reconciles."""
+
+    def __init__(self, ctx: Context, req: Request, helm: Helm, mapper: RestMapper, secrets: Redactor) -> None:
+        self.ctx = ctx
+        self.req = req
+        self.helm = helm
+        self.mapper = mapper
+        self.secrets = secrets
+
+    # -- conditions --------------------------------------------------------------------------
+
+    def mark(self, type_: str, value: bool | None, reason: str, message: str) -> None:
+        status = self.req.status
+        if value is None:
+            conditions.set_condition(status, type_, False, reason, message, self.req.generation)
+            for condition in status.get("conditions") or []:
+                if condition.get("type") == type_:
+                    condition["status"] = "Unknown"
+            return
+        conditions.set_condition(status, type_, value, reason, message, self.req.generation)
+
+    def event(self, kind: str, reason: str, message: str, snap: dict[str, Any] | None = None) -> None:
+        metadata = {}
+        if snap:
+            metadata = {"helm.toolkit.fluxcd.io/revision": str(snap.get("chartVersion")),
+                        "helm.toolkit.fluxcd.io/token": str(snap.get("configDigest"))}  # fmt: skip
+        self.ctx.events.record(self.req.obj, kind, reason, self.secrets(message), metadata)
+
+    def summary(self) -> tuple[bool, str, str]:
+        """Ready from Remediated (False when present), then TestSuccess (when tests count), then Released."""
+        status = self.req.status
+        spec = self.req.spec
+        order = [REMEDIATED, RELEASED]
+        if spec.tests_enabled and not spec.block("test").get("ignoreFailures"):
+            order = [REMEDIATED, TEST_SUCCESS, RELEASED]
+        if not spec.tests_enabled:
+            conditions.drop(status, TEST_SUCCESS)
+        for type_ in order:
+            found = conditions.get(status, type_)
+            if found is None:
+                continue
+            ok = found.get("status") == "True" and type_ != REMEDIATED
+            return ok, str(found.get("reason")), str(found.get("message"))
+        return False, "Progressing", "reconciliation in progress"
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def run(self) -> Success:
+        done: set[str] = set()
+        for _ in range(MAX_TURNS):
+            state = self.determine()
+            action = self.action_for(state)
+            if action is None:
+                return self.finish()
+            kind = KIND[action]
+            if kind in done:
+                return self.requeue()
+            self.perform(action, state)
+            if kind == REMEDIATE:
+                return self.after_remediation()
+            done.add(kind)
+        return self.requeue()
+
+    def finish(self) -> Success:
+        ok, reason, message = self.summary()
+        conditions.drop(self.req.status, conditions.RECONCILING)
+        if ok:
+            return Success(self.secrets(message), reason=reason)
+        remediation = active_remediation(self.req)
+        if remediation is not None and remediation.exhausted(self.req.status):
+            raise self.retries_exceeded()
+        raise Failure(reason, self.secrets(message))
+
+    def requeue(self) -> Success:
+        ok, reason, message = self.summary()
+        if retry := active_retry(self.req):
+            raise Waiting(reason, self.secrets(message), retry.interval)
+        remediation = active_remediation(self.req)
+        if remediation is not None and remediation.exhausted(self.req.status):
+            raise self.retries_exceeded()
+        if ok:
+            return Success(self.secrets(message), reason=reason)
+        raise Failure(reason, self.secrets(message))
+
+    def after_remediation(self) -> Success:
+        ok, reason, message = self.summary()
+        if retry := active_retry(self.req):
+            raise Waiting(reason, self.secrets(message), retry.interval)
+        remediation = active_remediation(self.req)
+        uninstall_after_upgrade = remediation is not None and remediation.action == "upgrade" and (
+            remediation.strategy == "uninstall"
+        )
+        if remediation is None or not remediation.exhausted(self.req.status) or uninstall_after_upgrade:
+            raise Failure(reason, self.secrets(message))
+        raise self.retries_exceeded()
+
+    def retries_exceeded(self) -> Stalling:
+        remediation = active_remediation(self.req)
+        count = remediation.failures(self.req.status) if remediation else 0
+        action = self.req.status.get("lastAttemptedReleaseAction")
+        return Stalling("RetriesExceeded", f"Failed to {action} after {count} attempt(s)")
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def determine(self) -> State:
+        req = self.req
+        latest = req.storage.latest()
+        if latest is None:
+            return State("absent", "no release in storage for object")
+        if latest.status in PENDING:
+            return State("locked", f"release with status '{latest.status}'", latest)
+        current = history.latest(req.status)
+        if current is None:
+            if latest.status == "uninstalled":
+                return State("absent", "found uninstalled release in storage", latest)
+            return State("unmanaged", "found existing release in storage", latest)
+        if (current.get("name"), current.get("version")) != (latest.name, latest.version):
+            return State("unmanaged", "release not observed to be made for object", latest)
+        if current.get("digest") != latest.digest:
+            return State("unmanaged", "release digest verification failed", latest)
+        if latest.status == "failed":
+            return State("failed", "", latest)
+        if latest.status == "uninstalled":
+            return State("absent", "found uninstalled release in storage", latest)
+        if latest.status != "deployed":
+            raise Failure("StateError", f"Could not determine release state: unexpected release status '{latest.status}'")
+        if why := in_sync(latest, req):
+            return State("outofsync", why, latest)
+        if req.obj["status"].get("observedGeneration") != req.generation:
+            if why := self._render_changed():
+                return State("outofsync", why, latest)
+        if req.spec.tests_enabled:
+            if not history.tested(current):
+                return State("untested", "", latest)
+            remediation = active_remediation(req)
+            if remediation is not None and not req.spec.ignore_test_failures(remediation) and history.failed_test(current):
+                return State("failed", "release has test in failed phase", latest)
+        if req.spec.drift_mode in ("warn", "enabled"):
+            drift = self.drift(latest, repair=False)
+            if drift:
+                return State("drifted", "", latest, tuple(drift))
+        return State("insync", "", latest)
+
+    def _render_changed(self) -> str:
+        status, spec = self.req.status, self.req.spec.raw
+        if (status.get("observedPostRenderersDigest") or "") != _digest(spec.get("postRenderers")):
+            return "postrenderers digest has changed"
+        if (status.get("observedCommonMetadataDigest") or "") != _digest(spec.get("commonMetadata")):
+            return "common metadata digest has changed"
+        return ""
+
+    def action_for(self, state: State) -> str | None:
+        req, status = self.req, self.req.status
+        if state.name == "insync":
+            if req.force:
+                req.force = False
+                return "upgrade"
+            if conditions.get(status, REMEDIATED) and conditions.is_true({"status": status}, REMEDIATED):
+                self._replace_remediated()
+            if req.spec.drift_mode in ("warn", "enabled"):
+                self.mark(DRIFTED, False, "NoDriftDetected", "No drift detected against the cluster state")
+            else:
+                conditions.drop(status, DRIFTED)
+            return None
+        if state.name == "locked":
+            return "unlock"
+        if state.name == "absent":
+            if req.spec.remediation("install").exhausted(status) and not req.force:
+                raise self.retries_exceeded_for("install")
+            req.force = False
+            return "install"
+        if state.name == "unmanaged":
+            assert state.latest is not None
+            if state.latest.status == "deployed" and not in_sync(state.latest, req) and not req.force:
+                # Adoption (a release Flux or a person made): observe it instead of upgrading an equal release.
+                history.record(status, history.snapshot(state.latest))
+                return self.action_for(self.determine())
+            status.pop("history", None)
+            req.force = False
+            return "upgrade"
+        if state.name == "outofsync":
+            if req.spec.remediation("upgrade").exhausted(status) and not req.force:
+                raise self.retries_exceeded_for("upgrade")
+            req.force = False
+            return "upgrade"
+        if state.name == "drifted":
+            assert state.latest is not None
+            current = history.latest(status) or {}
+            summary = "\n".join(str(c) for c in state.drift)
+            message = (
+                f"Cluster state of release {current.get('namespace')}/{current.get('name')}.v{current.get('version')} "
+                f"has drifted from the desired state:\n{summary}"
+            )
+            self.event(WARNING, "DriftDetected", message, current)
+            self.mark(DRIFTED, True, "DriftDetected", message)
+            return "correct" if req.spec.drift_mode == "enabled" else None
+        if state.name == "untested":
+            if conditions.is_true({"status": status}, REMEDIATED):
+                self._replace_remediated()
+            return "test"
+        if state.name == "failed":
+            return self._for_failed(state)
+        raise Failure("StateError", f"unknown release state {state.name}")
+
+    def retries_exceeded_for(self, action: str) -> Stalling:
+        count = self.req.spec.remediation(action).failures(self.req.status)
+        return Stalling("RetriesExceeded", f"Failed to {action} after {count} attempt(s)")
+
+    def _replace_remediated(self) -> None:
+        current = history.latest(self.req.status) or {}
+        conditions.drop(self.req.status, REMEDIATED)
+        self.mark(RELEASED, True, "UpgradeSucceeded", f"Helm upgrade succeeded for release {_full(current)} with chart {_chart(current)}")
+
+    def _for_failed(self, state: State) -> str | None:
+        req, status = self.req, self.req.status
+        if active_retry(req) is not None:
+            return "upgrade"
+        remediation = active_remediation(req)
+        if remediation is None or remediation.failures(status) <= 0:
+            return "upgrade"  # the conditions of the last failure changed (new spec, reset): try again
+        if req.force:
+            req.force = False
+            return "upgrade"
+        if remediation.exhausted(status) and not remediation.remediate_last_failure:
+            raise self.retries_exceeded()
+        if remediation.strategy == "rollback":
+            if history.previous_deployed(status) is None:
+                raise Stalling("MissingRollbackTarget", "Failed to perform remediation: missing target release for rollback")
+            return "rollback"
+        return "uninstall"
+
+    # -- actions -------------------------------------------------------------------------------
+
+    def perform(self, action: str, state: State) -> None:
+        timeout = self.req.spec.action_timeout(action) if KIND[action] in (RELEASE, REMEDIATE, TEST) else 0
+        message = f"Running '{action}' action" + (f" with timeout of {timeout:g}s" if timeout else "")
+        conditions.set_condition(self.req.status, conditions.RECONCILING, True, "Progressing", message, self.req.generation)
+        getattr(self, f"_{action}")(state)
+
+    def _run(self, args: list[str], action: str, env: dict[str, str] | None = None) -> None:
+        self.helm.run(args, self.req.identity, self.req.spec.action_timeout(action), env, self.secrets)
+
+    def _values_file(self, scratch: Path) -> Path:
+        path = scratch / "values.yaml"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            yaml.safe_dump(self.req.values.merged, out)
+        return path
+
+    def _release(self, action: str) -> None:
+        req, status = self.req, self.req.status
+        before = req.storage.latest()
+        status["lastAttemptedReleaseAction"] = action
+        if action == "install":
+            status.pop("history", None)
+        conditions.drop(status, TEST_SUCCESS)
+        conditions.drop(status, REMEDIATED)
+        with self.helm.scratch() as scratch_dir:
+            scratch = Path(scratch_dir)
+            values = self._values_file(scratch)
+            post_render, env = req.post_render(scratch)
+            if action == "install":
+                replace = before is not None and before.status in ("uninstalled", "failed")
+                args = commands.install(req.spec, req.chart.path, values, post_render, replace)
+            else:
+                args = commands.upgrade(req.spec, req.chart.path, values, post_render)
+            try:
+                self._run(args, action, env)
+                error = None
+            except HelmError as exc:
+                error = exc
+        after = req.storage.latest()
+        made = after is not None and (before is None or (after.version, after.status) != (before.version, before.status))
+        if made and after is not None:
+            history.record(status, history.snapshot(after, action))
+        req.applied.clear()  # helm wrote the objects: the drift baseline starts again
+        title = "install" if action == "install" else "upgrade"
+        if error is not None:
+            message = (
+                f"Helm {title} failed for release {req.spec.target_namespace}/{req.spec.release_name} "
+                f"with chart {req.chart.display}: {error.message}"
+            )
+            status["failures"] = int(status.get("failures") or 0) + 1
+            reason = "InstallFailed" if action == "install" else "UpgradeFailed"
+            self.mark(RELEASED, False, reason, message)
+            self.event(WARNING, reason, message)
+            if not made:
+                raise Failure(reason, self.secrets(message))  # nothing was recorded: retried, not counted
+            req.spec.remediation(action).count_failure(status)
+            return
+        assert after is not None
+        current = history.latest(status) or history.snapshot(after, action)
+        message = f"Helm {title} succeeded for release {_full(current)} with chart {_chart(current)}"
+        reason = "InstallSucceeded" if action == "install" else "UpgradeSucceeded"
+        self.mark(RELEASED, True, reason, message)
+        if req.spec.tests_enabled:
+            self.mark(TEST_SUCCESS, None, "AwaitingTests", f"Helm release {_full(current)} with chart {_chart(current)} is awaiting tests")
+        if req.spec.retry(action) is not None:
+            _clear_failures(status)
+        self._observe_render()
+        self.event(NORMAL, reason, message, current)
+
+    def _install(self, state: State) -> None:
+        self._release("install")
+
+    def _upgrade(self, state: State) -> None:
+        self._release("upgrade")
+
+    def _observe_render(self) -> None:
+        status, spec = self.req.status, self.req.spec.raw
+        for key, name in (("observedPostRenderersDigest", "postRenderers"), ("observedCommonMetadataDigest", "commonMetadata")):
+            if spec.get(name) is None:
+                status.pop(key, None)
+            else:
+                status[key] = _digest(spec.get(name))
+
+    def _test(self, state: State) -> None:
+        req, status = self.req, self.req.status
+        current = history.latest(status) or {}
+        try:
+            self._run(commands.test(req.spec), "test")
+            error = None
+        except HelmError as exc:
+            error = exc
+        latest = req.storage.latest()
+        if latest is not None and latest.version == current.get("version"):
+            snap = history.snapshot(latest, current.get("action"), tested=True)
+            history.record(status, snap)
+            current = snap
+        if error is None:
+            hooks = len(current.get("testHooks") or {})
+            summary = "no test hooks" if hooks == 0 else f"{hooks} test {'hook' if hooks == 1 else 'hooks'} completed successfully"
+            message = f"Helm test succeeded for release {_full(current)} with chart {_chart(current)}: {summary}"
+            self.mark(TEST_SUCCESS, True, "TestSucceeded", message)
+            self.event(NORMAL, "TestSucceeded", message, current)
+            return
+        message = f"Helm test failed for release {_full(current)} with chart {_chart(current)}: {error.message}"
+        self.mark(TEST_SUCCESS, False, "TestFailed", message)
+        self.event(WARNING, "TestFailed", message, current)
+        status["failures"] = int(status.get("failures") or 0) + 1
+        remediation = active_remediation(req)
+        if remediation is not None and not req.spec.ignore_test_failures(remediation):
+            remediation.count_failure(status)
+
+    def _rollback(self, state: State) -> None:
+        req, status = self.req, self.req.status
+        target = history.previous_deployed(status) or {}
+        try:
+            self._run(commands.rollback(req.spec, int(target.get("version") or 0)), "rollback")
+            error = None
+        except HelmError as exc:
+            error = exc
+        latest = req.storage.latest()
+        current = history.latest(status) or {}
+        if latest is not None and latest.version != current.get("version"):
+            history.record(status, history.snapshot(latest, "rollback"))
+        req.applied.clear()
+        if error is None:
+            message = f"Helm rollback to previous release {_full(target)} with chart {_chart(target)} succeeded"
+            self.mark(REMEDIATED, True, "RollbackSucceeded", message)
+            self.event(NORMAL, "RollbackSucceeded", message, target)
+            return
+        message = f"Helm rollback to previous release {_full(target)} with chart {_chart(target)} failed: {error.message}"
+        status["failures"] = int(status.get("failures") or 0) + 1
+        self.mark(REMEDIATED, False, "RollbackFailed", message)
+        self.event(WARNING, "RollbackFailed", message, target)
+
+    def _uninstall(self, state: State) -> None:
+        req, status = self.req, self.req.status
+        current = history.latest(status) or {}
+        try:
+            self._run(commands.uninstall(req.spec), "uninstall")
+            error = None
+        except HelmError as exc:
+            error = exc
+        if error is None:
+            message = f"Helm uninstall remediation for release {_full(current)} with chart {_chart(current)} succeeded"
+            self.mark(REMEDIATED, True, "UninstallSucceeded", message)
+            self.event(NORMAL, "UninstallSucceeded", message, current)
+            latest = req.storage.latest()
+            if latest is not None and latest.version == current.get("version"):
+                history.record(status, history.snapshot(latest, current.get("action")))
+            return
+        message = f"Helm uninstall remediation for release {_full(current)} with chart {_chart(current)} failed: {error.message}"
+        status["failures"] = int(status.get("failures") or 0) + 1
+        self.mark(REMEDIATED, False, "UninstallFailed", message)
+        self.event(WARNING, "UninstallFailed", message, current)
+
+    def _unlock(self, state: State) -> None:
+        assert state.latest is not None
+        latest = state.latest
+        req = self.req
+        req.storage.mark_failed(latest, f"Release unlocked from stale '{latest.status}' state")
+        message = f"Unlocked Helm release {latest.display} with chart {latest.chart_display} in {latest.status} state"
+        unlocked = req.storage.latest()
+        current = history.latest(req.status)
+        if unlocked is not None and current is not None and current.get("version") == unlocked.version:
+            history.record(req.status, history.snapshot(unlocked, current.get("action")))
+        self.mark(RELEASED, False, "PendingRelease", message)
+        self.event(NORMAL, "PendingRelease", message)
+
+    def _correct(self, state: State) -> None:
+        assert state.latest is not None
+        try:
+            changes = self.drift(state.latest, repair=True)
+        except (ApplyError, KubeError) as exc:
+            message = f"Failed to correct cluster state of release {state.latest.display}: {exc}"
+            self.event(WARNING, "DriftCorrectionFailed", message)
+            raise Failure("DriftCorrectionFailed", self.secrets(message)) from None
+        moved = [str(c) for c in changes if c.action in ("created", "configured")]
+        if moved:
+            self.event(
+                NORMAL, "DriftCorrected",
+                f"Cluster state of release {state.latest.display} has been corrected:\n" + "\n".join(moved),
+                history.latest(self.req.status),
+            )  # fmt: skip
+
+    # -- drift ---------------------------------------------------------------------------------
+
+    def objects(self, release: Release) -> list[dict[str, Any]]:
+        """The release's manifest as objects, each with its namespace (helm puts unset ones in the release's)."""
+        found = []
+        for doc in yaml.safe_load_all(release.manifest):
+            if not isinstance(doc, dict) or not doc.get("kind"):
+                continue
+            annotations = (doc.get("metadata") or {}).get("annotations") or {}
+            if str(annotations.get(DRIFT_ANNOTATION, "")).lower() == "disabled":
+                continue
+            meta = doc.setdefault("metadata", {})
+            try:
+                namespaced = self.mapper.resource_for(str(doc.get("apiVersion")), str(doc["kind"])).namespaced
+            except KubeError:
+                namespaced = True
+            if namespaced and not meta.get("namespace"):
+                meta["namespace"] = release.namespace
+            found.append(doc)
+        return found
+
+    def drift(self, release: Release, repair: bool) -> list[Change]:
+        """What of the release differs from the cluster (``removed``, ``changed``); with ``repair``, re-applied."""
+        owner = _owner(self.req.obj)
+        applier = Applier(self.req.tenant, self.mapper, owner, FIELD_MANAGER, repair=repair)
+        changes = applier.apply_all(self.objects(release), self.req.applied, False)
+        return [c for c in changes if c.action not in ("unchanged", "skipped")]
+
+
+def _digest(value: Any) -> str:
+    """The digest of a spec field whose change must trigger an upgrade (post-renderers, common metadata)."""
+    return "" if value is None else config_digest({"value": value})
+
+
+def _owner(obj: dict[str, Any]) -> dict[str, str]:
+    return {NAME_LABEL: obj["metadata"]["name"], NAMESPACE_LABEL: obj["metadata"]["namespace"]}
+
+
+def _full(snap: dict[str, Any]) -> str:
+    return f"{snap.get('namespace')}/{snap.get('name')}.v{snap.get('version')}"
+
+
+def _chart(snap: dict[str, Any]) -> str:
+    return f"{snap.get('chartName')}@{snap.get('chartVersion')}"
+
+
+def _clear_failures(status: dict[str, Any]) -> None:
+    for key in ("failures", "installFailures", "upgradeFailures"):
+        status.pop(key, None)
