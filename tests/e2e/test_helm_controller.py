@@ -189,13 +189,14 @@ def test_a_new_chart_version_upgrades(tenant: HelmTenant, helm: AdminHelm, chart
     tenant.ready("grow", "InstallSucceeded")
     charts.add_chart("grow", "1.1.0", templates=helm_charts.configmaps(2))
     chart_revision(tenant, "grow", "1.1.0")
-    upgraded = until(
+    until(
         lambda: tenant.get("grow"),
-        lambda o: (o.get("status", {}).get("history") or [{}])[0].get("chartVersion") == "1.1.0",
+        lambda o: ((o.get("status") or {}).get("history") or [{}])[0].get("chartVersion") == "1.1.0",
         timeout=60,
         what="release upgraded to chart 1.1.0",
     )
-    assert condition(upgraded)["reason"] == "UpgradeSucceeded"
+    upgraded = tenant.ready("grow", "UpgradeSucceeded")
+    assert upgraded["status"]["lastAttemptedRevision"] == "1.1.0"
     history = helm.history(release, tenant.target)
     assert [(e["revision"], e["chart"]) for e in history] == [(1, "grow-1.0.0"), (2, "grow-1.1.0")]
     assert set(tenant.configmaps()) == {f"{release}-0", f"{release}-1"}
@@ -587,6 +588,17 @@ def test_a_release_installed_by_upstream_flux_is_adopted_without_reinstall(
     tenant.patch("adopted", {"spec": {"values": {"greeting": "changed"}}})
     tenant.ready("adopted", "UpgradeSucceeded")
     assert statuses(helm.history(release, tenant.target)) == [(1, "superseded"), (2, "deployed")]
+
+
+def test_storage_namespace_set_to_the_target_namespace_is_honoured(
+    tenant: HelmTenant, helm: AdminHelm, admin_api: client.ApiClient
+) -> None:
+    """The hand-over to upstream Flux: with storageNamespace = targetNamespace, both store in one place."""
+    release = tenant.release("handover", storageNamespace=tenant.target)
+    done = tenant.ready("handover", "InstallSucceeded")
+    assert done["status"]["storageNamespace"] == tenant.target
+    assert statuses(helm.history(release, tenant.target)) == [(1, "deployed")]
+    assert release_secrets(admin_api, tenant.config, release) == {}
 
 
 # --- bad input ------------------------------------------------------------------------------------
