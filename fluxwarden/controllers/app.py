@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fluxwarden.controllers.helm.helmrelease import HelmOptions, HelmReleaseReconciler
 from fluxwarden.controllers.kustomize.kustomization import KustomizationReconciler, KustomizeOptions
 from fluxwarden.controllers.runtime.controller import Controller
 from fluxwarden.controllers.runtime.kube import Kube
@@ -29,6 +30,7 @@ class ControllersOptions:
     storage_adv_url: str | None = None  # how other controllers reach artifacts; default http://<host>:<port>
     max_source_size: int = DEFAULT_MAX_SIZE
     kustomize: KustomizeOptions = field(default_factory=KustomizeOptions)
+    helm: HelmOptions = field(default_factory=HelmOptions)
     manager: ManagerOptions = field(default_factory=ManagerOptions)
 
 
@@ -61,9 +63,15 @@ def _kustomize(kube: Kube, storage: Storage, options: ControllersOptions) -> lis
     return [KustomizationReconciler(kube, options.kustomize, work_dir, options.max_source_size)]
 
 
+def _helm(kube: Kube, storage: Storage, options: ControllersOptions) -> list[Controller]:
+    work_dir = Path(tempfile.mkdtemp(prefix="fluxwarden-helm-"))  # private (0700): kubeconfig, values, charts
+    return [HelmReleaseReconciler(kube, options.helm, work_dir, options.max_source_size)]
+
+
 CONTROLLERS: dict[str, Callable[[Kube, Storage, ControllersOptions], list[Controller]]] = {
     "source": _source,
     "kustomize": _kustomize,
+    "helm": _helm,
 }
 
 

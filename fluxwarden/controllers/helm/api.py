@@ -42,7 +42,6 @@ UNSUPPORTED = Table(
         Rule("spec.healthCheckExprs"),
         Rule("spec.dependsOn[].readyExpr"),
         Rule("spec.waitStrategy"),
-        Rule("spec.postRenderStrategy"),
         Rule("spec.driftDetection.ignore"),
         Rule("spec.upgrade.preserveValues", (False,)),
         Rule("spec.upgrade.chartNameChangeStrategy", ("None",)),

@@ -31,6 +31,10 @@ CHART_SOURCES = {"HelmChart": HELM_CHART}
 CACHED_CHARTS = 256
 
 
+def chart_path(namespace: str, name: str) -> str:
+    return f"/apis/{SOURCE}/v1/namespaces/{namespace}/helmcharts/{name}"
+
+
 @dataclass(frozen=True)
 class ChartRef:
     kind: str
@@ -46,14 +50,18 @@ def template_ref(obj: dict[str, Any]) -> ChartRef:
     """Where ``spec.chart``'s HelmChart lives: the source's namespace, named ``<hr ns>-<hr name>``."""
     meta = obj["metadata"]
     source = mapping(mapping(mapping(obj["spec"].get("chart")).get("spec")).get("sourceRef"))
-    return ChartRef("HelmChart", str(source.get("namespace") or meta["namespace"]), f"{meta['namespace']}-{meta['name']}")
+    return ChartRef(
+        "HelmChart", str(source.get("namespace") or meta["namespace"]), f"{meta['namespace']}-{meta['name']}"
+    )
 
 
 def chart_ref(obj: dict[str, Any]) -> ChartRef:
     """The chart source this release installs from: ``spec.chartRef`` or the HelmChart template."""
     ref = mapping(obj["spec"].get("chartRef"))
     if ref:
-        return ChartRef(str(ref.get("kind")), str(ref.get("namespace") or obj["metadata"]["namespace"]), str(ref["name"]))
+        return ChartRef(
+            str(ref.get("kind")), str(ref.get("namespace") or obj["metadata"]["namespace"]), str(ref["name"])
+        )
     return template_ref(obj)
 
 
@@ -86,7 +94,7 @@ def template(obj: dict[str, Any], interval: str) -> dict[str, Any]:
 def apply_template(kube: Kube, obj: dict[str, Any], interval: str) -> ChartRef:
     body = template(obj, interval)
     ref = template_ref(obj)
-    path = HELM_CHART.path(ref.namespace, ref.name)
+    path = chart_path(ref.namespace, ref.name)
     try:
         kube.request(
             "PATCH", path, query={"fieldManager": FIELD_MANAGER, "force": "true"}, body=body,
@@ -100,7 +108,7 @@ def apply_template(kube: Kube, obj: dict[str, Any], interval: str) -> ChartRef:
 def delete_template(kube: Kube, namespace: str, name: str) -> None:
     """Delete a HelmChart this controller made (it carries our labels); gone already is fine."""
     try:
-        kube.request("DELETE", HELM_CHART.path(namespace, name), what=f"HelmChart {namespace}/{name}")
+        kube.request("DELETE", chart_path(namespace, name), what=f"HelmChart {namespace}/{name}")
     except NotFound:
         return
 

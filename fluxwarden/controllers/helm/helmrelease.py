@@ -37,10 +37,10 @@ from fluxwarden.controllers.helm.runner import Helm, HelmError, Identity
 from fluxwarden.controllers.helm.storage import ReleaseStorage, StorageError
 from fluxwarden.controllers.helm.values import Values, ValuesError, compose
 from fluxwarden.controllers.runtime import conditions
-from fluxwarden.controllers.runtime.controller import Context, Success, Watch, artifact_revision
+from fluxwarden.controllers.runtime.controller import Context, Mapper, Success, Watch, artifact_revision
 from fluxwarden.controllers.runtime.errors import Failure, ReconcileError, Stalling, Waiting
 from fluxwarden.controllers.runtime.impersonation import Impersonator
-from fluxwarden.controllers.runtime.kube import Kube, KubeError, NotFound, Resource, key_of
+from fluxwarden.controllers.runtime.kube import Kube, NotFound, Resource, key_of
 from fluxwarden.controllers.runtime.prologue import requested_at
 from fluxwarden.controllers.runtime.restmapper import RestMapper
 from fluxwarden.controllers.runtime.spec import mapping
@@ -64,8 +64,10 @@ def _annotation(obj: dict[str, Any], name: str) -> str | None:
 
 def _chart_users(new: dict[str, Any], old: dict[str, Any] | None, own: list[dict[str, Any]]) -> list[tuple[str, str]]:
     """HelmReleases installing from a HelmChart whose artifact or readiness changed."""
-    if old is not None and artifact_revision(new) == artifact_revision(old) and (
-        conditions.is_true(new) == conditions.is_true(old)
+    if (
+        old is not None
+        and artifact_revision(new) == artifact_revision(old)
+        and (conditions.is_true(new) == conditions.is_true(old))
     ):
         return []
     namespace, name = key_of(new)
@@ -91,9 +93,11 @@ def _dependants(new: dict[str, Any], old: dict[str, Any] | None, own: list[dict[
     ]
 
 
-def _values_watch(kind: str) -> Callable[[dict[str, Any], dict[str, Any] | None, list[dict[str, Any]]], list[tuple[str, str]]]:
+def _values_watch(kind: str) -> Mapper:
+    """HelmReleases whose ``valuesFrom`` names a watched (labelled) ConfigMap or Secret that changed."""
+
     def users(new: dict[str, Any], old: dict[str, Any] | None, own: list[dict[str, Any]]) -> list[tuple[str, str]]:
-        if old is not None and (new.get("data"), new.get("stringData")) == (old.get("data"), old.get("stringData")):
+        if old is not None and new["metadata"].get("resourceVersion") == old["metadata"].get("resourceVersion"):
             return []
         namespace, name = key_of(new)
         return [
@@ -132,8 +136,8 @@ class HelmReleaseReconciler:
         self.watches = [
             Watch(charts.HELM_CHART, _chart_users),
             Watch(HELM_RELEASE, _dependants),
-            Watch(CONFIG_MAPS, _values_watch("ConfigMap"), selector),
-            Watch(SECRETS, _values_watch("Secret"), selector),
+            Watch(CONFIG_MAPS, _values_watch("ConfigMap"), selector, metadata_only=True),
+            Watch(SECRETS, _values_watch("Secret"), selector, metadata_only=True),
         ]
 
     # -- the reconcile ---------------------------------------------------------------------------
@@ -160,7 +164,7 @@ class HelmReleaseReconciler:
             )  # fmt: skip
             return Machine(ctx, request, self.helm, self.mapper, secrets).run()
         except StorageError as exc:
-            raise Failure("StorageError", secrets(str(exc))) from None
+            raise Failure("StateError", secrets(f"Could not determine release state: {exc}")) from None
         except ReconcileError as exc:
             exc.message = secrets(exc.message)
             raise
@@ -187,7 +191,9 @@ class HelmReleaseReconciler:
             return  # nothing was released by this object
         name = spec.service_account or (self.options.settings.applier if self.options.settings.enforce else None)
         if name is None or not self._service_account_exists(ctx, spec.namespace, name):
-            ctx.log.info("HelmRelease %s/%s deleted without uninstall: its service account is gone", spec.namespace, spec.name)
+            ctx.log.info(
+                "HelmRelease %s/%s deleted without uninstall: its service account is gone", spec.namespace, spec.name
+            )
             return
         identity = Identity(spec.namespace, name)
         storage = ReleaseStorage(self.impersonator.client_for(identity.user), spec.target_namespace, spec.release_name)
@@ -196,7 +202,10 @@ class HelmReleaseReconciler:
                 return
             self.helm.run(commands.uninstall(spec), identity, spec.action_timeout("uninstall"))
         except (HelmError, StorageError) as exc:
-            raise Failure("UninstallFailed", f"Helm uninstall failed for release {spec.target_namespace}/{spec.release_name}: {exc}") from None
+            raise Failure(
+                "UninstallFailed",
+                f"Helm uninstall failed for release {spec.target_namespace}/{spec.release_name}: {exc}",
+            ) from None
 
     def _delete_template(self, ctx: Context, obj: dict[str, Any]) -> None:
         helm_chart = str(mapping(obj.get("status")).get("helmChart") or "")
@@ -213,7 +222,8 @@ class HelmReleaseReconciler:
             if finding.rule == "cross-namespace-ref":
                 ref = self._source_ref(obj)
                 raise Stalling(
-                    "AccessDenied", f"cross-namespace references are not allowed: cannot access {ref.kind} {ref.namespace}/{ref.name}"
+                    "AccessDenied",
+                    f"cross-namespace references are not allowed: cannot access {ref.kind} {ref.namespace}/{ref.name}",
                 )
             if finding.rule in ("service-account", "cross-namespace-dependency", "remote-cluster"):
                 raise Stalling("AccessDenied", finding.message)
@@ -223,7 +233,11 @@ class HelmReleaseReconciler:
         if spec.get("chartRef"):
             return charts.chart_ref(obj)
         source = mapping(mapping(mapping(spec.get("chart")).get("spec")).get("sourceRef"))
-        return charts.ChartRef(str(source.get("kind")), str(source.get("namespace") or obj["metadata"]["namespace"]), str(source.get("name")))
+        return charts.ChartRef(
+            str(source.get("kind")),
+            str(source.get("namespace") or obj["metadata"]["namespace"]),
+            str(source.get("name")),
+        )
 
     def _dependencies(self, ctx: Context, spec: HelmReleaseSpec) -> None:
         for namespace, name in spec.depends_on:
@@ -310,13 +324,19 @@ class HelmReleaseReconciler:
         handled = mapping(obj.get("status")).get("lastHandledForceAt")
         return force is not None and force != handled and force == requested_at(obj)
 
-    def _post_render(self, obj: dict[str, Any]) -> Callable[[Path], tuple[list[str], dict[str, str]]]:
+    def _post_render(self, obj: dict[str, Any]) -> Callable[[Path], tuple[list[str], dict[str, str], Path]]:
         spec = mapping(obj.get("spec"))
 
-        def prepare(scratch: Path) -> tuple[list[str], dict[str, str]]:
+        def prepare(scratch: Path) -> tuple[list[str], dict[str, str], Path]:
             renderers = [r for r in spec.get("postRenderers") or [] if isinstance(r, dict)]
-            prepared = postrender.prepare(scratch, renderers, mapping(spec.get("commonMetadata")) or None, _owner(obj))
-            return list(prepared.args), dict(prepared.env)
+            common = mapping(spec.get("commonMetadata")) or None
+            strategy = str(spec["postRenderStrategy"]) if spec.get("postRenderStrategy") else None
+            try:
+                prepared = postrender.prepare(scratch, renderers, common, _owner(obj), strategy=strategy)
+            except postrender.InvalidPostRenderer as exc:
+                raise Stalling("InvalidSpec", str(exc)) from None
+            except FileNotFoundError as exc:
+                raise Failure("InstallFailed", str(exc)) from None
+            return list(prepared.args), dict(prepared.env), prepared.error_file
 
         return prepare
-

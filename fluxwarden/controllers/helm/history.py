@@ -75,13 +75,15 @@ def snapshot(release: Release, action: str | None = None, tested: bool = False) 
 
 
 def latest(status: dict[str, Any]) -> dict[str, Any] | None:
-    history = status.get("history") or []
+    history: list[dict[str, Any]] = status.get("history") or []
     return history[0] if history else None
 
 
 def record(status: dict[str, Any], snap: dict[str, Any]) -> None:
     """Put ``snap`` first, replacing an older snapshot of the same version; keep the newest ``KEPT``."""
-    others = [s for s in status.get("history") or [] if s.get("version") != snap["version"] or s.get("name") != snap["name"]]
+    others = [
+        s for s in status.get("history") or [] if s.get("version") != snap["version"] or s.get("name") != snap["name"]
+    ]
     status["history"] = [snap, *others][:KEPT]
 
 
@@ -95,7 +97,5 @@ def failed_test(snap: dict[str, Any] | None) -> bool:
 
 def previous_deployed(status: dict[str, Any]) -> dict[str, Any] | None:
     """The snapshot to roll back to: the newest one after the first that was deployed or superseded."""
-    for snap in (status.get("history") or [])[1:]:
-        if snap.get("status") in ("deployed", "superseded"):
-            return snap
-    return None
+    snapshots: list[dict[str, Any]] = status.get("history") or []
+    return next((s for s in snapshots[1:] if s.get("status") in ("deployed", "superseded")), None)

@@ -65,16 +65,18 @@ class Request:
     identity: Identity
     tenant: Kube
     force: bool  # an unhandled ``forceAt``: one release action even when in sync or out of retries
-    post_render: Callable[[Path], tuple[list[str], dict[str, str]]]
+    post_render: Callable[[Path], tuple[list[str], dict[str, str], Path]]  # args, env, the plugin's error file
     applied: dict[str, Applied] = field(default_factory=dict)
 
     @property
     def status(self) -> dict[str, Any]:
-        return self.obj["status"]
+        status: dict[str, Any] = self.obj["status"]
+        return status
 
     @property
     def generation(self) -> int | None:
-        return self.obj["metadata"].get("generation")
+        generation = self.obj["metadata"].get("generation")
+        return int(generation) if generation is not None else None
 
 
 @dataclass(frozen=True)
@@ -193,12 +195,12 @@ class Machine:
         raise Failure(reason, self.secrets(message))
 
     def after_remediation(self) -> Success:
-        ok, reason, message = self.summary()
+        _, reason, message = self.summary()
         if retry := active_retry(self.req):
             raise Waiting(reason, self.secrets(message), retry.interval)
         remediation = active_remediation(self.req)
-        uninstall_after_upgrade = remediation is not None and remediation.action == "upgrade" and (
-            remediation.strategy == "uninstall"
+        uninstall_after_upgrade = (
+            remediation is not None and remediation.action == "upgrade" and (remediation.strategy == "uninstall")
         )
         if remediation is None or not remediation.exhausted(self.req.status) or uninstall_after_upgrade:
             raise Failure(reason, self.secrets(message))
@@ -233,17 +235,22 @@ class Machine:
         if latest.status == "uninstalled":
             return State("absent", "found uninstalled release in storage", latest)
         if latest.status != "deployed":
-            raise Failure("StateError", f"Could not determine release state: unexpected release status '{latest.status}'")
+            raise Failure(
+                "StateError", f"Could not determine release state: unexpected release status '{latest.status}'"
+            )
         if why := in_sync(latest, req):
             return State("outofsync", why, latest)
-        if req.obj["status"].get("observedGeneration") != req.generation:
-            if why := self._render_changed():
-                return State("outofsync", why, latest)
+        if req.obj["status"].get("observedGeneration") != req.generation and (why := self._render_changed()):
+            return State("outofsync", why, latest)
         if req.spec.tests_enabled:
             if not history.tested(current):
                 return State("untested", "", latest)
             remediation = active_remediation(req)
-            if remediation is not None and not req.spec.ignore_test_failures(remediation) and history.failed_test(current):
+            if (
+                remediation is not None
+                and not req.spec.ignore_test_failures(remediation)
+                and history.failed_test(current)
+            ):
                 return State("failed", "release has test in failed phase", latest)
         if req.spec.drift_mode in ("warn", "enabled"):
             drift = self.drift(latest, repair=False)
@@ -319,7 +326,12 @@ class Machine:
     def _replace_remediated(self) -> None:
         current = history.latest(self.req.status) or {}
         conditions.drop(self.req.status, REMEDIATED)
-        self.mark(RELEASED, True, "UpgradeSucceeded", f"Helm upgrade succeeded for release {_full(current)} with chart {_chart(current)}")
+        self.mark(
+            RELEASED,
+            True,
+            "UpgradeSucceeded",
+            f"Helm upgrade succeeded for release {_full(current)} with chart {_chart(current)}",
+        )
 
     def _for_failed(self, state: State) -> str | None:
         req, status = self.req, self.req.status
@@ -335,7 +347,9 @@ class Machine:
             raise self.retries_exceeded()
         if remediation.strategy == "rollback":
             if history.previous_deployed(status) is None:
-                raise Stalling("MissingRollbackTarget", "Failed to perform remediation: missing target release for rollback")
+                raise Stalling(
+                    "MissingRollbackTarget", "Failed to perform remediation: missing target release for rollback"
+                )
             return "rollback"
         return "uninstall"
 
@@ -344,7 +358,9 @@ class Machine:
     def perform(self, action: str, state: State) -> None:
         timeout = self.req.spec.action_timeout(action) if KIND[action] in (RELEASE, REMEDIATE, TEST) else 0
         message = f"Running '{action}' action" + (f" with timeout of {timeout:g}s" if timeout else "")
-        conditions.set_condition(self.req.status, conditions.RECONCILING, True, "Progressing", message, self.req.generation)
+        conditions.set_condition(
+            self.req.status, conditions.RECONCILING, True, "Progressing", message, self.req.generation
+        )
         getattr(self, f"_{action}")(state)
 
     def _run(self, args: list[str], action: str, env: dict[str, str] | None = None) -> None:
@@ -368,7 +384,7 @@ class Machine:
         with self.helm.scratch() as scratch_dir:
             scratch = Path(scratch_dir)
             values = self._values_file(scratch)
-            post_render, env = req.post_render(scratch)
+            post_render, env, plugin_error = req.post_render(scratch)
             if action == "install":
                 replace = before is not None and before.status in ("uninstalled", "failed")
                 args = commands.install(req.spec, req.chart.path, values, post_render, replace)
@@ -379,8 +395,12 @@ class Machine:
                 error = None
             except HelmError as exc:
                 error = exc
+                if plugin_error.exists() and (said := plugin_error.read_text().strip()):
+                    error = HelmError(self.secrets(" ".join(said.split())))  # helm drops a plugin's stderr
         after = req.storage.latest()
-        made = after is not None and (before is None or (after.version, after.status) != (before.version, before.status))
+        made = after is not None and (
+            before is None or (after.version, after.status) != (before.version, before.status)
+        )
         if made and after is not None:
             history.record(status, history.snapshot(after, action))
         req.applied.clear()  # helm wrote the objects: the drift baseline starts again
@@ -404,7 +424,12 @@ class Machine:
         reason = "InstallSucceeded" if action == "install" else "UpgradeSucceeded"
         self.mark(RELEASED, True, reason, message)
         if req.spec.tests_enabled:
-            self.mark(TEST_SUCCESS, None, "AwaitingTests", f"Helm release {_full(current)} with chart {_chart(current)} is awaiting tests")
+            self.mark(
+                TEST_SUCCESS,
+                None,
+                "AwaitingTests",
+                f"Helm release {_full(current)} with chart {_chart(current)} is awaiting tests",
+            )
         if req.spec.retry(action) is not None:
             _clear_failures(status)
         self._observe_render()
@@ -418,7 +443,10 @@ class Machine:
 
     def _observe_render(self) -> None:
         status, spec = self.req.status, self.req.spec.raw
-        for key, name in (("observedPostRenderersDigest", "postRenderers"), ("observedCommonMetadataDigest", "commonMetadata")):
+        for key, name in (
+            ("observedPostRenderersDigest", "postRenderers"),
+            ("observedCommonMetadataDigest", "commonMetadata"),
+        ):
             if spec.get(name) is None:
                 status.pop(key, None)
             else:
@@ -439,7 +467,11 @@ class Machine:
             current = snap
         if error is None:
             hooks = len(current.get("testHooks") or {})
-            summary = "no test hooks" if hooks == 0 else f"{hooks} test {'hook' if hooks == 1 else 'hooks'} completed successfully"
+            summary = (
+                "no test hooks"
+                if hooks == 0
+                else f"{hooks} test {'hook' if hooks == 1 else 'hooks'} completed successfully"
+            )
             message = f"Helm test succeeded for release {_full(current)} with chart {_chart(current)}: {summary}"
             self.mark(TEST_SUCCESS, True, "TestSucceeded", message)
             self.event(NORMAL, "TestSucceeded", message, current)
@@ -470,7 +502,9 @@ class Machine:
             self.mark(REMEDIATED, True, "RollbackSucceeded", message)
             self.event(NORMAL, "RollbackSucceeded", message, target)
             return
-        message = f"Helm rollback to previous release {_full(target)} with chart {_chart(target)} failed: {error.message}"
+        message = (
+            f"Helm rollback to previous release {_full(target)} with chart {_chart(target)} failed: {error.message}"
+        )
         status["failures"] = int(status.get("failures") or 0) + 1
         self.mark(REMEDIATED, False, "RollbackFailed", message)
         self.event(WARNING, "RollbackFailed", message, target)
@@ -491,7 +525,8 @@ class Machine:
             if latest is not None and latest.version == current.get("version"):
                 history.record(status, history.snapshot(latest, current.get("action")))
             return
-        message = f"Helm uninstall remediation for release {_full(current)} with chart {_chart(current)} failed: {error.message}"
+        where = f"{_full(current)} with chart {_chart(current)}"
+        message = f"Helm uninstall remediation for release {where} failed: {error.message}"
         status["failures"] = int(status.get("failures") or 0) + 1
         self.mark(REMEDIATED, False, "UninstallFailed", message)
         self.event(WARNING, "UninstallFailed", message, current)

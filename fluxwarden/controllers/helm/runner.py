@@ -169,7 +169,8 @@ class Helm:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
-            raise HelmError(f"helm {args[0]} did not finish within {timeout + KILL_GRACE:g}s and was killed", True)
+            limit = timeout + KILL_GRACE
+            raise HelmError(f"helm {args[0]} did not finish within {limit:g}s and was killed", True) from None
         if process.returncode != 0:
             message = _one_line(stderr[-OUTPUT_LIMIT:])
             raise HelmError(redact(message) if redact else message, "context deadline exceeded" in message)

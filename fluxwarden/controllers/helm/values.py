@@ -174,7 +174,8 @@ def set_path(values: dict[str, Any], path: str, raw: str) -> None:
                     child = node[key] = {}
                 node = child
             continue
-        holder, slot = node, key
+        holder: Any = node
+        slot: Any = key
         for depth, index in enumerate(indices):
             current = holder.get(slot) if isinstance(holder, dict) else holder[slot]
             if not isinstance(current, list):

@@ -42,6 +42,7 @@ class Watch:
     resource: Resource
     mapper: Mapper
     label_selector: str | None = None  # watch only the objects that carry this label (values sources)
+    metadata_only: bool = False  # names, labels and versions only: never a Secret's data in memory
 
 
 def artifact_revision(obj: dict[str, Any] | None) -> str | None:

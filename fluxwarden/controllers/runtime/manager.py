@@ -21,6 +21,7 @@ from fluxwarden.controllers.runtime.events import EventRecorder
 from fluxwarden.controllers.runtime.informer import Informer
 from fluxwarden.controllers.runtime.kube import Kube, KubeError, Resource, key_of
 from fluxwarden.controllers.runtime.leader import LeaderElector
+from fluxwarden.controllers.runtime.metadata import MetadataKube
 from fluxwarden.controllers.runtime.metrics import ControllerMetrics
 from fluxwarden.controllers.runtime.prologue import REQUESTED_AT, Runtime, run_once
 from fluxwarden.controllers.runtime.queue import WorkQueue
@@ -76,7 +77,7 @@ class Manager:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._servers: list[Any] = []
-        self._informers: dict[tuple[str, str, str | None], Informer] = {}
+        self._informers: dict[tuple[str, str, str | None, bool], Informer] = {}
         self.loops = [self._loop(c) for c in controllers]
         self.elected = threading.Event()
 
@@ -102,12 +103,13 @@ class Manager:
             bind(queue.add, self._stop)  # watches a controller starts itself (kinds known at run time)
         return loop
 
-    def _informer(self, resource: Resource, label_selector: str | None) -> Informer:
-        """One list+watch and cache per kind and selector, whoever consumes it."""
-        key = (resource.group, resource.plural, label_selector)
+    def _informer(self, resource: Resource, label_selector: str | None, metadata_only: bool = False) -> Informer:
+        """One list+watch and cache per kind, selector and depth, whoever consumes it."""
+        key = (resource.group, resource.plural, label_selector, metadata_only)
         if key not in self._informers:
+            kube = MetadataKube(self.kube.api) if metadata_only else self.kube
             self._informers[key] = Informer(
-                self.kube, resource, None, self.options.namespace, label_selector, self.options.watch_timeout
+                kube, resource, None, self.options.namespace, label_selector, self.options.watch_timeout
             )
         return self._informers[key]
 
@@ -117,7 +119,7 @@ class Manager:
                 loop.queue.add(key)
 
         # Sources and dependencies need not carry this shard's label: watch them unfiltered.
-        informer = self._informer(watch.resource, watch.label_selector)
+        informer = self._informer(watch.resource, watch.label_selector, watch.metadata_only)
         informer.add_handler(on_event)
         return informer
 
