@@ -17,7 +17,7 @@ from kubernetes.client.exceptions import ApiException
 from tests.support import helm_charts, jobs
 from tests.support.control_plane import ControlPlane
 from tests.support.helm_cli import AdminHelm, kill_mid_upgrade, release_secrets
-from tests.support.helm_repo import HelmRepoServer
+from tests.support.helm_repo import HelmRepoServer, helm_binary
 from tests.support.processes import ChildWatch
 from tests.support.tenants import grant
 from tests.support.tls import PrivateCA
@@ -171,10 +171,10 @@ def test_finish_writes_a_status_the_apiserver_accepts_and_it_refuses_a_shortcut(
 
 
 def test_child_watch_sees_a_helm_run_and_nothing_when_none_runs(helm: AdminHelm) -> None:
-    with ChildWatch("helm") as idle:
+    with ChildWatch(helm_binary()) as idle:
         time.sleep(0.3)
     assert idle.seen == set()
-    with ChildWatch("helm") as busy:
+    with ChildWatch(helm_binary()) as busy:
         helm("version")
     assert busy.seen, "a helm run of this process went unseen"
 

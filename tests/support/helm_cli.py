@@ -63,8 +63,8 @@ class AdminHelm:
         return dict(values or {})
 
     def releases(self, namespace: str) -> list[dict[str, Any]]:
-        """``helm list -a -o json`` in ``namespace``: every release, whatever its state."""
-        listed: list[dict[str, Any]] = json.loads(self("list", "-a", "-n", namespace, "-o", "json"))
+        """``helm list -o json`` in ``namespace``: every release, whatever its state (helm v4's default)."""
+        listed: list[dict[str, Any]] = json.loads(self("list", "-n", namespace, "-o", "json"))
         return listed
 
     def run_unchecked(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -8,7 +8,9 @@ target namespace only; ``other`` is another tenant's namespace.
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,8 +19,8 @@ from kubernetes import client
 from fluxwarden.controllers.helm.api import HELM_RELEASE
 from fluxwarden.controllers.runtime.kube import Resource
 from fluxwarden.controllers.source.api import HELM_CHART, HELM_REPOSITORY
+from fluxwarden.tenancy import cut
 from tests.support.tenants import SHARD, condition
-from tests.support.wait import until
 
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
 RESET_AT = "reconcile.fluxcd.io/resetAt"
@@ -113,13 +115,31 @@ class HelmTenant:
         self.patch(name, {"metadata": {"annotations": {REQUESTED_AT: token, **extra}}}, resource)
         return token
 
+    def wait(
+        self, name: str, done: Callable[[dict[str, Any]], bool], what: str, timeout: float, namespace: str | None = None
+    ) -> dict[str, Any]:
+        """Poll HelmRelease ``name`` until ``done``; on timeout say which conditions it had, not the whole object."""
+        deadline = time.monotonic() + timeout
+        while True:
+            obj = self.get(name, namespace=namespace)
+            if done(obj):
+                return obj
+            if time.monotonic() > deadline:
+                status = obj.get("status") or {}
+                seen = [(c.get("type"), c.get("status"), c.get("reason"), cut(str(c.get("message")), 300))
+                        for c in status.get("conditions") or []]  # fmt: skip
+                raise AssertionError(
+                    f"timed out after {timeout}s waiting for HelmRelease {name} {what}; conditions: {seen}"
+                )
+            time.sleep(0.1)
+
     def handled(self, name: str, token: str, timeout: float = 60) -> dict[str, Any]:
         """Wait until the controller handled the request ``token`` (``status.lastHandledReconcileAt``)."""
-        return until(
-            lambda: self.get(name),
+        return self.wait(
+            name,
             lambda o: (o.get("status") or {}).get("lastHandledReconcileAt") == token,
-            timeout=timeout,
-            what=f"HelmRelease {name} handled request {token}",
+            f"to handle {token}",
+            timeout,
         )
 
     def ready(self, name: str, reason: str | None = None, timeout: float = 90) -> dict[str, Any]:
@@ -130,7 +150,7 @@ class HelmTenant:
             current = (obj.get("status") or {}).get("observedGeneration") == obj["metadata"]["generation"]
             return ready.get("status") == "True" and current and (reason is None or ready.get("reason") == reason)
 
-        return until(lambda: self.get(name), done, timeout=timeout, what=f"HelmRelease {name} Ready {reason or ''}")
+        return self.wait(name, done, f"Ready {reason or ''}", timeout)
 
     def failed(self, name: str, reason: str, timeout: float = 90, type_: str = "Ready") -> dict[str, Any]:
         """``type_`` (Ready) False with ``reason`` at the current generation."""
@@ -140,14 +160,14 @@ class HelmTenant:
             current = (obj.get("status") or {}).get("observedGeneration") == obj["metadata"]["generation"]
             return cond.get("status") == "False" and cond.get("reason") == reason and current
 
-        return until(lambda: self.get(name), done, timeout=timeout, what=f"HelmRelease {name} {type_}=False {reason}")
+        return self.wait(name, done, f"{type_}=False {reason}", timeout)
 
     def stalled(self, name: str, reason: str, timeout: float = 90) -> dict[str, Any]:
         def done(obj: dict[str, Any]) -> bool:
             stalled = condition(obj, "Stalled")
             return stalled.get("status") == "True" and stalled.get("reason") == reason
 
-        return until(lambda: self.get(name), done, timeout=timeout, what=f"HelmRelease {name} Stalled {reason}")
+        return self.wait(name, done, f"Stalled {reason}", timeout)
 
     def configmaps(self, namespace: str | None = None) -> dict[str, dict[str, str]]:
         return {

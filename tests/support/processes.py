@@ -1,7 +1,8 @@
 """Which programs this test process started, seen from /proc while it runs.
 
 The controllers run in the test's own process, so every helm they start is a descendant of it: a
-watcher that samples /proc tells "no helm process ran" from "one ran", without wrapping helm.
+watcher that samples /proc tells "no helm process ran" from "one ran", without wrapping helm. A
+process is matched by the binary it runs (``/proc/<pid>/exe``), whatever name it was started under.
 """
 
 from __future__ import annotations
@@ -28,35 +29,40 @@ def _parents() -> dict[int, tuple[int, str]]:
     return found
 
 
-def descendants(root: int, name: str) -> set[int]:
-    """The pids of processes called ``name`` below ``root``."""
+def descendants(root: int, executable: str) -> set[int]:
+    """The pids of processes below ``root`` running ``executable`` (by the real path, so links count)."""
     table = _parents()
     hits = set()
-    for pid, (_, command) in table.items():
-        if command != name:
-            continue
+    for pid in table:
         parent = pid
         while parent in table and parent not in (0, 1):
             parent = table[parent][0]
             if parent == root:
-                hits.add(pid)
+                try:
+                    running = os.path.realpath(f"/proc/{pid}/exe")
+                except OSError:
+                    break
+                if running == executable:
+                    hits.add(pid)
                 break
     return hits
 
 
 class ChildWatch:
-    """Samples, every ``interval`` seconds, the descendants called ``name`` of this process.
+    """Samples, every ``interval`` seconds, the descendants of this process that run ``executable``.
+
+    A program started through a link (the controller runs helm as ``helm-controller``) counts too.
 
     A helm run lasts far longer than the interval (process start, discovery, API calls), so a run
     the watcher misses would have to be shorter than any real helm call.
     """
 
-    def __init__(self, name: str = "helm", interval: float = 0.02) -> None:
-        self.name = name
+    def __init__(self, executable: str, interval: float = 0.02) -> None:
+        self.executable = os.path.realpath(executable)
         self.interval = interval
         self.seen: set[int] = set()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"watch-{name}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="child-watch", daemon=True)
 
     def __enter__(self) -> Self:
         self._thread.start()
@@ -69,5 +75,5 @@ class ChildWatch:
     def _run(self) -> None:
         me = os.getpid()
         while not self._stop.is_set():
-            self.seen |= descendants(me, self.name)
+            self.seen |= descendants(me, self.executable)
             self._stop.wait(self.interval)
