@@ -91,10 +91,33 @@ def template(obj: dict[str, Any], interval: str) -> dict[str, Any]:
     return {"apiVersion": HELM_CHART.api_version, "kind": "HelmChart", "metadata": metadata, "spec": spec}
 
 
-def apply_template(kube: Kube, obj: dict[str, Any], interval: str) -> ChartRef:
+def _matches(live: dict[str, Any], body: dict[str, Any]) -> bool:
+    """``live`` already holds everything ``body`` sets (so applying it again would change nothing)."""
+    meta, want = mapping(live.get("metadata")), body["metadata"]
+    for field_name in ("labels", "annotations"):
+        have = mapping(meta.get(field_name))
+        if any(have.get(k) != v for k, v in mapping(want.get(field_name)).items()):
+            return False
+    spec = mapping(live.get("spec"))
+    return all(spec.get(k) == v for k, v in body["spec"].items())
+
+
+def apply_template(kube: Kube, obj: dict[str, Any], interval: str) -> tuple[ChartRef, dict[str, Any] | None]:
+    """Create or update the HelmChart; an unchanged one is only read (a no-op reconcile writes nothing).
+
+    Returns where it is and, when it was unchanged, the object as read.
+    """
     body = template(obj, interval)
     ref = template_ref(obj)
     path = chart_path(ref.namespace, ref.name)
+    try:
+        live = kube.request("GET", path, what=f"HelmChart {ref.namespace}/{ref.name}")
+        if _matches(live, body):
+            return ref, live
+    except NotFound:
+        pass
+    except KubeError as exc:
+        raise Failure("ArtifactFailed", f"could not get HelmChart '{ref.namespace}/{ref.name}': {exc}") from None
     try:
         kube.request(
             "PATCH", path, query={"fieldManager": FIELD_MANAGER, "force": "true"}, body=body,
@@ -102,7 +125,7 @@ def apply_template(kube: Kube, obj: dict[str, Any], interval: str) -> ChartRef:
         )  # fmt: skip
     except KubeError as exc:
         raise Failure("ArtifactFailed", f"could not apply HelmChart '{ref.namespace}/{ref.name}': {exc}") from None
-    return ref
+    return ref, None
 
 
 def delete_template(kube: Kube, namespace: str, name: str) -> None:
@@ -113,13 +136,14 @@ def delete_template(kube: Kube, namespace: str, name: str) -> None:
         return
 
 
-def artifact(kube: Kube, ref: ChartRef) -> dict[str, Any]:
-    """The source's artifact; Waiting (``SourceNotReady``, as Flux) while it is missing, stale or failing."""
+def artifact(kube: Kube, ref: ChartRef, source: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The source's artifact (``source`` when already read); Waiting (``SourceNotReady``, as Flux) while it
+    is missing, stale or failing."""
     resource = CHART_SOURCES.get(ref.kind)
     if resource is None:
         raise Failure("ArtifactFailed", f"could not get Source object: unsupported kind {ref.kind}")
     try:
-        source = kube.get(resource, ref.namespace, ref.name)
+        source = source or kube.get(resource, ref.namespace, ref.name)
     except NotFound:
         raise Waiting(
             "ArtifactFailed", f"could not get Source object: {ref.display} not found", DEPENDENCY_REQUEUE

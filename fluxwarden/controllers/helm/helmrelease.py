@@ -164,6 +164,12 @@ class HelmReleaseReconciler:
             )  # fmt: skip
             return Machine(ctx, request, self.helm, self.mapper, secrets).run()
         except StorageError as exc:
+            if exc.forbidden and not status.get("history"):  # as Flux shows it: the install is refused
+                where = f"{spec.target_namespace}/{spec.release_name}"
+                message = secrets(f"Helm install failed for release {where} with chart {chart.display}: {exc}")
+                generation = obj["metadata"].get("generation")
+                conditions.set_condition(status, "Released", False, "InstallFailed", message, generation)
+                raise Failure("InstallFailed", message) from None
             raise Failure("StateError", secrets(f"Could not determine release state: {exc}")) from None
         except ReconcileError as exc:
             exc.message = secrets(exc.message)
@@ -276,11 +282,11 @@ class HelmReleaseReconciler:
         if spec.raw.get("chartRef"):
             self._delete_template(ctx, obj)  # moved from spec.chart: the template goes
             status.pop("helmChart", None)
-            ref = charts.chart_ref(obj)
+            ref, live = charts.chart_ref(obj), None
         else:
-            ref = charts.apply_template(ctx.kube, obj, str(spec.raw.get("interval")))
+            ref, live = charts.apply_template(ctx.kube, obj, str(spec.raw.get("interval")))
             status["helmChart"] = f"{ref.namespace}/{ref.name}"
-        artifact = charts.artifact(ctx.kube, ref)
+        artifact = charts.artifact(ctx.kube, ref, live)
         return self.charts.get(artifact, spec.timeout)
 
     def _values(self, ctx: Context, obj: dict[str, Any], spec: HelmReleaseSpec) -> Values:

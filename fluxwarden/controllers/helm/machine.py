@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from fluxwarden.controllers.apply import inventory
 from fluxwarden.controllers.apply.applier import Applier, ApplyError, Change
 from fluxwarden.controllers.apply.drift import Applied
 from fluxwarden.controllers.apply.redact import Redactor
@@ -25,6 +26,7 @@ from fluxwarden.controllers.helm import commands, history
 from fluxwarden.controllers.helm.api import (
     DRIFT_ANNOTATION,
     FIELD_MANAGER,
+    HELM_RELEASE,
     NAME_LABEL,
     NAMESPACE_LABEL,
     HelmReleaseSpec,
@@ -210,7 +212,12 @@ class Machine:
         remediation = active_remediation(self.req)
         count = remediation.failures(self.req.status) if remediation else 0
         action = self.req.status.get("lastAttemptedReleaseAction")
-        return Stalling("RetriesExceeded", f"Failed to {action} after {count} attempt(s)")
+        return self._stalled(f"Failed to {action} after {count} attempt(s)")
+
+    def _stalled(self, message: str) -> Stalling:
+        """Stalled ``RetriesExceeded``; Ready keeps what the release conditions say (the last failure)."""
+        _, reason, ready_message = self.summary()
+        return Stalling("RetriesExceeded", message, (reason, self.secrets(ready_message)))
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -274,6 +281,7 @@ class Machine:
                 return "upgrade"
             if conditions.get(status, REMEDIATED) and conditions.is_true({"status": status}, REMEDIATED):
                 self._replace_remediated()
+            self._released_in_sync()
             if req.spec.drift_mode in ("warn", "enabled"):
                 self.mark(DRIFTED, False, "NoDriftDetected", "No drift detected against the cluster state")
             else:
@@ -291,6 +299,10 @@ class Machine:
             if state.latest.status == "deployed" and not in_sync(state.latest, req) and not req.force:
                 # Adoption (a release Flux or a person made): observe it instead of upgrading an equal release.
                 history.record(status, history.snapshot(state.latest))
+                self._inventory(state.latest)
+                if not conditions.is_true({"status": status}, RELEASED):
+                    adopted = f"Helm release {state.latest.display} with chart {state.latest.chart_display} adopted"
+                    self.mark(RELEASED, True, "ReleaseAdopted", adopted + ": in sync with the spec, not upgraded")
                 return self.action_for(self.determine())
             status.pop("history", None)
             req.force = False
@@ -321,7 +333,7 @@ class Machine:
 
     def retries_exceeded_for(self, action: str) -> Stalling:
         count = self.req.spec.remediation(action).failures(self.req.status)
-        return Stalling("RetriesExceeded", f"Failed to {action} after {count} attempt(s)")
+        return self._stalled(f"Failed to {action} after {count} attempt(s)")
 
     def _replace_remediated(self) -> None:
         current = history.latest(self.req.status) or {}
@@ -332,6 +344,16 @@ class Machine:
             "UpgradeSucceeded",
             f"Helm upgrade succeeded for release {_full(current)} with chart {_chart(current)}",
         )
+
+    def _released_in_sync(self) -> None:
+        """An in-sync release after a failed attempt (the spec went back): Released says it succeeded."""
+        released = conditions.get(self.req.status, RELEASED) or {}
+        title = {"InstallFailed": "install", "UpgradeFailed": "upgrade"}.get(str(released.get("reason")))
+        if released.get("status") == "True" or title is None:
+            return
+        current = history.latest(self.req.status) or {}
+        message = f"Helm {title} succeeded for release {_full(current)} with chart {_chart(current)}"
+        self.mark(RELEASED, True, f"{title.capitalize()}Succeeded", message)
 
     def _for_failed(self, state: State) -> str | None:
         req, status = self.req, self.req.status
@@ -358,10 +380,22 @@ class Machine:
     def perform(self, action: str, state: State) -> None:
         timeout = self.req.spec.action_timeout(action) if KIND[action] in (RELEASE, REMEDIATE, TEST) else 0
         message = f"Running '{action}' action" + (f" with timeout of {timeout:g}s" if timeout else "")
-        conditions.set_condition(
-            self.req.status, conditions.RECONCILING, True, "Progressing", message, self.req.generation
-        )
+        status, generation = self.req.status, self.req.generation
+        conditions.set_condition(status, conditions.RECONCILING, True, "Progressing", message, generation)
+        if KIND[action] == RELEASE:
+            self.mark(conditions.READY, None, "Progressing", message)
+        self._show_progress()
         getattr(self, f"_{action}")(state)
+
+    def _show_progress(self) -> None:
+        """Write the conditions before a helm run that may take minutes, as Flux does; best effort."""
+        meta = self.req.obj["metadata"]
+        try:
+            self.ctx.kube.patch_status(
+                HELM_RELEASE, meta["namespace"], meta["name"], {"conditions": self.req.status["conditions"]}
+            )
+        except KubeError as exc:
+            self.ctx.log.debug("progress of HelmRelease %s/%s not written: %s", meta["namespace"], meta["name"], exc)
 
     def _run(self, args: list[str], action: str, env: dict[str, str] | None = None) -> None:
         self.helm.run(args, self.req.identity, self.req.spec.action_timeout(action), env, self.secrets)
@@ -403,6 +437,7 @@ class Machine:
         )
         if made and after is not None:
             history.record(status, history.snapshot(after, action))
+            self._inventory(after)
         req.applied.clear()  # helm wrote the objects: the drift baseline starts again
         title = "install" if action == "install" else "upgrade"
         if error is not None:
@@ -496,6 +531,7 @@ class Machine:
         current = history.latest(status) or {}
         if latest is not None and latest.version != current.get("version"):
             history.record(status, history.snapshot(latest, "rollback"))
+            self._inventory(latest)
         req.applied.clear()
         if error is None:
             message = f"Helm rollback to previous release {_full(target)} with chart {_chart(target)} succeeded"
@@ -560,16 +596,27 @@ class Machine:
                 history.latest(self.req.status),
             )  # fmt: skip
 
+    def _inventory(self, release: Release) -> None:
+        """``status.inventory``: the objects of the release's manifest, in Flux's id format."""
+        inventory.write(self.req.status, [inventory.Entry.of(o) for o in self.objects(release, all_objects=True)])
+
     # -- drift ---------------------------------------------------------------------------------
 
-    def objects(self, release: Release) -> list[dict[str, Any]]:
-        """The release's manifest as objects, each with its namespace (helm puts unset ones in the release's)."""
+    def objects(self, release: Release, all_objects: bool = False) -> list[dict[str, Any]]:
+        """The release's manifest as objects, each with its namespace (helm puts unset ones in the release's).
+
+        Objects annotated ``helm.toolkit.fluxcd.io/driftDetection: disabled`` are left out unless ``all_objects``.
+        """
         found = []
-        for doc in yaml.safe_load_all(release.manifest):
+        try:
+            documents = list(yaml.safe_load_all(release.manifest))
+        except yaml.YAMLError:
+            return []  # helm wrote it; a manifest it cannot have written is nothing to compare
+        for doc in documents:
             if not isinstance(doc, dict) or not doc.get("kind"):
                 continue
             annotations = (doc.get("metadata") or {}).get("annotations") or {}
-            if str(annotations.get(DRIFT_ANNOTATION, "")).lower() == "disabled":
+            if not all_objects and str(annotations.get(DRIFT_ANNOTATION, "")).lower() == "disabled":
                 continue
             meta = doc.setdefault("metadata", {})
             try:

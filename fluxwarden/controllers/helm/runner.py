@@ -1,7 +1,11 @@
 """Run the real helm CLI (v4) as a tenant, with nothing secret on its command line.
 
-* Identity: ``--kube-as-user system:serviceaccount:<ns>:<sa>`` plus the service account's groups,
-  through a kubeconfig that holds only the controller's own credentials (a private 0600 file).
+* Identity: ``--kube-as-user system:serviceaccount:<ns>:<sa>``, through a kubeconfig that holds only
+  the controller's own credentials (a private 0600 file). The API server gives an impersonated
+  service account its groups (``system:serviceaccounts``, ``system:serviceaccounts:<ns>``,
+  ``system:authenticated``) itself, and needs only ``impersonate`` on ``serviceaccounts`` for it.
+  Passing ``--kube-as-group`` would need ``impersonate`` on ``groups``, which lets the holder act as
+  ``system:masters``: the controller is never given that.
 * Values go in a private file (``-f``); the chart is a local directory; post-renderer config is a file.
 * helm runs as ``helm-controller`` (a link to the binary), because helm names its server-side apply
   field manager after its program name: objects then carry Flux's field manager, so adoption from
@@ -55,15 +59,8 @@ class Identity:
     def user(self) -> str:
         return f"system:serviceaccount:{self.namespace}:{self.service_account}"
 
-    @property
-    def groups(self) -> tuple[str, ...]:
-        return ("system:serviceaccounts", f"system:serviceaccounts:{self.namespace}", "system:authenticated")
-
     def flags(self) -> list[str]:
-        flags = ["--kube-as-user", self.user]
-        for group in self.groups:
-            flags += ["--kube-as-group", group]
-        return flags
+        return ["--kube-as-user", self.user]  # the groups come from the API server (see the module doc)
 
 
 def _one_line(stderr: str) -> str:

@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from fluxwarden.controllers.runtime.kube import Conflict, Kube, KubeError, NotFound
+from fluxwarden.controllers.runtime.kube import Conflict, Forbidden, Kube, KubeError, NotFound
 
 SECRETS = "/api/v1/namespaces/{namespace}/secrets"
 PENDING = ("pending-install", "pending-upgrade", "pending-rollback")
@@ -24,7 +24,11 @@ MAX_RECORD = 64 * 1024 * 1024  # helm's own limit for a decompressed release is 
 
 
 class StorageError(Exception):
-    """A record could not be read or written; the message names it."""
+    """A record could not be read or written; the message names it. ``forbidden``: RBAC said no."""
+
+    def __init__(self, message: str, forbidden: bool = False) -> None:
+        super().__init__(message)
+        self.forbidden = forbidden
 
 
 def _decode(secret: dict[str, Any]) -> dict[str, Any]:
@@ -126,7 +130,8 @@ class ReleaseStorage:
         try:
             found = self.kube.request("GET", path, query={"labelSelector": f"owner=helm,name={self.name}"})
         except KubeError as exc:
-            raise StorageError(f"cannot read the release records of {self.namespace}/{self.name}: {exc}") from None
+            message = f"cannot read the release records of {self.namespace}/{self.name}: {exc}"
+            raise StorageError(message, isinstance(exc, Forbidden)) from None
         secrets = [s for s in found.get("items") or [] if isinstance(s, dict) and s.get("type") == "helm.sh/release.v1"]
         releases = [Release(_decode(s), s) for s in secrets]
         return sorted(releases, key=lambda r: r.version, reverse=True)

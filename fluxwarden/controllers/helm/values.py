@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from fluxwarden.controllers.runtime.kube import Kube, NotFound
+from fluxwarden.controllers.runtime.values import merge_values
 
 DEFAULT_KEY = "values.yaml"
 MAX_INDEX = 65536  # helm's own bound on a --set list index
@@ -40,17 +41,6 @@ def config_digest(values: dict[str, Any] | None) -> str:
     """``sha256:<hex>`` of the values in a canonical form (sorted keys), equal for equal values."""
     canonical = json.dumps(values or {}, sort_keys=True, separators=(",", ":"), default=str).encode()
     return "sha256:" + hashlib.sha256(canonical).hexdigest()
-
-
-def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """helm's ``MergeMaps``: maps merge key by key, anything else in ``override`` replaces."""
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 def _describe(ref: dict[str, Any], namespace: str, reason: str) -> str:
@@ -89,7 +79,7 @@ def compose(kube: Kube, namespace: str, inline: dict[str, Any] | None, refs: lis
         if kind == "Secret":
             secrets.append(text)
         if ref.get("targetPath"):
-            result = merge(result, inline)
+            result = merge_values(result, inline)
             try:
                 set_path(result, str(ref["targetPath"]), text)
             except ValueError as exc:
@@ -103,8 +93,8 @@ def compose(kube: Kube, namespace: str, inline: dict[str, Any] | None, refs: lis
             raise ValuesError(_describe(ref, namespace, f"failed to read values data: invalid YAML{where}")) from None
         if not isinstance(parsed, dict):
             raise ValuesError(_describe(ref, namespace, "failed to read values data: not a map of values"))
-        result = merge(result, parsed)
-    return Values(merge(result, inline), secrets)
+        result = merge_values(result, parsed)
+    return Values(merge_values(result, inline), secrets)
 
 
 # -- ``--set`` paths (helm's strvals) ------------------------------------------------------------------

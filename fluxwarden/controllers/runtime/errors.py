@@ -13,7 +13,15 @@ class ReconcileError(Exception):
 
 
 class Stalling(ReconcileError):
-    """Retrying cannot help until the object changes (bad spec, access denied)."""
+    """Retrying cannot help until the object changes (bad spec, access denied).
+
+    ``ready`` (reason, message) keeps Ready on a cause of its own while Stalled says why retries
+    stopped, as Flux's helm-controller does (Ready ``InstallFailed``, Stalled ``RetriesExceeded``).
+    """
+
+    def __init__(self, reason: str, message: str, ready: tuple[str, str] | None = None) -> None:
+        super().__init__(reason, message)
+        self.ready = (ready[0], " ".join(ready[1].split())) if ready else None
 
 
 class Waiting(ReconcileError):

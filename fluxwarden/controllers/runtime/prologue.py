@@ -173,6 +173,8 @@ def _reconcile(controller: Controller, runtime: Runtime, ctx: Context, obj: dict
         requeue = Requeue(success.requeue_after if success.requeue_after is not None else jittered(interval_of(obj)))
     elif isinstance(error, Stalling):
         conditions.summarize(status, "stalled", error.reason, error.message, generation)
+        if error.ready is not None:
+            conditions.set_condition(status, conditions.READY, False, *error.ready, generation)
         requeue = DONE
     elif isinstance(error, Waiting):
         conditions.summarize(status, "retrying", error.reason, error.message, generation)

@@ -29,6 +29,7 @@ from fluxwarden.controllers.runtime import conditions
 from fluxwarden.controllers.runtime.controller import Context, Success, Watch, artifact_revision
 from fluxwarden.controllers.runtime.errors import Failure, Stalling, Waiting
 from fluxwarden.controllers.runtime.kube import Kube, NotFound, Resource, key_of
+from fluxwarden.controllers.runtime.values import merge_values
 from fluxwarden.controllers.source.api import (
     FINALIZER,
     GIT_REPOSITORY,
@@ -45,17 +46,6 @@ from fluxwarden.controllers.source.versions import best_match
 
 MAX_CHART_SIZE = 64 * 1024 * 1024
 SOURCE_RETRY = 30.0
-
-
-def merge_values(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
-    """Helm's merge: maps merge key by key, anything else in ``overlay`` replaces."""
-    merged = dict(base)
-    for key, value in overlay.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge_values(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def _inside(root: Path, relative: str, what: str) -> Path:

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from fluxwarden.controllers.helm.values import config_digest, merge, set_path
+from fluxwarden.controllers.helm.values import config_digest, set_path
+from fluxwarden.controllers.runtime.values import merge_values as merge
 
 
 @pytest.mark.parametrize(
