@@ -164,6 +164,16 @@ def test_seed_scenario_installs_as_flux_applier_into_the_target_namespace(
     assert helm.history(elsewhere, tenant.other) == []
 
 
+def test_a_chart_with_a_crd_backed_object_installs_it_as_the_tenant(tenant: HelmTenant) -> None:
+    release = tenant.release("custom", chart="custom", values={"address": "http://127.0.0.1:9/custom"})
+    tenant.ready("custom", "InstallSucceeded")
+    group, version, plural, _ = helm_charts.PROVIDER
+    provider = tenant.custom.get_namespaced_custom_object(group, version, tenant.target, plural, release)
+    assert provider["spec"] == {"type": "generic", "address": "http://127.0.0.1:9/custom"}
+    labels = provider["metadata"]["labels"]
+    assert (labels[NAME_LABEL], labels[NAMESPACE_LABEL]) == ("custom", tenant.config)
+
+
 # --- upgrades --------------------------------------------------------------------------------------
 
 
