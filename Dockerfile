@@ -1,12 +1,21 @@
 # fluxwarden: the admission webhook and the reconciler, as a non-root container.
-# helm and kustomize are built from the same pinned Go modules as the tests use (tests/cluster).
+# helm and kustomize are built from the same pinned Go modules as the tests use: helm v4 from tests/helm
+# (its own module: it needs newer Kubernetes libraries), kustomize from tests/cluster.
 FROM golang:1.26-bookworm AS tools
-WORKDIR /src
+ENV CGO_ENABLED=0 GOTOOLCHAIN=local
+WORKDIR /src/helm
+COPY tests/helm/go.mod tests/helm/go.sum ./
+RUN go mod download
+COPY tests/helm/ ./
+# `helm version` reports the pinned version, as tests/cluster/build.sh stamps it.
+RUN v=$(awk '{for (i = 1; i < NF; i++) if ($i == "helm.sh/helm/v4") {print $(i+1); exit}}' go.mod) && \
+    go build -trimpath -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$v" -o /out/helm \
+      helm.sh/helm/v4/cmd/helm
+WORKDIR /src/cluster
 COPY tests/cluster/go.mod tests/cluster/go.sum ./
 RUN go mod download
 COPY tests/cluster/ ./
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/helm helm.sh/helm/v3/cmd/helm && \
-    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/kustomize sigs.k8s.io/kustomize/kustomize/v5
+RUN go build -trimpath -ldflags "-s -w" -o /out/kustomize sigs.k8s.io/kustomize/kustomize/v5
 
 FROM python:3.11-slim-bookworm AS build
 WORKDIR /src

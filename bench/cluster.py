@@ -9,6 +9,8 @@ rather than to the whole shared machine.
 
 from __future__ import annotations
 
+import argparse
+import collections
 import contextlib
 import ctypes
 import http.client
@@ -27,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import flux_crds
 from tests.support.binaries import binary_dir
@@ -92,6 +96,102 @@ class Api:
 
     def close(self) -> None:
         self.connection.close()
+
+
+class KubeApi(Api):
+    """``Api`` with a content type per request and one reconnect if the server hung up.
+
+    Phases are minutes apart, and an idle keep-alive connection may be closed by the API server in
+    between; a retried create that already happened answers 409, which callers accept.
+    """
+
+    def send(self, method: str, path: str, body: Any = None, content_type: str = "application/json") -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": content_type, "Accept": "application/json"}
+        for attempt in (1, 2):
+            try:
+                self.connection.request(method, path, data, headers)
+                response = self.connection.getresponse()
+                raw = response.read()
+                return response.status, json.loads(raw) if raw else {}
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self.connection.close()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def send_text(self, path: str) -> tuple[int, str]:
+        self.connection.request("GET", path, None, {"Accept": "text/plain"})
+        response = self.connection.getresponse()
+        return response.status, response.read().decode()
+
+    def must(self, method: str, path: str, body: Any = None, content_type: str = "application/json") -> Any:
+        status, answer = self.send(method, path, body, content_type)
+        if status >= 300 and not (method == "POST" and status == 409):
+            raise RuntimeError(f"{method} {path}: HTTP {status}: {str(answer)[:300]}")
+        return answer
+
+    def items(self, path: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self.must("GET", path)["items"]
+        return found
+
+
+API_SERVER_OWN = ("leases", "endpoints", "endpointslices")  # its own lease and endpoint upkeep, not the controller
+DISCOVERY = "GET discovery"  # api_requests' key for non-resource GETs (/api, /apis, /version)
+
+
+def api_requests(api: KubeApi, *, discovery: bool = False) -> collections.Counter[str]:
+    """The API server's own count of requests so far (``apiserver_request_total``), by verb and resource;
+    watches, non-resource calls (this scrape) and the API server's own upkeep left out. The controller
+    (no leader election here) is then the only client during a window.
+
+    ``discovery`` counts non-resource GETs too, as ``DISCOVERY``: they include one of these scrapes
+    (the one before a difference), which the caller subtracts.
+    """
+    status, text = api.send_text("/metrics")
+    if status != 200:
+        raise RuntimeError(f"GET /metrics: HTTP {status}")
+    counts: collections.Counter[str] = collections.Counter()
+    families = [f for f in text_string_to_metric_families(text) if f.name == "apiserver_request"]
+    for sample in (s for f in families for s in f.samples if s.name == "apiserver_request_total"):
+        verb, resource = sample.labels.get("verb", ""), sample.labels.get("resource", "")
+        if discovery and verb == "GET" and resource == "":
+            counts[DISCOVERY] += int(sample.value)
+        elif verb not in ("WATCH", "CONNECT") and resource not in ("", *API_SERVER_OWN):
+            dry = " dry-run" if sample.labels.get("dry_run") else ""
+            counts[f"{verb} {resource}{dry}"] += int(sample.value)
+    return counts
+
+
+TENANT_ADMIN_ROLE = "bench-tenant-admin"
+
+
+def grant_tenant_admin(
+    api: KubeApi, config_namespace: str, applier: str, targets: Sequence[str], *, in_config: bool = False
+) -> None:
+    """The applier account in ``config_namespace`` (which must exist), and each target namespace created with
+    a RoleBinding that gives the account a tenant-admin ClusterRole there, and only there (``in_config``:
+    in its own namespace too)."""
+    api.must("POST", f"/api/v1/namespaces/{config_namespace}/serviceaccounts", {"metadata": {"name": applier}})
+    rbac = "/apis/rbac.authorization.k8s.io/v1"
+    api.must(
+        "POST",
+        f"{rbac}/clusterroles",
+        {
+            "metadata": {"name": TENANT_ADMIN_ROLE},
+            "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}],
+        },
+    )
+    binding = {
+        "metadata": {"name": applier},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": TENANT_ADMIN_ROLE},
+        "subjects": [{"kind": "ServiceAccount", "name": applier, "namespace": config_namespace}],
+    }
+    for namespace in targets:
+        api.must("POST", "/api/v1/namespaces", {"metadata": {"name": namespace}})
+        api.must("POST", f"{rbac}/namespaces/{namespace}/rolebindings", binding)
+    if in_config:
+        api.must("POST", f"{rbac}/namespaces/{config_namespace}/rolebindings", binding)
 
 
 def _die_with_parent() -> None:
@@ -248,6 +348,25 @@ def rerun_from_copy(module: str, argv: list[str], args: Any, *, show_commit: boo
         except subprocess.TimeoutExpired:
             child.kill()
             return child.wait()
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--deadline`` (``arm_deadline``) and ``--code`` (``rerun_from_copy``), as every cluster benchmark has them."""
+    parser.add_argument("--deadline", type=float, default=3600.0, help="abort the whole run after this many s")
+    parser.add_argument(
+        "--code",
+        default="worktree",
+        help="worktree: fluxwarden as it is in this tree (default); copy: a copy of the tree taken at the start, "
+        "so others' edits during the run do not reach the controllers started later; or a git revision",
+    )
+
+
+def count_list(parser: argparse.ArgumentParser, counts: str) -> list[int]:
+    """``"10,50,200"`` -> the sorted distinct positive N of one run each."""
+    found = sorted({int(c) for c in counts.split(",") if c.strip()})
+    if not found or found[0] < 1:
+        parser.error("the numbers of objects must be positive integers")
+    return found
 
 
 def arm_deadline(module: str, seconds: float) -> None:

@@ -1,12 +1,14 @@
 """The controller under test as a benchmark child, and what the benchmarks read from it and the cluster.
 
-Shared by ``bench.sources`` and ``bench.kustomize``: the ``fluxwarden controllers run`` process
-(probes, ``/metrics``), the reconcile counters of its metrics, a poller that lists a collection
-until every object is done, CPU snapshots of the processes involved and the window between two.
+Shared by ``bench.sources``, ``bench.kustomize`` and ``bench.helm``: the ``fluxwarden controllers run``
+process (its command line and arguments, probes, ``/metrics``), the reconcile counters of its metrics,
+a poller that lists a collection until every object is done, CPU snapshots of the processes involved
+and the window between two, and the one percentile function.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import cProfile
 import os
@@ -22,11 +24,41 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.cluster import Api, Child, Cpu, cpu_of, machine_busy, self_cpu
-from tests.support.control_plane import free_port
+from bench.cluster import Api, Child, Cpu, KubeApi, cpu_of, machine_busy, self_cpu
+from tests.support.control_plane import ControlPlane, free_port
 
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$")
 _STOP_GRACE_SECONDS = 45.0
+
+
+def add_controller_arguments(parser: argparse.ArgumentParser) -> None:
+    """The controller's knobs every controller benchmark shares (``controllers_run`` reads them)."""
+    parser.add_argument("--idle", type=float, default=15.0, help="seconds of idle controller CPU measured first")
+    parser.add_argument("--settle", type=float, default=5.0, help="seconds after a phase before the next")
+    parser.add_argument("--concurrency", type=int, default=4, help="controller workers (CLI default 4)")
+    parser.add_argument(
+        "--enforce",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="tenancy enforced, applies impersonate flux-applier (default); --no-enforce applies as the controller",
+    )
+
+
+def controllers_run(
+    plane: ControlPlane, work: Path, args: argparse.Namespace, controllers: str, *extra: str
+) -> list[str]:
+    """``controllers run`` of ``controllers`` with ``add_controller_arguments``' settings, storage in ``work``."""
+    return [
+        "controllers", "run", "--kubeconfig", str(plane.kubeconfig), "--controllers", controllers,
+        "--storage-path", str(work / "storage"), "--storage-addr", "127.0.0.1:0",
+        "--concurrency", str(args.concurrency), "--enforce" if args.enforce else "--no-enforce", *extra,
+    ]  # fmt: skip
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    """Nearest-rank ``q``-th percentile (0 < q <= 100) of ``values``, in any order."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
 
 
 @dataclass
@@ -240,6 +272,13 @@ def resource_versions(api: Api, path: str) -> dict[str, str]:
         f"{o['metadata'].get('namespace', '')}/{o['metadata']['name']}": o["metadata"]["resourceVersion"]
         for o in api.items(path)
     }
+
+
+def request_reconcile(api: KubeApi, collection: str, names: set[str], token: str) -> None:
+    """``reconcile.fluxcd.io/requestedAt: token`` on each named object of ``collection``, one PATCH each."""
+    body = {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": token}}}
+    for name in sorted(names):
+        api.must("PATCH", f"{collection}/{name}", body, "application/merge-patch+json")
 
 
 def changed(before: dict[str, str], after: dict[str, str]) -> int:

@@ -53,7 +53,6 @@ import argparse
 import collections
 import contextlib
 import functools
-import http.client
 import io
 import json
 import os
@@ -70,18 +69,31 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
-
-from bench.cluster import Api, arm_deadline, cluster, load_average, memory_kib, rerun_from_copy, self_cpu
+from bench.cluster import (
+    KubeApi,
+    add_run_arguments,
+    api_requests,
+    arm_deadline,
+    cluster,
+    count_list,
+    grant_tenant_admin,
+    load_average,
+    memory_kib,
+    rerun_from_copy,
+    self_cpu,
+)
 from bench.controller import (
     Controller,
     Metrics,
     Poll,
     Snapshot,
     Window,
+    add_controller_arguments,
     changed,
+    controllers_run,
     deep_size,
     ready_condition,
+    request_reconcile,
     resource_versions,
     thread_profiles,
 )
@@ -111,15 +123,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--counts", default="100,1000", help="numbers of Kustomizations, one run each")
     parser.add_argument("--files", type=int, default=10, help="ConfigMaps in ./apps (default 10)")
     parser.add_argument("--window", type=float, default=70.0, help="steady window, s (> 60: one 1m interval)")
-    parser.add_argument("--idle", type=float, default=15.0, help="seconds of idle controller CPU measured first")
-    parser.add_argument("--settle", type=float, default=5.0, help="seconds after a phase before the next")
-    parser.add_argument("--concurrency", type=int, default=4, help="controller workers (CLI default 4)")
-    parser.add_argument(
-        "--enforce",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="tenancy enforced, applies impersonate flux-applier (default); --no-enforce applies as the controller",
-    )
+    add_controller_arguments(parser)
     parser.add_argument(
         "--profile", choices=("auto", "always", "never"), default="auto", help="profile the largest N (auto: if missed)"
     )
@@ -133,61 +137,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--repair-timeout", type=float, default=None, help="seconds to wait for the repair (default 120 + 0.6 N)"
     )
-    parser.add_argument("--deadline", type=float, default=3600.0, help="abort the whole run after this many s")
-    parser.add_argument(
-        "--code",
-        default="worktree",
-        help="worktree: fluxwarden as it is in this tree (default); copy: a copy of the tree taken at the start, "
-        "so others' edits during the run do not reach the controllers started later; or a git revision",
-    )
+    add_run_arguments(parser)
     args = parser.parse_args(argv)
-    args.count_list = sorted({int(c) for c in args.counts.split(",") if c.strip()})
-    if not args.count_list or min(args.count_list) < 1:
-        parser.error("--counts needs positive integers")
+    args.count_list = count_list(parser, args.counts)
     if args.window <= STEADY_SECONDS:
         parser.error(f"--window must cover one interval ({STEADY_SECONDS:g}s) and its jitter")
     return args
-
-
-# -- raw API calls ---------------------------------------------------------------------------------
-
-
-class KubeApi(Api):
-    """``bench.cluster.Api`` with a content type per request and one reconnect if the server hung up.
-
-    Phases are minutes apart, and an idle keep-alive connection may be closed by the API server in
-    between; a retried create that already happened answers 409, which callers accept.
-    """
-
-    def send(self, method: str, path: str, body: Any = None, content_type: str = "application/json") -> tuple[int, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": content_type, "Accept": "application/json"}
-        for attempt in (1, 2):
-            try:
-                self.connection.request(method, path, data, headers)
-                response = self.connection.getresponse()
-                raw = response.read()
-                return response.status, json.loads(raw) if raw else {}
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-                self.connection.close()
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
-    def send_text(self, path: str) -> tuple[int, str]:
-        self.connection.request("GET", path, None, {"Accept": "text/plain"})
-        response = self.connection.getresponse()
-        return response.status, response.read().decode()
-
-    def must(self, method: str, path: str, body: Any = None, content_type: str = "application/json") -> Any:
-        status, answer = self.send(method, path, body, content_type)
-        if status >= 300 and not (method == "POST" and status == 409):
-            raise RuntimeError(f"{method} {path}: HTTP {status}: {str(answer)[:300]}")
-        return answer
-
-    def items(self, path: str) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = self.must("GET", path)["items"]
-        return found
 
 
 # -- the repository, the tenants, the objects ------------------------------------------------------
@@ -217,25 +172,7 @@ def set_up_tenants(api: KubeApi, n: int, git_url: str) -> None:
     """The configuration namespace, its applier account and GitRepository; N target namespaces, each
     with a RoleBinding that gives that account a tenant-admin ClusterRole there, and only there."""
     api.must("POST", "/api/v1/namespaces", {"metadata": {"name": CONFIG_NAMESPACE}})
-    api.must("POST", f"/api/v1/namespaces/{CONFIG_NAMESPACE}/serviceaccounts", {"metadata": {"name": APPLIER}})
-    rbac = "/apis/rbac.authorization.k8s.io/v1"
-    api.must(
-        "POST",
-        f"{rbac}/clusterroles",
-        {
-            "metadata": {"name": "bench-tenant-admin"},
-            "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}],
-        },
-    )
-    binding = {
-        "metadata": {"name": APPLIER},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "bench-tenant-admin"},
-        "subjects": [{"kind": "ServiceAccount", "name": APPLIER, "namespace": CONFIG_NAMESPACE}],
-    }
-    for index in range(n):
-        namespace = target_namespace(index)
-        api.must("POST", "/api/v1/namespaces", {"metadata": {"name": namespace}})
-        api.must("POST", f"{rbac}/namespaces/{namespace}/rolebindings", binding)
+    grant_tenant_admin(api, CONFIG_NAMESPACE, APPLIER, [target_namespace(i) for i in range(n)])
     api.must(
         "POST",
         GITREPOSITORIES.format(namespace=CONFIG_NAMESPACE),
@@ -307,26 +244,6 @@ def events(api: KubeApi) -> int:
     return len(api.items(f"/api/v1/namespaces/{CONFIG_NAMESPACE}/events"))
 
 
-API_SERVER_OWN = ("leases", "endpoints", "endpointslices")  # its own lease and endpoint upkeep, not the controller
-
-
-def api_requests(api: KubeApi) -> collections.Counter[str]:
-    """The API server's own count of requests so far (``apiserver_request_total``), by verb and resource;
-    watches, non-resource calls (this scrape) and the API server's own upkeep left out. The controller
-    (no leader election here) is then the only client during a window."""
-    status, text = api.send_text("/metrics")
-    if status != 200:
-        raise RuntimeError(f"GET /metrics: HTTP {status}")
-    counts: collections.Counter[str] = collections.Counter()
-    families = [f for f in text_string_to_metric_families(text) if f.name == "apiserver_request"]
-    for sample in (s for f in families for s in f.samples if s.name == "apiserver_request_total"):
-        verb, resource = sample.labels.get("verb", ""), sample.labels.get("resource", "")
-        if verb not in ("WATCH", "CONNECT") and resource not in ("", *API_SERVER_OWN):
-            dry = " dry-run" if sample.labels.get("dry_run") else ""
-            counts[f"{verb} {resource}{dry}"] += int(sample.value)
-    return counts
-
-
 DRIFTED = "config-00"  # the ConfigMap deleted by hand in every target namespace for the repair phase
 
 
@@ -338,10 +255,7 @@ def delete_drifted(api: KubeApi, n: int) -> float:
 
 
 def request_all(api: KubeApi, names: set[str], token: str) -> None:
-    collection = KUSTOMIZATIONS.format(namespace=CONFIG_NAMESPACE)
-    body = {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": token}}}
-    for name in sorted(names):
-        api.must("PATCH", f"{collection}/{name}", body, "application/merge-patch+json")
+    request_reconcile(api, KUSTOMIZATIONS.format(namespace=CONFIG_NAMESPACE), names, token)
 
 
 def wait_repaired(api: KubeApi, n: int, child: Any, began: float, timeout: float) -> tuple[float | None, int]:
@@ -373,12 +287,7 @@ def start_controller(
     """``fluxwarden controllers run --controllers source,kustomize`` in its own process, probes on."""
     tmp = work / "controller-tmp"  # kustomize build dirs (tempfile.gettempdir()), removed with the work dir
     tmp.mkdir(exist_ok=True)
-    cli = [
-        "controllers", "run", "--kubeconfig", str(plane.kubeconfig), "--controllers", "source,kustomize",
-        "--storage-path", str(work / "storage"), "--storage-addr", "127.0.0.1:0",
-        "--concurrency", str(args.concurrency), "--enforce" if args.enforce else "--no-enforce",
-        *(["--live-drift"] if args.live_drift else []),
-    ]  # fmt: skip
+    cli = controllers_run(plane, work, args, "source,kustomize", *(["--live-drift"] if args.live_drift else []))
     path = os.pathsep.join([str(binary_dir()), os.environ.get("PATH", os.defpath)])  # the pinned kustomize
     env = {**os.environ, "PATH": path, "TMPDIR": str(tmp)}
     return Controller.launch(cli, log, module="bench.kustomize", profile_out=profile_out, env=env, request_timeout=30)

@@ -64,6 +64,7 @@ from bench.controller import (
     Window,
     changed,
     deep_size,
+    pct,
     ready_failure,
     thread_profiles,
 )
@@ -525,11 +526,6 @@ def run_count(n: int, args: argparse.Namespace, env: Environment) -> Result:
 
 
 # -- reporting -------------------------------------------------------------------------------------
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
 
 
 def report_one(r: Result) -> None:

@@ -9,25 +9,26 @@ from pathlib import Path
 
 from fluxwarden import logs
 from fluxwarden.cli.options import add_settings_flags, settings_from
-from fluxwarden.controllers.app import ControllersOptions, build
+from fluxwarden.controllers.app import CONTROLLERS, ControllersOptions, build
+from fluxwarden.controllers.helm.helmrelease import HelmOptions
 from fluxwarden.controllers.kustomize.kustomization import KustomizeOptions
 from fluxwarden.controllers.runtime.kube import Kube
 from fluxwarden.controllers.runtime.manager import ManagerOptions
 from fluxwarden.kubeclient import api_client
 
 
-def run(args: argparse.Namespace) -> int:
-    logs.configure(args.log_level)
-    options = ControllersOptions(
+def options_from(args: argparse.Namespace) -> ControllersOptions:
+    """The process's options from its flags (and their FLUXWARDEN_* variables)."""
+    settings = settings_from(args)
+    return ControllersOptions(
         controllers=tuple(c.strip() for c in args.controllers.split(",") if c.strip()),
         storage_path=Path(args.storage_path),
         storage_host=args.storage_addr.rpartition(":")[0] or "0.0.0.0",
         storage_port=int(args.storage_addr.rpartition(":")[2]),
         storage_adv_url=args.storage_adv_url,
         max_source_size=args.max_source_size,
-        kustomize=KustomizeOptions(
-            settings=settings_from(args), auto_fix_legacy=args.auto_fix_legacy, live_drift=args.live_drift
-        ),
+        kustomize=KustomizeOptions(settings=settings, auto_fix_legacy=args.auto_fix_legacy, live_drift=args.live_drift),
+        helm=HelmOptions(settings=settings),  # the same tenancy settings as the webhook and kustomize
         manager=ManagerOptions(
             concurrency=args.concurrency,
             namespace=args.watch_namespace,
@@ -39,6 +40,11 @@ def run(args: argparse.Namespace) -> int:
             health_port=args.health_port,
         ),
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    logs.configure(args.log_level)
+    options = options_from(args)
     try:
         reconcilers = build(Kube(api_client(args.kubeconfig)), options)
     except ValueError as exc:
@@ -57,7 +63,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     start = sub.add_parser("run", help="run the chosen controllers until SIGTERM")
     env = os.environ.get
     start.add_argument(
-        "--controllers", default=env("FLUXWARDEN_CONTROLLERS", "source,kustomize"), help="comma list: source,kustomize"
+        "--controllers",
+        default=env("FLUXWARDEN_CONTROLLERS", "source,kustomize"),
+        help=f"comma list of {','.join(CONTROLLERS)} (default source,kustomize; manifests/controllers runs all)",
     )
     start.add_argument("--kubeconfig", default=env("KUBECONFIG"), help="default: ~/.kube/config, then in-cluster")
     start.add_argument("--concurrency", type=int, default=int(env("FLUXWARDEN_CONCURRENCY", "4")))

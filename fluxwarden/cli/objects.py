@@ -1,7 +1,7 @@
 """Reading and nudging Flux objects for ``get``, ``reconcile``, ``suspend`` and ``resume``.
 
-The kinds the commands know, by the words a user types (``source git``, ``kustomization``), and
-the few API calls behind them, through the controllers' API adapter.
+The kinds the commands know, by the words a user types (``source git``, ``kustomization``,
+``helmrelease``), and the few API calls behind them, through the controllers' API adapter.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from fluxwarden.controllers.helm.api import HELM_RELEASE
 from fluxwarden.controllers.runtime.kube import MERGE_PATCH, Kube, Resource
 from fluxwarden.controllers.runtime.prologue import REQUESTED_AT
 from fluxwarden.controllers.source.api import GIT_REPOSITORY, HELM_CHART, HELM_REPOSITORY
@@ -40,9 +41,17 @@ def _ready(obj: dict[str, Any]) -> tuple[str, str]:
     return "Unknown", "waiting to be reconciled"
 
 
-def row_of(obj: dict[str, Any]) -> Row:
+def revision_of(obj: dict[str, Any]) -> str:
+    """What ``flux get`` shows as REVISION: a HelmRelease's latest chart version, else the artifact's."""
     status = obj.get("status") or {}
-    revision = (status.get("artifact") or {}).get("revision") or status.get("lastAppliedRevision") or ""
+    if obj.get("kind") == HELM_RELEASE.kind:
+        history = status.get("history") or [{}]
+        return str(history[0].get("chartVersion") or status.get("lastAttemptedRevision") or "")
+    return str((status.get("artifact") or {}).get("revision") or status.get("lastAppliedRevision") or "")
+
+
+def row_of(obj: dict[str, Any]) -> Row:
+    revision = revision_of(obj)
     ready, message = _ready(obj)
     meta = obj["metadata"]
     suspended = bool((obj.get("spec") or {}).get("suspend"))
@@ -72,10 +81,21 @@ def now_stamp() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def request_reconcile(kube: Kube, resource: Resource, namespace: str, name: str) -> str:
-    """Annotate the object with a new ``requestedAt``; returns the value to wait for."""
+def request_reconcile(
+    kube: Kube,
+    resource: Resource,
+    namespace: str,
+    name: str,
+    also: tuple[str, ...] = (),
+    spec: dict[str, Any] | None = None,
+) -> str:
+    """Annotate the object with a new ``requestedAt`` (and each of ``also`` with the same value, as
+    ``forceAt`` must equal it), in one patch with ``spec`` if given; returns the value to wait for."""
     stamp = now_stamp()
-    kube.patch(resource, namespace, name, {"metadata": {"annotations": {REQUESTED_AT: stamp}}}, MERGE_PATCH)
+    patch: dict[str, Any] = {"metadata": {"annotations": dict.fromkeys((REQUESTED_AT, *also), stamp)}}
+    if spec:
+        patch["spec"] = spec
+    kube.patch(resource, namespace, name, patch, MERGE_PATCH)
     return stamp
 
 

@@ -133,9 +133,10 @@ def test_get_reconcile_suspend_resume_through_the_cli(
 
     assert cli(control_plane, "suspend", "source", "git", "cli", "-n", namespace).returncode == 0
     assert "True" in cli(control_plane, "get", "sources", "git", "-n", namespace).stdout.splitlines()[1].split()[2]
-    timed_out = cli(control_plane, "reconcile", "source", "git", "cli", "-n", namespace, "--timeout", "2s")
-    assert timed_out.returncode == 1 and "was not reconciled within 2s" in timed_out.stderr
-    assert cli(control_plane, "resume", "source", "git", "cli", "-n", namespace).returncode == 0
+    suspended = cli(control_plane, "reconcile", "source", "git", "cli", "-n", namespace, "--timeout", "2s")
+    assert suspended.returncode == 1 and f"GitRepository {namespace}/cli is suspended" in suspended.stderr
+    resumed = cli(control_plane, "resume", "source", "git", "cli", "-n", namespace)
+    assert resumed.returncode == 0 and "✔ GitRepository reconciliation completed" in resumed.stdout, resumed.stderr
     missing = cli(control_plane, "reconcile", "source", "git", "nope", "-n", namespace)
     assert missing.returncode == 1 and "nope" in missing.stderr and "Traceback" not in missing.stderr
 

@@ -2,17 +2,22 @@
 
 manifests/controllers' ServiceAccount, roles and bindings are applied for real; the controllers the
 Deployment runs (its ``--controllers`` and ``--leader-elect``) then run in this process, authenticated
-with a real token of that ServiceAccount. Not an admin impersonating it: the kustomize controller's own
-``Impersonate-User`` requests must then pass the account's ``impersonate`` rule, as in a pod. A tenant
-(TENANCY.md: flux-applier and its RoleBinding) is driven to Ready through every API call the
+with a real token of that ServiceAccount. Not an admin impersonating it: the kustomize controller's and
+helm's own ``Impersonate-User`` requests must then pass the account's ``impersonate`` rule, as in a pod.
+A tenant (TENANCY.md: flux-applier and its RoleBinding) is driven to Ready through every API call the
 controllers make: informers, finalizers, status, events, the Lease, Secrets and ConfigMaps, the
-dependency, impersonated apply, prune and finalization. A missing permission fails a test.
+dependency, impersonated apply, prune and finalization. A missing permission fails a test. The real
+helm CLI runs with the account's token as the controller runs it, and the account is shown unable to
+do what it must not (impersonate a group, write a tenant's objects, write any Secret).
 """
 
 from __future__ import annotations
 
 import base64
 import copy
+import json
+import os
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,15 +28,16 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from fluxwarden.controllers.app import CONTROLLERS, Reconcilers
+from fluxwarden.controllers.helm.api import HELM_RELEASE, WATCH_LABEL
 from fluxwarden.controllers.kustomize.api import KUSTOMIZATION
 from fluxwarden.controllers.source.api import GIT_REPOSITORY, HELM_CHART, HELM_REPOSITORY
 from tests.support.control_plane import ControlPlane
-from tests.support.git_server import GitHttpServer
+from tests.support.git_server import GitHttpServer, GitRepo
 from tests.support.helm_repo import HelmRepoServer
 from tests.support.kube import Kubectl
 from tests.support.manifests import apply, built, by_kind, container_args, flag, named, rbac_of
 from tests.support.namespaces import ensure_namespace
-from tests.support.tenants import SHARD, Tenant, condition, configmap, make_tenant
+from tests.support.tenants import SHARD, Tenant, condition, configmap, grant, make_tenant
 from tests.support.tokens import service_account_token, token_client, token_kubeconfig
 from tests.support.wait import until
 
@@ -72,20 +78,36 @@ def _account_client(
 
 
 @pytest.fixture(scope="module")
-def controllers(
+def account_kubeconfig(
     kubectl: Kubectl,
     admin_api: client.ApiClient,
     control_plane: ControlPlane,
     install: list[dict[str, Any]],
-    shipped_args: list[str],
-    start_reconcilers: Callable[..., Reconcilers],
     tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
+    """The shipped RBAC applied; a kubeconfig with the account's own token, once its bindings are in effect."""
+    ensure_namespace(admin_api, NAMESPACE)
+    apply(kubectl, rbac_of(install, ACCOUNT))
+    token = service_account_token(admin_api, NAMESPACE, ACCOUNT)
+    path = token_kubeconfig(control_plane.kubeconfig, token, tmp_path_factory.mktemp("sa") / "kubeconfig")
+    with token_client(path) as api:
+        until(lambda: _allowed(api, "list", "kustomizations", KUSTOMIZATION.group), bool, what=f"RBAC of {ACCOUNT}")
+    return path
+
+
+@pytest.fixture(scope="module")
+def account_api(account_kubeconfig: Path) -> Iterator[client.ApiClient]:
+    with token_client(account_kubeconfig) as api:
+        yield api
+
+
+@pytest.fixture(scope="module")
+def controllers(
+    account_api: client.ApiClient, shipped_args: list[str], start_reconcilers: Callable[..., Reconcilers]
 ) -> Reconcilers:
     names = tuple((flag(shipped_args, "controllers") or "").split(","))
     assert set(names) == set(CONTROLLERS), "the Deployment runs every controller fluxwarden builds"
-    ensure_namespace(admin_api, NAMESPACE)
-    apply(kubectl, rbac_of(install, ACCOUNT))
-    api = _account_client(admin_api, control_plane, NAMESPACE, ACCOUNT, tmp_path_factory.mktemp("sa"))
+    api = account_api
     return start_reconcilers(
         names,
         label_selector=f"{SHARD}={SHARD_VALUE}",
@@ -214,6 +236,165 @@ def test_the_shipped_rbac_is_enough_to_reconcile_a_tenant(
     until(gone, bool, what="Kustomization apps finalized (its finalizer removed)")
 
 
+CHARTS = {"kind": "HelmRepository", "name": "charts"}
+
+
+def _values(tenant: Tenant) -> dict[str, Any]:
+    """The values the chart rendered into its ConfigMap in the target namespace (the release's only object)."""
+    (rendered,) = [
+        c for c in tenant.core.list_namespaced_config_map(tenant.target).items if c.data and "values" in c.data
+    ]
+    return dict(json.loads(rendered.data["values"]))
+
+
+def test_the_shipped_rbac_is_enough_to_release_a_chart(
+    controllers: Reconcilers,
+    admin_api: client.ApiClient,
+    namespace_factory: Callable[[], str],
+    git_server: GitHttpServer,
+    helm_repo: HelmRepoServer,
+    tmp_path: Path,
+) -> None:
+    """The helm controller's calls with the account's rights: the HelmChart template it creates and deletes,
+    valuesFrom (read, and watched by label), helm's release records, and helm itself as flux-applier."""
+    tenant = make_tenant(admin_api, namespace_factory, git_server, tmp_path, shard=SHARD_VALUE)
+    _secret(admin_api, tenant.config, "repo-auth", {"username": GIT_USER, "password": GIT_PASSWORD})
+    _create(tenant, HELM_REPOSITORY, "charts", {"url": helm_repo.url, "interval": "1m",
+                                                "secretRef": {"name": "repo-auth"}})  # fmt: skip
+    tenant.core.create_namespaced_config_map(tenant.config, {
+        "metadata": {"name": "helm-values", "labels": {WATCH_LABEL: "Enabled"}},
+        "data": {"values.yaml": "size: 1\n"},
+    })  # fmt: skip
+    _secret(admin_api, tenant.config, "helm-secret-values", {"values.yaml": "token: s3cr3t\n"})
+    _create(tenant, HELM_RELEASE, "web", {
+        "interval": "1h",  # no periodic reconcile within the test: only the watch can start the upgrade
+        "targetNamespace": tenant.target,
+        # The shard's source controller reconciles the HelmChart only with the shard label (Flux's sharding guide).
+        "chart": {"metadata": {"labels": tenant.labels()},
+                  "spec": {"chart": "app", "version": "1.x", "sourceRef": CHARTS}},
+        "values": {"color": "blue"},
+        "valuesFrom": [{"kind": "ConfigMap", "name": "helm-values"}, {"kind": "Secret", "name": "helm-secret-values"}],
+    })  # fmt: skip
+
+    release = _ready(tenant, HELM_RELEASE, "web")
+    assert controllers.manager.synced(), "every informer listed with the account's rights"
+    assert condition(release)["reason"] == "InstallSucceeded", condition(release)
+    assert release["status"]["history"][0]["chartVersion"] == "1.0.0"
+    assert release["metadata"]["finalizers"] == ["finalizers.fluxcd.io"]
+    assert _values(tenant) == {"color": "blue", "size": 1, "token": "s3cr3t"}
+    chart = f"{tenant.config}-web"
+    assert tenant.get(chart, HELM_CHART)["status"]["artifact"]["revision"] == "1.0.0", "the template, made as itself"
+    records = tenant.core.list_namespaced_secret(tenant.target, label_selector="owner=helm").items
+    assert [r.metadata.labels["status"] for r in records] == ["deployed"], "stored in the target namespace"
+
+    # The watch label: a change to the ConfigMap upgrades the release (the account lists and watches them).
+    tenant.core.patch_namespaced_config_map("helm-values", tenant.config, {"data": {"values.yaml": "size: 2\n"}})
+    until(lambda: tenant.get("web", HELM_RELEASE), lambda o: o["status"]["history"][0]["version"] == 2,
+          timeout=60, what="the upgrade the watched ConfigMap triggered")  # fmt: skip
+    assert _values(tenant)["size"] == 2
+
+    tenant.custom.delete_namespaced_custom_object(
+        HELM_RELEASE.group, HELM_RELEASE.version, tenant.config, HELM_RELEASE.plural, "web"
+    )
+
+    def gone(name: str, resource: Any) -> bool:
+        try:
+            tenant.get(name, resource)
+        except ApiException as error:
+            return bool(error.status == 404)
+        return False
+
+    until(lambda: gone("web", HELM_RELEASE), bool, timeout=60, what="HelmRelease web uninstalled and finalized")
+    assert not tenant.core.list_namespaced_secret(tenant.target, label_selector="owner=helm").items
+    # Deleted by the helm controller, then finalized by the source controller.
+    until(lambda: gone(chart, HELM_CHART), bool, what="the HelmChart template deleted with its HelmRelease")
+
+
+def test_adoption_moves_release_records_as_the_tenant(
+    controllers: Reconcilers,
+    admin_api: client.ApiClient,
+    control_plane: ControlPlane,
+    namespace_factory: Callable[[], str],
+    git_server: GitHttpServer,
+    helm_repo: HelmRepoServer,
+    tmp_path: Path,
+) -> None:
+    """A release upstream Flux stored in the HelmRelease's namespace is taken over: its records move into
+    the target namespace, by flux-applier (the account itself may write no Secret), and nothing reinstalls."""
+    tenant = make_tenant(admin_api, namespace_factory, git_server, tmp_path, shard=SHARD_VALUE)
+    installed = _helm(control_plane.kubeconfig, tmp_path, "install", "web", str(helm_repo.root / "app-1.0.0.tgz"),
+                      "-n", tenant.target, "--server-side=true")  # fmt: skip
+    assert installed.returncode == 0, installed.stderr
+    # As Flux leaves it: the records in the HelmRelease's namespace, the objects in the target namespace.
+    for record in tenant.core.list_namespaced_secret(tenant.target, label_selector="owner=helm,name=web").items:
+        body = {"metadata": {"name": record.metadata.name, "labels": record.metadata.labels},
+                "type": record.type, "data": record.data}  # fmt: skip
+        tenant.core.create_namespaced_secret(tenant.config, body)
+        tenant.core.delete_namespaced_secret(record.metadata.name, tenant.target)
+    _secret(admin_api, tenant.config, "repo-auth", {"username": GIT_USER, "password": GIT_PASSWORD})
+    _create(tenant, HELM_REPOSITORY, "charts", {"url": helm_repo.url, "interval": "1m",
+                                                "secretRef": {"name": "repo-auth"}})  # fmt: skip
+    _create(tenant, HELM_RELEASE, "web", {
+        "interval": "1h", "targetNamespace": tenant.target, "releaseName": "web",
+        "chart": {"metadata": {"labels": tenant.labels()}, "spec": {"chart": "app", "version": "1.x",
+                                                                    "sourceRef": CHARTS}},
+    })  # fmt: skip
+
+    release = _ready(tenant, HELM_RELEASE, "web")
+    assert release["status"]["history"][0]["version"] == 1, "taken over, not reinstalled"
+    assert not tenant.core.list_namespaced_secret(tenant.config, label_selector="owner=helm").items
+    (moved,) = tenant.core.list_namespaced_secret(tenant.target, label_selector="owner=helm,name=web").items
+    assert moved.metadata.name == "sh.helm.release.v1.web.v1" and moved.metadata.labels["status"] == "deployed"
+
+
+# What flux-applier needs for helm (README): helm's release records and the chart's kinds in the target
+# namespace; in the HelmRelease's own namespace, only to list release records (the adoption check).
+# Each verb but two was shown needed by removing it: records "patch" is the pending-* unlock, objects
+# "update" helm's force replace (upgrade.force), neither of which this test runs.
+RELEASE_RECORDS = {"apiGroups": [""], "resources": ["secrets"],
+                   "verbs": ["get", "list", "create", "update", "patch", "delete"]}  # fmt: skip
+CHART_OBJECTS = {"apiGroups": [""], "resources": ["configmaps"],
+                 "verbs": ["get", "list", "create", "update", "patch", "delete"]}  # fmt: skip
+ADOPTION_CHECK = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"]}
+
+
+def test_flux_applier_needs_only_release_records_and_the_charts_kinds(
+    controllers: Reconcilers,
+    admin_api: client.ApiClient,
+    namespace_factory: Callable[[], str],
+    git_server: GitHttpServer,
+    helm_repo: HelmRepoServer,
+    tmp_path: Path,
+) -> None:
+    config, target = namespace_factory(), namespace_factory()
+    core = client.CoreV1Api(admin_api)
+    core.create_namespaced_service_account(config, {"metadata": {"name": "flux-applier"}})
+    grant(admin_api, target, config, (RELEASE_RECORDS, CHART_OBJECTS), role="helm-release")
+    grant(admin_api, config, config, (ADOPTION_CHECK,), role="adoption-check")
+    # A Tenant for its helpers only: no git repository is used here.
+    tenant = Tenant(admin_api, config, target, namespace_factory(), GitRepo(tmp_path / "unused"), git_server, "",
+                    SHARD_VALUE)  # fmt: skip
+    _secret(admin_api, config, "repo-auth", {"username": GIT_USER, "password": GIT_PASSWORD})
+    _create(tenant, HELM_REPOSITORY, "charts", {"url": helm_repo.url, "interval": "1m",
+                                                "secretRef": {"name": "repo-auth"}})  # fmt: skip
+    chart = {"metadata": {"labels": tenant.labels()}, "spec": {"chart": "app", "version": "1.x", "sourceRef": CHARTS}}
+    _create(tenant, HELM_RELEASE, "web", {"interval": "1h", "targetNamespace": target, "chart": chart,
+                                          "values": {"size": 1}})  # fmt: skip
+    release = _ready(tenant, HELM_RELEASE, "web")
+    assert condition(release)["reason"] == "InstallSucceeded", condition(release)
+    assert _values(tenant) == {"size": 1}
+
+    tenant.patch("web", {"spec": {"values": {"size": 2}}}, HELM_RELEASE)
+    until(lambda: tenant.get("web", HELM_RELEASE), lambda o: o["status"]["history"][0]["version"] == 2,
+          timeout=60, what="the upgrade")  # fmt: skip
+    assert _values(tenant) == {"size": 2}
+    tenant.custom.delete_namespaced_custom_object(HELM_RELEASE.group, HELM_RELEASE.version, config,
+                                                  HELM_RELEASE.plural, "web")  # fmt: skip
+    until(lambda: core.list_namespaced_secret(target, label_selector="owner=helm").items, lambda found: not found,
+          timeout=60, what="the release uninstalled")  # fmt: skip
+    assert not [c for c in core.list_namespaced_config_map(target).items if c.data and "values" in c.data]
+
+
 def test_without_the_impersonate_rule_the_tenant_is_refused(
     kubectl: Kubectl,
     admin_api: client.ApiClient,
@@ -253,3 +434,140 @@ def test_without_the_impersonate_rule_the_tenant_is_refused(
     message = condition(failed)["message"]
     assert "forbidden" in message and "impersonate" in message, message
     assert tenant.configmaps(tenant.target) == {}
+
+
+CHART = {
+    "Chart.yaml": "apiVersion: v2\nname: app\nversion: 1.0.0\n",
+    "templates/settings.yaml": (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-settings\ndata:\n  color: blue\n"
+    ),
+}
+
+
+def _chart(directory: Path) -> Path:
+    for name, text in CHART.items():
+        (directory / name).parent.mkdir(parents=True, exist_ok=True)
+        (directory / name).write_text(text)
+    return directory
+
+
+def _helm(kubeconfig: Path, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real helm CLI with only the account's token, as the helm controller runs it (HOME its own)."""
+    env = {"PATH": os.environ["PATH"], "HOME": str(home)}
+    command = ["helm", "--kubeconfig", str(kubeconfig), *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, check=False)
+
+
+def _tenant_namespaces(admin_api: client.ApiClient, namespace_factory: Callable[[], str]) -> tuple[str, str, str]:
+    """A configuration namespace with flux-applier, its target namespace, and a namespace it has no rights in."""
+    config, target, other = namespace_factory(), namespace_factory(), namespace_factory()
+    client.CoreV1Api(admin_api).create_namespaced_service_account(config, {"metadata": {"name": "flux-applier"}})
+    grant(admin_api, config, config)
+    grant(admin_api, target, config)
+    return config, target, other
+
+
+def test_helm_runs_as_the_tenant_with_only_the_shipped_impersonate_rule(
+    account_kubeconfig: Path, admin_api: client.ApiClient, namespace_factory: Callable[[], str], tmp_path: Path
+) -> None:
+    """``--kube-as-user`` alone: the API server judges helm's every call by flux-applier's RBAC."""
+    config, target, other = _tenant_namespaces(admin_api, namespace_factory)
+    chart, tenant = _chart(tmp_path / "chart"), ["--kube-as-user", f"system:serviceaccount:{config}:flux-applier"]
+    until(
+        lambda: _helm(account_kubeconfig, tmp_path, "list", "-n", target, *tenant),
+        lambda r: r.returncode == 0,
+        what="flux-applier's RoleBinding in effect",
+    )
+    installed = _helm(account_kubeconfig, tmp_path, "upgrade", "--install", "app", str(chart), "-n", target,
+                      "--server-side=true", *tenant)  # fmt: skip
+    assert installed.returncode == 0, installed.stderr
+    core = client.CoreV1Api(admin_api)
+    assert core.read_namespaced_config_map("app-settings", target).data == {"color": "blue"}
+    (record,) = core.list_namespaced_secret(target, label_selector="owner=helm,name=app").items
+    assert record.type == "helm.sh/release.v1" and record.metadata.labels["status"] == "deployed"
+    history = _helm(account_kubeconfig, tmp_path, "history", "app", "-n", target, "-o", "json", *tenant)
+    assert history.returncode == 0 and '"revision":1' in history.stdout, history.stderr
+
+    # The same call without impersonation is the account's own: it may write no tenant object.
+    bare = _helm(account_kubeconfig, tmp_path, "upgrade", "--install", "own", str(chart), "-n", target)
+    assert bare.returncode != 0 and "forbidden" in bare.stderr, bare.stderr
+    # As the tenant, where the tenant has no rights: refused, with the tenant named.
+    elsewhere = _helm(account_kubeconfig, tmp_path, "upgrade", "--install", "app", str(chart), "-n", other, *tenant)
+    assert f"system:serviceaccount:{config}:flux-applier" in elsewhere.stderr and "forbidden" in elsewhere.stderr
+    assert not core.list_namespaced_secret(other, label_selector="owner=helm").items
+
+    uninstalled = _helm(account_kubeconfig, tmp_path, "uninstall", "app", "-n", target, *tenant)
+    assert uninstalled.returncode == 0, uninstalled.stderr
+    assert not core.list_namespaced_config_map(target, field_selector="metadata.name=app-settings").items
+
+
+def test_the_api_server_gives_the_impersonated_account_its_groups(
+    account_kubeconfig: Path, admin_api: client.ApiClient, namespace_factory: Callable[[], str], tmp_path: Path
+) -> None:
+    """Why no ``impersonate groups``: without Impersonate-Group the account's groups come with it, and with
+    one the shipped RBAC refuses (granting it would allow any group, system:masters included)."""
+    config, _, _ = _tenant_namespaces(admin_api, namespace_factory)
+    shared = namespace_factory()
+    # Rights given to the group system:serviceaccounts:<config> only, never to flux-applier by name.
+    rbac = client.RbacAuthorizationV1Api(admin_api)
+    rbac.create_namespaced_role(shared, {"metadata": {"name": "read-releases"},
+                                         "rules": [{"apiGroups": [""], "resources": ["secrets"],
+                                                    "verbs": ["get", "list"]}]})  # fmt: skip
+    group = {"kind": "Group", "name": f"system:serviceaccounts:{config}", "apiGroup": "rbac.authorization.k8s.io"}
+    rbac.create_namespaced_role_binding(shared, {
+        "metadata": {"name": "config-accounts"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "read-releases"},
+        "subjects": [group],
+    })  # fmt: skip
+    tenant = ["--kube-as-user", f"system:serviceaccount:{config}:flux-applier"]
+    listed = until(
+        lambda: _helm(account_kubeconfig, tmp_path, "list", "-n", shared, *tenant),
+        lambda r: r.returncode == 0,
+        what="the group's RoleBinding in effect",
+    )
+    assert listed.returncode == 0, "flux-applier reached the namespace through its group, which it was given"
+
+    for name in ("system:serviceaccounts", f"system:serviceaccounts:{config}", "system:masters"):
+        refused = _helm(account_kubeconfig, tmp_path, "list", "-n", shared, *tenant, "--kube-as-group", name)
+        assert refused.returncode != 0 and "cluster unreachable" in refused.stderr, refused.stderr
+        # helm hides the API server's reason; the same headers on a resource request show it.
+        with token_client(account_kubeconfig) as api:
+            api.set_default_header("Impersonate-User", f"system:serviceaccount:{config}:flux-applier")
+            api.set_default_header("Impersonate-Group", name)
+            with pytest.raises(ApiException) as why:
+                client.CoreV1Api(api).list_namespaced_secret(shared)
+        message = json.loads(why.value.body)["message"]
+        assert why.value.status == 403 and 'cannot impersonate resource "groups"' in message, message
+
+
+@pytest.mark.parametrize(
+    ("verb", "resource", "group", "name"),
+    [
+        ("impersonate", "users", "", "admin"),
+        ("impersonate", "groups", "", "system:masters"),
+        ("impersonate", "userextras", "", ""),
+        ("create", "configmaps", "", ""),
+        ("create", "secrets", "", ""),
+        ("update", "secrets", "", ""),
+        ("patch", "secrets", "", ""),
+        ("delete", "secrets", "", ""),
+        ("create", "deployments", "apps", ""),
+        ("create", "helmreleases", "helm.toolkit.fluxcd.io", ""),
+        ("delete", "helmreleases", "helm.toolkit.fluxcd.io", ""),
+        ("update", "helmreleases/finalizers", "helm.toolkit.fluxcd.io", ""),
+        ("create", "kustomizations", "kustomize.toolkit.fluxcd.io", ""),
+        ("delete", "gitrepositories", "source.toolkit.fluxcd.io", ""),
+        ("list", "serviceaccounts", "", ""),
+        ("create", "serviceaccounts/token", "", ""),
+        ("bind", "clusterroles", "rbac.authorization.k8s.io", ""),
+        ("escalate", "clusterroles", "rbac.authorization.k8s.io", ""),
+        ("create", "namespaces", "", ""),
+    ],
+)
+def test_the_account_cannot(account_api: client.ApiClient, verb: str, resource: str, group: str, name: str) -> None:
+    """No more than the controllers' calls: what the account must not do, asked of the real authorizer."""
+    resource, _, subresource = resource.partition("/")
+    attributes = client.V1ResourceAttributes(verb=verb, resource=resource, subresource=subresource or None,
+                                             group=group, name=name or None)  # fmt: skip
+    review = client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec(resource_attributes=attributes))
+    assert not client.AuthorizationV1Api(account_api).create_self_subject_access_review(review).status.allowed

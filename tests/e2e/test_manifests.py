@@ -222,6 +222,7 @@ def test_beside_flux_overlay_shares_nothing_with_an_upstream_flux(
                 "networkpolicy.networking.k8s.io/fluxwarden-artifacts serverside-applied (server dry run)",
                 "cronjob.batch/fluxwarden-certs-renewer serverside-applied (server dry run)",
                 "customresourcedefinition.apiextensions.k8s.io/kustomizations.kustomize.toolkit.fluxcd.io",
+                "customresourcedefinition.apiextensions.k8s.io/helmreleases.helm.toolkit.fluxcd.io",
             ],
         ),
         (

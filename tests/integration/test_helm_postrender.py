@@ -20,7 +20,9 @@ import pytest
 import yaml
 
 from fluxwarden.controllers.helm.postrender import PostRender, prepare
+from tests.support.control_plane import ControlPlane
 from tests.support.helm_repo import helm_binary, write_chart
+from tests.support.kube import KubectlRunner, kubectl_binary
 
 pytestmark = pytest.mark.usefixtures("test_binaries")  # the real helm and kustomize first on PATH
 
@@ -94,18 +96,24 @@ def helm_template(chart: Path, post_render: PostRender | None, *, env: dict[str,
 def _run_template(
     chart: Path, post_render: PostRender | None, *, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    home = chart.parent / "helm-home"
+    return _run_helm(chart.parent, post_render, "template", "rel", str(chart), "--namespace", "apps", env=env)
+
+
+def _run_helm(
+    home: Path, post_render: PostRender | None, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    # As the controller's runner calls helm: PATH and helm's homes, nothing else of this process's env.
     environment = {
-        **os.environ,
-        "HELM_CACHE_HOME": f"{home}/cache",
-        "HELM_CONFIG_HOME": f"{home}/config",
-        "HELM_DATA_HOME": f"{home}/data",
+        "PATH": os.environ["PATH"],
+        "HOME": f"{home}/helm-home",
+        "HELM_CACHE_HOME": f"{home}/helm-home/cache",
+        "HELM_CONFIG_HOME": f"{home}/helm-home/config",
+        "HELM_DATA_HOME": f"{home}/helm-home/data",
         **(post_render.env if post_render else {}),
         **(env or {}),
     }
-    command = [helm_binary(), "template", "rel", str(chart), "--namespace", "apps"]
     return subprocess.run(
-        [*command, *(post_render.args if post_render else [])],
+        [helm_binary(), *args, *(post_render.args if post_render else [])],
         env=environment,
         capture_output=True,
         text=True,
@@ -191,6 +199,20 @@ def test_without_post_renderers_only_the_owner_labels_are_added(tmp_path: Path, 
         assert obj == plain[name], name
 
 
+def test_the_combined_strategy_starts_no_python_and_leaves_no_manifests_behind(tmp_path: Path, chart: Path) -> None:
+    directory = work(tmp_path)
+    images = [{"name": "nginx", "newTag": "1.27"}]
+    post_render = prepare(directory, [{"kustomize": {"images": images}}], None, OWNERS)
+    no_python = {"FLUXWARDEN_PLUGIN_PYTHON": str(tmp_path / "no-python")}
+    found = objects(helm_template(chart, post_render, env=no_python))
+    assert found["Deployment/rel"]["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.27"
+    assert all(obj["metadata"]["labels"].items() >= OWNERS.items() for obj in found.values())
+    left = {path.name for path in directory.rglob("*") if path.is_file()}
+    assert left == {"config.json", "kustomize", "kustomization.yaml"}
+    # The other strategies, and errors, do need it.
+    assert _run_template(chart, prepare(directory, [], None, OWNERS, strategy="nohooks"), env=no_python).returncode == 1
+
+
 def test_an_empty_chart_renders_without_error(tmp_path: Path) -> None:
     chart = write_chart(tmp_path / "charts", "empty", "0.1.0", templates={"NOTES.txt": "nothing to install\n"})
     assert objects(helm_template(chart, prepare(work(tmp_path), [], {"labels": {"a": "b"}}, OWNERS))) == {}
@@ -222,6 +244,38 @@ def test_yaml_aliases_between_list_items_survive(tmp_path: Path) -> None:
     assert found["ConfigMap/second"]["data"] == {"key": "value", "only": "second"}
     for obj in found.values():
         assert obj["metadata"]["labels"] == {"app": "shared", **OWNERS}
+
+
+def test_helm_install_applies_the_post_rendered_objects_and_hooks(tmp_path: Path, test_binaries: Path) -> None:
+    hook = """\
+        apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: {{ .Release.Name }}-hook
+          annotations: {helm.sh/hook: pre-install}
+        """
+    templates = {"config.yaml": textwrap.dedent(TEMPLATES["config.yaml"]), "hook.yaml": textwrap.dedent(hook)}
+    chart = write_chart(tmp_path / "charts", "installed", "1.0.0", templates=templates)
+    patch = {"patch": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: rel-config}\ndata: {extra: added}\n"}
+    post_render = prepare(work(tmp_path), [{"kustomize": {"patches": [patch]}}], {"annotations": {"o": "ops"}}, OWNERS)
+    with ControlPlane(test_binaries, tmp_path / "control-plane") as plane:
+        kubectl = KubectlRunner(kubectl_binary(test_binaries), plane.kubeconfig, tmp_path / "kubectl-cache")
+        kubectl("create", "namespace", "apps")
+        kube = ["--kubeconfig", str(plane.kubeconfig), "--namespace", "apps"]
+        result = _run_helm(
+            tmp_path, post_render, "upgrade", "--install", "rel", str(chart), "--server-side=true", *kube
+        )
+        assert result.returncode == 0, result.stderr
+        listed = yaml.safe_load(kubectl("get", "configmaps", "--namespace", "apps", "-o", "yaml").stdout)
+        live = {f"ConfigMap/{item['metadata']['name']}": item for item in listed["items"]}
+        manifest = objects(_run_helm(tmp_path, None, "get", "manifest", "rel", *kube).stdout)
+    for name in ("ConfigMap/rel-config", "ConfigMap/rel-hook"):
+        assert live[name]["metadata"]["labels"].items() >= OWNERS.items(), name
+        assert live[name]["metadata"]["annotations"]["o"] == "ops", name
+    assert live["ConfigMap/rel-config"]["data"] == {"greeting": "hello", "extra": "added"}
+    # the release records the post-rendered manifest, which drift detection compares with
+    assert manifest["ConfigMap/rel-config"]["data"] == {"greeting": "hello", "extra": "added"}
+    assert manifest["ConfigMap/rel-config"]["metadata"]["labels"] == OWNERS
 
 
 # --- postRenderStrategy (helm's CLI has no flag: the plugin splits the hooks itself) -------------
@@ -291,7 +345,27 @@ def test_a_failing_patch_fails_helm_and_names_the_entry_in_one_line(
     assert "\n" not in failure and str(directory) not in failure
     assert PASSWORD not in failure
     # the rendered manifests (a Secret among them) are not left on disk
-    assert sorted(path.name for path in (directory / "postrender").iterdir()) == ["config.json", "error"]
+    left = sorted(str(path.relative_to(directory)) for path in directory.rglob("*") if path.is_file())
+    assert [path for path in left if not path.endswith("kustomization.yaml")] == [
+        "postrender/config.json",
+        "postrender/error",
+        "postrender/kustomize",
+    ]
+
+
+def test_an_object_both_hook_and_template_suggests_the_separate_strategy(tmp_path: Path) -> None:
+    account = "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: runner\n"
+    hook = account.replace("name: runner\n", "name: runner\n  annotations: {helm.sh/hook: pre-install}\n")
+    chart = write_chart(tmp_path / "charts", "twice", "0.1.0", templates={"sa.yaml": account, "hook.yaml": hook})
+    combined = prepare(work(tmp_path), [], None, OWNERS)
+    assert _run_template(chart, combined).returncode == 1
+    assert combined.failure() == (
+        "owner labels: may not add resource with an already registered id: ServiceAccount.v1.[noGrp]/runner.[noNs]"
+        " (the chart renders it twice, e.g. as a hook and a template: try spec.postRenderStrategy separate)"
+    )
+    separate = prepare(work(tmp_path, "separate"), [], None, OWNERS, strategy="separate")
+    rendered = list(yaml.safe_load_all(helm_template(chart, separate)))
+    assert [doc["metadata"]["labels"] for doc in rendered if doc] == [OWNERS, OWNERS]
 
 
 def test_a_later_success_clears_the_error(tmp_path: Path, chart: Path) -> None:

@@ -18,7 +18,10 @@ from fluxwarden.tenancy.kinds import HELM
 
 HELM_RELEASE = Resource(HELM, "v2", "helmreleases", "HelmRelease")
 FINALIZER = "finalizers.fluxcd.io"
-FIELD_MANAGER = "helm-controller"
+FIELD_MANAGER = "helm-controller"  # the controller's own writes (the HelmChart template), as Flux's
+# The helm CLI's server-side apply field manager (v4 fixes it in main). Drift repair applies as it, so
+# helm and the repair own the same fields and never conflict.
+HELM_FIELD_MANAGER = "helm"
 NAME_LABEL = "helm.toolkit.fluxcd.io/name"
 NAMESPACE_LABEL = "helm.toolkit.fluxcd.io/namespace"
 FORCE_AT = "reconcile.fluxcd.io/forceAt"

@@ -302,7 +302,12 @@ class HelmReleaseReconciler:
             return
         if storage.latest() is not None:
             return
-        count = storage.adopt_from(ReleaseStorage(storage.kube, spec.namespace, spec.release_name))
+        try:
+            count = storage.adopt_from(ReleaseStorage(storage.kube, spec.namespace, spec.release_name))
+        except StorageError as exc:
+            if not exc.forbidden:
+                raise
+            return  # the tenant may not list Secrets in its own namespace: nothing there it could adopt
         if count:
             ctx.log.info(
                 "HelmRelease %s/%s: moved %d release records of %s from %s to %s",

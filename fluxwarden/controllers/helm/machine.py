@@ -25,7 +25,7 @@ from fluxwarden.controllers.apply.redact import Redactor
 from fluxwarden.controllers.helm import commands, history
 from fluxwarden.controllers.helm.api import (
     DRIFT_ANNOTATION,
-    FIELD_MANAGER,
+    HELM_FIELD_MANAGER,
     HELM_RELEASE,
     NAME_LABEL,
     NAMESPACE_LABEL,
@@ -398,7 +398,10 @@ class Machine:
             self.ctx.log.debug("progress of HelmRelease %s/%s not written: %s", meta["namespace"], meta["name"], exc)
 
     def _run(self, args: list[str], action: str, env: dict[str, str] | None = None) -> None:
-        self.helm.run(args, self.req.identity, self.req.spec.action_timeout(action), env, self.secrets)
+        try:
+            self.helm.run(args, self.req.identity, self.req.spec.action_timeout(action), env, self.secrets)
+        finally:
+            self.req.storage.changed()  # helm wrote records, or may have: read them again
 
     def _values_file(self, scratch: Path) -> Path:
         path = scratch / "values.yaml"
@@ -631,7 +634,7 @@ class Machine:
     def drift(self, release: Release, repair: bool) -> list[Change]:
         """What of the release differs from the cluster (``removed``, ``changed``); with ``repair``, re-applied."""
         owner = _owner(self.req.obj)
-        applier = Applier(self.req.tenant, self.mapper, owner, FIELD_MANAGER, repair=repair)
+        applier = Applier(self.req.tenant, self.mapper, owner, HELM_FIELD_MANAGER, repair=repair)
         changes = applier.apply_all(self.objects(release), self.req.applied, False)
         return [c for c in changes if c.action not in ("unchanged", "skipped")]
 

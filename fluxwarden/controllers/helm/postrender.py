@@ -5,7 +5,9 @@ helm v4 takes post-renderers as plugins only, so fluxwarden ships one (``plugin/
 arguments and environment that select it. The plugin runs the real kustomize CLI, in Flux's order: each
 ``postRenderers[i].kustomize`` (patches, then images), then ``commonMetadata`` labels and annotations, then
 the owner labels, the last two on ``metadata`` only (never selectors or pod templates), as Flux's
-helm-controller does. Everything reaches the plugin through stdin and files (mode 0600), never argv.
+helm-controller does. Everything reaches the plugin through stdin and files in a 0700 directory, never
+argv. For helm 4's default (combined) strategy the plugin is a shell script and one kustomize build, so
+no Python starts per render; the Python side (``plugin/run.py``) handles the other strategies and errors.
 """
 
 from __future__ import annotations
@@ -19,15 +21,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fluxwarden.controllers.helm.plugin import run
+
 PLUGIN_NAME = "fluxwarden-kustomize"
 # helm loads plugins from $HELM_PLUGINS/*/plugin.yaml; this package dir holds ours (package data).
 PLUGINS_DIR = Path(__file__).with_name("plugin")
-# plugin.yaml runs "${FLUXWARDEN_PLUGIN_PYTHON} -P -m fluxwarden.controllers.helm.plugin": the
+# plugin.yaml runs /bin/sh post-render.sh, which runs one kustomize build in the usual case and hands
+# anything else to "${FLUXWARDEN_PLUGIN_PYTHON} -P -m fluxwarden.controllers.helm.plugin": the
 # controller's own interpreter, so it works from any venv, as non-root, on a read-only root fs.
 PYTHON_ENV = "FLUXWARDEN_PLUGIN_PYTHON"
 CONFIG_DIR = "postrender"
 STRATEGIES = ("combined", "nohooks", "separate")
-KUSTOMIZATION = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization"}
+KUSTOMIZATION = run.KUSTOMIZATION
 _SELECTOR_FIELDS = ("group", "version", "kind", "name", "namespace", "labelSelector", "annotationSelector")
 _IMAGE_FIELDS = ("name", "newName", "newTag", "digest")
 
@@ -40,7 +45,7 @@ class InvalidPostRenderer(ValueError):
 class PostRender:
     """What a helm install/upgrade/template call needs to post-render through the plugin."""
 
-    args: list[str]  # ["--post-renderer", PLUGIN_NAME, "--post-renderer-args", <config file>]
+    args: list[str]  # ["--post-renderer", PLUGIN_NAME, "--post-renderer-args", <work_dir>/postrender]
     env: dict[str, str]  # HELM_PLUGINS and the interpreter for the plugin: merge into helm's env
     error_file: Path  # where the plugin leaves its one-line error (helm discards plugin stderr)
 
@@ -87,22 +92,19 @@ def prepare(
         raise FileNotFoundError("no Python interpreter path (sys.executable) for the helm post-renderer plugin")
     directory = work_dir / CONFIG_DIR
     directory.mkdir(mode=0o700, exist_ok=True)
-    error_file = directory / "error"
-    config = {
-        "kustomize": str(Path(binary).absolute()),
-        "errorFile": str(error_file),
-        "strategy": chosen,
-        "layers": [
-            {"field": layer.field, "kustomization": layer.kustomization}
-            for layer in layers(post_renderers, common_metadata, owner_labels)
-        ],
-    }
-    config_file = directory / "config.json"
-    _write_private(config_file, json.dumps(config, indent=1))
+    planned = layers(post_renderers, common_metadata, owner_labels)
+    program = str(Path(binary).absolute())
+    config_layers = [{"field": layer.field, "kustomization": layer.kustomization} for layer in planned]
+    config = {"kustomize": program, "strategy": chosen, "layers": config_layers}
+    _write_private(directory / run.CONFIG, json.dumps(config, indent=1))
+    _write_private(directory / "kustomize", program + "\n")  # for post-render.sh's `read`
+    shutil.rmtree(directory / run.CHAIN, ignore_errors=True)  # a previous prepare() of this work dir
+    if chosen == "combined":  # post-render.sh's fast path: one kustomize build, no Python
+        run.write_chain(directory / run.CHAIN, config_layers)
     return PostRender(
-        args=["--post-renderer", PLUGIN_NAME, "--post-renderer-args", str(config_file)],
+        args=["--post-renderer", PLUGIN_NAME, "--post-renderer-args", str(directory)],
         env={"HELM_PLUGINS": str(PLUGINS_DIR), PYTHON_ENV: sys.executable},
-        error_file=error_file,
+        error_file=directory / run.ERROR,
     )
 
 

@@ -7,9 +7,9 @@
   Passing ``--kube-as-group`` would need ``impersonate`` on ``groups``, which lets the holder act as
   ``system:masters``: the controller is never given that.
 * Values go in a private file (``-f``); the chart is a local directory; post-renderer config is a file.
-* helm runs as ``helm-controller`` (a link to the binary), because helm names its server-side apply
-  field manager after its program name: objects then carry Flux's field manager, so adoption from
-  Flux and our own drift repair never fight helm over fields.
+* helm v4 applies server-side as field manager ``helm`` (with ``--force-conflicts`` on upgrades,
+  so a release adopted from Flux's ``helm-controller`` manager takes its fields over); drift repair
+  applies as ``helm`` too.
 * One ``$HOME`` per controller keeps helm's discovery cache warm between runs.
 """
 
@@ -29,8 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from fluxwarden.controllers.helm.api import FIELD_MANAGER
 
 logger = logging.getLogger("fluxwarden.controllers.helm")
 
@@ -114,10 +112,7 @@ class Helm:
         self.home = home
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(home, 0o700)
-        self.program = home / FIELD_MANAGER
-        if self.program.is_symlink() or self.program.exists():
-            self.program.unlink()
-        self.program.symlink_to(os.path.realpath(found))
+        self.program = Path(found)
         self.kubeconfig = home / "kubeconfig"
         fd = os.open(self.kubeconfig, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:

@@ -123,9 +123,19 @@ class ReleaseStorage:
         self.kube = kube
         self.namespace = namespace
         self.name = name
+        self._read: list[Release] | None = None  # one LIST per reconcile until something writes
+
+    def changed(self) -> None:
+        """The records may have changed (helm ran, a record was written): the next read lists them again."""
+        self._read = None
 
     def history(self) -> list[Release]:
         """Every stored revision, newest first; empty when there is none."""
+        if self._read is None:
+            self._read = self._list()
+        return list(self._read)
+
+    def _list(self) -> list[Release]:
         path = SECRETS.format(namespace=self.namespace)
         try:
             found = self.kube.request("GET", path, query={"labelSelector": f"owner=helm,name={self.name}"})
@@ -154,6 +164,7 @@ class ReleaseStorage:
             "data": {"release": _encode(record)},
         }
         path = f"{SECRETS.format(namespace=self.namespace)}/{secret['metadata']['name']}"
+        self.changed()
         try:
             self.kube.request("PATCH", path, body=body, content_type="application/merge-patch+json")
         except Conflict:
@@ -168,6 +179,8 @@ class ReleaseStorage:
         records in both places (helm reads the target namespace; the next reconcile finishes the move).
         """
         moved = 0
+        self.changed()
+        other.changed()
         for release in other.history():
             meta = release.secret["metadata"]
             copy = {

@@ -46,6 +46,7 @@ from fluxwarden.controllers.source.versions import best_match
 
 MAX_CHART_SIZE = 64 * 1024 * 1024
 SOURCE_RETRY = 30.0
+PULLED = "pulled.tgz"  # the downloaded chart archive, in the reconcile's scratch directory
 
 
 def _inside(root: Path, relative: str, what: str) -> Path:
@@ -154,7 +155,11 @@ class HelmChartReconciler:
             message = f"packaged '{spec.chart}' chart with version '{version}'"
             if not unchanged:
                 values_root = work / "src" if spec.source_kind == "GitRepository" else None
-                built = package(chart_dir, spec.values_files, work / "out", values_root)
+                if spec.source_kind == "HelmRepository" and not spec.values_files:
+                    # As Flux: a pulled chart without valuesFiles is stored as downloaded (checked), not re-packaged.
+                    built = (work / PULLED).rename(work / f"{spec.chart}-{version}.tgz")
+                else:
+                    built = package(chart_dir, spec.values_files, work / "out", values_root)
                 with built.open("rb") as chart:
                     stored = self.storage.store_stream(
                         "HelmChart", namespace, meta["name"], built.name,
@@ -216,7 +221,7 @@ class HelmChartReconciler:
         repo_spec = HelmRepositorySpec.of(repository)
         credentials = repository_credentials(ctx, repository["metadata"]["namespace"], repo_spec)
         url = urljoin(repo_spec.url, str((entry.get("urls") or [""])[0]))
-        with tempfile.TemporaryFile(prefix="fluxwarden-chart-") as spool:
+        with (work / PULLED).open("w+b") as spool:
             try:
                 got = download(
                     url, spool, timeout=repo_spec.timeout, max_size=self.max_size, credentials=credentials,

@@ -1,9 +1,10 @@
-"""The post-renderer plugin's work: helm's rendered stream on stdin, kustomize's output on stdout.
+"""The post-renderer plugin's Python side: helm's rendered stream on stdin, kustomize's output on stdout.
 
-Each configured layer (``postrender.layers()``) is a kustomization over the previous one, so a single
-``kustomize build`` runs them all in order. If it fails, the layers run one by one to name the failing
-spec field. helm discards a plugin's stderr and exit code, so the one-line error also goes to the
-config's ``errorFile``, where the controller reads it (``PostRender.failure()``). Secret values of the
+``post-render.sh`` runs this for the strategies other than ``combined`` and whenever its own single
+``kustomize build`` failed. Each configured layer (``postrender.layers()``) is a kustomization over the
+previous one, so one build runs them all in order; if it fails, the layers run one by one to name the
+failing spec field. helm discards a plugin's stderr, so the one-line error also goes to ``DIR/error``,
+where the controller reads it (``PostRender.failure()``). Secret values of the
 rendered manifests are blanked out of that message.
 """
 
@@ -21,14 +22,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 INPUT = "helm-output.yaml"
+CONFIG = "config.json"  # in the directory prepare() writes and passes as the plugin's argument
+ERROR = "error"  # the one-line error for PostRender.failure()
+CHAIN = "chain"  # the layers as kustomizations, input/ <- layer-0 <- ... <- top, for post-render.sh
 HOOK_ANNOTATION = "helm.sh/hook"
 MAX_MESSAGE = 400
+KUSTOMIZATION = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization"}
 _SEPARATOR = re.compile(rb"^---[ \t]*(?:#.*)?$", re.MULTILINE)
 _ERROR_PREFIX = re.compile(r"(?:^|\n)Error: ")
-_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class Failure(Exception):
@@ -37,19 +39,21 @@ class Failure(Exception):
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m fluxwarden.controllers.helm.plugin CONFIG < manifests", file=sys.stderr)
+        print("usage: python -m fluxwarden.controllers.helm.plugin DIR < manifests", file=sys.stderr)
         return 2
-    config_file = Path(argv[0])
+    directory = Path(argv[0])
     try:
-        config = json.loads(config_file.read_text(encoding="utf-8"))
-        error_file = Path(config["errorFile"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        print(f"Error: fluxwarden-kustomize: cannot read its config {config_file}: {exc}", file=sys.stderr)
+        config = json.loads((directory / CONFIG).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        print(f"Error: fluxwarden-kustomize: cannot read its config in {directory}: {exc}", file=sys.stderr)
         return 1
+    error_file = directory / ERROR
     error_file.unlink(missing_ok=True)
     manifests = sys.stdin.buffer.read()
+    # post-render.sh's copy of them, when its fast path failed and handed over: no rendered Secret stays
+    (directory / CHAIN / "input" / INPUT).unlink(missing_ok=True)
     try:
-        output = post_render(manifests, config, config_file.parent)
+        output = post_render(manifests, config, directory)
     except Failure as failure:
         message = redact(str(failure), manifests)
         _write_private(error_file, message + "\n")
@@ -92,14 +96,33 @@ def split_hooks(stream: bytes) -> tuple[bytes, bytes]:
     return b"---\n".join(hooks), b"---\n".join(templates)
 
 
-def _is_hook(document: bytes) -> bool:
+def _load(document: bytes) -> Any:
+    """One YAML document, or None if it does not parse. PyYAML (10 ms to import) only when needed."""
+    import yaml
+
     try:
-        data = yaml.load(document, Loader=_LOADER)  # a safe loader (C if built)
+        return yaml.load(document, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # safe, C if built
     except yaml.YAMLError:
-        return False  # kustomize reports it, naming the field
+        return None
+
+
+def _is_hook(document: bytes) -> bool:
+    data = _load(document)  # None if broken: kustomize reports it, naming the field
     metadata = data.get("metadata") if isinstance(data, dict) else None
     annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
     return isinstance(annotations, dict) and bool(annotations.get(HOOK_ANNOTATION))
+
+
+def write_chain(root: Path, layers: list[dict[str, Any]]) -> Path:
+    """The layers as kustomization dirs under ``root``: ``input/`` (which holds INPUT), then one dir per
+    layer over the previous one, the last named ``top``. Returns the input file's path (not written)."""
+    previous = "input"
+    _write_kustomization(root / previous, {"kustomization": {}}, INPUT)
+    for index, layer in enumerate(layers):
+        name = "top" if index == len(layers) - 1 else f"layer-{index}"
+        _write_kustomization(root / name, layer, f"../{previous}")
+        previous = name
+    return root / "input" / INPUT
 
 
 def _chain(stream: bytes, layers: list[dict[str, Any]], kustomize: str, scratch: Path, group: str) -> bytes:
@@ -107,20 +130,15 @@ def _chain(stream: bytes, layers: list[dict[str, Any]], kustomize: str, scratch:
         return stream
     with tempfile.TemporaryDirectory(prefix="run-", dir=scratch) as temporary:
         root = Path(temporary)
-        (root / "layer-0").mkdir()
-        (root / "layer-0" / INPUT).write_bytes(stream)
-        for index, layer in enumerate(layers):
-            base = INPUT if index == 0 else f"../layer-{index - 1}"
-            _write_kustomization(root / f"layer-{index}", layer, base)
-        ok, output, error = _build(kustomize, root / f"layer-{len(layers) - 1}", root)
+        input_file = write_chain(root, layers)
+        input_file.write_bytes(stream)
+        ok, output, error = _build(kustomize, root / "top", root)
         if not ok and "unknown anchor" in error:
             stream = as_list(stream)
-            (root / "layer-0" / INPUT).write_bytes(stream)
-            ok, output, error = _build(kustomize, root / f"layer-{len(layers) - 1}", root)
+            input_file.write_bytes(stream)
+            ok, output, error = _build(kustomize, root / "top", root)
         if ok:
             return output
-        if len(layers) == 1:
-            raise Failure(f"{layers[0]['field']}{group}: {error}")
         # Which layer? Each one alone, over the previous one's output.
         current = stream
         for index, layer in enumerate(layers):
@@ -147,8 +165,8 @@ def as_list(stream: bytes) -> bytes:
 
 
 def _write_kustomization(directory: Path, layer: dict[str, Any], base: str) -> None:
-    directory.mkdir(exist_ok=True)
-    kustomization = {**layer["kustomization"], "resources": [base]}
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    kustomization = {**KUSTOMIZATION, **layer["kustomization"], "resources": [base]}
     (directory / "kustomization.yaml").write_text(json.dumps(kustomization), encoding="utf-8")
 
 
@@ -173,10 +191,31 @@ def _kustomize_error(stderr: bytes, root: Path) -> str:
     text = stderr.decode("utf-8", errors="replace")
     starts = [match.end() for match in _ERROR_PREFIX.finditer(text)]
     message = " ".join((text[starts[-1] :] if starts else text).split()) or "kustomize build failed"
-    message = re.sub(rf"{re.escape(str(root))}/(?:layer|single)-\d+(?:/{INPUT})?", INPUT, message)
+    message = re.sub(rf"{re.escape(str(root))}/(?:input|top|layer-\d+|single-\d+)(?:/{INPUT})?", INPUT, message)
     message = message.replace(str(root), ".")
+    return _hint(_innermost(message))
+
+
+def _innermost(message: str) -> str:
+    """The cause inside kustomize's wrappers for an error met while loading a resource (the file of
+    manifests, or a base), which also says that it is not a directory either."""
+    while True:
+        if (at := message.rfind("recursed accumulation of path '")) >= 0:
+            inner = re.sub(r"^recursed accumulation of path '[^']*': ", "", message[at:])
+        elif found := re.search(r"accumulating resources from '[^']*': (.*?)': must build at directory", message):
+            inner = found.group(1)
+        else:
+            return message
+        if inner == message or not inner.strip():
+            return message
+        message = inner
+
+
+def _hint(message: str) -> str:
     if "no matches for Id" in message or "failed to find unique target" in message:
         message += " (a patch without a target must name an object the chart renders)"
+    elif "already registered id" in message:
+        message += " (the chart renders it twice, e.g. as a hook and a template: try spec.postRenderStrategy separate)"
     return message
 
 
@@ -193,10 +232,7 @@ def redact(message: str, manifests: bytes) -> str:
 def _secret_values(manifests: bytes) -> set[str]:
     values: set[str] = set()
     for document in _SEPARATOR.split(manifests):
-        try:
-            data = yaml.load(document, Loader=_LOADER)  # a safe loader (C if built)
-        except yaml.YAMLError:
-            continue
+        data = _load(document)
         if not isinstance(data, dict) or data.get("kind") != "Secret":
             continue
         for field in ("data", "stringData"):

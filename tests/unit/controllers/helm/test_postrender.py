@@ -131,18 +131,35 @@ def test_bad_values_name_the_field(post_renderers: Any, common: Any, message: st
 def test_prepare_writes_a_private_config_and_returns_the_plugin_args(tmp_path: Path) -> None:
     kustomize = tmp_path / "bin" / "kustomize"
     result = prepare(tmp_path, [{"kustomize": {"patches": [{"patch": SMP}]}}], None, OWNERS, kustomize=str(kustomize))
-    config_file = tmp_path / "postrender" / "config.json"
-    assert result.args == ["--post-renderer", "fluxwarden-kustomize", "--post-renderer-args", str(config_file)]
+    directory = tmp_path / "postrender"
+    assert result.args == ["--post-renderer", "fluxwarden-kustomize", "--post-renderer-args", str(directory)]
     assert result.env == {"HELM_PLUGINS": str(postrender.PLUGINS_DIR), "FLUXWARDEN_PLUGIN_PYTHON": sys.executable}
-    assert stat.S_IMODE(config_file.stat().st_mode) == 0o600
-    assert stat.S_IMODE(config_file.parent.stat().st_mode) == 0o700
-    config = json.loads(config_file.read_text())
+    assert result.error_file == directory / "error"
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert stat.S_IMODE((directory / "config.json").stat().st_mode) == 0o600
+    config = json.loads((directory / "config.json").read_text())
     assert config["kustomize"] == str(kustomize)
+    assert (directory / "kustomize").read_text() == f"{kustomize}\n"
     assert config["strategy"] == "combined"
     assert [layer["field"] for layer in config["layers"]] == ["spec.postRenderers[0].kustomize", "owner labels"]
-    assert config["errorFile"] == str(result.error_file)
-    # No patch, label or path of the spec on the command line: only the config file's path.
+    # No patch, label or path of the spec on the command line: only the directory.
     assert SMP not in " ".join(result.args) and "web" not in " ".join(result.args)
+
+
+def test_prepare_writes_the_chain_of_kustomizations_for_the_combined_strategy(tmp_path: Path) -> None:
+    prepare(tmp_path, [{"kustomize": {"patches": [{"patch": SMP}]}}], None, OWNERS, kustomize="/bin/true")
+    chain = tmp_path / "postrender" / "chain"
+    found = {path.parent.name: yaml.safe_load(path.read_text()) for path in chain.glob("*/kustomization.yaml")}
+    assert sorted(found) == ["input", "layer-0", "top"]
+    assert found["input"]["resources"] == ["helm-output.yaml"]
+    assert found["layer-0"]["resources"] == ["../input"]
+    assert found["layer-0"]["patches"] == [{"patch": SMP}]
+    assert found["top"]["resources"] == ["../layer-0"]
+    assert len(found["top"]["transformers"]) == 1
+    assert all(k["kind"] == "Kustomization" for k in found.values())
+    # Another strategy has no fast path: the Python side splits the hooks.
+    prepare(tmp_path, [], None, OWNERS, strategy="separate", kustomize="/bin/true")
+    assert not chain.exists()
 
 
 def test_failure_reads_the_plugin_error_file(tmp_path: Path) -> None:
@@ -212,13 +229,49 @@ def test_redact_blanks_secret_values_plain_and_base64() -> None:
 
 
 def test_the_plugin_dir_is_what_helm_loads_and_ships_as_package_data() -> None:
-    plugin_yaml = postrender.PLUGINS_DIR / "fluxwarden-kustomize" / "plugin.yaml"
-    metadata = yaml.safe_load(plugin_yaml.read_text())
+    plugin_dir = postrender.PLUGINS_DIR / "fluxwarden-kustomize"
+    metadata = yaml.safe_load((plugin_dir / "plugin.yaml").read_text())
     assert metadata["name"] == postrender.PLUGIN_NAME
     assert (metadata["apiVersion"], metadata["type"], metadata["runtime"]) == ("v1", "postrenderer/v1", "subprocess")
     [command] = metadata["runtimeConfig"]["platformCommand"]
-    assert command["command"] == "${" + postrender.PYTHON_ENV + "}"
-    assert command["args"] == ["-P", "-m", run.__name__.rsplit(".", 1)[0]]
+    assert command == {"command": "/bin/sh", "args": ["${HELM_PLUGIN_DIR}/post-render.sh"]}
+    script = (plugin_dir / "post-render.sh").read_text()
+    package = run.__name__.rsplit(".", 1)[0]
+    assert f'exec "${{{postrender.PYTHON_ENV}}}" -P -m {package} "$dir"' in script
     pyproject = tomllib.loads((Path(__file__).parents[4] / "pyproject.toml").read_text())
-    package_data = pyproject["tool"]["setuptools"]["package-data"]
-    assert plugin_yaml in set(postrender.PLUGINS_DIR.glob(package_data[run.__name__.rsplit(".", 1)[0]][0]))
+    patterns = pyproject["tool"]["setuptools"]["package-data"][package]
+    shipped = {path for pattern in patterns for path in postrender.PLUGINS_DIR.glob(pattern)}
+    assert shipped == {plugin_dir / "plugin.yaml", plugin_dir / "post-render.sh"}
+
+
+@pytest.mark.parametrize(
+    ("stderr", "expected"),
+    [
+        (
+            "Error: accumulating resources: accumulation err='accumulating resources from '../layer-0': "
+            "'{root}/layer-0' must resolve to a file': recursed accumulation of path '{root}/layer-0': "
+            'no resource matches strategic merge patch "ConfigMap.v1.[noGrp]/x.[noNs]": no matches for Id '
+            "ConfigMap.v1.[noGrp]/x.[noNs]; failed to find unique target for patch ConfigMap.v1.[noGrp]/x.[noNs]\n",
+            'no resource matches strategic merge patch "ConfigMap.v1.[noGrp]/x.[noNs]": no matches for Id '
+            "ConfigMap.v1.[noGrp]/x.[noNs]; failed to find unique target for patch ConfigMap.v1.[noGrp]/x.[noNs]"
+            " (a patch without a target must name an object the chart renders)",
+        ),
+        (
+            "Error: accumulating resources: accumulation err='accumulating resources from 'helm-output.yaml': "
+            "may not add resource with an already registered id: ServiceAccount.v1.[noGrp]/sa.[noNs]': must build "
+            "at directory: not a valid directory: evalsymlink failure on '{root}/single-0/helm-output.yaml'\n",
+            "may not add resource with an already registered id: ServiceAccount.v1.[noGrp]/sa.[noNs] (the chart "
+            "renders it twice, e.g. as a hook and a template: try spec.postRenderStrategy separate)",
+        ),
+        (
+            "Error: trouble configuring builtin PatchTransformer with config: `\npatch: '{{{{ x'\n`: unable to "
+            'parse SM or JSON patch from [patch: "{{{{ x"]\n',
+            "trouble configuring builtin PatchTransformer with config: ` patch: '{{ x' `: unable to parse SM or "
+            'JSON patch from [patch: "{{ x"]',
+        ),
+    ],
+)
+def test_kustomize_errors_come_out_on_one_line_without_wrappers_or_paths(
+    tmp_path: Path, stderr: str, expected: str
+) -> None:
+    assert run._kustomize_error(stderr.format(root=tmp_path).encode(), tmp_path) == expected
