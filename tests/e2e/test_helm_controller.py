@@ -323,17 +323,16 @@ def test_install_failure_retries_then_stalls_then_reset_at_retries(
     driver.overrides[tenant.target] = jobs.COMPLETE  # what the hook needed is there now
     token = tenant.request("flaky", annotations={RESET_AT: "token"})
     tenant.handled("flaky", token)
-    done = tenant.ready("flaky")
+    # Flux: with the failure count reset, a failed release is upgraded ("conditions have changed").
+    done = tenant.ready("flaky", "UpgradeSucceeded")
     assert condition(done, "Stalled") == {} or condition(done, "Stalled")["status"] == "False"
-    assert helm.history(release, tenant.target)[-1]["status"] == "deployed"
+    assert statuses(helm.history(release, tenant.target))[-1] == (2, "deployed")
     assert driver.count(tenant.target, hook, "Complete") == 1
     # Flux marks only Stalled when retries run out; Ready keeps the last action's failure.
     stalled_ready = (ready_when_stalled["status"], ready_when_stalled["reason"])
     assert stalled_ready == ("False", "InstallFailed"), ready_when_stalled
-    # remediateLastFailure defaults to true when retries > 0: the last failed install is uninstalled too,
-    # so the retry after resetAt is an install.
-    assert history_when_stalled == [], history_when_stalled
-    assert condition(done)["reason"] == "InstallSucceeded", condition(done)
+    # The install remediation's remediateLastFailure defaults to false: the last failed install stays.
+    assert statuses(history_when_stalled) == [(1, "failed")], history_when_stalled
 
 
 def test_an_upgrade_failure_is_rolled_back(tenant: HelmTenant, helm: AdminHelm) -> None:
