@@ -128,8 +128,9 @@ class HelmTenant:
                 status = obj.get("status") or {}
                 seen = [(c.get("type"), c.get("status"), c.get("reason"), cut(str(c.get("message")), 300))
                         for c in status.get("conditions") or []]  # fmt: skip
+                seen_at = {k: status.get(k) for k in ("observedGeneration", "lastHandledReconcileAt")}
                 raise AssertionError(
-                    f"timed out after {timeout}s waiting for HelmRelease {name} {what}; conditions: {seen}"
+                    f"timed out after {timeout}s waiting for HelmRelease {name} {what}; conditions: {seen}; {seen_at}"
                 )
             time.sleep(0.1)
 
