@@ -49,7 +49,7 @@ class ChartRef:
 def template_ref(obj: dict[str, Any]) -> ChartRef:
     """Where ``spec.chart``'s HelmChart lives: the source's namespace, named ``<hr ns>-<hr name>``."""
     meta = obj["metadata"]
-    source = mapping(mapping(mapping(obj["spec"].get("chart")).get("spec")).get("sourceRef"))
+    source = mapping(mapping(mapping(mapping(obj.get("spec")).get("chart")).get("spec")).get("sourceRef"))
     return ChartRef(
         "HelmChart", str(source.get("namespace") or meta["namespace"]), f"{meta['namespace']}-{meta['name']}"
     )
@@ -57,10 +57,10 @@ def template_ref(obj: dict[str, Any]) -> ChartRef:
 
 def chart_ref(obj: dict[str, Any]) -> ChartRef:
     """The chart source this release installs from: ``spec.chartRef`` or the HelmChart template."""
-    ref = mapping(obj["spec"].get("chartRef"))
+    ref = mapping(mapping(obj.get("spec")).get("chartRef"))
     if ref:
         return ChartRef(
-            str(ref.get("kind")), str(ref.get("namespace") or obj["metadata"]["namespace"]), str(ref["name"])
+            str(ref.get("kind")), str(ref.get("namespace") or obj["metadata"]["namespace"]), str(ref.get("name"))
         )
     return template_ref(obj)
 
@@ -68,7 +68,7 @@ def chart_ref(obj: dict[str, Any]) -> ChartRef:
 def template(obj: dict[str, Any], interval: str) -> dict[str, Any]:
     """The HelmChart object ``spec.chart`` asks for."""
     meta = obj["metadata"]
-    chart = mapping(obj["spec"].get("chart"))
+    chart = mapping(mapping(obj.get("spec")).get("chart"))
     chart_spec = mapping(chart.get("spec"))
     extra = mapping(chart.get("metadata"))
     ref = template_ref(obj)

@@ -285,6 +285,8 @@ class HelmReleaseReconciler:
             ref, live = charts.chart_ref(obj), None
         else:
             ref, live = charts.apply_template(ctx.kube, obj, str(spec.raw.get("interval")))
+            if status.get("helmChart") not in (None, f"{ref.namespace}/{ref.name}"):
+                self._delete_template(ctx, obj)  # the source moved namespace: the old template goes
             status["helmChart"] = f"{ref.namespace}/{ref.name}"
         artifact = charts.artifact(ctx.kube, ref, live)
         return self.charts.get(artifact, spec.timeout)

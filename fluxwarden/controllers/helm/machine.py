@@ -11,6 +11,7 @@ failing chart is retried at the next reconcile, not in a tight loop. Conditions 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,6 @@ from fluxwarden.controllers.helm import commands, history
 from fluxwarden.controllers.helm.api import (
     DRIFT_ANNOTATION,
     HELM_FIELD_MANAGER,
-    HELM_RELEASE,
     NAME_LABEL,
     NAMESPACE_LABEL,
     HelmReleaseSpec,
@@ -388,14 +388,8 @@ class Machine:
         getattr(self, f"_{action}")(state)
 
     def _show_progress(self) -> None:
-        """Write the conditions before a helm run that may take minutes, as Flux does; best effort."""
-        meta = self.req.obj["metadata"]
-        try:
-            self.ctx.kube.patch_status(
-                HELM_RELEASE, meta["namespace"], meta["name"], {"conditions": self.req.status["conditions"]}
-            )
-        except KubeError as exc:
-            self.ctx.log.debug("progress of HelmRelease %s/%s not written: %s", meta["namespace"], meta["name"], exc)
+        """Write the conditions before a helm run that may take minutes, as Flux does."""
+        self.ctx.progress(self.req.obj, {"conditions": self.req.status["conditions"]})
 
     def _run(self, args: list[str], action: str, env: dict[str, str] | None = None) -> None:
         try:
@@ -427,6 +421,7 @@ class Machine:
                 args = commands.install(req.spec, req.chart.path, values, post_render, replace)
             else:
                 args = commands.upgrade(req.spec, req.chart.path, values, post_render)
+            started = time.monotonic()
             try:
                 self._run(args, action, env)
                 error = None
@@ -434,6 +429,7 @@ class Machine:
                 error = exc
                 if plugin_error.exists() and (said := plugin_error.read_text().strip()):
                     error = HelmError(self.secrets(" ".join(said.split())))  # helm drops a plugin's stderr
+            status["lastAttemptedReleaseActionDuration"] = go_duration(time.monotonic() - started)
         after = req.storage.latest()
         made = after is not None and (
             before is None or (after.version, after.status) != (before.version, before.status)
@@ -637,6 +633,15 @@ class Machine:
         applier = Applier(self.req.tenant, self.mapper, owner, HELM_FIELD_MANAGER, repair=repair)
         changes = applier.apply_all(self.objects(release), self.req.applied, False)
         return [c for c in changes if c.action not in ("unchanged", "skipped")]
+
+
+def go_duration(seconds: float) -> str:
+    """A Go ``time.Duration`` string (``1m2.5s``, ``850ms``), as Kubernetes' metav1.Duration is written."""
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    minutes, rest = divmod(round(seconds, 3), 60)
+    text = f"{rest:.3f}".rstrip("0").rstrip(".") + "s"
+    return f"{int(minutes)}m{text}" if minutes else text
 
 
 def _digest(value: Any) -> str:

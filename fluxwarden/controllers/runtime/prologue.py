@@ -99,7 +99,7 @@ def run_once(controller: Controller, runtime: Runtime, namespace: str, name: str
     except NotFound:
         runtime.metrics.forget(res.kind, namespace, name)
         return DONE
-    ctx = Context(runtime.kube, runtime.events, log)
+    ctx = Context(runtime.kube, runtime.events, log, res)
     meta = obj.get("metadata") or {}
 
     if meta.get("deletionTimestamp"):
@@ -190,7 +190,7 @@ def _reconcile(controller: Controller, runtime: Runtime, ctx: Context, obj: dict
         status["lastHandledReconcileAt"] = handled
 
     _announce(runtime.events, obj, original, status)
-    patch = _status_patch(original, status)
+    patch = _status_patch({**original, **ctx.written}, status)  # the server has what progress() wrote
     if patch:
         try:
             runtime.kube.patch_status(res, namespace, name, patch)
