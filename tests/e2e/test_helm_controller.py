@@ -487,6 +487,25 @@ def test_drift_is_detected_and_repaired_in_enabled_mode(tenant: HelmTenant, helm
     tenant.handled("drifty", token)
     until(tenant.configmaps, lambda cms: cms == rendered, timeout=60, what="drift repaired")
     assert len(helm.history(release, tenant.target)) == 1, "drift is repaired without a new release revision"
+    time.sleep(2)  # any further reconcile would report again
+    corrected = tenant.events("DriftCorrected", "drifty")
+    detected = tenant.events("DriftDetected", "drifty")
+    target = f"ConfigMap/{tenant.target}/{release}"
+    # One drift, one repair, as Flux reports it: the deleted object is created, the edited one configured.
+    assert len(detected) == 1 and f"{target}-0 changed" in detected[0] and f"{target}-1 removed" in detected[0], (
+        " || ".join(detected)
+    )
+    assert len(corrected) == 1 and f"{target}-1 created" in corrected[0], " || ".join(corrected)
+
+    # warn mode reports only what drifted and leaves it as it is.
+    watched = tenant.release("warned", driftDetection={"mode": "warn"})
+    tenant.ready("warned", "InstallSucceeded")
+    tenant.core.patch_namespaced_config_map(f"{watched}-0", tenant.target, {"data": {"chartVersion": "edited"}})
+    tenant.handled("warned", tenant.request("warned"))
+    warned = until(lambda: tenant.events("DriftDetected", "warned"), bool, timeout=30, what="a DriftDetected event")
+    edited = f"ConfigMap/{tenant.target}/{watched}"
+    assert f"{edited}-0 changed" in warned[0] and f"{edited}-1" not in warned[0], " || ".join(warned)
+    assert tenant.configmaps()[f"{watched}-0"]["chartVersion"] == "edited"
 
 
 # --- tenancy --------------------------------------------------------------------------------------

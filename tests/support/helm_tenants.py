@@ -177,13 +177,18 @@ class HelmTenant:
             if c.metadata.name != "kube-root-ca.crt"
         }
 
-    def events(self, reason: str | None = None) -> list[str]:
-        """Messages of the Events about HelmReleases in the config namespace (of ``reason``, if given)."""
-        return [
-            e.message or ""
+    def events(self, reason: str | None = None, name: str | None = None) -> list[str]:
+        """Messages of the Events about HelmReleases in the config namespace (of ``reason`` and HelmRelease
+        ``name``, if given), oldest first."""
+        found = [
+            e
             for e in self.core.list_namespaced_event(self.config).items
-            if e.involved_object.kind == "HelmRelease" and (reason is None or e.reason == reason)
+            if e.involved_object.kind == "HelmRelease"
+            and (reason is None or e.reason == reason)
+            and (name is None or e.involved_object.name == name)
         ]
+        found.sort(key=lambda e: str(e.first_timestamp or e.event_time or e.metadata.creation_timestamp))
+        return [e.message or "" for e in found]
 
     def helm_chart(self, name: str) -> dict[str, Any] | None:
         """The HelmChart the HelmRelease ``name`` made from its template (``<ns>-<name>``), or None."""
