@@ -10,6 +10,7 @@ failing chart is retried at the next reconcile, not in a tight loop. Conditions 
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
@@ -398,10 +399,11 @@ class Machine:
             self.req.storage.changed()  # helm wrote records, or may have: read them again
 
     def _values_file(self, scratch: Path) -> Path:
+        """The merged values as JSON (valid YAML, every string quoted, so helm types nothing anew)."""
         path = scratch / "values.yaml"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
-            yaml.safe_dump(self.req.values.merged, out)
+            json.dump(self.req.values.merged, out, default=str)
         return path
 
     def _release(self, action: str) -> None:
@@ -420,7 +422,8 @@ class Machine:
                 replace = before is not None and before.status in ("uninstalled", "failed")
                 args = commands.install(req.spec, req.chart.path, values, post_render, replace)
             else:
-                args = commands.upgrade(req.spec, req.chart.path, values, post_render)
+                method = before.apply_method if before is not None else None
+                args = commands.upgrade(req.spec, req.chart.path, values, post_render, method)
             started = time.monotonic()
             try:
                 self._run(args, action, env)
@@ -465,7 +468,7 @@ class Machine:
                 f"Helm release {_full(current)} with chart {_chart(current)} is awaiting tests",
             )
         if req.spec.retry(action) is not None:
-            _clear_failures(status)
+            clear_failures(status)
         self._observe_render()
         self.event(NORMAL, reason, message, current)
 
@@ -522,7 +525,9 @@ class Machine:
         req, status = self.req, self.req.status
         target = history.previous_deployed(status) or {}
         try:
-            self._run(commands.rollback(req.spec, int(target.get("version") or 0)), "rollback")
+            latest = req.storage.latest()
+            method = latest.apply_method if latest is not None else None
+            self._run(commands.rollback(req.spec, int(target.get("version") or 0), method), "rollback")
             error = None
         except HelmError as exc:
             error = exc
@@ -661,6 +666,6 @@ def _chart(snap: dict[str, Any]) -> str:
     return f"{snap.get('chartName')}@{snap.get('chartVersion')}"
 
 
-def _clear_failures(status: dict[str, Any]) -> None:
+def clear_failures(status: dict[str, Any]) -> None:
     for key in ("failures", "installFailures", "upgradeFailures"):
         status.pop(key, None)
