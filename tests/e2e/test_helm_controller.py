@@ -497,7 +497,8 @@ def test_drift_is_detected_and_repaired_in_enabled_mode(tenant: HelmTenant, helm
     )
     assert len(corrected) == 1 and f"{target}-1 created" in corrected[0], " || ".join(corrected)
 
-    # warn mode reports only what drifted and leaves it as it is.
+
+def test_drift_in_warn_mode_is_reported_not_repaired(tenant: HelmTenant) -> None:
     watched = tenant.release("warned", driftDetection={"mode": "warn"})
     tenant.ready("warned", "InstallSucceeded")
     tenant.core.patch_namespaced_config_map(f"{watched}-0", tenant.target, {"data": {"chartVersion": "edited"}})
