@@ -192,10 +192,7 @@ class Machine(Actions):
         if state.name == "locked":
             return "unlock"
         if state.name == "absent":
-            if req.spec.remediation("install").exhausted(status) and not req.force:
-                raise self.retries_exceeded_for("install")
-            req.force = False
-            return "install"
+            return self._release_action("install")
         if state.name == "unmanaged":
             assert state.latest is not None
             first_look = history.latest(status) is None
@@ -212,10 +209,7 @@ class Machine(Actions):
             req.force = False
             return "upgrade"
         if state.name == "outofsync":
-            if req.spec.remediation("upgrade").exhausted(status) and not req.force:
-                raise self.retries_exceeded_for("upgrade")
-            req.force = False
-            return "upgrade"
+            return self._release_action("upgrade")
         if state.name == "drifted":
             assert state.latest is not None
             current = history.latest(status) or {}
@@ -234,6 +228,13 @@ class Machine(Actions):
         if state.name == "failed":
             return self._for_failed(state)
         raise Failure("StateError", f"unknown release state {state.name}")
+
+    def _release_action(self, action: str) -> str:
+        """``action`` (install, upgrade) unless its retries are exhausted; a force request overrides once."""
+        if self.req.spec.remediation(action).exhausted(self.req.status) and not self.req.force:
+            raise self.retries_exceeded_for(action)
+        self.req.force = False
+        return action
 
     def retries_exceeded_for(self, action: str) -> Stalling:
         count = self.req.spec.remediation(action).failures(self.req.status)
