@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STATE := .state
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test venv lint test-binaries flux-crds system-deps bench-deps certs bench clean
+.PHONY: run test venv lint test-binaries flux-crds flux-controllers system-deps bench-deps certs bench clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -30,6 +30,10 @@ test-binaries:
 flux-crds:
 	@tests/flux/crds.sh >/dev/null
 
+## Upstream Flux's helm-controller (same pin), built once and cached: the hand-over test and bench/helm --against flux.
+flux-controllers:
+	@tests/flux/controllers.sh >/dev/null
+
 lint: venv
 	$(BIN)/ruff check fluxwarden tests bench
 	$(BIN)/mypy
@@ -47,8 +51,9 @@ system-deps:
 bench-deps:
 	@if ! command -v wrk >/dev/null; then set -- wrk; $(APT_INSTALL) wrk; fi
 
-test: venv test-binaries flux-crds system-deps lint
-	FLUXWARDEN_TEST_BIN=$$(tests/cluster/build.sh) FLUXWARDEN_FLUX_CRDS=$$(tests/flux/crds.sh) $(BIN)/pytest -q tests
+test: venv test-binaries flux-crds flux-controllers system-deps lint
+	FLUXWARDEN_TEST_BIN=$$(tests/cluster/build.sh) FLUXWARDEN_FLUX_CRDS=$$(tests/flux/crds.sh) \
+	  FLUXWARDEN_FLUX_CONTROLLERS=$$(tests/flux/controllers.sh) $(BIN)/pytest -q tests
 
 ## make bench: webhook throughput and latency against a bare Starlette+uvicorn TLS endpoint.
 bench: venv bench-deps
