@@ -10,6 +10,7 @@ HelmReleases, ``create_releases`` creates those (the timed part).
 from __future__ import annotations
 
 import base64
+import collections
 import contextlib
 import time
 from collections.abc import Callable, Iterator
@@ -181,6 +182,49 @@ def field_managers(api: KubeApi, path: str) -> list[str]:
 
 def events(api: KubeApi, workload: Workload) -> int:
     return len(api.items(f"/api/v1/namespaces/{workload.config_namespace}/events"))
+
+
+@dataclass(frozen=True)
+class Work:
+    """What the releases left behind, so that two controllers can be shown to have done the same work."""
+
+    n: int
+    at_revision_1: int  # HelmReleases whose status.history is one deployed snapshot, version 1
+    records: collections.Counter[str]  # release Secrets by revision label ("1", "2", ...)
+    storage: collections.Counter[str]  # release Secrets by where they live: "config" or "target" namespace
+    full_targets: int  # target namespaces holding exactly the chart's ConfigMaps
+
+    def line(self, files: int) -> str:
+        revisions = ", ".join(f"v{k} {v}" for k, v in sorted(self.records.items())) or "none"
+        where = ", ".join(f"{k} namespace {v}" for k, v in sorted(self.storage.items())) or "none"
+        return (
+            f"{self.at_revision_1}/{self.n} HelmReleases at revision 1 (history: one deployed snapshot), release "
+            f"records {revisions} ({where}), {self.full_targets}/{self.n} target namespaces with {files} ConfigMaps"
+        )
+
+    def same(self) -> bool:
+        """Each release deployed once at revision 1, and nothing else stored; its ConfigMaps all there."""
+        return self.at_revision_1 == self.n == self.records["1"] == self.full_targets == sum(self.records.values())
+
+
+def check_work(api: KubeApi, workload: Workload, files: int) -> Work:
+    """Every release deployed once, its record at revision 1 and its ``files`` ConfigMaps in its namespace."""
+    at_revision_1 = 0
+    for obj in api.items(workload.collection):
+        history = (obj.get("status") or {}).get("history") or []
+        if len(history) == 1 and history[0].get("version") == 1 and history[0].get("status") == "deployed":
+            at_revision_1 += 1
+    records: collections.Counter[str] = collections.Counter()
+    storage: collections.Counter[str] = collections.Counter()
+    for secret in api.items(RELEASE_SECRETS):
+        meta = secret["metadata"]
+        if not str(meta.get("namespace", "")).startswith(f"{workload.prefix}-"):
+            continue
+        records[str((meta.get("labels") or {}).get("version", "?"))] += 1
+        storage["config" if meta["namespace"] == workload.config_namespace else "target"] += 1
+    per_namespace = collections.Counter(key.partition("/")[0] for key in config_maps(api, workload))
+    full = sum(1 for i in range(workload.n) if per_namespace[workload.target_namespace(i)] == files)
+    return Work(workload.n, at_revision_1, records, storage, full)
 
 
 @contextlib.contextmanager
