@@ -301,6 +301,7 @@ class Result:
     lists: int
     ready: Window
     ready_reconciles: float
+    ready_mean_ms: float  # mean time in reconcile() until all Ready (gotk_reconcile_duration_seconds, both sides)
     helm_calls: collections.Counter[str]
     helm_ms: dict[str, list[float]]  # lifetimes of the helm processes until all Ready, by first argument
     unlogged: collections.Counter[str]  # other descendants seen until all Ready, by name
@@ -449,6 +450,7 @@ def run_count(n: int, args: argparse.Namespace, env: Environment, side: Side) ->
         lists=poll.lists,
         ready=Window.between(before, after),
         ready_reconciles=m1.reconciles - m0.reconciles,
+        ready_mean_ms=m1.mean_reconcile_ms_since(m0),
         helm_calls=helm_calls,
         helm_ms=tree.lifetimes_ms(helm.commands()),
         unlogged=tree.unlogged(helm.commands()),
@@ -475,11 +477,13 @@ def run_count(n: int, args: argparse.Namespace, env: Environment, side: Side) ->
 # -- reporting -------------------------------------------------------------------------------------
 
 
-def window_line(w: Window) -> str:
+def window_line(w: Window, side: str = "fluxwarden") -> str:
     c = w.controller
+    own, children = (
+        ("Go", "children: none expected") if side == "flux" else ("Python", "children: helm and its post-renderer")
+    )
     return (
-        f"controller {w.share(c.total):.0f}% ({w.share(c.own):.0f}% Python + {w.share(c.children):.0f}% children: helm "
-        "and its post-renderer), "
+        f"controller {w.share(c.total):.0f}% ({w.share(c.own):.0f}% {own} + {w.share(c.children):.0f}% {children}), "
         f"apiserver {w.share(w.apiserver):.0f}%, etcd {w.share(w.etcd):.0f}%, bench {w.share(w.bench):.0f}%, "
         f"others {w.share(w.others):.0f}% (% of one core; {os.cpu_count()} cores)"
     )
@@ -511,12 +515,12 @@ def report_one(r: Result, args: argparse.Namespace) -> None:
     print(
         f"  create {r.create_s:.1f}s; Ready: first {times[0]:.1f}s, median {statistics.median(times):.1f}s, p90 "
         f"{pct(times, 90):.1f}s, all {r.all_ready_s:.1f}s ({n / r.all_ready_s:.2f}/s; {r.lists} list calls; "
-        f"{r.ready_reconciles:.0f} reconciles)"
+        f"{r.ready_reconciles:.0f} reconciles, mean reconcile() {r.ready_mean_ms:.0f} ms)"
     )
     if r.failed:
         print(f"  {len(r.failed)} seen Ready=False on the way, e.g. {next(iter(r.failed.items()))}")
     w = r.ready
-    print(f"  until all Ready: {window_line(w)}")
+    print(f"  until all Ready: {window_line(w, r.side)}")
     print(
         f"    per HelmRelease: controller {w.controller.own / n * 1e3:.0f} ms Python + "
         f"{w.controller.children / n * 1e3:.0f} ms children (helm, post-renderer), apiserver "
@@ -551,7 +555,7 @@ def report_one(r: Result, args: argparse.Namespace) -> None:
         )
         print(
             f"    written: {o.config_map_writes} ConfigMaps, {o.secret_writes} release Secrets, {o.events} Events; "
-            f"{window_line(o.window)}"
+            f"{window_line(o.window, r.side)}"
         )
     if r.work_ready is not None and r.work_end is not None:
         print(f"  work at all Ready: {r.work_ready.line(args.files)}")
@@ -626,12 +630,15 @@ def _versus_rows(r: Result) -> list[tuple[str, float, str]]:
     return [
         ("all Ready, s", r.all_ready_s, ".1f"),
         ("median Ready, s", statistics.median(r.ready_times), ".1f"),
+        ("reconciles until all Ready", r.ready_reconciles, ".0f"),
+        ("  mean time in reconcile(), ms", r.ready_mean_ms, ".0f"),
         ("helm ctrl CPU until all Ready, s", r.ready.controller.total, ".1f"),
         ("  per release, ms", r.ready.controller.total / r.n * 1e3, ".0f"),
         ("apiserver+etcd CPU until all Ready, s", r.ready.apiserver + r.ready.etcd, ".1f"),
         ("source process CPU until all Ready, s", r.source_ready_cpu, ".1f"),
         ("helm ctrl peak RSS (VmHWM), MiB", r.end_hwm_kib / MIB, ".1f"),
         ("  with its children (tree peak), MiB", r.tree.peak_rss_kib / MIB, ".1f"),
+        ("  of it anonymous (tree peak), MiB", r.tree.peak_anon_kib / MIB, ".1f"),
         ("helm ctrl idle CPU, % core", 100 * r.idle_cpu, ".2f"),
         ("no-op: all handled, s", o.seconds, ".1f"),
         ("no-op: helm processes per no-op", sum(o.helm.values()) / r.n, ".2f"),
@@ -721,7 +728,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with environment(args) as env:
             for n in args.count_list:
-                for side in sides:
+                for side in sides if len(results) % 4 == 0 else sides[::-1]:  # ABBA: drift in load hits both
                     began = time.monotonic()
                     results.append(run_count(n, args, env, side))
                     report_one(results[-1], args)
