@@ -31,10 +31,22 @@ Measured, per N:
 4. once, after the largest N, with the controller stopped: helm alone against the same cluster
    (``bench/helm_alone.py``), so the report can say whether process start and discovery dominate.
 
+``--against flux``: for each N, the same workload on a second fresh control plane with upstream Flux's
+``helm-controller`` (the version ``tests/flux/go.mod`` pins, built by ``tests/flux/controllers.sh``;
+``$FLUXWARDEN_FLUX_CONTROLLERS`` names its directory; a missing binary stops the run) with Flux's
+multi-tenancy lockdown (``--no-cross-namespace-refs=true --default-service-account=flux-applier``),
+``--concurrent`` = ``--concurrency``, no leader election. Both sides then run fluxwarden's source
+controller in a process of its own (``--controllers source``, serving the HelmChart artifacts), and
+the measured process is the helm controller alone (fluxwarden: ``--controllers helm``), so the
+layout and the source work are the same. The order alternates per N (A B, B A, ...). The report
+ends with both rows per N and fluxwarden/Flux per metric, and checks that both did the same work
+(every release at revision 1, ``files`` ConfigMaps in each target namespace, no-ops handled and
+nothing written). Flux stores its releases in the HelmRelease's namespace, fluxwarden in the target's.
+
 Helm processes are counted exactly: ``helm`` on the controller's PATH is a two-line shell script
 that appends its pid and first argument to a log, then ``exec``\\ s the pinned helm (same pid, same
 argv[0], ~2 ms). The workload (``bench/helm_workload.py``) takes a namespace prefix, N and the
-repository URL, so ``bench/vs_flux`` can run Flux's helm-controller on the same objects; the
+repository URL, so that ``--against flux`` runs Flux's helm-controller on the same objects; the
 process-tree sampler is ``bench/process_tree.py``. Everything it starts is stopped and every
 temporary directory removed on the way out; the whole run is bounded by ``--deadline`` and every
 wait by its own timeout.

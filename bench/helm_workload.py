@@ -1,6 +1,6 @@
 """The helm benchmark's workload: N tenant HelmReleases of one chart from one HTTPS HelmRepository.
 
-``bench.helm`` runs fluxwarden's helm controller on it; ``bench/vs_flux`` runs Flux's helm-controller
+``bench.helm`` runs fluxwarden's helm controller on it; ``bench.helm --against flux`` runs Flux's helm-controller
 on the same objects. ``chart_repository`` packages the chart with the real helm and serves it over
 HTTPS with a private CA (``tests/support/helm_repo.py``, ``tests/support/tls.py``);
 ``Workload(prefix, n, repo_url, ca_pem)`` names everything, ``set_up_workload`` creates all but the
