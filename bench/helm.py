@@ -104,6 +104,7 @@ from bench.helm_workload import (
     RELEASE_SECRETS,
     Work,
     Workload,
+    chart_poll,
     chart_repository,
     check_work,
     config_maps,
@@ -309,6 +310,7 @@ class Result:
     setup_s: float
     create_s: float
     ready_times: list[float]
+    chart_times: list[float]  # when each HelmChart was Ready with an artifact (the source controller's part)
     failed: dict[str, str]
     lists: int
     ready: Window
@@ -398,11 +400,12 @@ def run_count(n: int, args: argparse.Namespace, env: Environment, side: Side) ->
     with cluster(env.bins, work) as running:
         plane = running.plane
         assert plane.apiserver.pid is not None and plane.etcd.pid is not None
-        api, poll_api = KubeApi(plane, timeout=120), KubeApi(plane, timeout=120)
+        api, poll_api, chart_api = (KubeApi(plane, timeout=120) for _ in range(3))
         stopped: list[tuple[int | None, float]] = []
         with contextlib.ExitStack() as stack:
             stack.callback(api.close)
             stack.callback(poll_api.close)
+            stack.callback(chart_api.close)
             setup_s = set_up_workload(api, workload)
             source = start_source(plane, work / "source", args) if side.split else None
             if source is not None:
@@ -420,12 +423,15 @@ def run_count(n: int, args: argparse.Namespace, env: Environment, side: Side) ->
             # 1. create N, until all are Ready
             m0, mark = scrape(controller, side), len(helm.calls())
             poll = release_poll(poll_api, workload, is_released, 180.0 + 3.0 * n)
+            charts = chart_poll(chart_api, workload, 180.0 + 3.0 * n)
             source_before = cpu_of(source.pid).total if source is not None else 0.0
             before = Snapshot.take(*pids)
             with TreeSampler(controller.pid) as tree:
                 poll.start()
+                charts.start()
                 create_s = create_releases(api, workload)
                 ready_times = poll.wait(controller.child, "Ready after create")
+                chart_times = charts.wait(controller.child, "HelmCharts Ready after create")
             after = Snapshot.take(*pids)
             source_ready_cpu = cpu_of(source.pid).total - source_before if source is not None else 0.0
             ready_hwm = memory_kib(controller.pid)["VmHWM"]
@@ -458,6 +464,7 @@ def run_count(n: int, args: argparse.Namespace, env: Environment, side: Side) ->
         setup_s=setup_s,
         create_s=create_s,
         ready_times=ready_times,
+        chart_times=chart_times,
         failed=poll.failed,
         lists=poll.lists,
         ready=Window.between(before, after),
@@ -529,12 +536,18 @@ def report_one(r: Result, args: argparse.Namespace) -> None:
         f"{pct(times, 90):.1f}s, all {r.all_ready_s:.1f}s ({n / r.all_ready_s:.2f}/s; {r.lists} list calls; "
         f"{r.ready_reconciles:.0f} reconciles, mean reconcile() {r.ready_mean_ms:.0f} ms)"
     )
+    charts = r.chart_times
+    print(
+        f"  HelmCharts Ready with an artifact (source controller): first {charts[0]:.1f}s, median "
+        f"{statistics.median(charts):.1f}s, all {charts[-1]:.1f}s"
+    )
     if r.failed:
         print(f"  {len(r.failed)} seen Ready=False on the way, e.g. {next(iter(r.failed.items()))}")
     w = r.ready
     print(f"  until all Ready: {window_line(w, r.side)}")
+    own = "Go" if r.side == "flux" else "Python"
     print(
-        f"    per HelmRelease: controller {w.controller.own / n * 1e3:.0f} ms Python + "
+        f"    per HelmRelease: controller {w.controller.own / n * 1e3:.0f} ms {own} + "
         f"{w.controller.children / n * 1e3:.0f} ms children (helm, post-renderer), apiserver "
         f"{w.apiserver / n * 1e3:.0f} ms, etcd {w.etcd / n * 1e3:.0f} ms CPU; helm processes {calls_line(r.helm_calls)}"
     )
@@ -642,6 +655,7 @@ def _versus_rows(r: Result) -> list[tuple[str, float, str]]:
     return [
         ("all Ready, s", r.all_ready_s, ".1f"),
         ("median Ready, s", statistics.median(r.ready_times), ".1f"),
+        ("  all HelmCharts Ready (source), s", r.chart_times[-1], ".1f"),
         ("reconciles until all Ready", r.ready_reconciles, ".0f"),
         ("  mean time in reconcile(), ms", r.ready_mean_ms, ".0f"),
         ("helm ctrl CPU until all Ready, s", r.ready.controller.total, ".1f"),

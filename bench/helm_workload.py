@@ -29,6 +29,7 @@ REPOSITORY = "charts"
 CA_SECRET = "charts-ca"
 CHART, CHART_VERSION = "bench-app", "1.0.0"
 HELM_RELEASES = "/apis/helm.toolkit.fluxcd.io/v2/namespaces/{namespace}/helmreleases"
+HELM_CHARTS = "/apis/source.toolkit.fluxcd.io/v1/namespaces/{namespace}/helmcharts"
 HELM_REPOSITORIES = "/apis/source.toolkit.fluxcd.io/v1/namespaces/{namespace}/helmrepositories"
 RELEASE_SECRETS = "/api/v1/secrets?labelSelector=owner%3Dhelm"  # helm's storage driver labels its Secrets so
 
@@ -163,6 +164,17 @@ def release_poll(api: KubeApi, workload: Workload, done_when: Callable[[dict[str
         lambda: api.items(workload.collection), workload.names, done_when, poll_interval(workload.n),
         time.monotonic() + timeout,
     )  # fmt: skip
+
+
+def chart_poll(api: KubeApi, workload: Workload, timeout: float) -> Poll:
+    """Until every HelmChart that the helm controller makes (``<namespace>-<name>``) is Ready with an artifact."""
+
+    def done(obj: dict[str, Any]) -> bool:
+        return bool((obj.get("status") or {}).get("artifact")) and is_released(obj)
+
+    names = {f"{workload.config_namespace}-{name}" for name in workload.names}
+    collection = HELM_CHARTS.format(namespace=workload.config_namespace)
+    return Poll(lambda: api.items(collection), names, done, poll_interval(workload.n), time.monotonic() + timeout)
 
 
 def config_maps(api: KubeApi, workload: Workload) -> dict[str, str]:
