@@ -104,6 +104,8 @@ from bench.helm_workload import (
     RELEASE_SECRETS,
     Work,
     Workload,
+    at_revision,
+    change_values,
     chart_poll,
     chart_repository,
     check_work,
@@ -132,6 +134,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--files", type=int, default=10, help="ConfigMaps in the chart (default 10)")
     parser.add_argument("--noop-rounds", type=int, default=2, help="requested no-op reconciles of all N, one by one")
     parser.add_argument("--samples", type=int, default=5, help="helm calls timed alone, per kind (largest N)")
+    parser.add_argument(
+        "--upgrade",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="after the no-ops, a values change on all N (one helm upgrade each, no source work) until all Ready",
+    )
     parser.add_argument(
         "--against",
         choices=["flux"],
@@ -304,6 +312,21 @@ class NoOp:
 
 
 @dataclass
+class Upgrade:
+    """A values change on all N: an upgrade each to revision 2, the chart unchanged (no source work)."""
+
+    patch_s: float
+    times: list[float]
+    window: Window
+    reconciles: float
+    mean_ms: float
+    helm: collections.Counter[str]
+    tree: Tree
+    source_cpu: float
+    work: Work
+
+
+@dataclass
 class Result:
     side: str
     n: int
@@ -333,6 +356,7 @@ class Result:
     work_end: Work | None = None
     source_ready_cpu: float = 0.0  # the source process (split only): CPU seconds until all Ready, VmHWM
     source_hwm_kib: int = 0
+    upgrade: Upgrade | None = None
     alone: HelmAlone | None = None  # helm timed alone (the largest N)
     stop: tuple[int | None, float] = (None, 0.0)
     load: list[str] = field(default_factory=list)
@@ -388,6 +412,45 @@ def noop_round(
         secret_writes=changed(secrets, resource_versions(api, RELEASE_SECRETS)),
         events=events(api, workload) - events_before,
         source_cpu=source_cpu,
+    )
+
+
+def upgrade_round(
+    api: KubeApi,
+    poll_api: KubeApi,
+    workload: Workload,
+    controller: Controller,
+    pids: tuple[int, int, int],
+    helm: HelmCounter,
+    side: Side,
+    source: Controller | None,
+    files: int,
+) -> Upgrade:
+    """``values.tenant`` changed on all N, until every HelmRelease is Ready at its generation and revision 2."""
+    first, mark = scrape(controller, side), len(helm.calls())
+
+    def upgraded(obj: dict[str, Any]) -> bool:
+        return is_released(obj) and at_revision(obj, 2)
+
+    poll = release_poll(poll_api, workload, upgraded, 180.0 + 3.0 * workload.n)
+    source_before = cpu_of(source.pid).total if source is not None else 0.0
+    start = Snapshot.take(*pids)
+    with TreeSampler(controller.pid) as tree:
+        poll.start()
+        patch_s = change_values(api, workload, "-v2")
+        times = poll.wait(controller.child, "Ready at revision 2 after a values change")
+    end = Snapshot.take(*pids)
+    last = scrape(controller, side)
+    return Upgrade(
+        patch_s=patch_s,
+        times=times,
+        window=Window.between(start, end),
+        reconciles=last.reconciles - first.reconciles,
+        mean_ms=last.mean_reconcile_ms_since(first),
+        helm=helm.since(mark),
+        tree=tree,
+        source_cpu=cpu_of(source.pid).total - source_before if source is not None else 0.0,
+        work=check_work(api, workload, files, revision=2),
     )
 
 
@@ -450,8 +513,13 @@ def run_count(n: int, args: argparse.Namespace, env: Environment, side: Side) ->
                 token = f"bench-noop-{round_}"
                 noops.append(noop_round(api, poll_api, workload, controller, pids, helm, token, side, source))
             load.append(f"after no-ops {load_average()}")
-            end_hwm = memory_kib(controller.pid)["VmHWM"]
             work_end = check_work(api, workload, args.files)
+            upgrade = None
+            if args.upgrade:  # 3. a values change on all N: the helm controller's work alone
+                time.sleep(args.settle)
+                upgrade = upgrade_round(api, poll_api, workload, controller, pids, helm, side, source, args.files)
+                load.append(f"after the upgrade {load_average()}")
+            end_hwm = memory_kib(controller.pid)["VmHWM"]
             source_hwm = memory_kib(source.pid)["VmHWM"] if source is not None else 0
         alone = None
         if n == args.count_list[-1] and side.flux_binary is None:  # stopped: helm alone on the same cluster
@@ -487,6 +555,7 @@ def run_count(n: int, args: argparse.Namespace, env: Environment, side: Side) ->
         work_end=work_end,
         source_ready_cpu=source_ready_cpu,
         source_hwm_kib=source_hwm,
+        upgrade=upgrade,
         alone=alone,
         stop=stopped[0] if stopped else (None, 0.0),
         load=load,
@@ -575,7 +644,7 @@ def report_one(r: Result, args: argparse.Namespace) -> None:
         )
         print(
             f"    per no-op: controller {gross:.1f} ms CPU gross, {above:.1f} ms above idle "
-            f"({o.window.controller.own / n * 1e3:.1f} Python + {o.window.controller.children / n * 1e3:.1f} "
+            f"({o.window.controller.own / n * 1e3:.1f} {own} + {o.window.controller.children / n * 1e3:.1f} "
             f"children); API requests {requests / n:.2f} ({detail})"
         )
         print(
@@ -585,6 +654,18 @@ def report_one(r: Result, args: argparse.Namespace) -> None:
     if r.work_ready is not None and r.work_end is not None:
         print(f"  work at all Ready: {r.work_ready.line(args.files)}")
         print(f"  work after the no-ops: {r.work_end.line(args.files)}")
+    if (u := r.upgrade) is not None:
+        print(
+            f"  values change on all {n} (patched in {u.patch_s:.1f}s): Ready at revision 2: first {u.times[0]:.1f}s, "
+            f"median {statistics.median(u.times):.1f}s, all {u.times[-1]:.1f}s; {u.reconciles:.0f} reconciles, mean "
+            f"reconcile() {u.mean_ms:.0f} ms; helm processes {calls_line(u.helm)}"
+        )
+        print(
+            f"    per upgrade: controller {u.window.controller.own / n * 1e3:.0f} ms {own} + "
+            f"{u.window.controller.children / n * 1e3:.0f} ms children CPU, source {u.source_cpu / n * 1e3:.1f} ms; "
+            f"{window_line(u.window, r.side)}"
+        )
+        print(f"    work after it: {u.work.line(args.files)}; {tree_line(u.tree)}")
     if r.source_hwm_kib:
         each = ", ".join(f"{o.source_cpu / n * 1e3:.1f}" for o in r.noops)
         print(
@@ -666,12 +747,26 @@ def _versus_rows(r: Result) -> list[tuple[str, float, str]]:
         ("  with its children (tree peak), MiB", r.tree.peak_rss_kib / MIB, ".1f"),
         ("  of it anonymous (tree peak), MiB", r.tree.peak_anon_kib / MIB, ".1f"),
         ("helm ctrl idle CPU, % core", 100 * r.idle_cpu, ".2f"),
+        *_upgrade_rows(r.upgrade),
         ("no-op: all handled, s", o.seconds, ".1f"),
         ("no-op: helm processes per no-op", sum(o.helm.values()) / r.n, ".2f"),
         ("no-op: helm ctrl CPU ms (gross)", gross, ".1f"),
         ("no-op: helm ctrl CPU ms (above idle)", above, ".1f"),
         ("no-op: source CPU ms", o.source_cpu / r.n * 1e3, ".1f"),
         ("no-op: API requests", sum(o.requests.values()) / r.n, ".2f"),
+    ]
+
+
+def _upgrade_rows(u: Upgrade | None) -> list[tuple[str, float, str]]:
+    if u is None:
+        return []
+    n = len(u.times)
+    return [
+        ("upgrade (values change): all Ready, s", u.times[-1], ".1f"),
+        ("  median Ready, s", statistics.median(u.times), ".1f"),
+        ("  helm ctrl CPU per upgrade, ms", u.window.controller.total / n * 1e3, ".0f"),
+        ("  apiserver+etcd CPU, s", u.window.apiserver + u.window.etcd, ".1f"),
+        ("  ctrl + children peak during it, MiB", u.tree.peak_rss_kib / MIB, ".1f"),
     ]
 
 
@@ -699,6 +794,9 @@ def report_versus(results: list[Result], files: int) -> None:
                 f"  {side}: {'same work' if ok else 'WORK DIFFERS'}: {r.work_end.line(files)}; no-ops wrote {writes} "
                 "ConfigMaps or release Secrets"
             )
+            if r.upgrade is not None:
+                done = "same work" if r.upgrade.work.same() else "WORK DIFFERS"
+                print(f"    after the upgrade, {done}: {r.upgrade.work.line(files)}")
 
 
 # -- main ------------------------------------------------------------------------------------------

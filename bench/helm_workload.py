@@ -127,6 +127,15 @@ def set_up_workload(api: KubeApi, workload: Workload) -> float:
     return time.monotonic() - began
 
 
+def change_values(api: KubeApi, workload: Workload, tenant_suffix: str) -> float:
+    """A new ``values.tenant`` on each HelmRelease (a new generation, the same chart: an upgrade each); seconds."""
+    began = time.monotonic()
+    for index in range(workload.n):
+        body = {"spec": {"values": {"tenant": workload.name(index) + tenant_suffix}}}
+        api.must("PATCH", f"{workload.collection}/{workload.name(index)}", body, "application/merge-patch+json")
+    return time.monotonic() - began
+
+
 def create_releases(api: KubeApi, workload: Workload) -> float:
     """The N HelmReleases, one POST each over one connection; seconds taken."""
     began = time.monotonic()
@@ -201,7 +210,8 @@ class Work:
     """What the releases left behind, so that two controllers can be shown to have done the same work."""
 
     n: int
-    at_revision_1: int  # HelmReleases whose status.history is one deployed snapshot, version 1
+    revision: int  # the release revision every HelmRelease should be at
+    at_revision: int  # HelmReleases whose status.history is ``revision`` snapshots, the newest deployed at it
     records: collections.Counter[str]  # release Secrets by revision label ("1", "2", ...)
     storage: collections.Counter[str]  # release Secrets by where they live: "config" or "target" namespace
     full_targets: int  # target namespaces holding exactly the chart's ConfigMaps
@@ -210,22 +220,26 @@ class Work:
         revisions = ", ".join(f"v{k} {v}" for k, v in sorted(self.records.items())) or "none"
         where = ", ".join(f"{k} namespace {v}" for k, v in sorted(self.storage.items())) or "none"
         return (
-            f"{self.at_revision_1}/{self.n} HelmReleases at revision 1 (history: one deployed snapshot), release "
+            f"{self.at_revision}/{self.n} HelmReleases at revision {self.revision} (history: newest deployed), release "
             f"records {revisions} ({where}), {self.full_targets}/{self.n} target namespaces with {files} ConfigMaps"
         )
 
     def same(self) -> bool:
-        """Each release deployed once at revision 1, and nothing else stored; its ConfigMaps all there."""
-        return self.at_revision_1 == self.n == self.records["1"] == self.full_targets == sum(self.records.values())
+        """Each release at ``revision`` with one record per revision and nothing else; its ConfigMaps all there."""
+        per_revision = all(self.records[str(k)] == self.n for k in range(1, self.revision + 1))
+        total = sum(self.records.values()) == self.n * self.revision
+        return self.at_revision == self.n == self.full_targets and per_revision and total
 
 
-def check_work(api: KubeApi, workload: Workload, files: int) -> Work:
-    """Every release deployed once, its record at revision 1 and its ``files`` ConfigMaps in its namespace."""
-    at_revision_1 = 0
-    for obj in api.items(workload.collection):
-        history = (obj.get("status") or {}).get("history") or []
-        if len(history) == 1 and history[0].get("version") == 1 and history[0].get("status") == "deployed":
-            at_revision_1 += 1
+def at_revision(obj: dict[str, Any], revision: int) -> bool:
+    """status.history holds ``revision`` snapshots, the newest deployed at ``revision``."""
+    history = (obj.get("status") or {}).get("history") or []
+    return len(history) == revision and history[0].get("version") == revision and history[0].get("status") == "deployed"
+
+
+def check_work(api: KubeApi, workload: Workload, files: int, revision: int = 1) -> Work:
+    """Every release at ``revision``, a record per revision, and its ``files`` ConfigMaps in its namespace."""
+    count = sum(1 for obj in api.items(workload.collection) if at_revision(obj, revision))
     records: collections.Counter[str] = collections.Counter()
     storage: collections.Counter[str] = collections.Counter()
     for secret in api.items(RELEASE_SECRETS):
@@ -236,7 +250,7 @@ def check_work(api: KubeApi, workload: Workload, files: int) -> Work:
         storage["config" if meta["namespace"] == workload.config_namespace else "target"] += 1
     per_namespace = collections.Counter(key.partition("/")[0] for key in config_maps(api, workload))
     full = sum(1 for i in range(workload.n) if per_namespace[workload.target_namespace(i)] == files)
-    return Work(workload.n, at_revision_1, records, storage, full)
+    return Work(workload.n, revision, count, records, storage, full)
 
 
 @contextlib.contextmanager
