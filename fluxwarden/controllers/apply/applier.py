@@ -107,6 +107,13 @@ class Applier:
             raise ApplyError(f"{entry.display}: {exc}") from None
         return resource.path(entry.namespace or None, entry.name)
 
+    def _served(self, entry: Entry) -> bool:
+        try:
+            self.mapper.resource_for(entry.api_version, entry.kind)
+            return True
+        except NoMatch:
+            return False
+
     def apply_all(self, objects: list[dict[str, Any]], applied: dict[str, Applied], force: bool) -> list[Change]:
         """Apply cluster definitions first (and wait for them), then the rest; only what drifted is sent.
 
@@ -116,7 +123,8 @@ class Applier:
         first = [o for o in objects if o.get("kind") in CLUSTER_DEFINITIONS]
         rest = [o for o in objects if o.get("kind") not in CLUSTER_DEFINITIONS]
         changes = self._apply_stage(first, applied, force)
-        self._wait_established(first)
+        if self.repair:  # a report-only pass applied nothing to wait for
+            self._wait_established(first)
         return changes + self._apply_stage(rest, applied, force)
 
     def _apply_stage(self, objects: list[dict[str, Any]], applied: dict[str, Applied], force: bool) -> list[Change]:
@@ -146,6 +154,8 @@ class Applier:
         policy = str(annotations.get(SSA_ANNOTATION, "")).lower()
         if policy == "ignore":
             return Change(entry, "skipped")
+        if not self.repair and not self._served(entry):
+            return Change(entry, "removed")  # its kind is gone (a CRD deleted): so is the object
         path = self._path(entry)
         fingerprint = fingerprint or digest(obj)
         record = applied.get(entry.id)

@@ -7,6 +7,7 @@ Field names, defaults and reasons are those of Flux's helm-controller v1.6; an i
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +40,7 @@ DEPENDENCY_REQUEUE = 30.0  # Flux's --requeue-dependency default
 UNSUPPORTED = Table(
     "helm-controller",
     (
-        Rule("spec.kubeConfig"),
+        Rule("spec.kubeConfig", skip_cleanup=True),  # a remote release: never uninstall a local namesake
         Rule("spec.chartRef.kind", ("HelmChart",), hint="use a HelmChart (or spec.chart)"),
         Rule("spec.chart.spec.verify"),
         Rule("spec.healthCheckExprs"),
@@ -47,13 +48,15 @@ UNSUPPORTED = Table(
         Rule("spec.waitStrategy"),
         Rule("spec.driftDetection.ignore"),
         Rule("spec.upgrade.preserveValues", (False,)),
-        Rule("spec.upgrade.chartNameChangeStrategy", ("None",)),
         # helm's CLI installs crds/ on install only and never replaces or upgrades them.
         Rule("spec.install.crds", ("Create", "Skip"), hint="use 'Create' or 'Skip'"),
         Rule("spec.upgrade.crds", ("Skip",), hint="use 'Skip' (the default)"),
         Rule("spec.valuesFrom[].literal", (False,)),
     ),
 )
+
+
+RELEASE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 def release_name(obj: dict[str, Any]) -> str:
@@ -120,10 +123,17 @@ class HelmReleaseSpec:
             raise Stalling("InvalidSpec", "spec.chart and spec.chartRef are mutually exclusive; set one")
         interval = duration(spec, "interval", 600.0)
         drift = str(mapping(spec.get("driftDetection")).get("mode") or "disabled")
+        name = release_name(obj)
+        if not RELEASE_NAME.match(name):
+            raise Stalling(
+                "InvalidSpec",
+                f"release name '{name}' (spec.releaseName, or targetNamespace-name) is not valid: use lower case "
+                "letters, digits, '-' and '.', starting and ending with a letter or digit",
+            )
         return cls(
             namespace=namespace,
             name=str(obj["metadata"]["name"]),
-            release_name=release_name(obj),
+            release_name=name,
             target_namespace=str(spec.get("targetNamespace") or namespace),
             interval=interval,
             timeout=duration(spec, "timeout", DEFAULT_TIMEOUT),

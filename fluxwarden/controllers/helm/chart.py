@@ -8,7 +8,11 @@ downloaded once per digest (through the shared artifact client) and kept unpacke
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
 import shutil
+import tempfile
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -29,6 +33,8 @@ from fluxwarden.tenancy.kinds import SOURCE
 HELM_CHART = Resource(SOURCE, "v1", "helmcharts", "HelmChart")
 CHART_SOURCES = {"HelmChart": HELM_CHART}
 CACHED_CHARTS = 256
+OPTIONAL_FIELDS = ("valuesFiles", "ignoreMissingValuesFiles")  # copied to the HelmChart only when set
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 def chart_path(namespace: str, name: str) -> str:
@@ -49,7 +55,7 @@ class ChartRef:
 def template_ref(obj: dict[str, Any]) -> ChartRef:
     """Where ``spec.chart``'s HelmChart lives: the source's namespace, named ``<hr ns>-<hr name>``."""
     meta = obj["metadata"]
-    source = mapping(mapping(mapping(obj["spec"].get("chart")).get("spec")).get("sourceRef"))
+    source = mapping(mapping(mapping(mapping(obj.get("spec")).get("chart")).get("spec")).get("sourceRef"))
     return ChartRef(
         "HelmChart", str(source.get("namespace") or meta["namespace"]), f"{meta['namespace']}-{meta['name']}"
     )
@@ -57,10 +63,10 @@ def template_ref(obj: dict[str, Any]) -> ChartRef:
 
 def chart_ref(obj: dict[str, Any]) -> ChartRef:
     """The chart source this release installs from: ``spec.chartRef`` or the HelmChart template."""
-    ref = mapping(obj["spec"].get("chartRef"))
+    ref = mapping(mapping(obj.get("spec")).get("chartRef"))
     if ref:
         return ChartRef(
-            str(ref.get("kind")), str(ref.get("namespace") or obj["metadata"]["namespace"]), str(ref["name"])
+            str(ref.get("kind")), str(ref.get("namespace") or obj["metadata"]["namespace"]), str(ref.get("name"))
         )
     return template_ref(obj)
 
@@ -68,7 +74,7 @@ def chart_ref(obj: dict[str, Any]) -> ChartRef:
 def template(obj: dict[str, Any], interval: str) -> dict[str, Any]:
     """The HelmChart object ``spec.chart`` asks for."""
     meta = obj["metadata"]
-    chart = mapping(obj["spec"].get("chart"))
+    chart = mapping(mapping(obj.get("spec")).get("chart"))
     chart_spec = mapping(chart.get("spec"))
     extra = mapping(chart.get("metadata"))
     ref = template_ref(obj)
@@ -80,7 +86,7 @@ def template(obj: dict[str, Any], interval: str) -> dict[str, Any]:
         "interval": chart_spec.get("interval") or interval,
         "reconcileStrategy": chart_spec.get("reconcileStrategy") or "ChartVersion",
     }
-    for optional in ("valuesFiles", "ignoreMissingValuesFiles", "verify"):
+    for optional in OPTIONAL_FIELDS:
         if chart_spec.get(optional) not in (None, [], {}):
             spec[optional] = chart_spec[optional]
     labels = {str(k): str(v) for k, v in mapping(extra.get("labels")).items()}
@@ -99,7 +105,8 @@ def _matches(live: dict[str, Any], body: dict[str, Any]) -> bool:
         if any(have.get(k) != v for k, v in mapping(want.get(field_name)).items()):
             return False
     spec = mapping(live.get("spec"))
-    return all(spec.get(k) == v for k, v in body["spec"].items())
+    dropped = [k for k in OPTIONAL_FIELDS if k in spec and k not in body["spec"]]  # removed from spec.chart
+    return not dropped and all(spec.get(k) == v for k, v in body["spec"].items())
 
 
 def apply_template(kube: Kube, obj: dict[str, Any], interval: str) -> tuple[ChartRef, dict[str, Any] | None]:
@@ -202,24 +209,39 @@ class ChartCache:
         return chart
 
     def _fetch(self, found: dict[str, Any], digest: str, timeout: float) -> Chart:
-        dest = self.root / digest.replace(":", "-")
-        shutil.rmtree(dest, ignore_errors=True)
-        self.root.mkdir(parents=True, exist_ok=True)
+        """Download and unpack into a private temporary directory, then move it into place in one rename:
+        a chart another reconcile is installing from is never removed or half written."""
+        if not DIGEST.match(digest):
+            raise Failure(
+                "ArtifactFailed", f"Could not load chart: artifact digest '{digest[:80]}' is not sha256:<hex>"
+            )
+        final = self.root / digest.replace(":", "-")
+        if (final / ".complete").exists():
+            return self._load(final)
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=self.root))
         try:
-            fetch_artifact(str(found.get("url")), digest, dest, self.max_size, timeout)
+            fetch_artifact(str(found.get("url")), digest, staging / "chart", self.max_size, timeout)
+            (staging / "chart" / ".complete").touch()
+            if final.exists() and not (final / ".complete").exists():
+                shutil.rmtree(final, ignore_errors=True)  # left half-written by an earlier process
+            with contextlib.suppress(OSError):  # another reconcile moved the same chart in first
+                os.rename(staging / "chart", final)
         except FetchError as exc:
             raise Failure("ArtifactFailed", f"Could not load chart: {exc}") from None
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return self._load(final)
+
+    def _load(self, dest: Path) -> Chart:
         charts = [p.parent for p in dest.glob("*/Chart.yaml")]
         if len(charts) != 1:
-            shutil.rmtree(dest, ignore_errors=True)
             raise Failure("ArtifactFailed", "Could not load chart: the artifact does not hold exactly one chart")
         try:
             metadata = yaml.safe_load((charts[0] / "Chart.yaml").read_text())
         except (OSError, yaml.YAMLError) as exc:
-            shutil.rmtree(dest, ignore_errors=True)
             raise Failure("ArtifactFailed", f"Could not load chart: Chart.yaml: {exc}") from None
         metadata = mapping(metadata)
         if not metadata.get("name") or not metadata.get("version"):
-            shutil.rmtree(dest, ignore_errors=True)
             raise Failure("ArtifactFailed", "Could not load chart: Chart.yaml has no name or version")
         return Chart(charts[0], str(metadata["name"]), str(metadata["version"]), str(metadata.get("appVersion") or ""))

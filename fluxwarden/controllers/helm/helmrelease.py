@@ -19,7 +19,7 @@ from typing import Any
 from fluxwarden.controllers.apply.drift import Applied
 from fluxwarden.controllers.apply.redact import Redactor
 from fluxwarden.controllers.helm import chart as charts
-from fluxwarden.controllers.helm import commands, postrender
+from fluxwarden.controllers.helm import commands, history, postrender
 from fluxwarden.controllers.helm.api import (
     DEPENDENCY_REQUEUE,
     FINALIZER,
@@ -33,6 +33,7 @@ from fluxwarden.controllers.helm.api import (
     HelmReleaseSpec,
 )
 from fluxwarden.controllers.helm.machine import Machine, Request
+from fluxwarden.controllers.helm.machine import clear_failures as _clear_failures
 from fluxwarden.controllers.helm.runner import Helm, HelmError, Identity
 from fluxwarden.controllers.helm.storage import ReleaseStorage, StorageError
 from fluxwarden.controllers.helm.values import Values, ValuesError, compose
@@ -156,13 +157,19 @@ class HelmReleaseReconciler:
         storage = ReleaseStorage(tenant, storage_namespace, spec.release_name)
         try:
             self._adopt(ctx, obj, spec, storage)
+            self._retarget(ctx, obj, spec, chart, identity)
             status["storageNamespace"] = storage_namespace
             self._attempt(obj, status, chart, values)
+            force = self._force_requested(obj)
             request = Request(
-                obj, spec, chart, values, storage, identity, tenant, self._force_requested(obj),
+                obj, spec, chart, values, storage, identity, tenant, force,
                 self._post_render(obj), self.applied.setdefault(str(obj["metadata"].get("uid")), {}),
             )  # fmt: skip
-            return Machine(ctx, request, self.helm, self.mapper, secrets).run()
+            try:
+                return Machine(ctx, request, self.helm, self.mapper, secrets).run()
+            finally:
+                if force:  # the state machine saw it: handled, whatever the release did
+                    status["lastHandledForceAt"] = _annotation(obj, FORCE_AT)
         except StorageError as exc:
             if exc.forbidden and not status.get("history"):  # as Flux shows it: the install is refused
                 where = f"{spec.target_namespace}/{spec.release_name}"
@@ -174,17 +181,13 @@ class HelmReleaseReconciler:
         except ReconcileError as exc:
             exc.message = secrets(exc.message)
             raise
-        finally:
-            for annotation, handled in ((FORCE_AT, "lastHandledForceAt"), (RESET_AT, "lastHandledResetAt")):
-                if value := _annotation(obj, annotation):
-                    status[handled] = value
 
     def finalize(self, ctx: Context, obj: dict[str, Any]) -> None:
         """Uninstall the release (unless suspended or its service account is gone); delete the HelmChart."""
-        spec_raw = mapping(obj.get("spec"))
         self.applied.pop(str(obj["metadata"].get("uid")), None)
-        if not spec_raw.get("suspend"):
-            self._uninstall_on_delete(ctx, obj)
+        if mapping(obj.get("spec")).get("suspend"):
+            return  # as Flux: a suspended release, and its chart, are left as they are
+        self._uninstall_on_delete(ctx, obj)
         self._delete_template(ctx, obj)
 
     def _uninstall_on_delete(self, ctx: Context, obj: dict[str, Any]) -> None:
@@ -193,10 +196,10 @@ class HelmReleaseReconciler:
         except Stalling:
             return
         status = mapping(obj.get("status"))
-        if not status.get("history"):
-            return  # nothing was released by this object
-        name = spec.service_account or (self.options.settings.applier if self.options.settings.enforce else None)
-        if name is None or not self._service_account_exists(ctx, spec.namespace, name):
+        if not status.get("history") and not status.get("storageNamespace"):
+            return  # no release action was ever attempted by this object
+        name = self._account(spec)
+        if not self._service_account_exists(ctx, spec.namespace, name):
             ctx.log.info(
                 "HelmRelease %s/%s deleted without uninstall: its service account is gone", spec.namespace, spec.name
             )
@@ -264,9 +267,13 @@ class HelmReleaseReconciler:
         except NotFound:
             return False
 
+    def _account(self, spec: HelmReleaseSpec) -> str:
+        """``serviceAccountName``, else the applier (``flux-applier``): for every helm run, delete included."""
+        return spec.service_account or self.options.settings.applier
+
     def _identity(self, ctx: Context, obj: dict[str, Any], spec: HelmReleaseSpec) -> Identity:
-        """Whom helm runs as: ``serviceAccountName``, else the applier (``flux-applier``); it must exist."""
-        name = spec.service_account or self.options.settings.applier
+        """Whom helm runs as (see ``_account``); it must exist."""
+        name = self._account(spec)
         if not self._service_account_exists(ctx, spec.namespace, name):
             raise Waiting(
                 "AccessDenied",
@@ -285,6 +292,8 @@ class HelmReleaseReconciler:
             ref, live = charts.chart_ref(obj), None
         else:
             ref, live = charts.apply_template(ctx.kube, obj, str(spec.raw.get("interval")))
+            if status.get("helmChart") not in (None, f"{ref.namespace}/{ref.name}"):
+                self._delete_template(ctx, obj)  # the source moved namespace: the old template goes
             status["helmChart"] = f"{ref.namespace}/{ref.name}"
         artifact = charts.artifact(ctx.kube, ref, live)
         return self.charts.get(artifact, spec.timeout)
@@ -314,6 +323,37 @@ class HelmReleaseReconciler:
                 spec.namespace, spec.name, count, spec.release_name, spec.namespace, spec.target_namespace,
             )  # fmt: skip
 
+    def _retarget(
+        self, ctx: Context, obj: dict[str, Any], spec: HelmReleaseSpec, chart: charts.Chart, identity: Identity
+    ) -> None:
+        """Flux's release target check: a new release name or namespace (or, with the default
+        ``chartNameChangeStrategy: Reinstall``, a new chart name) uninstalls the old release first."""
+        status = obj["status"]
+        current = history.latest(status)
+        if current is None or not status.get("storageNamespace"):
+            return
+        moved = (current.get("name"), current.get("namespace")) != (spec.release_name, spec.target_namespace)
+        strategy = spec.block("upgrade").get("chartNameChangeStrategy") or "Reinstall"
+        renamed = current.get("chartName") != chart.name and strategy == "Reinstall"
+        if not moved and not renamed:
+            return
+        name, namespace = str(current.get("name")), str(current.get("namespace"))
+        old = ReleaseStorage(self.impersonator.client_for(identity.user), namespace, name)
+        if old.latest() is not None:
+            try:
+                self.helm.run(commands.uninstall(spec, name, namespace), identity, spec.action_timeout("uninstall"))
+            except HelmError as exc:
+                raise Failure(
+                    "UninstallFailed", f"Helm uninstall failed for release {namespace}/{name}: {exc}"
+                ) from None
+        why = "the release name or namespace changed" if moved else "the chart name changed"
+        ctx.log.info(
+            "HelmRelease %s/%s: %s, release %s/%s uninstalled", spec.namespace, spec.name, why, namespace, name
+        )
+        status.pop("history", None)
+        status.pop("storageNamespace", None)
+        _clear_failures(status)
+
     def _attempt(self, obj: dict[str, Any], status: dict[str, Any], chart: charts.Chart, values: Values) -> None:
         """Flux's failure reset (new generation, chart, values or ``resetAt``) and the attempted fields."""
         generation = obj["metadata"].get("generation")
@@ -324,8 +364,9 @@ class HelmReleaseReconciler:
             or status.get("lastAttemptedConfigDigest") not in (None, values.digest)
             or (reset is not None and reset != status.get("lastHandledResetAt") and reset == requested_at(obj))
         ):
-            for key in ("failures", "installFailures", "upgradeFailures"):
-                status.pop(key, None)
+            _clear_failures(status)
+        if reset is not None:
+            status["lastHandledResetAt"] = reset
         status["lastAttemptedGeneration"] = generation
         status["lastAttemptedRevision"] = chart.version
         status["lastAttemptedConfigDigest"] = values.digest

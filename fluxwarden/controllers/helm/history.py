@@ -30,11 +30,22 @@ def _time(value: Any) -> str | None:
     return parsed.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def test_hooks(release: Release) -> dict[str, dict[str, str]]:
-    """The test hooks of a release and how their last run went (empty when none ran or exist)."""
+def _selected(name: str, filters: list[dict[str, Any]]) -> bool:
+    """``test.filters``: as helm's ``--filter``, included names (if any) and no excluded one."""
+    included = [str(f.get("name")) for f in filters if not f.get("exclude")]
+    excluded = {str(f.get("name")) for f in filters if f.get("exclude")}
+    return name not in excluded and (not included or name in included)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_hooks(release: Release, filters: list[dict[str, Any]] | None = None) -> dict[str, dict[str, str]]:
+    """The test hooks of a release that ``filters`` select, and how their last run went."""
     hooks: dict[str, dict[str, str]] = {}
     for hook in release.hooks:
-        if "test" not in (hook.get("events") or []):
+        if "test" not in (hook.get("events") or []) or not _selected(str(hook.get("name")), filters or []):
             continue
         run = hook.get("last_run") or {}
         entry = {}
@@ -48,7 +59,9 @@ def test_hooks(release: Release) -> dict[str, dict[str, str]]:
     return hooks
 
 
-def snapshot(release: Release, action: str | None = None, tested: bool = False) -> dict[str, Any]:
+def snapshot(
+    release: Release, action: str | None = None, tested: bool = False, filters: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     info = release.info
     chart = release.chart
     snap: dict[str, Any] = {
@@ -60,8 +73,9 @@ def snapshot(release: Release, action: str | None = None, tested: bool = False) 
         "chartName": str(chart.get("name") or ""),
         "chartVersion": str(chart.get("version") or ""),
         "configDigest": config_digest(release.config),
-        "firstDeployed": _time(info.get("first_deployed")) or _time(info.get("last_deployed")) or "",
-        "lastDeployed": _time(info.get("last_deployed")) or "",
+        # The CRD wants date-times: a record without them (hand-made) shows when it was first seen.
+        "firstDeployed": _time(info.get("first_deployed")) or _time(info.get("last_deployed")) or _now(),
+        "lastDeployed": _time(info.get("last_deployed")) or _now(),
     }
     if chart.get("appVersion"):
         snap["appVersion"] = str(chart["appVersion"])
@@ -70,7 +84,7 @@ def snapshot(release: Release, action: str | None = None, tested: bool = False) 
     if action:
         snap["action"] = action
     if tested:
-        snap["testHooks"] = test_hooks(release)
+        snap["testHooks"] = test_hooks(release, filters)
     return snap
 
 
@@ -95,7 +109,15 @@ def failed_test(snap: dict[str, Any] | None) -> bool:
     return snap is not None and any(h.get("phase") == "Failed" for h in (snap.get("testHooks") or {}).values())
 
 
-def previous_deployed(status: dict[str, Any]) -> dict[str, Any] | None:
-    """The snapshot to roll back to: the newest one after the first that was deployed or superseded."""
+def previous_deployed(status: dict[str, Any], ignore_test_failures: bool = False) -> dict[str, Any] | None:
+    """The snapshot to roll back to: the newest one after the first that was deployed or superseded
+    (and, unless test failures are ignored, whose tests did not fail)."""
     snapshots: list[dict[str, Any]] = status.get("history") or []
-    return next((s for s in snapshots[1:] if s.get("status") in ("deployed", "superseded")), None)
+    return next(
+        (
+            s
+            for s in snapshots[1:]
+            if s.get("status") in ("deployed", "superseded") and (ignore_test_failures or not failed_test(s))
+        ),
+        None,
+    )

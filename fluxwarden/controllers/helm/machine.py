@@ -10,7 +10,9 @@ failing chart is retried at the next reconcile, not in a tight loop. Conditions 
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +28,6 @@ from fluxwarden.controllers.helm import commands, history
 from fluxwarden.controllers.helm.api import (
     DRIFT_ANNOTATION,
     HELM_FIELD_MANAGER,
-    HELM_RELEASE,
     NAME_LABEL,
     NAMESPACE_LABEL,
     HelmReleaseSpec,
@@ -183,7 +184,8 @@ class Machine:
         remediation = active_remediation(self.req)
         if remediation is not None and remediation.exhausted(self.req.status):
             raise self.retries_exceeded()
-        raise Failure(reason, self.secrets(message))
+        # Nothing left to do although not Ready (a failed test, no remediation): back at the interval, as Flux.
+        raise Waiting(reason, self.secrets(message), self.req.spec.interval)
 
     def requeue(self) -> Success:
         ok, reason, message = self.summary()
@@ -214,10 +216,14 @@ class Machine:
         action = self.req.status.get("lastAttemptedReleaseAction")
         return self._stalled(f"Failed to {action} after {count} attempt(s)")
 
+    def _ready(self) -> tuple[str, str]:
+        """Ready's reason and message from the release conditions (kept when the object stalls)."""
+        _, reason, message = self.summary()
+        return reason, self.secrets(message)
+
     def _stalled(self, message: str) -> Stalling:
         """Stalled ``RetriesExceeded``; Ready keeps what the release conditions say (the last failure)."""
-        _, reason, ready_message = self.summary()
-        return Stalling("RetriesExceeded", message, (reason, self.secrets(ready_message)))
+        return Stalling("RetriesExceeded", message, self._ready())
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -260,7 +266,12 @@ class Machine:
             ):
                 return State("failed", "release has test in failed phase", latest)
         if req.spec.drift_mode in ("warn", "enabled"):
-            drift = self.drift(latest, repair=False)
+            try:
+                drift = self.drift(latest, repair=False)
+            except (ApplyError, KubeError) as exc:
+                raise Failure(
+                    "StateError", f"Could not determine release state: unable to determine cluster state: {exc}"
+                ) from None
             if drift:
                 return State("drifted", "", latest, tuple(drift))
         return State("insync", "", latest)
@@ -296,7 +307,8 @@ class Machine:
             return "install"
         if state.name == "unmanaged":
             assert state.latest is not None
-            if state.latest.status == "deployed" and not in_sync(state.latest, req) and not req.force:
+            first_look = history.latest(status) is None
+            if first_look and state.latest.status == "deployed" and not in_sync(state.latest, req) and not req.force:
                 # Adoption (a release Flux or a person made): observe it instead of upgrading an equal release.
                 history.record(status, history.snapshot(state.latest))
                 self._inventory(state.latest)
@@ -368,18 +380,21 @@ class Machine:
         if remediation.exhausted(status) and not remediation.remediate_last_failure:
             raise self.retries_exceeded()
         if remediation.strategy == "rollback":
-            if history.previous_deployed(status) is None:
-                raise Stalling(
-                    "MissingRollbackTarget", "Failed to perform remediation: missing target release for rollback"
-                )
-            return "rollback"
+            target = history.previous_deployed(status, req.spec.ignore_test_failures(remediation))
+            stored = {r.version: r for r in req.storage.history()}
+            if target is not None and target.get("version") in stored:
+                if stored[int(target["version"])].digest != target.get("digest"):
+                    return "upgrade"  # the target was changed in storage: upgrading is the sound remediation
+                return "rollback"
+            missing = "Failed to perform remediation: missing target release for rollback"
+            raise Stalling("MissingRollbackTarget", missing, self._ready())
         return "uninstall"
 
     # -- actions -------------------------------------------------------------------------------
 
     def perform(self, action: str, state: State) -> None:
         timeout = self.req.spec.action_timeout(action) if KIND[action] in (RELEASE, REMEDIATE, TEST) else 0
-        message = f"Running '{action}' action" + (f" with timeout of {timeout:g}s" if timeout else "")
+        message = f"Running '{action}' action" + (f" with timeout of {go_duration(timeout)}" if timeout else "")
         status, generation = self.req.status, self.req.generation
         conditions.set_condition(status, conditions.RECONCILING, True, "Progressing", message, generation)
         if KIND[action] == RELEASE:
@@ -388,14 +403,8 @@ class Machine:
         getattr(self, f"_{action}")(state)
 
     def _show_progress(self) -> None:
-        """Write the conditions before a helm run that may take minutes, as Flux does; best effort."""
-        meta = self.req.obj["metadata"]
-        try:
-            self.ctx.kube.patch_status(
-                HELM_RELEASE, meta["namespace"], meta["name"], {"conditions": self.req.status["conditions"]}
-            )
-        except KubeError as exc:
-            self.ctx.log.debug("progress of HelmRelease %s/%s not written: %s", meta["namespace"], meta["name"], exc)
+        """Write the conditions before a helm run that may take minutes, as Flux does."""
+        self.ctx.progress(self.req.obj, {"conditions": self.req.status["conditions"]})
 
     def _run(self, args: list[str], action: str, env: dict[str, str] | None = None) -> None:
         try:
@@ -404,10 +413,11 @@ class Machine:
             self.req.storage.changed()  # helm wrote records, or may have: read them again
 
     def _values_file(self, scratch: Path) -> Path:
+        """The merged values as JSON (valid YAML, every string quoted, so helm types nothing anew)."""
         path = scratch / "values.yaml"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
-            yaml.safe_dump(self.req.values.merged, out)
+            json.dump(self.req.values.merged, out, default=str)
         return path
 
     def _release(self, action: str) -> None:
@@ -426,7 +436,9 @@ class Machine:
                 replace = before is not None and before.status in ("uninstalled", "failed")
                 args = commands.install(req.spec, req.chart.path, values, post_render, replace)
             else:
-                args = commands.upgrade(req.spec, req.chart.path, values, post_render)
+                method = before.apply_method if before is not None else None
+                args = commands.upgrade(req.spec, req.chart.path, values, post_render, method)
+            started = time.monotonic()
             try:
                 self._run(args, action, env)
                 error = None
@@ -434,6 +446,7 @@ class Machine:
                 error = exc
                 if plugin_error.exists() and (said := plugin_error.read_text().strip()):
                     error = HelmError(self.secrets(" ".join(said.split())))  # helm drops a plugin's stderr
+            status["lastAttemptedReleaseActionDuration"] = go_duration(time.monotonic() - started)
         after = req.storage.latest()
         made = after is not None and (
             before is None or (after.version, after.status) != (before.version, before.status)
@@ -469,7 +482,7 @@ class Machine:
                 f"Helm release {_full(current)} with chart {_chart(current)} is awaiting tests",
             )
         if req.spec.retry(action) is not None:
-            _clear_failures(status)
+            clear_failures(status)
         self._observe_render()
         self.event(NORMAL, reason, message, current)
 
@@ -493,14 +506,19 @@ class Machine:
     def _test(self, state: State) -> None:
         req, status = self.req, self.req.status
         current = history.latest(status) or {}
+        before = req.storage.latest()
         try:
             self._run(commands.test(req.spec), "test")
             error = None
         except HelmError as exc:
             error = exc
         latest = req.storage.latest()
+        ran = latest is not None and (before is None or latest.digest != before.digest)  # helm recorded the hooks
+        if error is not None and not ran:  # nothing ran (the API failing, say): retried, never counted
+            raise Failure("TestFailed", self.secrets(f"Helm test failed for release {_full(current)}: {error.message}"))
         if latest is not None and latest.version == current.get("version"):
-            snap = history.snapshot(latest, current.get("action"), tested=True)
+            filters = [f for f in req.spec.block("test").get("filters") or [] if isinstance(f, dict)]
+            snap = history.snapshot(latest, current.get("action"), tested=True, filters=filters)
             history.record(status, snap)
             current = snap
         if error is None:
@@ -524,9 +542,13 @@ class Machine:
 
     def _rollback(self, state: State) -> None:
         req, status = self.req, self.req.status
-        target = history.previous_deployed(status) or {}
+        remediation = active_remediation(req)
+        ignore = req.spec.ignore_test_failures(remediation) if remediation else False
+        target = history.previous_deployed(status, ignore) or {}
         try:
-            self._run(commands.rollback(req.spec, int(target.get("version") or 0)), "rollback")
+            latest = req.storage.latest()
+            method = latest.apply_method if latest is not None else None
+            self._run(commands.rollback(req.spec, int(target.get("version") or 0), method), "rollback")
             error = None
         except HelmError as exc:
             error = exc
@@ -639,6 +661,15 @@ class Machine:
         return [c for c in changes if c.action not in ("unchanged", "skipped")]
 
 
+def go_duration(seconds: float) -> str:
+    """A Go ``time.Duration`` string (``1m2.5s``, ``850ms``), as Kubernetes' metav1.Duration is written."""
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    minutes, rest = divmod(round(seconds, 3), 60)
+    text = f"{rest:.3f}".rstrip("0").rstrip(".") + "s"
+    return f"{int(minutes)}m{text}" if minutes else text
+
+
 def _digest(value: Any) -> str:
     """The digest of a spec field whose change must trigger an upgrade (post-renderers, common metadata)."""
     return "" if value is None else config_digest({"value": value})
@@ -656,6 +687,6 @@ def _chart(snap: dict[str, Any]) -> str:
     return f"{snap.get('chartName')}@{snap.get('chartVersion')}"
 
 
-def _clear_failures(status: dict[str, Any]) -> None:
+def clear_failures(status: dict[str, Any]) -> None:
     for key in ("failures", "installFailures", "upgradeFailures"):
         status.pop(key, None)

@@ -94,6 +94,12 @@ class Release:
         return config if isinstance(config, dict) else {}
 
     @property
+    def apply_method(self) -> str:
+        """``ssa`` or ``csa`` as helm 4 records it; ``csa`` for a release helm 3 made (it had no other)."""
+        method = self.record.get("apply_method")
+        return str(method) if method else "csa"
+
+    @property
     def manifest(self) -> str:
         return str(self.record.get("manifest") or "")
 

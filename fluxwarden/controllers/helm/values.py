@@ -7,6 +7,7 @@ types ``--set`` values, quotes making a string) after merging the inline values 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -37,10 +38,52 @@ class Values:
         return config_digest(self.merged)
 
 
+class ValuesLoader(yaml.SafeLoader):
+    """YAML as helm reads values (go-yaml, YAML 1.2-like): no timestamps, no base-60 numbers."""
+
+
+ValuesLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:int")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+ValuesLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0o?[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
+    list("-+0123456789"),
+)
+ValuesLoader.add_implicit_resolver(  # go-yaml reads 1e3 as a float; PyYAML's YAML 1.1 needs a dot
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"), list("-+0123456789")
+)
+
+
+def load_values(text: str) -> Any:
+    return yaml.load(text, Loader=ValuesLoader)
+
+
+def _canonical(value: Any) -> Any:
+    """Numbers as helm's JSON record holds them: an integral float is an integer (``2.0`` is ``2``)."""
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
 def config_digest(values: dict[str, Any] | None) -> str:
     """``sha256:<hex>`` of the values in a canonical form (sorted keys), equal for equal values."""
-    canonical = json.dumps(values or {}, sort_keys=True, separators=(",", ":"), default=str).encode()
+    canonical = json.dumps(_canonical(values or {}), sort_keys=True, separators=(",", ":"), default=str).encode()
     return "sha256:" + hashlib.sha256(canonical).hexdigest()
+
+
+def _leaves(value: Any) -> list[str]:
+    """Every string and number inside ``value``: what a message could echo from a Secret's values."""
+    if isinstance(value, dict):
+        return [leaf for v in value.values() for leaf in _leaves(v)]
+    if isinstance(value, list):
+        return [leaf for v in value for leaf in _leaves(v)]
+    return [str(value)] if isinstance(value, (str, int, float)) and not isinstance(value, bool) else []
 
 
 def _describe(ref: dict[str, Any], namespace: str, reason: str) -> str:
@@ -78,6 +121,8 @@ def compose(kube: Kube, namespace: str, inline: dict[str, Any] | None, refs: lis
         text = data[key]
         if kind == "Secret":
             secrets.append(text)
+            with contextlib.suppress(yaml.YAMLError):
+                secrets.extend(_leaves(load_values(text)) if not ref.get("targetPath") else [])
         if ref.get("targetPath"):
             result = merge_values(result, inline)
             try:
@@ -86,7 +131,7 @@ def compose(kube: Kube, namespace: str, inline: dict[str, Any] | None, refs: lis
                 raise ValuesError(_describe(ref, namespace, f"failed to merge value: {exc}")) from None
             continue
         try:
-            parsed = yaml.safe_load(text) if text.strip() else {}
+            parsed = load_values(text) if text.strip() else {}
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark is not None else ""

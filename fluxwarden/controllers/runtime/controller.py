@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from fluxwarden.controllers.runtime.events import EventRecorder
-from fluxwarden.controllers.runtime.kube import Kube, Resource
+from fluxwarden.controllers.runtime.kube import Kube, KubeError, Resource
 
 Key = tuple[str, str]
 
@@ -29,6 +30,23 @@ class Context:
     kube: Kube
     events: EventRecorder
     log: logging.LoggerAdapter[logging.Logger]
+    resource: Resource | None = None
+    written: dict[str, Any] = field(default_factory=dict)  # status fields written mid-reconcile
+
+    def progress(self, obj: dict[str, Any], fields: dict[str, Any]) -> None:
+        """Write some status fields before the reconcile ends (a long helm run); best effort.
+
+        The runtime's final status write then starts from what this wrote, so nothing is left stale.
+        """
+        meta = obj.get("metadata") or {}
+        if self.resource is None:
+            return
+        try:
+            self.kube.patch_status(self.resource, str(meta.get("namespace")), str(meta.get("name")), fields)
+        except KubeError as exc:
+            self.log.debug("progress of %s/%s not written: %s", meta.get("namespace"), meta.get("name"), exc)
+            return
+        self.written.update(copy.deepcopy(fields))
 
 
 Mapper = Callable[[dict[str, Any], dict[str, Any] | None, list[dict[str, Any]]], list[Key]]

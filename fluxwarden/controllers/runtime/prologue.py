@@ -99,12 +99,15 @@ def run_once(controller: Controller, runtime: Runtime, namespace: str, name: str
     except NotFound:
         runtime.metrics.forget(res.kind, namespace, name)
         return DONE
-    ctx = Context(runtime.kube, runtime.events, log)
+    ctx = Context(runtime.kube, runtime.events, log, res)
     meta = obj.get("metadata") or {}
 
     if meta.get("deletionTimestamp"):
         if controller.finalizer in (meta.get("finalizers") or []):
-            _finalize(controller, runtime, ctx, obj)
+            try:
+                _finalize(controller, runtime, ctx, obj)
+            except ReconcileError as exc:  # the cleanup failed: say so on the object, keep the finalizer, retry
+                return _cleanup_failed(runtime, ctx, obj, exc)
             patch = _finalizer_patch(obj, controller.finalizer, add=False)
             if patch:
                 runtime.kube.patch(res, namespace, name, patch, JSON_PATCH)
@@ -122,6 +125,16 @@ def run_once(controller: Controller, runtime: Runtime, namespace: str, name: str
         return DONE
 
     return _reconcile(controller, runtime, ctx, obj)
+
+
+def _cleanup_failed(runtime: Runtime, ctx: Context, obj: dict[str, Any], error: ReconcileError) -> Requeue:
+    meta = obj["metadata"]
+    status = copy.deepcopy(obj.get("status") or {})
+    conditions.summarize(status, "retrying", error.reason, error.message, meta.get("generation"))
+    ctx.log.warning("cleanup of %s/%s failed: %s", meta.get("namespace"), meta["name"], error.message)
+    runtime.events.record(obj, WARNING, error.reason, error.message, {})
+    ctx.progress(obj, {"conditions": status["conditions"]})  # best effort: the retry tells the rest
+    return Requeue(backoff=True)
 
 
 def _unsupported(controller: Controller, obj: dict[str, Any]) -> unsupported.Finding | None:
@@ -190,7 +203,7 @@ def _reconcile(controller: Controller, runtime: Runtime, ctx: Context, obj: dict
         status["lastHandledReconcileAt"] = handled
 
     _announce(runtime.events, obj, original, status)
-    patch = _status_patch(original, status)
+    patch = _status_patch({**original, **ctx.written}, status)  # the server has what progress() wrote
     if patch:
         try:
             runtime.kube.patch_status(res, namespace, name, patch)

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from fluxwarden.controllers.helm.api import HelmReleaseSpec, release_name
+from fluxwarden.controllers.helm.machine import go_duration
 from fluxwarden.controllers.runtime.errors import Stalling
 
 
@@ -55,3 +56,10 @@ def test_chart_and_chart_ref_are_exclusive() -> None:
     both = release({"chartRef": {"kind": "HelmChart", "name": "x"}})
     with pytest.raises(Stalling, match="mutually exclusive"):
         HelmReleaseSpec.of(both)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "expected"), [(0.25, "250ms"), (1.5, "1.5s"), (3.0, "3s"), (62.25, "1m2.25s"), (120, "2m0s")]
+)
+def test_action_durations_are_written_as_go_durations(seconds: float, expected: str) -> None:
+    assert go_duration(seconds) == expected

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from fluxwarden.controllers.helm.values import config_digest, set_path
+from fluxwarden.controllers.helm.values import config_digest, load_values, set_path
 from fluxwarden.controllers.runtime.values import merge_values as merge
 
 
@@ -54,3 +54,14 @@ def test_the_config_digest_ignores_key_order_and_sees_every_value() -> None:
     assert config_digest({"b": {"c": [1, "x"]}, "a": 1}) == expected
     assert config_digest({"a": 1, "b": {"c": [1, "y"]}}) != expected
     assert config_digest(None) == config_digest({})
+
+
+def test_values_yaml_is_read_as_helm_reads_it() -> None:
+    # go-yaml (helm): no timestamps, no base-60 numbers; 1e3 is a float, 0o17 an octal integer.
+    read = load_values("a: 22:22\nb: 2001-12-14\nc: 0x1f\nd: 1e3\ne: 0o17\nf: 'x'\n")
+    assert read == {"a": "22:22", "b": "2001-12-14", "c": 31, "d": 1000.0, "e": 15, "f": "x"}
+
+
+def test_an_integral_float_digests_as_helm_stores_it() -> None:
+    # helm's release record is JSON from Go: 2.0 comes back as 2, which must not look like a change.
+    assert config_digest({"tag": 2.0, "n": [1.0, 2.5]}) == config_digest({"tag": 2, "n": [1, 2.5]})
