@@ -743,6 +743,7 @@ def _versus_rows(r: Result) -> list[tuple[str, float, str]]:
         ("  per release, ms", r.ready.controller.total / r.n * 1e3, ".0f"),
         ("apiserver+etcd CPU until all Ready, s", r.ready.apiserver + r.ready.etcd, ".1f"),
         ("source process CPU until all Ready, s", r.source_ready_cpu, ".1f"),
+        ("others' CPU (other sessions), % core", r.ready.share(r.ready.others), ".0f"),
         ("helm ctrl peak RSS (VmHWM), MiB", r.end_hwm_kib / MIB, ".1f"),
         ("  with its children (tree peak), MiB", r.tree.peak_rss_kib / MIB, ".1f"),
         ("  of it anonymous (tree peak), MiB", r.tree.peak_anon_kib / MIB, ".1f"),
