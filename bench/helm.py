@@ -21,13 +21,18 @@ Measured, per N:
    poll); the CPU of the controller (its threads; its children: the helm processes it reaped, with
    theirs: the post-renderer plugin and its kustomize), the API server, etcd and this process; the
    helm processes started, by subcommand; the ConfigMaps (10 N) and release Secrets (N) that exist;
+   when each HelmChart was Ready with an artifact (a second poll: the source controller's share);
+   every release at revision 1 with its 10 ConfigMaps in its target namespace (``check_work``);
 2. the controller's RSS before the first HelmRelease, its own peak (``VmHWM``), and the peak of the
    whole process tree (controller + children at once), sampled every 20 ms from ``/proc``;
 3. no-op reconciles (``--noop-rounds``): ``reconcile.fluxcd.io/requestedAt`` set on all N, then a
    wait until every ``status.lastHandledReconcileAt`` matches: seconds, helm processes started
    (target 0), controller CPU per no-op (gross and above the idle controller), API requests per
-   no-op (``apiserver_request_total``; this benchmark's own patches and lists taken out), and
-   that no ConfigMap or release Secret was written;
+   no-op (``apiserver_request_total``, discovery included; this benchmark's own patches, lists and
+   scrape taken out), and that no ConfigMap or release Secret was written;
+3b. (``--upgrade``, the default) a new ``values.tenant`` on all N: an upgrade each, the chart
+   unchanged, so no source work; time until all are Ready at revision 2, CPU per upgrade, the tree
+   peak, and every release at revision 2 with one record per revision;
 4. once, after the largest N, with the controller stopped: helm alone against the same cluster
    (``bench/helm_alone.py``), so the report can say whether process start and discovery dominate.
 
