@@ -56,6 +56,11 @@ UNSUPPORTED = Table(
 )
 
 
+def owner_labels(obj: dict[str, Any]) -> dict[str, str]:
+    """The labels the post-renderer puts on every rendered object, and drift checks select by."""
+    return {NAME_LABEL: obj["metadata"]["name"], NAMESPACE_LABEL: obj["metadata"]["namespace"]}
+
+
 RELEASE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 

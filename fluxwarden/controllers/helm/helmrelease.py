@@ -20,20 +20,19 @@ from fluxwarden.controllers.apply.drift import Applied
 from fluxwarden.controllers.apply.redact import Redactor
 from fluxwarden.controllers.helm import chart as charts
 from fluxwarden.controllers.helm import commands, history, postrender
+from fluxwarden.controllers.helm.actions import Request, clear_failures
 from fluxwarden.controllers.helm.api import (
     DEPENDENCY_REQUEUE,
     FINALIZER,
     FORCE_AT,
     HELM_RELEASE,
-    NAME_LABEL,
-    NAMESPACE_LABEL,
     RESET_AT,
     UNSUPPORTED,
     WATCH_LABEL,
     HelmReleaseSpec,
+    owner_labels,
 )
-from fluxwarden.controllers.helm.machine import Machine, Request
-from fluxwarden.controllers.helm.machine import clear_failures as _clear_failures
+from fluxwarden.controllers.helm.machine import Machine
 from fluxwarden.controllers.helm.runner import Helm, HelmError, Identity
 from fluxwarden.controllers.helm.storage import ReleaseStorage, StorageError
 from fluxwarden.controllers.helm.values import Values, ValuesError, compose
@@ -112,10 +111,6 @@ def _values_watch(kind: str) -> Mapper:
         ]
 
     return users
-
-
-def _owner(obj: dict[str, Any]) -> dict[str, str]:
-    return {NAME_LABEL: obj["metadata"]["name"], NAMESPACE_LABEL: obj["metadata"]["namespace"]}
 
 
 class HelmReleaseReconciler:
@@ -352,7 +347,7 @@ class HelmReleaseReconciler:
         )
         status.pop("history", None)
         status.pop("storageNamespace", None)
-        _clear_failures(status)
+        clear_failures(status)
 
     def _attempt(self, obj: dict[str, Any], status: dict[str, Any], chart: charts.Chart, values: Values) -> None:
         """Flux's failure reset (new generation, chart, values or ``resetAt``) and the attempted fields."""
@@ -364,7 +359,7 @@ class HelmReleaseReconciler:
             or status.get("lastAttemptedConfigDigest") not in (None, values.digest)
             or (reset is not None and reset != status.get("lastHandledResetAt") and reset == requested_at(obj))
         ):
-            _clear_failures(status)
+            clear_failures(status)
         if reset is not None:
             status["lastHandledResetAt"] = reset
         status["lastAttemptedGeneration"] = generation
@@ -384,7 +379,7 @@ class HelmReleaseReconciler:
             common = mapping(spec.get("commonMetadata")) or None
             strategy = str(spec["postRenderStrategy"]) if spec.get("postRenderStrategy") else None
             try:
-                prepared = postrender.prepare(scratch, renderers, common, _owner(obj), strategy=strategy)
+                prepared = postrender.prepare(scratch, renderers, common, owner_labels(obj), strategy=strategy)
             except postrender.InvalidPostRenderer as exc:
                 raise Stalling("InvalidSpec", str(exc)) from None
             except FileNotFoundError as exc:

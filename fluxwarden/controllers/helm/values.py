@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from fluxwarden.controllers.runtime.kube import Kube, NotFound
+from fluxwarden.controllers.runtime.kube import Kube, KubeError, NotFound
 from fluxwarden.controllers.runtime.values import merge_values
 
 DEFAULT_KEY = "values.yaml"
@@ -114,6 +114,8 @@ def compose(kube: Kube, namespace: str, inline: dict[str, Any] | None, refs: lis
             if ref.get("optional"):
                 continue
             raise ValuesError(_describe(ref, namespace, "resource not found")) from None
+        except KubeError as exc:  # forbidden, or the API failing: Flux's ValuesError, naming the object
+            raise ValuesError(_describe(ref, namespace, str(exc))) from None
         if key not in data:
             if ref.get("optional"):
                 continue

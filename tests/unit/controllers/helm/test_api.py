@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from fluxwarden.controllers.helm.actions import go_duration
 from fluxwarden.controllers.helm.api import HelmReleaseSpec, release_name
-from fluxwarden.controllers.helm.machine import go_duration
 from fluxwarden.controllers.runtime.errors import Stalling
 
 
