@@ -21,20 +21,37 @@ Measured, per N:
    poll); the CPU of the controller (its threads; its children: the helm processes it reaped, with
    theirs: the post-renderer plugin and its kustomize), the API server, etcd and this process; the
    helm processes started, by subcommand; the ConfigMaps (10 N) and release Secrets (N) that exist;
+   when each HelmChart was Ready with an artifact (a second poll: the source controller's share);
+   every release at revision 1 with its 10 ConfigMaps in its target namespace (``check_work``);
 2. the controller's RSS before the first HelmRelease, its own peak (``VmHWM``), and the peak of the
    whole process tree (controller + children at once), sampled every 20 ms from ``/proc``;
 3. no-op reconciles (``--noop-rounds``): ``reconcile.fluxcd.io/requestedAt`` set on all N, then a
    wait until every ``status.lastHandledReconcileAt`` matches: seconds, helm processes started
    (target 0), controller CPU per no-op (gross and above the idle controller), API requests per
-   no-op (``apiserver_request_total``; this benchmark's own patches and lists taken out), and
-   that no ConfigMap or release Secret was written;
+   no-op (``apiserver_request_total``, discovery included; this benchmark's own patches, lists and
+   scrape taken out), and that no ConfigMap or release Secret was written;
+3b. (``--upgrade``, the default) a new ``values.tenant`` on all N: an upgrade each, the chart
+   unchanged, so no source work; time until all are Ready at revision 2, CPU per upgrade, the tree
+   peak, and every release at revision 2 with one record per revision;
 4. once, after the largest N, with the controller stopped: helm alone against the same cluster
    (``bench/helm_alone.py``), so the report can say whether process start and discovery dominate.
+
+``--against flux``: for each N, the same workload on a second fresh control plane with upstream Flux's
+``helm-controller`` (the version ``tests/flux/go.mod`` pins, built by ``tests/flux/controllers.sh``;
+``$FLUXWARDEN_FLUX_CONTROLLERS`` names its directory; a missing binary stops the run) with Flux's
+multi-tenancy lockdown (``--no-cross-namespace-refs=true --default-service-account=flux-applier``),
+``--concurrent`` = ``--concurrency``, no leader election. Both sides then run fluxwarden's source
+controller in a process of its own (``--controllers source``, serving the HelmChart artifacts), and
+the measured process is the helm controller alone (fluxwarden: ``--controllers helm``), so the
+layout and the source work are the same. The order alternates per N (A B, B A, ...). The report
+ends with both rows per N and fluxwarden/Flux per metric, and checks that both did the same work
+(every release at revision 1, ``files`` ConfigMaps in each target namespace, no-ops handled and
+nothing written). Flux stores its releases in the HelmRelease's namespace, fluxwarden in the target's.
 
 Helm processes are counted exactly: ``helm`` on the controller's PATH is a two-line shell script
 that appends its pid and first argument to a log, then ``exec``\\ s the pinned helm (same pid, same
 argv[0], ~2 ms). The workload (``bench/helm_workload.py``) takes a namespace prefix, N and the
-repository URL, so ``bench/vs_flux`` can run Flux's helm-controller on the same objects; the
+repository URL, so that ``--against flux`` runs Flux's helm-controller on the same objects; the
 process-tree sampler is ``bench/process_tree.py``. Everything it starts is stopped and every
 temporary directory removed on the way out; the whole run is bounded by ``--deadline`` and every
 wait by its own timeout.
@@ -49,6 +66,7 @@ import os
 import shlex
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -58,12 +76,16 @@ from pathlib import Path
 from typing import Any
 
 from bench.cluster import (
+    DISCOVERY,
+    ROOT,
+    Child,
     KubeApi,
     add_run_arguments,
     api_requests,
     arm_deadline,
     cluster,
     count_list,
+    cpu_of,
     load_average,
     memory_kib,
     rerun_from_copy,
@@ -85,8 +107,13 @@ from bench.helm_workload import (
     APPLIER,
     PREFIX,
     RELEASE_SECRETS,
+    Work,
     Workload,
+    at_revision,
+    change_values,
+    chart_poll,
     chart_repository,
+    check_work,
     config_maps,
     create_releases,
     events,
@@ -98,9 +125,11 @@ from bench.helm_workload import (
 )
 from bench.process_tree import Tree, TreeSampler
 from tests.support.binaries import binary_dir
-from tests.support.control_plane import ControlPlane
+from tests.support.control_plane import ControlPlane, free_port
 
 CONTROLLER_NAME = "helm-controller"  # the manager's name for the HelmRelease controller (metrics label)
+FLUX_CONTROLLER_NAME = "helmrelease"  # Flux's helm-controller names its controller-runtime controller so
+FLUX_BIN_ENV = "FLUXWARDEN_FLUX_CONTROLLERS"  # tests/flux/controllers.sh's directory, else that script is run
 MIB = 1024.0
 
 
@@ -110,6 +139,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--files", type=int, default=10, help="ConfigMaps in the chart (default 10)")
     parser.add_argument("--noop-rounds", type=int, default=2, help="requested no-op reconciles of all N, one by one")
     parser.add_argument("--samples", type=int, default=5, help="helm calls timed alone, per kind (largest N)")
+    parser.add_argument(
+        "--upgrade",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="after the no-ops, a values change on all N (one helm upgrade each, no source work) until all Ready",
+    )
+    parser.add_argument(
+        "--against",
+        choices=["flux"],
+        help="flux: for each N, also run upstream Flux's helm-controller (tests/flux/controllers.sh builds it; "
+        f"${FLUX_BIN_ENV} names its directory) on the same workload; both sides then run fluxwarden's source "
+        "controller in a process of its own, and the report gives fluxwarden/Flux ratios",
+    )
     add_controller_arguments(parser)
     add_run_arguments(parser)
     args = parser.parse_args(argv)
@@ -161,15 +203,79 @@ class HelmCounter:
 # -- the controller process ------------------------------------------------------------------------
 
 
-def start_controller(plane: ControlPlane, work: Path, args: argparse.Namespace, helm: HelmCounter) -> Controller:
-    """``fluxwarden controllers run --controllers source,helm`` in its own process; the counting helm first
-    on its PATH, then the pinned binaries."""
-    tmp = work / "controller-tmp"  # helm's values files and caches, removed with the work dir
-    tmp.mkdir(exist_ok=True)
-    path = os.pathsep.join([str(helm.directory), str(binary_dir()), os.environ.get("PATH", os.defpath)])
-    env = {**os.environ, "PATH": path, "TMPDIR": str(tmp)}
-    cli = controllers_run(plane, work, args, "source,helm")
+@dataclass(frozen=True)
+class Side:
+    """Whose helm controller is measured: fluxwarden's, or upstream Flux's ``helm-controller`` binary.
+
+    ``split``: fluxwarden's source controller runs in a process of its own (``--controllers source``),
+    and the helm controller alone in the measured one; always so for Flux, and for fluxwarden when
+    compared with Flux, so that both sides have the same source process and the same layout.
+    """
+
+    name: str
+    flux_binary: Path | None = None
+    split: bool = False
+
+    @property
+    def metrics_controller(self) -> str:
+        return FLUX_CONTROLLER_NAME if self.flux_binary else CONTROLLER_NAME
+
+
+def flux_helm_controller() -> Path:
+    """Flux's helm-controller: ``$FLUXWARDEN_FLUX_CONTROLLERS/helm-controller``, else the directory that
+    ``tests/flux/controllers.sh`` prints (it builds a cold cache first). Missing is an error, never a skip."""
+    directory = os.environ.get(FLUX_BIN_ENV)
+    if not directory:
+        script = ROOT / "tests" / "flux" / "controllers.sh"
+        done = subprocess.run([str(script)], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"bench.helm --against flux: {script} failed ({done.returncode}): {done.stderr[-500:]}")
+        directory = done.stdout.strip().splitlines()[-1]
+    binary = Path(directory) / "helm-controller"
+    if not os.access(binary, os.X_OK):
+        raise SystemExit(
+            f"bench.helm --against flux: no executable {binary}; set {FLUX_BIN_ENV}=$(tests/flux/controllers.sh)"
+        )
+    return binary
+
+
+def _fluxwarden_env(work: Path, helm: HelmCounter | None) -> dict[str, str]:
+    """PATH: the counting helm (if any), then the pinned binaries; TMPDIR in ``work``, removed with it."""
+    tmp = work / "controller-tmp"  # helm's values files and caches
+    tmp.mkdir(parents=True, exist_ok=True)
+    first = [str(helm.directory)] if helm is not None else []
+    path = os.pathsep.join([*first, str(binary_dir()), os.environ.get("PATH", os.defpath)])
+    return {**os.environ, "PATH": path, "TMPDIR": str(tmp)}
+
+
+def start_source(plane: ControlPlane, work: Path, args: argparse.Namespace) -> Controller:
+    """fluxwarden's ``controllers run --controllers source`` alone: serves the HelmChart artifacts to either side."""
+    work.mkdir(parents=True, exist_ok=True)
+    cli = controllers_run(plane, work, args, "source")
+    env = _fluxwarden_env(work, None)
     return Controller.launch(cli, work / "controller.log", module="bench.helm", env=env, request_timeout=30)
+
+
+def start_controller(
+    plane: ControlPlane, work: Path, args: argparse.Namespace, helm: HelmCounter, side: Side
+) -> Controller:
+    """The measured process: ``fluxwarden controllers run --controllers source,helm`` (``helm`` when split),
+    the counting helm first on its PATH; or Flux's helm-controller with Flux's multi-tenancy lockdown."""
+    if side.flux_binary is None:
+        cli = controllers_run(plane, work, args, "helm" if side.split else "source,helm")
+        env = _fluxwarden_env(work, helm)
+        return Controller.launch(cli, work / "controller.log", module="bench.helm", env=env, request_timeout=30)
+    metrics_port, health_port = free_port(), free_port()
+    argv = [
+        str(side.flux_binary), "--watch-all-namespaces=true", "--no-cross-namespace-refs=true",
+        "--enable-leader-election=false", f"--metrics-addr=127.0.0.1:{metrics_port}",
+        f"--health-addr=127.0.0.1:{health_port}", f"--concurrent={args.concurrency}", "--log-encoding=json",
+    ]  # fmt: skip
+    if args.enforce:  # Flux's lockdown: a HelmRelease without serviceAccountName impersonates this account
+        argv.append(f"--default-service-account={APPLIER}")
+    env = {**os.environ, "KUBECONFIG": str(plane.kubeconfig), "TMPDIR": str(work)}
+    started = time.monotonic()
+    return Controller(Child(argv, work / "controller.log", env=env), metrics_port, health_port, started, 30)
 
 
 _METRIC_NAMES = (
@@ -179,9 +285,9 @@ _METRIC_NAMES = (
 )
 
 
-def scrape(controller: Controller) -> Metrics:
+def scrape(controller: Controller, side: Side) -> Metrics:
     query = "&".join(f"name[]={name}" for name in _METRIC_NAMES)
-    return Metrics.parse(controller.scrape(f"?{query}"), kind="HelmRelease", controller=CONTROLLER_NAME)
+    return Metrics.parse(controller.scrape(f"?{query}"), kind="HelmRelease", controller=side.metrics_controller)
 
 
 # -- one N -----------------------------------------------------------------------------------------
@@ -202,6 +308,7 @@ class NoOp:
     config_map_writes: int
     secret_writes: int
     events: int
+    source_cpu: float  # CPU seconds of the source process, when split (Flux fetches the chart every reconcile)
 
     def cpu_ms(self, n: int, idle_cpu: float) -> tuple[float, float]:
         """Controller CPU per no-op reconcile: gross, and above the idle controller."""
@@ -210,15 +317,33 @@ class NoOp:
 
 
 @dataclass
+class Upgrade:
+    """A values change on all N: an upgrade each to revision 2, the chart unchanged (no source work)."""
+
+    patch_s: float
+    times: list[float]
+    window: Window
+    reconciles: float
+    mean_ms: float
+    helm: collections.Counter[str]
+    tree: Tree
+    source_cpu: float
+    work: Work
+
+
+@dataclass
 class Result:
+    side: str
     n: int
     setup_s: float
     create_s: float
     ready_times: list[float]
+    chart_times: list[float]  # when each HelmChart was Ready with an artifact (the source controller's part)
     failed: dict[str, str]
     lists: int
     ready: Window
     ready_reconciles: float
+    ready_mean_ms: float  # mean time in reconcile() until all Ready (gotk_reconcile_duration_seconds, both sides)
     helm_calls: collections.Counter[str]
     helm_ms: dict[str, list[float]]  # lifetimes of the helm processes until all Ready, by first argument
     unlogged: collections.Counter[str]  # other descendants seen until all Ready, by name
@@ -232,6 +357,11 @@ class Result:
     noops: list[NoOp]
     end_hwm_kib: int
     events: int
+    work_ready: Work | None = None  # what the releases left, at all Ready and after the no-ops
+    work_end: Work | None = None
+    source_ready_cpu: float = 0.0  # the source process (split only): CPU seconds until all Ready, VmHWM
+    source_hwm_kib: int = 0
+    upgrade: Upgrade | None = None
     alone: HelmAlone | None = None  # helm timed alone (the largest N)
     stop: tuple[int | None, float] = (None, 0.0)
     load: list[str] = field(default_factory=list)
@@ -249,13 +379,16 @@ def noop_round(
     pids: tuple[int, int, int],
     helm: HelmCounter,
     token: str,
+    side: Side,
+    source: Controller | None,
 ) -> NoOp:
     """requestedAt = ``token`` on all N, until every lastHandledReconcileAt is ``token``."""
     n = workload.n
     maps, secrets = config_maps(api, workload), resource_versions(api, RELEASE_SECRETS)
     events_before = events(api, workload)
-    first, mark = scrape(controller), len(helm.calls())
-    requests_before = api_requests(api)
+    first, mark = scrape(controller, side), len(helm.calls())
+    requests_before = api_requests(api, discovery=True)  # discovery too: a Go client may re-discover per reconcile
+    source_before = cpu_of(source.pid).total if source is not None else 0.0
 
     def handled(obj: dict[str, Any]) -> bool:
         return (obj.get("status") or {}).get("lastHandledReconcileAt") == token
@@ -267,9 +400,10 @@ def noop_round(
         request_reconcile(api, workload.collection, workload.names, token)
         seconds = poll.wait(controller.child, f"lastHandledReconcileAt {token}")[-1]
     end = Snapshot.take(*pids)
-    requests = api_requests(api) - requests_before
-    ours = collections.Counter({"PATCH helmreleases": n, "LIST helmreleases": poll.lists})
-    last = scrape(controller)
+    source_cpu = cpu_of(source.pid).total - source_before if source is not None else 0.0
+    requests = api_requests(api, discovery=True) - requests_before
+    ours = collections.Counter({"PATCH helmreleases": n, "LIST helmreleases": poll.lists, DISCOVERY: 1})
+    last = scrape(controller, side)
     return NoOp(
         seconds=seconds,
         window=Window.between(start, end),
@@ -282,25 +416,70 @@ def noop_round(
         config_map_writes=changed(maps, config_maps(api, workload)),
         secret_writes=changed(secrets, resource_versions(api, RELEASE_SECRETS)),
         events=events(api, workload) - events_before,
+        source_cpu=source_cpu,
     )
 
 
-def run_count(n: int, args: argparse.Namespace, env: Environment) -> Result:
+def upgrade_round(
+    api: KubeApi,
+    poll_api: KubeApi,
+    workload: Workload,
+    controller: Controller,
+    pids: tuple[int, int, int],
+    helm: HelmCounter,
+    side: Side,
+    source: Controller | None,
+    files: int,
+) -> Upgrade:
+    """``values.tenant`` changed on all N, until every HelmRelease is Ready at its generation and revision 2."""
+    first, mark = scrape(controller, side), len(helm.calls())
+
+    def upgraded(obj: dict[str, Any]) -> bool:
+        return is_released(obj) and at_revision(obj, 2)
+
+    poll = release_poll(poll_api, workload, upgraded, 180.0 + 3.0 * workload.n)
+    source_before = cpu_of(source.pid).total if source is not None else 0.0
+    start = Snapshot.take(*pids)
+    with TreeSampler(controller.pid) as tree:
+        poll.start()
+        patch_s = change_values(api, workload, "-v2")
+        times = poll.wait(controller.child, "Ready at revision 2 after a values change")
+    end = Snapshot.take(*pids)
+    last = scrape(controller, side)
+    return Upgrade(
+        patch_s=patch_s,
+        times=times,
+        window=Window.between(start, end),
+        reconciles=last.reconciles - first.reconciles,
+        mean_ms=last.mean_reconcile_ms_since(first),
+        helm=helm.since(mark),
+        tree=tree,
+        source_cpu=cpu_of(source.pid).total - source_before if source is not None else 0.0,
+        work=check_work(api, workload, files, revision=2),
+    )
+
+
+def run_count(n: int, args: argparse.Namespace, env: Environment, side: Side) -> Result:
     """One N on a fresh control plane and controller; see the module docstring for the phases."""
     load = [f"start {load_average()}"]
-    work = Path(tempfile.mkdtemp(prefix=f"n{n}-", dir=env.work))
+    work = Path(tempfile.mkdtemp(prefix=f"n{n}-{side.name}-", dir=env.work))
     workload = Workload(PREFIX, n, env.repo_url, env.ca_pem)
     helm = HelmCounter(work / "helm-shim", binary_dir() / "helm")
     with cluster(env.bins, work) as running:
         plane = running.plane
         assert plane.apiserver.pid is not None and plane.etcd.pid is not None
-        api, poll_api = KubeApi(plane, timeout=120), KubeApi(plane, timeout=120)
+        api, poll_api, chart_api = (KubeApi(plane, timeout=120) for _ in range(3))
         stopped: list[tuple[int | None, float]] = []
         with contextlib.ExitStack() as stack:
             stack.callback(api.close)
             stack.callback(poll_api.close)
+            stack.callback(chart_api.close)
             setup_s = set_up_workload(api, workload)
-            controller = start_controller(plane, work, args, helm)
+            source = start_source(plane, work / "source", args) if side.split else None
+            if source is not None:
+                stack.callback(source.stop)
+                source.wait_ready()
+            controller = start_controller(plane, work, args, helm, side)
             stack.callback(lambda: stopped.append(controller.stop()))
             pids = (controller.pid, plane.apiserver.pid, plane.etcd.pid)
             controller.wait_ready()
@@ -310,43 +489,60 @@ def run_count(n: int, args: argparse.Namespace, env: Environment) -> Result:
             idle_cpu = controller.idle_cpu(args.idle)
 
             # 1. create N, until all are Ready
-            m0, mark = scrape(controller), len(helm.calls())
+            m0, mark = scrape(controller, side), len(helm.calls())
             poll = release_poll(poll_api, workload, is_released, 180.0 + 3.0 * n)
+            charts = chart_poll(chart_api, workload, 180.0 + 3.0 * n)
+            source_before = cpu_of(source.pid).total if source is not None else 0.0
             before = Snapshot.take(*pids)
             with TreeSampler(controller.pid) as tree:
                 poll.start()
+                charts.start()
                 create_s = create_releases(api, workload)
                 ready_times = poll.wait(controller.child, "Ready after create")
+                chart_times = charts.wait(controller.child, "HelmCharts Ready after create")
             after = Snapshot.take(*pids)
+            source_ready_cpu = cpu_of(source.pid).total - source_before if source is not None else 0.0
             ready_hwm = memory_kib(controller.pid)["VmHWM"]
-            m1, helm_calls = scrape(controller), helm.since(mark)
+            m1, helm_calls = scrape(controller, side), helm.since(mark)
             load.append(f"all Ready {load_average()}")
             maps = config_maps(api, workload)
             secrets = api.items(RELEASE_SECRETS)
             managers = field_managers(api, f"/api/v1/namespaces/{workload.target_namespace(0)}/configmaps/config-00")
             events_ready = events(api, workload)
+            work_ready = check_work(api, workload, args.files)
 
             # 2. requested reconciles where nothing changed
             noops = []
             for round_ in range(args.noop_rounds):
                 time.sleep(args.settle)
-                noops.append(noop_round(api, poll_api, workload, controller, pids, helm, f"bench-noop-{round_}"))
+                token = f"bench-noop-{round_}"
+                noops.append(noop_round(api, poll_api, workload, controller, pids, helm, token, side, source))
             load.append(f"after no-ops {load_average()}")
+            work_end = check_work(api, workload, args.files)
+            upgrade = None
+            if args.upgrade:  # 3. a values change on all N: the helm controller's work alone
+                time.sleep(args.settle)
+                upgrade = upgrade_round(api, poll_api, workload, controller, pids, helm, side, source, args.files)
+                load.append(f"after the upgrade {load_average()}")
             end_hwm = memory_kib(controller.pid)["VmHWM"]
+            source_hwm = memory_kib(source.pid)["VmHWM"] if source is not None else 0
         alone = None
-        if n == args.count_list[-1]:  # the controller is stopped: helm alone on the same cluster
+        if n == args.count_list[-1] and side.flux_binary is None:  # stopped: helm alone on the same cluster
             meta: dict[str, Any] = secrets[0]["metadata"] if secrets else {}
             release = (str(meta.get("namespace", "")), str((meta.get("labels") or {}).get("name", "")))
             alone = time_helm(plane, work, env.archive, release, args.samples)
     return Result(
+        side=side.name,
         n=n,
         setup_s=setup_s,
         create_s=create_s,
         ready_times=ready_times,
+        chart_times=chart_times,
         failed=poll.failed,
         lists=poll.lists,
         ready=Window.between(before, after),
         ready_reconciles=m1.reconciles - m0.reconciles,
+        ready_mean_ms=m1.mean_reconcile_ms_since(m0),
         helm_calls=helm_calls,
         helm_ms=tree.lifetimes_ms(helm.commands()),
         unlogged=tree.unlogged(helm.commands()),
@@ -360,6 +556,11 @@ def run_count(n: int, args: argparse.Namespace, env: Environment) -> Result:
         noops=noops,
         end_hwm_kib=end_hwm,
         events=events_ready,
+        work_ready=work_ready,
+        work_end=work_end,
+        source_ready_cpu=source_ready_cpu,
+        source_hwm_kib=source_hwm,
+        upgrade=upgrade,
         alone=alone,
         stop=stopped[0] if stopped else (None, 0.0),
         load=load,
@@ -369,11 +570,13 @@ def run_count(n: int, args: argparse.Namespace, env: Environment) -> Result:
 # -- reporting -------------------------------------------------------------------------------------
 
 
-def window_line(w: Window) -> str:
+def window_line(w: Window, side: str = "fluxwarden") -> str:
     c = w.controller
+    own, children = (
+        ("Go", "children: none expected") if side == "flux" else ("Python", "children: helm and its post-renderer")
+    )
     return (
-        f"controller {w.share(c.total):.0f}% ({w.share(c.own):.0f}% Python + {w.share(c.children):.0f}% children: helm "
-        "and its post-renderer), "
+        f"controller {w.share(c.total):.0f}% ({w.share(c.own):.0f}% {own} + {w.share(c.children):.0f}% {children}), "
         f"apiserver {w.share(w.apiserver):.0f}%, etcd {w.share(w.etcd):.0f}%, bench {w.share(w.bench):.0f}%, "
         f"others {w.share(w.others):.0f}% (% of one core; {os.cpu_count()} cores)"
     )
@@ -397,21 +600,28 @@ def tree_line(t: Tree) -> str:
 def report_one(r: Result, args: argparse.Namespace) -> None:
     n, times = r.n, r.ready_times
     print(
-        f"\n== N = {n} HelmReleases x chart of {args.files} ConfigMaps, one HTTPS HelmRepository, targetNamespace "
-        f"each; helm as system:serviceaccount:{PREFIX}-config:{APPLIER}{'' if args.enforce else ' (--no-enforce)'}"
+        f"\n== {r.side}: N = {n} HelmReleases x chart of {args.files} ConfigMaps, one HTTPS HelmRepository, "
+        f"targetNamespace each; helm as system:serviceaccount:{PREFIX}-config:{APPLIER}"
+        f"{'' if args.enforce else ' (--no-enforce)'}"
     )
     print(f"  load avg: {'; '.join(r.load)}; set-up ({n} namespaces + RoleBindings) {r.setup_s:.1f}s, not timed")
     print(
         f"  create {r.create_s:.1f}s; Ready: first {times[0]:.1f}s, median {statistics.median(times):.1f}s, p90 "
         f"{pct(times, 90):.1f}s, all {r.all_ready_s:.1f}s ({n / r.all_ready_s:.2f}/s; {r.lists} list calls; "
-        f"{r.ready_reconciles:.0f} reconciles)"
+        f"{r.ready_reconciles:.0f} reconciles, mean reconcile() {r.ready_mean_ms:.0f} ms)"
+    )
+    charts = r.chart_times
+    print(
+        f"  HelmCharts Ready with an artifact (source controller): first {charts[0]:.1f}s, median "
+        f"{statistics.median(charts):.1f}s, all {charts[-1]:.1f}s"
     )
     if r.failed:
         print(f"  {len(r.failed)} seen Ready=False on the way, e.g. {next(iter(r.failed.items()))}")
     w = r.ready
-    print(f"  until all Ready: {window_line(w)}")
+    print(f"  until all Ready: {window_line(w, r.side)}")
+    own = "Go" if r.side == "flux" else "Python"
     print(
-        f"    per HelmRelease: controller {w.controller.own / n * 1e3:.0f} ms Python + "
+        f"    per HelmRelease: controller {w.controller.own / n * 1e3:.0f} ms {own} + "
         f"{w.controller.children / n * 1e3:.0f} ms children (helm, post-renderer), apiserver "
         f"{w.apiserver / n * 1e3:.0f} ms, etcd {w.etcd / n * 1e3:.0f} ms CPU; helm processes {calls_line(r.helm_calls)}"
     )
@@ -439,28 +649,49 @@ def report_one(r: Result, args: argparse.Namespace) -> None:
         )
         print(
             f"    per no-op: controller {gross:.1f} ms CPU gross, {above:.1f} ms above idle "
-            f"({o.window.controller.own / n * 1e3:.1f} Python + {o.window.controller.children / n * 1e3:.1f} "
+            f"({o.window.controller.own / n * 1e3:.1f} {own} + {o.window.controller.children / n * 1e3:.1f} "
             f"children); API requests {requests / n:.2f} ({detail})"
         )
         print(
             f"    written: {o.config_map_writes} ConfigMaps, {o.secret_writes} release Secrets, {o.events} Events; "
-            f"{window_line(o.window)}"
+            f"{window_line(o.window, r.side)}"
+        )
+    if r.work_ready is not None and r.work_end is not None:
+        print(f"  work at all Ready: {r.work_ready.line(args.files)}")
+        print(f"  work after the no-ops: {r.work_end.line(args.files)}")
+    if (u := r.upgrade) is not None:
+        print(
+            f"  values change on all {n} (patched in {u.patch_s:.1f}s): Ready at revision 2: first {u.times[0]:.1f}s, "
+            f"median {statistics.median(u.times):.1f}s, all {u.times[-1]:.1f}s; {u.reconciles:.0f} reconciles, mean "
+            f"reconcile() {u.mean_ms:.0f} ms; helm processes {calls_line(u.helm)}"
+        )
+        print(
+            f"    per upgrade: controller {u.window.controller.own / n * 1e3:.0f} ms {own} + "
+            f"{u.window.controller.children / n * 1e3:.0f} ms children CPU, source {u.source_cpu / n * 1e3:.1f} ms; "
+            f"{window_line(u.window, r.side)}"
+        )
+        print(f"    work after it: {u.work.line(args.files)}; {tree_line(u.tree)}")
+    if r.source_hwm_kib:
+        each = ", ".join(f"{o.source_cpu / n * 1e3:.1f}" for o in r.noops)
+        print(
+            f"  source process (fluxwarden, its own): {r.source_ready_cpu:.1f}s CPU until all Ready, {each} ms CPU "
+            f"per no-op reconcile, VmHWM {r.source_hwm_kib / MIB:.1f} MiB"
         )
     print(f"  controller idle: {100 * r.idle_cpu:.2f}% of a core; SIGTERM to exit {r.stop[1]:.1f}s (code {r.stop[0]})")
 
 
 def report_table(results: list[Result]) -> None:
     print(
-        "\nN     all Ready s  rel/s  ctrl VmHWM MiB  tree peak MiB  helm/install  CPU ms/rel (Python+children)  "
-        "no-op: helm procs  CPU ms (gross/above idle)  API req  s"
+        "\nside        N     all Ready s  rel/s  ctrl VmHWM MiB  tree peak MiB  helm/install  CPU ms/rel "
+        "(own+children)  no-op: helm procs  CPU ms (gross/above idle)  API req  s"
     )
     for r in results:
         w, o = r.ready, r.noops[-1]
         gross, above = o.cpu_ms(r.n, r.idle_cpu)
         print(
-            f"{r.n:<5} {r.all_ready_s:>11.1f}  {r.n / r.all_ready_s:>5.2f}  {r.end_hwm_kib / MIB:>14.1f}  "
+            f"{r.side:<11} {r.n:<5} {r.all_ready_s:>11.1f}  {r.n / r.all_ready_s:>5.2f}  {r.end_hwm_kib / MIB:>14.1f}  "
             f"{r.tree.peak_rss_kib / MIB:>13.1f}  {sum(r.helm_calls.values()) / r.n:>12.2f}  "
-            f"{w.controller.own / r.n * 1e3:>9.0f} + {w.controller.children / r.n * 1e3:<12.0f}  "
+            f"{w.controller.own / r.n * 1e3:>5.0f} + {w.controller.children / r.n * 1e3:<10.0f}  "
             f"{sum(o.helm.values()):>17}  {gross:>12.1f} / {above:<11.1f}  {sum(o.requests.values()) / r.n:>7.2f}  "
             f"{o.seconds:>4.1f}"
         )
@@ -503,6 +734,77 @@ def report_alone(alone: HelmAlone, largest: Result, concurrency: int) -> None:
         )
 
 
+def _versus_rows(r: Result) -> list[tuple[str, float, str]]:
+    """(metric, value, format) of one side at one N, as the side-by-side table shows them."""
+    o = r.noops[-1]
+    gross, above = o.cpu_ms(r.n, r.idle_cpu)
+    return [
+        ("all Ready, s", r.all_ready_s, ".1f"),
+        ("median Ready, s", statistics.median(r.ready_times), ".1f"),
+        ("  all HelmCharts Ready (source), s", r.chart_times[-1], ".1f"),
+        ("reconciles until all Ready", r.ready_reconciles, ".0f"),
+        ("  mean time in reconcile(), ms", r.ready_mean_ms, ".0f"),
+        ("helm ctrl CPU until all Ready, s", r.ready.controller.total, ".1f"),
+        ("  per release, ms", r.ready.controller.total / r.n * 1e3, ".0f"),
+        ("apiserver+etcd CPU until all Ready, s", r.ready.apiserver + r.ready.etcd, ".1f"),
+        ("source process CPU until all Ready, s", r.source_ready_cpu, ".1f"),
+        ("others' CPU (other sessions), % core", r.ready.share(r.ready.others), ".0f"),
+        ("helm ctrl peak RSS (VmHWM), MiB", r.end_hwm_kib / MIB, ".1f"),
+        ("  with its children (tree peak), MiB", r.tree.peak_rss_kib / MIB, ".1f"),
+        ("  of it anonymous (tree peak), MiB", r.tree.peak_anon_kib / MIB, ".1f"),
+        ("helm ctrl idle CPU, % core", 100 * r.idle_cpu, ".2f"),
+        *_upgrade_rows(r.upgrade),
+        ("no-op: all handled, s", o.seconds, ".1f"),
+        ("no-op: helm processes per no-op", sum(o.helm.values()) / r.n, ".2f"),
+        ("no-op: helm ctrl CPU ms (gross)", gross, ".1f"),
+        ("no-op: helm ctrl CPU ms (above idle)", above, ".1f"),
+        ("no-op: source CPU ms", o.source_cpu / r.n * 1e3, ".1f"),
+        ("no-op: API requests", sum(o.requests.values()) / r.n, ".2f"),
+    ]
+
+
+def _upgrade_rows(u: Upgrade | None) -> list[tuple[str, float, str]]:
+    if u is None:
+        return []
+    n = len(u.times)
+    return [
+        ("upgrade (values change): all Ready, s", u.times[-1], ".1f"),
+        ("  median Ready, s", statistics.median(u.times), ".1f"),
+        ("  helm ctrl CPU per upgrade, ms", u.window.controller.total / n * 1e3, ".0f"),
+        ("  apiserver+etcd CPU, s", u.window.apiserver + u.window.etcd, ".1f"),
+        ("  ctrl + children peak during it, MiB", u.tree.peak_rss_kib / MIB, ".1f"),
+    ]
+
+
+def report_versus(results: list[Result], files: int) -> None:
+    """fluxwarden beside Flux per N, and fluxwarden/Flux per metric (below 1: fluxwarden uses less)."""
+    by_n: dict[int, dict[str, Result]] = collections.defaultdict(dict)
+    for r in results:
+        by_n[r.n][r.side] = r
+    print("\nfluxwarden vs Flux helm-controller, same workload, same run (ratio fluxwarden / Flux; target time <= 1)")
+    for n, sides in sorted(by_n.items()):
+        ours, theirs = sides.get("fluxwarden"), sides.get("flux")
+        if ours is None or theirs is None:
+            print(f"  N={n}: only {', '.join(sides)} ran")
+            continue
+        print(f"\n  N = {n:<6} {'metric':<40} {'fluxwarden':>10} {'Flux':>10} {'ratio':>7}")
+        for (name, a, fmt), (_, b, _) in zip(_versus_rows(ours), _versus_rows(theirs), strict=True):
+            ratio = f"{a / b:7.2f}" if b > 0 else ("      -" if a == 0 else "    inf")
+            print(f"  {'':<10} {name:<40} {a:>10{fmt}} {b:>10{fmt}} {ratio}")
+        for side, r in sides.items():
+            if r.work_ready is None or r.work_end is None:
+                continue
+            writes = sum(o.config_map_writes + o.secret_writes for o in r.noops)
+            ok = r.work_ready.same() and r.work_end.same() and writes == 0
+            print(
+                f"  {side}: {'same work' if ok else 'WORK DIFFERS'}: {r.work_end.line(files)}; no-ops wrote {writes} "
+                "ConfigMaps or release Secrets"
+            )
+            if r.upgrade is not None:
+                done = "same work" if r.upgrade.work.same() else "WORK DIFFERS"
+                print(f"    after the upgrade, {done}: {r.upgrade.work.line(files)}")
+
+
 # -- main ------------------------------------------------------------------------------------------
 
 
@@ -529,31 +831,56 @@ def environment(args: argparse.Namespace) -> Iterator[Environment]:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
+    sides = [Side("fluxwarden")]
+    if args.against == "flux":  # before any copy: a missing binary stops the run here
+        binary = flux_helm_controller()
+        os.environ[FLUX_BIN_ENV] = str(binary.parent)
+        sides = [Side("fluxwarden", split=True), Side("flux", flux_binary=binary, split=True)]
     if args.code != "worktree":
         return rerun_from_copy("bench.helm", argv, args, show_commit=False)
     arm_deadline("bench.helm", args.deadline)
     import fluxwarden
 
+    layout = "helm, beside a `--controllers source` process" if args.against else "source,helm"
     print(
         f"bench.helm: {os.cpu_count()} cores, load avg {load_average()}; sizes {args.count_list}; controller = "
-        f"`fluxwarden controllers run --controllers source,helm --concurrency {args.concurrency}"
+        f"`fluxwarden controllers run --controllers {layout} --concurrency {args.concurrency}"
         f"{'' if args.enforce else ' --no-enforce'}` from {Path(fluxwarden.__file__).parent}",
         flush=True,
     )
+    if args.against:
+        print(
+            f"  against: Flux helm-controller {flux_version()} ({sides[1].flux_binary}), --concurrent "
+            f"{args.concurrency}, fluxwarden's source controller serving its HelmCharts",
+            flush=True,
+        )
     results: list[Result] = []
     try:
         with environment(args) as env:
             for n in args.count_list:
-                began = time.monotonic()
-                results.append(run_count(n, args, env))
-                report_one(results[-1], args)
-                print(f"  (N={n} took {time.monotonic() - began:.0f}s in all)", flush=True)
+                for side in sides if len(results) % 4 == 0 else sides[::-1]:  # ABBA: drift in load hits both
+                    began = time.monotonic()
+                    results.append(run_count(n, args, env, side))
+                    report_one(results[-1], args)
+                    print(f"  ({side.name} N={n} took {time.monotonic() - began:.0f}s in all)", flush=True)
     finally:
         signal.alarm(0)
     report_table(results)
-    if results[-1].alone is not None:
-        report_alone(results[-1].alone, results[-1], args.concurrency)
+    if args.against:
+        report_versus(results, args.files)
+    ours = [r for r in results if r.side == "fluxwarden"]
+    if ours[-1].alone is not None:
+        report_alone(ours[-1].alone, ours[-1], args.concurrency)
     return 0
+
+
+def flux_version() -> str:
+    """The helm-controller version that tests/flux/go.mod pins (the binary has no version flag)."""
+    for line in (ROOT / "tests" / "flux" / "go.mod").read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == "github.com/fluxcd/helm-controller":
+            return parts[1]
+    return "(version unknown)"
 
 
 if __name__ == "__main__":

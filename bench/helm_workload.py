@@ -1,6 +1,6 @@
 """The helm benchmark's workload: N tenant HelmReleases of one chart from one HTTPS HelmRepository.
 
-``bench.helm`` runs fluxwarden's helm controller on it; ``bench/vs_flux`` runs Flux's helm-controller
+``bench.helm`` runs fluxwarden's helm controller on it; ``bench.helm --against flux`` runs Flux's helm-controller
 on the same objects. ``chart_repository`` packages the chart with the real helm and serves it over
 HTTPS with a private CA (``tests/support/helm_repo.py``, ``tests/support/tls.py``);
 ``Workload(prefix, n, repo_url, ca_pem)`` names everything, ``set_up_workload`` creates all but the
@@ -10,6 +10,7 @@ HelmReleases, ``create_releases`` creates those (the timed part).
 from __future__ import annotations
 
 import base64
+import collections
 import contextlib
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +29,7 @@ REPOSITORY = "charts"
 CA_SECRET = "charts-ca"
 CHART, CHART_VERSION = "bench-app", "1.0.0"
 HELM_RELEASES = "/apis/helm.toolkit.fluxcd.io/v2/namespaces/{namespace}/helmreleases"
+HELM_CHARTS = "/apis/source.toolkit.fluxcd.io/v1/namespaces/{namespace}/helmcharts"
 HELM_REPOSITORIES = "/apis/source.toolkit.fluxcd.io/v1/namespaces/{namespace}/helmrepositories"
 RELEASE_SECRETS = "/api/v1/secrets?labelSelector=owner%3Dhelm"  # helm's storage driver labels its Secrets so
 
@@ -125,6 +127,15 @@ def set_up_workload(api: KubeApi, workload: Workload) -> float:
     return time.monotonic() - began
 
 
+def change_values(api: KubeApi, workload: Workload, tenant_suffix: str) -> float:
+    """A new ``values.tenant`` on each HelmRelease (a new generation, the same chart: an upgrade each); seconds."""
+    began = time.monotonic()
+    for index in range(workload.n):
+        body = {"spec": {"values": {"tenant": workload.name(index) + tenant_suffix}}}
+        api.must("PATCH", f"{workload.collection}/{workload.name(index)}", body, "application/merge-patch+json")
+    return time.monotonic() - began
+
+
 def create_releases(api: KubeApi, workload: Workload) -> float:
     """The N HelmReleases, one POST each over one connection; seconds taken."""
     began = time.monotonic()
@@ -164,6 +175,17 @@ def release_poll(api: KubeApi, workload: Workload, done_when: Callable[[dict[str
     )  # fmt: skip
 
 
+def chart_poll(api: KubeApi, workload: Workload, timeout: float) -> Poll:
+    """Until every HelmChart that the helm controller makes (``<namespace>-<name>``) is Ready with an artifact."""
+
+    def done(obj: dict[str, Any]) -> bool:
+        return bool((obj.get("status") or {}).get("artifact")) and is_released(obj)
+
+    names = {f"{workload.config_namespace}-{name}" for name in workload.names}
+    collection = HELM_CHARTS.format(namespace=workload.config_namespace)
+    return Poll(lambda: api.items(collection), names, done, poll_interval(workload.n), time.monotonic() + timeout)
+
+
 def config_maps(api: KubeApi, workload: Workload) -> dict[str, str]:
     """resourceVersion of every ConfigMap of the chart in the target namespaces."""
     prefix = f"{workload.prefix}-t-"
@@ -181,6 +203,54 @@ def field_managers(api: KubeApi, path: str) -> list[str]:
 
 def events(api: KubeApi, workload: Workload) -> int:
     return len(api.items(f"/api/v1/namespaces/{workload.config_namespace}/events"))
+
+
+@dataclass(frozen=True)
+class Work:
+    """What the releases left behind, so that two controllers can be shown to have done the same work."""
+
+    n: int
+    revision: int  # the release revision every HelmRelease should be at
+    at_revision: int  # HelmReleases whose status.history is ``revision`` snapshots, the newest deployed at it
+    records: collections.Counter[str]  # release Secrets by revision label ("1", "2", ...)
+    storage: collections.Counter[str]  # release Secrets by where they live: "config" or "target" namespace
+    full_targets: int  # target namespaces holding exactly the chart's ConfigMaps
+
+    def line(self, files: int) -> str:
+        revisions = ", ".join(f"v{k} {v}" for k, v in sorted(self.records.items())) or "none"
+        where = ", ".join(f"{k} namespace {v}" for k, v in sorted(self.storage.items())) or "none"
+        return (
+            f"{self.at_revision}/{self.n} HelmReleases at revision {self.revision} (history: newest deployed), release "
+            f"records {revisions} ({where}), {self.full_targets}/{self.n} target namespaces with {files} ConfigMaps"
+        )
+
+    def same(self) -> bool:
+        """Each release at ``revision`` with one record per revision and nothing else; its ConfigMaps all there."""
+        per_revision = all(self.records[str(k)] == self.n for k in range(1, self.revision + 1))
+        total = sum(self.records.values()) == self.n * self.revision
+        return self.at_revision == self.n == self.full_targets and per_revision and total
+
+
+def at_revision(obj: dict[str, Any], revision: int) -> bool:
+    """status.history holds ``revision`` snapshots, the newest deployed at ``revision``."""
+    history = (obj.get("status") or {}).get("history") or []
+    return len(history) == revision and history[0].get("version") == revision and history[0].get("status") == "deployed"
+
+
+def check_work(api: KubeApi, workload: Workload, files: int, revision: int = 1) -> Work:
+    """Every release at ``revision``, a record per revision, and its ``files`` ConfigMaps in its namespace."""
+    count = sum(1 for obj in api.items(workload.collection) if at_revision(obj, revision))
+    records: collections.Counter[str] = collections.Counter()
+    storage: collections.Counter[str] = collections.Counter()
+    for secret in api.items(RELEASE_SECRETS):
+        meta = secret["metadata"]
+        if not str(meta.get("namespace", "")).startswith(f"{workload.prefix}-"):
+            continue
+        records[str((meta.get("labels") or {}).get("version", "?"))] += 1
+        storage["config" if meta["namespace"] == workload.config_namespace else "target"] += 1
+    per_namespace = collections.Counter(key.partition("/")[0] for key in config_maps(api, workload))
+    full = sum(1 for i in range(workload.n) if per_namespace[workload.target_namespace(i)] == files)
+    return Work(workload.n, revision, count, records, storage, full)
 
 
 @contextlib.contextmanager
