@@ -33,7 +33,7 @@ from fluxwarden.controllers.helm.api import (
 )
 from fluxwarden.controllers.helm.chart import Chart
 from fluxwarden.controllers.helm.runner import Helm, HelmError, Identity
-from fluxwarden.controllers.helm.storage import Release, ReleaseStorage
+from fluxwarden.controllers.helm.storage import Release, ReleaseStorage, StorageError
 from fluxwarden.controllers.helm.values import Values, config_digest
 from fluxwarden.controllers.runtime import conditions
 from fluxwarden.controllers.runtime.controller import Context
@@ -351,8 +351,14 @@ class Actions:
         assert state.latest is not None
         latest = state.latest
         req = self.req
-        req.storage.mark_failed(latest, f"Release unlocked from stale '{latest.status}' state")
-        message = f"Unlocked Helm release {latest.display} with chart {latest.chart_display} in {latest.status} state"
+        where = f"{latest.display} with chart {latest.chart_display} in {latest.status} state"
+        try:
+            req.storage.mark_failed(latest, f"Release unlocked from stale '{latest.status}' state")
+        except StorageError as exc:
+            failed = f"Unlock of Helm release {where} failed: {exc}"
+            self.mark(RELEASED, False, "PendingRelease", failed)
+            raise Failure("PendingRelease", self.secrets(failed)) from None
+        message = f"Unlocked Helm release {where}"
         unlocked = req.storage.latest()
         current = history.latest(req.status)
         if unlocked is not None and current is not None and current.get("version") == unlocked.version:

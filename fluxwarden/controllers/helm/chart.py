@@ -97,12 +97,23 @@ def template(obj: dict[str, Any], interval: str) -> dict[str, Any]:
     return {"apiVersion": HELM_CHART.api_version, "kind": "HelmChart", "metadata": metadata, "spec": spec}
 
 
-def _matches(live: dict[str, Any], body: dict[str, Any]) -> bool:
-    """``live`` already holds everything ``body`` sets (so applying it again would change nothing)."""
+def _owned(live: dict[str, Any], field_name: str) -> set[str]:
+    """The ``metadata.<field_name>`` keys this controller's last apply set (its managedFields entry)."""
+    owned: set[str] = set()
+    for entry in mapping(live.get("metadata")).get("managedFields") or []:
+        if isinstance(entry, dict) and entry.get("manager") == FIELD_MANAGER and entry.get("operation") == "Apply":
+            fields = mapping(mapping(mapping(entry.get("fieldsV1")).get("f:metadata")).get(f"f:{field_name}"))
+            owned |= {k[2:] for k in fields if k.startswith("f:")}
+    return owned
+
+
+def template_matches(live: dict[str, Any], body: dict[str, Any]) -> bool:
+    """Applying ``body`` again would change nothing: ``live`` holds all it sets, and nothing our last
+    apply set that it no longer does (a label or valuesFiles removed from ``spec.chart``)."""
     meta, want = mapping(live.get("metadata")), body["metadata"]
     for field_name in ("labels", "annotations"):
-        have = mapping(meta.get(field_name))
-        if any(have.get(k) != v for k, v in mapping(want.get(field_name)).items()):
+        have, wanted = mapping(meta.get(field_name)), mapping(want.get(field_name))
+        if any(have.get(k) != v for k, v in wanted.items()) or _owned(live, field_name) - set(wanted):
             return False
     spec = mapping(live.get("spec"))
     dropped = [k for k in OPTIONAL_FIELDS if k in spec and k not in body["spec"]]  # removed from spec.chart
@@ -119,7 +130,7 @@ def apply_template(kube: Kube, obj: dict[str, Any], interval: str) -> tuple[Char
     path = chart_path(ref.namespace, ref.name)
     try:
         live = kube.request("GET", path, what=f"HelmChart {ref.namespace}/{ref.name}")
-        if _matches(live, body):
+        if template_matches(live, body):
             return ref, live
     except NotFound:
         pass

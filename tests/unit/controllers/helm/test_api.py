@@ -9,6 +9,7 @@ import pytest
 
 from fluxwarden.controllers.helm.actions import go_duration
 from fluxwarden.controllers.helm.api import HelmReleaseSpec, release_name
+from fluxwarden.controllers.helm.chart import template, template_matches
 from fluxwarden.controllers.runtime.errors import Stalling
 
 
@@ -63,3 +64,18 @@ def test_chart_and_chart_ref_are_exclusive() -> None:
 )
 def test_action_durations_are_written_as_go_durations(seconds: float, expected: str) -> None:
     assert go_duration(seconds) == expected
+
+
+def test_the_helm_chart_template_is_reapplied_when_a_label_it_set_is_dropped() -> None:
+    obj = release({"chart": {"metadata": {"labels": {"team": "a"}}, "spec": {"chart": "c", "sourceRef": {
+        "kind": "HelmRepository", "name": "r"}}}})  # fmt: skip
+    body = template(obj, "1m")
+    ours = {"manager": "helm-controller", "operation": "Apply",
+            "fieldsV1": {"f:metadata": {"f:labels": {"f:team": {}, "f:extra": {}}}}}  # fmt: skip
+    live = {
+        "metadata": {**body["metadata"], "labels": {**body["metadata"]["labels"], "extra": "x"}},
+        "spec": body["spec"],
+    }
+    assert not template_matches({**live, "metadata": {**live["metadata"], "managedFields": [ours]}}, body)
+    someone_else = {**ours, "manager": "kubectl"}
+    assert template_matches({**live, "metadata": {**live["metadata"], "managedFields": [someone_else]}}, body)
