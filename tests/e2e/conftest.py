@@ -25,6 +25,7 @@ from tests.support.control_plane import ControlPlane
 from tests.support.field_warnings import FieldWarnings, recording
 from tests.support.git_server import GitHttpServer
 from tests.support.kube import Impersonate, Kubectl, KubectlRunner, api_client, kubectl_binary
+from tests.support.tls import PrivateCA
 
 # `flux install`'s field manager, so an apply by anyone else (kubectl, a test) is a different manager.
 
@@ -186,3 +187,9 @@ def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitHttpServ
     """A smart-HTTP git server on loopback for one test module (a module may define its own, with auth)."""
     with GitHttpServer(tmp_path_factory.mktemp("git")) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def authority() -> PrivateCA:
+    """The private CA the HTTPS test servers' certificates come from (one per module)."""
+    return PrivateCA()

@@ -26,9 +26,9 @@ from tests.support import helm_charts, jobs
 from tests.support.control_plane import ControlPlane
 from tests.support.helm_cli import AdminHelm, kill_mid_upgrade, release_secrets
 from tests.support.helm_repo import HelmRepoServer, helm_binary
-from tests.support.helm_tenants import RESET_AT, HelmTenant, release_name
+from tests.support.helm_tenants import RESET_AT, HelmTenant, make_helm_tenant, release_name
 from tests.support.processes import ChildWatch
-from tests.support.tenants import SHARD, condition, grant
+from tests.support.tenants import SHARD, condition
 from tests.support.tls import PrivateCA
 from tests.support.wait import until
 
@@ -36,11 +36,6 @@ SHARD_VALUE = "helm"
 NAME_LABEL = "helm.toolkit.fluxcd.io/name"
 NAMESPACE_LABEL = "helm.toolkit.fluxcd.io/namespace"
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-
-
-@pytest.fixture(scope="module")
-def authority() -> PrivateCA:
-    return PrivateCA()
 
 
 @pytest.fixture(scope="module")
@@ -72,22 +67,6 @@ def helm(control_plane: ControlPlane) -> AdminHelm:
     return AdminHelm(control_plane.kubeconfig)
 
 
-def make_tenant(
-    admin_api: client.ApiClient, namespace_factory: Callable[[], str], charts: HelmRepoServer, authority: PrivateCA
-) -> HelmTenant:
-    config, target, other = namespace_factory(), namespace_factory(), namespace_factory()
-    core = client.CoreV1Api(admin_api)
-    core.create_namespaced_service_account(config, {"metadata": {"name": "flux-applier"}})
-    grant(admin_api, config, config)
-    grant(admin_api, target, config)
-    core.create_namespaced_secret(
-        config, {"metadata": {"name": "charts-ca"}, "stringData": {"ca.crt": authority.ca_pem.decode()}}
-    )
-    tenant = HelmTenant(admin_api, config, target, other, charts.url, SHARD_VALUE)
-    tenant.helm_repository()
-    return tenant
-
-
 @pytest.fixture
 def tenant(
     admin_api: client.ApiClient,
@@ -97,7 +76,7 @@ def tenant(
     controllers: Reconcilers,
     driver: jobs.JobDriver,
 ) -> HelmTenant:
-    return make_tenant(admin_api, namespace_factory, charts, authority)
+    return make_helm_tenant(admin_api, namespace_factory, charts.url, authority.ca_pem, SHARD_VALUE)
 
 
 def cm_values(tenant: HelmTenant, name: str) -> dict[str, Any]:
@@ -317,8 +296,10 @@ def test_install_failure_retries_then_stalls_then_reset_at_retries(
     hook = f"{release}-hook"
     assert driver.count(tenant.target, hook, "Failed") == 2, driver.outcomes(tenant.target)
     history_when_stalled = helm.history(release, tenant.target)
-    time.sleep(3)
+    # A requested reconcile of the stalled release runs (lastHandledReconcileAt) but installs nothing.
+    tenant.handled("flaky", tenant.request("flaky"))
     assert driver.count(tenant.target, hook, "Failed") == 2, "a stalled release is not retried"
+    assert helm.history(release, tenant.target) == history_when_stalled
 
     driver.overrides[tenant.target] = jobs.COMPLETE  # what the hook needed is there now
     token = tenant.request("flaky", annotations={RESET_AT: "token"})
@@ -487,7 +468,7 @@ def test_drift_is_detected_and_repaired_in_enabled_mode(tenant: HelmTenant, helm
     tenant.handled("drifty", token)
     until(tenant.configmaps, lambda cms: cms == rendered, timeout=60, what="drift repaired")
     assert len(helm.history(release, tenant.target)) == 1, "drift is repaired without a new release revision"
-    time.sleep(2)  # any further reconcile would report again
+    tenant.handled("drifty", tenant.request("drifty"))  # a reconcile after the repair finds no drift
     corrected = tenant.events("DriftCorrected", "drifty")
     detected = tenant.events("DriftDetected", "drifty")
     target = f"ConfigMap/{tenant.target}/{release}"

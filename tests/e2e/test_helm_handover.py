@@ -27,8 +27,8 @@ from tests.support.binaries import cache_dir
 from tests.support.control_plane import ControlPlane
 from tests.support.helm_cli import AdminHelm, release_secrets
 from tests.support.helm_repo import HelmRepoServer
-from tests.support.helm_tenants import HelmTenant
-from tests.support.tenants import SHARD, condition, grant
+from tests.support.helm_tenants import make_helm_tenant
+from tests.support.tenants import SHARD, condition
 from tests.support.tls import PrivateCA
 from tests.support.wait import until
 
@@ -41,11 +41,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def authority() -> PrivateCA:
-    return PrivateCA()
 
 
 @pytest.fixture(scope="module")
@@ -99,16 +94,8 @@ def test_a_release_moves_to_upstream_flux_without_a_reinstall(
     fluxwarden: Reconcilers,
     flux_helm_controller: subprocess.Popen[bytes],
 ) -> None:
-    config, target = namespace_factory(), namespace_factory()
-    core = client.CoreV1Api(admin_api)
-    core.create_namespaced_service_account(config, {"metadata": {"name": "flux-applier"}})
-    grant(admin_api, config, config)
-    grant(admin_api, target, config)
-    core.create_namespaced_secret(
-        config, {"metadata": {"name": "charts-ca"}, "stringData": {"ca.crt": authority.ca_pem.decode()}}
-    )
-    tenant = HelmTenant(admin_api, config, target, namespace_factory(), charts.url, FLUXWARDEN_SHARD)
-    tenant.helm_repository()
+    tenant = make_helm_tenant(admin_api, namespace_factory, charts.url, authority.ca_pem, FLUXWARDEN_SHARD)
+    config, target, core = tenant.config, tenant.target, tenant.core
     release = tenant.release("app", storageNamespace=target, values={"greeting": "kept"})
     installed = tenant.ready("app", "InstallSucceeded")
     assert installed["status"]["storageNamespace"] == target

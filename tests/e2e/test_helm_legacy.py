@@ -23,6 +23,7 @@ from fluxwarden.controllers.helm.api import HELM_RELEASE
 from fluxwarden.controllers.kustomize.kustomization import KustomizeOptions
 from tests.support.git_server import GitHttpServer
 from tests.support.helm_repo import HelmRepoServer
+from tests.support.helm_tenants import trust_charts
 from tests.support.tenants import SHARD, condition, make_tenant
 from tests.support.tls import PrivateCA
 from tests.support.wait import until
@@ -38,11 +39,6 @@ def controllers(start_reconcilers: Callable[..., Reconcilers]) -> Reconcilers:
         label_selector=f"{SHARD}={SHARD_VALUE}",
         kustomize=KustomizeOptions(auto_fix_legacy=True),
     )
-
-
-@pytest.fixture(scope="module")
-def authority() -> PrivateCA:
-    return PrivateCA()
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +68,7 @@ def test_the_legacy_helmrelease_is_moved_then_installed_into_its_target_namespac
 ) -> None:
     tenant = make_tenant(admin_api, namespace_factory, git_server, tmp_path, shard=SHARD_VALUE)
     core = client.CoreV1Api(admin_api)
-    core.create_namespaced_secret(
-        tenant.config, {"metadata": {"name": "charts-ca"}, "stringData": {"ca.crt": authority.ca_pem.decode()}}
-    )
+    trust_charts(admin_api, tenant.config, authority.ca_pem)
     tenant.push({"legacy/release.yaml": legacy_manifest(tenant.target, charts.url)})
     tenant.git_repository()
     # The shard label on what the Kustomization applies, and (as Flux's sharding docs say) on the

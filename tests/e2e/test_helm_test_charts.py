@@ -24,11 +24,6 @@ from tests.support.tls import PrivateCA
 
 
 @pytest.fixture(scope="module")
-def authority() -> PrivateCA:
-    return PrivateCA()
-
-
-@pytest.fixture(scope="module")
 def charts(tmp_path_factory: pytest.TempPathFactory, authority: PrivateCA) -> Iterator[HelmRepoServer]:
     with HelmRepoServer(tmp_path_factory.mktemp("charts"), tls=authority.server_context()) as repo:
         repo.add_chart("cms", "1.0.0", {"greeting": "hi"}, templates=helm_charts.configmaps(3))

@@ -58,12 +58,6 @@ def ssh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshGitServe
         yield server
 
 
-@pytest.fixture(scope="module")
-def authority() -> PrivateCA:
-    """The private CA the HTTPS test servers' certificates come from."""
-    return PrivateCA()
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> GitRepo:
     return GitRepo(tmp_path / "work")

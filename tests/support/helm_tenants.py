@@ -20,7 +20,7 @@ from fluxwarden.controllers.helm.api import HELM_RELEASE
 from fluxwarden.controllers.runtime.kube import Resource
 from fluxwarden.controllers.source.api import HELM_CHART, HELM_REPOSITORY
 from fluxwarden.tenancy import cut
-from tests.support.tenants import SHARD, condition
+from tests.support.tenants import SHARD, condition, grant
 
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
 RESET_AT = "reconcile.fluxcd.io/resetAt"
@@ -197,3 +197,25 @@ class HelmTenant:
         )
         wanted = f"{self.config}-{name}"
         return next((c for c in listed["items"] if c["metadata"]["name"] == wanted), None)
+
+
+def trust_charts(api: client.ApiClient, namespace: str, ca_pem: bytes) -> None:
+    """Secret ``charts-ca`` (``ca.crt``): what a HelmRepository's ``certSecretRef`` names to trust the server."""
+    client.CoreV1Api(api).create_namespaced_secret(
+        namespace, {"metadata": {"name": "charts-ca"}, "stringData": {"ca.crt": ca_pem.decode()}}
+    )
+
+
+def make_helm_tenant(
+    api: client.ApiClient, namespace_factory: Callable[[], str], repo_url: str, ca_pem: bytes, shard: str
+) -> HelmTenant:
+    """Config, target and other namespaces; flux-applier of config may write to config and target only;
+    the HTTPS HelmRepository ``charts`` in config, trusted through ``charts-ca``."""
+    config, target, other = namespace_factory(), namespace_factory(), namespace_factory()
+    client.CoreV1Api(api).create_namespaced_service_account(config, {"metadata": {"name": "flux-applier"}})
+    grant(api, config, config)
+    grant(api, target, config)
+    trust_charts(api, config, ca_pem)
+    tenant = HelmTenant(api, config, target, other, repo_url, shard)
+    tenant.helm_repository()
+    return tenant
