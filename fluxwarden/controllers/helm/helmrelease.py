@@ -37,7 +37,7 @@ from fluxwarden.controllers.helm.runner import Helm, HelmError, Identity
 from fluxwarden.controllers.helm.storage import ReleaseStorage, StorageError
 from fluxwarden.controllers.helm.values import Values, ValuesError, compose
 from fluxwarden.controllers.runtime import conditions
-from fluxwarden.controllers.runtime.controller import Context, Mapper, Success, Watch, artifact_revision
+from fluxwarden.controllers.runtime.controller import Context, Mapper, Success, Watch, artifact_revision, dependants
 from fluxwarden.controllers.runtime.errors import Failure, ReconcileError, Stalling, Waiting
 from fluxwarden.controllers.runtime.impersonation import Impersonator
 from fluxwarden.controllers.runtime.kube import Kube, NotFound, Resource, key_of
@@ -70,27 +70,8 @@ def _chart_users(new: dict[str, Any], old: dict[str, Any] | None, own: list[dict
         and (conditions.is_true(new) == conditions.is_true(old))
     ):
         return []
-    namespace, name = key_of(new)
-    users = []
-    for release in own:
-        if (charts.chart_ref(release).namespace, charts.chart_ref(release).name) == (namespace, name):
-            users.append(key_of(release))
-    return users
-
-
-def _dependants(new: dict[str, Any], old: dict[str, Any] | None, own: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    if old is not None and conditions.is_true(new) == conditions.is_true(old):
-        return []
-    namespace, name = key_of(new)
-    return [
-        key_of(r)
-        for r in own
-        if any(
-            d.get("name") == name and (d.get("namespace") or key_of(r)[0]) == namespace
-            for d in mapping(r.get("spec")).get("dependsOn") or []
-            if isinstance(d, dict)
-        )
-    ]
+    changed = key_of(new)
+    return [key_of(r) for r in own if (charts.chart_ref(r).namespace, charts.chart_ref(r).name) == changed]
 
 
 def _values_watch(kind: str) -> Mapper:
@@ -121,7 +102,6 @@ class HelmReleaseReconciler:
 
     def __init__(self, kube: Kube, options: HelmOptions, work_dir: Path, max_artifact_size: int) -> None:
         self.options = options
-        self.kube = kube
         self.helm = Helm(options.helm_binary, kube.api.configuration, work_dir / "helm")
         self.charts = charts.ChartCache(work_dir / "charts", max_artifact_size)
         self.impersonator = Impersonator(kube)
@@ -131,7 +111,7 @@ class HelmReleaseReconciler:
         selector = f"{WATCH_LABEL}=Enabled"
         self.watches = [
             Watch(charts.HELM_CHART, _chart_users),
-            Watch(HELM_RELEASE, _dependants),
+            Watch(HELM_RELEASE, dependants),
             Watch(CONFIG_MAPS, _values_watch("ConfigMap"), selector, metadata_only=True),
             Watch(SECRETS, _values_watch("Secret"), selector, metadata_only=True),
         ]

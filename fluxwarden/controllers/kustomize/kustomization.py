@@ -40,7 +40,7 @@ from fluxwarden.controllers.kustomize.fetch import FetchError, fetch_artifact
 from fluxwarden.controllers.kustomize.live import LiveDrift
 from fluxwarden.controllers.kustomize.substitute import SubstitutionError, substitute, variables_from
 from fluxwarden.controllers.runtime import conditions
-from fluxwarden.controllers.runtime.controller import Context, Success, Watch, artifact_revision
+from fluxwarden.controllers.runtime.controller import Context, Success, Watch, artifact_revision, dependants
 from fluxwarden.controllers.runtime.errors import Failure, ReconcileError, Stalling, Waiting
 from fluxwarden.controllers.runtime.events import NORMAL
 from fluxwarden.controllers.runtime.impersonation import Impersonator
@@ -95,25 +95,6 @@ class BuildCache:
             self._items.pop(uid, None)
 
 
-def _dependants(new: dict[str, Any], old: dict[str, Any] | None, own: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    """Kustomizations that depend on one whose Ready changed."""
-
-    def ready(obj: dict[str, Any] | None) -> bool:
-        return obj is not None and conditions.is_true(obj)
-
-    if ready(new) == ready(old):
-        return []
-    namespace, name = key_of(new)
-    return [
-        key_of(k)
-        for k in own
-        if any(
-            d.get("name") == name and (d.get("namespace") or key_of(k)[0]) == namespace
-            for d in (k.get("spec") or {}).get("dependsOn") or []
-        )
-    ]
-
-
 def _owner(obj: dict[str, Any]) -> dict[str, str]:
     """The owner labels a Kustomization puts on everything it applies, and prunes only with."""
     return {NAME_LABEL: obj["metadata"]["name"], NAMESPACE_LABEL: obj["metadata"]["namespace"]}
@@ -163,7 +144,7 @@ class KustomizationReconciler:
         # What the last apply left per Kustomization (by uid) and object id: the drift check's baseline.
         self.applied: dict[str, dict[str, Applied]] = {}
         self.live_drift = LiveDrift(kube, self.mapper) if options.live_drift else None
-        self.watches = [_source_watch("GitRepository"), Watch(KUSTOMIZATION, _dependants)]
+        self.watches = [_source_watch("GitRepository"), Watch(KUSTOMIZATION, dependants)]
 
     def healthy(self) -> bool:
         """For ``/readyz``: the live drift watches, when on, are listed and watching."""

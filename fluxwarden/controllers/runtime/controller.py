@@ -8,8 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from fluxwarden.controllers.runtime.conditions import is_true as is_ready
 from fluxwarden.controllers.runtime.events import EventRecorder
-from fluxwarden.controllers.runtime.kube import Kube, KubeError, Resource
+from fluxwarden.controllers.runtime.kube import Kube, KubeError, Resource, key_of
 
 Key = tuple[str, str]
 
@@ -68,6 +69,26 @@ def artifact_revision(obj: dict[str, Any] | None) -> str | None:
     artifact = ((obj or {}).get("status") or {}).get("artifact") or {}
     revision = artifact.get("revision")
     return str(revision) if revision else None
+
+
+def dependants(new: dict[str, Any], old: dict[str, Any] | None, own: list[dict[str, Any]]) -> list[Key]:
+    """A :class:`Mapper` for a controller's own kind: the objects whose ``dependsOn`` names one whose
+    Ready changed (Kustomization, HelmRelease)."""
+
+    def ready(obj: dict[str, Any] | None) -> bool:
+        return obj is not None and is_ready(obj)
+
+    if ready(new) == ready(old):
+        return []
+    namespace, name = key_of(new)
+    return [
+        key_of(o)
+        for o in own
+        if any(
+            isinstance(d, dict) and d.get("name") == name and (d.get("namespace") or key_of(o)[0]) == namespace
+            for d in (o.get("spec") or {}).get("dependsOn") or []
+        )
+    ]
 
 
 class Controller(Protocol):
