@@ -1,0 +1,256 @@
+"""A FluxConfig's life: defaults, a removed kustomization entry, suspend and resume, deletion
+(a bare API server runs no garbage collector, so only the finalizer can clean up), and the
+``use-managed-source`` patch for a chart kept in the configuration's own repository.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from fluxwarden.controllers.app import Reconcilers
+from fluxwarden.controllers.helm.api import HELM_RELEASE
+from fluxwarden.controllers.kustomize.api import KUSTOMIZATION
+from fluxwarden.controllers.source.api import GIT_REPOSITORY
+from fluxwarden.tenancy import Settings
+from tests.support import helm_charts
+from tests.support.fluxconfig import (
+    APPLIER,
+    FINALIZER,
+    FLUX_CONFIG,
+    USE_MANAGED_SOURCE,
+    ControllerSets,
+    FluxConfigs,
+    condition,
+    entry_status,
+    managed_labels,
+    owned_by,
+)
+from tests.support.git_server import GitHttpServer, GitRepo
+from tests.support.helm_repo import write_chart
+from tests.support.tenants import configmap
+from tests.support.wait import until
+
+
+@pytest.fixture
+def controllers(start_reconcilers: Callable[..., Reconcilers]) -> Iterator[ControllerSets]:
+    sets = ControllerSets(start_reconcilers)
+    yield sets
+    sets.stop_all()
+
+
+class Repo:
+    def __init__(self, server: GitHttpServer, tmp_path: Path) -> None:
+        self.server = server
+        self.name = f"life-{uuid.uuid4().hex[:8]}"
+        server.create_repo(self.name)
+        self.work = GitRepo(tmp_path / self.name)
+
+    @property
+    def url(self) -> str:
+        return self.server.repo_url(self.name)
+
+    def push(self, files: dict[str, str] | None = None, delete: tuple[str, ...] = ()) -> str:
+        sha = self.work.commit(files or {}, delete=delete)
+        self.work.push(self.server.repo_path(self.name))
+        return sha
+
+
+def fast(path: str, **extra: Any) -> dict[str, Any]:
+    return {"path": path, "retryIntervalInSeconds": 2, "syncIntervalInSeconds": 60, **extra}
+
+
+def git(url: str, **extra: Any) -> dict[str, Any]:
+    return {"url": url, "repositoryRef": {"branch": "main"}, "syncIntervalInSeconds": 2, **extra}
+
+
+def test_defaults_make_one_kustomization_at_the_root_with_azures_intervals(
+    controllers: ControllerSets, git_server: GitHttpServer, admin_api: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    controllers.run(namespace)
+    configs = FluxConfigs(admin_api, namespace)
+    repo = Repo(git_server, tmp_path)
+    sha = repo.push({"app.yaml": configmap("root", "1", namespace)})
+    made = configs.create(
+        "plain", {"scope": "namespace", "gitRepository": {"url": repo.url, "repositoryRef": {"branch": "main"}}}
+    )
+    done = configs.compliant("plain", sha)
+    assert set(configs.kustomizations()) == {"plain-kustomization-1"}
+    kustomization = configs.kustomizations()["plain-kustomization-1"]
+    spec = kustomization["spec"]
+    assert spec["path"] in ("", "./"), spec
+    assert (spec["interval"], spec["timeout"], spec["prune"], spec["wait"]) == ("600s", "600s", False, True), spec
+    assert spec.get("force", False) is False and spec["serviceAccountName"] == APPLIER
+    source = configs.git_repository("plain")
+    assert source is not None and (source["spec"]["interval"], source["spec"]["timeout"]) == ("600s", "600s")
+    assert "secretRef" not in source["spec"], "a public https repository needs no auth Secret"
+    assert configs.secret("plain-auth") is None
+    for obj in (source, kustomization):
+        assert managed_labels("plain", namespace).items() <= obj["metadata"]["labels"].items()
+        assert owned_by(obj, made)
+    assert configs.configmaps() == {"root": {"value": "1"}}
+    assert done["status"]["sourceSyncedCommitId"] == f"main@sha1:{sha}"
+
+
+def test_removing_a_kustomization_entry_deletes_it_and_with_prune_its_objects(
+    controllers: ControllerSets, git_server: GitHttpServer, admin_api: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    controllers.run(namespace)
+    configs = FluxConfigs(admin_api, namespace)
+    repo = Repo(git_server, tmp_path)
+    sha = repo.push({f"{x}/cm.yaml": configmap(f"cm-{x}", "1", namespace) for x in ("a", "b", "c")})
+    configs.create(
+        "parts",
+        {
+            "scope": "namespace",
+            "gitRepository": git(repo.url),
+            "kustomizations": {
+                "a": fast("./a", prune=True),
+                "b": fast("./b", prune=True),
+                "c": fast("./c", prune=False),
+            },
+        },
+    )
+    first = configs.compliant("parts", sha)
+    assert set(configs.configmaps()) == {"cm-a", "cm-b", "cm-c"}
+    assert {s["name"] for s in first["status"]["statuses"] if s["kind"] == "Kustomization"} == {
+        "parts-a", "parts-b", "parts-c",
+    }  # fmt: skip
+    kept_version = configs.kustomization("parts", "a")["metadata"]["uid"]  # type: ignore[index]
+
+    edited = configs.patch("parts", {"spec": {"kustomizations": {"b": None, "c": None}}})
+    assert set(edited["spec"]["kustomizations"]) == {"a"}
+    configs.gone(KUSTOMIZATION, "parts-b")
+    configs.gone(KUSTOMIZATION, "parts-c")
+    until(configs.configmaps, lambda cms: "cm-b" not in cms, what="cm-b pruned with its Kustomization")
+    after = configs.compliant("parts", sha)
+    assert after["status"]["observedGeneration"] == edited["metadata"]["generation"]
+    assert set(configs.configmaps()) == {"cm-a", "cm-c"}, "prune: false leaves cm-c where it was"
+    assert set(configs.kustomizations()) == {"parts-a"}
+    assert configs.kustomization("parts", "a")["metadata"]["uid"] == kept_version  # type: ignore[index]
+    assert {s["name"] for s in after["status"]["statuses"] if s["kind"] == "Kustomization"} == {"parts-a"}
+
+
+def test_deleting_the_fluxconfig_deletes_everything_it_made(
+    controllers: ControllerSets,
+    git_server: GitHttpServer,
+    admin_api: client.ApiClient,
+    namespace_factory: Callable[[], str],
+    tmp_path: Path,
+) -> None:
+    platform, elsewhere = namespace_factory(), namespace_factory()
+    controllers.run(platform, settings=Settings(cluster_scope_namespaces=frozenset({platform})))
+    configs = FluxConfigs(admin_api, platform)
+    repo = Repo(git_server, tmp_path)
+    sha = repo.push(
+        {
+            "app/here.yaml": configmap("here", "1", platform),
+            "app/there.yaml": configmap("there", "1", elsewhere),
+            "more/kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n",
+        }
+    )
+    # The plain HTTP server takes any credentials: enough to make the controller write an auth Secret.
+    configs.protected_settings("doomed-protected", {"httpsKey": "not-checked-by-this-server"})
+    configs.create(
+        "doomed",
+        {
+            "scope": "cluster",
+            "gitRepository": git(repo.url, httpsUser="someone"),
+            "configurationProtectedSettingsRef": {"name": "doomed-protected"},
+            "kustomizations": {"app": fast("./app", prune=True), "more": fast("./more", dependsOn=["app"])},
+        },
+    )
+    done = configs.compliant("doomed", sha)
+    assert done["metadata"]["finalizers"] == [FINALIZER]
+    assert configs.secret("doomed-auth") is not None
+    assert configs.git_repository("doomed")["spec"]["secretRef"] == {"name": "doomed-auth"}  # type: ignore[index]
+    assert configs.cluster_role_binding() is not None and configs.service_account() is not None
+    assert configs.configmaps(elsewhere) == {"there": {"value": "1"}} and "here" in configs.configmaps()
+
+    configs.delete("doomed")
+    configs.gone(FLUX_CONFIG, "doomed", timeout=90)
+    assert configs.git_repository("doomed") is None
+    assert configs.kustomizations() == {}
+    assert configs.secret("doomed-auth") is None
+    assert configs.service_account() is None
+    assert configs.cluster_role_binding() is None
+    assert configs.role_binding() is None
+    assert configs.configmaps(elsewhere) == {} and "here" not in configs.configmaps(), "pruned as the applier"
+    assert configs.secret("doomed-protected") is not None, "the user's Secret is not the controller's to delete"
+
+
+def test_suspend_suspends_every_child_and_resume_applies_what_came_meanwhile(
+    controllers: ControllerSets, git_server: GitHttpServer, admin_api: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    controllers.run(namespace)
+    configs = FluxConfigs(admin_api, namespace)
+    repo = Repo(git_server, tmp_path)
+    first = repo.push({"app/cm.yaml": configmap("app", "1", namespace)})
+    configs.create(
+        "pausable",
+        {"scope": "namespace", "gitRepository": git(repo.url), "kustomizations": {"app": fast("./app")}},
+    )
+    configs.compliant("pausable", first)
+
+    configs.patch("pausable", {"spec": {"suspend": True}})
+    suspended = configs.state("pausable", "Suspended")
+    assert condition(suspended).get("status") != "True", "Ready is True only when Compliant"
+    assert configs.git_repository("pausable")["spec"]["suspend"] is True  # type: ignore[index]
+    assert configs.kustomization("pausable", "app")["spec"]["suspend"] is True  # type: ignore[index]
+
+    second = repo.push({"app/cm.yaml": configmap("app", "2", namespace)})
+    configs.patch("pausable", {"spec": {"suspend": False}})
+    configs.compliant("pausable", second)
+    assert configs.git_repository("pausable")["spec"].get("suspend", False) is False  # type: ignore[index]
+    assert configs.kustomization("pausable", "app")["spec"].get("suspend", False) is False  # type: ignore[index]
+    assert configs.configmaps() == {"app": {"value": "2"}}
+
+
+def test_a_helmrelease_asking_for_the_managed_source_gets_the_configs_repository(
+    controllers: ControllerSets, git_server: GitHttpServer, admin_api: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    controllers.run(namespace)
+    configs = FluxConfigs(admin_api, namespace)
+    repo = Repo(git_server, tmp_path)
+    chart = write_chart(
+        tmp_path / "chart-src", "hello", "0.1.0", {"greeting": "from-git"}, templates=helm_charts.configmaps(1)
+    )
+    files = {f"charts/hello/{p.relative_to(chart)}": p.read_text() for p in chart.rglob("*") if p.is_file()}
+    release = f"""\
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata:
+  name: hello
+  namespace: {namespace}
+  annotations:
+    {USE_MANAGED_SOURCE}: "true"
+spec:
+  interval: 10m
+  timeout: 60s
+  chart:
+    spec:
+      chart: ./charts/hello
+      sourceRef:
+        kind: GitRepository
+        name: placeholder
+"""
+    sha = repo.push({**files, "apps/release.yaml": release})
+    configs.create(
+        "charted",
+        {"scope": "namespace", "gitRepository": git(repo.url), "kustomizations": {"apps": fast("./apps")}},
+    )
+    done = configs.compliant("charted", sha, timeout=120)
+    applied = configs.child_ready(HELM_RELEASE, "hello")
+    assert applied["spec"]["chart"]["spec"]["sourceRef"]["kind"] == "GitRepository"
+    assert applied["spec"]["chart"]["spec"]["sourceRef"]["name"] == "charted"
+    assert configs.configmaps()["hello-0"]["values"] == '{"greeting":"from-git"}'
+    assert entry_status(done, "HelmRelease", "hello").get("appliedBy") == {
+        "name": "charted-apps",
+        "namespace": namespace,
+    }
+    assert configs.object(GIT_REPOSITORY, "placeholder") is None
