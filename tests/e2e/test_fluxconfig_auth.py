@@ -55,7 +55,7 @@ def https_server(tmp_path_factory: pytest.TempPathFactory, authority: PrivateCA)
 
 
 @pytest.fixture
-def controllers(start_reconcilers: Callable[..., Reconcilers]) -> Iterator[ControllerSets]:
+def controllers(start_reconcilers: Callable[..., Reconcilers], fluxconfig_crd: str) -> Iterator[ControllerSets]:
     sets = ControllerSets(start_reconcilers)
     yield sets
     sets.stop_all()

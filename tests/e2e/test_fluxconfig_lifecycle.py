@@ -38,7 +38,7 @@ from tests.support.wait import until
 
 
 @pytest.fixture
-def controllers(start_reconcilers: Callable[..., Reconcilers]) -> Iterator[ControllerSets]:
+def controllers(start_reconcilers: Callable[..., Reconcilers], fluxconfig_crd: str) -> Iterator[ControllerSets]:
     sets = ControllerSets(start_reconcilers)
     yield sets
     sets.stop_all()

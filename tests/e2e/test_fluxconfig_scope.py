@@ -21,14 +21,14 @@ from tests.support.fluxconfig import (
     condition,
     current,
     entry_status,
-    managed_labels,
+    shared_labels,
 )
 from tests.support.git_server import GitHttpServer, GitRepo
 from tests.support.tenants import configmap
 
 
 @pytest.fixture
-def controllers(start_reconcilers: Callable[..., Reconcilers]) -> Iterator[ControllerSets]:
+def controllers(start_reconcilers: Callable[..., Reconcilers], fluxconfig_crd: str) -> Iterator[ControllerSets]:
     sets = ControllerSets(start_reconcilers)
     yield sets
     sets.stop_all()
@@ -92,7 +92,7 @@ def test_scope_namespace_cannot_write_outside_its_namespace(
     assert binding is not None, "RoleBinding flux-applier in the namespace"
     assert (binding.role_ref.kind, binding.role_ref.name) == ("ClusterRole", "cluster-admin")
     assert [(s.kind, s.name, s.namespace) for s in binding.subjects] == [("ServiceAccount", APPLIER, mine)]
-    assert managed_labels("tenant", mine).items() <= (binding.metadata.labels or {}).items()
+    assert shared_labels(mine).items() <= (binding.metadata.labels or {}).items()
     assert configs.cluster_role_binding() is None, "scope namespace gets no ClusterRoleBinding"
 
     # Within its namespace it may write: without the foreign object the same config converges.

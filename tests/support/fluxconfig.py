@@ -100,7 +100,7 @@ def summary(obj: dict[str, Any] | None) -> str:
 
 def current(obj: dict[str, Any]) -> bool:
     """The controller has seen the FluxConfig's current spec."""
-    return (obj.get("status") or {}).get("observedGeneration") == obj["metadata"].get("generation")
+    return bool((obj.get("status") or {}).get("observedGeneration") == obj["metadata"].get("generation"))
 
 
 @dataclass
@@ -320,6 +320,11 @@ def managed_labels(config: str, namespace: str) -> dict[str, str]:
     return {MANAGED: "true", NAME_LABEL: config, NAMESPACE_LABEL: namespace}
 
 
+def shared_labels(namespace: str) -> dict[str, str]:
+    """flux-applier and its bindings serve every FluxConfig of the namespace: no config name on them."""
+    return {MANAGED: "true", NAMESPACE_LABEL: namespace}
+
+
 def owned_by(obj: dict[str, Any], config: dict[str, Any]) -> bool:
     """``obj`` carries an ownerReference to FluxConfig ``config`` (by uid)."""
     refs = (obj.get("metadata") or {}).get("ownerReferences") or []
@@ -338,6 +343,7 @@ class Seen:
     compliance: str | None
     provisioning: str | None
     commit: str | None
+    failing: tuple[str, ...] = ()  # the statuses[] entries not Compliant: kind/name state: message
 
 
 @dataclass
@@ -359,6 +365,15 @@ class ComplianceWatch:
             if not out or out[-1] != state:
                 out.append(state)
         return out
+
+    def explain(self) -> str:
+        """Each stored state change with what was not Compliant then: for a failure message."""
+        lines, last = [], None
+        for item in self.seen:
+            if item.compliance != last:
+                lines.append(f"{item.compliance} (rv {item.resource_version}): {list(item.failing)}")
+                last = item.compliance
+        return "\n".join(lines)
 
     def start(self) -> ComplianceWatch:
         custom = client.CustomObjectsApi(self.api)
@@ -403,6 +418,12 @@ class ComplianceWatch:
     def _record(self, obj: dict[str, Any]) -> None:
         status = obj.get("status") or {}
         meta = obj["metadata"]
+        failing = tuple(
+            f"{s.get('kind')}/{s.get('name')} {s.get('complianceState')}: "
+            + "; ".join(cut(str(c.get("message")), 160) for c in s.get("statusConditions") or [])
+            for s in status.get("statuses") or []
+            if s.get("complianceState") != "Compliant"
+        )
         self.seen.append(
             Seen(
                 meta["resourceVersion"],
@@ -411,6 +432,7 @@ class ComplianceWatch:
                 status.get("complianceState"),
                 status.get("provisioningState"),
                 status.get("sourceSyncedCommitId"),
+                failing,
             )
         )
 
