@@ -273,7 +273,8 @@ def test_protected_settings_become_a_working_auth_secret_and_leak_nowhere(
     key_lines = [line for line in private.decode().splitlines() if line and not line.startswith("-----")]
     values = [PASSWORD, b64(PASSWORD), *key_lines, b64(private)[:60]]
     assert leaks(configs, ["over-https", "over-ssh"], caplog.text, values) == []
-    assert caplog.records, "the controllers' log was captured"
+    assert any(r.name.startswith("fluxwarden") for r in caplog.records), "the controllers' log was captured"
+    assert configs.events(), "the controllers wrote Events to search"
 
 
 def test_a_wrong_https_key_is_non_compliant_and_the_key_is_not_in_the_message(
@@ -327,3 +328,35 @@ def test_local_auth_ref_is_used_as_given(
     assert configs.git_repository("local")["spec"]["secretRef"] == {"name": "my-git-auth"}  # type: ignore[index]
     assert configs.secret("local-auth") is None, "no auth Secret of its own"
     assert configs.secret_data("my-git-auth")["password"] == PASSWORD.encode(), "left as it was"
+
+
+def test_a_missing_protected_settings_secret_is_named_and_its_arrival_heals(
+    controllers: ControllerSets,
+    https_server: GitHttpServer,
+    authority: PrivateCA,
+    admin_api: client.ApiClient,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    controllers.run(namespace)
+    configs = FluxConfigs(admin_api, namespace)
+    url, sha = publish(https_server, tmp_path, namespace)
+    configs.create(
+        "early",
+        {
+            **spec_for(url, httpsUser=USER, httpsCACert=b64(authority.ca_pem)),
+            "configurationProtectedSettingsRef": {"name": "later"},
+        },
+    )
+    failed = configs.wait(
+        "early", lambda o: (o.get("status") or {}).get("provisioningState") == "Failed", "Failed", timeout=60
+    )
+    message = failed["status"].get("errorMessage") or ""
+    assert "configurationProtectedSettingsRef" in message and f"{namespace}/later" in message, failed["status"]
+    assert "\n" not in message
+    assert failed["status"]["complianceState"] == "Non-Compliant"
+
+    configs.protected_settings("later", {"httpsKey": PASSWORD})
+    done = configs.compliant("early", sha)  # a failed reconcile is retried: no request needed
+    assert done["status"]["provisioningState"] == "Succeeded" and not done["status"].get("errorMessage")
+    assert configs.secret_data("early-auth")["password"] == PASSWORD.encode()

@@ -30,6 +30,7 @@ from tests.support.fluxconfig import (
     entry_status,
     managed_labels,
     owned_by,
+    recording,
 )
 from tests.support.git_server import GitHttpServer, GitRepo
 from tests.support.helm_repo import write_chart
@@ -254,3 +255,81 @@ spec:
         "namespace": namespace,
     }
     assert configs.object(GIT_REPOSITORY, "placeholder") is None
+
+
+def test_wait_for_reconciliation_holds_creating_until_compliant_or_the_wait_runs_out(
+    controllers: ControllerSets, git_server: GitHttpServer, admin_api: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    controllers.run(namespace)
+    configs = FluxConfigs(admin_api, namespace)
+    repo = Repo(git_server, tmp_path)
+    sha = repo.push({"app/cm.yaml": configmap("app", "1", namespace)})
+    waiting = {"waitForReconciliation": True, "reconciliationWaitDuration": "PT10M"}
+    with recording(admin_api, namespace, "patient") as seen:
+        configs.create(
+            "patient",
+            {"scope": "namespace", "gitRepository": git(repo.url), "kustomizations": {"app": fast("./app")}, **waiting},
+        )
+        done = configs.compliant("patient", sha)
+    assert done["status"]["provisioningState"] == "Succeeded"
+    provisioning = [s.provisioning for s in seen.seen if s.provisioning]
+    assert provisioning[0] == "Creating" and provisioning[-1] == "Succeeded", seen.explain()
+    first_succeeded = next(s for s in seen.seen if s.provisioning == "Succeeded")
+    assert first_succeeded.compliance == "Compliant", "Creating until the first Compliant"
+    assert set(provisioning) == {"Creating", "Succeeded"}, provisioning
+
+    # A path that is not there never becomes Compliant: after the wait, Failed, saying why.
+    configs.create(
+        "hopeless",
+        {
+            "scope": "namespace",
+            "gitRepository": git(repo.url),
+            "kustomizations": {"app": fast("./not-there")},
+            "waitForReconciliation": True,
+            "reconciliationWaitDuration": "PT3S",
+        },
+    )
+    failed = configs.wait(
+        "hopeless", lambda o: (o.get("status") or {}).get("provisioningState") == "Failed", "Failed", timeout=45
+    )
+    message = failed["status"].get("errorMessage") or ""
+    assert "reconciliationWaitDuration" in message and "not-there" in message, failed["status"]
+    assert failed["status"]["complianceState"] == "Non-Compliant"
+
+
+def test_two_configs_share_flux_applier_and_the_last_one_takes_it_away(
+    controllers: ControllerSets,
+    git_server: GitHttpServer,
+    admin_api: client.ApiClient,
+    namespace_factory: Callable[[], str],
+    tmp_path: Path,
+) -> None:
+    platform = namespace_factory()
+    controllers.run(platform, settings=Settings(cluster_scope_namespaces=frozenset({platform})))
+    configs = FluxConfigs(admin_api, platform)
+    repo = Repo(git_server, tmp_path)
+    sha = repo.push({"a/cm.yaml": configmap("a", "1", platform), "b/cm.yaml": configmap("b", "1", platform)})
+    configs.create("wide", {"scope": "cluster", "gitRepository": git(repo.url), "kustomizations": {"a": fast("./a")}})
+    configs.create(
+        "narrow", {"scope": "namespace", "gitRepository": git(repo.url), "kustomizations": {"b": fast("./b")}}
+    )
+    configs.compliant("wide", sha)
+    configs.compliant("narrow", sha)
+    assert configs.cluster_role_binding() is not None and configs.role_binding() is not None
+    account = configs.service_account()
+    assert account is not None
+
+    configs.delete("wide")
+    configs.gone(FLUX_CONFIG, "wide")
+    assert configs.cluster_role_binding() is None, "no FluxConfig of scope cluster is left to use it"
+    kept = configs.service_account()
+    assert kept is not None and kept.metadata.uid == account.metadata.uid, "narrow still applies as flux-applier"
+    assert configs.role_binding() is not None
+    # narrow keeps working as flux-applier with its namespace rights: a new commit is applied.
+    second = repo.push({"b/cm.yaml": configmap("b", "2", platform)})
+    configs.compliant("narrow", second)
+    assert configs.configmaps()["b"] == {"value": "2"}
+
+    configs.delete("narrow")
+    configs.gone(FLUX_CONFIG, "narrow")
+    assert configs.service_account() is None and configs.role_binding() is None

@@ -63,7 +63,7 @@ spec:
 """
 
 
-def helm_release_yaml(greeting: str) -> str:
+def helm_release_yaml(greeting: str, fail: bool = False) -> str:
     return f"""\
 apiVersion: helm.toolkit.fluxcd.io/v2
 kind: HelmRelease
@@ -76,6 +76,7 @@ spec:
   targetNamespace: {TARGET}
   values:
     greeting: {greeting}
+    fail: {str(fail).lower()}
   chart:
     spec:
       chart: nginx
@@ -86,6 +87,7 @@ spec:
 """
 
 
+GUARD = '{{ if .Values.fail }}{{ fail "values.fail is set: refusing to render" }}{{ end }}\n'
 BROKEN = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Not_A_Valid_Name\n  namespace: nginx\ndata: {a: b}\n"
 
 
@@ -93,7 +95,8 @@ BROKEN = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Not_A_Valid_Name\n
 def charts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HelmRepoServer]:
     """A real chart repository with a chart ``nginx`` (two ConfigMaps: a bare API server runs no pods)."""
     with HelmRepoServer(tmp_path_factory.mktemp("tutorial-charts")) as repo:
-        repo.add_chart("nginx", "1.0.0", {"greeting": "hello"}, templates=helm_charts.configmaps(2))
+        templates = {**helm_charts.configmaps(2), "guard.yaml": GUARD}
+        repo.add_chart("nginx", "1.0.0", {"greeting": "hello"}, templates=templates)
         yield repo
 
 
@@ -223,7 +226,7 @@ def test_the_azure_tutorial_end_to_end(
         release = configs.child_ready(HELM_RELEASE, "nginx")
         assert release["status"]["history"][0]["namespace"] == TARGET
         assert set(configs.configmaps(TARGET)) == {f"{RELEASE}-0", f"{RELEASE}-1"}
-        assert configs.configmaps(TARGET)[f"{RELEASE}-0"]["values"] == '{"greeting":"hello"}'
+        assert configs.configmaps(TARGET)[f"{RELEASE}-0"]["values"] == '{"fail":false,"greeting":"hello"}'
         storage = client.CoreV1Api(admin_api).list_namespaced_secret(TARGET).items
         assert [s.metadata.name for s in storage] == [f"sh.helm.release.v1.{RELEASE}.v1"]
 
@@ -281,7 +284,27 @@ def test_the_azure_tutorial_end_to_end(
     assert condition(again)["status"] == "True"
     upgraded = configs.child_ready(HELM_RELEASE, "nginx")
     assert upgraded["status"]["history"][0]["version"] == 2
-    assert configs.configmaps(TARGET)[f"{RELEASE}-0"]["values"] == '{"greeting":"fixed"}'
+    assert configs.configmaps(TARGET)[f"{RELEASE}-0"]["values"] == '{"fail":false,"greeting":"fixed"}'
     helm_entry = entry_status(again, "HelmRelease", "nginx")
     assert (helm_entry.get("helmReleaseProperties") or {}).get("lastRevisionApplied") == 2, helm_entry
+
+    # --- a chart value that fails: the HelmRelease's failure reaches the FluxConfig (appliedBy apps) ---
+    refused = push({"apps/staging/helmrelease.yaml": helm_release_yaml("fixed", fail=True)})
+    failing = configs.wait(
+        CONFIG,
+        lambda o: entry_status(o, "HelmRelease", "nginx").get("complianceState") == "Non-Compliant",
+        "the HelmRelease Non-Compliant in statuses[]",
+    )
+    assert failing["status"]["complianceState"] == "Non-Compliant"
+    helm_entry = entry_status(failing, "HelmRelease", "nginx")
+    helm_messages = " ".join(str(c.get("message")) for c in helm_entry.get("statusConditions") or [])
+    assert "values.fail is set" in helm_messages, helm_entry
+    properties = helm_entry.get("helmReleaseProperties") or {}
+    assert properties.get("failureCount", 0) + properties.get("upgradeFailureCount", 0) >= 1, properties
+    assert properties.get("lastRevisionApplied") == 2, "the failed upgrade made no revision"
+    assert configs.configmaps(TARGET)[f"{RELEASE}-0"]["values"] == '{"fail":false,"greeting":"fixed"}'
+    healed = push({"apps/staging/helmrelease.yaml": helm_release_yaml("healed")})
+    assert refused != healed
+    configs.compliant(CONFIG, healed)
+    assert configs.configmaps(TARGET)[f"{RELEASE}-0"]["values"] == '{"fail":false,"greeting":"healed"}'
     assert first_states == ["Pending", "Compliant"], first_story
