@@ -59,7 +59,7 @@ def test_enums_and_immutable_fields_are_refused_by_the_api_server(
 
 
 def test_printer_columns_show_the_url_of_any_source_kind(fluxconfig_crd: str, kubectl: Kubectl, namespace: str) -> None:
-    sources = {
+    sources: dict[str, dict[str, Any]] = {
         "git": {"gitRepository": {"url": "https://example.com/repo.git", "repositoryRef": {"branch": "main"}}},
         "bucket": {"sourceKind": "Bucket", "bucket": {"url": "https://s3.example.com", "bucketName": "b"}},
         "blob": {
