@@ -307,4 +307,14 @@ def test_the_azure_tutorial_end_to_end(
     assert refused != healed
     configs.compliant(CONFIG, healed)
     assert configs.configmaps(TARGET)[f"{RELEASE}-0"]["values"] == '{"fail":false,"greeting":"healed"}'
+
+    # --- deleting the FluxConfig: the finalizer removes what it made; infra (prune) takes its objects ---
+    configs.delete(CONFIG)
+    configs.gone(FLUX_CONFIG, CONFIG)
+    assert configs.git_repository(CONFIG) is None and configs.kustomizations() == {}
+    assert configs.cluster_role_binding() is None and configs.service_account() is None
+    assert configs.object(HELM_REPOSITORY, "bitnami") is None, "pruned with infra"
+    namespace = client.CoreV1Api(admin_api).read_namespace(TARGET)
+    assert namespace.metadata.deletion_timestamp is not None, "pruned with infra (a bare API server never ends it)"
+    assert configs.object(HELM_RELEASE, "nginx") is not None, "apps has prune: false, so its HelmRelease stays"
     assert first_states == ["Pending", "Compliant"], first_story
