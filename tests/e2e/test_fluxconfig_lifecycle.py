@@ -333,3 +333,81 @@ def test_two_configs_share_flux_applier_and_the_last_one_takes_it_away(
     configs.delete("narrow")
     configs.gone(FLUX_CONFIG, "narrow")
     assert configs.service_account() is None and configs.role_binding() is None
+
+
+def test_an_edited_entry_reaches_its_kustomization(
+    controllers: ControllerSets, git_server: GitHttpServer, admin_api: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    controllers.run(namespace)
+    configs = FluxConfigs(admin_api, namespace)
+    repo = Repo(git_server, tmp_path)
+    template = 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  value: "${{greeting}}"\n'
+    sha = repo.push({"one/cm.yaml": template.format(name="from-one"), "two/cm.yaml": template.format(name="from-two")})
+    entry = fast("./one", prune=True, postBuild={"substitute": {"greeting": "hello"}})
+    configs.create(
+        "edited",
+        {
+            "scope": "namespace",
+            "gitRepository": git(repo.url),
+            "kustomizations": {"app": entry},
+        },
+    )
+    configs.compliant("edited", sha)
+    assert configs.configmaps() == {"from-one": {"value": "hello"}}
+    first = configs.kustomization("edited", "app")
+    assert first is not None and first["spec"]["postBuild"] == {"substitute": {"greeting": "hello"}}
+
+    edited = configs.patch(
+        "edited",
+        {
+            "spec": {
+                "kustomizations": {
+                    "app": {"path": "./two", "force": True, "postBuild": {"substitute": {"greeting": "bye"}}}
+                }
+            }
+        },
+    )
+    done = configs.compliant("edited", sha)
+    assert done["status"]["observedGeneration"] == edited["metadata"]["generation"]
+    until(configs.configmaps, lambda cms: cms == {"from-two": {"value": "bye"}}, what="./two applied, ./one pruned")
+    spec = configs.kustomization("edited", "app")["spec"]  # type: ignore[index]
+    assert (spec["path"], spec["force"], spec["postBuild"]) == ("./two", True, {"substitute": {"greeting": "bye"}})
+
+
+def test_a_hand_edit_or_deletion_of_a_child_is_repaired(
+    controllers: ControllerSets, git_server: GitHttpServer, admin_api: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    controllers.run(namespace)
+    configs = FluxConfigs(admin_api, namespace)
+    repo = Repo(git_server, tmp_path)
+    sha = repo.push({"app/cm.yaml": configmap("app", "1", namespace)})
+    configs.create(
+        "steady", {"scope": "namespace", "gitRepository": git(repo.url), "kustomizations": {"app": fast("./app")}}
+    )
+    configs.compliant("steady", sha)
+
+    configs.patch("steady", {"spec": {"url": "http://127.0.0.1:9/elsewhere.git"}}, GIT_REPOSITORY)
+    configs.patch("steady-app", {"spec": {"path": "./elsewhere"}}, KUSTOMIZATION)
+    until(
+        lambda: (configs.git_repository("steady"), configs.kustomization("steady", "app")),
+        lambda pair: (
+            pair[0] is not None
+            and pair[0]["spec"]["url"] == repo.url
+            and pair[1] is not None
+            and pair[1]["spec"]["path"] == "./app"
+        ),
+        timeout=30,
+        what="the hand edits repaired",
+    )
+    before = configs.kustomization("steady", "app")
+    assert before is not None
+    configs.delete("steady-app", KUSTOMIZATION)  # prune is off: its ConfigMap stays
+    remade = until(
+        lambda: configs.kustomization("steady", "app"),
+        lambda k: k is not None and k["metadata"]["uid"] != before["metadata"]["uid"],
+        timeout=30,
+        what="steady-app made again",
+    )
+    assert remade is not None and remade["spec"]["path"] == "./app"
+    configs.compliant("steady", sha)
+    assert configs.configmaps() == {"app": {"value": "1"}}

@@ -136,3 +136,33 @@ def test_scope_cluster_outside_the_platform_namespaces_is_refused_by_the_control
     assert [(s.name, s.namespace) for s in binding.subjects] == [(APPLIER, platform)]
     assert allowed.configmaps(elsewhere) == {"anywhere": {"value": "1"}}
     assert refused_configs.cluster_role_binding() is None
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"namespace": "somewhere-else"}, "spec.namespace"),
+        ({"gitRepository": {"url": "ftp://git.example.invalid/repo", "repositoryRef": {"branch": "main"}}}, "url"),
+    ],
+    ids=["namespace-differs", "url-scheme"],
+)
+def test_an_invalid_spec_is_stalled_by_the_controller_naming_the_field(
+    controllers: ControllerSets,
+    git_server: GitHttpServer,
+    admin_api: client.ApiClient,
+    namespace: str,
+    tmp_path: Path,
+    change: dict[str, Any],
+    field: str,
+) -> None:
+    controllers.run(namespace)
+    configs = FluxConfigs(admin_api, namespace)
+    repo = Repo(git_server, tmp_path)
+    repo.push({"app/cm.yaml": configmap("app", "1", namespace)})
+    configs.create("invalid", {**spec_for(repo.url, "namespace"), **change})
+    stalled = configs.stalled("invalid")
+    assert current(stalled)
+    message = condition(stalled, "Stalled")["message"]
+    assert field in message and "\n" not in message, message
+    assert condition(stalled)["status"] == "False"
+    assert configs.git_repository("invalid") is None and configs.kustomizations() == {}, "nothing made"
