@@ -77,9 +77,10 @@ def test_defaults_make_one_kustomization_at_the_root_with_azures_intervals(
     configs = FluxConfigs(admin_api, namespace)
     repo = Repo(git_server, tmp_path)
     sha = repo.push({"app.yaml": configmap("root", "1", namespace)})
-    made = configs.create(
-        "plain", {"scope": "namespace", "gitRepository": {"url": repo.url, "repositoryRef": {"branch": "main"}}}
-    )
+    # no spec.namespace: metadata.namespace (the Azure CLI's --namespace sets both)
+    spec = {"scope": "namespace", "gitRepository": {"url": repo.url, "repositoryRef": {"branch": "main"}}}
+    made = configs.create("plain", spec, spec_namespace=False)
+    assert "namespace" not in made["spec"] or made["spec"]["namespace"] == namespace
     done = configs.compliant("plain", sha)
     assert set(configs.kustomizations()) == {"plain-kustomization-1"}
     kustomization = configs.kustomizations()["plain-kustomization-1"]
@@ -173,8 +174,10 @@ def test_deleting_the_fluxconfig_deletes_everything_it_made(
     assert configs.cluster_role_binding() is not None and configs.service_account() is not None
     assert configs.configmaps(elsewhere) == {"there": {"value": "1"}} and "here" in configs.configmaps()
 
-    configs.delete("doomed")
-    configs.gone(FLUX_CONFIG, "doomed", timeout=90)
+    with recording(admin_api, platform, "doomed") as seen:
+        configs.delete("doomed")
+        configs.gone(FLUX_CONFIG, "doomed", timeout=90)
+    assert "Deleting" in [s.provisioning for s in seen.seen], seen.explain()
     assert configs.git_repository("doomed") is None
     assert configs.kustomizations() == {}
     assert configs.secret("doomed-auth") is None

@@ -124,12 +124,15 @@ class FluxConfigs:
 
     # --- the FluxConfig ---------------------------------------------------------------------------
 
-    def create(self, name: str, spec: dict[str, Any], labels: dict[str, str] | None = None) -> dict[str, Any]:
+    def create(
+        self, name: str, spec: dict[str, Any], labels: dict[str, str] | None = None, *, spec_namespace: bool = True
+    ) -> dict[str, Any]:
+        """Create FluxConfig ``name``; ``spec.namespace`` is this namespace unless ``spec_namespace=False``."""
         body = {
             "apiVersion": FLUX_CONFIG.api_version,
             "kind": FLUX_CONFIG.kind,
             "metadata": {"name": name, "namespace": self.namespace, "labels": labels or {}},
-            "spec": {"namespace": self.namespace, **spec},
+            "spec": {"namespace": self.namespace, **spec} if spec_namespace else spec,
         }
         made: dict[str, Any] = self.custom.create_namespaced_custom_object(
             FLUX_CONFIG.group, FLUX_CONFIG.version, self.namespace, FLUX_CONFIG.plural, body
