@@ -13,10 +13,12 @@ Public surface:
 - :func:`upgrade` -> :class:`Upgrade` -- a deprecated API version rewritten to the current one;
 - :func:`legacy_fix` -> :class:`LegacyFix` -- every Flux object moved into the configuration namespace;
 - :func:`text` -- a field's value as text, safe for any JSON (lists and objects are not printed);
-- :func:`cut` -- text cut to a length, the cut marked.
+- :func:`cut` -- text cut to a length, the cut marked;
+- :func:`url_kind`, :func:`ssh_url`, :func:`cluster_scope_allowed` -- FluxConfig URLs and scope.
 """
 
 from fluxwarden.tenancy.findings import Finding, ObjectRef, Severity
+from fluxwarden.tenancy.fluxconfig import UrlKind, cluster_scope_allowed, ssh_url, url_kind
 from fluxwarden.tenancy.kinds import FLUX_GROUPS, FLUX_V1_GROUPS, KINDS, FluxKind, RefField, kind_of, lookup
 from fluxwarden.tenancy.kustomization import RemoteBase, remote_bases
 from fluxwarden.tenancy.legacy import DEFAULT_CONFIG_NAMESPACE, LegacyFix, Skipped, legacy_fix
@@ -44,6 +46,8 @@ __all__ = [
     "Severity",
     "Skipped",
     "Upgrade",
+    "UrlKind",
+    "cluster_scope_allowed",
     "cross_namespace_refs",
     "cut",
     "evaluate",
@@ -53,6 +57,8 @@ __all__ = [
     "lookup",
     "mutate",
     "remote_bases",
+    "ssh_url",
     "text",
     "upgrade",
+    "url_kind",
 ]

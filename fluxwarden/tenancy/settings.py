@@ -30,6 +30,9 @@ class Settings:
     block_cross_namespace_dependencies: bool = False
     block_remote_clusters: bool = False
     block_remote_bases: bool = True
+    # Where a FluxConfig of scope cluster (cluster-admin for its repository) is honoured: Azure's
+    # default configuration namespace and the extension's own.
+    cluster_scope_namespaces: frozenset[str] = frozenset({"cluster-config", "flux-system"})
 
     def service_account_allowed(self, name: str) -> bool:
         return name == self.applier or name in self.allowed_service_accounts
