@@ -31,8 +31,8 @@ _FILES = (("ssh_private_key_file", "ssh_private_key"), ("known_hosts_file", "kno
           ("bucket_secret_key_file", "bucket_secret_key"))  # fmt: skip
 _PLAIN = ("scope", "kind", "url", "branch", "tag", "semver", "commit", "digest", "interval", "timeout", "provider",
           "https_user", "https_key", "local_auth_ref", "bucket_name", "bucket_access_key", "bucket_secret_key",
-          "bucket_insecure", "container_name", "sp_client_id", "sp_tenant_id", "mi_client_id",
-          "use_workload_identity", "suspend", "wait_for_reconciliation", "reconciliation_wait_duration")  # fmt: skip
+          "bucket_insecure", "container_name", "sp_client_id", "sp_tenant_id", "suspend", "wait_for_reconciliation",
+          "reconciliation_wait_duration")  # fmt: skip
 
 
 def _read(flag: str, path: str) -> str:
@@ -183,8 +183,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     other.add_argument("--container-name")
     other.add_argument("--sp-client-id")
     other.add_argument("--sp-tenant-id")
-    other.add_argument("--mi-client-id")
-    other.add_argument("--use-workload-identity", action="store_true", default=None)
     p.add_argument("--suspend", action="store_true", default=None)
     p.add_argument("--wait-for-reconciliation", action="store_true", default=None)
     p.add_argument("--reconciliation-wait-duration", help="seconds or a Go duration (stored ISO-8601, PT10M)")

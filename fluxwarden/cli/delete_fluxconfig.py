@@ -20,8 +20,6 @@ from fluxwarden.controllers.runtime.durations import parse_duration
 from fluxwarden.controllers.runtime.kube import Kube, NotFound, translate
 from fluxwarden.kubeclient import api_client
 
-FINALIZER = "clusterconfig.azure.com/finalizer"
-
 
 def _delete_path(namespace: str, name: str) -> str:
     return f"/apis/{FLUXCONFIG.api_version}/namespaces/{namespace}/{FLUXCONFIG.plural}/{name}"

@@ -13,10 +13,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from fluxwarden.controllers.fluxconfig.api import FLUX_CONFIG
 from fluxwarden.controllers.runtime.durations import parse_duration
-from fluxwarden.controllers.runtime.kube import Resource
 
-FLUXCONFIG = Resource("clusterconfig.azure.com", "v1beta1", "fluxconfigs", "FluxConfig")
+FLUXCONFIG = FLUX_CONFIG
 WATCH_LABEL = "reconcile.fluxcd.io/watch"  # so a controller sees an edit of the Secret at once
 MANAGED_BY = {"app.kubernetes.io/managed-by": "fluxwarden-cli"}
 PROTECTED_SUFFIX = "-protected-parameters"
@@ -68,8 +68,6 @@ class Flags:
     container_name: str | None = None
     sp_client_id: str | None = None
     sp_tenant_id: str | None = None
-    mi_client_id: str | None = None
-    use_workload_identity: bool = False
     suspend: bool = False
     wait_for_reconciliation: bool = False
     reconciliation_wait_duration: str | None = None
@@ -226,8 +224,6 @@ def _azure_blob(flags: Flags) -> dict[str, Any]:
     if flags.sp_client_id or flags.sp_tenant_id:
         spec["servicePrincipal"] = {k: v for k, v in (("clientId", flags.sp_client_id),
                                                       ("tenantId", flags.sp_tenant_id)) if v}  # fmt: skip
-    if flags.mi_client_id:
-        spec["managedIdentity"] = {"clientId": flags.mi_client_id}
     return spec
 
 
@@ -240,8 +236,6 @@ def _oci(flags: Flags) -> dict[str, Any]:
     spec: dict[str, Any] = {"url": flags.url}
     if refs:
         spec["repositoryRef"] = refs
-    if flags.use_workload_identity:
-        spec["useWorkloadIdentity"] = True
     return spec
 
 

@@ -32,11 +32,12 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from fluxwarden.controllers.app import CONTROLLERS, Reconcilers
+from fluxwarden.controllers.fluxconfig.api import FluxConfigOptions
 from fluxwarden.controllers.helm.api import HELM_RELEASE, WATCH_LABEL
 from fluxwarden.controllers.kustomize.api import KUSTOMIZATION
-from fluxwarden.controllers.runtime.kube import Kube, Resource
-from fluxwarden.controllers.runtime.leader import LeaderElector
+from fluxwarden.controllers.runtime.kube import Kube, NotFound, Resource
 from fluxwarden.controllers.source.api import GIT_REPOSITORY, HELM_CHART, HELM_REPOSITORY
+from fluxwarden.tenancy import Settings
 from tests.support.control_plane import ControlPlane
 from tests.support.git_server import GitHttpServer, GitRepo
 from tests.support.helm_repo import HelmRepoServer
@@ -706,17 +707,85 @@ def test_the_fluxconfig_account_makes_everything_a_fluxconfig_needs(
     kube.patch(FLUXCONFIG, namespace, "cfg", {"metadata": {"finalizers": None}})
 
 
-def test_the_fluxconfig_account_holds_its_own_lease(
-    fluxconfig_api: client.ApiClient, admin_api: client.ApiClient
+def test_the_fluxconfig_controller_reconciles_and_finalizes_with_the_shipped_rights(
+    flux_crds: list[str],
+    fluxconfig_crd: str,
+    fluxconfig_install: list[dict[str, Any]],
+    fluxconfig_api: client.ApiClient,
+    start_reconcilers: Callable[..., Reconcilers],
+    admin_api: client.ApiClient,
+    kubectl: Kubectl,
+    namespace: str,
 ) -> None:
-    elector = LeaderElector(fluxconfig_api, NAMESPACE, "fluxwarden-fluxconfig", f"test-{uuid.uuid4().hex[:6]}",
-                            lease_duration=1.0)  # fmt: skip
-    until(elector.try_acquire_or_renew, bool, what="the lease (create, or take over an expired one)")
-    assert elector.try_acquire_or_renew(), "renewed (get, update)"
+    """The real controller, as the Deployment runs it, with the account's own token: it makes flux-applier
+    and its ClusterRoleBinding to cluster-admin, the auth Secret, the source and both Kustomizations, holds
+    its own lease, and on deletion removes all of it. A missing permission fails here."""
+    (container,) = named(fluxconfig_install, "Deployment", "fluxwarden-fluxconfig")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    args = container_args(container, {})
+    assert flag(args, "controllers") == "fluxconfig"
+    shard = f"{SHARD}=install-rbac-fluxconfig"
+    start_reconcilers(
+        ("fluxconfig",),
+        label_selector=shard,
+        api=fluxconfig_api,
+        leader_election=flag(args, "leader-elect") is not None,
+        lease_namespace=NAMESPACE,
+        lease_name=flag(args, "lease-name"),
+        fluxconfig=FluxConfigOptions(
+            settings=Settings(cluster_scope_namespaces=frozenset({namespace})),
+            ssh_key_algorithm=flag(args, "ssh-key-algorithm") or "",  # type: ignore[arg-type]
+        ),
+    )
+    kubectl("create", "secret", "generic", "cfg-protected-parameters", "-n", namespace, "--from-literal=httpsKey=k")
+    config = {"apiVersion": "clusterconfig.azure.com/v1beta1", "kind": "FluxConfig",
+              "metadata": {"name": "cfg", "namespace": namespace, "labels": {SHARD: "install-rbac-fluxconfig"}},
+              "spec": {"scope": "cluster", "namespace": namespace,
+                       "gitRepository": {"url": "https://example.com/repo.git", "repositoryRef": {"branch": "main"},
+                                         "httpsUser": "git"},
+                       "kustomizations": {"infra": {"path": "./infrastructure"},
+                                          "apps": {"path": "./apps", "dependsOn": ["infra"]}},
+                       "configurationProtectedSettingsRef": {"name": "cfg-protected-parameters"}}}  # fmt: skip
+    kubectl("apply", "--server-side", "-f", "-", input=json.dumps(config))
+    kube = Kube(admin_api)
+
+    def made() -> dict[str, Any]:
+        return kube.get(FLUXCONFIG, namespace, "cfg")
+
+    reconciled = until(made, lambda o: (o.get("status") or {}).get("observedGeneration") == 1, timeout=60,
+                       what="the FluxConfig reconciled")  # fmt: skip
+    assert reconciled["metadata"]["finalizers"] == ["clusterconfig.azure.com/finalizer"]
+    assert "forbidden" not in json.dumps(reconciled["status"]).lower(), reconciled["status"]
+    names = {
+        "gitrepository": ["cfg"],
+        "kustomization": ["cfg-apps", "cfg-infra"],
+        "secret": ["cfg-auth", "cfg-protected-parameters"],
+        "serviceaccount": ["flux-applier"],
+    }
+    for kind, expected in names.items():
+        listed = kubectl("get", kind, "-n", namespace, "-o", "jsonpath={.items[*].metadata.name}").stdout.split()
+        assert sorted(n for n in listed if n in expected) == expected, (kind, listed)
+    binding = json.loads(kubectl("get", "clusterrolebinding", f"flux-applier-{namespace}", "-o", "json").stdout)
+    assert binding["roleRef"]["name"] == "cluster-admin"
     lease = client.CoordinationV1Api(admin_api).read_namespaced_lease("fluxwarden-fluxconfig", NAMESPACE)
-    assert lease.spec.holder_identity == elector.identity
-    other = LeaderElector(fluxconfig_api, NAMESPACE, "fluxwarden-controllers", "intruder", lease_duration=1.0)
-    assert not other.try_acquire_or_renew(), "not the reconciler's lease"
+    assert lease.spec.holder_identity, "the controller holds its own lease"
+
+    kubectl("delete", "fluxconfig", "cfg", "-n", namespace, "--wait=false")
+
+    def gone() -> bool:
+        try:
+            made()
+        except NotFound:
+            return True
+        return False
+
+    until(gone, bool, timeout=60, what="the FluxConfig finalized")
+    leftover = kubectl("get", "clusterrolebinding", f"flux-applier-{namespace}", "--ignore-not-found", "-o", "name")
+    assert leftover.stdout == "", "the binding to cluster-admin went with it"
+    for kind in ("gitrepository", "kustomization"):
+        assert kubectl("get", kind, "-n", namespace, "-o", "name").stdout == "", kind
+    assert kubectl("get", "secret", "cfg-auth", "-n", namespace, "--ignore-not-found", "-o", "name").stdout == ""
 
 
 def test_the_fluxconfig_account_cannot_bind_any_other_role(
