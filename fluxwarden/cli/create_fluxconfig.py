@@ -14,6 +14,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,12 @@ FIELD_MANAGER = "fluxwarden-cli"
 # Flags whose value is a file to read: (flag, Flags field). The ssh key only ever from a file.
 _FILES = (("ssh_private_key_file", "ssh_private_key"), ("known_hosts_file", "known_hosts"),
           ("https_ca_cert_file", "https_ca_cert"), ("https_key_file", "https_key"),
-          ("bucket_secret_key_file", "bucket_secret_key"))  # fmt: skip
-_PLAIN = ("scope", "kind", "url", "branch", "tag", "semver", "commit", "digest", "interval", "timeout", "provider",
-          "https_user", "https_key", "local_auth_ref", "bucket_name", "bucket_access_key", "bucket_secret_key",
-          "bucket_insecure", "container_name", "sp_client_id", "sp_tenant_id", "suspend", "wait_for_reconciliation",
-          "reconciliation_wait_duration")  # fmt: skip
+          ("bucket_secret_key_file", "bucket_secret_key"), ("account_key_file", "account_key"),
+          ("sas_token_file", "sas_token"), ("sp_client_secret_file", "sp_client_secret"),
+          ("sp_client_cert_file", "sp_client_cert"),
+          ("sp_client_cert_password_file", "sp_client_cert_password"))  # fmt: skip
+# Every other Flags field is a flag of the same name (if the parser has one).
+_PLAIN = tuple(f.name for f in fields(Flags) if f.name not in ("name", "namespace", "kustomizations"))
 
 
 def _read(flag: str, path: str) -> str:
@@ -183,6 +185,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     other.add_argument("--container-name")
     other.add_argument("--sp-client-id")
     other.add_argument("--sp-tenant-id")
+    other.add_argument("--sp-client-cert-send-chain", action="store_true", default=None)
+    for flag in ("account-key", "sas-token", "sp-client-secret", "sp-client-cert-password"):
+        other.add_argument(f"--{flag}-file", help="azblob: read from a file, stored in the protected settings")
+        other.add_argument(f"--{flag}", help=f"as az; prefer --{flag}-file")
+    other.add_argument("--sp-client-cert-file", help="azblob: a PEM client certificate (protected settings)")
     p.add_argument("--suspend", action="store_true", default=None)
     p.add_argument("--wait-for-reconciliation", action="store_true", default=None)
     p.add_argument("--reconciliation-wait-duration", help="seconds or a Go duration (stored ISO-8601, PT10M)")

@@ -3,7 +3,8 @@
 Pure: flags in, objects out, a :class:`FlagError` naming the flag for anything the Azure CLI refuses.
 Durations are seconds (``600``) or Go durations (``10m``), as the Azure CLI takes them; the spec holds
 seconds. Secret values go only into the Secret ``<name>-protected-parameters``, raw, under the ARM
-names (``sshPrivateKey``, ``httpsKey``, ``bucketSecretKey``); the FluxConfig only names it.
+names (``sshPrivateKey``, ``httpsKey``, ``bucketSecretKey``; for Azure Blob ``accountKey``, ``sasToken``,
+``clientSecret``, ``clientCertificate``, ``clientCertificatePassword``); the FluxConfig only names it.
 """
 
 from __future__ import annotations
@@ -68,6 +69,12 @@ class Flags:
     container_name: str | None = None
     sp_client_id: str | None = None
     sp_tenant_id: str | None = None
+    sp_client_cert_send_chain: bool = False
+    account_key: str | None = None
+    sas_token: str | None = None
+    sp_client_secret: str | None = None
+    sp_client_cert: str | None = None
+    sp_client_cert_password: str | None = None
     suspend: bool = False
     wait_for_reconciliation: bool = False
     reconciliation_wait_duration: str | None = None
@@ -221,9 +228,12 @@ def _azure_blob(flags: Flags) -> dict[str, Any]:
     if not flags.container_name:
         raise FlagError("--kind azblob needs --container-name")
     spec: dict[str, Any] = {"url": flags.url, "containerName": flags.container_name}
-    if flags.sp_client_id or flags.sp_tenant_id:
-        spec["servicePrincipal"] = {k: v for k, v in (("clientId", flags.sp_client_id),
-                                                      ("tenantId", flags.sp_tenant_id)) if v}  # fmt: skip
+    principal: dict[str, Any] = {k: v for k, v in (("clientId", flags.sp_client_id),
+                                                   ("tenantId", flags.sp_tenant_id)) if v}  # fmt: skip
+    if flags.sp_client_cert_send_chain:
+        principal["clientCertificateSendChain"] = True
+    if principal:
+        spec["servicePrincipal"] = principal
     return spec
 
 
@@ -246,7 +256,10 @@ _SOURCES = {"git": ("gitRepository", _git), "bucket": ("bucket", _bucket), "azbl
 def protected_settings(flags: Flags) -> dict[str, str]:
     """The secret values given, by their ARM names (raw)."""
     values = {"sshPrivateKey": flags.ssh_private_key, "httpsKey": flags.https_key,
-              "bucketSecretKey": flags.bucket_secret_key}  # fmt: skip
+              "bucketSecretKey": flags.bucket_secret_key, "accountKey": flags.account_key,
+              "sasToken": flags.sas_token, "clientSecret": flags.sp_client_secret,
+              "clientCertificate": flags.sp_client_cert,
+              "clientCertificatePassword": flags.sp_client_cert_password}  # fmt: skip
     return {k: v for k, v in values.items() if v}
 
 
@@ -260,6 +273,10 @@ def build(flags: Flags) -> tuple[dict[str, Any], dict[str, Any] | None]:
         raise FlagError(f"--ssh-*, --known-hosts-file and --https-* are for --kind git, not {flags.kind}")
     if flags.kind != "bucket" and (flags.bucket_secret_key or flags.bucket_access_key):
         raise FlagError(f"--bucket-access-key and --bucket-secret-key are for --kind bucket, not {flags.kind}")
+    blob_secrets = (flags.account_key, flags.sas_token, flags.sp_client_secret, flags.sp_client_cert,
+                    flags.sp_client_cert_password)  # fmt: skip
+    if flags.kind != "azblob" and any(blob_secrets):
+        raise FlagError(f"--account-key, --sas-token and --sp-client-* are for --kind azblob, not {flags.kind}")
     field_name, source = _SOURCES[flags.kind]
     spec: dict[str, Any] = {"scope": flags.scope, "namespace": flags.namespace, "sourceKind": KINDS[flags.kind]}
     if flags.suspend:

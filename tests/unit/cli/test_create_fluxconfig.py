@@ -189,3 +189,21 @@ def test_bad_flags_exit_2_with_one_line(capsys: pytest.CaptureFixture[str], extr
     assert code == 2 and out == ""
     (line,) = err.splitlines()
     assert line.startswith(message), line
+
+
+def test_azure_blob_secrets_go_to_the_protected_settings(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "key").write_text("account-key-value")
+    argv = ["create", "fluxconfig", "blob", "-n", "team", "--kind", "azblob", "--url", "https://a.blob.core.windows.net",
+            "--container-name", "c", "--sp-client-id", "id", "--sp-tenant-id", "t", "--sp-client-cert-send-chain",
+            "--account-key-file", str(tmp_path / "key"), "--sas-token", "sas-value", "--export"]  # fmt: skip
+    code, out, err = run(capsys, *argv)
+    assert code == 0 and "account-key-value" not in out + err and "sas-value" not in out + err
+    assert "(keys accountKey, sasToken)" in out
+    blob = yaml.safe_load(out)["spec"]["azureBlob"]
+    assert blob["servicePrincipal"] == {"clientId": "id", "tenantId": "t", "clientCertificateSendChain": True}
+    _, secret = build(_flags(kind="azblob", url="https://a.blob.core.windows.net", branch=None, container_name="c",
+                             sp_client_secret="cs", sp_client_cert="PEM", sp_client_cert_password="pw"))  # fmt: skip
+    assert secret and {k: base64.b64decode(v) for k, v in secret["data"].items()} == {
+        "clientSecret": b"cs", "clientCertificate": b"PEM", "clientCertificatePassword": b"pw"}  # fmt: skip
+    with pytest.raises(FlagError, match=r"^--account-key, --sas-token and --sp-client-\* are for --kind azblob"):
+        build(_flags(account_key="k"))
