@@ -35,6 +35,7 @@ from fluxwarden.controllers.fluxconfig.watches import (
     KUSTOMIZE_NAME,
     KUSTOMIZE_NAMESPACE,
     flux_object_watch,
+    protected_settings_watch,
     source_watches,
 )
 from fluxwarden.controllers.runtime.conditions import now_rfc3339
@@ -79,7 +80,12 @@ class FluxConfigReconciler:
     def __init__(self, kube: Kube, options: FluxConfigOptions) -> None:
         self.options = options
         self.applier = options.settings.applier
-        self.watches = [*source_watches(), flux_object_watch(KUSTOMIZATION), flux_object_watch(HELM_RELEASE)]
+        self.watches = [
+            *source_watches(),
+            flux_object_watch(KUSTOMIZATION),
+            flux_object_watch(HELM_RELEASE),
+            protected_settings_watch(),
+        ]
 
     # -- reconcile ---------------------------------------------------------------------------------
 
