@@ -93,7 +93,9 @@ def cluster_scope(obj: dict[str, Any], namespace: str, settings: Settings) -> It
     if not is_fluxconfig(obj):
         return
     spec = obj.get("spec")
-    value = spec.get("scope") if isinstance(spec, dict) else None
+    if spec is not None and not isinstance(spec, dict):
+        return  # a malformed spec: the fluxconfig rule reports it
+    value = spec.get("scope") if spec else None
     if value not in (None, DEFAULT_SCOPE):
         return  # namespace, or a bad value the fluxconfig rule reports
     where = namespace or target_namespace(obj)
@@ -442,7 +444,7 @@ class _Checker:
             self.deny(
                 ("spec", "reconciliationWaitDuration"),
                 f"spec.reconciliationWaitDuration is {_shown(value)}",
-                "use an ISO-8601 duration in weeks, days, hours, minutes or seconds, such as PT10M",
+                "use an ISO-8601 duration in days, hours, minutes and seconds, such as PT10M",
             )
 
 
@@ -463,7 +465,7 @@ def fluxconfig_update(obj: dict[str, Any], old: dict[str, Any], namespace: str) 
             obj,
             namespace,
             ("spec", "scope"),
-            detail=f"spec.scope changed from {was_scope} to {_shown(scope)}",
+            detail=f"spec.scope changed from '{was_scope}' to {_shown(scope)}",
             fix=f"keep {was_scope}, or delete the FluxConfig and create it anew",
             reason="spec.scope is immutable",
         )
@@ -474,7 +476,7 @@ def fluxconfig_update(obj: dict[str, Any], old: dict[str, Any], namespace: str) 
             obj,
             namespace,
             ("spec", "namespace"),
-            detail=f"spec.namespace changed from {was_target} to {_shown(target)}",
+            detail=f"spec.namespace changed from '{was_target}' to {_shown(target)}",
             fix=f"keep {was_target}, or delete the FluxConfig and create it in the other namespace",
             reason="spec.namespace is immutable",
         )
