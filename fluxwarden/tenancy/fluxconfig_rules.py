@@ -193,9 +193,10 @@ class _Checker:
             if len(made) > NAME_LIMIT:
                 self.deny(
                     ("metadata", "name"),
-                    f"Kustomization {made} (the default kustomization) is over {NAME_LIMIT} characters",
+                    # The name is in the object ref already: repeating it would cut the fix off.
+                    f"the default Kustomization <config>-{DEFAULT_KUSTOMIZATION} would be {len(made)} characters",
                     f"shorten metadata.name to at most {NAME_LIMIT - len(DEFAULT_KUSTOMIZATION) - 1} characters",
-                    "<config>-<kustomization> must be at most 63 characters",
+                    "names made from it are at most 63 characters",
                 )
 
     def scope(self, spec: dict[str, Any]) -> None:
@@ -408,10 +409,13 @@ class _Checker:
         return found
 
     def cycles(self, graph: dict[str, list[str]]) -> None:
-        """One finding per dependency cycle, named from its first kustomization in map order."""
+        """One finding per dependency cycle, told from its alphabetically first kustomization.
+
+        Not map order: the API server sorts map keys, so that order differs between a file and a review.
+        """
         state: dict[str, int] = {}  # 1: on the current path, 2: done
         reported: set[frozenset[str]] = set()
-        for start in graph:
+        for start in sorted(graph):
             if state.get(start):
                 continue
             path: list[str] = [start]
@@ -424,6 +428,8 @@ class _Checker:
                     stack.pop()
                 elif state.get(nxt) == 1:
                     loop = path[path.index(nxt) :]
+                    first = loop.index(min(loop))
+                    loop = loop[first:] + loop[:first]
                     if frozenset(loop) not in reported:
                         reported.add(frozenset(loop))
                         steps = ("spec", "kustomizations", loop[0], "dependsOn")

@@ -367,7 +367,7 @@ DENIED: tuple[Denied, ...] = (
         "config-name-too-long-for-the-default",
         changed(git(), kustomizations=None),
         "metadata.name",
-        f"Kustomization {LONG_NAME}-kustomization-1 (the default kustomization) is over 63 characters",
+        "the default Kustomization <config>-kustomization-1 would be 64 characters",
         "shorten metadata.name to at most 47 characters",
         name=LONG_NAME,
     ),
@@ -402,8 +402,8 @@ DENIED: tuple[Denied, ...] = (
     Denied(
         "depends-on-cycle",
         kustomizations(infra={"dependsOn": ["apps"]}, apps={"dependsOn": ["infra"]}, extra={"dependsOn": ["apps"]}),
-        "spec.kustomizations.infra.dependsOn",
-        "dependsOn forms a cycle: infra -> apps -> infra",
+        "spec.kustomizations.apps.dependsOn",
+        "dependsOn forms a cycle: apps -> infra -> apps",
         "remove one of these dependsOn entries",
     ),
     Denied(

@@ -97,13 +97,27 @@ def test_an_unset_source_kind_is_named_as_the_default() -> None:
     ]
 
 
-def test_a_long_cycle_is_reported_once_from_its_first_member() -> None:
+def test_a_long_cycle_is_reported_once_from_its_alphabetically_first_member() -> None:
+    """Whatever the map order: the API server sorts map keys, a file need not."""
     spec = changed(
         git(),
-        kustomizations={"a": {"dependsOn": ["b"]}, "b": {"dependsOn": ["c"]}, "c": {"dependsOn": ["a"]}, "d": {}},
+        kustomizations={"d": {}, "c": {"dependsOn": ["a"]}, "b": {"dependsOn": ["c"]}, "a": {"dependsOn": ["b"]}},
     )
     (finding,) = findings_of(fluxconfig(TENANT, spec))
-    assert finding.detail == "dependsOn forms a cycle: a -> b -> c -> a"
+    assert (finding.field, finding.detail) == (
+        "spec.kustomizations.a.dependsOn",
+        "dependsOn forms a cycle: a -> b -> c -> a",
+    )
+
+
+def test_two_separate_cycles_are_two_findings() -> None:
+    spec = changed(
+        git(),
+        kustomizations={"x": {"dependsOn": ["y"]}, "y": {"dependsOn": ["x"]}, "p": {"dependsOn": ["q"]},
+                        "q": {"dependsOn": ["p"]}},
+    )  # fmt: skip
+    details = [f.detail for f in findings_of(fluxconfig(TENANT, spec))]
+    assert details == ["dependsOn forms a cycle: p -> q -> p", "dependsOn forms a cycle: x -> y -> x"]
 
 
 def test_a_diamond_of_dependencies_is_no_cycle() -> None:
