@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from fluxwarden import logs
 from fluxwarden.cli.options import add_settings_flags, settings_from
@@ -15,6 +17,18 @@ from fluxwarden.controllers.kustomize.kustomization import KustomizeOptions
 from fluxwarden.controllers.runtime.kube import Kube
 from fluxwarden.controllers.runtime.manager import ManagerOptions
 from fluxwarden.kubeclient import api_client
+from fluxwarden.tenancy import Settings
+
+SSH_KEY_ALGORITHMS = ("rsa", "ecdsa", "ed25519")
+
+
+def _fluxconfig(settings: Settings, ssh_key_algorithm: str) -> dict[str, Any]:
+    """``fluxconfig=FluxConfigOptions(...)`` for ControllersOptions, once the FluxConfig controller exists."""
+    try:
+        api = importlib.import_module("fluxwarden.controllers.fluxconfig.api")
+    except ImportError:
+        return {}
+    return {"fluxconfig": api.FluxConfigOptions(settings=settings, ssh_key_algorithm=ssh_key_algorithm)}
 
 
 def options_from(args: argparse.Namespace) -> ControllersOptions:
@@ -29,6 +43,7 @@ def options_from(args: argparse.Namespace) -> ControllersOptions:
         max_source_size=args.max_source_size,
         kustomize=KustomizeOptions(settings=settings, auto_fix_legacy=args.auto_fix_legacy, live_drift=args.live_drift),
         helm=HelmOptions(settings=settings),  # the same tenancy settings as the webhook and kustomize
+        **_fluxconfig(settings, args.ssh_key_algorithm),
         manager=ManagerOptions(
             concurrency=args.concurrency,
             namespace=args.watch_namespace,
@@ -36,6 +51,7 @@ def options_from(args: argparse.Namespace) -> ControllersOptions:
             events_addr=args.events_addr,
             leader_election=args.leader_elect,
             lease_namespace=args.lease_namespace,
+            lease_name=args.lease_name,
             metrics_port=args.metrics_port,
             health_port=args.health_port,
         ),
@@ -80,6 +96,18 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     start.add_argument("--events-addr", default=env("FLUXWARDEN_EVENTS_ADDR"))
     start.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=False)
     start.add_argument("--lease-namespace", default=env("FLUXWARDEN_LEASE_NAMESPACE", "flux-system"))
+    start.add_argument(
+        "--lease-name",
+        default=env("FLUXWARDEN_LEASE_NAME", "fluxwarden-controllers"),
+        help="one lease per Deployment (manifests/fluxconfig: fluxwarden-fluxconfig)",
+    )
+    start.add_argument(
+        "--ssh-key-algorithm",
+        choices=SSH_KEY_ALGORITHMS,
+        default=env("FLUXWARDEN_SSH_KEY_ALGORITHM", "rsa"),
+        help="the key pair fluxconfig generates for an ssh URL without a key (rsa: 4096 bits; "
+        "Azure DevOps accepts only RSA)",
+    )
     start.add_argument("--metrics-port", type=int, default=int(env("FLUXWARDEN_METRICS_PORT", "8080")))
     start.add_argument("--health-port", type=int, default=int(env("FLUXWARDEN_HEALTH_PORT", "9440")))
     start.add_argument("--log-level", default=env("FLUXWARDEN_LOG_LEVEL", "info"))

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fluxwarden.controllers.fluxconfig.api import FluxConfigOptions
+from fluxwarden.controllers.fluxconfig.fluxconfig import FluxConfigReconciler
 from fluxwarden.controllers.helm.helmrelease import HelmOptions, HelmReleaseReconciler
 from fluxwarden.controllers.kustomize.kustomization import KustomizationReconciler, KustomizeOptions
 from fluxwarden.controllers.runtime.controller import Controller
@@ -31,6 +33,7 @@ class ControllersOptions:
     max_source_size: int = DEFAULT_MAX_SIZE
     kustomize: KustomizeOptions = field(default_factory=KustomizeOptions)
     helm: HelmOptions = field(default_factory=HelmOptions)
+    fluxconfig: FluxConfigOptions = field(default_factory=FluxConfigOptions)
     manager: ManagerOptions = field(default_factory=ManagerOptions)
 
 
@@ -68,10 +71,15 @@ def _helm(kube: Kube, storage: Storage, options: ControllersOptions) -> list[Con
     return [HelmReleaseReconciler(kube, options.helm, work_dir, options.max_source_size)]
 
 
+def _fluxconfig(kube: Kube, storage: Storage, options: ControllersOptions) -> list[Controller]:
+    return [FluxConfigReconciler(kube, options.fluxconfig)]
+
+
 CONTROLLERS: dict[str, Callable[[Kube, Storage, ControllersOptions], list[Controller]]] = {
     "source": _source,
     "kustomize": _kustomize,
     "helm": _helm,
+    "fluxconfig": _fluxconfig,
 }
 
 

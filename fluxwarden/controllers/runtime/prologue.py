@@ -120,7 +120,7 @@ def run_once(controller: Controller, runtime: Runtime, namespace: str, name: str
 
     suspended = bool((obj.get("spec") or {}).get("suspend"))
     runtime.metrics.suspended.labels(res.kind, name, namespace).set(1 if suspended else 0)
-    if suspended:
+    if suspended and not getattr(controller, "reconciles_suspended", False):  # FluxConfig passes it on
         log.info("%s %s/%s is suspended", res.kind, namespace, name)
         return DONE
 

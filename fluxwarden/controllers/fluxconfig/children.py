@@ -1,0 +1,111 @@
+"""Create, update and delete what a FluxConfig makes, by server-side apply as ``fluxconfig-controller``.
+
+An apply that would change nothing is skipped: the object carries the digest of what we last
+applied, and still holds every field we set (an edit by hand is repaired at the next reconcile).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from typing import Any
+
+from fluxwarden.controllers.fluxconfig.api import DIGEST_ANNOTATION, FIELD_MANAGER
+from fluxwarden.controllers.runtime.kube import APPLY_PATCH, Kube, NotFound
+
+_PLURALS = {
+    "ServiceAccount": "serviceaccounts",
+    "Secret": "secrets",
+    "RoleBinding": "rolebindings",
+    "ClusterRoleBinding": "clusterrolebindings",
+    "GitRepository": "gitrepositories",
+    "Bucket": "buckets",
+    "OCIRepository": "ocirepositories",
+    "Kustomization": "kustomizations",
+    "HelmRelease": "helmreleases",
+    "FluxConfig": "fluxconfigs",
+}
+
+
+def collection(api_version: str, kind: str, namespace: str | None) -> str:
+    """The REST path of a kind's collection (in ``namespace``, or cluster-wide)."""
+    base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    where = f"/namespaces/{namespace}" if namespace else ""
+    return f"{base}{where}/{_PLURALS[kind]}"
+
+
+def path_of(obj: dict[str, Any]) -> str:
+    meta = obj["metadata"]
+    return f"{collection(obj['apiVersion'], obj['kind'], meta.get('namespace'))}/{meta['name']}"
+
+
+def display(obj: dict[str, Any]) -> str:
+    meta = obj["metadata"]
+    where = f"{meta['namespace']}/" if meta.get("namespace") else ""
+    return f"{obj['kind']} {where}{meta['name']}"
+
+
+def digest(body: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:32]
+
+
+def holds(live: Any, wanted: Any) -> bool:
+    """``live`` has every field of ``wanted`` with the same value (maps recursively, lists exactly)."""
+    if isinstance(wanted, dict):
+        return isinstance(live, dict) and all(holds(live.get(k), v) for k, v in wanted.items())
+    return bool(live == wanted)
+
+
+def _unchanged(live: dict[str, Any], stamped: dict[str, Any]) -> bool:
+    """Applying ``stamped`` would change nothing: the same digest (nothing we set was dropped since) and
+    every field still as we set it (an edit by hand is repaired)."""
+    meta = stamped["metadata"]
+    wanted = {k: v for k, v in stamped.items() if k not in ("apiVersion", "kind", "metadata")}
+    wanted["metadata"] = {k: meta[k] for k in ("labels", "annotations", "ownerReferences") if k in meta}
+    if stamped["kind"] == "Secret":
+        return live.get("data") == stamped.get("data") and holds(live, {"metadata": wanted["metadata"]})
+    return holds(live, wanted)
+
+
+def apply(kube: Kube, body: dict[str, Any], live: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Server-side apply ``body`` unless ``live`` (read by the caller, or now) already matches; the object after."""
+    if live is None:
+        live = get(kube, body)
+    stamped = copy.deepcopy(body)
+    if body["kind"] != "Secret":  # a Secret's digest would be a hash of its values: compare the data instead
+        stamped["metadata"].setdefault("annotations", {})[DIGEST_ANNOTATION] = digest(body)
+    if live is not None and _unchanged(live, stamped):
+        return live
+    written = kube.request(
+        "PATCH", path_of(body), query={"fieldManager": FIELD_MANAGER, "force": "true"}, body=stamped,
+        content_type=APPLY_PATCH, what=display(body),
+    )  # fmt: skip
+    written.setdefault("kind", body["kind"])
+    return written
+
+
+def get(kube: Kube, body: dict[str, Any]) -> dict[str, Any] | None:
+    try:
+        return kube.request("GET", path_of(body), what=display(body))
+    except NotFound:
+        return None
+
+
+def listed(kube: Kube, api_version: str, kind: str, namespace: str | None, selector: str) -> list[dict[str, Any]]:
+    found = kube.request(
+        "GET", collection(api_version, kind, namespace), query={"labelSelector": selector}, what=f"list {kind}"
+    )
+    items = [i for i in found.get("items") or [] if isinstance(i, dict)]
+    for item in items:  # a list's items carry no apiVersion/kind
+        item.setdefault("apiVersion", api_version)
+        item.setdefault("kind", kind)
+    return items
+
+
+def delete(kube: Kube, obj: dict[str, Any]) -> None:
+    """Delete (in the background: a bare API server runs no garbage collector); gone already is fine."""
+    try:
+        kube.request("DELETE", path_of(obj), body={"propagationPolicy": "Background"}, what=display(obj))
+    except NotFound:
+        return

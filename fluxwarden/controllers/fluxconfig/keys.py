@@ -1,0 +1,44 @@
+"""SSH key pairs for a FluxConfig whose ssh URL comes without a key (cryptography, OpenSSH formats)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+RSA_BITS = 4096
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    private: bytes  # OpenSSH PEM, never logged
+    public: str  # one authorized_keys line: "ssh-rsa AAAA... <comment>"
+
+
+def generate(algorithm: str, comment: str) -> KeyPair:
+    """A new key pair; ``algorithm`` is rsa (4096 bits), ecdsa (P-384) or ed25519."""
+    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+    if algorithm == "rsa":
+        key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS)
+    elif algorithm == "ecdsa":
+        key = ec.generate_private_key(ec.SECP384R1())
+    elif algorithm == "ed25519":
+        key = ed25519.Ed25519PrivateKey.generate()
+    else:
+        raise ValueError(f"unknown ssh key algorithm {algorithm!r}; use rsa, ecdsa or ed25519")
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return KeyPair(private, f"{public.decode()} {comment}".strip())
+
+
+def public_of(private: bytes) -> str | None:
+    """The OpenSSH public line of a stored private key; None when it does not parse."""
+    try:
+        key = serialization.load_ssh_private_key(private, password=None)
+    except (ValueError, TypeError):
+        return None
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return public.decode()

@@ -1,0 +1,82 @@
+"""Which FluxConfig a change of a Flux object concerns, so compliance follows its children at once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fluxwarden.controllers.fluxconfig.api import (
+    DEFAULT_KUSTOMIZATION,
+    MANAGED_LABEL,
+    NAME_LABEL,
+    NAMESPACE_LABEL,
+    SOURCES,
+)
+from fluxwarden.controllers.runtime.controller import Key, Watch
+from fluxwarden.controllers.runtime.kube import Resource
+from fluxwarden.controllers.runtime.spec import mapping
+
+KUSTOMIZE_NAME = "kustomize.toolkit.fluxcd.io/name"
+KUSTOMIZE_NAMESPACE = "kustomize.toolkit.fluxcd.io/namespace"
+
+
+def _labels(obj: dict[str, Any]) -> dict[str, Any]:
+    return mapping(mapping(obj.get("metadata")).get("labels"))
+
+
+def _moved(new: dict[str, Any], old: dict[str, Any] | None) -> bool:
+    """A change compliance can see: status, generation, suspension, deletion (not a label or our own apply)."""
+    if old is None:
+        return True
+    new_meta, old_meta = mapping(new.get("metadata")), mapping(old.get("metadata"))
+    return (
+        new.get("status") != old.get("status")
+        or new_meta.get("generation") != old_meta.get("generation")
+        or bool(new_meta.get("deletionTimestamp")) != bool(old_meta.get("deletionTimestamp"))
+    )
+
+
+def made_by(obj: dict[str, Any]) -> Key | None:
+    """The FluxConfig that made ``obj`` (its labels), if one did."""
+    labels = _labels(obj)
+    if labels.get(MANAGED_LABEL) == "true" and labels.get(NAME_LABEL) and labels.get(NAMESPACE_LABEL):
+        return str(labels[NAMESPACE_LABEL]), str(labels[NAME_LABEL])
+    return None
+
+
+def _makes(config: dict[str, Any], namespace: str, name: str) -> bool:
+    """``config`` makes Kustomization ``namespace/name`` (``<config>-<entry>``)."""
+    meta = mapping(config.get("metadata"))
+    if meta.get("namespace") != namespace:
+        return False
+    entries = mapping(mapping(config.get("spec")).get("kustomizations")) or {DEFAULT_KUSTOMIZATION: {}}
+    return any(f"{meta.get('name')}-{entry}" == name for entry in entries)
+
+
+def _source_mapper(new: dict[str, Any], old: dict[str, Any] | None, own: list[dict[str, Any]]) -> list[Key]:
+    key = made_by(new)
+    return [key] if key and _moved(new, old) else []
+
+
+def _flux_object_mapper(new: dict[str, Any], old: dict[str, Any] | None, own: list[dict[str, Any]]) -> list[Key]:
+    """A Kustomization a FluxConfig made, or a HelmRelease/Kustomization that one of those applied."""
+    if not _moved(new, old):
+        return []
+    if key := made_by(new):
+        return [key]
+    labels = _labels(new)
+    namespace, name = labels.get(KUSTOMIZE_NAMESPACE), labels.get(KUSTOMIZE_NAME)
+    if not namespace or not name:
+        return []
+    return [
+        (str(c["metadata"]["namespace"]), str(c["metadata"]["name"]))
+        for c in own
+        if _makes(c, str(namespace), str(name))
+    ]
+
+
+def source_watches() -> list[Watch]:
+    return [Watch(res, _source_mapper, label_selector=f"{MANAGED_LABEL}=true") for res in SOURCES.values()]
+
+
+def flux_object_watch(resource: Resource) -> Watch:
+    return Watch(resource, _flux_object_mapper)

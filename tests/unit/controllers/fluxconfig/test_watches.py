@@ -1,0 +1,42 @@
+"""Which FluxConfig a child's change wakes: its own children by label, applied objects by their Kustomization."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fluxwarden.controllers.fluxconfig.api import KUSTOMIZATION
+from fluxwarden.controllers.fluxconfig.watches import flux_object_watch, source_watches
+
+CONFIG = {
+    "metadata": {"name": "cc", "namespace": "cluster-config"},
+    "spec": {"kustomizations": {"apps": {}, "infra": {}}},
+}
+
+
+def obj(labels: dict[str, str], status: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "o", "namespace": "cluster-config", "labels": labels, "generation": 1},
+        "status": status or {},
+    }
+
+
+OURS = {
+    "clusterconfig.azure.com/is-managed": "true",
+    "clusterconfig.azure.com/name": "cc",
+    "clusterconfig.azure.com/namespace": "cluster-config",
+}
+
+
+def test_own_children_map_by_label_on_status_changes_only() -> None:
+    mapper = source_watches()[0].mapper
+    assert mapper(obj(OURS, {"a": 1}), obj(OURS), []) == [("cluster-config", "cc")]
+    assert mapper(obj(OURS), obj(OURS), []) == []  # our own apply: no status change, no reconcile
+
+
+def test_applied_objects_map_through_their_kustomization() -> None:
+    mapper = flux_object_watch(KUSTOMIZATION).mapper
+    applied = {"kustomize.toolkit.fluxcd.io/name": "cc-apps", "kustomize.toolkit.fluxcd.io/namespace": "cluster-config"}
+    assert mapper(obj(applied, {"x": 1}), None, [CONFIG]) == [("cluster-config", "cc")]
+    other = {"kustomize.toolkit.fluxcd.io/name": "cc-db", "kustomize.toolkit.fluxcd.io/namespace": "cluster-config"}
+    assert mapper(obj(other, {"x": 1}), None, [CONFIG]) == []
+    assert mapper(obj({}, {"x": 1}), None, [CONFIG]) == []
