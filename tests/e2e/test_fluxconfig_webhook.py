@@ -1,11 +1,11 @@
 """FluxConfig admission behind a real kube-apiserver: who may set scope cluster, the immutable fields, and
 every ``fluxconfig`` rule, each sent by kubectl and answered with its one-line denial.
 
-The webhook is registered as in test_webhook_admission.py. The FluxConfig CRD is the repository's
-manifests/crds/fluxconfig.yaml, server-side applied. Where that CRD's schema can say no first (an enum, a
-pattern, a minimum, an unknown field under strict field validation), the API server answers before any
-validating webhook; those cases accept the schema's refusal naming the field, or (an inline secret the
-schema prunes) an object stored without the field. Every other case must be the webhook's own line.
+The webhook is registered as in test_webhook_admission.py; the FluxConfig CRD is the repository's
+(the ``fluxconfig_crd`` fixture). Where that CRD's schema can say no first (an enum, a pattern, a
+minimum, a CEL transition rule, an unknown field under kubectl's strict field validation), the API
+server answers before any validating webhook: those cases accept the schema's refusal naming the
+field, or an inline secret pruned and never stored. Every other case must be the webhook's own line.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import json
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,21 +43,9 @@ from tests.support.kube import Kubectl
 from tests.support.namespaces import ensure_namespace
 from tests.support.webhook import WebhookProcess
 
-ROOT = Path(__file__).resolve().parents[2]
-CRD_FILE = ROOT / "manifests" / "crds" / "fluxconfig.yaml"
-CRD_NAME = f"{PLURAL}.{GROUP}"
-CRD_FIELD_MANAGER = "fluxwarden-install"  # what the install records
 FLUXCONFIGS = Resource(GROUP, VERSION, PLURAL)
 CONFIG_NAMESPACE = "cluster-config"
 DENIED_BY = 'admission webhook "validate.fluxwarden.dev" denied the request: '
-
-
-@pytest.fixture(scope="module")
-def fluxconfig_crd(kubectl: Kubectl) -> str:
-    """The repository's FluxConfig CRD, server-side applied and Established."""
-    kubectl("apply", "--server-side", f"--field-manager={CRD_FIELD_MANAGER}", "-f", str(CRD_FILE))
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{CRD_NAME}")
-    return CRD_NAME
 
 
 @pytest.fixture(scope="module")
@@ -265,7 +252,12 @@ def spec_has(obj: dict[str, Any] | None, dotted: str) -> bool:
 
 @pytest.mark.parametrize("case", [c for c in DENIED if c.e2e], ids=lambda c: c.id)
 def test_every_rule_gives_its_one_line_denial_through_the_api_server(
-    webhook: WebhookProcess, kubectl: Kubectl, admin_api: client.ApiClient, tenant: str, case: Denied
+    webhook: WebhookProcess,
+    kubectl: Kubectl,
+    admin_api: client.ApiClient,
+    tenant: str,
+    case: Denied,
+    record_property: Callable[[str, object], None],
 ) -> None:
     result = apply(kubectl, fluxconfig(tenant, case.spec, case.name))
     stored = read(admin_api, tenant, case.name)
@@ -277,6 +269,7 @@ def test_every_rule_gives_its_one_line_denial_through_the_api_server(
         assert fix in result.stderr
         assert len(result.stderr.split(DENIED_BY, 1)[1].splitlines()[0]) < 256
         assert judged(webhook, tenant, case.name) == [("CREATE", False)]
+        record_property("answered_by", "webhook")
         return
     assert case.schema is not None, f"expected the webhook's line:\n{line}\ngot:\n{result.stderr}"
     assert DENIED_BY not in result.stderr, result.stderr  # the webhook denied, but not with this case's line
@@ -285,10 +278,12 @@ def test_every_rule_gives_its_one_line_denial_through_the_api_server(
         # The CRD's schema (or strict field validation) answered first, naming the field.
         assert leaf in result.stderr, result.stderr
         assert stored is None
+        record_property("answered_by", "schema")
         return
     # The schema pruned an inline secret: it was never stored.
     assert case.schema == "prune", result.stdout
     assert stored is not None and not spec_has(stored, case.field), json.dumps(stored)
+    record_property("answered_by", "pruned")
 
 
 VALID_E2E = {k: v for k, v in VALID.items() if k not in VALID_UNIT_ONLY}
