@@ -460,12 +460,19 @@ def fluxconfig(obj: dict[str, Any], namespace: str, settings: Settings) -> Itera
         yield from _Checker(obj, namespace).check()
 
 
-def fluxconfig_update(obj: dict[str, Any], old: dict[str, Any], namespace: str) -> Iterator[Finding]:
-    """``spec.scope`` and ``spec.namespace`` are immutable (as in Azure); a stored bad value may be fixed."""
+def fluxconfig_update(
+    obj: dict[str, Any], old: dict[str, Any], namespace: str, settings: Settings
+) -> Iterator[Finding]:
+    """``spec.scope`` and ``spec.namespace`` are immutable (as in Azure); a stored bad value may be fixed.
+
+    Bad stored values: a scope that is not cluster or namespace, scope cluster where ``cluster-scope``
+    refuses it (narrowing it to namespace is allowed), a namespace other than the object's.
+    """
     if not (is_fluxconfig(obj) and is_fluxconfig(old)):
         return
     was_scope, scope = scope_of(old), scope_of(obj)
-    if was_scope in SCOPES and scope != was_scope:
+    refused = was_scope == DEFAULT_SCOPE and scope == "namespace" and not cluster_scope_allowed(settings, namespace)
+    if was_scope in SCOPES and scope != was_scope and not refused:
         yield _deny(
             FLUXCONFIG_RULE,
             obj,

@@ -270,6 +270,20 @@ def test_updates_that_keep_the_effective_scope_and_namespace_are_allowed(
     assert update(old, new) == []
 
 
+def test_a_refused_scope_cluster_may_be_narrowed_to_namespace_but_not_widened_back() -> None:
+    def tenant_update(old_scope: str | None, new_scope: str) -> list[str]:
+        old = fluxconfig(TENANT, changed(git(), scope=old_scope))
+        return [f.rule for f in findings_of(fluxconfig(TENANT, changed(git(), scope=new_scope)), old=old)]
+
+    assert tenant_update("cluster", "namespace") == []
+    assert tenant_update(None, "namespace") == []
+    assert tenant_update("namespace", "cluster") == ["cluster-scope", "fluxconfig"]
+    # Where cluster is allowed, it is a valid stored value and stays immutable.
+    assert [f.detail for f in update(changed(git(), scope="cluster"), git())] == [
+        "spec.scope changed from 'cluster' to 'namespace'"
+    ]
+
+
 def test_immutability_is_not_lifted_by_exemptions() -> None:
     exempt = Settings(exempt_namespaces=frozenset({"cluster-config"}), enforce=False)
     assert [f.field for f in update(git(), changed(git(), scope="cluster"), exempt)] == ["spec.scope"]
