@@ -63,6 +63,8 @@ _SCHEMES_TEXT = {
 }
 
 _MALFORMED = "the Azure CLI refuses it"
+# user:password@ before the host, with or without a scheme (git@host:path has no password).
+_URL_PASSWORD = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.-]*://)?[^/@\s]*:[^/@\s]*@")
 
 
 def _shown(value: Any) -> str:
@@ -145,6 +147,16 @@ class _Checker:
         if not isinstance(value, str) or not value:
             self.deny(
                 (*at, "url"), f"{where} is {'missing' if value is None else _shown(value)}", f"set it to {allowed}"
+            )
+            return None
+        if _URL_PASSWORD.match(value):
+            # Never quoted: the value holds a secret (and the webhook logs its denials).
+            self.deny(
+                (*at, "url"),
+                f"{where} carries a password",
+                "remove it; keep the user in the spec (gitRepository.httpsUser) and the password in the Secret "
+                "named by spec.configurationProtectedSettingsRef.name",
+                "secrets never live in the spec",
             )
             return None
         kind = url_kind(value)

@@ -78,12 +78,17 @@ def kustomizations(**entries: Any) -> dict[str, Any]:
 
 
 PROTECTED = {"configurationProtectedSettingsRef": {"name": "apps-protected"}}
+# The secret values the bad cases write inline: no message, warning or log may show them.
+SECRET = "hunter2-f1b2"
+SECRET_B64 = "aHVudGVyMi1mMWIy"  # base64 of SECRET
 
 VALID: dict[str, dict[str, Any]] = {
     "https-branch": git(),
     "http-url": git(url="http://git.example.com/org/fleet.git"),
     "ssh-url-with-known-hosts": git(url="ssh://git@git.example.com/org/fleet.git", sshKnownHosts="Z2l0IGtleQ=="),
     "scp-like-url": git(url="git@github.com:org/fleet.git"),
+    "ssh-url-with-user-and-port": git(url="ssh://git@git.example.com:2222/org/fleet.git"),
+    "https-url-with-user-only": git(url="https://bot@dev.azure.com/org/project/_git/fleet"),
     "https-user-with-protected-ref": {**git(httpsUser="bot"), **PROTECTED},
     "tag": git(repositoryRef={"tag": "v1.0.0"}),
     "semver": git(repositoryRef={"semver": ">=1.0.0"}),
@@ -158,7 +163,7 @@ DENIED: tuple[Denied, ...] = (
     ),
     Denied(
         "protected-settings-inline",
-        changed(git(), configurationProtectedSettings={"httpsKey": "aHVudGVyMg=="}),
+        changed(git(), configurationProtectedSettings={"httpsKey": SECRET_B64}),
         "spec.configurationProtectedSettings",
         "spec.configurationProtectedSettings holds secrets inline",
         "in a Secret named by spec.configurationProtectedSettingsRef.name",
@@ -166,7 +171,7 @@ DENIED: tuple[Denied, ...] = (
     ),
     Denied(
         "https-key-inline",
-        {**git(httpsUser="bot", httpsKey="hunter2"), **PROTECTED},
+        {**git(httpsUser="bot", httpsKey=SECRET), **PROTECTED},
         "spec.gitRepository.httpsKey",
         "spec.gitRepository.httpsKey is a secret written inline",
         "or spec.gitRepository.localAuthRef",
@@ -174,7 +179,7 @@ DENIED: tuple[Denied, ...] = (
     ),
     Denied(
         "blob-account-key-inline",
-        azure_blob(accountKey="a2V5"),
+        azure_blob(accountKey=SECRET_B64),
         "spec.azureBlob.accountKey",
         "spec.azureBlob.accountKey is a secret written inline",
         "spec.configurationProtectedSettingsRef.name or spec.azureBlob.localAuthRef",
@@ -182,7 +187,7 @@ DENIED: tuple[Denied, ...] = (
     ),
     Denied(
         "blob-sas-token-inline",
-        azure_blob(sasToken="sv=2024"),
+        azure_blob(sasToken=f"sv=2024&sig={SECRET}"),
         "spec.azureBlob.sasToken",
         "spec.azureBlob.sasToken is a secret written inline",
         "remove it",
@@ -190,7 +195,7 @@ DENIED: tuple[Denied, ...] = (
     ),
     Denied(
         "blob-client-secret-inline",
-        azure_blob(servicePrincipal={"clientId": "1", "tenantId": "2", "clientSecret": "s3cret"}),
+        azure_blob(servicePrincipal={"clientId": "1", "tenantId": "2", "clientSecret": SECRET}),
         "spec.azureBlob.servicePrincipal.clientSecret",
         "spec.azureBlob.servicePrincipal.clientSecret is a secret written inline",
         "remove it",
@@ -198,7 +203,7 @@ DENIED: tuple[Denied, ...] = (
     ),
     Denied(
         "blob-client-certificate-inline",
-        azure_blob(servicePrincipal={"clientId": "1", "tenantId": "2", "clientCertificate": "Y2VydA=="}),
+        azure_blob(servicePrincipal={"clientId": "1", "tenantId": "2", "clientCertificate": SECRET_B64}),
         "spec.azureBlob.servicePrincipal.clientCertificate",
         "spec.azureBlob.servicePrincipal.clientCertificate is a secret written inline",
         "remove it",
@@ -254,6 +259,20 @@ DENIED: tuple[Denied, ...] = (
         "spec.gitRepository.url",
         "spec.gitRepository.url 'git@github.com' is not an http://, https://, ssh:// or git@host:path URL",
         "git@host:path",
+    ),
+    Denied(
+        "git-url-with-password",
+        git(url=f"https://bot:{SECRET}@git.example.com/org/fleet.git"),
+        "spec.gitRepository.url",
+        "spec.gitRepository.url carries a password",
+        "keep the user in the spec (gitRepository.httpsUser) and the password in the Secret",
+    ),
+    Denied(
+        "bucket-url-with-password",
+        bucket(url=f"https://minio:{SECRET}@minio.example.com"),
+        "spec.bucket.url",
+        "spec.bucket.url carries a password",
+        "remove it",
     ),
     Denied(
         "known-hosts-with-https",

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from fluxwarden.tenancy import Finding, Requester, Settings, evaluate
-from tests.support.fluxconfig_admission import DENIED, VALID, Denied, changed, fluxconfig, git
+from tests.support.fluxconfig_admission import DENIED, SECRET, SECRET_B64, VALID, Denied, changed, fluxconfig, git
 
 TENANT = "team-a"
 
@@ -39,6 +39,7 @@ def test_each_bad_field_gets_one_line_naming_object_field_and_fix(case: Denied) 
     assert case.fix.replace("{namespace}", TENANT) in finding.fix
     assert finding.message.startswith(f"fluxconfig: FluxConfig {TENANT}/{case.name}: {finding.detail}; ")
     one_line(finding)
+    assert SECRET not in finding.message and SECRET_B64 not in finding.message
 
 
 @pytest.mark.parametrize("case", DENIED, ids=lambda c: c.id)
@@ -70,6 +71,21 @@ def test_messages_read_as_written() -> None:
         "set spec.namespace to team-a or remove it (or create the FluxConfig in elsewhere) — "
         "a FluxConfig lives in the namespace it configures, as in Azure"
     )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://bot:hunter2@git.example.com/org/fleet.git",
+        "ssh://git:hunter2@git.example.com/org/fleet.git",
+        "ftp://bot:hunter2@git.example.com/fleet",
+        "bot:hunter2@git.example.com/fleet",
+    ],
+)
+def test_a_password_in_a_url_is_denied_and_never_quoted(url: str) -> None:
+    (finding,) = findings_of(fluxconfig(TENANT, git(url=url)))
+    assert finding.detail == "spec.gitRepository.url carries a password"
+    assert "hunter2" not in finding.message and "hunter2" not in finding.warning
 
 
 def test_several_bad_fields_give_one_finding_each() -> None:
