@@ -252,14 +252,14 @@ class FluxConfigReconciler:
                 status.pop(key)
         self._provisioning(obj, spec, result.state, result.first_failure or result.first_pending)
         later = jittered(interval_of(obj))
+        if status.get("provisioningState") == "Creating":  # come back when the wait runs out
+            later = min(later, max(1.0, spec.wait_duration - _age(obj)))
         if result.state == COMPLIANT:
             return Success(f"Compliant: {len(observed)} objects ready at revision {revision}")
         if result.state == SUSPENDED:
             return Waiting("Suspended", "suspended: the source and Kustomizations are suspended", later)
         if result.state == NON_COMPLIANT:
             return Waiting("NonCompliant", f"Non-Compliant: {result.first_failure}", later)
-        if status.get("provisioningState") == "Creating":
-            later = min(later, max(1.0, spec.wait_duration - _age(obj)))
         return Waiting("Progressing", f"Pending: {result.first_pending or 'waiting for the objects it made'}", later)
 
     def _provisioning(self, obj: dict[str, Any], spec: FluxConfigSpec, state: str, detail: str | None) -> None:
