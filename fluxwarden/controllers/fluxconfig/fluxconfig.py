@@ -44,7 +44,7 @@ from fluxwarden.controllers.runtime.errors import Failure, ReconcileError, Stall
 from fluxwarden.controllers.runtime.kube import Kube, KubeError, NotFound
 from fluxwarden.controllers.runtime.prologue import interval_of, jittered
 from fluxwarden.controllers.runtime.spec import mapping
-from fluxwarden.tenancy import evaluate
+from fluxwarden.tenancy import CLUSTER_SCOPE_RULE, evaluate
 from fluxwarden.tenancy.fluxconfig import cluster_scope_allowed
 
 ARM_FIELDS = ("complianceState", "statuses", "repositoryPublicKey", "sourceSyncedCommitId", "sourceUpdatedAt",
@@ -113,12 +113,11 @@ class FluxConfigReconciler:
     def _tenancy(self, ctx: Context, obj: dict[str, Any]) -> FluxConfigSpec:
         """The same rules as the webhook, since a cluster may run without it."""
         denials = [f for f in evaluate(obj, self.options.settings) if f.denies]
+        if refused := [f for f in denials if f.rule == CLUSTER_SCOPE_RULE]:
+            self._revoke_cluster_admin(ctx, str(obj["metadata"]["namespace"]))
+            raise Stalling("AccessDenied", refused[0].message)
         if denials:
-            finding = denials[0]
-            if finding.rule == "cluster-scope":
-                self._revoke_cluster_admin(ctx, str(obj["metadata"]["namespace"]))
-                raise Stalling("AccessDenied", finding.message)
-            raise Stalling("InvalidSpec", finding.message)
+            raise Stalling("InvalidSpec", denials[0].message)
         spec = FluxConfigSpec.of(obj)
         if spec.namespace != obj["metadata"]["namespace"]:
             raise Stalling("InvalidSpec", f"spec.namespace {spec.namespace!r}: must equal metadata.namespace")
