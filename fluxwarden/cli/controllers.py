@@ -3,37 +3,29 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import get_args
 
 from fluxwarden import logs
-from fluxwarden.cli.options import add_settings_flags, settings_from
+from fluxwarden.cli.options import UsageError, add_settings_flags, settings_from
 from fluxwarden.controllers.app import CONTROLLERS, ControllersOptions, build
+from fluxwarden.controllers.fluxconfig.api import FluxConfigOptions, KeyAlgorithm
 from fluxwarden.controllers.helm.helmrelease import HelmOptions
 from fluxwarden.controllers.kustomize.kustomization import KustomizeOptions
 from fluxwarden.controllers.runtime.kube import Kube
 from fluxwarden.controllers.runtime.manager import ManagerOptions
 from fluxwarden.kubeclient import api_client
-from fluxwarden.tenancy import Settings
 
-SSH_KEY_ALGORITHMS = ("rsa", "ecdsa", "ed25519")
-
-
-def _fluxconfig(settings: Settings, ssh_key_algorithm: str) -> dict[str, Any]:
-    """``fluxconfig=FluxConfigOptions(...)`` for ControllersOptions, once the FluxConfig controller exists."""
-    try:
-        api = importlib.import_module("fluxwarden.controllers.fluxconfig.api")
-    except ImportError:
-        return {}
-    return {"fluxconfig": api.FluxConfigOptions(settings=settings, ssh_key_algorithm=ssh_key_algorithm)}
+SSH_KEY_ALGORITHMS: tuple[KeyAlgorithm, ...] = get_args(KeyAlgorithm)
 
 
 def options_from(args: argparse.Namespace) -> ControllersOptions:
     """The process's options from its flags (and their FLUXWARDEN_* variables)."""
     settings = settings_from(args)
+    if args.ssh_key_algorithm not in SSH_KEY_ALGORITHMS:  # a FLUXWARDEN_SSH_KEY_ALGORITHM argparse did not check
+        raise UsageError(f"--ssh-key-algorithm {args.ssh_key_algorithm!r}: choose {', '.join(SSH_KEY_ALGORITHMS)}")
     return ControllersOptions(
         controllers=tuple(c.strip() for c in args.controllers.split(",") if c.strip()),
         storage_path=Path(args.storage_path),
@@ -43,7 +35,7 @@ def options_from(args: argparse.Namespace) -> ControllersOptions:
         max_source_size=args.max_source_size,
         kustomize=KustomizeOptions(settings=settings, auto_fix_legacy=args.auto_fix_legacy, live_drift=args.live_drift),
         helm=HelmOptions(settings=settings),  # the same tenancy settings as the webhook and kustomize
-        **_fluxconfig(settings, args.ssh_key_algorithm),
+        fluxconfig=FluxConfigOptions(settings=settings, ssh_key_algorithm=args.ssh_key_algorithm),
         manager=ManagerOptions(
             concurrency=args.concurrency,
             namespace=args.watch_namespace,

@@ -108,17 +108,17 @@ def target_namespace(obj: dict[str, Any], namespace: str = "") -> str:
 
 
 _ISO_DURATION = re.compile(
-    r"P(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
+    r"P(?:(?P<days>\d+)D)?"
     r"(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?",
     re.ASCII,
 )
-_SECONDS = {"weeks": 604800, "days": 86400, "hours": 3600, "minutes": 60, "seconds": 1}
+_SECONDS = {"days": 86400, "hours": 3600, "minutes": 60, "seconds": 1}
 
 
 def iso_duration_seconds(value: str) -> float | None:
     """An ISO-8601 duration (``PT10M``, ``P1DT2H``) in seconds; ``None`` when it is not one.
 
-    Years and months are refused: they have no fixed length.
+    Days, hours, minutes and seconds only, as the CRD's pattern: years and months have no fixed length.
     """
     match = _ISO_DURATION.fullmatch(value)
     if match is None or value == "P" or not any(match.groupdict().values()):

@@ -63,6 +63,8 @@ _SCHEMES_TEXT = {
 }
 
 _MALFORMED = "the Azure CLI refuses it"
+# user:password@ before the host, with or without a scheme (git@host:path has no password).
+_URL_PASSWORD = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.-]*://)?[^/@\s]*:[^/@\s]*@")
 
 
 def _shown(value: Any) -> str:
@@ -93,7 +95,9 @@ def cluster_scope(obj: dict[str, Any], namespace: str, settings: Settings) -> It
     if not is_fluxconfig(obj):
         return
     spec = obj.get("spec")
-    value = spec.get("scope") if isinstance(spec, dict) else None
+    if spec is not None and not isinstance(spec, dict):
+        return  # a malformed spec: the fluxconfig rule reports it
+    value = spec.get("scope") if spec else None
     if value not in (None, DEFAULT_SCOPE):
         return  # namespace, or a bad value the fluxconfig rule reports
     where = namespace or target_namespace(obj)
@@ -145,6 +149,16 @@ class _Checker:
                 (*at, "url"), f"{where} is {'missing' if value is None else _shown(value)}", f"set it to {allowed}"
             )
             return None
+        if _URL_PASSWORD.match(value):
+            # Never quoted: the value holds a secret (and the webhook logs its denials).
+            self.deny(
+                (*at, "url"),
+                f"{where} carries a password",
+                "remove it; keep the user in the spec (gitRepository.httpsUser) and the password in the Secret "
+                "named by spec.configurationProtectedSettingsRef.name",
+                "secrets never live in the spec",
+            )
+            return None
         kind = url_kind(value)
         ok = {"git": kind is not None, "http": kind in ("http", "https"), "oci": value.startswith("oci://")}
         if not ok[schemes] or (schemes == "oci" and value == "oci://"):
@@ -191,9 +205,10 @@ class _Checker:
             if len(made) > NAME_LIMIT:
                 self.deny(
                     ("metadata", "name"),
-                    f"Kustomization {made} (the default kustomization) is over {NAME_LIMIT} characters",
+                    # The name is in the object ref already: repeating it would cut the fix off.
+                    f"the default Kustomization <config>-{DEFAULT_KUSTOMIZATION} would be {len(made)} characters",
                     f"shorten metadata.name to at most {NAME_LIMIT - len(DEFAULT_KUSTOMIZATION) - 1} characters",
-                    "<config>-<kustomization> must be at most 63 characters",
+                    "names made from it are at most 63 characters",
                 )
 
     def scope(self, spec: dict[str, Any]) -> None:
@@ -406,10 +421,13 @@ class _Checker:
         return found
 
     def cycles(self, graph: dict[str, list[str]]) -> None:
-        """One finding per dependency cycle, named from its first kustomization in map order."""
+        """One finding per dependency cycle, told from its alphabetically first kustomization.
+
+        Not map order: the API server sorts map keys, so that order differs between a file and a review.
+        """
         state: dict[str, int] = {}  # 1: on the current path, 2: done
         reported: set[frozenset[str]] = set()
-        for start in graph:
+        for start in sorted(graph):
             if state.get(start):
                 continue
             path: list[str] = [start]
@@ -422,6 +440,8 @@ class _Checker:
                     stack.pop()
                 elif state.get(nxt) == 1:
                     loop = path[path.index(nxt) :]
+                    first = loop.index(min(loop))
+                    loop = loop[first:] + loop[:first]
                     if frozenset(loop) not in reported:
                         reported.add(frozenset(loop))
                         steps = ("spec", "kustomizations", loop[0], "dependsOn")
@@ -442,7 +462,7 @@ class _Checker:
             self.deny(
                 ("spec", "reconciliationWaitDuration"),
                 f"spec.reconciliationWaitDuration is {_shown(value)}",
-                "use an ISO-8601 duration in weeks, days, hours, minutes or seconds, such as PT10M",
+                "use an ISO-8601 duration in days, hours, minutes and seconds, such as PT10M",
             )
 
 
@@ -452,18 +472,25 @@ def fluxconfig(obj: dict[str, Any], namespace: str, settings: Settings) -> Itera
         yield from _Checker(obj, namespace).check()
 
 
-def fluxconfig_update(obj: dict[str, Any], old: dict[str, Any], namespace: str) -> Iterator[Finding]:
-    """``spec.scope`` and ``spec.namespace`` are immutable (as in Azure); a stored bad value may be fixed."""
+def fluxconfig_update(
+    obj: dict[str, Any], old: dict[str, Any], namespace: str, settings: Settings
+) -> Iterator[Finding]:
+    """``spec.scope`` and ``spec.namespace`` are immutable (as in Azure); a stored bad value may be fixed.
+
+    Bad stored values: a scope that is not cluster or namespace, scope cluster where ``cluster-scope``
+    refuses it (narrowing it to namespace is allowed), a namespace other than the object's.
+    """
     if not (is_fluxconfig(obj) and is_fluxconfig(old)):
         return
     was_scope, scope = scope_of(old), scope_of(obj)
-    if was_scope in SCOPES and scope != was_scope:
+    refused = was_scope == DEFAULT_SCOPE and scope == "namespace" and not cluster_scope_allowed(settings, namespace)
+    if was_scope in SCOPES and scope != was_scope and not refused:
         yield _deny(
             FLUXCONFIG_RULE,
             obj,
             namespace,
             ("spec", "scope"),
-            detail=f"spec.scope changed from {was_scope} to {_shown(scope)}",
+            detail=f"spec.scope changed from '{was_scope}' to {_shown(scope)}",
             fix=f"keep {was_scope}, or delete the FluxConfig and create it anew",
             reason="spec.scope is immutable",
         )
@@ -474,7 +501,7 @@ def fluxconfig_update(obj: dict[str, Any], old: dict[str, Any], namespace: str) 
             obj,
             namespace,
             ("spec", "namespace"),
-            detail=f"spec.namespace changed from {was_target} to {_shown(target)}",
+            detail=f"spec.namespace changed from '{was_target}' to {_shown(target)}",
             fix=f"keep {was_target}, or delete the FluxConfig and create it in the other namespace",
             reason="spec.namespace is immutable",
         )

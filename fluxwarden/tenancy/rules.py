@@ -189,7 +189,7 @@ def evaluate(
     ns = object_namespace(obj, namespace)
     findings = [finding for rule in RULES for finding in rule(obj, ns, settings)]
     if old is not None:
-        findings.extend(fluxconfig_update(obj, old, ns))
+        findings.extend(fluxconfig_update(obj, old, ns, settings))
     if is_exempt(settings, ns, requester):
         findings = [f for f in findings if not f.denies or f.rule in NEVER_EXEMPT_RULES]
     return findings

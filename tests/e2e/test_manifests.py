@@ -7,6 +7,7 @@ from the Deployments' pod templates), pick exactly the pods they are meant to.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -292,3 +293,20 @@ def test_everything_is_accepted_by_the_api_server(
     result = kubectl("apply", "--server-side", "--dry-run=server", "--force-conflicts", "-k", str(ROOT / path))
     for line in expected:
         assert line in result.stdout
+
+
+def test_the_fluxconfig_example_is_accepted_as_written(
+    fluxconfig_crd: str, kubectl: Kubectl, admin_api: client.ApiClient
+) -> None:
+    """examples/fluxconfig (the Azure tutorial) against the shipped CRD: nothing pruned, Azure's defaults added."""
+    ensure_namespace(admin_api, "cluster-config")  # a dry run makes no namespace
+    result = kubectl(
+        "apply", "--server-side", "--dry-run=server", "-o", "json", "-k", str(ROOT / "examples/fluxconfig")
+    )
+    (stored,) = [o for o in json.loads(result.stdout)["items"] if o["kind"] == "FluxConfig"]
+    written = next(o for o in built(kubectl, "examples/fluxconfig") if o["kind"] == "FluxConfig")
+    assert stored["spec"]["kustomizations"]["apps"] == {**written["spec"]["kustomizations"]["apps"], "force": False,
+                                                        "wait": True, "timeoutInSeconds": 600,
+                                                        "syncIntervalInSeconds": 600}  # fmt: skip
+    assert stored["spec"]["gitRepository"]["url"] == written["spec"]["gitRepository"]["url"]
+    assert (stored["metadata"]["name"], stored["spec"]["scope"]) == ("cluster-config", "cluster")

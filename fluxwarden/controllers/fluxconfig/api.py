@@ -7,7 +7,6 @@ themselves live in ``fluxwarden.tenancy`` and are applied before this view is re
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -16,6 +15,7 @@ from fluxwarden.controllers.runtime.kube import Resource
 from fluxwarden.controllers.runtime.spec import mapping
 from fluxwarden.controllers.runtime.unsupported import Rule, Table
 from fluxwarden.tenancy import Settings
+from fluxwarden.tenancy.fluxconfig import iso_duration_seconds
 from fluxwarden.tenancy.kinds import FLUXCONFIG, HELM, KUSTOMIZE, SOURCE
 
 FLUX_CONFIG = Resource(FLUXCONFIG, "v1beta1", "fluxconfigs", "FluxConfig")
@@ -117,16 +117,12 @@ def _kustomizations(spec: dict[str, Any]) -> tuple[KustomizationDef, ...]:
     return tuple(found)
 
 
-_ISO_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
-
-
 def iso_duration(text: str, where: str) -> float:
     """Seconds in an ISO-8601 duration (``PT1H``, ``P1DT30M``), as ARM's reconciliationWaitDuration."""
-    match = _ISO_DURATION.match(text.strip())
-    if not match or text.strip() in ("P", "PT"):
+    found = iso_duration_seconds(text.strip())
+    if found is None:
         raise Stalling("InvalidSpec", f"{where}: {text!r} is not an ISO-8601 duration; use e.g. PT10M or PT1H")
-    days, hours, minutes, secs = (int(g or 0) for g in match.groups())
-    return float(((days * 24 + hours) * 60 + minutes) * 60 + secs)
+    return found
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,16 @@ import hashlib
 import json
 from typing import Any
 
-from fluxwarden.controllers.fluxconfig.api import DIGEST_ANNOTATION, FIELD_MANAGER
+from fluxwarden.controllers.fluxconfig.api import (
+    DIGEST_ANNOTATION,
+    FIELD_MANAGER,
+    MANAGED_LABEL,
+    NAME_LABEL,
+    NAMESPACE_LABEL,
+)
+from fluxwarden.controllers.runtime.errors import Stalling
 from fluxwarden.controllers.runtime.kube import APPLY_PATCH, Kube, NotFound
+from fluxwarden.controllers.runtime.spec import mapping
 
 _PLURALS = {
     "ServiceAccount": "serviceaccounts",
@@ -68,10 +76,23 @@ def _unchanged(live: dict[str, Any], stamped: dict[str, Any]) -> bool:
     return holds(live, wanted)
 
 
+def _ours(live: dict[str, Any], body: dict[str, Any]) -> bool:
+    """``live`` carries the ownership labels ``body`` sets: never take over a user's object of the same name."""
+    have = mapping(mapping(live.get("metadata")).get("labels"))
+    wanted = mapping(body["metadata"].get("labels"))
+    return all(have.get(k) == wanted[k] for k in (MANAGED_LABEL, NAME_LABEL, NAMESPACE_LABEL) if k in wanted)
+
+
 def apply(kube: Kube, body: dict[str, Any], live: dict[str, Any] | None = None) -> dict[str, Any]:
     """Server-side apply ``body`` unless ``live`` (read by the caller, or now) already matches; the object after."""
     if live is None:
         live = get(kube, body)
+    if live is not None and not _ours(live, body):
+        raise Stalling(
+            "AlreadyExists",
+            f"{display(body)} exists and was not made by this FluxConfig; rename the FluxConfig (or the "
+            "kustomization entry), or remove that object",
+        )
     stamped = copy.deepcopy(body)
     if body["kind"] != "Secret":  # a Secret's digest would be a hash of its values: compare the data instead
         stamped["metadata"].setdefault("annotations", {})[DIGEST_ANNOTATION] = digest(body)

@@ -18,8 +18,18 @@ PENDING = "Pending"
 SUSPENDED = "Suspended"
 UNKNOWN = "Unknown"
 
-# Ready=False reasons that mean "on its way", not a failure.
-PENDING_REASONS = frozenset({"DependencyNotReady", "Progressing", "ProgressingWithRetry", "ArtifactFailed"})
+# Ready=False reasons that mean "on its way", not a failure: a dependency, a source or a chart not
+# ready yet (``SourceNotReady`` is fluxwarden's helm controller, ``HelmChartNotReady`` Flux's).
+PENDING_REASONS = frozenset(
+    {
+        "DependencyNotReady",
+        "Progressing",
+        "ProgressingWithRetry",
+        "ArtifactFailed",
+        "SourceNotReady",
+        "HelmChartNotReady",
+    }
+)
 
 
 @dataclass(frozen=True)

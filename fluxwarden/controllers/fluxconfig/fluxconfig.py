@@ -35,6 +35,7 @@ from fluxwarden.controllers.fluxconfig.watches import (
     KUSTOMIZE_NAME,
     KUSTOMIZE_NAMESPACE,
     flux_object_watch,
+    protected_settings_watch,
     source_watches,
 )
 from fluxwarden.controllers.runtime.conditions import now_rfc3339
@@ -43,7 +44,7 @@ from fluxwarden.controllers.runtime.errors import Failure, ReconcileError, Stall
 from fluxwarden.controllers.runtime.kube import Kube, KubeError, NotFound
 from fluxwarden.controllers.runtime.prologue import interval_of, jittered
 from fluxwarden.controllers.runtime.spec import mapping
-from fluxwarden.tenancy import evaluate
+from fluxwarden.tenancy import CLUSTER_SCOPE_RULE, evaluate
 from fluxwarden.tenancy.fluxconfig import cluster_scope_allowed
 
 ARM_FIELDS = ("complianceState", "statuses", "repositoryPublicKey", "sourceSyncedCommitId", "sourceUpdatedAt",
@@ -79,7 +80,12 @@ class FluxConfigReconciler:
     def __init__(self, kube: Kube, options: FluxConfigOptions) -> None:
         self.options = options
         self.applier = options.settings.applier
-        self.watches = [*source_watches(), flux_object_watch(KUSTOMIZATION), flux_object_watch(HELM_RELEASE)]
+        self.watches = [
+            *source_watches(),
+            flux_object_watch(KUSTOMIZATION),
+            flux_object_watch(HELM_RELEASE),
+            protected_settings_watch(),
+        ]
 
     # -- reconcile ---------------------------------------------------------------------------------
 
@@ -107,12 +113,11 @@ class FluxConfigReconciler:
     def _tenancy(self, ctx: Context, obj: dict[str, Any]) -> FluxConfigSpec:
         """The same rules as the webhook, since a cluster may run without it."""
         denials = [f for f in evaluate(obj, self.options.settings) if f.denies]
+        if refused := [f for f in denials if f.rule == CLUSTER_SCOPE_RULE]:
+            self._revoke_cluster_admin(ctx, str(obj["metadata"]["namespace"]))
+            raise Stalling("AccessDenied", refused[0].message)
         if denials:
-            finding = denials[0]
-            if finding.rule == "cluster-scope":
-                self._revoke_cluster_admin(ctx, str(obj["metadata"]["namespace"]))
-                raise Stalling("AccessDenied", finding.message)
-            raise Stalling("InvalidSpec", finding.message)
+            raise Stalling("InvalidSpec", denials[0].message)
         spec = FluxConfigSpec.of(obj)
         if spec.namespace != obj["metadata"]["namespace"]:
             raise Stalling("InvalidSpec", f"spec.namespace {spec.namespace!r}: must equal metadata.namespace")
@@ -252,14 +257,14 @@ class FluxConfigReconciler:
                 status.pop(key)
         self._provisioning(obj, spec, result.state, result.first_failure or result.first_pending)
         later = jittered(interval_of(obj))
+        if status.get("provisioningState") == "Creating":  # come back when the wait runs out
+            later = min(later, max(1.0, spec.wait_duration - _age(obj)))
         if result.state == COMPLIANT:
             return Success(f"Compliant: {len(observed)} objects ready at revision {revision}")
         if result.state == SUSPENDED:
             return Waiting("Suspended", "suspended: the source and Kustomizations are suspended", later)
         if result.state == NON_COMPLIANT:
             return Waiting("NonCompliant", f"Non-Compliant: {result.first_failure}", later)
-        if status.get("provisioningState") == "Creating":
-            later = min(later, max(1.0, spec.wait_duration - _age(obj)))
         return Waiting("Progressing", f"Pending: {result.first_pending or 'waiting for the objects it made'}", later)
 
     def _provisioning(self, obj: dict[str, Any], spec: FluxConfigSpec, state: str, detail: str | None) -> None:

@@ -15,6 +15,8 @@ from fluxwarden.controllers.runtime.controller import Key, Watch
 from fluxwarden.controllers.runtime.kube import Resource
 from fluxwarden.controllers.runtime.spec import mapping
 
+SECRETS = Resource("", "v1", "secrets", "Secret")
+WATCH_LABEL = "reconcile.fluxcd.io/watch"  # Flux's opt-in for Secrets whose changes reconcile their users
 KUSTOMIZE_NAME = "kustomize.toolkit.fluxcd.io/name"
 KUSTOMIZE_NAMESPACE = "kustomize.toolkit.fluxcd.io/namespace"
 
@@ -80,3 +82,21 @@ def source_watches() -> list[Watch]:
 
 def flux_object_watch(resource: Resource) -> Watch:
     return Watch(resource, _flux_object_mapper)
+
+
+def _protected_settings_mapper(new: dict[str, Any], old: dict[str, Any] | None, own: list[dict[str, Any]]) -> list[Key]:
+    """FluxConfigs whose protected-settings Secret changed (metadata only: no Secret data in memory)."""
+    meta = mapping(new.get("metadata"))
+    if old is not None and meta.get("resourceVersion") == mapping(old.get("metadata")).get("resourceVersion"):
+        return []
+    return [
+        (str(c["metadata"]["namespace"]), str(c["metadata"]["name"]))
+        for c in own
+        if c["metadata"].get("namespace") == meta.get("namespace")
+        and mapping(mapping(c.get("spec")).get("configurationProtectedSettingsRef")).get("name") == meta.get("name")
+    ]
+
+
+def protected_settings_watch() -> Watch:
+    """Secrets labelled ``reconcile.fluxcd.io/watch: Enabled`` (``create fluxconfig`` labels its own)."""
+    return Watch(SECRETS, _protected_settings_mapper, f"{WATCH_LABEL}=Enabled", metadata_only=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fluxwarden.controllers.fluxconfig.api import KUSTOMIZATION
-from fluxwarden.controllers.fluxconfig.watches import flux_object_watch, source_watches
+from fluxwarden.controllers.fluxconfig.watches import flux_object_watch, protected_settings_watch, source_watches
 
 CONFIG = {
     "metadata": {"name": "cc", "namespace": "cluster-config"},
@@ -40,3 +40,16 @@ def test_applied_objects_map_through_their_kustomization() -> None:
     other = {"kustomize.toolkit.fluxcd.io/name": "cc-db", "kustomize.toolkit.fluxcd.io/namespace": "cluster-config"}
     assert mapper(obj(other, {"x": 1}), None, [CONFIG]) == []
     assert mapper(obj({}, {"x": 1}), None, [CONFIG]) == []
+
+
+def test_a_changed_protected_settings_secret_wakes_the_configs_that_name_it() -> None:
+    mapper = protected_settings_watch().mapper
+    config = {
+        "metadata": {"name": "cc", "namespace": "ns"},
+        "spec": {"configurationProtectedSettingsRef": {"name": "p"}},
+    }
+    secret = {"metadata": {"name": "p", "namespace": "ns", "resourceVersion": "2"}}
+    assert mapper(secret, {"metadata": {"resourceVersion": "1"}}, [config]) == [("ns", "cc")]
+    assert mapper(secret, {"metadata": {"resourceVersion": "2"}}, [config]) == []
+    assert mapper({"metadata": {"name": "q", "namespace": "ns", "resourceVersion": "3"}}, None, [config]) == []
+    assert protected_settings_watch().metadata_only
