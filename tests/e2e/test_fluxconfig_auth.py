@@ -176,14 +176,28 @@ def test_an_ssh_url_without_a_key_gets_an_rsa_key_that_survives_restart_and_edit
     assert last is not None and (last.metadata.uid, last.data) == (before.metadata.uid, before.data)
 
 
-def test_the_key_type_is_configurable(
-    controllers: ControllerSets, ssh_server: SshGitServer, admin_api: client.ApiClient, namespace: str
+@pytest.mark.parametrize(
+    ("algorithm", "prefix"), [("ed25519", "ssh-ed25519 "), ("ecdsa", "ecdsa-sha2-nistp384 ")], ids=["ed25519", "ecdsa"]
+)
+def test_the_key_type_is_configurable_and_sshd_takes_it(
+    controllers: ControllerSets,
+    ssh_server: SshGitServer,
+    admin_api: client.ApiClient,
+    namespace: str,
+    tmp_path: Path,
+    algorithm: str,
+    prefix: str,
 ) -> None:
-    controllers.run(namespace, ssh_key_algorithm="ed25519")
+    controllers.run(namespace, ssh_key_algorithm=algorithm)
     configs = FluxConfigs(admin_api, namespace)
-    configs.create("edkey", spec_for(ssh_server.url("none"), sshKnownHosts=b64(ssh_server.known_hosts)))
-    done = configs.wait("edkey", lambda o: bool((o.get("status") or {}).get("repositoryPublicKey")), "a key")
-    assert done["status"]["repositoryPublicKey"].startswith("ssh-ed25519 "), done["status"]["repositoryPublicKey"]
+    url, sha = publish(ssh_server, tmp_path, namespace)
+    configs.create("typed", spec_for(url, sshKnownHosts=b64(ssh_server.known_hosts)))
+    done = configs.wait("typed", lambda o: bool((o.get("status") or {}).get("repositoryPublicKey")), "a key")
+    public = done["status"]["repositoryPublicKey"]
+    assert public.startswith(prefix), public
+    assert public_of(configs.secret_data("typed-auth")["identity"], tmp_path) == key_part(public)
+    ssh_server.authorize(public)
+    configs.compliant("typed", sha)
 
 
 def test_a_git_at_url_becomes_an_ssh_url_with_a_generated_key(
@@ -360,3 +374,36 @@ def test_a_missing_protected_settings_secret_is_named_and_its_arrival_heals(
     done = configs.compliant("early", sha)  # a failed reconcile is retried: no request needed
     assert done["status"]["provisioningState"] == "Succeeded" and not done["status"].get("errorMessage")
     assert configs.secret_data("early-auth")["password"] == PASSWORD.encode()
+
+
+def test_a_corrected_protected_settings_secret_is_picked_up_when_it_asks_to_be_watched(
+    controllers: ControllerSets,
+    https_server: GitHttpServer,
+    authority: PrivateCA,
+    admin_api: client.ApiClient,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    controllers.run(namespace)
+    configs = FluxConfigs(admin_api, namespace)
+    url, sha = publish(https_server, tmp_path, namespace)
+    configs.core.create_namespaced_secret(
+        namespace,
+        {
+            "metadata": {"name": "rotating", "labels": {"reconcile.fluxcd.io/watch": "Enabled"}},
+            "stringData": {"httpsKey": "not-the-password"},
+        },
+    )
+    configs.create(
+        "rotated",
+        {
+            **spec_for(url, httpsUser=USER, httpsCACert=b64(authority.ca_pem)),
+            "configurationProtectedSettingsRef": {"name": "rotating"},
+        },
+    )
+    configs.state("rotated", "Non-Compliant")
+    assert configs.secret_data("rotated-auth")["password"] == b"not-the-password"
+
+    configs.core.patch_namespaced_secret("rotating", namespace, {"stringData": {"httpsKey": PASSWORD}})
+    configs.compliant("rotated", sha, timeout=60)  # no reconcile request: the Secret's change is watched
+    assert configs.secret_data("rotated-auth")["password"] == PASSWORD.encode()
