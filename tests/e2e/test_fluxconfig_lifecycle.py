@@ -23,6 +23,7 @@ from tests.support.fluxconfig import (
     APPLIER,
     FINALIZER,
     FLUX_CONFIG,
+    MANAGED,
     USE_MANAGED_SOURCE,
     ControllerSets,
     FluxConfigs,
@@ -414,3 +415,43 @@ def test_a_hand_edit_or_deletion_of_a_child_is_repaired(
     assert remade is not None and remade["spec"]["path"] == "./app"
     configs.compliant("steady", sha)
     assert configs.configmaps() == {"app": {"value": "1"}}
+
+
+def test_a_users_objects_of_the_same_name_are_never_taken_over_or_deleted(
+    controllers: ControllerSets, git_server: GitHttpServer, admin_api: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    controllers.run(namespace)
+    configs = FluxConfigs(admin_api, namespace)
+    repo = Repo(git_server, tmp_path)
+    sha = repo.push({"app/cm.yaml": configmap("app", "1", namespace)})
+    # The platform made flux-applier itself; a user made a GitRepository called "taken".
+    platform_account = configs.core.create_namespaced_service_account(namespace, {"metadata": {"name": APPLIER}})
+    users = configs.custom.create_namespaced_custom_object(
+        GIT_REPOSITORY.group, GIT_REPOSITORY.version, namespace, GIT_REPOSITORY.plural,
+        {"apiVersion": GIT_REPOSITORY.api_version, "kind": "GitRepository", "metadata": {"name": "taken"},
+         "spec": {"url": repo.url, "interval": "10m", "ref": {"branch": "main"}}},
+    )  # fmt: skip
+    spec = {"scope": "namespace", "gitRepository": git(repo.url), "kustomizations": {"app": fast("./app")}}
+    configs.create("taken", spec)
+    configs.create("fine", spec)
+
+    stalled = configs.stalled("taken")
+    message = condition(stalled, "Stalled")["message"]
+    assert f"GitRepository {namespace}/taken" in message and "\n" not in message, message
+    configs.compliant("fine", sha)
+    assert configs.kustomizations().keys() == {"fine-app"}, "the stalled config made no Kustomization"
+    live = configs.git_repository("taken")
+    assert live is not None and live["metadata"]["generation"] == users["metadata"]["generation"], "spec untouched"
+    assert live["spec"] == users["spec"] and MANAGED not in (live["metadata"].get("labels") or {})
+    account = configs.service_account()
+    assert account is not None and account.metadata.uid == platform_account.metadata.uid
+    assert MANAGED not in (account.metadata.labels or {}), "the platform's applier is left as it is"
+
+    for name in ("taken", "fine"):
+        configs.delete(name)
+        configs.gone(FLUX_CONFIG, name)
+    kept = configs.git_repository("taken")
+    assert kept is not None and kept["metadata"]["uid"] == users["metadata"]["uid"], "the user's object stays"
+    left = configs.service_account()
+    assert left is not None and left.metadata.uid == platform_account.metadata.uid, "the platform's applier stays"
+    assert configs.git_repository("fine") is None
