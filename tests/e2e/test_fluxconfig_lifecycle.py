@@ -455,3 +455,60 @@ def test_a_users_objects_of_the_same_name_are_never_taken_over_or_deleted(
     left = configs.service_account()
     assert left is not None and left.metadata.uid == platform_account.metadata.uid, "the platform's applier stays"
     assert configs.git_repository("fine") is None
+
+
+def test_a_kustomization_applied_by_one_it_made_counts_toward_compliance(
+    controllers: ControllerSets, git_server: GitHttpServer, admin_api: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    controllers.run(namespace)
+    configs = FluxConfigs(admin_api, namespace)
+    repo = Repo(git_server, tmp_path)
+
+    def nested(path: str) -> str:
+        return f"""\
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata:
+  name: nested
+  namespace: {namespace}
+spec:
+  interval: 10m
+  retryInterval: 2s
+  path: {path}
+  prune: true
+  sourceRef:
+    kind: GitRepository
+    name: parent
+"""
+
+    sha = repo.push({"clusters/nested.yaml": nested("./apps"), "apps/cm.yaml": configmap("leaf", "1", namespace)})
+    configs.create(
+        "parent",
+        {
+            "scope": "namespace",
+            "gitRepository": git(repo.url),
+            "kustomizations": {"clusters": fast("./clusters", timeoutInSeconds=10)},
+        },
+    )
+    done = configs.compliant("parent", sha)
+    entry = entry_status(done, "Kustomization", "nested")
+    assert entry.get("appliedBy") == {"name": "parent-clusters", "namespace": namespace}, done["status"]["statuses"]
+    assert entry.get("complianceState") == "Compliant"
+    assert configs.configmaps() == {"leaf": {"value": "1"}}
+
+    # The nested one fails: the FluxConfig is Non-Compliant, and its statuses[] entry says why.
+    broken = repo.push({"clusters/nested.yaml": nested("./missing")})
+    failed = configs.wait(
+        "parent",
+        lambda o: (
+            entry_status(o, "Kustomization", "nested").get("complianceState") == "Non-Compliant"
+            and o["status"].get("sourceSyncedCommitId") == f"main@sha1:{broken}"
+        ),
+        "the nested Kustomization Non-Compliant",
+    )
+    assert failed["status"]["complianceState"] == "Non-Compliant"
+    messages = [c.get("message", "") for c in entry_status(failed, "Kustomization", "nested")["statusConditions"]]
+    assert any("./missing" in m for m in messages), messages
+    # wait: true makes parent-clusters wait (timeoutInSeconds) on the failing one before it applies the fix
+    fixed = repo.push({"clusters/nested.yaml": nested("./apps")})
+    configs.compliant("parent", fixed)
