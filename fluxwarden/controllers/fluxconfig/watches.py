@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fluxwarden.controllers.fluxconfig.api import (
-    DEFAULT_KUSTOMIZATION,
-    MANAGED_LABEL,
-    NAME_LABEL,
-    NAMESPACE_LABEL,
-    SOURCES,
-)
+from fluxwarden.controllers.fluxconfig.api import MANAGED_LABEL, NAME_LABEL, NAMESPACE_LABEL, SOURCES
+from fluxwarden.controllers.fluxconfig.objects import kustomization_name
 from fluxwarden.controllers.runtime.controller import Key, Watch
 from fluxwarden.controllers.runtime.kube import Resource
 from fluxwarden.controllers.runtime.spec import mapping
+from fluxwarden.tenancy.fluxconfig import DEFAULT_KUSTOMIZATION
 
 SECRETS = Resource("", "v1", "secrets", "Secret")
 WATCH_LABEL = "reconcile.fluxcd.io/watch"  # Flux's opt-in for Secrets whose changes reconcile their users
@@ -51,7 +47,7 @@ def _makes(config: dict[str, Any], namespace: str, name: str) -> bool:
     if meta.get("namespace") != namespace:
         return False
     entries = mapping(mapping(config.get("spec")).get("kustomizations")) or {DEFAULT_KUSTOMIZATION: {}}
-    return any(f"{meta.get('name')}-{entry}" == name for entry in entries)
+    return any(kustomization_name(str(meta.get("name")), str(entry)) == name for entry in entries)
 
 
 def _source_mapper(new: dict[str, Any], old: dict[str, Any] | None, own: list[dict[str, Any]]) -> list[Key]:
@@ -100,3 +96,28 @@ def _protected_settings_mapper(new: dict[str, Any], old: dict[str, Any] | None, 
 def protected_settings_watch() -> Watch:
     """Secrets labelled ``reconcile.fluxcd.io/watch: Enabled`` (``create fluxconfig`` labels its own)."""
     return Watch(SECRETS, _protected_settings_mapper, f"{WATCH_LABEL}=Enabled", metadata_only=True)
+
+
+_SHARED = (
+    Resource("", "v1", "serviceaccounts", "ServiceAccount"),
+    Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
+    Resource("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding"),
+)
+
+
+def _identity_mapper(new: dict[str, Any], old: dict[str, Any] | None, own: list[dict[str, Any]]) -> list[Key]:
+    """Every FluxConfig of the namespace the applier serves (a binding deleted by hand comes back)."""
+    meta = mapping(new.get("metadata"))
+    if old is not None and meta.get("resourceVersion") == mapping(old.get("metadata")).get("resourceVersion"):
+        return []
+    namespace = _labels(new).get(NAMESPACE_LABEL)
+    return [
+        (str(c["metadata"]["namespace"]), str(c["metadata"]["name"]))
+        for c in own
+        if c["metadata"].get("namespace") == namespace
+    ]
+
+
+def identity_watches() -> list[Watch]:
+    """The applier and its bindings, which the FluxConfigs of a namespace share (metadata only)."""
+    return [Watch(res, _identity_mapper, f"{MANAGED_LABEL}=true", metadata_only=True) for res in _SHARED]

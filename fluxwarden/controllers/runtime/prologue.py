@@ -128,13 +128,22 @@ def run_once(controller: Controller, runtime: Runtime, namespace: str, name: str
 
 
 def _cleanup_failed(runtime: Runtime, ctx: Context, obj: dict[str, Any], error: ReconcileError) -> Requeue:
+    """A cleanup that failed (retried with backoff), or that waits for something (polled at its pace)."""
     meta = obj["metadata"]
     status = copy.deepcopy(obj.get("status") or {})
+    before = conditions.get(status, conditions.READY) or {}
     conditions.summarize(status, "retrying", error.reason, error.message, meta.get("generation"))
-    ctx.log.warning("cleanup of %s/%s failed: %s", meta.get("namespace"), meta["name"], error.message)
-    runtime.events.record(obj, WARNING, error.reason, error.message, {})
+    waiting = isinstance(error, Waiting)
+    requeue = Requeue(error.after) if isinstance(error, Waiting) else Requeue(backoff=True)
+    if waiting and before.get("message") == error.message and before.get("status") == "False":
+        return requeue  # said already: no second event or write
+    if waiting:
+        ctx.log.info("cleanup of %s/%s: %s", meta.get("namespace"), meta["name"], error.message)
+    else:
+        ctx.log.warning("cleanup of %s/%s failed: %s", meta.get("namespace"), meta["name"], error.message)
+    runtime.events.record(obj, NORMAL if waiting else WARNING, error.reason, error.message, {})
     ctx.progress(obj, {"conditions": status["conditions"]})  # best effort: the retry tells the rest
-    return Requeue(backoff=True)
+    return requeue
 
 
 def _unsupported(controller: Controller, obj: dict[str, Any]) -> unsupported.Finding | None:
