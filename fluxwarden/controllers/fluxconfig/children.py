@@ -95,10 +95,9 @@ def ours(live: dict[str, Any], body: dict[str, Any]) -> bool:
     return all(have.get(k) == wanted[k] for k in (MANAGED_LABEL, NAME_LABEL, NAMESPACE_LABEL) if k in wanted)
 
 
-def apply(kube: Kube, body: dict[str, Any], live: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Server-side apply ``body`` unless ``live`` (read by the caller, or now) already matches; the object after."""
-    if live is None:
-        live = get(kube, body)
+def apply(kube: Kube, body: dict[str, Any], live: dict[str, Any] | None) -> dict[str, Any]:
+    """Server-side apply ``body`` unless ``live`` (as the caller read it; None: absent) already matches;
+    the object after."""
     if live is not None and not ours(live, body):
         raise Waiting(
             "AlreadyExists", f"{display(body)} exists and was not made by this FluxConfig; {_hint(body)}", TAKEN_RETRY

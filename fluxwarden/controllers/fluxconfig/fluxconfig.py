@@ -32,14 +32,8 @@ from fluxwarden.controllers.fluxconfig.auth import credentials
 from fluxwarden.controllers.fluxconfig.compliance import COMPLIANT, NON_COMPLIANT, SUSPENDED, Observed, assess
 from fluxwarden.controllers.fluxconfig.identity import Identity
 from fluxwarden.controllers.fluxconfig.provisioning import provisioning
-from fluxwarden.controllers.fluxconfig.watches import (
-    KUSTOMIZE_NAME,
-    KUSTOMIZE_NAMESPACE,
-    flux_object_watch,
-    identity_watches,
-    protected_settings_watch,
-    source_watches,
-)
+from fluxwarden.controllers.fluxconfig.reader import Reader
+from fluxwarden.controllers.fluxconfig.watches import KUSTOMIZE_NAME, KUSTOMIZE_NAMESPACE, Watches
 from fluxwarden.controllers.runtime import unsupported
 from fluxwarden.controllers.runtime.conditions import now_rfc3339
 from fluxwarden.controllers.runtime.controller import Context, Success
@@ -82,13 +76,8 @@ class FluxConfigReconciler:
         self.options = options
         self.applier = options.settings.applier
         self.identity = Identity(options.settings)
-        self.watches = [
-            *source_watches(),
-            flux_object_watch(KUSTOMIZATION),
-            flux_object_watch(HELM_RELEASE),
-            protected_settings_watch(),
-            *identity_watches(),
-        ]
+        self.declared = Watches()
+        self.watches = self.declared.all()
         # The webhook may run with other settings, or not at all: say what this process allows.
         logger.info(
             "fluxconfig: scope cluster allowed in namespaces %s; applier %s",
@@ -101,13 +90,14 @@ class FluxConfigReconciler:
     def reconcile(self, ctx: Context, obj: dict[str, Any]) -> Success:
         status = obj["status"]
         before = {k: status.get(k) for k in ARM_FIELDS}
+        reader = Reader(ctx, self.declared)
         try:
-            spec = self._tenancy(ctx, obj)
-            note = self._identity(ctx, spec)
-            secret, public_key = self._credentials(ctx, obj, spec)
-            source = self._source(ctx, obj, spec, secret)
-            made = self._kustomizations(ctx, obj, spec)
-            outcome = self._compliance(ctx, obj, spec, before, source, made, public_key, note)
+            spec = self._tenancy(reader, obj)
+            note = self._identity(reader, spec)
+            secret, public_key = self._credentials(reader, obj, spec)
+            source = self._source(reader, obj, spec, secret)
+            made = self._kustomizations(reader, obj, spec)
+            outcome = self._compliance(reader, obj, spec, before, source, made, public_key, note)
         except (ReconcileError, KubeError) as exc:
             self._failed(status, exc)
             raise
@@ -126,11 +116,11 @@ class FluxConfigReconciler:
             return
         status["errorMessage"] = error.message if isinstance(error, ReconcileError) else str(error)
 
-    def _tenancy(self, ctx: Context, obj: dict[str, Any]) -> FluxConfigSpec:
+    def _tenancy(self, reader: Reader, obj: dict[str, Any]) -> FluxConfigSpec:
         """The same rules as the webhook, since a cluster may run without it."""
         denials = [f for f in evaluate(obj, self.options.settings) if f.denies]
         if refused := [f for f in denials if f.rule == CLUSTER_SCOPE_RULE]:
-            self.identity.revoke_cluster_admin(ctx.kube, str(obj["metadata"]["namespace"]))
+            self.identity.revoke_cluster_admin(reader, str(obj["metadata"]["namespace"]))
             raise Stalling("AccessDenied", refused[0].message)
         if denials:
             raise Stalling("InvalidSpec", denials[0].message)
@@ -141,14 +131,15 @@ class FluxConfigReconciler:
             raise Stalling("InvalidSpec", f"spec.namespace {spec.namespace!r}: must equal metadata.namespace")
         return spec
 
-    def _identity(self, ctx: Context, spec: FluxConfigSpec) -> str | None:
+    def _identity(self, reader: Reader, spec: FluxConfigSpec) -> str | None:
         try:
-            return self.identity.ensure(ctx.kube, spec.namespace, spec.scope)
+            return self.identity.ensure(reader, spec.namespace, spec.scope)
         except KubeError as exc:
             raise Failure("RBACFailed", f"could not bind {self.applier} in {spec.namespace}: {exc}") from None
 
-    def _credentials(self, ctx: Context, obj: dict[str, Any], spec: FluxConfigSpec) -> tuple[str | None, str | None]:
+    def _credentials(self, reader: Reader, obj: dict[str, Any], spec: FluxConfigSpec) -> tuple[str | None, str | None]:
         """The Secret the source uses (ours, or localAuthRef) and the repository's public key."""
+        ctx = reader.ctx
         local = spec.source.get("localAuthRef")
         protected: dict[str, bytes] = {}
         if spec.protected_settings and not local:
@@ -163,7 +154,15 @@ class FluxConfigReconciler:
         found = credentials(spec, protected)
         owner = objects.owner_reference(obj)
         body = objects.auth_secret(spec, owner, {}, generated=False)
-        live = children.get(ctx.kube, body)
+        if not found.data and not found.needs_key:  # nothing to store: only a Secret of ours left over goes
+            if (
+                reader.exists(body) is not False
+                and (live := children.get(ctx.kube, body))
+                and children.ours(live, body)
+            ):
+                children.delete(ctx.kube, body)
+            return (str(local) if local else None), None
+        live = children.get(ctx.kube, body)  # the data is compared, and a cache holds no Secret data
         data = dict(found.data)
         if found.needs_key:
             data.update(
@@ -172,35 +171,30 @@ class FluxConfigReconciler:
         public = None
         if identity := data.get("identity"):
             public = data["identity.pub"].decode() if "identity.pub" in data else keys.public_of(identity)
-        if not data:
-            if live is not None and children.ours(live, body):
-                children.delete(ctx.kube, body)
-            return (str(local) if local else None), public
         children.apply(ctx.kube, objects.auth_secret(spec, owner, data, found.needs_key), live)
         return body["metadata"]["name"], public
 
-    def _source(self, ctx: Context, obj: dict[str, Any], spec: FluxConfigSpec, secret: str | None) -> dict[str, Any]:
+    def _source(self, reader: Reader, obj: dict[str, Any], spec: FluxConfigSpec, secret: str | None) -> dict[str, Any]:
         body = objects.source(spec, objects.owner_reference(obj), secret)
-        selector = _selector(spec.name, spec.namespace)
         for kind, res in SOURCES.items():  # sourceKind changed: the source of the old kind goes
             if kind != body["kind"]:
-                for stale in children.listed(ctx.kube, res.api_version, kind, spec.namespace, selector):
-                    children.delete(ctx.kube, stale)
-        return children.apply(ctx.kube, body)
+                for stale in reader.listed(res.api_version, kind, spec.namespace, objects.labels(spec)):
+                    children.delete(reader.ctx.kube, stale)
+        return children.apply(reader.ctx.kube, body, reader.get(body))
 
-    def _kustomizations(self, ctx: Context, obj: dict[str, Any], spec: FluxConfigSpec) -> list[dict[str, Any]]:
+    def _kustomizations(self, reader: Reader, obj: dict[str, Any], spec: FluxConfigSpec) -> list[dict[str, Any]]:
+        kube = reader.ctx.kube
         owner = objects.owner_reference(obj)
         wanted = [objects.kustomization(spec, entry, owner, self.applier) for entry in spec.kustomizations]
-        made = [children.apply(ctx.kube, body) for body in wanted]
+        made = [children.apply(kube, body, reader.get(body)) for body in wanted]
         names = {body["metadata"]["name"] for body in wanted}
-        selector = _selector(spec.name, spec.namespace)
-        for stale in children.listed(ctx.kube, KUSTOMIZATION.api_version, "Kustomization", spec.namespace, selector):
+        for stale in reader.listed(KUSTOMIZATION.api_version, "Kustomization", spec.namespace, objects.labels(spec)):
             if stale["metadata"]["name"] not in names:  # removed from spec.kustomizations: it goes (and prunes)
-                ctx.log.info("deleting %s: removed from the FluxConfig", children.display(stale))
-                children.delete(ctx.kube, stale)
+                reader.ctx.log.info("deleting %s: removed from the FluxConfig", children.display(stale))
+                children.delete(kube, stale)
         return made
 
-    def _applied(self, ctx: Context, kustomization: dict[str, Any]) -> list[Observed]:
+    def _applied(self, reader: Reader, kustomization: dict[str, Any]) -> list[Observed]:
         """The HelmReleases and Kustomizations a Kustomization applied (its inventory)."""
         meta = kustomization["metadata"]
         by = (str(meta["namespace"]), str(meta["name"]))
@@ -217,14 +211,14 @@ class FluxConfigReconciler:
                 "kind": entry.kind,
                 "metadata": {"name": entry.name, "namespace": entry.namespace},
             }
-            if (live := children.get(ctx.kube, body)) is not None:
+            if (live := reader.get(body)) is not None:
                 live.setdefault("kind", entry.kind)
                 found.append(Observed(live, by))
         return found
 
     def _compliance(
         self,
-        ctx: Context,
+        reader: Reader,
         obj: dict[str, Any],
         spec: FluxConfigSpec,
         before: dict[str, Any],
@@ -235,7 +229,7 @@ class FluxConfigReconciler:
     ) -> Success | Waiting:
         observed = [Observed(source), *(Observed(k) for k in made)]
         for kustomization in made:
-            observed.extend(self._applied(ctx, kustomization))
+            observed.extend(self._applied(reader, kustomization))
         artifact = mapping(mapping(source.get("status")).get("artifact"))
         revision = str(artifact["revision"]) if artifact.get("revision") else None
         result = assess(observed, revision, spec.suspend)
@@ -293,7 +287,7 @@ class FluxConfigReconciler:
                 children.delete(ctx.kube, source)
         for secret in children.listed(ctx.kube, "v1", "Secret", namespace, selector):
             children.delete(ctx.kube, secret)
-        self.identity.release(ctx.kube, namespace, str(meta.get("uid")))
+        self.identity.release(Reader(ctx, self.declared), namespace, str(meta.get("uid")))
 
     def _await_pruned(self, ctx: Context, obj: dict[str, Any]) -> None:
         """What our Kustomizations pruned and is still finalizing (a HelmRelease uninstalling, a nested

@@ -13,7 +13,7 @@ from typing import Any
 
 from fluxwarden.controllers.fluxconfig import children, objects
 from fluxwarden.controllers.fluxconfig.api import FLUX_CONFIG, MANAGED_LABEL, NAMESPACE_LABEL
-from fluxwarden.controllers.runtime.kube import Kube
+from fluxwarden.controllers.fluxconfig.reader import Reader
 from fluxwarden.controllers.runtime.spec import mapping
 from fluxwarden.tenancy import Settings
 from fluxwarden.tenancy.fluxconfig import DEFAULT_SCOPE, cluster_scope_allowed
@@ -26,13 +26,15 @@ def _managed(obj: dict[str, Any] | None) -> bool:
     return obj is not None and mapping(mapping(obj.get("metadata")).get("labels")).get(MANAGED_LABEL) == "true"
 
 
-def _made(kube: Kube, api_version: str, kind: str, namespace: str, cluster_wide: bool = False) -> list[dict[str, Any]]:
-    selector = f"{MANAGED_LABEL}=true,{NAMESPACE_LABEL}={namespace}"
-    return children.listed(kube, api_version, kind, None if cluster_wide else namespace, selector)
+def _made(
+    reader: Reader, api_version: str, kind: str, namespace: str, cluster_wide: bool = False
+) -> list[dict[str, Any]]:
+    labels = {MANAGED_LABEL: "true", NAMESPACE_LABEL: namespace}
+    return reader.listed(api_version, kind, None if cluster_wide else namespace, labels)
 
 
-def _live_configs(kube: Kube, namespace: str, leaving: str | None) -> list[dict[str, Any]]:
-    configs, _ = kube.list(FLUX_CONFIG, namespace)
+def _live_configs(reader: Reader, namespace: str, leaving: str | None) -> list[dict[str, Any]]:
+    configs, _ = reader.ctx.kube.list(FLUX_CONFIG, namespace)
     return [c for c in configs if c["metadata"].get("uid") != leaving and not c["metadata"].get("deletionTimestamp")]
 
 
@@ -47,49 +49,55 @@ class Identity:
         self.settings = settings
         self.applier = settings.applier
 
-    def ensure(self, kube: Kube, namespace: str, scope: str) -> str | None:
+    def ensure(self, reader: Reader, namespace: str, scope: str) -> str | None:
         """Make the applier and its binding; a note when the platform's own applier is used instead."""
+        kube = reader.ctx.kube
         account = objects.service_account(namespace, self.applier)
-        live = children.get(kube, account)
+        live = reader.get(account)
         if live is not None and not _managed(live):
             return f"uses the platform's ServiceAccount {namespace}/{self.applier} as it is bound (no binding made)"
         children.apply(kube, account, live)
         if scope == "cluster":
-            children.apply(kube, objects.cluster_role_binding(namespace, self.applier))
+            binding = objects.cluster_role_binding(namespace, self.applier)
         else:
-            children.apply(kube, objects.role_binding(namespace, self.applier))
-            if not _cluster_scoped(self.settings, namespace, _live_configs(kube, namespace, None)):
-                self.revoke_cluster_admin(kube, namespace)
-        self._drop_renamed(kube, namespace)
+            binding = objects.role_binding(namespace, self.applier)
+        children.apply(kube, binding, reader.get(binding))
+        stale_admin = scope != "cluster" and _made(reader, RBAC, "ClusterRoleBinding", namespace, cluster_wide=True)
+        if stale_admin and not _cluster_scoped(self.settings, namespace, _live_configs(reader, namespace, None)):
+            self.revoke_cluster_admin(reader, namespace)
+        self._drop_renamed(reader, namespace)
         return None
 
-    def revoke_cluster_admin(self, kube: Kube, namespace: str) -> None:
+    def revoke_cluster_admin(self, reader: Reader, namespace: str) -> None:
         """Every ClusterRoleBinding made for ``namespace`` goes (scope cluster is not, or no longer, allowed)."""
-        for binding in _made(kube, RBAC, "ClusterRoleBinding", namespace, cluster_wide=True):
+        for binding in _made(reader, RBAC, "ClusterRoleBinding", namespace, cluster_wide=True):
             logger.info(
                 "removing ClusterRoleBinding %s: no FluxConfig of scope cluster may use it", binding["metadata"]["name"]
             )
-            children.delete(kube, binding)
+            children.delete(reader.ctx.kube, binding)
 
-    def _drop_renamed(self, kube: Kube, namespace: str) -> None:
+    def _drop_renamed(self, reader: Reader, namespace: str) -> None:
         """Bindings and accounts made for an applier of another name (the setting changed) go."""
-        for kind, cluster_wide in (("ClusterRoleBinding", True), ("RoleBinding", False)):
-            for binding in _made(kube, RBAC, kind, namespace, cluster_wide):
-                subjects = binding.get("subjects") or []
-                if not any(mapping(s).get("name") == self.applier for s in subjects):
-                    children.delete(kube, binding)
-        for account in _made(kube, "v1", "ServiceAccount", namespace):
-            if account["metadata"]["name"] != self.applier:
-                children.delete(kube, account)
+        expected = {
+            "ClusterRoleBinding": objects.cluster_role_binding_name(namespace, self.applier),
+            "RoleBinding": self.applier,
+            "ServiceAccount": self.applier,
+        }
+        for kind, api_version, cluster_wide in (
+            ("ClusterRoleBinding", RBAC, True), ("RoleBinding", RBAC, False), ("ServiceAccount", "v1", False),
+        ):  # fmt: skip
+            for made in _made(reader, api_version, kind, namespace, cluster_wide):
+                if made["metadata"]["name"] != expected[kind]:
+                    children.delete(reader.ctx.kube, made)
 
-    def release(self, kube: Kube, namespace: str, leaving: str) -> None:
+    def release(self, reader: Reader, namespace: str, leaving: str) -> None:
         """FluxConfig ``leaving`` is deleted: the last one of the namespace takes the applier with it."""
-        others = _live_configs(kube, namespace, leaving)
+        others = _live_configs(reader, namespace, leaving)
         if not _cluster_scoped(self.settings, namespace, others):
-            self.revoke_cluster_admin(kube, namespace)
+            self.revoke_cluster_admin(reader, namespace)
         if others:
             return
-        for binding in _made(kube, RBAC, "RoleBinding", namespace):
-            children.delete(kube, binding)
-        for account in _made(kube, "v1", "ServiceAccount", namespace):
-            children.delete(kube, account)
+        for binding in _made(reader, RBAC, "RoleBinding", namespace):
+            children.delete(reader.ctx.kube, binding)
+        for account in _made(reader, "v1", "ServiceAccount", namespace):
+            children.delete(reader.ctx.kube, account)

@@ -12,11 +12,11 @@ import copy
 import logging
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fluxwarden.controllers.runtime import conditions, unsupported
-from fluxwarden.controllers.runtime.controller import Context, Controller, Success
+from fluxwarden.controllers.runtime.controller import Cache, Context, Controller, Success, Watch
 from fluxwarden.controllers.runtime.durations import parse_duration
 from fluxwarden.controllers.runtime.errors import Failure, ReconcileError, Stalling, Waiting
 from fluxwarden.controllers.runtime.events import NORMAL, WARNING, EventRecorder
@@ -66,6 +66,7 @@ class Runtime:
     kube: Kube
     events: EventRecorder
     metrics: ControllerMetrics
+    caches: dict[Watch, Cache] = field(default_factory=dict)  # the controller's watches, by declaration
 
 
 def _finalizer_patch(obj: dict[str, Any], finalizer: str, add: bool) -> list[dict[str, Any]] | None:
@@ -99,7 +100,7 @@ def run_once(controller: Controller, runtime: Runtime, namespace: str, name: str
     except NotFound:
         runtime.metrics.forget(res.kind, namespace, name)
         return DONE
-    ctx = Context(runtime.kube, runtime.events, log, res)
+    ctx = Context(runtime.kube, runtime.events, log, res, caches=runtime.caches)
     meta = obj.get("metadata") or {}
 
     if meta.get("deletionTimestamp"):
