@@ -49,7 +49,7 @@ def _delete_protected_settings(kube: Kube, namespace: str, name: str) -> bool:
     secret = name + PROTECTED_SUFFIX
     try:
         found = core.read_namespaced_secret(secret, namespace)
-        if (found.metadata.labels or {}).items() < MANAGED_BY.items():
+        if not MANAGED_BY.items() <= (found.metadata.labels or {}).items():  # not ours: the user's own
             return False
         core.delete_namespaced_secret(secret, namespace)
     except ApiException as exc:

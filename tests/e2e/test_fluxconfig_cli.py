@@ -173,6 +173,8 @@ def test_delete_waits_for_the_finalizer_and_says_whose_it_is(
     assert code == 1 and "not found" in err, "already gone: the API server says so"
     # The protected settings it made go with it, and a Secret of the user's own of that name never does.
     kubectl("create", "secret", "generic", "mine-protected-parameters", "-n", namespace, "--from-literal=k=v")
+    # labelled as --export advises: still the user's own
+    kubectl("label", "secret", "mine-protected-parameters", "-n", namespace, "reconcile.fluxcd.io/watch=Enabled")
     cli("create", "fluxconfig", "mine", "-n", namespace, "--scope", "namespace", "--url", "https://e.com/r.git",
         "--branch", "main", "--no-wait")  # fmt: skip
     assert cli("delete", "fc", "mine", "-n", namespace)[0] == 0

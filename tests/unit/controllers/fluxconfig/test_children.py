@@ -18,10 +18,10 @@ BODY = {
 
 
 def test_a_users_object_of_the_same_name_is_not_ours() -> None:
-    assert children._ours({"metadata": {"labels": dict(LABELS)}}, BODY)
-    assert not children._ours({"metadata": {"labels": {}}}, BODY)
+    assert children.ours({"metadata": {"labels": dict(LABELS)}}, BODY)
+    assert not children.ours({"metadata": {"labels": {}}}, BODY)
     other = {**LABELS, "clusterconfig.azure.com/name": "other"}
-    assert not children._ours({"metadata": {"labels": other}}, BODY)
+    assert not children.ours({"metadata": {"labels": other}}, BODY)
 
 
 def test_paths() -> None:

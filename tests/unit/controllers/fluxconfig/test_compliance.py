@@ -42,8 +42,9 @@ def test_suspended_children() -> None:
     assert state_of(flux("Kustomization", "True", suspend=True), REV) == "Suspended"
 
 
-def test_aggregate_failure_wins_then_suspension_then_pending() -> None:
-    assert aggregate(["Compliant", "Non-Compliant", "Pending"], suspended=True) == "Non-Compliant"
+def test_aggregate_suspension_wins_then_failure_then_pending() -> None:
+    assert aggregate(["Compliant", "Non-Compliant", "Pending"], suspended=True) == "Suspended"
+    assert aggregate(["Compliant", "Non-Compliant", "Pending"], suspended=False) == "Non-Compliant"
     assert aggregate(["Compliant", "Pending"], suspended=True) == "Suspended"
     assert aggregate(["Compliant", "Pending"], suspended=False) == "Pending"
     assert aggregate(["Compliant", "Compliant"], suspended=False) == "Compliant"
@@ -77,3 +78,12 @@ def test_first_failure_names_the_object() -> None:
     result = assess([Observed(flux("GitRepository", "True")), Observed(failing)], REV, False)
     assert result.state == "Non-Compliant"
     assert result.first_failure == "Kustomization ns/x: apply failed: forbidden"
+
+
+def test_no_artifact_is_pending_only_while_the_source_is() -> None:
+    waiting = flux("Kustomization", "False", reason="ArtifactFailed", message="no artifact")
+    pending_source = flux("GitRepository", None)
+    assert assess([Observed(pending_source), Observed(waiting)], None, False).state == "Pending"
+    ready_source = flux("GitRepository", "True")
+    broken = assess([Observed(ready_source), Observed(waiting)], REV, False)
+    assert broken.state == "Non-Compliant" and broken.first_failure == "Kustomization ns/x: no artifact"

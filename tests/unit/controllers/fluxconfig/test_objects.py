@@ -141,3 +141,9 @@ def test_iso_durations() -> None:
         config({"gitRepository": {"url": "https://e/r"}, "reconciliationWaitDuration": "P1DT1H30M"})
     )
     assert spec.wait_duration == 86400 + 3600 + 1800
+
+
+def test_no_managed_source_patch_for_oci() -> None:
+    spec = FluxConfigSpec.of(config({"sourceKind": "OCIRepository", "ociRepository": {"url": "oci://r/a"}}))
+    body = objects.kustomization(spec, spec.kustomizations[0], OWNER, "flux-applier")
+    assert body["spec"]["sourceRef"]["kind"] == "OCIRepository" and "patches" not in body["spec"]

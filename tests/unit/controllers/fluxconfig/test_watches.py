@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fluxwarden.controllers.fluxconfig.api import KUSTOMIZATION
-from fluxwarden.controllers.fluxconfig.watches import flux_object_watch, protected_settings_watch, source_watches
+from fluxwarden.controllers.fluxconfig.watches import Watches
 
 CONFIG = {
     "metadata": {"name": "cc", "namespace": "cluster-config"},
@@ -28,22 +27,24 @@ OURS = {
 
 
 def test_own_children_map_by_label_on_status_changes_only() -> None:
-    mapper = source_watches()[0].mapper
-    assert mapper(obj(OURS, {"a": 1}), obj(OURS), []) == [("cluster-config", "cc")]
+    mapper = Watches().sources["GitRepository"].mapper
+    assert mapper(obj(OURS, {"conditions": [{"type": "Ready"}]}), obj(OURS), []) == [("cluster-config", "cc")]
+    # a requested reconcile handled: nothing compliance reads moved
+    assert mapper(obj(OURS, {"lastHandledReconcileAt": "2"}), obj(OURS, {"lastHandledReconcileAt": "1"}), []) == []
     assert mapper(obj(OURS), obj(OURS), []) == []  # our own apply: no status change, no reconcile
 
 
 def test_applied_objects_map_through_their_kustomization() -> None:
-    mapper = flux_object_watch(KUSTOMIZATION).mapper
+    mapper = Watches().kustomizations.mapper
     applied = {"kustomize.toolkit.fluxcd.io/name": "cc-apps", "kustomize.toolkit.fluxcd.io/namespace": "cluster-config"}
-    assert mapper(obj(applied, {"x": 1}), None, [CONFIG]) == [("cluster-config", "cc")]
+    assert mapper(obj(applied, {"observedGeneration": 1}), None, [CONFIG]) == [("cluster-config", "cc")]
     other = {"kustomize.toolkit.fluxcd.io/name": "cc-db", "kustomize.toolkit.fluxcd.io/namespace": "cluster-config"}
     assert mapper(obj(other, {"x": 1}), None, [CONFIG]) == []
     assert mapper(obj({}, {"x": 1}), None, [CONFIG]) == []
 
 
 def test_a_changed_protected_settings_secret_wakes_the_configs_that_name_it() -> None:
-    mapper = protected_settings_watch().mapper
+    mapper = Watches().protected_settings.mapper
     config = {
         "metadata": {"name": "cc", "namespace": "ns"},
         "spec": {"configurationProtectedSettingsRef": {"name": "p"}},
@@ -52,4 +53,4 @@ def test_a_changed_protected_settings_secret_wakes_the_configs_that_name_it() ->
     assert mapper(secret, {"metadata": {"resourceVersion": "1"}}, [config]) == [("ns", "cc")]
     assert mapper(secret, {"metadata": {"resourceVersion": "2"}}, [config]) == []
     assert mapper({"metadata": {"name": "q", "namespace": "ns", "resourceVersion": "3"}}, None, [config]) == []
-    assert protected_settings_watch().metadata_only
+    assert Watches().protected_settings.metadata_only
