@@ -83,6 +83,8 @@ def is_dns_label(value: Any) -> bool:
     return isinstance(value, str) and len(value) <= NAME_LIMIT and _DNS_LABEL.fullmatch(value) is not None
 
 
+SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
+
 # -- cluster-scope -------------------------------------------------------------------------------
 
 
@@ -98,11 +100,19 @@ def cluster_scope(obj: dict[str, Any], namespace: str, settings: Settings) -> It
     if spec is not None and not isinstance(spec, dict):
         return  # a malformed spec: the fluxconfig rule reports it
     value = spec.get("scope") if spec else None
-    if value not in (None, DEFAULT_SCOPE):
-        return  # namespace, or a bad value the fluxconfig rule reports
     where = namespace or target_namespace(obj)
     if cluster_scope_allowed(settings, where):
         return
+    if where in SYSTEM_NAMESPACES:  # admin of kube-system can mint a token of any system account
+        yield _deny(
+            CLUSTER_SCOPE_RULE, obj, namespace, ("metadata", "namespace"),
+            detail=f"a FluxConfig of any scope in {where} makes flux-applier its admin",
+            fix="create it in a tenant's namespace (or the platform lists this one)",
+            reason="admin of a system namespace is cluster-admin",
+        )  # fmt: skip
+        return
+    if value not in (None, DEFAULT_SCOPE):
+        return  # namespace, or a bad value the fluxconfig rule reports
     listed = " or ".join(sorted(settings.cluster_scope_namespaces)) or "a namespace the platform lists"
     unset = " (the default when unset)" if value is None else ""
     yield _deny(

@@ -35,7 +35,7 @@ from tests.support.fluxconfig import (
 )
 from tests.support.git_server import GitHttpServer, GitRepo
 from tests.support.helm_repo import write_chart
-from tests.support.tenants import configmap
+from tests.support.tenants import configmap, grant
 from tests.support.wait import until
 
 
@@ -426,6 +426,7 @@ def test_a_users_objects_of_the_same_name_are_never_taken_over_or_deleted(
     sha = repo.push({"app/cm.yaml": configmap("app", "1", namespace)})
     # The platform made flux-applier itself; a user made a GitRepository called "taken".
     platform_account = configs.core.create_namespaced_service_account(namespace, {"metadata": {"name": APPLIER}})
+    grant(configs.api, namespace, namespace, binding="platform-applier")  # the platform binds its rights
     users = configs.custom.create_namespaced_custom_object(
         GIT_REPOSITORY.group, GIT_REPOSITORY.version, namespace, GIT_REPOSITORY.plural,
         {"apiVersion": GIT_REPOSITORY.api_version, "kind": "GitRepository", "metadata": {"name": "taken"},
@@ -435,10 +436,14 @@ def test_a_users_objects_of_the_same_name_are_never_taken_over_or_deleted(
     configs.create("taken", spec)
     configs.create("fine", spec)
 
-    stalled = configs.stalled("taken")
-    message = condition(stalled, "Stalled")["message"]
+    # Not Stalled: the name may be freed, so it is looked at again (Ready False, AlreadyExists).
+    taken = configs.wait("taken", lambda o: condition(o).get("reason") == "AlreadyExists", "AlreadyExists")
+    message = condition(taken)["message"]
     assert f"GitRepository {namespace}/taken" in message and "\n" not in message, message
-    configs.compliant("fine", sha)
+    assert taken["status"]["provisioningState"] == "Failed" and taken["status"]["errorMessage"] == message
+    fine = configs.compliant("fine", sha)
+    assert "uses the platform's ServiceAccount" in condition(fine)["message"], "and makes no binding of its own"
+    assert configs.role_binding() is None
     assert configs.kustomizations().keys() == {"fine-app"}, "the stalled config made no Kustomization"
     live = configs.git_repository("taken")
     assert live is not None and live["metadata"]["generation"] == users["metadata"]["generation"], "spec untouched"

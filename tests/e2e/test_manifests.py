@@ -263,6 +263,7 @@ def test_beside_flux_overlay_shares_nothing_with_an_upstream_flux(
                 "deployment.apps/fluxwarden-webhook serverside-applied (server dry run)",
                 "deployment.apps/fluxwarden-controllers serverside-applied (server dry run)",
                 "deployment.apps/fluxwarden-fluxconfig serverside-applied (server dry run)",
+                "namespace/cluster-config serverside-applied (server dry run)",
                 "clusterrole.rbac.authorization.k8s.io/fluxwarden-fluxconfig serverside-applied (server dry run)",
                 "service/source-controller serverside-applied (server dry run)",
                 "networkpolicy.networking.k8s.io/fluxwarden-artifacts serverside-applied (server dry run)",

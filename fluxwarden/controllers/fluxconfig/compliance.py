@@ -54,7 +54,13 @@ def state_of(obj: dict[str, Any], source_revision: str | None, source_pending: b
     if ready.get("status") == "False":
         reason = ready.get("reason")
         on_its_way = reason in PENDING_REASONS or (reason == ARTIFACT_FAILED and source_pending)
-        return PENDING if on_its_way else NON_COMPLIANT
+        # A Kustomization of this config that has not tried the source's revision yet has not failed at it.
+        untried = (
+            bool(source_revision)
+            and obj.get("kind") == "Kustomization"
+            and status.get("lastAttemptedRevision") != source_revision
+        )
+        return PENDING if on_its_way or untried else NON_COMPLIANT
     if ready.get("status") != "True":
         return PENDING
     if source_revision and obj.get("kind") == "Kustomization" and "lastAppliedRevision" in status:

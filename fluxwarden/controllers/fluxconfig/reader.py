@@ -62,5 +62,5 @@ class Reader:
             if (namespace is None or meta.get("namespace") == namespace) and all(
                 have.get(k) == v for k, v in labels.items()
             ):
-                found.append({"apiVersion": api_version, "kind": kind, **copy.deepcopy(item)})
+                found.append({**copy.deepcopy(item), "apiVersion": api_version, "kind": kind})
         return found

@@ -32,7 +32,9 @@ def test_a_new_generation_not_yet_observed_is_pending() -> None:
 
 
 def test_failures_are_non_compliant_but_waiting_on_a_dependency_is_pending() -> None:
-    assert state_of(flux("Kustomization", "False", reason="ReconciliationFailed"), REV) == "Non-Compliant"
+    failed = flux("Kustomization", "False", reason="ReconciliationFailed")
+    failed["status"]["lastAttemptedRevision"] = REV
+    assert state_of(failed, REV) == "Non-Compliant"
     assert state_of(flux("Kustomization", "False", reason="DependencyNotReady"), REV) == "Pending"
     assert state_of(flux("HelmRelease", None), REV) == "Pending"
     assert state_of(flux("HelmRelease", "Unknown", reason="Progressing"), REV) == "Pending"
@@ -75,15 +77,23 @@ def test_statuses_carry_applied_by_and_helm_properties() -> None:
 
 def test_first_failure_names_the_object() -> None:
     failing = flux("Kustomization", "False", reason="ReconciliationFailed", message="apply failed: forbidden")
+    failing["status"]["lastAttemptedRevision"] = REV
     result = assess([Observed(flux("GitRepository", "True")), Observed(failing)], REV, False)
     assert result.state == "Non-Compliant"
     assert result.first_failure == "Kustomization ns/x: apply failed: forbidden"
 
 
 def test_no_artifact_is_pending_only_while_the_source_is() -> None:
-    waiting = flux("Kustomization", "False", reason="ArtifactFailed", message="no artifact")
+    waiting = flux("HelmRelease", "False", reason="ArtifactFailed", message="no artifact")
     pending_source = flux("GitRepository", None)
     assert assess([Observed(pending_source), Observed(waiting)], None, False).state == "Pending"
     ready_source = flux("GitRepository", "True")
     broken = assess([Observed(ready_source), Observed(waiting)], REV, False)
-    assert broken.state == "Non-Compliant" and broken.first_failure == "Kustomization ns/x: no artifact"
+    assert broken.state == "Non-Compliant" and broken.first_failure == "HelmRelease ns/x: no artifact"
+
+
+def test_a_failure_before_the_current_revision_was_tried_is_pending() -> None:
+    stale = flux("Kustomization", "False", reason="ArtifactFailed", message="artifact not found")
+    assert state_of(stale, REV) == "Pending"
+    stale["status"]["lastAttemptedRevision"] = REV
+    assert state_of(stale, REV) == "Non-Compliant"
