@@ -73,16 +73,20 @@ def test_scope_namespace_cannot_write_outside_its_namespace(
     repo.push({"app/mine.yaml": configmap("mine", "1", mine), "app/theirs.yaml": configmap("theirs", "1", other)})
     configs.create("tenant", spec_for(repo.url, "namespace"))
 
-    failed = configs.state("tenant", "Non-Compliant")
-    entry = configs.wait(
+    def messages(obj: dict[str, Any]) -> str:
+        entry = entry_status(obj, "Kustomization", "tenant-app")
+        return " ".join(str(c.get("message")) for c in entry.get("statusConditions") or [])
+
+    failed = configs.wait(
         "tenant",
-        lambda o: entry_status(o, "Kustomization", "tenant-app").get("complianceState") == "Non-Compliant",
-        "tenant-app Non-Compliant in statuses[]",
+        lambda o: (
+            "forbidden" in messages(o).lower()
+            and entry_status(o, "Kustomization", "tenant-app").get("complianceState") == "Non-Compliant"
+        ),
+        "tenant-app Non-Compliant with a forbidden apply in statuses[]",
     )
-    message = " ".join(
-        str(c.get("message")) for c in entry_status(entry, "Kustomization", "tenant-app").get("statusConditions") or []
-    )
-    assert "forbidden" in message.lower(), message
+    assert failed["status"]["complianceState"] == "Non-Compliant"
+    message = messages(failed)
     assert f"system:serviceaccount:{mine}:{APPLIER}" in message, message
     assert f"ConfigMap/{other}/theirs" in message, message
     assert condition(failed)["status"] == "False"
