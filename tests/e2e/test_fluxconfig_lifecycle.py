@@ -517,3 +517,44 @@ spec:
     # wait: true makes parent-clusters wait (timeoutInSeconds) on the failing one before it applies the fix
     fixed = repo.push({"clusters/nested.yaml": nested("./apps")})
     configs.compliant("parent", fixed)
+
+
+def test_a_deleted_applier_binding_comes_back_and_the_manager_is_ready(
+    controllers: ControllerSets,
+    git_server: GitHttpServer,
+    admin_api: client.ApiClient,
+    namespace_factory: Callable[[], str],
+    tmp_path: Path,
+) -> None:
+    platform = namespace_factory()
+    running = controllers.run(platform, settings=Settings(cluster_scope_namespaces=frozenset({platform})))
+    configs = FluxConfigs(admin_api, platform)
+    repo = Repo(git_server, tmp_path)
+    sha = repo.push({"app/cm.yaml": configmap("app", "1", platform)})
+    configs.create(
+        "bound", {"scope": "cluster", "gitRepository": git(repo.url), "kustomizations": {"app": fast("./app")}}
+    )
+    configs.compliant("bound", sha)
+    # every informer listed and watching, the cluster-scoped ones too (what /readyz reports)
+    until(running.manager.synced, bool, timeout=30, what="the manager synced (readyz)")
+
+    binding = configs.cluster_role_binding()
+    assert binding is not None
+    configs.rbac.delete_cluster_role_binding(binding.metadata.name)
+    back = until(
+        configs.cluster_role_binding,
+        lambda b: b is not None and b.metadata.uid != binding.metadata.uid,
+        timeout=30,
+        what="ClusterRoleBinding flux-applier-<ns> made again",
+    )
+    assert back is not None and back.role_ref.name == "cluster-admin"
+    account = configs.service_account()
+    assert account is not None
+    configs.core.delete_namespaced_service_account(APPLIER, platform)
+    again = until(
+        configs.service_account,
+        lambda a: a is not None and a.metadata.uid != account.metadata.uid,
+        timeout=30,
+        what="flux-applier made again",
+    )
+    assert again is not None
