@@ -112,7 +112,9 @@ def test_an_ssh_url_without_a_key_gets_an_rsa_key_that_survives_restart_and_edit
     admin_api: client.ApiClient,
     namespace: str,
     tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     running = controllers.run(namespace)
     configs = FluxConfigs(admin_api, namespace)
     url, sha = publish(ssh_server, tmp_path, namespace)
@@ -174,6 +176,8 @@ def test_an_ssh_url_without_a_key_gets_an_rsa_key_that_survives_restart_and_edit
     assert configs.git_repository("keygen")["spec"]["interval"] == "3s"  # type: ignore[index]
     last = configs.secret("keygen-auth")
     assert last is not None and (last.metadata.uid, last.data) == (before.metadata.uid, before.data)
+    lines = [line for line in data["identity"].decode().splitlines() if line and not line.startswith("-----")]
+    assert leaks(configs, ["keygen"], caplog.text, lines) == [], "the generated private key stays in its Secret"
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ from tests.support.fluxconfig import (
     FINALIZER,
     FLUX_CONFIG,
     MANAGED,
+    SHARD,
     USE_MANAGED_SOURCE,
     ControllerSets,
     FluxConfigs,
@@ -558,3 +559,22 @@ def test_a_deleted_applier_binding_comes_back_and_the_manager_is_ready(
         what="flux-applier made again",
     )
     assert again is not None
+
+
+def test_a_sharded_config_passes_its_shard_on_and_that_shard_runs_it_all(
+    controllers: ControllerSets, git_server: GitHttpServer, admin_api: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    shard = f"fc-{uuid.uuid4().hex[:8]}"
+    controllers.run(None, shard=shard)  # every namespace, only objects labelled with this shard
+    configs = FluxConfigs(admin_api, namespace)
+    repo = Repo(git_server, tmp_path)
+    sha = repo.push({"app/cm.yaml": configmap("app", "1", namespace)})
+    configs.create(
+        "sharded",
+        {"scope": "namespace", "gitRepository": git(repo.url), "kustomizations": {"app": fast("./app")}},
+        labels={SHARD: shard},
+    )
+    configs.compliant("sharded", sha)
+    for obj in (configs.git_repository("sharded"), configs.kustomization("sharded", "app")):
+        assert obj is not None and obj["metadata"]["labels"][SHARD] == shard, obj
+    assert configs.configmaps() == {"app": {"value": "1"}}

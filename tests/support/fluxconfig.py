@@ -37,6 +37,7 @@ FINALIZER = "clusterconfig.azure.com/finalizer"
 FIELD_MANAGER = "fluxconfig-controller"
 APPLIER = "flux-applier"
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
+SHARD = "sharding.fluxcd.io/key"
 
 
 class ControllerSets:
@@ -50,9 +51,13 @@ class ControllerSets:
         self._start = start
         self.running: list[Reconcilers] = []
 
-    def run(self, namespace: str, settings: Settings | None = None, **fluxconfig: Any) -> Reconcilers:
+    def run(
+        self, namespace: str | None, settings: Settings | None = None, shard: str | None = None, **fluxconfig: Any
+    ) -> Reconcilers:
+        """Reconcilers for ``namespace``, or (``namespace=None``) for the objects labelled ``shard``."""
         options = FluxConfigOptions(settings=settings or Settings(), **fluxconfig)
-        reconcilers = self._start(CONTROLLERS, namespace=namespace, fluxconfig=options)
+        selector = f"{SHARD}={shard}" if shard else None
+        reconcilers = self._start(CONTROLLERS, selector, namespace=namespace, fluxconfig=options)
         self.running.append(reconcilers)
         return reconcilers
 
