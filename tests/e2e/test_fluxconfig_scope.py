@@ -147,8 +147,19 @@ def test_scope_cluster_outside_the_platform_namespaces_is_refused_by_the_control
     [
         ({"namespace": "somewhere-else"}, "spec.namespace"),
         ({"gitRepository": {"url": "ftp://git.example.invalid/repo", "repositoryRef": {"branch": "main"}}}, "url"),
+        ({"kustomizations": {"k" * 60: {"path": "./app"}}}, "63"),
+        (
+            {
+                "gitRepository": {
+                    "url": "https://git.example.invalid/repo",
+                    "repositoryRef": {"branch": "main"},
+                    "httpsUser": "someone",
+                }
+            },
+            "httpsUser",
+        ),
     ],
-    ids=["namespace-differs", "url-scheme"],
+    ids=["namespace-differs", "url-scheme", "name-too-long", "user-without-key"],
 )
 def test_an_invalid_spec_is_stalled_by_the_controller_naming_the_field(
     controllers: ControllerSets,
