@@ -26,6 +26,7 @@ from fluxwarden.controllers.source.api import GIT_REPOSITORY, HELM_CHART, HELM_R
 from tests.support import helm_charts
 from tests.support.fluxconfig import (
     APPLIER,
+    FIELD_MANAGER,
     FINALIZER,
     FLUX_CONFIG,
     ControllerSets,
@@ -198,6 +199,8 @@ def test_the_azure_tutorial_end_to_end(
         for obj in (source, infra, apps):
             assert labels.items() <= (obj["metadata"].get("labels") or {}).items(), obj["metadata"]
             assert owned_by(obj, made), obj["metadata"].get("ownerReferences")
+            managers = {(m["manager"], m["operation"]) for m in obj["metadata"]["managedFields"]}
+            assert (FIELD_MANAGER, "Apply") in managers, managers
         assert source["spec"]["url"] == git_server.repo_url("tutorial")
         assert source["spec"]["ref"] == {"branch": "main"}
         assert (source["spec"]["interval"], source["spec"]["timeout"]) == ("2s", "30s")
