@@ -73,7 +73,7 @@ class _AuditedControlPlane(ControlPlane):
         self.audit_log = audit_log
 
     def start_apiserver(self) -> None:
-        policy = self.workdir / "audit-policy.yaml"
+        policy = self.audit_log.with_name("audit-policy.yaml")
         policy.write_text(AUDIT_POLICY)
         flags = [f"--audit-policy-file={policy}", f"--audit-log-path={self.audit_log}", "--audit-log-format=json"]
         component, start = self.apiserver, self.apiserver.start
@@ -102,7 +102,7 @@ def cluster(bins: Path, work: Path, *, audit_log: Path | None = None) -> Iterato
 class Api:
     """Raw HTTPS to the apiserver as admin over one keep-alive connection: no client library in the timing."""
 
-    def __init__(self, plane: ControlPlane, timeout: float = 30) -> None:
+    def __init__(self, plane: ControlPlane, timeout: float | None = 30) -> None:
         context = ssl.create_default_context(cafile=str(plane.ca_file))
         context.load_cert_chain(str(plane.admin_cert), str(plane.admin_key))
         self.connection = http.client.HTTPSConnection("127.0.0.1", plane.port, context=context, timeout=timeout)
