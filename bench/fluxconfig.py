@@ -309,6 +309,7 @@ class Converge:
     sources: list[float]
     kustomizations: dict[str, list[float]]  # part -> times
     lag: list[float]  # per config: Compliant minus its last child's Ready
+    apps_first: int  # configs whose apps applied the revision before their infra did (dependsOn not honoured)
     status_writes: dict[str, int]  # config key -> status writes in the phase
     fc_reconciles: float
     fc_requests: collections.Counter[str]
@@ -356,6 +357,7 @@ class Result:
     flux_hwm_kib: int
     stops: list[tuple[int | None, float]] = field(default_factory=list)
     load: list[str] = field(default_factory=list)
+    logs: dict[str, tuple[int, int, str]] = field(default_factory=dict)  # name -> lines, error lines, first error
 
 
 def converge(
@@ -400,6 +402,9 @@ def summarize(
             part: sorted(children[k] for k in keys.kustomizations[part] if k in children) for part in PARTS
         },
         lag=sorted(lag),
+        apps_first=sum(
+            1 for key in keys.configs if children.get(f"{key}-apps", 0.0) < children.get(f"{key}-infra", 0.0)
+        ),
         status_writes={k: found.status.get(k, 0) for k in keys.configs},
         fc_reconciles=fc_reconciles,
         fc_requests=fc_requests,
@@ -622,12 +627,20 @@ def run_bench(args: argparse.Namespace, env: Environment) -> Result:
                 at_v2 = sum(1 for m in maps if (m.get("data") or {}).get("version") == "v2")
                 load.append(f"after push {load_average()}")
             fc_memory, flux_memory = memory_kib(fc.pid), memory_kib(flux.pid)
+        logs = {name: log_errors(c.child.log_path) for name, c in (("fluxconfig", fc), ("source+kustomize", flux))}
     return Result(
         n=n, scope=args.scope, setup_s=setup_s, create_s=create_s, idle_rss_kib=idle_rss, idle_cpu=idle_cpu,
         ready=ready, ready_hwm_kib=ready_hwm, steady=steady, push=push, push_nudged=args.push_nudge,
         config_maps=(at_v2, len(maps)), fc_hwm_kib=fc_memory["VmHWM"], fc_rss_kib=fc_memory["VmRSS"],
-        flux_hwm_kib=flux_memory["VmHWM"], stops=stops, load=load,
+        flux_hwm_kib=flux_memory["VmHWM"], stops=stops, load=load, logs=logs,
     )  # fmt: skip
+
+
+def log_errors(path: Path) -> tuple[int, int, str]:
+    """Lines of a controller's log, those that say error or Traceback, and the first of them."""
+    lines = path.read_text(errors="replace").splitlines()
+    bad = [line for line in lines if "error" in line.lower() or "traceback" in line.lower()]
+    return len(lines), len(bad), bad[0][:300] if bad else ""
 
 
 # -- reporting ---------------------------------------------------------------------------------------
@@ -657,6 +670,7 @@ def report_converge(c: Converge, n: int, what: str) -> None:
     for part in PARTS:
         print(f"    Kustomizations {part + ':':<7} {spread(c.kustomizations[part])}")
     print(f"    aggregation lag (Compliant after the config's last child Ready): {spread(c.lag)}")
+    print(f"    apps applied the revision before its infra (dependsOn): {c.apps_first} of {n} configs (Flux: 0)")
     print(
         f"    FluxConfig status writes: {sum(writes_per)} ({sum(writes_per) / n:.1f} per config, max {writes_per[-1]});"
         " "
@@ -710,6 +724,8 @@ def report(r: Result, args: argparse.Namespace) -> None:
     how = "a requested reconcile of every GitRepository" if r.push_nudged else f"the {args.interval}s interval"
     report_converge(r.push, n, f"git push changing all {2 * n} ConfigMaps, then {how}")
     print(f"    ConfigMaps at the new version: {r.config_maps[0]} of {r.config_maps[1]} (expected {2 * n})")
+    for name, (lines, bad, first) in r.logs.items():
+        print(f"  {name} log: {lines} lines, {bad} mention an error" + (f"; first: {first}" if bad else ""))
     print("  SIGTERM to exit: " + ", ".join(f"{sec:.1f}s (exit {code})" for code, sec in r.stops))
 
 
