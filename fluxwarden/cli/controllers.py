@@ -6,20 +6,26 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import get_args
 
 from fluxwarden import logs
-from fluxwarden.cli.options import add_settings_flags, settings_from
+from fluxwarden.cli.options import UsageError, add_settings_flags, settings_from
 from fluxwarden.controllers.app import CONTROLLERS, ControllersOptions, build
+from fluxwarden.controllers.fluxconfig.api import FluxConfigOptions, KeyAlgorithm
 from fluxwarden.controllers.helm.helmrelease import HelmOptions
 from fluxwarden.controllers.kustomize.kustomization import KustomizeOptions
 from fluxwarden.controllers.runtime.kube import Kube
 from fluxwarden.controllers.runtime.manager import ManagerOptions
 from fluxwarden.kubeclient import api_client
 
+SSH_KEY_ALGORITHMS: tuple[KeyAlgorithm, ...] = get_args(KeyAlgorithm)
+
 
 def options_from(args: argparse.Namespace) -> ControllersOptions:
     """The process's options from its flags (and their FLUXWARDEN_* variables)."""
     settings = settings_from(args)
+    if args.ssh_key_algorithm not in SSH_KEY_ALGORITHMS:  # a FLUXWARDEN_SSH_KEY_ALGORITHM argparse did not check
+        raise UsageError(f"--ssh-key-algorithm {args.ssh_key_algorithm!r}: choose {', '.join(SSH_KEY_ALGORITHMS)}")
     return ControllersOptions(
         controllers=tuple(c.strip() for c in args.controllers.split(",") if c.strip()),
         storage_path=Path(args.storage_path),
@@ -29,6 +35,7 @@ def options_from(args: argparse.Namespace) -> ControllersOptions:
         max_source_size=args.max_source_size,
         kustomize=KustomizeOptions(settings=settings, auto_fix_legacy=args.auto_fix_legacy, live_drift=args.live_drift),
         helm=HelmOptions(settings=settings),  # the same tenancy settings as the webhook and kustomize
+        fluxconfig=FluxConfigOptions(settings=settings, ssh_key_algorithm=args.ssh_key_algorithm),
         manager=ManagerOptions(
             concurrency=args.concurrency,
             namespace=args.watch_namespace,
@@ -36,6 +43,7 @@ def options_from(args: argparse.Namespace) -> ControllersOptions:
             events_addr=args.events_addr,
             leader_election=args.leader_elect,
             lease_namespace=args.lease_namespace,
+            lease_name=args.lease_name,
             metrics_port=args.metrics_port,
             health_port=args.health_port,
         ),
@@ -80,6 +88,18 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     start.add_argument("--events-addr", default=env("FLUXWARDEN_EVENTS_ADDR"))
     start.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=False)
     start.add_argument("--lease-namespace", default=env("FLUXWARDEN_LEASE_NAMESPACE", "flux-system"))
+    start.add_argument(
+        "--lease-name",
+        default=env("FLUXWARDEN_LEASE_NAME", "fluxwarden-controllers"),
+        help="one lease per Deployment (manifests/fluxconfig: fluxwarden-fluxconfig)",
+    )
+    start.add_argument(
+        "--ssh-key-algorithm",
+        choices=SSH_KEY_ALGORITHMS,
+        default=env("FLUXWARDEN_SSH_KEY_ALGORITHM", "rsa"),
+        help="the key pair fluxconfig generates for an ssh URL without a key (rsa: 4096 bits; "
+        "Azure DevOps accepts only RSA)",
+    )
     start.add_argument("--metrics-port", type=int, default=int(env("FLUXWARDEN_METRICS_PORT", "8080")))
     start.add_argument("--health-port", type=int, default=int(env("FLUXWARDEN_HEALTH_PORT", "9440")))
     start.add_argument("--log-level", default=env("FLUXWARDEN_LOG_LEVEL", "info"))

@@ -7,6 +7,7 @@ import os
 import sys
 from typing import Any
 
+from fluxwarden.cli import get_fluxconfigs
 from fluxwarden.cli.objects import (
     SOURCES,
     CommandError,
@@ -173,6 +174,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     helmreleases.add_argument("-A", "--all-namespaces", action="store_true")
     _common(helmreleases)
     helmreleases.set_defaults(func=guarded, verb=get_helmreleases)
+    get_fluxconfigs.register(get, guarded)
 
     verbs = {"reconcile": ("request a reconcile and wait for it", reconcile), "suspend": ("suspend", suspend),
              "resume": ("resume and wait for the reconcile", resume)}  # fmt: skip

@@ -7,7 +7,19 @@ import sys
 from collections.abc import Sequence
 
 from fluxwarden import __version__
-from fluxwarden.cli import certs, check, controllers, fix, flux, manifests, review, serve
+from fluxwarden.cli import (
+    certs,
+    check,
+    controllers,
+    create_fluxconfig,
+    delete_fluxconfig,
+    fix,
+    flux,
+    install,
+    manifests,
+    review,
+    serve,
+)
 from fluxwarden.cli.options import UsageError
 
 
@@ -17,8 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"fluxwarden {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    for module in (serve, review, check, fix, certs, manifests, controllers, flux):
+    for module in (serve, review, check, fix, certs, manifests, install, controllers, flux, create_fluxconfig):
         module.register(commands)
+    delete_fluxconfig.register(commands, flux.guarded)
     return parser
 
 

@@ -63,6 +63,12 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="refuse spec.kubeConfig [FLUXWARDEN_BLOCK_REMOTE_CLUSTERS]",
     )
+    group.add_argument(
+        "--cluster-scope-namespaces",
+        default=None,
+        help="comma list: where a FluxConfig may have scope cluster "
+        "[FLUXWARDEN_CLUSTER_SCOPE_NAMESPACES, cluster-config,flux-system]",
+    )
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -100,5 +106,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         ),
         block_remote_clusters=flag_or_env_bool(
             args.block_remote_clusters, "FLUXWARDEN_BLOCK_REMOTE_CLUSTERS", defaults.block_remote_clusters
+        ),
+        cluster_scope_namespaces=flag_or_env_set(
+            args.cluster_scope_namespaces, "FLUXWARDEN_CLUSTER_SCOPE_NAMESPACES", defaults.cluster_scope_namespaces
         ),
     )

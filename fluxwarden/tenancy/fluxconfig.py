@@ -7,11 +7,33 @@ scp-like form is rewritten to ``ssh://git@host/path`` (FLUXCONFIG.md).
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Any, Literal
 
+from fluxwarden.tenancy.kinds import FLUXCONFIG
 from fluxwarden.tenancy.settings import Settings
+from fluxwarden.tenancy.values import text
 
 UrlKind = Literal["ssh", "https", "http"]
+
+# Rule ids (stable: in messages, metrics and the controller's Stalled condition).
+CLUSTER_SCOPE_RULE = "cluster-scope"
+FLUXCONFIG_RULE = "fluxconfig"
+# Not lifted by exempt namespaces, users or groups: the controller applies them at reconcile time and
+# cannot see who wrote the object, and a malformed FluxConfig is malformed wherever it lives.
+NEVER_EXEMPT_RULES = frozenset({CLUSTER_SCOPE_RULE, FLUXCONFIG_RULE})
+
+SCOPES = ("cluster", "namespace")
+DEFAULT_SCOPE = "cluster"
+# sourceKind -> the spec field holding that source.
+SOURCE_FIELDS = {
+    "GitRepository": "gitRepository",
+    "Bucket": "bucket",
+    "AzureBlob": "azureBlob",
+    "OCIRepository": "ociRepository",
+}
+DEFAULT_SOURCE_KIND = "GitRepository"
+DEFAULT_KUSTOMIZATION = "kustomization-1"  # what an absent or empty ``kustomizations`` map means
 
 _SCHEMES: tuple[tuple[str, UrlKind], ...] = (("ssh://", "ssh"), ("https://", "https"), ("http://", "http"))
 _SCP_USER = "git@"
@@ -57,6 +79,51 @@ def ssh_url(url: str) -> str:
         return url
     host, path = parts
     return f"ssh://{_SCP_USER}{host}/{path.removeprefix('/')}"
+
+
+def is_fluxconfig(obj: dict[str, Any]) -> bool:
+    api_version = text(obj.get("apiVersion", ""))
+    return api_version.rpartition("/")[0] == FLUXCONFIG and obj.get("kind") == "FluxConfig"
+
+
+def spec_of(obj: dict[str, Any]) -> dict[str, Any]:
+    """``spec`` when it is an object, else an empty one (the rules report a malformed spec)."""
+    spec = obj.get("spec")
+    return spec if isinstance(spec, dict) else {}
+
+
+def scope_of(obj: dict[str, Any]) -> str:
+    """``spec.scope``, or ``cluster`` when it is absent (Azure's default)."""
+    value = spec_of(obj).get("scope")
+    return DEFAULT_SCOPE if value is None else text(value)
+
+
+def target_namespace(obj: dict[str, Any], namespace: str = "") -> str:
+    """``spec.namespace``, or the object's own namespace when it is absent."""
+    value = spec_of(obj).get("namespace")
+    if value is not None:
+        return text(value)
+    meta = obj.get("metadata")
+    return namespace or (text(meta.get("namespace") or "") if isinstance(meta, dict) else "")
+
+
+_ISO_DURATION = re.compile(
+    r"P(?:(?P<days>\d+)D)?"
+    r"(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?",
+    re.ASCII,
+)
+_SECONDS = {"days": 86400, "hours": 3600, "minutes": 60, "seconds": 1}
+
+
+def iso_duration_seconds(value: str) -> float | None:
+    """An ISO-8601 duration (``PT10M``, ``P1DT2H``) in seconds; ``None`` when it is not one.
+
+    Days, hours, minutes and seconds only, as the CRD's pattern: years and months have no fixed length.
+    """
+    match = _ISO_DURATION.fullmatch(value)
+    if match is None or value == "P" or not any(match.groupdict().values()):
+        return None
+    return sum(float(v) * _SECONDS[k] for k, v in match.groupdict().items() if v)
 
 
 def cluster_scope_allowed(settings: Settings, namespace: str) -> bool:

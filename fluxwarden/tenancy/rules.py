@@ -3,7 +3,8 @@
 Every rule takes a Kubernetes object (a dict), the namespace it lives in and the settings, and
 returns findings. Nothing here reads a file or a socket. Rule ids are stable (they appear in
 messages, metrics and ``check`` output): ``cross-namespace-ref``, ``service-account``, ``flux-v1``,
-``deprecated-api``, ``cross-namespace-dependency``, ``remote-cluster``.
+``deprecated-api``, ``cross-namespace-dependency``, ``remote-cluster``, and for FluxConfig
+``cluster-scope`` and ``fluxconfig`` (:mod:`fluxconfig_rules`; never lifted by an exemption).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from fluxwarden.tenancy.findings import Finding, ObjectRef, Severity
+from fluxwarden.tenancy.fluxconfig import NEVER_EXEMPT_RULES
+from fluxwarden.tenancy.fluxconfig_rules import cluster_scope, fluxconfig, fluxconfig_update
 from fluxwarden.tenancy.kinds import FLUX_V1_GROUPS, RefField, kind_of, split_api_version
 from fluxwarden.tenancy.paths import dotted, pointer, walk
 from fluxwarden.tenancy.settings import Requester, Settings, is_exempt
@@ -165,6 +168,8 @@ RULES: tuple[Rule, ...] = (
     cross_namespace_dependency,
     remote_cluster,
     deprecated_api,
+    cluster_scope,
+    fluxconfig,
 )
 
 
@@ -174,10 +179,17 @@ def evaluate(
     *,
     namespace: str | None = None,
     requester: Requester | None = None,
+    old: dict[str, Any] | None = None,
 ) -> list[Finding]:
-    """All findings for ``obj``. Exempt namespaces and requesters keep warnings but are never denied."""
+    """All findings for ``obj``; ``old`` is the stored object on an UPDATE (for the immutable fields).
+
+    Exempt namespaces and requesters keep warnings and are denied only by the FluxConfig rules
+    (``cluster-scope``, ``fluxconfig``), which no exemption lifts.
+    """
     ns = object_namespace(obj, namespace)
     findings = [finding for rule in RULES for finding in rule(obj, ns, settings)]
+    if old is not None:
+        findings.extend(fluxconfig_update(obj, old, ns, settings))
     if is_exempt(settings, ns, requester):
-        findings = [f for f in findings if not f.denies]
+        findings = [f for f in findings if not f.denies or f.rule in NEVER_EXEMPT_RULES]
     return findings

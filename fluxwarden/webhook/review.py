@@ -32,6 +32,7 @@ class AdmissionRequest:
     obj: dict[str, Any] | None
     requester: Requester
     dry_run: bool = False
+    old_obj: dict[str, Any] | None = None  # the stored object, on UPDATE (and DELETE)
 
     @property
     def kind(self) -> str:
@@ -123,6 +124,9 @@ def parse_review(body: bytes) -> AdmissionRequest:
     obj = request.get("object")
     if operation in JUDGED_OPERATIONS:
         _expect(obj, dict, f"field request.object (operation {operation})")
+    old_obj = request.get("oldObject")
+    if old_obj is not None:
+        _expect(old_obj, dict, "field request.oldObject")
     namespace = request.get("namespace", "")
     _expect(namespace, str, "field request.namespace")
     user = _expect(request.get("userInfo", {}), dict, "field request.userInfo")
@@ -135,6 +139,7 @@ def parse_review(body: bytes) -> AdmissionRequest:
         obj=obj if isinstance(obj, dict) else None,
         requester=requester,
         dry_run=request.get("dryRun") is True,
+        old_obj=old_obj,
     )
 
 
@@ -156,7 +161,8 @@ def decide(request: AdmissionRequest, settings: Settings, *, mutating: bool = Fa
     if mutating:
         result = mutate(request.obj, settings, namespace=request.namespace, requester=request.requester)
         return Decision(request.uid, allowed=True, warnings=result.warnings, patch=result.patch)
-    findings = evaluate(request.obj, settings, namespace=request.namespace, requester=request.requester)
+    old = request.old_obj if request.operation == "UPDATE" else None
+    findings = evaluate(request.obj, settings, namespace=request.namespace, requester=request.requester, old=old)
     denials = [f for f in findings if f.denies]
     warnings = [f.warning for f in findings if not f.denies]
     if denials:

@@ -21,6 +21,7 @@ from fluxwarden.controllers.app import ControllersOptions, Reconcilers, build
 from fluxwarden.controllers.runtime.kube import Kube
 from fluxwarden.controllers.runtime.manager import ManagerOptions
 from tests.support import flux_crds as flux_crds_support
+from tests.support import fluxconfig_crd as fluxconfig_crd_support
 from tests.support.control_plane import ControlPlane
 from tests.support.field_warnings import FieldWarnings, recording
 from tests.support.git_server import GitHttpServer
@@ -64,6 +65,12 @@ def flux_crds(kubectl: Kubectl) -> list[str]:
     No directory is an error (FluxCRDsMissing), never a skip.
     """
     return flux_crds_support.install(kubectl)
+
+
+@pytest.fixture(scope="session")
+def fluxconfig_crd(kubectl: Kubectl) -> str:
+    """fluxwarden's FluxConfig CRD (manifests/crds/fluxconfig.yaml), server-side applied and Established."""
+    return fluxconfig_crd_support.install(kubectl)
 
 
 @pytest.fixture(scope="session")

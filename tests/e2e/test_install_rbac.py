@@ -9,6 +9,10 @@ controllers make: informers, finalizers, status, events, the Lease, Secrets and 
 dependency, impersonated apply, prune and finalization. A missing permission fails a test. The real
 helm CLI runs with the account's token as the controller runs it, and the account is shown unable to
 do what it must not (impersonate a group, write a tenant's objects, write any Secret).
+
+manifests/fluxconfig's account, the one privileged part, is checked the same way at the end: with its
+own token it makes every object a FluxConfig needs (flux-applier bound to cluster-admin included), and
+it can neither impersonate, nor escalate, nor bind any role but cluster-admin.
 """
 
 from __future__ import annotations
@@ -28,13 +32,16 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from fluxwarden.controllers.app import CONTROLLERS, Reconcilers
+from fluxwarden.controllers.fluxconfig.api import FluxConfigOptions
 from fluxwarden.controllers.helm.api import HELM_RELEASE, WATCH_LABEL
 from fluxwarden.controllers.kustomize.api import KUSTOMIZATION
+from fluxwarden.controllers.runtime.kube import Kube, NotFound, Resource
 from fluxwarden.controllers.source.api import GIT_REPOSITORY, HELM_CHART, HELM_REPOSITORY
+from fluxwarden.tenancy import Settings
 from tests.support.control_plane import ControlPlane
 from tests.support.git_server import GitHttpServer, GitRepo
 from tests.support.helm_repo import HelmRepoServer
-from tests.support.kube import Kubectl
+from tests.support.kube import Kubectl, KubectlRunner, kubectl_binary
 from tests.support.manifests import apply, built, by_kind, container_args, flag, named, rbac_of
 from tests.support.namespaces import ensure_namespace
 from tests.support.tenants import SHARD, Tenant, condition, configmap, grant, make_tenant
@@ -106,7 +113,7 @@ def controllers(
     account_api: client.ApiClient, shipped_args: list[str], start_reconcilers: Callable[..., Reconcilers]
 ) -> Reconcilers:
     names = tuple((flag(shipped_args, "controllers") or "").split(","))
-    assert set(names) == set(CONTROLLERS), "the Deployment runs every controller fluxwarden builds"
+    assert set(names) == set(CONTROLLERS) - {"fluxconfig"}, "every controller but fluxconfig (manifests/fluxconfig)"
     api = account_api
     return start_reconcilers(
         names,
@@ -571,3 +578,304 @@ def test_the_account_cannot(account_api: client.ApiClient, verb: str, resource: 
                                              group=group, name=name or None)  # fmt: skip
     review = client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec(resource_attributes=attributes))
     assert not client.AuthorizationV1Api(account_api).create_self_subject_access_review(review).status.allowed
+
+
+# The FluxConfig controller's account (manifests/fluxconfig): its own token, its own rights.
+FLUXCONFIG_ACCOUNT = "fluxwarden-fluxconfig"
+FLUXCONFIG_MANAGER = "fluxconfig-controller"  # the controller's field manager (the contract)
+FLUXCONFIG = Resource("clusterconfig.azure.com", "v1beta1", "fluxconfigs", "FluxConfig")
+
+
+@pytest.fixture(scope="module")
+def fluxconfig_install(kubectl: Kubectl) -> list[dict[str, Any]]:
+    return built(kubectl, "manifests/fluxconfig")
+
+
+@pytest.fixture(scope="module")
+def fluxconfig_kubectl(
+    kubectl: Kubectl,
+    admin_api: client.ApiClient,
+    control_plane: ControlPlane,
+    fluxconfig_install: list[dict[str, Any]],
+    test_binaries: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Kubectl:
+    """kubectl authenticated with the fluxconfig account's own token, once its shipped RBAC is in effect."""
+    ensure_namespace(admin_api, NAMESPACE)
+    apply(kubectl, rbac_of(fluxconfig_install, FLUXCONFIG_ACCOUNT))
+    token = service_account_token(admin_api, NAMESPACE, FLUXCONFIG_ACCOUNT)
+    directory = tmp_path_factory.mktemp("fluxconfig-sa")
+    path = token_kubeconfig(control_plane.kubeconfig, token, directory / "kubeconfig")
+    with token_client(path) as api:
+        until(lambda: _allowed(api, "list", "fluxconfigs", "clusterconfig.azure.com"), bool, what="its RBAC")
+    return KubectlRunner(kubectl_binary(test_binaries), path, directory / "cache")
+
+
+@pytest.fixture(scope="module")
+def fluxconfig_api(fluxconfig_kubectl: KubectlRunner) -> Iterator[client.ApiClient]:
+    with token_client(fluxconfig_kubectl.kubeconfig) as api:
+        yield api
+
+
+def _owned(kind: str, api_version: str, name: str, namespace: str | None, owner: dict[str, Any], **rest: Any) -> Any:
+    meta: dict[str, Any] = {"name": name, "labels": {"clusterconfig.azure.com/is-managed": "true"}}
+    if namespace:
+        meta["namespace"] = namespace
+        meta["ownerReferences"] = [{"apiVersion": owner["apiVersion"], "kind": owner["kind"],
+                                    "name": owner["metadata"]["name"], "uid": owner["metadata"]["uid"],
+                                    "controller": True, "blockOwnerDeletion": True}]  # fmt: skip
+    return {"apiVersion": api_version, "kind": kind, "metadata": meta, **rest}
+
+
+def test_the_fluxconfig_account_makes_everything_a_fluxconfig_needs(
+    flux_crds: list[str],
+    fluxconfig_crd: str,
+    kubectl: Kubectl,
+    fluxconfig_kubectl: Kubectl,
+    fluxconfig_api: client.ApiClient,
+    namespace: str,
+) -> None:
+    """Every call the contract gives the controller, made with the account's token as the controller makes
+    it (server-side apply as fluxconfig-controller), and each one's effect read back as admin."""
+    config = {"apiVersion": "clusterconfig.azure.com/v1beta1", "kind": "FluxConfig",
+              "metadata": {"name": "cfg", "namespace": namespace},
+              "spec": {"scope": "cluster", "namespace": namespace,
+                       "gitRepository": {"url": "https://example.com/repo.git", "repositoryRef": {"branch": "main"}},
+                       "configurationProtectedSettingsRef": {"name": "cfg-protected-parameters"}}}  # fmt: skip
+    kubectl("apply", "--server-side", "-f", "-", input=json.dumps(config))
+    kubectl("create", "secret", "generic", "cfg-protected-parameters", "-n", namespace, "--from-literal=httpsKey=k")
+    fc = fluxconfig_kubectl
+    listed = json.loads(fc("get", "fluxconfigs", "-A", "-o", "json").stdout)["items"]
+    owner = next(o for o in listed if o["metadata"]["namespace"] == namespace)
+    # The finalizer and the status, through the controllers' own API adapter (a patch, no GET first).
+    kube = Kube(fluxconfig_api)
+    kube.patch(FLUXCONFIG, namespace, "cfg", {"metadata": {"finalizers": ["clusterconfig.azure.com/finalizer"]}})
+    kube.patch_status(FLUXCONFIG, namespace, "cfg", {"complianceState": "Pending", "provisioningState": "Creating"})
+    assert kube.get(FLUXCONFIG, namespace, "cfg")["status"]["provisioningState"] == "Creating"
+    assert json.loads(fc("get", "secret", "cfg-protected-parameters", "-n", namespace, "-o", "json").stdout)["data"]
+    fc("get", "helmreleases.helm.toolkit.fluxcd.io", "-A")
+
+    rbac = "rbac.authorization.k8s.io/v1"
+    cluster_admin = {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"}
+    applier = [{"kind": "ServiceAccount", "name": "flux-applier", "namespace": namespace}]
+    made = [
+        _owned("ServiceAccount", "v1", "flux-applier", namespace, owner),
+        _owned("Secret", "v1", "cfg-auth", namespace, owner, stringData={"username": "git", "password": "k"}),
+        _owned("GitRepository", GIT_REPOSITORY.api_version, "cfg", namespace, owner,
+               spec={"interval": "600s", "url": "https://example.com/repo.git", "ref": {"branch": "main"},
+                     "secretRef": {"name": "cfg-auth"}}),
+        _owned("Kustomization", KUSTOMIZATION.api_version, "cfg-apps", namespace, owner,
+               spec={"interval": "600s", "path": "./apps", "prune": False,
+                     "sourceRef": {"kind": "GitRepository", "name": "cfg"}, "serviceAccountName": "flux-applier"}),
+        _owned("RoleBinding", rbac, "flux-applier", namespace, owner, roleRef=cluster_admin, subjects=applier),
+        _owned("ClusterRoleBinding", rbac, f"flux-applier-{namespace}", None, owner, roleRef=cluster_admin,
+               subjects=applier),
+    ]  # fmt: skip
+    for obj in made:  # one object an apply, as the controller applies them
+        fc("apply", "--server-side", f"--field-manager={FLUXCONFIG_MANAGER}", "-f", "-", input=json.dumps(obj))
+    stored = json.loads(kubectl("get", "clusterrolebinding", f"flux-applier-{namespace}", "-o", "json").stdout)
+    assert stored["roleRef"]["name"] == "cluster-admin", "made by an account with bind on cluster-admin only"
+    kustomization = json.loads(
+        kubectl("get", "kustomization", "cfg-apps", "-n", namespace, "-o", "json", "--show-managed-fields").stdout
+    )
+    assert kustomization["metadata"]["ownerReferences"][0]["uid"] == owner["metadata"]["uid"]
+    assert {m["manager"] for m in kustomization["metadata"]["managedFields"]} == {FLUXCONFIG_MANAGER}
+    for obj in made[1:2]:  # a second apply is a patch of what is there
+        obj["stringData"] = {"username": "git", "password": "k2"}
+        fc("apply", "--server-side", f"--field-manager={FLUXCONFIG_MANAGER}", "-f", "-", input=json.dumps(obj))
+    auth = client.CoreV1Api(fluxconfig_api).read_namespaced_secret("cfg-auth", namespace)
+    assert base64.b64decode(auth.data["password"]) == b"k2"
+    event = client.CoreV1Event(
+        metadata=client.V1ObjectMeta(generate_name="cfg."),
+        involved_object=client.V1ObjectReference(
+            api_version=config["apiVersion"],
+            kind="FluxConfig",
+            name="cfg",
+            namespace=namespace,
+            uid=owner["metadata"]["uid"],
+        ),
+        reason="Progressing",
+        message="made",
+        type="Normal",
+        source=client.V1EventSource(component="fluxconfig"),
+    )
+    client.CoreV1Api(fluxconfig_api).create_namespaced_event(namespace, event)
+    for obj in reversed(made):
+        fc("delete", "-f", "-", "--wait=false", input=json.dumps(obj))
+    leftovers = kubectl("get", "clusterrolebinding", f"flux-applier-{namespace}", "--ignore-not-found", "-o", "name")
+    assert leftovers.stdout == ""
+    kube.patch(FLUXCONFIG, namespace, "cfg", {"metadata": {"finalizers": None}})
+
+
+def test_the_fluxconfig_controller_reconciles_and_finalizes_with_the_shipped_rights(
+    flux_crds: list[str],
+    fluxconfig_crd: str,
+    fluxconfig_install: list[dict[str, Any]],
+    fluxconfig_api: client.ApiClient,
+    start_reconcilers: Callable[..., Reconcilers],
+    admin_api: client.ApiClient,
+    kubectl: Kubectl,
+    namespace: str,
+) -> None:
+    """The real controller, as the Deployment runs it, with the account's own token: it makes flux-applier
+    and its ClusterRoleBinding to cluster-admin, the auth Secret, the source and both Kustomizations, holds
+    its own lease, and on deletion removes all of it. A missing permission fails here."""
+    (container,) = named(fluxconfig_install, "Deployment", "fluxwarden-fluxconfig")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    args = container_args(container, {})
+    assert flag(args, "controllers") == "fluxconfig"
+    shard = f"{SHARD}=install-rbac-fluxconfig"
+    start_reconcilers(
+        ("fluxconfig",),
+        label_selector=shard,
+        api=fluxconfig_api,
+        leader_election=flag(args, "leader-elect") is not None,
+        lease_namespace=NAMESPACE,
+        lease_name=flag(args, "lease-name"),
+        fluxconfig=FluxConfigOptions(
+            settings=Settings(cluster_scope_namespaces=frozenset({namespace})),
+            ssh_key_algorithm=flag(args, "ssh-key-algorithm") or "",  # type: ignore[arg-type]
+        ),
+    )
+    kubectl("create", "secret", "generic", "cfg-protected-parameters", "-n", namespace, "--from-literal=httpsKey=k")
+    config = {"apiVersion": "clusterconfig.azure.com/v1beta1", "kind": "FluxConfig",
+              "metadata": {"name": "cfg", "namespace": namespace, "labels": {SHARD: "install-rbac-fluxconfig"}},
+              "spec": {"scope": "cluster", "namespace": namespace,
+                       "gitRepository": {"url": "https://example.com/repo.git", "repositoryRef": {"branch": "main"},
+                                         "httpsUser": "git"},
+                       "kustomizations": {"infra": {"path": "./infrastructure"},
+                                          "apps": {"path": "./apps", "dependsOn": ["infra"]}},
+                       "configurationProtectedSettingsRef": {"name": "cfg-protected-parameters"}}}  # fmt: skip
+    kubectl("apply", "--server-side", "-f", "-", input=json.dumps(config))
+    kube = Kube(admin_api)
+
+    def made() -> dict[str, Any]:
+        return kube.get(FLUXCONFIG, namespace, "cfg")
+
+    reconciled = until(made, lambda o: (o.get("status") or {}).get("observedGeneration") == 1, timeout=60,
+                       what="the FluxConfig reconciled")  # fmt: skip
+    assert reconciled["metadata"]["finalizers"] == ["clusterconfig.azure.com/finalizer"]
+    assert "forbidden" not in json.dumps(reconciled["status"]).lower(), reconciled["status"]
+    names = {
+        "gitrepository": ["cfg"],
+        "kustomization": ["cfg-apps", "cfg-infra"],
+        "secret": ["cfg-auth", "cfg-protected-parameters"],
+        "serviceaccount": ["flux-applier"],
+    }
+    for kind, expected in names.items():
+        listed = kubectl("get", kind, "-n", namespace, "-o", "jsonpath={.items[*].metadata.name}").stdout.split()
+        assert sorted(n for n in listed if n in expected) == expected, (kind, listed)
+    binding = json.loads(kubectl("get", "clusterrolebinding", f"flux-applier-{namespace}", "-o", "json").stdout)
+    assert binding["roleRef"]["name"] == "cluster-admin"
+    lease = client.CoordinationV1Api(admin_api).read_namespaced_lease("fluxwarden-fluxconfig", NAMESPACE)
+    assert lease.spec.holder_identity, "the controller holds its own lease"
+
+    kubectl("delete", "fluxconfig", "cfg", "-n", namespace, "--wait=false")
+
+    def gone() -> bool:
+        try:
+            made()
+        except NotFound:
+            return True
+        return False
+
+    until(gone, bool, timeout=60, what="the FluxConfig finalized")
+    leftover = kubectl("get", "clusterrolebinding", f"flux-applier-{namespace}", "--ignore-not-found", "-o", "name")
+    assert leftover.stdout == "", "the binding to cluster-admin went with it"
+    for kind in ("gitrepository", "kustomization"):
+        assert kubectl("get", kind, "-n", namespace, "-o", "name").stdout == "", kind
+    assert kubectl("get", "secret", "cfg-auth", "-n", namespace, "--ignore-not-found", "-o", "name").stdout == ""
+
+
+def test_the_fluxconfig_account_cannot_bind_any_other_role(
+    fluxconfig_api: client.ApiClient, admin_api: client.ApiClient, namespace: str
+) -> None:
+    """bind on cluster-admin by name: a binding to another role whose rights it lacks is refused (a bare API
+    server aggregates no roles, so view, edit and admin are empty here: roles with rules of their own)."""
+    client.RbacAuthorizationV1Api(admin_api).create_cluster_role(
+        {
+            "metadata": {"name": f"configmaps-{namespace}"},
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}],
+        }
+    )
+    rbac = client.RbacAuthorizationV1Api(fluxconfig_api)
+    for role in (
+        f"configmaps-{namespace}",
+        "system:kube-scheduler",
+        "system:controller:clusterrole-aggregation-controller",
+    ):
+        body = {"metadata": {"name": "flux-applier-other"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+                "subjects": [{"kind": "ServiceAccount", "name": "flux-applier", "namespace": namespace}]}  # fmt: skip
+        with pytest.raises(ApiException) as refused:
+            rbac.create_namespaced_role_binding(namespace, body)
+        message = json.loads(refused.value.body)["message"]
+        assert refused.value.status == 403 and "attempting to grant RBAC permissions not currently held" in message
+        with pytest.raises(ApiException) as refused:
+            rbac.create_cluster_role_binding({**body, "metadata": {"name": f"flux-applier-other-{namespace}"}})
+        assert refused.value.status == 403, role
+    client.RbacAuthorizationV1Api(admin_api).delete_cluster_role(f"configmaps-{namespace}")
+
+
+@pytest.mark.parametrize(
+    ("verb", "resource", "group", "name"),
+    [
+        ("impersonate", "serviceaccounts", "", ""),
+        ("impersonate", "users", "", "admin"),
+        ("impersonate", "groups", "", "system:masters"),
+        ("escalate", "clusterroles", "rbac.authorization.k8s.io", ""),
+        ("escalate", "roles", "rbac.authorization.k8s.io", ""),
+        ("bind", "clusterroles", "rbac.authorization.k8s.io", "admin"),
+        ("bind", "clusterroles", "rbac.authorization.k8s.io", ""),
+        ("bind", "roles", "rbac.authorization.k8s.io", ""),
+        ("create", "clusterroles", "rbac.authorization.k8s.io", ""),
+        ("create", "roles", "rbac.authorization.k8s.io", ""),
+        ("patch", "clusterroles", "rbac.authorization.k8s.io", "cluster-admin"),
+        ("create", "fluxconfigs", "clusterconfig.azure.com", ""),
+        ("delete", "fluxconfigs", "clusterconfig.azure.com", ""),
+        ("update", "fluxconfigs", "clusterconfig.azure.com", ""),
+        ("create", "helmreleases", "helm.toolkit.fluxcd.io", ""),
+        ("create", "helmrepositories", "source.toolkit.fluxcd.io", ""),
+        ("create", "configmaps", "", ""),
+        ("create", "deployments", "apps", ""),
+        ("create", "serviceaccounts/token", "", ""),
+        ("create", "namespaces", "", ""),
+        ("update", "leases", "coordination.k8s.io", "fluxwarden-controllers"),
+    ],
+)
+def test_the_fluxconfig_account_cannot(
+    fluxconfig_api: client.ApiClient, verb: str, resource: str, group: str, name: str
+) -> None:
+    resource, _, subresource = resource.partition("/")
+    attributes = client.V1ResourceAttributes(verb=verb, resource=resource, subresource=subresource or None,
+                                             group=group, name=name or None, namespace="flux-system")  # fmt: skip
+    review = client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec(resource_attributes=attributes))
+    assert not client.AuthorizationV1Api(fluxconfig_api).create_self_subject_access_review(review).status.allowed
+
+
+@pytest.mark.parametrize(
+    ("verb", "resource", "group", "name"),
+    [
+        ("bind", "clusterroles", "rbac.authorization.k8s.io", "cluster-admin"),
+        ("update", "fluxconfigs/finalizers", "clusterconfig.azure.com", ""),
+        ("watch", "fluxconfigs", "clusterconfig.azure.com", ""),
+        ("watch", "secrets", "", ""),
+        ("watch", "gitrepositories", "source.toolkit.fluxcd.io", ""),
+        ("watch", "buckets", "source.toolkit.fluxcd.io", ""),
+        ("watch", "ocirepositories", "source.toolkit.fluxcd.io", ""),
+        ("watch", "kustomizations", "kustomize.toolkit.fluxcd.io", ""),
+        ("watch", "helmreleases", "helm.toolkit.fluxcd.io", ""),
+        ("delete", "buckets", "source.toolkit.fluxcd.io", ""),
+        ("delete", "ocirepositories", "source.toolkit.fluxcd.io", ""),
+    ],
+)
+def test_the_fluxconfig_account_may(
+    fluxconfig_api: client.ApiClient, verb: str, resource: str, group: str, name: str
+) -> None:
+    """What the test above did not call for real (watches are informers; buckets and OCI the other kinds)."""
+    resource, _, subresource = resource.partition("/")
+    attributes = client.V1ResourceAttributes(verb=verb, resource=resource, subresource=subresource or None,
+                                             group=group, name=name or None, namespace="cluster-config")  # fmt: skip
+    review = client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec(resource_attributes=attributes))
+    assert client.AuthorizationV1Api(fluxconfig_api).create_self_subject_access_review(review).status.allowed

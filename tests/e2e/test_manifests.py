@@ -7,6 +7,7 @@ from the Deployments' pod templates), pick exactly the pods they are meant to.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -26,6 +27,7 @@ FLUX_COMPLEMENT = f"!{SHARD}"  # what upstream Flux watches beside fluxwarden (F
 FLUX_CLUSTER_NAMES = {"crd-controller-flux-system", "cluster-reconciler-flux-system", "flux-edit-flux-system",
                       "flux-view-flux-system"}  # fmt: skip
 FLUX_ARTIFACT_CONSUMERS = ("kustomize-controller", "helm-controller", "source-watcher")
+FLUXCONFIG_CONTROLLER = "fluxconfig"  # runs apart, under its own (privileged) ServiceAccount
 
 
 def _ports(container: dict[str, Any]) -> dict[str, int]:
@@ -95,12 +97,17 @@ def test_enforce_off_overlay_only_flips_the_setting(kubectl: Kubectl) -> None:
     assert [o for o in off if o["kind"] != "ConfigMap"] == [o for o in base if o["kind"] != "ConfigMap"]
 
 
+def _fluxconfig_container(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    (container,) = named(objects, "Deployment", "fluxwarden-fluxconfig")["spec"]["template"]["spec"]["containers"]
+    return dict(container)
+
+
 def test_controllers_run_everything_built_under_fluxs_service_name(kubectl: Kubectl) -> None:
     objects = built(kubectl, "manifests/controllers")
     container = _controllers_container(objects)
     args = container_args(container, {"POD_NAMESPACE": "flux-system"})
-    assert set((flag(args, "controllers") or "").split(",")) == set(CONTROLLERS)
-    assert flag(args, "leader-elect") == ""
+    assert set((flag(args, "controllers") or "").split(",")) == set(CONTROLLERS) - {FLUXCONFIG_CONTROLLER}
+    assert flag(args, "leader-elect") == "" and flag(args, "lease-name") is None  # the default lease
 
     ports = _ports(container)
     assert ports == {"http": 9090, "http-metrics": 8080, "healthz": 9440}
@@ -128,6 +135,35 @@ def test_controllers_run_everything_built_under_fluxs_service_name(kubectl: Kube
     )
 
 
+def test_the_fluxconfig_controller_runs_alone_under_its_own_account_and_lease(kubectl: Kubectl) -> None:
+    objects = built(kubectl, "manifests/fluxconfig")
+    deployment = named(objects, "Deployment", "fluxwarden-fluxconfig")
+    assert deployment["metadata"]["namespace"] == "flux-system"
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "fluxwarden-fluxconfig" and pod["securityContext"]["runAsNonRoot"] is True
+    container = _fluxconfig_container(objects)
+    args = container_args(container, {})
+    assert args[:2] == ["controllers", "run"] and flag(args, "controllers") == FLUXCONFIG_CONTROLLER
+    assert flag(args, "leader-elect") == "" and flag(args, "lease-name") == "fluxwarden-fluxconfig"
+    assert flag(args, "ssh-key-algorithm") == "rsa"
+    # Every controller fluxwarden builds runs in exactly one of the two Deployments.
+    others = container_args(_controllers_container(built(kubectl, "manifests/controllers")), {})
+    controllers = set((flag(others, "controllers") or "").split(","))
+    assert set(CONTROLLERS) <= controllers | {FLUXCONFIG_CONTROLLER} and FLUXCONFIG_CONTROLLER not in controllers
+    # It serves no artifacts: its (unused) artifact server is on loopback, and no Service selects it.
+    assert (flag(args, "storage-addr") or "").startswith("127.0.0.1:")
+    ports = _ports(container)
+    assert ports == {"http-metrics": 8080, "healthz": 9440}
+    assert flag(args, "metrics-port") == "8080" and flag(args, "health-port") == "9440"
+    assert {m["mountPath"] for m in container["volumeMounts"]} == {"/tmp"}
+    assert (flag(args, "storage-path") or "").startswith("/tmp/")
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    (lease_role,) = by_kind(objects, "Role")
+    assert [r.get("resourceNames") for r in lease_role["rules"]] == [None, ["fluxwarden-fluxconfig"]]
+    top = built(kubectl, "manifests")
+    assert named(top, "Deployment", "fluxwarden-fluxconfig") == deployment, "manifests/ installs it as built"
+
+
 def _pod_from(template: dict[str, Any], name: str) -> dict[str, Any]:
     return {"metadata": {"name": name, "labels": template["metadata"]["labels"]}, "spec": template["spec"]}
 
@@ -141,9 +177,11 @@ def test_network_policy_admits_only_controllers_to_the_artifact_port(
     kubectl: Kubectl, admin_api: client.ApiClient, namespace: str
 ) -> None:
     objects = built(kubectl, "manifests/controllers") + built(kubectl, "manifests/base")
+    objects += built(kubectl, "manifests/fluxconfig")
     (policy,) = by_kind(objects, "NetworkPolicy")
     controllers = named(objects, "Deployment", "fluxwarden-controllers")["spec"]["template"]
     webhook = named(objects, "Deployment", "fluxwarden-webhook")["spec"]["template"]
+    fluxconfig = named(objects, "Deployment", "fluxwarden-fluxconfig")["spec"]["template"]
     flux_pods = {
         f"flux-{app}": {"metadata": {"labels": {"app": app}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
         for app in (*FLUX_ARTIFACT_CONSUMERS, "notification-controller")
@@ -151,7 +189,13 @@ def test_network_policy_admits_only_controllers_to_the_artifact_port(
     tenant = {"metadata": {"labels": {"app": "podinfo"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
     core = client.CoreV1Api(admin_api)
     # Real pods from the real templates (a bare API server keeps them Pending): the server evaluates the selectors.
-    for name, template in {"controllers": controllers, "webhook": webhook, "tenant": tenant, **flux_pods}.items():
+    for name, template in {
+        "controllers": controllers,
+        "webhook": webhook,
+        "fluxconfig": fluxconfig,
+        "tenant": tenant,
+        **flux_pods,
+    }.items():
         core.create_namespaced_pod(namespace, _pod_from(template, name))
 
     assert _matching(core, namespace, policy["spec"]["podSelector"]) == {"controllers"}
@@ -218,11 +262,14 @@ def test_beside_flux_overlay_shares_nothing_with_an_upstream_flux(
             [
                 "deployment.apps/fluxwarden-webhook serverside-applied (server dry run)",
                 "deployment.apps/fluxwarden-controllers serverside-applied (server dry run)",
+                "deployment.apps/fluxwarden-fluxconfig serverside-applied (server dry run)",
+                "clusterrole.rbac.authorization.k8s.io/fluxwarden-fluxconfig serverside-applied (server dry run)",
                 "service/source-controller serverside-applied (server dry run)",
                 "networkpolicy.networking.k8s.io/fluxwarden-artifacts serverside-applied (server dry run)",
                 "cronjob.batch/fluxwarden-certs-renewer serverside-applied (server dry run)",
                 "customresourcedefinition.apiextensions.k8s.io/kustomizations.kustomize.toolkit.fluxcd.io",
                 "customresourcedefinition.apiextensions.k8s.io/helmreleases.helm.toolkit.fluxcd.io",
+                "customresourcedefinition.apiextensions.k8s.io/fluxconfigs.clusterconfig.azure.com",
             ],
         ),
         (
@@ -246,3 +293,20 @@ def test_everything_is_accepted_by_the_api_server(
     result = kubectl("apply", "--server-side", "--dry-run=server", "--force-conflicts", "-k", str(ROOT / path))
     for line in expected:
         assert line in result.stdout
+
+
+def test_the_fluxconfig_example_is_accepted_as_written(
+    fluxconfig_crd: str, kubectl: Kubectl, admin_api: client.ApiClient
+) -> None:
+    """examples/fluxconfig (the Azure tutorial) against the shipped CRD: nothing pruned, Azure's defaults added."""
+    ensure_namespace(admin_api, "cluster-config")  # a dry run makes no namespace
+    result = kubectl(
+        "apply", "--server-side", "--dry-run=server", "-o", "json", "-k", str(ROOT / "examples/fluxconfig")
+    )
+    (stored,) = [o for o in json.loads(result.stdout)["items"] if o["kind"] == "FluxConfig"]
+    written = next(o for o in built(kubectl, "examples/fluxconfig") if o["kind"] == "FluxConfig")
+    assert stored["spec"]["kustomizations"]["apps"] == {**written["spec"]["kustomizations"]["apps"], "force": False,
+                                                        "wait": True, "timeoutInSeconds": 600,
+                                                        "syncIntervalInSeconds": 600}  # fmt: skip
+    assert stored["spec"]["gitRepository"]["url"] == written["spec"]["gitRepository"]["url"]
+    assert (stored["metadata"]["name"], stored["spec"]["scope"]) == ("cluster-config", "cluster")

@@ -7,7 +7,6 @@ themselves live in ``fluxwarden.tenancy`` and are applied before this view is re
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -16,6 +15,7 @@ from fluxwarden.controllers.runtime.kube import Resource
 from fluxwarden.controllers.runtime.spec import mapping
 from fluxwarden.controllers.runtime.unsupported import Rule, Table
 from fluxwarden.tenancy import Settings
+from fluxwarden.tenancy.fluxconfig import DEFAULT_KUSTOMIZATION, SOURCE_FIELDS, iso_duration_seconds
 from fluxwarden.tenancy.kinds import FLUXCONFIG, HELM, KUSTOMIZE, SOURCE
 
 FLUX_CONFIG = Resource(FLUXCONFIG, "v1beta1", "fluxconfigs", "FluxConfig")
@@ -37,8 +37,7 @@ SHARD_LABEL = "sharding.fluxcd.io/key"
 DIGEST_ANNOTATION = "clusterconfig.azure.com/applied-digest"  # what our last apply wrote, to skip no-ops
 
 DEFAULT_SECONDS = 600  # Azure's default for every interval and timeout
-DEFAULT_KUSTOMIZATION = "kustomization-1"  # what the Azure CLI makes when none is given
-SOURCE_KINDS = ("GitRepository", "Bucket", "AzureBlob", "OCIRepository")
+SOURCE_KINDS = tuple(SOURCE_FIELDS)
 KeyAlgorithm = Literal["rsa", "ecdsa", "ed25519"]
 
 # ARM fields fluxwarden cannot honour (they need an Azure identity platform): Stalled, never ignored.
@@ -117,16 +116,12 @@ def _kustomizations(spec: dict[str, Any]) -> tuple[KustomizationDef, ...]:
     return tuple(found)
 
 
-_ISO_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
-
-
 def iso_duration(text: str, where: str) -> float:
     """Seconds in an ISO-8601 duration (``PT1H``, ``P1DT30M``), as ARM's reconciliationWaitDuration."""
-    match = _ISO_DURATION.match(text.strip())
-    if not match or text.strip() in ("P", "PT"):
+    found = iso_duration_seconds(text.strip())
+    if found is None:
         raise Stalling("InvalidSpec", f"{where}: {text!r} is not an ISO-8601 duration; use e.g. PT10M or PT1H")
-    days, hours, minutes, secs = (int(g or 0) for g in match.groups())
-    return float(((days * 24 + hours) * 60 + minutes) * 60 + secs)
+    return found
 
 
 @dataclass(frozen=True)
@@ -145,7 +140,7 @@ class FluxConfigSpec:
 
     @property
     def source_block(self) -> str:
-        return SOURCE_BLOCKS[self.source_kind]
+        return SOURCE_FIELDS[self.source_kind]
 
     @classmethod
     def of(cls, obj: dict[str, Any]) -> FluxConfigSpec:
@@ -153,9 +148,9 @@ class FluxConfigSpec:
         kind = str(spec.get("sourceKind") or "GitRepository")
         if kind not in SOURCE_KINDS:
             raise Stalling("InvalidSpec", f"spec.sourceKind: must be one of {', '.join(SOURCE_KINDS)}, got {kind!r}")
-        block = mapping(spec.get(SOURCE_BLOCKS[kind]))
+        block = mapping(spec.get(SOURCE_FIELDS[kind]))
         if not block.get("url"):
-            raise Stalling("InvalidSpec", f"spec.{SOURCE_BLOCKS[kind]}.url: required for sourceKind {kind}")
+            raise Stalling("InvalidSpec", f"spec.{SOURCE_FIELDS[kind]}.url: required for sourceKind {kind}")
         wait_text = spec.get("reconciliationWaitDuration")
         return cls(
             name=str(meta.get("name")),
@@ -172,11 +167,3 @@ class FluxConfigSpec:
                 iso_duration(str(wait_text), "spec.reconciliationWaitDuration") if wait_text else float(DEFAULT_SECONDS)
             ),
         )
-
-
-SOURCE_BLOCKS = {
-    "GitRepository": "gitRepository",
-    "Bucket": "bucket",
-    "AzureBlob": "azureBlob",
-    "OCIRepository": "ociRepository",
-}

@@ -11,8 +11,16 @@ import hashlib
 import json
 from typing import Any
 
-from fluxwarden.controllers.fluxconfig.api import DIGEST_ANNOTATION, FIELD_MANAGER
+from fluxwarden.controllers.fluxconfig.api import (
+    DIGEST_ANNOTATION,
+    FIELD_MANAGER,
+    MANAGED_LABEL,
+    NAME_LABEL,
+    NAMESPACE_LABEL,
+)
+from fluxwarden.controllers.runtime.errors import Waiting
 from fluxwarden.controllers.runtime.kube import APPLY_PATCH, Kube, NotFound
+from fluxwarden.controllers.runtime.spec import mapping
 
 _PLURALS = {
     "ServiceAccount": "serviceaccounts",
@@ -68,10 +76,32 @@ def _unchanged(live: dict[str, Any], stamped: dict[str, Any]) -> bool:
     return holds(live, wanted)
 
 
-def apply(kube: Kube, body: dict[str, Any], live: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Server-side apply ``body`` unless ``live`` (read by the caller, or now) already matches; the object after."""
-    if live is None:
-        live = get(kube, body)
+TAKEN_RETRY = 60.0  # a name taken by someone else's object: look again, it may be gone
+_HINTS = {
+    "Secret": "name your Secret differently (the controller makes <config>-auth), or use it through localAuthRef",
+    "RoleBinding": "that binding is the platform's: delete it, or bind the applier yourself",
+    "ClusterRoleBinding": "that binding is the platform's: delete it, or bind the applier yourself",
+}
+
+
+def _hint(body: dict[str, Any]) -> str:
+    return _HINTS.get(body["kind"], "rename the FluxConfig (or the kustomization entry), or remove that object")
+
+
+def ours(live: dict[str, Any], body: dict[str, Any]) -> bool:
+    """``live`` carries the ownership labels ``body`` sets: never take over a user's object of the same name."""
+    have = mapping(mapping(live.get("metadata")).get("labels"))
+    wanted = mapping(body["metadata"].get("labels"))
+    return all(have.get(k) == wanted[k] for k in (MANAGED_LABEL, NAME_LABEL, NAMESPACE_LABEL) if k in wanted)
+
+
+def apply(kube: Kube, body: dict[str, Any], live: dict[str, Any] | None) -> dict[str, Any]:
+    """Server-side apply ``body`` unless ``live`` (as the caller read it; None: absent) already matches;
+    the object after."""
+    if live is not None and not ours(live, body):
+        raise Waiting(
+            "AlreadyExists", f"{display(body)} exists and was not made by this FluxConfig; {_hint(body)}", TAKEN_RETRY
+        )
     stamped = copy.deepcopy(body)
     if body["kind"] != "Secret":  # a Secret's digest would be a hash of its values: compare the data instead
         stamped["metadata"].setdefault("annotations", {})[DIGEST_ANNOTATION] = digest(body)
@@ -93,9 +123,13 @@ def get(kube: Kube, body: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def listed(kube: Kube, api_version: str, kind: str, namespace: str | None, selector: str) -> list[dict[str, Any]]:
-    found = kube.request(
-        "GET", collection(api_version, kind, namespace), query={"labelSelector": selector}, what=f"list {kind}"
-    )
+    """The objects of ``kind`` that ``selector`` matches; none when the kind is not served (no Bucket CRD)."""
+    try:
+        found = kube.request(
+            "GET", collection(api_version, kind, namespace), query={"labelSelector": selector}, what=f"list {kind}"
+        )
+    except NotFound:
+        return []
     items = [i for i in found.get("items") or [] if isinstance(i, dict)]
     for item in items:  # a list's items carry no apiVersion/kind
         item.setdefault("apiVersion", api_version)

@@ -18,8 +18,14 @@ PENDING = "Pending"
 SUSPENDED = "Suspended"
 UNKNOWN = "Unknown"
 
-# Ready=False reasons that mean "on its way", not a failure.
-PENDING_REASONS = frozenset({"DependencyNotReady", "Progressing", "ProgressingWithRetry", "ArtifactFailed"})
+# Ready=False reasons that mean "on its way", not a failure: a dependency, a source or a chart not
+# ready yet (``SourceNotReady`` is fluxwarden's helm controller, ``HelmChartNotReady`` Flux's).
+PENDING_REASONS = frozenset(
+    {"DependencyNotReady", "Progressing", "ProgressingWithRetry", "SourceNotReady", "HelmChartNotReady"}
+)
+# No artifact to apply: on its way while the config's source is, a failure (a broken chart, a
+# deleted source) otherwise.
+ARTIFACT_FAILED = "ArtifactFailed"
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,7 @@ def _ready(obj: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def state_of(obj: dict[str, Any], source_revision: str | None) -> str:
+def state_of(obj: dict[str, Any], source_revision: str | None, source_pending: bool = False) -> str:
     """One object's state; a Kustomization of this config is Compliant only at the source's revision."""
     spec, status, meta = mapping(obj.get("spec")), mapping(obj.get("status")), mapping(obj.get("metadata"))
     if spec.get("suspend"):
@@ -46,7 +52,9 @@ def state_of(obj: dict[str, Any], source_revision: str | None) -> str:
     if ready is None or status.get("observedGeneration") != meta.get("generation"):
         return PENDING
     if ready.get("status") == "False":
-        return PENDING if ready.get("reason") in PENDING_REASONS else NON_COMPLIANT
+        reason = ready.get("reason")
+        on_its_way = reason in PENDING_REASONS or (reason == ARTIFACT_FAILED and source_pending)
+        return PENDING if on_its_way else NON_COMPLIANT
     if ready.get("status") != "True":
         return PENDING
     if source_revision and obj.get("kind") == "Kustomization" and "lastAppliedRevision" in status:
@@ -55,11 +63,12 @@ def state_of(obj: dict[str, Any], source_revision: str | None) -> str:
 
 
 def aggregate(states: list[str], suspended: bool) -> str:
-    """The config's state: a failure wins, then suspension, then anything still on its way."""
-    if NON_COMPLIANT in states:
-        return NON_COMPLIANT
+    """The config's state: a suspended config is Suspended (as Azure shows it), then a failure wins,
+    then anything still on its way."""
     if suspended:
         return SUSPENDED
+    if NON_COMPLIANT in states:
+        return NON_COMPLIANT
     if not states or PENDING in states or UNKNOWN in states:
         return PENDING
     if SUSPENDED in states:
@@ -120,9 +129,12 @@ class Compliance:
 
 
 def assess(observed: list[Observed], source_revision: str | None, suspended: bool) -> Compliance:
+    """``observed[0]`` is the config's source; the rest wait on it."""
     statuses, failure, pending = [], None, None
+    source_pending = bool(observed) and state_of(observed[0].obj, source_revision) == PENDING
     for item in observed:
-        state = state_of(item.obj, source_revision if item.applied_by is None else None)
+        own = item.applied_by is None
+        state = state_of(item.obj, source_revision if own else None, source_pending)
         statuses.append(object_status(item, state))
         meta = mapping(item.obj.get("metadata"))
         ready = _ready(item.obj) or {}

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+from fluxwarden.controllers.fluxconfig.api import GENERATED_KEY_LABEL
 
 RSA_BITS = 4096
 
@@ -42,3 +46,15 @@ def public_of(private: bytes) -> str | None:
         return None
     public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
     return public.decode()
+
+
+def kept_or_new(live: dict[str, Any] | None, algorithm: str, comment: str) -> dict[str, bytes]:
+    """The pair kept in our auth Secret (made once: it survives restarts and edits), or a new one."""
+    meta = (live or {}).get("metadata") or {}
+    stored = (live or {}).get("data") or {}
+    if (meta.get("labels") or {}).get(GENERATED_KEY_LABEL) == "true" and stored.get("identity"):
+        private = base64.b64decode(stored["identity"])
+        if public := public_of(private):
+            return {"identity": private, "identity.pub": f"{public} {comment}".encode()}
+    pair = generate(algorithm, comment)
+    return {"identity": pair.private, "identity.pub": pair.public.encode()}

@@ -180,8 +180,9 @@ def kustomization(spec: FluxConfigSpec, entry: KustomizationDef, owner: dict[str
         "force": entry.force,
         "wait": entry.wait,
         "serviceAccountName": applier,
-        "patches": [managed_source_patch(spec)],
     }
+    if source_kind(spec) != "OCIRepository":  # a HelmRelease's chart.spec.sourceRef cannot be an OCIRepository
+        body["patches"] = [managed_source_patch(spec)]
     if entry.retry_interval is not None:
         body["retryInterval"] = _duration(entry.retry_interval)
     if entry.depends_on:

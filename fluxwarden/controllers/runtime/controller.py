@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -24,6 +25,16 @@ class Success:
     requeue_after: float | None = None  # None: at spec.interval
 
 
+class Cache(Protocol):
+    """An informer's cache, read-only: objects as the watch last saw them (shared: copy before changing)."""
+
+    synced: threading.Event
+
+    def get(self, key: Key) -> dict[str, Any] | None: ...
+
+    def items(self) -> list[dict[str, Any]]: ...
+
+
 @dataclass
 class Context:
     """What one reconcile may use besides the object; built by the runtime per call."""
@@ -33,6 +44,12 @@ class Context:
     log: logging.LoggerAdapter[logging.Logger]
     resource: Resource | None = None
     written: dict[str, Any] = field(default_factory=dict)  # status fields written mid-reconcile
+    caches: dict[Watch, Cache] = field(default_factory=dict)  # the controller's declared watches
+
+    def cache(self, watch: Watch) -> Cache | None:
+        """The cache of one of the controller's watches once it has listed; None before (read the API)."""
+        found = self.caches.get(watch)
+        return found if found is not None and found.synced.is_set() else None
 
     def progress(self, obj: dict[str, Any], fields: dict[str, Any]) -> None:
         """Write some status fields before the reconcile ends (a long helm run); best effort.

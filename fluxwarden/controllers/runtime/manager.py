@@ -98,7 +98,9 @@ class Manager:
         informer.add_handler(on_event)
         loop = _Loop(controller, runtime, queue, informer)
         for watch in getattr(controller, "watches", []):
-            loop.watches.append(self._watch(watch, loop))
+            informer = self._watch(watch, loop)
+            loop.watches.append(informer)
+            runtime.caches[watch] = informer
         if (bind := getattr(controller, "bind", None)) is not None:
             bind(queue.add, self._stop)  # watches a controller starts itself (kinds known at run time)
         return loop

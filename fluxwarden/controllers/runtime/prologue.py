@@ -12,11 +12,11 @@ import copy
 import logging
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fluxwarden.controllers.runtime import conditions, unsupported
-from fluxwarden.controllers.runtime.controller import Context, Controller, Success
+from fluxwarden.controllers.runtime.controller import Cache, Context, Controller, Success, Watch
 from fluxwarden.controllers.runtime.durations import parse_duration
 from fluxwarden.controllers.runtime.errors import Failure, ReconcileError, Stalling, Waiting
 from fluxwarden.controllers.runtime.events import NORMAL, WARNING, EventRecorder
@@ -66,6 +66,7 @@ class Runtime:
     kube: Kube
     events: EventRecorder
     metrics: ControllerMetrics
+    caches: dict[Watch, Cache] = field(default_factory=dict)  # the controller's watches, by declaration
 
 
 def _finalizer_patch(obj: dict[str, Any], finalizer: str, add: bool) -> list[dict[str, Any]] | None:
@@ -99,7 +100,7 @@ def run_once(controller: Controller, runtime: Runtime, namespace: str, name: str
     except NotFound:
         runtime.metrics.forget(res.kind, namespace, name)
         return DONE
-    ctx = Context(runtime.kube, runtime.events, log, res)
+    ctx = Context(runtime.kube, runtime.events, log, res, caches=runtime.caches)
     meta = obj.get("metadata") or {}
 
     if meta.get("deletionTimestamp"):
@@ -128,13 +129,22 @@ def run_once(controller: Controller, runtime: Runtime, namespace: str, name: str
 
 
 def _cleanup_failed(runtime: Runtime, ctx: Context, obj: dict[str, Any], error: ReconcileError) -> Requeue:
+    """A cleanup that failed (retried with backoff), or that waits for something (polled at its pace)."""
     meta = obj["metadata"]
     status = copy.deepcopy(obj.get("status") or {})
+    before = conditions.get(status, conditions.READY) or {}
     conditions.summarize(status, "retrying", error.reason, error.message, meta.get("generation"))
-    ctx.log.warning("cleanup of %s/%s failed: %s", meta.get("namespace"), meta["name"], error.message)
-    runtime.events.record(obj, WARNING, error.reason, error.message, {})
+    waiting = isinstance(error, Waiting)
+    requeue = Requeue(error.after) if isinstance(error, Waiting) else Requeue(backoff=True)
+    if waiting and before.get("message") == error.message and before.get("status") == "False":
+        return requeue  # said already: no second event or write
+    if waiting:
+        ctx.log.info("cleanup of %s/%s: %s", meta.get("namespace"), meta["name"], error.message)
+    else:
+        ctx.log.warning("cleanup of %s/%s failed: %s", meta.get("namespace"), meta["name"], error.message)
+    runtime.events.record(obj, NORMAL if waiting else WARNING, error.reason, error.message, {})
     ctx.progress(obj, {"conditions": status["conditions"]})  # best effort: the retry tells the rest
-    return Requeue(backoff=True)
+    return requeue
 
 
 def _unsupported(controller: Controller, obj: dict[str, Any]) -> unsupported.Finding | None:

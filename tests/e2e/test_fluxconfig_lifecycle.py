@@ -1,0 +1,457 @@
+"""A FluxConfig's life: defaults, a removed kustomization entry, suspend and resume, deletion
+(a bare API server runs no garbage collector, so only the finalizer can clean up), and the
+``use-managed-source`` patch for a chart kept in the configuration's own repository.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from fluxwarden.controllers.app import Reconcilers
+from fluxwarden.controllers.helm.api import HELM_RELEASE
+from fluxwarden.controllers.kustomize.api import KUSTOMIZATION
+from fluxwarden.controllers.source.api import GIT_REPOSITORY
+from fluxwarden.tenancy import Settings
+from tests.support import helm_charts
+from tests.support.fluxconfig import (
+    APPLIER,
+    FINALIZER,
+    FLUX_CONFIG,
+    MANAGED,
+    USE_MANAGED_SOURCE,
+    ControllerSets,
+    FluxConfigs,
+    condition,
+    entry_status,
+    managed_labels,
+    owned_by,
+    recording,
+)
+from tests.support.git_server import GitHttpServer, GitRepo
+from tests.support.helm_repo import write_chart
+from tests.support.tenants import configmap
+from tests.support.wait import until
+
+
+@pytest.fixture
+def controllers(start_reconcilers: Callable[..., Reconcilers], fluxconfig_crd: str) -> Iterator[ControllerSets]:
+    sets = ControllerSets(start_reconcilers)
+    yield sets
+    sets.stop_all()
+
+
+class Repo:
+    def __init__(self, server: GitHttpServer, tmp_path: Path) -> None:
+        self.server = server
+        self.name = f"life-{uuid.uuid4().hex[:8]}"
+        server.create_repo(self.name)
+        self.work = GitRepo(tmp_path / self.name)
+
+    @property
+    def url(self) -> str:
+        return self.server.repo_url(self.name)
+
+    def push(self, files: dict[str, str] | None = None, delete: tuple[str, ...] = ()) -> str:
+        sha = self.work.commit(files or {}, delete=delete)
+        self.work.push(self.server.repo_path(self.name))
+        return sha
+
+
+def fast(path: str, **extra: Any) -> dict[str, Any]:
+    return {"path": path, "retryIntervalInSeconds": 2, "syncIntervalInSeconds": 60, **extra}
+
+
+def git(url: str, **extra: Any) -> dict[str, Any]:
+    return {"url": url, "repositoryRef": {"branch": "main"}, "syncIntervalInSeconds": 2, **extra}
+
+
+def test_defaults_make_one_kustomization_at_the_root_with_azures_intervals(
+    controllers: ControllerSets, git_server: GitHttpServer, admin_api: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    controllers.run(namespace)
+    configs = FluxConfigs(admin_api, namespace)
+    repo = Repo(git_server, tmp_path)
+    sha = repo.push({"app.yaml": configmap("root", "1", namespace)})
+    # no spec.namespace: metadata.namespace (the Azure CLI's --namespace sets both)
+    spec = {"scope": "namespace", "gitRepository": {"url": repo.url, "repositoryRef": {"branch": "main"}}}
+    made = configs.create("plain", spec, spec_namespace=False)
+    assert "namespace" not in made["spec"] or made["spec"]["namespace"] == namespace
+    done = configs.compliant("plain", sha)
+    assert set(configs.kustomizations()) == {"plain-kustomization-1"}
+    kustomization = configs.kustomizations()["plain-kustomization-1"]
+    spec = kustomization["spec"]
+    assert spec["path"] in ("", "./"), spec
+    assert (spec["interval"], spec["timeout"], spec["prune"], spec["wait"]) == ("600s", "600s", False, True), spec
+    assert spec.get("force", False) is False and spec["serviceAccountName"] == APPLIER
+    source = configs.git_repository("plain")
+    assert source is not None and (source["spec"]["interval"], source["spec"]["timeout"]) == ("600s", "600s")
+    assert "secretRef" not in source["spec"], "a public https repository needs no auth Secret"
+    assert configs.secret("plain-auth") is None
+    for obj in (source, kustomization):
+        assert managed_labels("plain", namespace).items() <= obj["metadata"]["labels"].items()
+        assert owned_by(obj, made)
+    assert configs.configmaps() == {"root": {"value": "1"}}
+    assert done["status"]["sourceSyncedCommitId"] == f"main@sha1:{sha}"
+
+
+def test_removing_a_kustomization_entry_deletes_it_and_with_prune_its_objects(
+    controllers: ControllerSets, git_server: GitHttpServer, admin_api: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    controllers.run(namespace)
+    configs = FluxConfigs(admin_api, namespace)
+    repo = Repo(git_server, tmp_path)
+    sha = repo.push({f"{x}/cm.yaml": configmap(f"cm-{x}", "1", namespace) for x in ("a", "b", "c")})
+    configs.create(
+        "parts",
+        {
+            "scope": "namespace",
+            "gitRepository": git(repo.url),
+            "kustomizations": {
+                "a": fast("./a", prune=True),
+                "b": fast("./b", prune=True),
+                "c": fast("./c", prune=False),
+            },
+        },
+    )
+    first = configs.compliant("parts", sha)
+    assert set(configs.configmaps()) == {"cm-a", "cm-b", "cm-c"}
+    assert {s["name"] for s in first["status"]["statuses"] if s["kind"] == "Kustomization"} == {
+        "parts-a", "parts-b", "parts-c",
+    }  # fmt: skip
+    kept_version = configs.kustomization("parts", "a")["metadata"]["uid"]  # type: ignore[index]
+
+    edited = configs.patch("parts", {"spec": {"kustomizations": {"b": None, "c": None}}})
+    assert set(edited["spec"]["kustomizations"]) == {"a"}
+    configs.gone(KUSTOMIZATION, "parts-b")
+    configs.gone(KUSTOMIZATION, "parts-c")
+    until(configs.configmaps, lambda cms: "cm-b" not in cms, what="cm-b pruned with its Kustomization")
+    after = configs.compliant("parts", sha)
+    assert after["status"]["observedGeneration"] == edited["metadata"]["generation"]
+    assert set(configs.configmaps()) == {"cm-a", "cm-c"}, "prune: false leaves cm-c where it was"
+    assert set(configs.kustomizations()) == {"parts-a"}
+    assert configs.kustomization("parts", "a")["metadata"]["uid"] == kept_version  # type: ignore[index]
+    assert {s["name"] for s in after["status"]["statuses"] if s["kind"] == "Kustomization"} == {"parts-a"}
+
+
+def test_deleting_the_fluxconfig_deletes_everything_it_made(
+    controllers: ControllerSets,
+    git_server: GitHttpServer,
+    admin_api: client.ApiClient,
+    namespace_factory: Callable[[], str],
+    tmp_path: Path,
+) -> None:
+    platform, elsewhere = namespace_factory(), namespace_factory()
+    controllers.run(platform, settings=Settings(cluster_scope_namespaces=frozenset({platform})))
+    configs = FluxConfigs(admin_api, platform)
+    repo = Repo(git_server, tmp_path)
+    sha = repo.push(
+        {
+            "app/here.yaml": configmap("here", "1", platform),
+            "app/there.yaml": configmap("there", "1", elsewhere),
+            "more/kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n",
+        }
+    )
+    # The plain HTTP server takes any credentials: enough to make the controller write an auth Secret.
+    configs.protected_settings("doomed-protected", {"httpsKey": "not-checked-by-this-server"})
+    configs.create(
+        "doomed",
+        {
+            "scope": "cluster",
+            "gitRepository": git(repo.url, httpsUser="someone"),
+            "configurationProtectedSettingsRef": {"name": "doomed-protected"},
+            "kustomizations": {"app": fast("./app", prune=True), "more": fast("./more", dependsOn=["app"])},
+        },
+    )
+    done = configs.compliant("doomed", sha)
+    assert done["metadata"]["finalizers"] == [FINALIZER]
+    assert configs.secret("doomed-auth") is not None
+    assert configs.git_repository("doomed")["spec"]["secretRef"] == {"name": "doomed-auth"}  # type: ignore[index]
+    assert configs.cluster_role_binding() is not None and configs.service_account() is not None
+    assert configs.configmaps(elsewhere) == {"there": {"value": "1"}} and "here" in configs.configmaps()
+
+    with recording(admin_api, platform, "doomed") as seen:
+        configs.delete("doomed")
+        configs.gone(FLUX_CONFIG, "doomed", timeout=90)
+    assert "Deleting" in [s.provisioning for s in seen.seen], seen.explain()
+    assert configs.git_repository("doomed") is None
+    assert configs.kustomizations() == {}
+    assert configs.secret("doomed-auth") is None
+    assert configs.service_account() is None
+    assert configs.cluster_role_binding() is None
+    assert configs.role_binding() is None
+    assert configs.configmaps(elsewhere) == {} and "here" not in configs.configmaps(), "pruned as the applier"
+    assert configs.secret("doomed-protected") is not None, "the user's Secret is not the controller's to delete"
+
+
+def test_suspend_suspends_every_child_and_resume_applies_what_came_meanwhile(
+    controllers: ControllerSets, git_server: GitHttpServer, admin_api: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    controllers.run(namespace)
+    configs = FluxConfigs(admin_api, namespace)
+    repo = Repo(git_server, tmp_path)
+    first = repo.push({"app/cm.yaml": configmap("app", "1", namespace)})
+    configs.create(
+        "pausable",
+        {"scope": "namespace", "gitRepository": git(repo.url), "kustomizations": {"app": fast("./app")}},
+    )
+    configs.compliant("pausable", first)
+
+    configs.patch("pausable", {"spec": {"suspend": True}})
+    suspended = configs.state("pausable", "Suspended")
+    assert condition(suspended).get("status") != "True", "Ready is True only when Compliant"
+    assert configs.git_repository("pausable")["spec"]["suspend"] is True  # type: ignore[index]
+    assert configs.kustomization("pausable", "app")["spec"]["suspend"] is True  # type: ignore[index]
+
+    second = repo.push({"app/cm.yaml": configmap("app", "2", namespace)})
+    configs.patch("pausable", {"spec": {"suspend": False}})
+    configs.compliant("pausable", second)
+    assert configs.git_repository("pausable")["spec"].get("suspend", False) is False  # type: ignore[index]
+    assert configs.kustomization("pausable", "app")["spec"].get("suspend", False) is False  # type: ignore[index]
+    assert configs.configmaps() == {"app": {"value": "2"}}
+
+
+def test_a_helmrelease_asking_for_the_managed_source_gets_the_configs_repository(
+    controllers: ControllerSets, git_server: GitHttpServer, admin_api: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    controllers.run(namespace)
+    configs = FluxConfigs(admin_api, namespace)
+    repo = Repo(git_server, tmp_path)
+    chart = write_chart(
+        tmp_path / "chart-src", "hello", "0.1.0", {"greeting": "from-git"}, templates=helm_charts.configmaps(1)
+    )
+    files = {f"charts/hello/{p.relative_to(chart)}": p.read_text() for p in chart.rglob("*") if p.is_file()}
+    release = f"""\
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata:
+  name: hello
+  namespace: {namespace}
+  annotations:
+    {USE_MANAGED_SOURCE}: "true"
+spec:
+  interval: 10m
+  timeout: 60s
+  chart:
+    spec:
+      chart: ./charts/hello
+      sourceRef:
+        kind: GitRepository
+        name: placeholder
+"""
+    sha = repo.push({**files, "apps/release.yaml": release})
+    configs.create(
+        "charted",
+        {"scope": "namespace", "gitRepository": git(repo.url), "kustomizations": {"apps": fast("./apps")}},
+    )
+    done = configs.compliant("charted", sha, timeout=120)
+    applied = configs.child_ready(HELM_RELEASE, "hello")
+    assert applied["spec"]["chart"]["spec"]["sourceRef"]["kind"] == "GitRepository"
+    assert applied["spec"]["chart"]["spec"]["sourceRef"]["name"] == "charted"
+    assert configs.configmaps()["hello-0"]["values"] == '{"greeting":"from-git"}'
+    assert entry_status(done, "HelmRelease", "hello").get("appliedBy") == {
+        "name": "charted-apps",
+        "namespace": namespace,
+    }
+    assert configs.object(GIT_REPOSITORY, "placeholder") is None
+
+
+def test_wait_for_reconciliation_holds_creating_until_compliant_or_the_wait_runs_out(
+    controllers: ControllerSets, git_server: GitHttpServer, admin_api: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    controllers.run(namespace)
+    configs = FluxConfigs(admin_api, namespace)
+    repo = Repo(git_server, tmp_path)
+    sha = repo.push({"app/cm.yaml": configmap("app", "1", namespace)})
+    waiting = {"waitForReconciliation": True, "reconciliationWaitDuration": "PT10M"}
+    with recording(admin_api, namespace, "patient") as seen:
+        configs.create(
+            "patient",
+            {"scope": "namespace", "gitRepository": git(repo.url), "kustomizations": {"app": fast("./app")}, **waiting},
+        )
+        done = configs.compliant("patient", sha)
+    assert done["status"]["provisioningState"] == "Succeeded"
+    provisioning = [s.provisioning for s in seen.seen if s.provisioning]
+    assert provisioning[0] == "Creating" and provisioning[-1] == "Succeeded", seen.explain()
+    first_succeeded = next(s for s in seen.seen if s.provisioning == "Succeeded")
+    assert first_succeeded.compliance == "Compliant", "Creating until the first Compliant"
+    assert set(provisioning) == {"Creating", "Succeeded"}, provisioning
+
+    # A path that is not there never becomes Compliant: after the wait, Failed, saying why.
+    configs.create(
+        "hopeless",
+        {
+            "scope": "namespace",
+            "gitRepository": git(repo.url),
+            "kustomizations": {"app": fast("./not-there")},
+            "waitForReconciliation": True,
+            "reconciliationWaitDuration": "PT3S",
+        },
+    )
+    failed = configs.wait(
+        "hopeless", lambda o: (o.get("status") or {}).get("provisioningState") == "Failed", "Failed", timeout=45
+    )
+    message = failed["status"].get("errorMessage") or ""
+    assert "reconciliationWaitDuration" in message and "not-there" in message, failed["status"]
+    assert failed["status"]["complianceState"] == "Non-Compliant"
+
+
+def test_two_configs_share_flux_applier_and_the_last_one_takes_it_away(
+    controllers: ControllerSets,
+    git_server: GitHttpServer,
+    admin_api: client.ApiClient,
+    namespace_factory: Callable[[], str],
+    tmp_path: Path,
+) -> None:
+    platform = namespace_factory()
+    controllers.run(platform, settings=Settings(cluster_scope_namespaces=frozenset({platform})))
+    configs = FluxConfigs(admin_api, platform)
+    repo = Repo(git_server, tmp_path)
+    sha = repo.push({"a/cm.yaml": configmap("a", "1", platform), "b/cm.yaml": configmap("b", "1", platform)})
+    configs.create("wide", {"scope": "cluster", "gitRepository": git(repo.url), "kustomizations": {"a": fast("./a")}})
+    configs.create(
+        "narrow", {"scope": "namespace", "gitRepository": git(repo.url), "kustomizations": {"b": fast("./b")}}
+    )
+    configs.compliant("wide", sha)
+    configs.compliant("narrow", sha)
+    assert configs.cluster_role_binding() is not None and configs.role_binding() is not None
+    account = configs.service_account()
+    assert account is not None
+
+    configs.delete("wide")
+    configs.gone(FLUX_CONFIG, "wide")
+    assert configs.cluster_role_binding() is None, "no FluxConfig of scope cluster is left to use it"
+    kept = configs.service_account()
+    assert kept is not None and kept.metadata.uid == account.metadata.uid, "narrow still applies as flux-applier"
+    assert configs.role_binding() is not None
+    # narrow keeps working as flux-applier with its namespace rights: a new commit is applied.
+    second = repo.push({"b/cm.yaml": configmap("b", "2", platform)})
+    configs.compliant("narrow", second)
+    assert configs.configmaps()["b"] == {"value": "2"}
+
+    configs.delete("narrow")
+    configs.gone(FLUX_CONFIG, "narrow")
+    assert configs.service_account() is None and configs.role_binding() is None
+
+
+def test_an_edited_entry_reaches_its_kustomization(
+    controllers: ControllerSets, git_server: GitHttpServer, admin_api: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    controllers.run(namespace)
+    configs = FluxConfigs(admin_api, namespace)
+    repo = Repo(git_server, tmp_path)
+    template = 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  value: "${{greeting}}"\n'
+    sha = repo.push({"one/cm.yaml": template.format(name="from-one"), "two/cm.yaml": template.format(name="from-two")})
+    entry = fast("./one", prune=True, postBuild={"substitute": {"greeting": "hello"}})
+    configs.create(
+        "edited",
+        {
+            "scope": "namespace",
+            "gitRepository": git(repo.url),
+            "kustomizations": {"app": entry},
+        },
+    )
+    configs.compliant("edited", sha)
+    assert configs.configmaps() == {"from-one": {"value": "hello"}}
+    first = configs.kustomization("edited", "app")
+    assert first is not None and first["spec"]["postBuild"] == {"substitute": {"greeting": "hello"}}
+
+    edited = configs.patch(
+        "edited",
+        {
+            "spec": {
+                "kustomizations": {
+                    "app": {"path": "./two", "force": True, "postBuild": {"substitute": {"greeting": "bye"}}}
+                }
+            }
+        },
+    )
+    done = configs.compliant("edited", sha)
+    assert done["status"]["observedGeneration"] == edited["metadata"]["generation"]
+    until(configs.configmaps, lambda cms: cms == {"from-two": {"value": "bye"}}, what="./two applied, ./one pruned")
+    spec = configs.kustomization("edited", "app")["spec"]  # type: ignore[index]
+    assert (spec["path"], spec["force"], spec["postBuild"]) == ("./two", True, {"substitute": {"greeting": "bye"}})
+
+
+def test_a_hand_edit_or_deletion_of_a_child_is_repaired(
+    controllers: ControllerSets, git_server: GitHttpServer, admin_api: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    controllers.run(namespace)
+    configs = FluxConfigs(admin_api, namespace)
+    repo = Repo(git_server, tmp_path)
+    sha = repo.push({"app/cm.yaml": configmap("app", "1", namespace)})
+    configs.create(
+        "steady", {"scope": "namespace", "gitRepository": git(repo.url), "kustomizations": {"app": fast("./app")}}
+    )
+    configs.compliant("steady", sha)
+
+    configs.patch("steady", {"spec": {"url": "http://127.0.0.1:9/elsewhere.git"}}, GIT_REPOSITORY)
+    configs.patch("steady-app", {"spec": {"path": "./elsewhere"}}, KUSTOMIZATION)
+    until(
+        lambda: (configs.git_repository("steady"), configs.kustomization("steady", "app")),
+        lambda pair: (
+            pair[0] is not None
+            and pair[0]["spec"]["url"] == repo.url
+            and pair[1] is not None
+            and pair[1]["spec"]["path"] == "./app"
+        ),
+        timeout=30,
+        what="the hand edits repaired",
+    )
+    before = configs.kustomization("steady", "app")
+    assert before is not None
+    configs.delete("steady-app", KUSTOMIZATION)  # prune is off: its ConfigMap stays
+    remade = until(
+        lambda: configs.kustomization("steady", "app"),
+        lambda k: k is not None and k["metadata"]["uid"] != before["metadata"]["uid"],
+        timeout=30,
+        what="steady-app made again",
+    )
+    assert remade is not None and remade["spec"]["path"] == "./app"
+    configs.compliant("steady", sha)
+    assert configs.configmaps() == {"app": {"value": "1"}}
+
+
+def test_a_users_objects_of_the_same_name_are_never_taken_over_or_deleted(
+    controllers: ControllerSets, git_server: GitHttpServer, admin_api: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    controllers.run(namespace)
+    configs = FluxConfigs(admin_api, namespace)
+    repo = Repo(git_server, tmp_path)
+    sha = repo.push({"app/cm.yaml": configmap("app", "1", namespace)})
+    # The platform made flux-applier itself; a user made a GitRepository called "taken".
+    platform_account = configs.core.create_namespaced_service_account(namespace, {"metadata": {"name": APPLIER}})
+    users = configs.custom.create_namespaced_custom_object(
+        GIT_REPOSITORY.group, GIT_REPOSITORY.version, namespace, GIT_REPOSITORY.plural,
+        {"apiVersion": GIT_REPOSITORY.api_version, "kind": "GitRepository", "metadata": {"name": "taken"},
+         "spec": {"url": repo.url, "interval": "10m", "ref": {"branch": "main"}}},
+    )  # fmt: skip
+    spec = {"scope": "namespace", "gitRepository": git(repo.url), "kustomizations": {"app": fast("./app")}}
+    configs.create("taken", spec)
+    configs.create("fine", spec)
+
+    stalled = configs.stalled("taken")
+    message = condition(stalled, "Stalled")["message"]
+    assert f"GitRepository {namespace}/taken" in message and "\n" not in message, message
+    configs.compliant("fine", sha)
+    assert configs.kustomizations().keys() == {"fine-app"}, "the stalled config made no Kustomization"
+    live = configs.git_repository("taken")
+    assert live is not None and live["metadata"]["generation"] == users["metadata"]["generation"], "spec untouched"
+    assert live["spec"] == users["spec"] and MANAGED not in (live["metadata"].get("labels") or {})
+    account = configs.service_account()
+    assert account is not None and account.metadata.uid == platform_account.metadata.uid
+    assert MANAGED not in (account.metadata.labels or {}), "the platform's applier is left as it is"
+
+    for name in ("taken", "fine"):
+        configs.delete(name)
+        configs.gone(FLUX_CONFIG, name)
+    kept = configs.git_repository("taken")
+    assert kept is not None and kept["metadata"]["uid"] == users["metadata"]["uid"], "the user's object stays"
+    left = configs.service_account()
+    assert left is not None and left.metadata.uid == platform_account.metadata.uid, "the platform's applier stays"
+    assert configs.git_repository("fine") is None

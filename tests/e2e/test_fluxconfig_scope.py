@@ -1,0 +1,168 @@
+"""Who may grant what: scope ``namespace`` keeps the applier in its namespace; scope ``cluster`` is
+honoured only in the platform's configuration namespaces (the controller's own check, no webhook here).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from fluxwarden.controllers.app import Reconcilers
+from fluxwarden.tenancy import Settings
+from tests.support.fluxconfig import (
+    APPLIER,
+    ControllerSets,
+    FluxConfigs,
+    condition,
+    current,
+    entry_status,
+    shared_labels,
+)
+from tests.support.git_server import GitHttpServer, GitRepo
+from tests.support.tenants import configmap
+
+
+@pytest.fixture
+def controllers(start_reconcilers: Callable[..., Reconcilers], fluxconfig_crd: str) -> Iterator[ControllerSets]:
+    sets = ControllerSets(start_reconcilers)
+    yield sets
+    sets.stop_all()
+
+
+class Repo:
+    def __init__(self, server: GitHttpServer, tmp_path: Path) -> None:
+        self.server = server
+        self.name = f"scope-{uuid.uuid4().hex[:8]}"
+        server.create_repo(self.name)
+        self.work = GitRepo(tmp_path / self.name)
+
+    @property
+    def url(self) -> str:
+        return self.server.repo_url(self.name)
+
+    def push(self, files: dict[str, str] | None = None, delete: tuple[str, ...] = ()) -> str:
+        sha = self.work.commit(files or {}, delete=delete)
+        self.work.push(self.server.repo_path(self.name))
+        return sha
+
+
+def spec_for(url: str, scope: str) -> dict[str, Any]:
+    return {
+        "scope": scope,
+        "gitRepository": {"url": url, "repositoryRef": {"branch": "main"}, "syncIntervalInSeconds": 2},
+        "kustomizations": {"app": {"path": "./app", "retryIntervalInSeconds": 2, "syncIntervalInSeconds": 60}},
+    }
+
+
+def test_scope_namespace_cannot_write_outside_its_namespace(
+    controllers: ControllerSets,
+    git_server: GitHttpServer,
+    admin_api: client.ApiClient,
+    namespace_factory: Callable[[], str],
+    tmp_path: Path,
+) -> None:
+    mine, other = namespace_factory(), namespace_factory()
+    controllers.run(mine)
+    configs = FluxConfigs(admin_api, mine)
+    repo = Repo(git_server, tmp_path)
+    repo.push({"app/mine.yaml": configmap("mine", "1", mine), "app/theirs.yaml": configmap("theirs", "1", other)})
+    configs.create("tenant", spec_for(repo.url, "namespace"))
+
+    failed = configs.state("tenant", "Non-Compliant")
+    entry = configs.wait(
+        "tenant",
+        lambda o: entry_status(o, "Kustomization", "tenant-app").get("complianceState") == "Non-Compliant",
+        "tenant-app Non-Compliant in statuses[]",
+    )
+    message = " ".join(
+        str(c.get("message")) for c in entry_status(entry, "Kustomization", "tenant-app").get("statusConditions") or []
+    )
+    assert "forbidden" in message.lower(), message
+    assert f"system:serviceaccount:{mine}:{APPLIER}" in message, message
+    assert f"ConfigMap/{other}/theirs" in message, message
+    assert condition(failed)["status"] == "False"
+    assert configs.configmaps(other) == {}, "nothing landed in the other namespace"
+
+    binding = configs.role_binding()
+    assert binding is not None, "RoleBinding flux-applier in the namespace"
+    assert (binding.role_ref.kind, binding.role_ref.name) == ("ClusterRole", "cluster-admin")
+    assert [(s.kind, s.name, s.namespace) for s in binding.subjects] == [("ServiceAccount", APPLIER, mine)]
+    assert shared_labels(mine).items() <= (binding.metadata.labels or {}).items()
+    assert configs.cluster_role_binding() is None, "scope namespace gets no ClusterRoleBinding"
+
+    # Within its namespace it may write: without the foreign object the same config converges.
+    fixed = repo.push(delete=("app/theirs.yaml",))
+    configs.compliant("tenant", fixed)
+    assert configs.configmaps(mine) == {"mine": {"value": "1"}}
+
+
+def test_scope_cluster_outside_the_platform_namespaces_is_refused_by_the_controller(
+    controllers: ControllerSets,
+    git_server: GitHttpServer,
+    admin_api: client.ApiClient,
+    namespace_factory: Callable[[], str],
+    tmp_path: Path,
+) -> None:
+    tenant, platform, elsewhere = namespace_factory(), namespace_factory(), namespace_factory()
+    listed = Settings().cluster_scope_namespaces | {platform}
+    controllers.run(tenant)  # the defaults: cluster-config, flux-system
+    controllers.run(platform, settings=Settings(cluster_scope_namespaces=frozenset(listed)))
+    repo = Repo(git_server, tmp_path)
+    sha = repo.push({"app/anywhere.yaml": configmap("anywhere", "1", elsewhere)})
+
+    refused_configs = FluxConfigs(admin_api, tenant)
+    refused_configs.create("grab", spec_for(repo.url, "cluster"))
+    stalled = refused_configs.stalled("grab")
+    assert current(stalled), "the refusal is about the current spec"
+    message = condition(stalled, "Stalled")["message"]
+    assert "spec.scope" in message and "\n" not in message, message
+    assert condition(stalled)["status"] == "False"
+    assert stalled["status"].get("complianceState") != "Compliant"
+    assert refused_configs.cluster_role_binding() is None, "no cluster-admin for a tenant"
+    assert refused_configs.kustomizations() == {}, "nothing applies as flux-applier"
+    assert refused_configs.configmaps(elsewhere) == {}
+
+    # The same FluxConfig where the platform lists the namespace: cluster-admin, and it writes anywhere.
+    allowed = FluxConfigs(admin_api, platform)
+    allowed.create("grab", spec_for(repo.url, "cluster"))
+    allowed.compliant("grab", sha)
+    binding = allowed.cluster_role_binding()
+    assert binding is not None and binding.role_ref.name == "cluster-admin"
+    assert [(s.name, s.namespace) for s in binding.subjects] == [(APPLIER, platform)]
+    assert allowed.configmaps(elsewhere) == {"anywhere": {"value": "1"}}
+    assert refused_configs.cluster_role_binding() is None
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"namespace": "somewhere-else"}, "spec.namespace"),
+        ({"gitRepository": {"url": "ftp://git.example.invalid/repo", "repositoryRef": {"branch": "main"}}}, "url"),
+    ],
+    ids=["namespace-differs", "url-scheme"],
+)
+def test_an_invalid_spec_is_stalled_by_the_controller_naming_the_field(
+    controllers: ControllerSets,
+    git_server: GitHttpServer,
+    admin_api: client.ApiClient,
+    namespace: str,
+    tmp_path: Path,
+    change: dict[str, Any],
+    field: str,
+) -> None:
+    controllers.run(namespace)
+    configs = FluxConfigs(admin_api, namespace)
+    repo = Repo(git_server, tmp_path)
+    repo.push({"app/cm.yaml": configmap("app", "1", namespace)})
+    configs.create("invalid", {**spec_for(repo.url, "namespace"), **change})
+    stalled = configs.stalled("invalid")
+    assert current(stalled)
+    message = condition(stalled, "Stalled")["message"]
+    assert field in message and "\n" not in message, message
+    assert condition(stalled)["status"] == "False"
+    assert configs.git_repository("invalid") is None and configs.kustomizations() == {}, "nothing made"
