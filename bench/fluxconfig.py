@@ -26,6 +26,9 @@ Measured:
    Kustomization the configs made, each handled (``lastHandledReconcileAt``), each a child status
    change that the fluxconfig controller reacts to; the reconciles counted from both processes'
    metrics; the fluxconfig controller's API requests per minute by verb and resource;
+3b. a requested reconcile of every FluxConfig (``requestedAt``): each aggregates in full with nothing new,
+   so it may write ``lastHandledReconcileAt`` and nothing else (target 0 other status writes); its API
+   requests per reconcile;
 4. one ``git push`` changing every config's two ConfigMaps, then (``--push-nudge``, default) a
    requested reconcile of the N GitRepositories, as a Flux Receiver would make: time until every
    FluxConfig is Compliant at the new revision, per config as in 1, and the ConfigMaps checked.
@@ -339,6 +342,19 @@ class Steady:
 
 
 @dataclass
+class Requested:
+    """A requested reconcile of every FluxConfig, nothing else changed: a full aggregation each, no news."""
+
+    seconds: float  # until every FluxConfig handled it
+    aggregation_writes: int  # status writes that changed more than lastHandledReconcileAt (target 0)
+    handled_writes: int  # status writes of lastHandledReconcileAt alone (expected: one per config)
+    fc_reconciles: float
+    fc_mean_ms: float
+    fc_requests: collections.Counter[str]
+    cpu_s: float  # the fluxconfig controller's CPU over the round
+
+
+@dataclass
 class Result:
     n: int
     scope: str
@@ -349,6 +365,7 @@ class Result:
     ready: Converge
     ready_hwm_kib: int
     steady: Steady
+    requested: Requested
     push: Converge
     push_nudged: bool
     config_maps: tuple[int, int]  # at the new version, in all
@@ -494,6 +511,31 @@ def steady_window(run: Run, args: argparse.Namespace) -> Steady:
     )
 
 
+def request_all_configs(run: Run) -> Requested:
+    """``requestedAt`` on every FluxConfig: each reconciles in full and must write ``lastHandledReconcileAt`` only."""
+    token, keys = "bench-requested", run.keys
+    fc0, audit0, cpu0, began = (
+        scrape(run.fc, "FluxConfig", "fluxconfig-controller"), run.offset(), cpu_of(run.fc.pid).total, time.monotonic()
+    )  # fmt: skip
+    for key in sorted(keys.configs):
+        namespace, name = key.split("/")
+        request_reconcile(run.api, f"/apis/{GROUP_VERSION}/namespaces/{namespace}/fluxconfigs", {name}, token)
+    done = run.watchers[0].wait_all(began, handled(token), keys.configs, 120 + len(keys.configs), run.alive, token)
+    end = time.monotonic()
+    time.sleep(1.0)
+    fc1 = scrape(run.fc, "FluxConfig", "fluxconfig-controller")
+    found = writes(run.watchers[0].snapshot(), began, end + 1.0, ignore=("lastHandledReconcileAt",))
+    return Requested(
+        seconds=max(done.values()),
+        aggregation_writes=found.status_total,
+        handled_writes=found.ignored,
+        fc_reconciles=fc1.reconciles - fc0.reconciles,
+        fc_mean_ms=fc1.mean_reconcile_ms_since(fc0),
+        fc_requests=requests_of(audit_events(run.audit, audit0), FC_USER),
+        cpu_s=cpu_of(run.fc.pid).total - cpu0,
+    )
+
+
 # -- the run -----------------------------------------------------------------------------------------
 
 
@@ -604,6 +646,7 @@ def run_bench(args: argparse.Namespace, env: Environment) -> Result:
                 fc.watch(args.settle)
                 steady = steady_window(run, args)
                 load.append(f"after window {load_average()}")
+                requested = request_all_configs(run)
 
                 # 3. one push changing every config's manifests
                 fc.watch(args.settle)
@@ -630,7 +673,8 @@ def run_bench(args: argparse.Namespace, env: Environment) -> Result:
         logs = {name: log_errors(c.child.log_path) for name, c in (("fluxconfig", fc), ("source+kustomize", flux))}
     return Result(
         n=n, scope=args.scope, setup_s=setup_s, create_s=create_s, idle_rss_kib=idle_rss, idle_cpu=idle_cpu,
-        ready=ready, ready_hwm_kib=ready_hwm, steady=steady, push=push, push_nudged=args.push_nudge,
+        ready=ready, ready_hwm_kib=ready_hwm, steady=steady, requested=requested, push=push,
+        push_nudged=args.push_nudge,
         config_maps=(at_v2, len(maps)), fc_hwm_kib=fc_memory["VmHWM"], fc_rss_kib=fc_memory["VmRSS"],
         flux_hwm_kib=flux_memory["VmHWM"], stops=stops, load=load, logs=logs,
     )  # fmt: skip
@@ -721,6 +765,17 @@ def report(r: Result, args: argparse.Namespace) -> None:
     flux_requests = non_watch(s.flux_requests)
     print(f"    source+kustomize API requests: {flux_requests} ({flux_requests / minutes:.0f}/min)")
     print(f"    CPU: {cpu_line(s.cpu, s.seconds)}")
+    q = r.requested
+    q_requests = non_watch(q.fc_requests)
+    print(
+        f"  requested reconcile of every FluxConfig (requestedAt, nothing else changed): handled in {q.seconds:.1f}s, "
+        f"{q.fc_reconciles:.0f} reconciles, mean {q.fc_mean_ms:.1f} ms, {1e3 * q.cpu_s / n:.0f} ms CPU per config"
+    )
+    print(
+        f"    status writes beyond lastHandledReconcileAt: {q.aggregation_writes} (target 0); lastHandledReconcileAt "
+        f"alone: {q.handled_writes} (expected {n}); API requests per reconcile "
+        f"{q_requests / max(q.fc_reconciles, 1):.1f}: {top(q.fc_requests, max(q.fc_reconciles, 1), 'reconcile')}"
+    )
     how = "a requested reconcile of every GitRepository" if r.push_nudged else f"the {args.interval}s interval"
     report_converge(r.push, n, f"git push changing all {2 * n} ConfigMaps, then {how}")
     print(f"    ConfigMaps at the new version: {r.config_maps[0]} of {r.config_maps[1]} (expected {2 * n})")

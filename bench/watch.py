@@ -142,7 +142,8 @@ class Watcher:
 class Writes:
     """The MODIFIED events of a window, by what changed against the same object's previous event."""
 
-    status: dict[str, int]  # key -> events whose status differed
+    status: dict[str, int]  # key -> events whose status differed (beyond the ignored fields)
+    ignored: int  # events whose status differed only in the ignored fields
     spec: int  # metadata.generation moved
     other: int  # neither: labels, annotations, finalizers, ...
 
@@ -151,23 +152,28 @@ class Writes:
         return sum(self.status.values())
 
 
-def writes(events: list[Event], start: float, end: float) -> Writes:
-    """Classify the MODIFIED events that arrived in [start, end)."""
+def writes(events: list[Event], start: float, end: float, ignore: tuple[str, ...] = ()) -> Writes:
+    """Classify the MODIFIED events that arrived in [start, end); ``ignore``: status fields not counted."""
     previous: dict[str, dict[str, Any]] = {}
     status: dict[str, int] = {}
-    spec = other = 0
+    ignored = spec = other = 0
     for event in events:
         before = previous.get(event.key)
         previous[event.key] = event.obj
         if event.type != "MODIFIED" or before is None or not start <= event.at < end:
             continue
-        if event.obj.get("status") != before.get("status"):
-            status[event.key] = status.get(event.key, 0) + 1
+        new, old = event.obj.get("status") or {}, before.get("status") or {}
+        if new != old:
+            kept_new, kept_old = ({k: v for k, v in s.items() if k not in ignore} for s in (new, old))
+            if kept_new != kept_old:
+                status[event.key] = status.get(event.key, 0) + 1
+            else:
+                ignored += 1
         elif event.obj["metadata"].get("generation") != before["metadata"].get("generation"):
             spec += 1
         else:
             other += 1
-    return Writes(status, spec, other)
+    return Writes(status, ignored, spec, other)
 
 
 @contextlib.contextmanager
