@@ -30,8 +30,10 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from fluxwarden.certs.authority import issue, load_pair, write_pair
 from tests.support import flux_crds
 from tests.support.binaries import binary_dir
 from tests.support.control_plane import ControlPlane
@@ -52,10 +54,45 @@ class Cluster:
     version: str
 
 
+# Every request's user, verb and object, once, when its answer is complete (a watch: when it ends).
+AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived, ResponseStarted]
+rules:
+- level: None
+  users: ["system:apiserver"]
+- level: Metadata
+"""
+
+
+class _AuditedControlPlane(ControlPlane):
+    """The tests' control plane, its apiserver writing an audit log (JSON lines) of every client's requests."""
+
+    def __init__(self, bins: Path, work: Path, audit_log: Path) -> None:
+        super().__init__(bins, work)
+        self.audit_log = audit_log
+
+    def start_apiserver(self) -> None:
+        policy = self.audit_log.with_name("audit-policy.yaml")
+        policy.write_text(AUDIT_POLICY)
+        flags = [f"--audit-policy-file={policy}", f"--audit-log-path={self.audit_log}", "--audit-log-format=json"]
+        component, start = self.apiserver, self.apiserver.start
+        component.start = lambda argv: start([*argv, *flags])  # type: ignore[method-assign]
+        try:
+            super().start_apiserver()
+        finally:
+            del component.start
+
+
 @contextlib.contextmanager
-def cluster(bins: Path, work: Path) -> Iterator[Cluster]:
-    """Start etcd + kube-apiserver in ``work``, install the CRDs; everything is stopped on the way out."""
-    with ControlPlane(bins, work) as plane:
+def cluster(bins: Path, work: Path, *, audit_log: Path | None = None) -> Iterator[Cluster]:
+    """Start etcd + kube-apiserver in ``work``, install the CRDs; everything is stopped on the way out.
+
+    ``audit_log``: the apiserver also logs every request there (``audit_events`` reads it), so a benchmark
+    can count one client's requests (see ``user_kubeconfig``).
+    """
+    plane = ControlPlane(bins, work) if audit_log is None else _AuditedControlPlane(bins, work, audit_log)
+    with plane:
         kubectl = KubectlRunner(kubectl_binary(bins), plane.kubeconfig, work / "kubectl-cache")
         flux_crds.install(kubectl)
         version = str(json.loads(kubectl("version", "-o", "json").stdout)["serverVersion"]["gitVersion"])
@@ -65,7 +102,7 @@ def cluster(bins: Path, work: Path) -> Iterator[Cluster]:
 class Api:
     """Raw HTTPS to the apiserver as admin over one keep-alive connection: no client library in the timing."""
 
-    def __init__(self, plane: ControlPlane, timeout: float = 30) -> None:
+    def __init__(self, plane: ControlPlane, timeout: float | None = 30) -> None:
         context = ssl.create_default_context(cafile=str(plane.ca_file))
         context.load_cert_chain(str(plane.admin_cert), str(plane.admin_key))
         self.connection = http.client.HTTPSConnection("127.0.0.1", plane.port, context=context, timeout=timeout)
@@ -161,6 +198,30 @@ def api_requests(api: KubeApi, *, discovery: bool = False) -> collections.Counte
             dry = " dry-run" if sample.labels.get("dry_run") else ""
             counts[f"{verb} {resource}{dry}"] += int(sample.value)
     return counts
+
+
+def user_kubeconfig(plane: ControlPlane, user: str, path: Path) -> Path:
+    """A kubeconfig like the admin's for ``user`` (a client certificate in ``system:masters`` from the plane's
+    client CA): the same rights, but the audit log tells that client's requests apart."""
+    ca = load_pair(plane.pki_dir / "client-ca.crt", plane.pki_dir / "client-ca.key")
+    cert, key = path.with_suffix(".crt"), path.with_suffix(".key")
+    write_pair(issue(ca, user, organizations=("system:masters",), client=True), cert, key)
+    config = yaml.safe_load(plane.kubeconfig.read_text())
+    for entry in config["users"]:
+        entry["user"] = {"client-certificate": str(cert), "client-key": str(key)}
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def audit_events(log: Path, start: int = 0, end: int | None = None) -> list[dict[str, Any]]:
+    """The audit events written between byte offsets ``start`` and ``end`` (None: the end of the file now).
+
+    Take an offset as ``log.stat().st_size``; the apiserver writes each event before it answers.
+    """
+    with log.open("rb") as handle:
+        handle.seek(start)
+        data = handle.read() if end is None else handle.read(max(0, end - start))
+    return [json.loads(line) for line in data.splitlines() if line.strip()]
 
 
 TENANT_ADMIN_ROLE = "bench-tenant-admin"

@@ -45,11 +45,17 @@ def add_controller_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def controllers_run(
-    plane: ControlPlane, work: Path, args: argparse.Namespace, controllers: str, *extra: str
+    plane: ControlPlane,
+    work: Path,
+    args: argparse.Namespace,
+    controllers: str,
+    *extra: str,
+    kubeconfig: Path | None = None,
 ) -> list[str]:
-    """``controllers run`` of ``controllers`` with ``add_controller_arguments``' settings, storage in ``work``."""
+    """``controllers run`` of ``controllers`` with ``add_controller_arguments``' settings, storage in ``work``;
+    as admin, or as the user of ``kubeconfig`` (``bench.cluster.user_kubeconfig``)."""
     return [
-        "controllers", "run", "--kubeconfig", str(plane.kubeconfig), "--controllers", controllers,
+        "controllers", "run", "--kubeconfig", str(kubeconfig or plane.kubeconfig), "--controllers", controllers,
         "--storage-path", str(work / "storage"), "--storage-addr", "127.0.0.1:0",
         "--concurrency", str(args.concurrency), "--enforce" if args.enforce else "--no-enforce", *extra,
     ]  # fmt: skip

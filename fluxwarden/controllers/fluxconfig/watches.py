@@ -15,7 +15,7 @@ from fluxwarden.controllers.fluxconfig.api import (
 )
 from fluxwarden.controllers.fluxconfig.objects import kustomization_name
 from fluxwarden.controllers.runtime.controller import Key, Watch
-from fluxwarden.controllers.runtime.kube import Resource
+from fluxwarden.controllers.runtime.kube import Resource, key_of
 from fluxwarden.controllers.runtime.spec import mapping
 from fluxwarden.tenancy.fluxconfig import DEFAULT_KUSTOMIZATION
 
@@ -65,9 +65,13 @@ def _makes(config: dict[str, Any], namespace: str, name: str) -> bool:
     return any(kustomization_name(str(meta.get("name")), str(entry)) == name for entry in entries)
 
 
+def _own(key: Key | None, own: list[dict[str, Any]]) -> list[Key]:
+    """``key`` if it is one of this controller's FluxConfigs (another shard's are not ours to reconcile)."""
+    return [key] if key is not None and any(key_of(c) == key for c in own) else []
+
+
 def _source_mapper(new: dict[str, Any], old: dict[str, Any] | None, own: list[dict[str, Any]]) -> list[Key]:
-    key = made_by(new)
-    return [key] if key and _moved(new, old) else []
+    return _own(made_by(new), own) if _moved(new, old) else []
 
 
 def _flux_object_mapper(new: dict[str, Any], old: dict[str, Any] | None, own: list[dict[str, Any]]) -> list[Key]:
@@ -75,7 +79,7 @@ def _flux_object_mapper(new: dict[str, Any], old: dict[str, Any] | None, own: li
     if not _moved(new, old):
         return []
     if key := made_by(new):
-        return [key]
+        return _own(key, own)
     labels = _labels(new)
     namespace, name = labels.get(KUSTOMIZE_NAMESPACE), labels.get(KUSTOMIZE_NAME)
     if not namespace or not name:

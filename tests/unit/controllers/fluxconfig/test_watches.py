@@ -28,9 +28,13 @@ OURS = {
 
 def test_own_children_map_by_label_on_status_changes_only() -> None:
     mapper = Watches().sources["GitRepository"].mapper
-    assert mapper(obj(OURS, {"conditions": [{"type": "Ready"}]}), obj(OURS), []) == [("cluster-config", "cc")]
+    assert mapper(obj(OURS, {"conditions": [{"type": "Ready"}]}), obj(OURS), [CONFIG]) == [("cluster-config", "cc")]
+    # a FluxConfig of another shard (not among this controller's own) is not woken
+    assert mapper(obj(OURS, {"conditions": [{"type": "Ready"}]}), obj(OURS), []) == []
     # a requested reconcile handled: nothing compliance reads moved
-    assert mapper(obj(OURS, {"lastHandledReconcileAt": "2"}), obj(OURS, {"lastHandledReconcileAt": "1"}), []) == []
+    assert (
+        mapper(obj(OURS, {"lastHandledReconcileAt": "2"}), obj(OURS, {"lastHandledReconcileAt": "1"}), [CONFIG]) == []
+    )
     assert mapper(obj(OURS), obj(OURS), []) == []  # our own apply: no status change, no reconcile
 
 
