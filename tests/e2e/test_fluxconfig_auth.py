@@ -411,3 +411,30 @@ def test_a_corrected_protected_settings_secret_is_picked_up_when_it_asks_to_be_w
     configs.core.patch_namespaced_secret("rotating", namespace, {"stringData": {"httpsKey": PASSWORD}})
     configs.compliant("rotated", sha, timeout=60)  # no reconcile request: the Secret's change is watched
     assert configs.secret_data("rotated-auth")["password"] == PASSWORD.encode()
+
+
+def test_a_protected_ssh_key_that_is_no_key_is_named_and_not_shown(
+    controllers: ControllerSets,
+    ssh_server: SshGitServer,
+    admin_api: client.ApiClient,
+    namespace: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    controllers.run(namespace)
+    configs = FluxConfigs(admin_api, namespace)
+    garbage = f"not-a-key-{secrets.token_hex(16)}"
+    configs.protected_settings("bad-key", {"sshPrivateKey": garbage})
+    configs.create(
+        "bad-key",
+        {
+            **spec_for(ssh_server.url("none"), sshKnownHosts=b64(ssh_server.known_hosts)),
+            "configurationProtectedSettingsRef": {"name": "bad-key"},
+        },
+    )
+    stalled = configs.stalled("bad-key")
+    message = condition(stalled, "Stalled")["message"]
+    assert "sshPrivateKey" in message and "\n" not in message, message
+    assert configs.secret("bad-key-auth") is None and configs.git_repository("bad-key") is None
+    assert not (stalled["status"].get("repositoryPublicKey")), "no key is generated in place of a bad one"
+    assert leaks(configs, ["bad-key"], caplog.text, [garbage, b64(garbage)]) == []

@@ -578,3 +578,55 @@ def test_a_sharded_config_passes_its_shard_on_and_that_shard_runs_it_all(
     for obj in (configs.git_repository("sharded"), configs.kustomization("sharded", "app")):
         assert obj is not None and obj["metadata"]["labels"][SHARD] == shard, obj
     assert configs.configmaps() == {"app": {"value": "1"}}
+
+
+def test_a_config_deleted_while_the_controller_is_down_is_cleaned_up_when_it_returns(
+    controllers: ControllerSets, git_server: GitHttpServer, admin_api: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    running = controllers.run(namespace)
+    configs = FluxConfigs(admin_api, namespace)
+    repo = Repo(git_server, tmp_path)
+    sha = repo.push({"app/cm.yaml": configmap("app", "1", namespace)})
+    configs.create(
+        "orphan",
+        {"scope": "namespace", "gitRepository": git(repo.url), "kustomizations": {"app": fast("./app", prune=True)}},
+    )
+    configs.compliant("orphan", sha)
+    controllers.stop(running)
+    configs.delete("orphan")
+    waiting = configs.get("orphan")
+    assert waiting["metadata"]["deletionTimestamp"] and waiting["metadata"]["finalizers"] == [FINALIZER]
+
+    controllers.run(namespace)
+    configs.gone(FLUX_CONFIG, "orphan")
+    assert configs.git_repository("orphan") is None and configs.kustomizations() == {}
+    assert configs.configmaps() == {}, "pruned as the applier before the applier went"
+    assert configs.service_account() is None and configs.role_binding() is None
+
+
+def test_two_configs_whose_kustomization_names_collide_do_not_fight(
+    controllers: ControllerSets, git_server: GitHttpServer, admin_api: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    controllers.run(namespace)
+    configs = FluxConfigs(admin_api, namespace)
+    repo = Repo(git_server, tmp_path)
+    sha = repo.push({"one/cm.yaml": configmap("one", "1", namespace), "two/cm.yaml": configmap("two", "1", namespace)})
+    # "a" + "b-c" and "a-b" + "c" both make Kustomization "a-b-c"
+    configs.create(
+        "a", {"scope": "namespace", "gitRepository": git(repo.url), "kustomizations": {"b-c": fast("./one")}}
+    )
+    configs.compliant("a", sha)
+    configs.create(
+        "a-b", {"scope": "namespace", "gitRepository": git(repo.url), "kustomizations": {"c": fast("./two")}}
+    )
+    refused = configs.wait("a-b", lambda o: condition(o).get("reason") == "AlreadyExists", "AlreadyExists")
+    assert f"Kustomization {namespace}/a-b-c" in condition(refused)["message"], condition(refused)
+    owner = configs.kustomization("a", "b-c")
+    assert owner is not None
+    assert owner["metadata"]["labels"]["clusterconfig.azure.com/name"] == "a" and owner["spec"]["path"] == "./one"
+    # a's own reconcile still holds it as it was: no tug of war between the two
+    token = configs.request("a")
+    configs.wait("a", lambda o: (o.get("status") or {}).get("lastHandledReconcileAt") == token, f"to handle {token}")
+    again = configs.kustomization("a", "b-c")
+    assert again is not None and again["metadata"]["generation"] == owner["metadata"]["generation"]
+    assert configs.compliant("a", sha) and configs.configmaps() == {"one": {"value": "1"}}

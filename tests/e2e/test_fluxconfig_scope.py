@@ -158,8 +158,18 @@ def test_scope_cluster_outside_the_platform_namespaces_is_refused_by_the_control
             },
             "httpsUser",
         ),
+        (
+            {
+                "gitRepository": {
+                    "url": "ssh://git@git.example.invalid/repo",
+                    "repositoryRef": {"branch": "main"},
+                    "sshKnownHosts": "not base64 at all!",
+                }
+            },
+            "sshKnownHosts",
+        ),
     ],
-    ids=["namespace-differs", "url-scheme", "name-too-long", "user-without-key"],
+    ids=["namespace-differs", "url-scheme", "name-too-long", "user-without-key", "known-hosts-not-base64"],
 )
 def test_an_invalid_spec_is_stalled_by_the_controller_naming_the_field(
     controllers: ControllerSets,
