@@ -168,8 +168,26 @@ def test_scope_cluster_outside_the_platform_namespaces_is_refused_by_the_control
             },
             "sshKnownHosts",
         ),
+        ({"kustomizations": {"app": {"path": "./app", "dependsOn": ["nowhere"]}}}, "dependsOn"),
+        (
+            {
+                "kustomizations": {
+                    "x": {"path": "./app", "dependsOn": ["y"]},
+                    "y": {"path": "./app", "dependsOn": ["x"]},
+                }
+            },
+            "cycle",
+        ),
     ],
-    ids=["namespace-differs", "url-scheme", "name-too-long", "user-without-key", "known-hosts-not-base64"],
+    ids=[
+        "namespace-differs",
+        "url-scheme",
+        "name-too-long",
+        "user-without-key",
+        "known-hosts-not-base64",
+        "unknown-dependency",
+        "dependency-cycle",
+    ],
 )
 def test_an_invalid_spec_is_stalled_by_the_controller_naming_the_field(
     controllers: ControllerSets,

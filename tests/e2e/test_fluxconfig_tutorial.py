@@ -108,6 +108,9 @@ def controllers(start_reconcilers: Callable[..., Reconcilers], fluxconfig_crd: s
     sets.stop_all()
 
 
+CLEARED = (FLUX_CONFIG, KUSTOMIZATION, HELM_RELEASE, HELM_CHART, HELM_REPOSITORY, GIT_REPOSITORY)
+
+
 @pytest.fixture
 def cluster_config(admin_api: client.ApiClient, controllers: ControllerSets) -> Iterator[FluxConfigs]:
     """The fixed namespace ``cluster-config`` with this module's controllers; emptied afterwards.
@@ -116,14 +119,16 @@ def cluster_config(admin_api: client.ApiClient, controllers: ControllerSets) -> 
     apps Kustomization does not prune, so its HelmRelease stays) so the next module starts clean.
     """
     ensure_namespace(admin_api, CONFIG)
-    controllers.run(CONFIG)
     configs = FluxConfigs(admin_api, CONFIG)
+    for resource in CLEARED:  # another module's leftovers in the fixed namespace (nothing finalizes them now)
+        strip(configs, resource)
+    controllers.run(CONFIG)
     yield configs
     with contextlib.suppress(AssertionError, ApiException):
         configs.delete(CONFIG)
         configs.gone(FLUX_CONFIG, CONFIG, timeout=30)
     controllers.stop_all()
-    for resource in (FLUX_CONFIG, KUSTOMIZATION, HELM_RELEASE, HELM_CHART, HELM_REPOSITORY, GIT_REPOSITORY):
+    for resource in CLEARED:
         strip(configs, resource)
 
 
