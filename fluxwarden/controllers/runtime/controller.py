@@ -79,6 +79,7 @@ class Watch:
     mapper: Mapper
     label_selector: str | None = None  # watch only the objects that carry this label (values sources)
     metadata_only: bool = False  # names, labels and versions only: never a Secret's data in memory
+    cluster_scoped: bool = False  # a kind without namespaces (ClusterRoleBinding): listed cluster-wide always
 
 
 def artifact_revision(obj: dict[str, Any] | None) -> str | None:
