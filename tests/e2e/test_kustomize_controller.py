@@ -94,6 +94,40 @@ def test_infra_then_apps_converge_update_and_prune(tenant: Tenant) -> None:
     assert any(f"ConfigMap/{tenant.target}/app-b deleted" in (e.message or "") for e in events)
 
 
+def test_a_dependency_on_the_same_source_applies_a_new_commit_first(tenant: Tenant) -> None:
+    """As Flux: apps waits until infra has applied the source's current revision, not only until it is Ready."""
+    first = tenant.push(
+        {"infra/settings.yaml": configmap("infra-settings", "v1"), "apps/a.yaml": configmap("app-a", "1")}
+    )
+    tenant.git_repository()
+    tenant.kustomization("infra", path="./infra", targetNamespace=tenant.target, wait=True, timeout="60s")
+    tenant.kustomization("apps", path="./apps", targetNamespace=tenant.target, dependsOn=[{"name": "infra"}])
+    tenant.ready("apps", first)
+    # The next commit gives infra a Deployment to wait for: infra stays Ready at the first commit meanwhile.
+    second = tenant.push({"infra/web.yaml": DEPLOYMENT, "apps/a.yaml": configmap("app-a", "2")})
+    tenant.patch("repo", {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "dep-1"}}}, GIT_REPOSITORY)
+    waiting = until(
+        lambda: tenant.get("apps"),
+        lambda o: "revision is not up to date" in condition(o).get("message", ""),
+        what="apps waiting for infra's revision",
+    )
+    assert condition(waiting)["reason"] == "DependencyNotReady"
+    assert waiting["status"]["lastAppliedRevision"] == f"main@sha1:{first}"
+    assert tenant.get("infra")["status"]["lastAppliedRevision"] == f"main@sha1:{first}"
+    assert tenant.configmaps(tenant.target)["app-a"] == {"value": "1"}, "apps applied nothing of the new commit"
+    apps_api = client.AppsV1Api(tenant.api)
+    deployment = until(
+        lambda: apps_api.list_namespaced_deployment(tenant.target).items, bool, what="infra applied web"
+    )[0]
+    apps_api.patch_namespaced_deployment_status("web", tenant.target, {"status": {
+        "observedGeneration": deployment.metadata.generation, "replicas": 1, "updatedReplicas": 1,
+        "readyReplicas": 1, "availableReplicas": 1,
+    }})  # fmt: skip
+    tenant.ready("infra", second)
+    tenant.ready("apps", second)
+    assert tenant.configmaps(tenant.target)["app-a"] == {"value": "2"}
+
+
 def test_an_object_in_another_tenants_namespace_is_forbidden_and_nothing_lands_there(tenant: Tenant) -> None:
     tenant.push(
         {

@@ -147,7 +147,7 @@ class Watches:
     )
     role_bindings: Watch = field(default_factory=lambda: Watch(ROLE_BINDINGS, _identity_mapper, MANAGED))
     cluster_role_bindings: Watch = field(
-        default_factory=lambda: Watch(CLUSTER_ROLE_BINDINGS, _identity_mapper, MANAGED)
+        default_factory=lambda: Watch(CLUSTER_ROLE_BINDINGS, _identity_mapper, MANAGED, cluster_scoped=True)
     )
 
     def all(self) -> list[Watch]:

@@ -161,9 +161,9 @@ class KustomizationReconciler:
         spec = KustomizationSpec.of(obj)
         status = obj["status"]
         self._tenancy(obj, spec)
-        self._dependencies(ctx, obj, spec)
         artifact = self._artifact(ctx, spec)
         revision = str(artifact["revision"])
+        self._dependencies(ctx, obj, spec, revision)
         status["lastAttemptedRevision"] = revision
         variables, secrets = self._variables(ctx, obj, spec) if spec.raw.get("postBuild") else ({}, Redactor())
         objects = self._build(ctx, obj, spec, artifact, variables)
@@ -239,21 +239,25 @@ class KustomizationReconciler:
         if denials:
             raise Stalling("AccessDenied", denials[0].message)
 
-    def _dependencies(self, ctx: Context, obj: dict[str, Any], spec: KustomizationSpec) -> None:
+    def _dependencies(self, ctx: Context, obj: dict[str, Any], spec: KustomizationSpec, revision: str) -> None:
+        """Each dependency Ready at its generation and, when it applies the same source, at that source's
+        current revision (as Flux: infra applies a new commit before apps does)."""
         for dependency in spec.depends_on:
             try:
                 other = ctx.kube.get(KUSTOMIZATION, dependency.namespace, dependency.name)
             except NotFound:
                 other = None
-            current = other is not None and (other.get("status") or {}).get("observedGeneration") == (
-                other["metadata"].get("generation")
-            )
+            where = f"dependency '{dependency.namespace}/{dependency.name}'"
+            status = (other or {}).get("status") or {}
+            current = other is not None and status.get("observedGeneration") == other["metadata"].get("generation")
             if other is None or not current or not conditions.is_true(other):
-                raise Waiting(
-                    "DependencyNotReady",
-                    f"dependency '{dependency.namespace}/{dependency.name}' is not ready",
-                    spec.retry_interval,
-                )
+                raise Waiting("DependencyNotReady", f"{where} is not ready", spec.retry_interval)
+            try:
+                same_source = KustomizationSpec.of(other).source == spec.source
+            except Stalling:  # the dependency's own spec is broken: its status says so, not ours
+                same_source = False
+            if same_source and status.get("lastAppliedRevision") != revision:
+                raise Waiting("DependencyNotReady", f"{where} revision is not up to date", spec.retry_interval)
 
     def _artifact(self, ctx: Context, spec: KustomizationSpec) -> dict[str, Any]:
         ref = spec.source

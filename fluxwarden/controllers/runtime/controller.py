@@ -79,6 +79,7 @@ class Watch:
     mapper: Mapper
     label_selector: str | None = None  # watch only the objects that carry this label (values sources)
     metadata_only: bool = False  # names, labels and versions only: never a Secret's data in memory
+    cluster_scoped: bool = False  # a kind without namespaces (ClusterRoleBinding): listed cluster-wide always
 
 
 def artifact_revision(obj: dict[str, Any] | None) -> str | None:
@@ -90,10 +91,11 @@ def artifact_revision(obj: dict[str, Any] | None) -> str | None:
 
 def dependants(new: dict[str, Any], old: dict[str, Any] | None, own: list[dict[str, Any]]) -> list[Key]:
     """A :class:`Mapper` for a controller's own kind: the objects whose ``dependsOn`` names one whose
-    Ready changed (Kustomization, HelmRelease)."""
+    Ready or applied revision changed (Kustomization, HelmRelease)."""
 
-    def ready(obj: dict[str, Any] | None) -> bool:
-        return obj is not None and is_ready(obj)
+    def ready(obj: dict[str, Any] | None) -> tuple[bool, Any]:
+        # Ready, and the revision it applied: a dependant waits for both (a Kustomization on the same source)
+        return obj is not None and is_ready(obj), ((obj or {}).get("status") or {}).get("lastAppliedRevision")
 
     if ready(new) == ready(old):
         return []

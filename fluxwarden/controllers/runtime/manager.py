@@ -105,14 +105,15 @@ class Manager:
             bind(queue.add, self._stop)  # watches a controller starts itself (kinds known at run time)
         return loop
 
-    def _informer(self, resource: Resource, label_selector: str | None, metadata_only: bool = False) -> Informer:
+    def _informer(
+        self, resource: Resource, label_selector: str | None, metadata_only: bool = False, cluster_scoped: bool = False
+    ) -> Informer:
         """One list+watch and cache per kind, selector and depth, whoever consumes it."""
         key = (resource.group, resource.plural, label_selector, metadata_only)
         if key not in self._informers:
             kube = MetadataKube(self.kube.api) if metadata_only else self.kube
-            self._informers[key] = Informer(
-                kube, resource, None, self.options.namespace, label_selector, self.options.watch_timeout
-            )
+            namespace = None if cluster_scoped else self.options.namespace  # --watch-namespace has no say there
+            self._informers[key] = Informer(kube, resource, None, namespace, label_selector, self.options.watch_timeout)
         return self._informers[key]
 
     def _watch(self, watch: Watch, loop: _Loop) -> Informer:
@@ -121,7 +122,7 @@ class Manager:
                 loop.queue.add(key)
 
         # Sources and dependencies need not carry this shard's label: watch them unfiltered.
-        informer = self._informer(watch.resource, watch.label_selector, watch.metadata_only)
+        informer = self._informer(watch.resource, watch.label_selector, watch.metadata_only, watch.cluster_scoped)
         informer.add_handler(on_event)
         return informer
 
