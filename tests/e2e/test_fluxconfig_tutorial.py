@@ -148,7 +148,8 @@ def tutorial_spec(url: str) -> dict[str, Any]:
     """What ``az k8s-configuration flux create -n cluster-config --scope cluster -u URL --branch main
     --kustomization name=infra path=./infrastructure prune=true --kustomization name=apps
     path=./apps/staging dependsOn=["infra"]`` makes, with short intervals for a test."""
-    fast = {"syncIntervalInSeconds": 30, "retryIntervalInSeconds": 2, "timeoutInSeconds": 60}
+    # timeout 20 s: with wait: true, apps waits that long on a HelmRelease still retrying a failed upgrade
+    fast = {"syncIntervalInSeconds": 30, "retryIntervalInSeconds": 2, "timeoutInSeconds": 20}
     return {
         "scope": "cluster",
         "gitRepository": {
@@ -214,7 +215,7 @@ def test_the_azure_tutorial_end_to_end(
             spec = obj["spec"]
             assert spec["sourceRef"]["kind"] == "GitRepository" and spec["sourceRef"]["name"] == CONFIG, spec
             assert spec["path"] == path and spec["serviceAccountName"] == APPLIER
-            assert (spec["interval"], spec["retryInterval"], spec["timeout"]) == ("30s", "2s", "60s")
+            assert (spec["interval"], spec["retryInterval"], spec["timeout"]) == ("30s", "2s", "20s")
             assert spec["wait"] is True
         assert infra["spec"]["prune"] is True and apps["spec"].get("prune", False) is False
         assert apps["spec"]["dependsOn"] == [{"name": "cluster-config-infra"}]
