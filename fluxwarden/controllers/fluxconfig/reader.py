@@ -27,11 +27,13 @@ class Reader:
         return self.ctx.cache(watch) if watch is not None else None
 
     def get(self, body: dict[str, Any]) -> dict[str, Any] | None:
-        """The live object of ``body``'s kind and name (a copy), or None."""
+        """The live object of ``body``'s kind and name (a copy), or None. A ServiceAccount comes from a
+        metadata-only cache whole; a Secret's data never does."""
         kind, meta = body["kind"], body["metadata"]
         watch = self.by_kind.get(kind)
         cache = self._cache(kind)
-        if cache is not None and watch is not None and not watch.metadata_only:
+        whole = set(body) <= {"apiVersion", "kind", "metadata"}  # a metadata-only cache holds all of it
+        if cache is not None and watch is not None and (whole or not watch.metadata_only):
             found = cache.get((str(meta.get("namespace") or ""), str(meta["name"])))
             if found is not None:
                 return copy.deepcopy(found)
