@@ -630,3 +630,50 @@ def test_two_configs_whose_kustomization_names_collide_do_not_fight(
     again = configs.kustomization("a", "b-c")
     assert again is not None and again["metadata"]["generation"] == owner["metadata"]["generation"]
     assert configs.compliant("a", sha) and configs.configmaps() == {"one": {"value": "1"}}
+
+
+DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: {namespace}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      containers: [{{name: web, image: registry.example/web:1.0}}]
+"""
+
+
+def test_a_new_revision_is_pending_until_it_is_applied_and_healthy(
+    controllers: ControllerSets, git_server: GitHttpServer, admin_api: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    controllers.run(namespace)
+    configs = FluxConfigs(admin_api, namespace)
+    repo = Repo(git_server, tmp_path)
+    first = repo.push({"app/cm.yaml": configmap("app", "1", namespace)})
+    configs.create(
+        "slow",
+        {"scope": "namespace", "gitRepository": git(repo.url), "kustomizations": {"app": fast("./app")}},
+    )
+    configs.compliant("slow", first)
+
+    with recording(admin_api, namespace, "slow") as seen:
+        # a bare API server runs no Deployment controller: the Deployment stays unavailable until the test says
+        second = repo.push({"app/web.yaml": DEPLOYMENT.format(namespace=namespace)})
+        pending = configs.state("slow", "Pending", commit=second)
+        assert condition(pending)["status"] != "True", "Ready is True only when Compliant"
+        apps = client.AppsV1Api(admin_api)
+        web = apps.read_namespaced_deployment("web", namespace)
+        apps.patch_namespaced_deployment_status(
+            "web",
+            namespace,
+            {"status": {"observedGeneration": web.metadata.generation, "replicas": 1, "updatedReplicas": 1,
+                        "readyReplicas": 1, "availableReplicas": 1,
+                        "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}]}},
+        )  # fmt: skip
+        configs.compliant("slow", second)
+    assert seen.states() == ["Compliant", "Pending", "Compliant"], seen.explain()
