@@ -26,6 +26,7 @@ from tests.support.fluxconfig import (
     MANAGED,
     SHARD,
     USE_MANAGED_SOURCE,
+    ConfigRepo,
     ControllerSets,
     FluxConfigs,
     condition,
@@ -34,7 +35,7 @@ from tests.support.fluxconfig import (
     owned_by,
     recording,
 )
-from tests.support.git_server import GitHttpServer, GitRepo
+from tests.support.git_server import GitHttpServer
 from tests.support.helm_repo import write_chart
 from tests.support.tenants import configmap, grant
 from tests.support.wait import until
@@ -45,23 +46,6 @@ def controllers(start_reconcilers: Callable[..., Reconcilers], fluxconfig_crd: s
     sets = ControllerSets(start_reconcilers)
     yield sets
     sets.stop_all()
-
-
-class Repo:
-    def __init__(self, server: GitHttpServer, tmp_path: Path) -> None:
-        self.server = server
-        self.name = f"life-{uuid.uuid4().hex[:8]}"
-        server.create_repo(self.name)
-        self.work = GitRepo(tmp_path / self.name)
-
-    @property
-    def url(self) -> str:
-        return self.server.repo_url(self.name)
-
-    def push(self, files: dict[str, str] | None = None, delete: tuple[str, ...] = ()) -> str:
-        sha = self.work.commit(files or {}, delete=delete)
-        self.work.push(self.server.repo_path(self.name))
-        return sha
 
 
 def fast(path: str, **extra: Any) -> dict[str, Any]:
@@ -77,7 +61,7 @@ def test_defaults_make_one_kustomization_at_the_root_with_azures_intervals(
 ) -> None:
     controllers.run(namespace)
     configs = FluxConfigs(admin_api, namespace)
-    repo = Repo(git_server, tmp_path)
+    repo = ConfigRepo(git_server, tmp_path, "life")
     sha = repo.push({"app.yaml": configmap("root", "1", namespace)})
     # no spec.namespace: metadata.namespace (the Azure CLI's --namespace sets both)
     spec = {"scope": "namespace", "gitRepository": {"url": repo.url, "repositoryRef": {"branch": "main"}}}
@@ -106,7 +90,7 @@ def test_removing_a_kustomization_entry_deletes_it_and_with_prune_its_objects(
 ) -> None:
     controllers.run(namespace)
     configs = FluxConfigs(admin_api, namespace)
-    repo = Repo(git_server, tmp_path)
+    repo = ConfigRepo(git_server, tmp_path, "life")
     sha = repo.push({f"{x}/cm.yaml": configmap(f"cm-{x}", "1", namespace) for x in ("a", "b", "c")})
     configs.create(
         "parts",
@@ -150,7 +134,7 @@ def test_deleting_the_fluxconfig_deletes_everything_it_made(
     platform, elsewhere = namespace_factory(), namespace_factory()
     controllers.run(platform, settings=Settings(cluster_scope_namespaces=frozenset({platform})))
     configs = FluxConfigs(admin_api, platform)
-    repo = Repo(git_server, tmp_path)
+    repo = ConfigRepo(git_server, tmp_path, "life")
     sha = repo.push(
         {
             "app/here.yaml": configmap("here", "1", platform),
@@ -180,7 +164,7 @@ def test_deleting_the_fluxconfig_deletes_everything_it_made(
         configs.delete("doomed")
         configs.gone(FLUX_CONFIG, "doomed", timeout=90)
     assert "Deleting" in [s.provisioning for s in seen.seen], seen.explain()
-    assert configs.git_repository("doomed") is None
+    configs.gone(GIT_REPOSITORY, "doomed", timeout=30)  # deleted; source-controller's own finalizer ends it
     assert configs.kustomizations() == {}
     assert configs.secret("doomed-auth") is None
     assert configs.service_account() is None
@@ -195,7 +179,7 @@ def test_suspend_suspends_every_child_and_resume_applies_what_came_meanwhile(
 ) -> None:
     controllers.run(namespace)
     configs = FluxConfigs(admin_api, namespace)
-    repo = Repo(git_server, tmp_path)
+    repo = ConfigRepo(git_server, tmp_path, "life")
     first = repo.push({"app/cm.yaml": configmap("app", "1", namespace)})
     configs.create(
         "pausable",
@@ -222,7 +206,7 @@ def test_a_helmrelease_asking_for_the_managed_source_gets_the_configs_repository
 ) -> None:
     controllers.run(namespace)
     configs = FluxConfigs(admin_api, namespace)
-    repo = Repo(git_server, tmp_path)
+    repo = ConfigRepo(git_server, tmp_path, "life")
     chart = write_chart(
         tmp_path / "chart-src", "hello", "0.1.0", {"greeting": "from-git"}, templates=helm_charts.configmaps(1)
     )
@@ -267,7 +251,7 @@ def test_wait_for_reconciliation_holds_creating_until_compliant_or_the_wait_runs
 ) -> None:
     controllers.run(namespace)
     configs = FluxConfigs(admin_api, namespace)
-    repo = Repo(git_server, tmp_path)
+    repo = ConfigRepo(git_server, tmp_path, "life")
     sha = repo.push({"app/cm.yaml": configmap("app", "1", namespace)})
     waiting = {"waitForReconciliation": True, "reconciliationWaitDuration": "PT10M"}
     with recording(admin_api, namespace, "patient") as seen:
@@ -312,7 +296,7 @@ def test_two_configs_share_flux_applier_and_the_last_one_takes_it_away(
     platform = namespace_factory()
     controllers.run(platform, settings=Settings(cluster_scope_namespaces=frozenset({platform})))
     configs = FluxConfigs(admin_api, platform)
-    repo = Repo(git_server, tmp_path)
+    repo = ConfigRepo(git_server, tmp_path, "life")
     sha = repo.push({"a/cm.yaml": configmap("a", "1", platform), "b/cm.yaml": configmap("b", "1", platform)})
     configs.create("wide", {"scope": "cluster", "gitRepository": git(repo.url), "kustomizations": {"a": fast("./a")}})
     configs.create(
@@ -345,7 +329,7 @@ def test_an_edited_entry_reaches_its_kustomization(
 ) -> None:
     controllers.run(namespace)
     configs = FluxConfigs(admin_api, namespace)
-    repo = Repo(git_server, tmp_path)
+    repo = ConfigRepo(git_server, tmp_path, "life")
     template = 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  value: "${{greeting}}"\n'
     sha = repo.push({"one/cm.yaml": template.format(name="from-one"), "two/cm.yaml": template.format(name="from-two")})
     entry = fast("./one", prune=True, postBuild={"substitute": {"greeting": "hello"}})
@@ -384,7 +368,7 @@ def test_a_hand_edit_or_deletion_of_a_child_is_repaired(
 ) -> None:
     controllers.run(namespace)
     configs = FluxConfigs(admin_api, namespace)
-    repo = Repo(git_server, tmp_path)
+    repo = ConfigRepo(git_server, tmp_path, "life")
     sha = repo.push({"app/cm.yaml": configmap("app", "1", namespace)})
     configs.create(
         "steady", {"scope": "namespace", "gitRepository": git(repo.url), "kustomizations": {"app": fast("./app")}}
@@ -423,7 +407,7 @@ def test_a_users_objects_of_the_same_name_are_never_taken_over_or_deleted(
 ) -> None:
     controllers.run(namespace)
     configs = FluxConfigs(admin_api, namespace)
-    repo = Repo(git_server, tmp_path)
+    repo = ConfigRepo(git_server, tmp_path, "life")
     sha = repo.push({"app/cm.yaml": configmap("app", "1", namespace)})
     # The platform made flux-applier itself; a user made a GitRepository called "taken".
     platform_account = configs.core.create_namespaced_service_account(namespace, {"metadata": {"name": APPLIER}})
@@ -460,7 +444,7 @@ def test_a_users_objects_of_the_same_name_are_never_taken_over_or_deleted(
     assert kept is not None and kept["metadata"]["uid"] == users["metadata"]["uid"], "the user's object stays"
     left = configs.service_account()
     assert left is not None and left.metadata.uid == platform_account.metadata.uid, "the platform's applier stays"
-    assert configs.git_repository("fine") is None
+    configs.gone(GIT_REPOSITORY, "fine", timeout=30)  # deleted; source-controller's own finalizer ends it
 
 
 def test_a_kustomization_applied_by_one_it_made_counts_toward_compliance(
@@ -468,7 +452,7 @@ def test_a_kustomization_applied_by_one_it_made_counts_toward_compliance(
 ) -> None:
     controllers.run(namespace)
     configs = FluxConfigs(admin_api, namespace)
-    repo = Repo(git_server, tmp_path)
+    repo = ConfigRepo(git_server, tmp_path, "life")
 
     def nested(path: str) -> str:
         return f"""\
@@ -530,7 +514,7 @@ def test_a_deleted_applier_binding_comes_back_and_the_manager_is_ready(
     platform = namespace_factory()
     running = controllers.run(platform, settings=Settings(cluster_scope_namespaces=frozenset({platform})))
     configs = FluxConfigs(admin_api, platform)
-    repo = Repo(git_server, tmp_path)
+    repo = ConfigRepo(git_server, tmp_path, "life")
     sha = repo.push({"app/cm.yaml": configmap("app", "1", platform)})
     configs.create(
         "bound", {"scope": "cluster", "gitRepository": git(repo.url), "kustomizations": {"app": fast("./app")}}
@@ -567,7 +551,7 @@ def test_a_sharded_config_passes_its_shard_on_and_that_shard_runs_it_all(
     shard = f"fc-{uuid.uuid4().hex[:8]}"
     controllers.run(None, shard=shard)  # every namespace, only objects labelled with this shard
     configs = FluxConfigs(admin_api, namespace)
-    repo = Repo(git_server, tmp_path)
+    repo = ConfigRepo(git_server, tmp_path, "life")
     sha = repo.push({"app/cm.yaml": configmap("app", "1", namespace)})
     configs.create(
         "sharded",
@@ -585,7 +569,7 @@ def test_a_config_deleted_while_the_controller_is_down_is_cleaned_up_when_it_ret
 ) -> None:
     running = controllers.run(namespace)
     configs = FluxConfigs(admin_api, namespace)
-    repo = Repo(git_server, tmp_path)
+    repo = ConfigRepo(git_server, tmp_path, "life")
     sha = repo.push({"app/cm.yaml": configmap("app", "1", namespace)})
     configs.create(
         "orphan",
@@ -599,7 +583,8 @@ def test_a_config_deleted_while_the_controller_is_down_is_cleaned_up_when_it_ret
 
     controllers.run(namespace)
     configs.gone(FLUX_CONFIG, "orphan")
-    assert configs.git_repository("orphan") is None and configs.kustomizations() == {}
+    configs.gone(GIT_REPOSITORY, "orphan", timeout=30)  # deleted; source-controller's own finalizer ends it
+    assert configs.kustomizations() == {}
     assert configs.configmaps() == {}, "pruned as the applier before the applier went"
     assert configs.service_account() is None and configs.role_binding() is None
 
@@ -609,7 +594,7 @@ def test_two_configs_whose_kustomization_names_collide_do_not_fight(
 ) -> None:
     controllers.run(namespace)
     configs = FluxConfigs(admin_api, namespace)
-    repo = Repo(git_server, tmp_path)
+    repo = ConfigRepo(git_server, tmp_path, "life")
     sha = repo.push({"one/cm.yaml": configmap("one", "1", namespace), "two/cm.yaml": configmap("two", "1", namespace)})
     # "a" + "b-c" and "a-b" + "c" both make Kustomization "a-b-c"
     configs.create(
@@ -653,7 +638,7 @@ def test_a_new_revision_is_pending_until_it_is_applied_and_healthy(
 ) -> None:
     controllers.run(namespace)
     configs = FluxConfigs(admin_api, namespace)
-    repo = Repo(git_server, tmp_path)
+    repo = ConfigRepo(git_server, tmp_path, "life")
     first = repo.push({"app/cm.yaml": configmap("app", "1", namespace)})
     configs.create(
         "slow",

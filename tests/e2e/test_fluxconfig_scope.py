@@ -4,7 +4,6 @@ honoured only in the platform's configuration namespaces (the controller's own c
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from fluxwarden.controllers.app import Reconcilers
 from fluxwarden.tenancy import Settings
 from tests.support.fluxconfig import (
     APPLIER,
+    ConfigRepo,
     ControllerSets,
     FluxConfigs,
     condition,
@@ -23,7 +23,7 @@ from tests.support.fluxconfig import (
     entry_status,
     shared_labels,
 )
-from tests.support.git_server import GitHttpServer, GitRepo
+from tests.support.git_server import GitHttpServer
 from tests.support.tenants import configmap
 
 
@@ -32,23 +32,6 @@ def controllers(start_reconcilers: Callable[..., Reconcilers], fluxconfig_crd: s
     sets = ControllerSets(start_reconcilers)
     yield sets
     sets.stop_all()
-
-
-class Repo:
-    def __init__(self, server: GitHttpServer, tmp_path: Path) -> None:
-        self.server = server
-        self.name = f"scope-{uuid.uuid4().hex[:8]}"
-        server.create_repo(self.name)
-        self.work = GitRepo(tmp_path / self.name)
-
-    @property
-    def url(self) -> str:
-        return self.server.repo_url(self.name)
-
-    def push(self, files: dict[str, str] | None = None, delete: tuple[str, ...] = ()) -> str:
-        sha = self.work.commit(files or {}, delete=delete)
-        self.work.push(self.server.repo_path(self.name))
-        return sha
 
 
 def spec_for(url: str, scope: str) -> dict[str, Any]:
@@ -69,7 +52,7 @@ def test_scope_namespace_cannot_write_outside_its_namespace(
     mine, other = namespace_factory(), namespace_factory()
     controllers.run(mine)
     configs = FluxConfigs(admin_api, mine)
-    repo = Repo(git_server, tmp_path)
+    repo = ConfigRepo(git_server, tmp_path, "scope")
     repo.push({"app/mine.yaml": configmap("mine", "1", mine), "app/theirs.yaml": configmap("theirs", "1", other)})
     configs.create("tenant", spec_for(repo.url, "namespace"))
 
@@ -116,7 +99,7 @@ def test_scope_cluster_outside_the_platform_namespaces_is_refused_by_the_control
     listed = Settings().cluster_scope_namespaces | {platform}
     controllers.run(tenant)  # the defaults: cluster-config, flux-system
     controllers.run(platform, settings=Settings(cluster_scope_namespaces=frozenset(listed)))
-    repo = Repo(git_server, tmp_path)
+    repo = ConfigRepo(git_server, tmp_path, "scope")
     sha = repo.push({"app/anywhere.yaml": configmap("anywhere", "1", elsewhere)})
 
     refused_configs = FluxConfigs(admin_api, tenant)
@@ -200,7 +183,7 @@ def test_an_invalid_spec_is_stalled_by_the_controller_naming_the_field(
 ) -> None:
     controllers.run(namespace)
     configs = FluxConfigs(admin_api, namespace)
-    repo = Repo(git_server, tmp_path)
+    repo = ConfigRepo(git_server, tmp_path, "scope")
     repo.push({"app/cm.yaml": configmap("app", "1", namespace)})
     configs.create("invalid", {**spec_for(repo.url, "namespace"), **change})
     stalled = configs.stalled("invalid")

@@ -320,7 +320,8 @@ def test_the_azure_tutorial_end_to_end(
     # --- deleting the FluxConfig: the finalizer removes what it made; infra (prune) takes its objects ---
     configs.delete(CONFIG)
     configs.gone(FLUX_CONFIG, CONFIG)
-    assert configs.git_repository(CONFIG) is None and configs.kustomizations() == {}
+    configs.gone(GIT_REPOSITORY, CONFIG, timeout=30)  # deleted; source-controller's own finalizer ends it
+    assert configs.kustomizations() == {}
     assert configs.cluster_role_binding() is None and configs.service_account() is None
     assert configs.object(HELM_REPOSITORY, "bitnami") is None, "pruned with infra"
     namespace = client.CoreV1Api(admin_api).read_namespace(TARGET)

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from kubernetes import client, watch
@@ -25,6 +26,7 @@ from fluxwarden.controllers.kustomize.api import KUSTOMIZATION
 from fluxwarden.controllers.runtime.kube import Resource
 from fluxwarden.controllers.source.api import GIT_REPOSITORY
 from fluxwarden.tenancy import Settings, cut
+from tests.support.git_server import GitHttpServer, GitRepo
 
 FLUX_CONFIG = Resource("clusterconfig.azure.com", "v1beta1", "fluxconfigs", "FluxConfig")
 CONTROLLERS = ("source", "kustomize", "helm", "fluxconfig")
@@ -68,6 +70,26 @@ class ControllerSets:
     def stop_all(self) -> None:
         for reconcilers in list(self.running):
             self.stop(reconcilers)
+
+
+class ConfigRepo:
+    """A fresh repository on the module's git server and a working copy that pushes to it."""
+
+    def __init__(self, server: GitHttpServer, tmp_path: Path, prefix: str = "fc") -> None:
+        self.server = server
+        self.name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        server.create_repo(self.name)
+        self.work = GitRepo(tmp_path / self.name)
+
+    @property
+    def url(self) -> str:
+        return self.server.repo_url(self.name)
+
+    def push(self, files: dict[str, str] | None = None, delete: tuple[str, ...] = ()) -> str:
+        """Commit ``files`` (and remove ``delete``), push; the new commit's SHA."""
+        sha = self.work.commit(files or {}, delete=delete)
+        self.work.push(self.server.repo_path(self.name))
+        return sha
 
 
 def b64(value: str | bytes) -> str:
