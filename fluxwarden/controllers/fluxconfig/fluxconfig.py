@@ -154,25 +154,28 @@ class FluxConfigReconciler:
         found = credentials(spec, protected)
         owner = objects.owner_reference(obj)
         body = objects.auth_secret(spec, owner, {}, generated=False)
-        if not found.data and not found.needs_key:  # nothing to store: only a Secret of ours left over goes
-            if (
-                reader.exists(body) is not False
-                and (live := children.get(ctx.kube, body))
-                and children.ours(live, body)
-            ):
-                children.delete(ctx.kube, body)
-            return (str(local) if local else None), None
-        live = children.get(ctx.kube, body)  # the data is compared, and a cache holds no Secret data
+        # The data is compared, and a cache holds no Secret data: read it, unless the cache says it is absent.
+        live = children.get(ctx.kube, body) if reader.exists(body) is not False else None
+        comment = f"fluxwarden:{spec.namespace}/{spec.name}"
+        kept = keys.kept(live, comment) if live is not None and children.ours(live, body) else {}
         data = dict(found.data)
         if found.needs_key:
-            data.update(
-                keys.kept_or_new(live, self.options.ssh_key_algorithm, f"fluxwarden:{spec.namespace}/{spec.name}")
-            )
+            data.update(kept or keys.new(self.options.ssh_key_algorithm, comment))
+        elif "identity" not in data:
+            data.update(kept)  # a generated pair is kept for the config's lifetime, whatever its URL now
+        else:
+            kept = {}  # the user's own key replaces it
+        if not data:  # nothing to store: only a Secret of ours left over goes
+            if live is not None and children.ours(live, body):
+                children.delete(ctx.kube, body)
+            return (str(local) if local else None), None
+        children.apply(ctx.kube, objects.auth_secret(spec, owner, data, bool(kept) or found.needs_key), live)
         public = None
         if identity := data.get("identity"):
             public = data["identity.pub"].decode() if "identity.pub" in data else keys.public_of(identity)
-        children.apply(ctx.kube, objects.auth_secret(spec, owner, data, found.needs_key), live)
-        return body["metadata"]["name"], public
+        if found.data or found.needs_key:
+            return body["metadata"]["name"], public
+        return (str(local) if local else None), public  # only the kept pair in it: the source does not use it
 
     def _source(self, reader: Reader, obj: dict[str, Any], spec: FluxConfigSpec, secret: str | None) -> dict[str, Any]:
         body = objects.source(spec, objects.owner_reference(obj), secret)

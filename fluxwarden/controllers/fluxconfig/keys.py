@@ -48,13 +48,17 @@ def public_of(private: bytes) -> str | None:
     return public.decode()
 
 
-def kept_or_new(live: dict[str, Any] | None, algorithm: str, comment: str) -> dict[str, bytes]:
-    """The pair kept in our auth Secret (made once: it survives restarts and edits), or a new one."""
-    meta = (live or {}).get("metadata") or {}
-    stored = (live or {}).get("data") or {}
-    if (meta.get("labels") or {}).get(GENERATED_KEY_LABEL) == "true" and stored.get("identity"):
-        private = base64.b64decode(stored["identity"])
-        if public := public_of(private):
-            return {"identity": private, "identity.pub": f"{public} {comment}".encode()}
+def kept(live: dict[str, Any], comment: str) -> dict[str, bytes]:
+    """The generated pair kept in our auth Secret (made once: it survives restarts and edits); {} if none."""
+    meta = live.get("metadata") or {}
+    stored = live.get("data") or {}
+    if (meta.get("labels") or {}).get(GENERATED_KEY_LABEL) != "true" or not stored.get("identity"):
+        return {}
+    private = base64.b64decode(stored["identity"])
+    public = public_of(private)
+    return {"identity": private, "identity.pub": f"{public} {comment}".encode()} if public else {}
+
+
+def new(algorithm: str, comment: str) -> dict[str, bytes]:
     pair = generate(algorithm, comment)
     return {"identity": pair.private, "identity.pub": pair.public.encode()}

@@ -80,3 +80,13 @@ def test_rsa_keys_are_4096_bits(tmp_path: Path) -> None:
         ["ssh-keygen", "-l", "-f", str(tmp_path / "id.pub")], capture_output=True, text=True, check=True
     )
     assert out.stdout.split()[0] == "4096"
+
+
+def test_a_generated_pair_is_kept_only_from_a_secret_labelled_generated() -> None:
+    pair = keys.new("ed25519", "c")
+    stored = {"identity": base64.b64encode(pair["identity"]).decode()}
+    labelled = {"metadata": {"labels": {"clusterconfig.azure.com/generated-key": "true"}}, "data": stored}
+    kept = keys.kept(labelled, "fluxwarden:n/c")
+    assert kept["identity"] == pair["identity"]
+    assert kept["identity.pub"].decode().split()[:2] == pair["identity.pub"].decode().split()[:2]
+    assert keys.kept({"metadata": {"labels": {}}, "data": stored}, "c") == {}, "a user's key is never taken as ours"
