@@ -174,7 +174,7 @@ def test_a_helmrelease_asking_for_the_managed_source_gets_the_configs_repository
         tmp_path / "chart-src", "hello", "0.1.0", {"greeting": "from-git"}, templates=helm_charts.configmaps(1)
     )
     files = {f"charts/hello/{p.relative_to(chart)}": p.read_text() for p in chart.rglob("*") if p.is_file()}
-    release = f"""\\
+    release = f"""\
 apiVersion: helm.toolkit.fluxcd.io/v2
 kind: HelmRelease
 metadata:
@@ -263,7 +263,7 @@ def test_two_configs_share_flux_applier_and_the_last_one_takes_it_away(
 def test_an_edited_entry_reaches_its_kustomization(stages: Stages, namespace: str) -> None:
     stage = stages(namespace)
     configs = stage.configs
-    template = 'apiVersion: v1\\nkind: ConfigMap\\nmetadata:\\n  name: {name}\\ndata:\\n  value: "${{greeting}}"\\n'
+    template = 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  value: "${{greeting}}"\n'
     files = {"one/cm.yaml": template.format(name="from-one"), "two/cm.yaml": template.format(name="from-two")}
     sha = stage.repo.push(files)
     first_entry = entry("./one", prune=True, postBuild={"substitute": {"greeting": "hello"}})
@@ -333,7 +333,7 @@ def test_a_users_objects_of_the_same_name_are_never_taken_over_or_deleted(stages
     # Not Stalled: the name may be freed, so it is looked at again (Ready False, AlreadyExists).
     taken = configs.ready_reason("taken", "AlreadyExists")
     message = condition(taken)["message"]
-    assert f"GitRepository {namespace}/taken" in message and "\\n" not in message, message
+    assert f"GitRepository {namespace}/taken" in message and "\n" not in message, message
     assert taken["status"]["provisioningState"] == "Failed" and taken["status"]["errorMessage"] == message
     fine = configs.compliant("fine", sha)
     assert "uses the platform's ServiceAccount" in condition(fine)["message"], "and makes no binding of its own"
@@ -360,7 +360,7 @@ def test_a_kustomization_applied_by_one_it_made_counts_toward_compliance(stages:
     configs = stage.configs
 
     def nested(path: str) -> str:
-        return f"""\\
+        return f"""\
 apiVersion: kustomize.toolkit.fluxcd.io/v1
 kind: Kustomization
 metadata:
@@ -490,7 +490,7 @@ def test_two_configs_whose_kustomization_names_collide_do_not_fight(stages: Stag
     assert configs.compliant("a", sha) and configs.configmaps() == {"one": {"value": "1"}}
 
 
-DEPLOYMENT = """\\
+DEPLOYMENT = """\
 apiVersion: apps/v1
 kind: Deployment
 metadata:
