@@ -11,34 +11,38 @@ import json
 import logging
 import secrets
 import subprocess
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
 
-from fluxwarden.controllers.app import Reconcilers
 from fluxwarden.controllers.kustomize.api import KUSTOMIZATION
 from fluxwarden.controllers.source.api import GIT_REPOSITORY
 from tests.support.fluxconfig import (
     GENERATED_KEY,
+    ConfigRepo,
     ControllerSets,
     FluxConfigs,
+    app_spec,
     as_dict,
     b64,
     condition,
+    controllers,
+    git_source,
     managed_labels,
     owned_by,
 )
-from tests.support.git_server import GitHttpServer, GitRepo
+from tests.support.git_server import GitHttpServer
 from tests.support.ssh_server import SshGitServer
 from tests.support.tenants import configmap
 from tests.support.tls import PrivateCA
 
 USER = "fluxconfig-user"
 PASSWORD = f"pw-{secrets.token_hex(12)}"  # distinctive: a substring search for it cannot match by chance
+
+__all__ = ["controllers"]  # fixtures
 
 
 @pytest.fixture(scope="module")
@@ -55,28 +59,49 @@ def https_server(tmp_path_factory: pytest.TempPathFactory, authority: PrivateCA)
 
 
 @pytest.fixture
-def controllers(start_reconcilers: Callable[..., Reconcilers], fluxconfig_crd: str) -> Iterator[ControllerSets]:
-    sets = ControllerSets(start_reconcilers)
-    yield sets
-    sets.stop_all()
+def log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """Every log record, DEBUG too: a secret must not show at any level."""
+    caplog.set_level(logging.DEBUG)
+    return caplog
+
+
+@pytest.fixture
+def configs(
+    controllers: ControllerSets, admin_api: client.ApiClient, namespace: str, log: pytest.LogCaptureFixture
+) -> FluxConfigs:
+    """Controllers (default options) for the test's namespace, and its FluxConfigs; logging at DEBUG first."""
+    controllers.run(namespace)
+    return FluxConfigs(admin_api, namespace)
 
 
 def publish(server: GitHttpServer | SshGitServer, tmp_path: Path, namespace: str, value: str = "1") -> tuple[str, str]:
     """A new repository on ``server`` holding ConfigMap ``app`` for ``namespace``; (its url, the commit)."""
-    name = f"repo-{uuid.uuid4().hex[:8]}"
-    url = server.create_repo(name)
-    work = GitRepo(tmp_path / name)
-    sha = work.commit({"app/app.yaml": configmap("app", value, namespace)})
-    work.push(server.repo_path(name))
-    return url, sha
+    repo = ConfigRepo(server, tmp_path, "repo")
+    return repo.url, repo.push({"app/app.yaml": configmap("app", value, namespace)})
+
+
+@pytest.fixture
+def https_repo(https_server: GitHttpServer, tmp_path: Path, namespace: str) -> tuple[str, str]:
+    """:func:`publish` on the HTTPS server: (url, commit)."""
+    return publish(https_server, tmp_path, namespace)
+
+
+def users_secret(configs: FluxConfigs, name: str, data: dict[str, str], labels: dict[str, str] | None = None) -> None:
+    """A Secret the user writes (``stringData``), not one the controller makes."""
+    meta = {"name": name, "labels": labels or {}}
+    configs.core.create_namespaced_secret(configs.namespace, {"metadata": meta, "stringData": data})
 
 
 def spec_for(url: str, **git: Any) -> dict[str, Any]:
     """Scope namespace (a test namespace is no platform namespace), one kustomization ``app``, short intervals."""
+    return {**app_spec(url), "gitRepository": git_source(url, **git)}
+
+
+def https_spec(url: str, authority: PrivateCA, protected: str) -> dict[str, Any]:
+    """Basic auth as USER, the password (``httpsKey``) in Secret ``protected``, the server's CA."""
     return {
-        "scope": "namespace",
-        "gitRepository": {"url": url, "repositoryRef": {"branch": "main"}, "syncIntervalInSeconds": 2, **git},
-        "kustomizations": {"app": {"path": "./app", "retryIntervalInSeconds": 2, "syncIntervalInSeconds": 60}},
+        **spec_for(url, httpsUser=USER, httpsCACert=b64(authority.ca_pem)),
+        "configurationProtectedSettingsRef": {"name": protected},
     }
 
 
@@ -108,20 +133,16 @@ def key_part(line: str) -> str:
 
 def test_an_ssh_url_without_a_key_gets_an_rsa_key_that_survives_restart_and_edit(
     controllers: ControllerSets,
+    configs: FluxConfigs,
     ssh_server: SshGitServer,
-    admin_api: client.ApiClient,
     namespace: str,
     tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
+    log: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.DEBUG)
-    running = controllers.run(namespace)
-    configs = FluxConfigs(admin_api, namespace)
     url, sha = publish(ssh_server, tmp_path, namespace)
     made = configs.create("keygen", spec_for(url, sshKnownHosts=b64(ssh_server.known_hosts)))
 
-    waiting = configs.wait("keygen", lambda o: bool((o.get("status") or {}).get("repositoryPublicKey")), "a key")
-    public = waiting["status"]["repositoryPublicKey"]
+    public = configs.public_key("keygen")
     assert public.startswith("ssh-rsa "), public
     assert key_bits(public).startswith("4096 ") and key_bits(public).rstrip().endswith("(RSA)"), key_bits(public)
 
@@ -150,12 +171,9 @@ def test_an_ssh_url_without_a_key_gets_an_rsa_key_that_survives_restart_and_edit
     assert before is not None
 
     # A restart: the new controllers handle a reconcile request and keep the key.
-    controllers.stop(running)
-    running = controllers.run(namespace)
-    token = configs.request("keygen")
-    handled = configs.wait(
-        "keygen", lambda o: (o.get("status") or {}).get("lastHandledReconcileAt") == token, f"to handle {token}"
-    )
+    controllers.stop_all()
+    controllers.run(namespace)
+    handled = configs.handled("keygen")
     assert handled["status"]["repositoryPublicKey"] == public
     after = configs.secret("keygen-auth")
     assert after is not None
@@ -163,21 +181,14 @@ def test_an_ssh_url_without_a_key_gets_an_rsa_key_that_survives_restart_and_edit
 
     # An edit: a new generation is reconciled (the source's interval changes), the key stays.
     edited = configs.patch("keygen", {"spec": {"gitRepository": {"syncIntervalInSeconds": 3}}})
-    generation = edited["metadata"]["generation"]
-    done = configs.wait(
-        "keygen",
-        lambda o: (
-            (o.get("status") or {}).get("observedGeneration") == generation
-            and (o.get("status") or {}).get("complianceState") == "Compliant"
-        ),
-        f"Compliant at generation {generation}",
-    )
+    done = configs.compliant("keygen")  # at the current generation
+    assert done["metadata"]["generation"] == edited["metadata"]["generation"]
     assert done["status"]["repositoryPublicKey"] == public
     assert configs.git_repository("keygen")["spec"]["interval"] == "3s"  # type: ignore[index]
     last = configs.secret("keygen-auth")
     assert last is not None and (last.metadata.uid, last.data) == (before.metadata.uid, before.data)
     lines = [line for line in data["identity"].decode().splitlines() if line and not line.startswith("-----")]
-    assert leaks(configs, ["keygen"], caplog.text, lines) == [], "the generated private key stays in its Secret"
+    assert leaks(configs, ["keygen"], log.text, lines) == [], "the generated private key stays in its Secret"
 
 
 @pytest.mark.parametrize(
@@ -196,21 +207,16 @@ def test_the_key_type_is_configurable_and_sshd_takes_it(
     configs = FluxConfigs(admin_api, namespace)
     url, sha = publish(ssh_server, tmp_path, namespace)
     configs.create("typed", spec_for(url, sshKnownHosts=b64(ssh_server.known_hosts)))
-    done = configs.wait("typed", lambda o: bool((o.get("status") or {}).get("repositoryPublicKey")), "a key")
-    public = done["status"]["repositoryPublicKey"]
+    public = configs.public_key("typed")
     assert public.startswith(prefix), public
     assert public_of(configs.secret_data("typed-auth")["identity"], tmp_path) == key_part(public)
     ssh_server.authorize(public)
     configs.compliant("typed", sha)
 
 
-def test_a_git_at_url_becomes_an_ssh_url_with_a_generated_key(
-    controllers: ControllerSets, admin_api: client.ApiClient, namespace: str
-) -> None:
-    controllers.run(namespace)
-    configs = FluxConfigs(admin_api, namespace)
+def test_a_git_at_url_becomes_an_ssh_url_with_a_generated_key(configs: FluxConfigs) -> None:
     configs.create("scp", spec_for("git@git.example.invalid:org/repo"))
-    configs.wait("scp", lambda o: bool((o.get("status") or {}).get("repositoryPublicKey")), "a key")
+    configs.public_key("scp")
     source = configs.git_repository("scp")
     assert source is not None and source["spec"]["url"] == "ssh://git@git.example.invalid/org/repo"
     assert source["spec"]["secretRef"] == {"name": "scp-auth"}
@@ -235,29 +241,20 @@ def leaks(configs: FluxConfigs, names: list[str], log: str, values: list[str]) -
 
 
 def test_protected_settings_become_a_working_auth_secret_and_leak_nowhere(
-    controllers: ControllerSets,
+    configs: FluxConfigs,
     https_server: GitHttpServer,
     ssh_server: SshGitServer,
     authority: PrivateCA,
-    admin_api: client.ApiClient,
     namespace: str,
     tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
+    log: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.DEBUG)
-    controllers.run(namespace)
-    configs = FluxConfigs(admin_api, namespace)
-
     # https: user, key (protected) and CA
     https_url, https_sha = publish(https_server, tmp_path, namespace)
     configs.protected_settings("https-protected", {"httpsKey": PASSWORD})
+    over_https = https_spec(https_url, authority, "https-protected")
     configs.create(
-        "over-https",
-        {
-            **spec_for(https_url, httpsUser=USER, httpsCACert=b64(authority.ca_pem)),
-            "configurationProtectedSettingsRef": {"name": "https-protected"},
-            "kustomizations": {"app": {"path": "./app", "retryIntervalInSeconds": 2}},
-        },
+        "over-https", {**over_https, "kustomizations": {"app": {"path": "./app", "retryIntervalInSeconds": 2}}}
     )
     # ssh: a private key (protected) and known hosts
     ssh_url, ssh_sha = publish(ssh_server, tmp_path, namespace, "2")
@@ -290,57 +287,29 @@ def test_protected_settings_become_a_working_auth_secret_and_leak_nowhere(
 
     key_lines = [line for line in private.decode().splitlines() if line and not line.startswith("-----")]
     values = [PASSWORD, b64(PASSWORD), *key_lines, b64(private)[:60]]
-    assert leaks(configs, ["over-https", "over-ssh"], caplog.text, values) == []
-    assert any(r.name.startswith("fluxwarden") for r in caplog.records), "the controllers' log was captured"
+    assert leaks(configs, ["over-https", "over-ssh"], log.text, values) == []
+    assert any(r.name.startswith("fluxwarden") for r in log.records), "the controllers' log was captured"
     assert configs.events(), "the controllers wrote Events to search"
 
 
 def test_a_wrong_https_key_is_non_compliant_and_the_key_is_not_in_the_message(
-    controllers: ControllerSets,
-    https_server: GitHttpServer,
-    authority: PrivateCA,
-    admin_api: client.ApiClient,
-    namespace: str,
-    tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
+    configs: FluxConfigs, https_repo: tuple[str, str], authority: PrivateCA, log: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG)
-    controllers.run(namespace)
-    configs = FluxConfigs(admin_api, namespace)
-    url, _ = publish(https_server, tmp_path, namespace)
+    url, _ = https_repo
     wrong = f"wrong-{secrets.token_hex(12)}"
     configs.protected_settings("wrong", {"httpsKey": wrong})
-    configs.create(
-        "wrong-key",
-        {
-            **spec_for(url, httpsUser=USER, httpsCACert=b64(authority.ca_pem)),
-            "configurationProtectedSettingsRef": {"name": "wrong"},
-        },
-    )
+    configs.create("wrong-key", https_spec(url, authority, "wrong"))
     failed = configs.state("wrong-key", "Non-Compliant")
     assert condition(configs.git_repository("wrong-key"))["status"] == "False"
     assert failed["status"]["statuses"], "the failing source is listed"
-    assert leaks(configs, ["wrong-key"], caplog.text, [wrong, b64(wrong)]) == []
+    assert leaks(configs, ["wrong-key"], log.text, [wrong, b64(wrong)]) == []
 
 
 def test_local_auth_ref_is_used_as_given(
-    controllers: ControllerSets,
-    https_server: GitHttpServer,
-    authority: PrivateCA,
-    admin_api: client.ApiClient,
-    namespace: str,
-    tmp_path: Path,
+    configs: FluxConfigs, https_repo: tuple[str, str], authority: PrivateCA
 ) -> None:
-    controllers.run(namespace)
-    configs = FluxConfigs(admin_api, namespace)
-    url, sha = publish(https_server, tmp_path, namespace)
-    configs.core.create_namespaced_secret(
-        namespace,
-        {
-            "metadata": {"name": "my-git-auth"},
-            "stringData": {"username": USER, "password": PASSWORD, "ca.crt": authority.ca_pem.decode()},
-        },
-    )
+    url, sha = https_repo
+    users_secret(configs, "my-git-auth", {"username": USER, "password": PASSWORD, "ca.crt": authority.ca_pem.decode()})
     configs.create("local", spec_for(url, localAuthRef="my-git-auth"))
     configs.compliant("local", sha)
     assert configs.git_repository("local")["spec"]["secretRef"] == {"name": "my-git-auth"}  # type: ignore[index]
@@ -349,26 +318,11 @@ def test_local_auth_ref_is_used_as_given(
 
 
 def test_a_missing_protected_settings_secret_is_named_and_its_arrival_heals(
-    controllers: ControllerSets,
-    https_server: GitHttpServer,
-    authority: PrivateCA,
-    admin_api: client.ApiClient,
-    namespace: str,
-    tmp_path: Path,
+    configs: FluxConfigs, https_repo: tuple[str, str], authority: PrivateCA, namespace: str
 ) -> None:
-    controllers.run(namespace)
-    configs = FluxConfigs(admin_api, namespace)
-    url, sha = publish(https_server, tmp_path, namespace)
-    configs.create(
-        "early",
-        {
-            **spec_for(url, httpsUser=USER, httpsCACert=b64(authority.ca_pem)),
-            "configurationProtectedSettingsRef": {"name": "later"},
-        },
-    )
-    failed = configs.wait(
-        "early", lambda o: (o.get("status") or {}).get("provisioningState") == "Failed", "Failed", timeout=60
-    )
+    url, sha = https_repo
+    configs.create("early", https_spec(url, authority, "later"))
+    failed = configs.provisioning("early", "Failed", timeout=60)
     message = failed["status"].get("errorMessage") or ""
     assert "configurationProtectedSettingsRef" in message and f"{namespace}/later" in message, failed["status"]
     assert "\n" not in message
@@ -381,30 +335,11 @@ def test_a_missing_protected_settings_secret_is_named_and_its_arrival_heals(
 
 
 def test_a_corrected_protected_settings_secret_is_picked_up_when_it_asks_to_be_watched(
-    controllers: ControllerSets,
-    https_server: GitHttpServer,
-    authority: PrivateCA,
-    admin_api: client.ApiClient,
-    namespace: str,
-    tmp_path: Path,
+    configs: FluxConfigs, https_repo: tuple[str, str], authority: PrivateCA, namespace: str
 ) -> None:
-    controllers.run(namespace)
-    configs = FluxConfigs(admin_api, namespace)
-    url, sha = publish(https_server, tmp_path, namespace)
-    configs.core.create_namespaced_secret(
-        namespace,
-        {
-            "metadata": {"name": "rotating", "labels": {"reconcile.fluxcd.io/watch": "Enabled"}},
-            "stringData": {"httpsKey": "not-the-password"},
-        },
-    )
-    configs.create(
-        "rotated",
-        {
-            **spec_for(url, httpsUser=USER, httpsCACert=b64(authority.ca_pem)),
-            "configurationProtectedSettingsRef": {"name": "rotating"},
-        },
-    )
+    url, sha = https_repo
+    users_secret(configs, "rotating", {"httpsKey": "not-the-password"}, {"reconcile.fluxcd.io/watch": "Enabled"})
+    configs.create("rotated", https_spec(url, authority, "rotating"))
     configs.state("rotated", "Non-Compliant")
     assert configs.secret_data("rotated-auth")["password"] == b"not-the-password"
 
@@ -414,15 +349,8 @@ def test_a_corrected_protected_settings_secret_is_picked_up_when_it_asks_to_be_w
 
 
 def test_a_protected_ssh_key_that_is_no_key_is_named_and_not_shown(
-    controllers: ControllerSets,
-    ssh_server: SshGitServer,
-    admin_api: client.ApiClient,
-    namespace: str,
-    caplog: pytest.LogCaptureFixture,
+    configs: FluxConfigs, ssh_server: SshGitServer, log: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG)
-    controllers.run(namespace)
-    configs = FluxConfigs(admin_api, namespace)
     garbage = f"not-a-key-{secrets.token_hex(16)}"
     configs.protected_settings("bad-key", {"sshPrivateKey": garbage})
     configs.create(
@@ -437,4 +365,4 @@ def test_a_protected_ssh_key_that_is_no_key_is_named_and_not_shown(
     assert "sshPrivateKey" in message and "\n" not in message, message
     assert configs.secret("bad-key-auth") is None and configs.git_repository("bad-key") is None
     assert not (stalled["status"].get("repositoryPublicKey")), "no key is generated in place of a bad one"
-    assert leaks(configs, ["bad-key"], caplog.text, [garbage, b64(garbage)]) == []
+    assert leaks(configs, ["bad-key"], log.text, [garbage, b64(garbage)]) == []

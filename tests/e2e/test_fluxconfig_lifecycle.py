@@ -6,18 +6,15 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from kubernetes import client
 
-from fluxwarden.controllers.app import Reconcilers
 from fluxwarden.controllers.helm.api import HELM_RELEASE
 from fluxwarden.controllers.kustomize.api import KUSTOMIZATION
 from fluxwarden.controllers.source.api import GIT_REPOSITORY
-from fluxwarden.tenancy import Settings
 from tests.support import helm_charts
 from tests.support.fluxconfig import (
     APPLIER,
@@ -29,42 +26,38 @@ from tests.support.fluxconfig import (
     ConfigRepo,
     ControllerSets,
     FluxConfigs,
+    Stage,
+    Stages,
+    app_spec,
     condition,
+    controllers,
+    entry,
+    entry_messages,
     entry_status,
+    git_source,
     managed_labels,
     owned_by,
     recording,
+    stages,
 )
 from tests.support.git_server import GitHttpServer
 from tests.support.helm_repo import write_chart
 from tests.support.tenants import configmap, grant
 from tests.support.wait import until
 
-
-@pytest.fixture
-def controllers(start_reconcilers: Callable[..., Reconcilers], fluxconfig_crd: str) -> Iterator[ControllerSets]:
-    sets = ControllerSets(start_reconcilers)
-    yield sets
-    sets.stop_all()
+__all__ = ["controllers", "stages"]  # fixtures
 
 
-def fast(path: str, **extra: Any) -> dict[str, Any]:
-    return {"path": path, "retryIntervalInSeconds": 2, "syncIntervalInSeconds": 60, **extra}
+def kustomization_names(obj: dict[str, Any]) -> set[str]:
+    return {s["name"] for s in obj["status"]["statuses"] if s["kind"] == "Kustomization"}
 
 
-def git(url: str, **extra: Any) -> dict[str, Any]:
-    return {"url": url, "repositoryRef": {"branch": "main"}, "syncIntervalInSeconds": 2, **extra}
-
-
-def test_defaults_make_one_kustomization_at_the_root_with_azures_intervals(
-    controllers: ControllerSets, git_server: GitHttpServer, admin_api: client.ApiClient, namespace: str, tmp_path: Path
-) -> None:
-    controllers.run(namespace)
-    configs = FluxConfigs(admin_api, namespace)
-    repo = ConfigRepo(git_server, tmp_path, "life")
-    sha = repo.push({"app.yaml": configmap("root", "1", namespace)})
+def test_defaults_make_one_kustomization_at_the_root_with_azures_intervals(stages: Stages, namespace: str) -> None:
+    stage = stages(namespace)
+    configs = stage.configs
+    sha = stage.repo.push({"app.yaml": configmap("root", "1", namespace)})
     # no spec.namespace: metadata.namespace (the Azure CLI's --namespace sets both)
-    spec = {"scope": "namespace", "gitRepository": {"url": repo.url, "repositoryRef": {"branch": "main"}}}
+    spec = {"scope": "namespace", "gitRepository": {"url": stage.repo.url, "repositoryRef": {"branch": "main"}}}
     made = configs.create("plain", spec, spec_namespace=False)
     assert "namespace" not in made["spec"] or made["spec"]["namespace"] == namespace
     done = configs.compliant("plain", sha)
@@ -85,30 +78,15 @@ def test_defaults_make_one_kustomization_at_the_root_with_azures_intervals(
     assert done["status"]["sourceSyncedCommitId"] == f"main@sha1:{sha}"
 
 
-def test_removing_a_kustomization_entry_deletes_it_and_with_prune_its_objects(
-    controllers: ControllerSets, git_server: GitHttpServer, admin_api: client.ApiClient, namespace: str, tmp_path: Path
-) -> None:
-    controllers.run(namespace)
-    configs = FluxConfigs(admin_api, namespace)
-    repo = ConfigRepo(git_server, tmp_path, "life")
-    sha = repo.push({f"{x}/cm.yaml": configmap(f"cm-{x}", "1", namespace) for x in ("a", "b", "c")})
-    configs.create(
-        "parts",
-        {
-            "scope": "namespace",
-            "gitRepository": git(repo.url),
-            "kustomizations": {
-                "a": fast("./a", prune=True),
-                "b": fast("./b", prune=True),
-                "c": fast("./c", prune=False),
-            },
-        },
-    )
+def test_removing_a_kustomization_entry_deletes_it_and_with_prune_its_objects(stages: Stages, namespace: str) -> None:
+    stage = stages(namespace)
+    configs = stage.configs
+    sha = stage.repo.push({f"{x}/cm.yaml": configmap(f"cm-{x}", "1", namespace) for x in ("a", "b", "c")})
+    entries = {"a": entry("./a", prune=True), "b": entry("./b", prune=True), "c": entry("./c", prune=False)}
+    configs.create("parts", {**app_spec(stage.repo.url), "kustomizations": entries})
     first = configs.compliant("parts", sha)
     assert set(configs.configmaps()) == {"cm-a", "cm-b", "cm-c"}
-    assert {s["name"] for s in first["status"]["statuses"] if s["kind"] == "Kustomization"} == {
-        "parts-a", "parts-b", "parts-c",
-    }  # fmt: skip
+    assert kustomization_names(first) == {"parts-a", "parts-b", "parts-c"}
     kept_version = configs.kustomization("parts", "a")["metadata"]["uid"]  # type: ignore[index]
 
     edited = configs.patch("parts", {"spec": {"kustomizations": {"b": None, "c": None}}})
@@ -121,21 +99,15 @@ def test_removing_a_kustomization_entry_deletes_it_and_with_prune_its_objects(
     assert set(configs.configmaps()) == {"cm-a", "cm-c"}, "prune: false leaves cm-c where it was"
     assert set(configs.kustomizations()) == {"parts-a"}
     assert configs.kustomization("parts", "a")["metadata"]["uid"] == kept_version  # type: ignore[index]
-    assert {s["name"] for s in after["status"]["statuses"] if s["kind"] == "Kustomization"} == {"parts-a"}
+    assert kustomization_names(after) == {"parts-a"}
 
 
 def test_deleting_the_fluxconfig_deletes_everything_it_made(
-    controllers: ControllerSets,
-    git_server: GitHttpServer,
-    admin_api: client.ApiClient,
-    namespace_factory: Callable[[], str],
-    tmp_path: Path,
+    stages: Stages, namespace_factory: Callable[[], str]
 ) -> None:
-    platform, elsewhere = namespace_factory(), namespace_factory()
-    controllers.run(platform, settings=Settings(cluster_scope_namespaces=frozenset({platform})))
-    configs = FluxConfigs(admin_api, platform)
-    repo = ConfigRepo(git_server, tmp_path, "life")
-    sha = repo.push(
+    stage = stages(namespace_factory(), platform=True)
+    configs, platform, elsewhere = stage.configs, stage.namespace, namespace_factory()
+    sha = stage.repo.push(
         {
             "app/here.yaml": configmap("here", "1", platform),
             "app/there.yaml": configmap("there", "1", elsewhere),
@@ -148,9 +120,9 @@ def test_deleting_the_fluxconfig_deletes_everything_it_made(
         "doomed",
         {
             "scope": "cluster",
-            "gitRepository": git(repo.url, httpsUser="someone"),
+            "gitRepository": git_source(stage.repo.url, httpsUser="someone"),
             "configurationProtectedSettingsRef": {"name": "doomed-protected"},
-            "kustomizations": {"app": fast("./app", prune=True), "more": fast("./more", dependsOn=["app"])},
+            "kustomizations": {"app": entry("./app", prune=True), "more": entry("./more", dependsOn=["app"])},
         },
     )
     done = configs.compliant("doomed", sha)
@@ -160,7 +132,7 @@ def test_deleting_the_fluxconfig_deletes_everything_it_made(
     assert configs.cluster_role_binding() is not None and configs.service_account() is not None
     assert configs.configmaps(elsewhere) == {"there": {"value": "1"}} and "here" in configs.configmaps()
 
-    with recording(admin_api, platform, "doomed") as seen:
+    with recording(configs.api, platform, "doomed") as seen:
         configs.delete("doomed")
         configs.gone(FLUX_CONFIG, "doomed", timeout=90)
     assert "Deleting" in [s.provisioning for s in seen.seen], seen.explain()
@@ -174,18 +146,10 @@ def test_deleting_the_fluxconfig_deletes_everything_it_made(
     assert configs.secret("doomed-protected") is not None, "the user's Secret is not the controller's to delete"
 
 
-def test_suspend_suspends_every_child_and_resume_applies_what_came_meanwhile(
-    controllers: ControllerSets, git_server: GitHttpServer, admin_api: client.ApiClient, namespace: str, tmp_path: Path
-) -> None:
-    controllers.run(namespace)
-    configs = FluxConfigs(admin_api, namespace)
-    repo = ConfigRepo(git_server, tmp_path, "life")
-    first = repo.push({"app/cm.yaml": configmap("app", "1", namespace)})
-    configs.create(
-        "pausable",
-        {"scope": "namespace", "gitRepository": git(repo.url), "kustomizations": {"app": fast("./app")}},
-    )
-    configs.compliant("pausable", first)
+def test_suspend_suspends_every_child_and_resume_applies_what_came_meanwhile(stages: Stages, namespace: str) -> None:
+    stage = stages(namespace)
+    configs = stage.configs
+    stage.app("pausable")
 
     configs.patch("pausable", {"spec": {"suspend": True}})
     suspended = configs.state("pausable", "Suspended")
@@ -193,7 +157,7 @@ def test_suspend_suspends_every_child_and_resume_applies_what_came_meanwhile(
     assert configs.git_repository("pausable")["spec"]["suspend"] is True  # type: ignore[index]
     assert configs.kustomization("pausable", "app")["spec"]["suspend"] is True  # type: ignore[index]
 
-    second = repo.push({"app/cm.yaml": configmap("app", "2", namespace)})
+    second = stage.push_app("2")
     configs.patch("pausable", {"spec": {"suspend": False}})
     configs.compliant("pausable", second)
     assert configs.git_repository("pausable")["spec"].get("suspend", False) is False  # type: ignore[index]
@@ -202,11 +166,10 @@ def test_suspend_suspends_every_child_and_resume_applies_what_came_meanwhile(
 
 
 def test_a_helmrelease_asking_for_the_managed_source_gets_the_configs_repository(
-    controllers: ControllerSets, git_server: GitHttpServer, admin_api: client.ApiClient, namespace: str, tmp_path: Path
+    stages: Stages, namespace: str, tmp_path: Path
 ) -> None:
-    controllers.run(namespace)
-    configs = FluxConfigs(admin_api, namespace)
-    repo = ConfigRepo(git_server, tmp_path, "life")
+    stage = stages(namespace)
+    configs = stage.configs
     chart = write_chart(
         tmp_path / "chart-src", "hello", "0.1.0", {"greeting": "from-git"}, templates=helm_charts.configmaps(1)
     )
@@ -229,11 +192,8 @@ spec:
         kind: GitRepository
         name: placeholder
 """
-    sha = repo.push({**files, "apps/release.yaml": release})
-    configs.create(
-        "charted",
-        {"scope": "namespace", "gitRepository": git(repo.url), "kustomizations": {"apps": fast("./apps")}},
-    )
+    sha = stage.repo.push({**files, "apps/release.yaml": release})
+    configs.create("charted", {**app_spec(stage.repo.url), "kustomizations": {"apps": entry("./apps")}})
     done = configs.compliant("charted", sha, timeout=120)
     applied = configs.child_ready(HELM_RELEASE, "hello")
     assert applied["spec"]["chart"]["spec"]["sourceRef"]["kind"] == "GitRepository"
@@ -247,18 +207,14 @@ spec:
 
 
 def test_wait_for_reconciliation_holds_creating_until_compliant_or_the_wait_runs_out(
-    controllers: ControllerSets, git_server: GitHttpServer, admin_api: client.ApiClient, namespace: str, tmp_path: Path
+    stages: Stages, namespace: str
 ) -> None:
-    controllers.run(namespace)
-    configs = FluxConfigs(admin_api, namespace)
-    repo = ConfigRepo(git_server, tmp_path, "life")
-    sha = repo.push({"app/cm.yaml": configmap("app", "1", namespace)})
+    stage = stages(namespace)
+    configs = stage.configs
+    sha = stage.push_app()
     waiting = {"waitForReconciliation": True, "reconciliationWaitDuration": "PT10M"}
-    with recording(admin_api, namespace, "patient") as seen:
-        configs.create(
-            "patient",
-            {"scope": "namespace", "gitRepository": git(repo.url), "kustomizations": {"app": fast("./app")}, **waiting},
-        )
+    with recording(configs.api, namespace, "patient") as seen:
+        configs.create("patient", {**app_spec(stage.repo.url), **waiting})
         done = configs.compliant("patient", sha)
     assert done["status"]["provisioningState"] == "Succeeded"
     provisioning = [s.provisioning for s in seen.seen if s.provisioning]
@@ -268,94 +224,57 @@ def test_wait_for_reconciliation_holds_creating_until_compliant_or_the_wait_runs
     assert set(provisioning) == {"Creating", "Succeeded"}, provisioning
 
     # A path that is not there never becomes Compliant: after the wait, Failed, saying why.
-    configs.create(
-        "hopeless",
-        {
-            "scope": "namespace",
-            "gitRepository": git(repo.url),
-            "kustomizations": {"app": fast("./not-there")},
-            "waitForReconciliation": True,
-            "reconciliationWaitDuration": "PT3S",
-        },
-    )
-    failed = configs.wait(
-        "hopeless", lambda o: (o.get("status") or {}).get("provisioningState") == "Failed", "Failed", timeout=45
-    )
+    hopeless = {"kustomizations": {"app": entry("./not-there")}, **waiting, "reconciliationWaitDuration": "PT3S"}
+    configs.create("hopeless", {**app_spec(stage.repo.url), **hopeless})
+    failed = configs.provisioning("hopeless", "Failed", timeout=45)
     message = failed["status"].get("errorMessage") or ""
     assert "reconciliationWaitDuration" in message and "not-there" in message, failed["status"]
     assert failed["status"]["complianceState"] == "Non-Compliant"
 
 
 def test_two_configs_share_flux_applier_and_the_last_one_takes_it_away(
-    controllers: ControllerSets,
-    git_server: GitHttpServer,
-    admin_api: client.ApiClient,
-    namespace_factory: Callable[[], str],
-    tmp_path: Path,
+    stages: Stages, namespace_factory: Callable[[], str]
 ) -> None:
-    platform = namespace_factory()
-    controllers.run(platform, settings=Settings(cluster_scope_namespaces=frozenset({platform})))
-    configs = FluxConfigs(admin_api, platform)
-    repo = ConfigRepo(git_server, tmp_path, "life")
-    sha = repo.push({"a/cm.yaml": configmap("a", "1", platform), "b/cm.yaml": configmap("b", "1", platform)})
-    configs.create("wide", {"scope": "cluster", "gitRepository": git(repo.url), "kustomizations": {"a": fast("./a")}})
-    configs.create(
-        "narrow", {"scope": "namespace", "gitRepository": git(repo.url), "kustomizations": {"b": fast("./b")}}
-    )
+    stage = stages(namespace_factory(), platform=True)
+    configs, platform, url = stage.configs, stage.namespace, stage.repo.url
+    sha = stage.repo.push({"a/cm.yaml": configmap("a", "1", platform), "b/cm.yaml": configmap("b", "1", platform)})
+    configs.create("wide", {**app_spec(url, "cluster"), "kustomizations": {"a": entry("./a")}})
+    configs.create("narrow", {**app_spec(url), "kustomizations": {"b": entry("./b")}})
     configs.compliant("wide", sha)
     configs.compliant("narrow", sha)
     assert configs.cluster_role_binding() is not None and configs.role_binding() is not None
     account = configs.service_account()
     assert account is not None
 
-    configs.delete("wide")
-    configs.gone(FLUX_CONFIG, "wide")
+    configs.remove("wide")
     assert configs.cluster_role_binding() is None, "no FluxConfig of scope cluster is left to use it"
     kept = configs.service_account()
     assert kept is not None and kept.metadata.uid == account.metadata.uid, "narrow still applies as flux-applier"
     assert configs.role_binding() is not None
     # narrow keeps working as flux-applier with its namespace rights: a new commit is applied.
-    second = repo.push({"b/cm.yaml": configmap("b", "2", platform)})
+    second = stage.repo.push({"b/cm.yaml": configmap("b", "2", platform)})
     configs.compliant("narrow", second)
     assert configs.configmaps()["b"] == {"value": "2"}
 
-    configs.delete("narrow")
-    configs.gone(FLUX_CONFIG, "narrow")
+    configs.remove("narrow")
     assert configs.service_account() is None and configs.role_binding() is None
 
 
-def test_an_edited_entry_reaches_its_kustomization(
-    controllers: ControllerSets, git_server: GitHttpServer, admin_api: client.ApiClient, namespace: str, tmp_path: Path
-) -> None:
-    controllers.run(namespace)
-    configs = FluxConfigs(admin_api, namespace)
-    repo = ConfigRepo(git_server, tmp_path, "life")
+def test_an_edited_entry_reaches_its_kustomization(stages: Stages, namespace: str) -> None:
+    stage = stages(namespace)
+    configs = stage.configs
     template = 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  value: "${{greeting}}"\n'
-    sha = repo.push({"one/cm.yaml": template.format(name="from-one"), "two/cm.yaml": template.format(name="from-two")})
-    entry = fast("./one", prune=True, postBuild={"substitute": {"greeting": "hello"}})
-    configs.create(
-        "edited",
-        {
-            "scope": "namespace",
-            "gitRepository": git(repo.url),
-            "kustomizations": {"app": entry},
-        },
-    )
+    files = {"one/cm.yaml": template.format(name="from-one"), "two/cm.yaml": template.format(name="from-two")}
+    sha = stage.repo.push(files)
+    first_entry = entry("./one", prune=True, postBuild={"substitute": {"greeting": "hello"}})
+    configs.create("edited", {**app_spec(stage.repo.url), "kustomizations": {"app": first_entry}})
     configs.compliant("edited", sha)
     assert configs.configmaps() == {"from-one": {"value": "hello"}}
     first = configs.kustomization("edited", "app")
     assert first is not None and first["spec"]["postBuild"] == {"substitute": {"greeting": "hello"}}
 
-    edited = configs.patch(
-        "edited",
-        {
-            "spec": {
-                "kustomizations": {
-                    "app": {"path": "./two", "force": True, "postBuild": {"substitute": {"greeting": "bye"}}}
-                }
-            }
-        },
-    )
+    change = {"path": "./two", "force": True, "postBuild": {"substitute": {"greeting": "bye"}}}
+    edited = configs.patch("edited", {"spec": {"kustomizations": {"app": change}}})
     done = configs.compliant("edited", sha)
     assert done["status"]["observedGeneration"] == edited["metadata"]["generation"]
     until(configs.configmaps, lambda cms: cms == {"from-two": {"value": "bye"}}, what="./two applied, ./one pruned")
@@ -363,17 +282,10 @@ def test_an_edited_entry_reaches_its_kustomization(
     assert (spec["path"], spec["force"], spec["postBuild"]) == ("./two", True, {"substitute": {"greeting": "bye"}})
 
 
-def test_a_hand_edit_or_deletion_of_a_child_is_repaired(
-    controllers: ControllerSets, git_server: GitHttpServer, admin_api: client.ApiClient, namespace: str, tmp_path: Path
-) -> None:
-    controllers.run(namespace)
-    configs = FluxConfigs(admin_api, namespace)
-    repo = ConfigRepo(git_server, tmp_path, "life")
-    sha = repo.push({"app/cm.yaml": configmap("app", "1", namespace)})
-    configs.create(
-        "steady", {"scope": "namespace", "gitRepository": git(repo.url), "kustomizations": {"app": fast("./app")}}
-    )
-    configs.compliant("steady", sha)
+def test_a_hand_edit_or_deletion_of_a_child_is_repaired(stages: Stages, namespace: str) -> None:
+    stage = stages(namespace)
+    configs = stage.configs
+    sha = stage.app("steady")
 
     configs.patch("steady", {"spec": {"url": "http://127.0.0.1:9/elsewhere.git"}}, GIT_REPOSITORY)
     configs.patch("steady-app", {"spec": {"path": "./elsewhere"}}, KUSTOMIZATION)
@@ -381,7 +293,7 @@ def test_a_hand_edit_or_deletion_of_a_child_is_repaired(
         lambda: (configs.git_repository("steady"), configs.kustomization("steady", "app")),
         lambda pair: (
             pair[0] is not None
-            and pair[0]["spec"]["url"] == repo.url
+            and pair[0]["spec"]["url"] == stage.repo.url
             and pair[1] is not None
             and pair[1]["spec"]["path"] == "./app"
         ),
@@ -402,27 +314,24 @@ def test_a_hand_edit_or_deletion_of_a_child_is_repaired(
     assert configs.configmaps() == {"app": {"value": "1"}}
 
 
-def test_a_users_objects_of_the_same_name_are_never_taken_over_or_deleted(
-    controllers: ControllerSets, git_server: GitHttpServer, admin_api: client.ApiClient, namespace: str, tmp_path: Path
-) -> None:
-    controllers.run(namespace)
-    configs = FluxConfigs(admin_api, namespace)
-    repo = ConfigRepo(git_server, tmp_path, "life")
-    sha = repo.push({"app/cm.yaml": configmap("app", "1", namespace)})
+def test_a_users_objects_of_the_same_name_are_never_taken_over_or_deleted(stages: Stages, namespace: str) -> None:
+    stage = stages(namespace)
+    configs = stage.configs
+    sha = stage.push_app()
     # The platform made flux-applier itself; a user made a GitRepository called "taken".
     platform_account = configs.core.create_namespaced_service_account(namespace, {"metadata": {"name": APPLIER}})
     grant(configs.api, namespace, namespace, binding="platform-applier")  # the platform binds its rights
     users = configs.custom.create_namespaced_custom_object(
         GIT_REPOSITORY.group, GIT_REPOSITORY.version, namespace, GIT_REPOSITORY.plural,
         {"apiVersion": GIT_REPOSITORY.api_version, "kind": "GitRepository", "metadata": {"name": "taken"},
-         "spec": {"url": repo.url, "interval": "10m", "ref": {"branch": "main"}}},
+         "spec": {"url": stage.repo.url, "interval": "10m", "ref": {"branch": "main"}}},
     )  # fmt: skip
-    spec = {"scope": "namespace", "gitRepository": git(repo.url), "kustomizations": {"app": fast("./app")}}
+    spec = app_spec(stage.repo.url)
     configs.create("taken", spec)
     configs.create("fine", spec)
 
     # Not Stalled: the name may be freed, so it is looked at again (Ready False, AlreadyExists).
-    taken = configs.wait("taken", lambda o: condition(o).get("reason") == "AlreadyExists", "AlreadyExists")
+    taken = configs.ready_reason("taken", "AlreadyExists")
     message = condition(taken)["message"]
     assert f"GitRepository {namespace}/taken" in message and "\n" not in message, message
     assert taken["status"]["provisioningState"] == "Failed" and taken["status"]["errorMessage"] == message
@@ -438,8 +347,7 @@ def test_a_users_objects_of_the_same_name_are_never_taken_over_or_deleted(
     assert MANAGED not in (account.metadata.labels or {}), "the platform's applier is left as it is"
 
     for name in ("taken", "fine"):
-        configs.delete(name)
-        configs.gone(FLUX_CONFIG, name)
+        configs.remove(name)
     kept = configs.git_repository("taken")
     assert kept is not None and kept["metadata"]["uid"] == users["metadata"]["uid"], "the user's object stays"
     left = configs.service_account()
@@ -447,12 +355,9 @@ def test_a_users_objects_of_the_same_name_are_never_taken_over_or_deleted(
     configs.gone(GIT_REPOSITORY, "fine", timeout=30)  # deleted; source-controller's own finalizer ends it
 
 
-def test_a_kustomization_applied_by_one_it_made_counts_toward_compliance(
-    controllers: ControllerSets, git_server: GitHttpServer, admin_api: client.ApiClient, namespace: str, tmp_path: Path
-) -> None:
-    controllers.run(namespace)
-    configs = FluxConfigs(admin_api, namespace)
-    repo = ConfigRepo(git_server, tmp_path, "life")
+def test_a_kustomization_applied_by_one_it_made_counts_toward_compliance(stages: Stages, namespace: str) -> None:
+    stage = stages(namespace)
+    configs = stage.configs
 
     def nested(path: str) -> str:
         return f"""\
@@ -471,23 +376,19 @@ spec:
     name: parent
 """
 
-    sha = repo.push({"clusters/nested.yaml": nested("./apps"), "apps/cm.yaml": configmap("leaf", "1", namespace)})
-    configs.create(
-        "parent",
-        {
-            "scope": "namespace",
-            "gitRepository": git(repo.url),
-            "kustomizations": {"clusters": fast("./clusters", timeoutInSeconds=10)},
-        },
-    )
+    sha = stage.repo.push({"clusters/nested.yaml": nested("./apps"), "apps/cm.yaml": configmap("leaf", "1", namespace)})
+    clusters = {"clusters": entry("./clusters", timeoutInSeconds=10)}
+    configs.create("parent", {**app_spec(stage.repo.url), "kustomizations": clusters})
     done = configs.compliant("parent", sha)
-    entry = entry_status(done, "Kustomization", "nested")
-    assert entry.get("appliedBy") == {"name": "parent-clusters", "namespace": namespace}, done["status"]["statuses"]
-    assert entry.get("complianceState") == "Compliant"
+    nested_entry = entry_status(done, "Kustomization", "nested")
+    assert nested_entry.get("appliedBy") == {"name": "parent-clusters", "namespace": namespace}, done["status"][
+        "statuses"
+    ]
+    assert nested_entry.get("complianceState") == "Compliant"
     assert configs.configmaps() == {"leaf": {"value": "1"}}
 
     # The nested one fails: the FluxConfig is Non-Compliant, and its statuses[] entry says why.
-    broken = repo.push({"clusters/nested.yaml": nested("./missing")})
+    broken = stage.repo.push({"clusters/nested.yaml": nested("./missing")})
     failed = configs.wait(
         "parent",
         lambda o: (
@@ -497,31 +398,21 @@ spec:
         "the nested Kustomization Non-Compliant",
     )
     assert failed["status"]["complianceState"] == "Non-Compliant"
-    messages = [c.get("message", "") for c in entry_status(failed, "Kustomization", "nested")["statusConditions"]]
-    assert any("./missing" in m for m in messages), messages
+    messages = entry_messages(failed, "Kustomization", "nested")
+    assert "./missing" in messages, messages
     # wait: true makes parent-clusters wait (timeoutInSeconds) on the failing one before it applies the fix
-    fixed = repo.push({"clusters/nested.yaml": nested("./apps")})
+    fixed = stage.repo.push({"clusters/nested.yaml": nested("./apps")})
     configs.compliant("parent", fixed)
 
 
 def test_a_deleted_applier_binding_comes_back_and_the_manager_is_ready(
-    controllers: ControllerSets,
-    git_server: GitHttpServer,
-    admin_api: client.ApiClient,
-    namespace_factory: Callable[[], str],
-    tmp_path: Path,
+    stages: Stages, namespace_factory: Callable[[], str]
 ) -> None:
-    platform = namespace_factory()
-    running = controllers.run(platform, settings=Settings(cluster_scope_namespaces=frozenset({platform})))
-    configs = FluxConfigs(admin_api, platform)
-    repo = ConfigRepo(git_server, tmp_path, "life")
-    sha = repo.push({"app/cm.yaml": configmap("app", "1", platform)})
-    configs.create(
-        "bound", {"scope": "cluster", "gitRepository": git(repo.url), "kustomizations": {"app": fast("./app")}}
-    )
-    configs.compliant("bound", sha)
+    stage = stages(namespace_factory(), platform=True)
+    configs = stage.configs
+    stage.app("bound", "cluster")
     # every informer listed and watching, the cluster-scoped ones too (what /readyz reports)
-    until(running.manager.synced, bool, timeout=30, what="the manager synced (readyz)")
+    until(stage.running.manager.synced, bool, timeout=30, what="the manager synced (readyz)")
 
     binding = configs.cluster_role_binding()
     assert binding is not None
@@ -535,7 +426,7 @@ def test_a_deleted_applier_binding_comes_back_and_the_manager_is_ready(
     assert back is not None and back.role_ref.name == "cluster-admin"
     account = configs.service_account()
     assert account is not None
-    configs.core.delete_namespaced_service_account(APPLIER, platform)
+    configs.core.delete_namespaced_service_account(APPLIER, stage.namespace)
     again = until(
         configs.service_account,
         lambda a: a is not None and a.metadata.uid != account.metadata.uid,
@@ -549,34 +440,22 @@ def test_a_sharded_config_passes_its_shard_on_and_that_shard_runs_it_all(
     controllers: ControllerSets, git_server: GitHttpServer, admin_api: client.ApiClient, namespace: str, tmp_path: Path
 ) -> None:
     shard = f"fc-{uuid.uuid4().hex[:8]}"
-    controllers.run(None, shard=shard)  # every namespace, only objects labelled with this shard
-    configs = FluxConfigs(admin_api, namespace)
-    repo = ConfigRepo(git_server, tmp_path, "life")
-    sha = repo.push({"app/cm.yaml": configmap("app", "1", namespace)})
-    configs.create(
-        "sharded",
-        {"scope": "namespace", "gitRepository": git(repo.url), "kustomizations": {"app": fast("./app")}},
-        labels={SHARD: shard},
-    )
-    configs.compliant("sharded", sha)
+    running = controllers.run(None, shard=shard)  # every namespace, only objects labelled with this shard
+    stage = Stage(running, FluxConfigs(admin_api, namespace), ConfigRepo(git_server, tmp_path))
+    stage.app("sharded", labels={SHARD: shard})
+    configs = stage.configs
     for obj in (configs.git_repository("sharded"), configs.kustomization("sharded", "app")):
         assert obj is not None and obj["metadata"]["labels"][SHARD] == shard, obj
     assert configs.configmaps() == {"app": {"value": "1"}}
 
 
 def test_a_config_deleted_while_the_controller_is_down_is_cleaned_up_when_it_returns(
-    controllers: ControllerSets, git_server: GitHttpServer, admin_api: client.ApiClient, namespace: str, tmp_path: Path
+    controllers: ControllerSets, stages: Stages, namespace: str
 ) -> None:
-    running = controllers.run(namespace)
-    configs = FluxConfigs(admin_api, namespace)
-    repo = ConfigRepo(git_server, tmp_path, "life")
-    sha = repo.push({"app/cm.yaml": configmap("app", "1", namespace)})
-    configs.create(
-        "orphan",
-        {"scope": "namespace", "gitRepository": git(repo.url), "kustomizations": {"app": fast("./app", prune=True)}},
-    )
-    configs.compliant("orphan", sha)
-    controllers.stop(running)
+    stage = stages(namespace)
+    configs = stage.configs
+    stage.app("orphan", prune=True)
+    controllers.stop(stage.running)
     configs.delete("orphan")
     waiting = configs.get("orphan")
     assert waiting["metadata"]["deletionTimestamp"] and waiting["metadata"]["finalizers"] == [FINALIZER]
@@ -589,29 +468,23 @@ def test_a_config_deleted_while_the_controller_is_down_is_cleaned_up_when_it_ret
     assert configs.service_account() is None and configs.role_binding() is None
 
 
-def test_two_configs_whose_kustomization_names_collide_do_not_fight(
-    controllers: ControllerSets, git_server: GitHttpServer, admin_api: client.ApiClient, namespace: str, tmp_path: Path
-) -> None:
-    controllers.run(namespace)
-    configs = FluxConfigs(admin_api, namespace)
-    repo = ConfigRepo(git_server, tmp_path, "life")
-    sha = repo.push({"one/cm.yaml": configmap("one", "1", namespace), "two/cm.yaml": configmap("two", "1", namespace)})
+def test_two_configs_whose_kustomization_names_collide_do_not_fight(stages: Stages, namespace: str) -> None:
+    stage = stages(namespace)
+    configs, url = stage.configs, stage.repo.url
+    sha = stage.repo.push(
+        {"one/cm.yaml": configmap("one", "1", namespace), "two/cm.yaml": configmap("two", "1", namespace)}
+    )
     # "a" + "b-c" and "a-b" + "c" both make Kustomization "a-b-c"
-    configs.create(
-        "a", {"scope": "namespace", "gitRepository": git(repo.url), "kustomizations": {"b-c": fast("./one")}}
-    )
+    configs.create("a", {**app_spec(url), "kustomizations": {"b-c": entry("./one")}})
     configs.compliant("a", sha)
-    configs.create(
-        "a-b", {"scope": "namespace", "gitRepository": git(repo.url), "kustomizations": {"c": fast("./two")}}
-    )
-    refused = configs.wait("a-b", lambda o: condition(o).get("reason") == "AlreadyExists", "AlreadyExists")
+    configs.create("a-b", {**app_spec(url), "kustomizations": {"c": entry("./two")}})
+    refused = configs.ready_reason("a-b", "AlreadyExists")
     assert f"Kustomization {namespace}/a-b-c" in condition(refused)["message"], condition(refused)
     owner = configs.kustomization("a", "b-c")
     assert owner is not None
     assert owner["metadata"]["labels"]["clusterconfig.azure.com/name"] == "a" and owner["spec"]["path"] == "./one"
     # a's own reconcile still holds it as it was: no tug of war between the two
-    token = configs.request("a")
-    configs.wait("a", lambda o: (o.get("status") or {}).get("lastHandledReconcileAt") == token, f"to handle {token}")
+    configs.handled("a")
     again = configs.kustomization("a", "b-c")
     assert again is not None and again["metadata"]["generation"] == owner["metadata"]["generation"]
     assert configs.compliant("a", sha) and configs.configmaps() == {"one": {"value": "1"}}
@@ -633,25 +506,17 @@ spec:
 """
 
 
-def test_a_new_revision_is_pending_until_it_is_applied_and_healthy(
-    controllers: ControllerSets, git_server: GitHttpServer, admin_api: client.ApiClient, namespace: str, tmp_path: Path
-) -> None:
-    controllers.run(namespace)
-    configs = FluxConfigs(admin_api, namespace)
-    repo = ConfigRepo(git_server, tmp_path, "life")
-    first = repo.push({"app/cm.yaml": configmap("app", "1", namespace)})
-    configs.create(
-        "slow",
-        {"scope": "namespace", "gitRepository": git(repo.url), "kustomizations": {"app": fast("./app")}},
-    )
-    configs.compliant("slow", first)
+def test_a_new_revision_is_pending_until_it_is_applied_and_healthy(stages: Stages, namespace: str) -> None:
+    stage = stages(namespace)
+    configs = stage.configs
+    stage.app("slow")
 
-    with recording(admin_api, namespace, "slow") as seen:
+    with recording(configs.api, namespace, "slow") as seen:
         # a bare API server runs no Deployment controller: the Deployment stays unavailable until the test says
-        second = repo.push({"app/web.yaml": DEPLOYMENT.format(namespace=namespace)})
+        second = stage.repo.push({"app/web.yaml": DEPLOYMENT.format(namespace=namespace)})
         pending = configs.state("slow", "Pending", commit=second)
         assert condition(pending)["status"] != "True", "Ready is True only when Compliant"
-        apps = client.AppsV1Api(admin_api)
+        apps = client.AppsV1Api(configs.api)
         web = apps.read_namespaced_deployment("web", namespace)
         apps.patch_namespaced_deployment_status(
             "web",

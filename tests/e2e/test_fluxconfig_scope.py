@@ -4,61 +4,39 @@ honoured only in the platform's configuration namespaces (the controller's own c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from kubernetes import client
 
-from fluxwarden.controllers.app import Reconcilers
-from fluxwarden.tenancy import Settings
 from tests.support.fluxconfig import (
     APPLIER,
-    ConfigRepo,
-    ControllerSets,
     FluxConfigs,
+    Stages,
+    app_spec,
     condition,
+    controllers,
     current,
+    entry_messages,
     entry_status,
     shared_labels,
+    stages,
 )
-from tests.support.git_server import GitHttpServer
 from tests.support.tenants import configmap
 
-
-@pytest.fixture
-def controllers(start_reconcilers: Callable[..., Reconcilers], fluxconfig_crd: str) -> Iterator[ControllerSets]:
-    sets = ControllerSets(start_reconcilers)
-    yield sets
-    sets.stop_all()
-
-
-def spec_for(url: str, scope: str) -> dict[str, Any]:
-    return {
-        "scope": scope,
-        "gitRepository": {"url": url, "repositoryRef": {"branch": "main"}, "syncIntervalInSeconds": 2},
-        "kustomizations": {"app": {"path": "./app", "retryIntervalInSeconds": 2, "syncIntervalInSeconds": 60}},
-    }
+__all__ = ["controllers", "stages"]  # fixtures
 
 
 def test_scope_namespace_cannot_write_outside_its_namespace(
-    controllers: ControllerSets,
-    git_server: GitHttpServer,
-    admin_api: client.ApiClient,
-    namespace_factory: Callable[[], str],
-    tmp_path: Path,
+    stages: Stages, namespace_factory: Callable[[], str]
 ) -> None:
-    mine, other = namespace_factory(), namespace_factory()
-    controllers.run(mine)
-    configs = FluxConfigs(admin_api, mine)
-    repo = ConfigRepo(git_server, tmp_path, "scope")
+    stage = stages(namespace_factory())
+    configs, repo, mine, other = stage.configs, stage.repo, stage.namespace, namespace_factory()
     repo.push({"app/mine.yaml": configmap("mine", "1", mine), "app/theirs.yaml": configmap("theirs", "1", other)})
-    configs.create("tenant", spec_for(repo.url, "namespace"))
+    configs.create("tenant", app_spec(repo.url))
 
     def messages(obj: dict[str, Any]) -> str:
-        entry = entry_status(obj, "Kustomization", "tenant-app")
-        return " ".join(str(c.get("message")) for c in entry.get("statusConditions") or [])
+        return entry_messages(obj, "Kustomization", "tenant-app")
 
     failed = configs.wait(
         "tenant",
@@ -89,21 +67,16 @@ def test_scope_namespace_cannot_write_outside_its_namespace(
 
 
 def test_scope_cluster_outside_the_platform_namespaces_is_refused_by_the_controller(
-    controllers: ControllerSets,
-    git_server: GitHttpServer,
-    admin_api: client.ApiClient,
-    namespace_factory: Callable[[], str],
-    tmp_path: Path,
+    stages: Stages, namespace_factory: Callable[[], str]
 ) -> None:
-    tenant, platform, elsewhere = namespace_factory(), namespace_factory(), namespace_factory()
-    listed = Settings().cluster_scope_namespaces | {platform}
-    controllers.run(tenant)  # the defaults: cluster-config, flux-system
-    controllers.run(platform, settings=Settings(cluster_scope_namespaces=frozenset(listed)))
-    repo = ConfigRepo(git_server, tmp_path, "scope")
+    tenant = stages(namespace_factory())  # the defaults: cluster-config, flux-system
+    platform = stages(namespace_factory(), platform=True)
+    elsewhere = namespace_factory()
+    repo = tenant.repo
     sha = repo.push({"app/anywhere.yaml": configmap("anywhere", "1", elsewhere)})
 
-    refused_configs = FluxConfigs(admin_api, tenant)
-    refused_configs.create("grab", spec_for(repo.url, "cluster"))
+    refused_configs = tenant.configs
+    refused_configs.create("grab", app_spec(repo.url, "cluster"))
     stalled = refused_configs.stalled("grab")
     assert current(stalled), "the refusal is about the current spec"
     message = condition(stalled, "Stalled")["message"]
@@ -115,12 +88,12 @@ def test_scope_cluster_outside_the_platform_namespaces_is_refused_by_the_control
     assert refused_configs.configmaps(elsewhere) == {}
 
     # The same FluxConfig where the platform lists the namespace: cluster-admin, and it writes anywhere.
-    allowed = FluxConfigs(admin_api, platform)
-    allowed.create("grab", spec_for(repo.url, "cluster"))
+    allowed: FluxConfigs = platform.configs
+    allowed.create("grab", app_spec(repo.url, "cluster"))
     allowed.compliant("grab", sha)
     binding = allowed.cluster_role_binding()
     assert binding is not None and binding.role_ref.name == "cluster-admin"
-    assert [(s.name, s.namespace) for s in binding.subjects] == [(APPLIER, platform)]
+    assert [(s.name, s.namespace) for s in binding.subjects] == [(APPLIER, platform.namespace)]
     assert allowed.configmaps(elsewhere) == {"anywhere": {"value": "1"}}
     assert refused_configs.cluster_role_binding() is None
 
@@ -173,19 +146,12 @@ def test_scope_cluster_outside_the_platform_namespaces_is_refused_by_the_control
     ],
 )
 def test_an_invalid_spec_is_stalled_by_the_controller_naming_the_field(
-    controllers: ControllerSets,
-    git_server: GitHttpServer,
-    admin_api: client.ApiClient,
-    namespace: str,
-    tmp_path: Path,
-    change: dict[str, Any],
-    field: str,
+    stages: Stages, namespace: str, change: dict[str, Any], field: str
 ) -> None:
-    controllers.run(namespace)
-    configs = FluxConfigs(admin_api, namespace)
-    repo = ConfigRepo(git_server, tmp_path, "scope")
-    repo.push({"app/cm.yaml": configmap("app", "1", namespace)})
-    configs.create("invalid", {**spec_for(repo.url, "namespace"), **change})
+    stage = stages(namespace)
+    configs = stage.configs
+    stage.push_app()
+    configs.create("invalid", {**app_spec(stage.repo.url), **change})
     stalled = configs.stalled("invalid")
     assert current(stalled)
     message = condition(stalled, "Stalled")["message"]

@@ -7,30 +7,17 @@ the old kind goes; each step is proved reconciled by ``observedGeneration``.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-from kubernetes import client
-
-from fluxwarden.controllers.app import Reconcilers
 from fluxwarden.controllers.runtime.kube import Resource
 from fluxwarden.controllers.source.api import GIT_REPOSITORY
-from tests.support.fluxconfig import ControllerSets, FluxConfigs, condition, current, managed_labels
-from tests.support.git_server import GitHttpServer, GitRepo
-from tests.support.tenants import configmap
+from tests.support.fluxconfig import FluxConfigs, Stages, condition, controllers, current, managed_labels, stages
+
+__all__ = ["controllers", "stages"]  # fixtures
 
 BUCKET = Resource("source.toolkit.fluxcd.io", "v1", "buckets", "Bucket")
 OCI_REPOSITORY = Resource("source.toolkit.fluxcd.io", "v1", "ocirepositories", "OCIRepository")
 SECRET_KEY = f"sk-{uuid.uuid4().hex}"
-
-
-@pytest.fixture
-def controllers(start_reconcilers: Callable[..., Reconcilers], fluxconfig_crd: str) -> Iterator[ControllerSets]:
-    sets = ControllerSets(start_reconcilers)
-    yield sets
-    sets.stop_all()
 
 
 def switch(configs: FluxConfigs, name: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -45,22 +32,16 @@ def switch(configs: FluxConfigs, name: str, spec: dict[str, Any]) -> dict[str, A
     return done
 
 
-def test_a_config_moves_between_source_kinds(
-    controllers: ControllerSets, git_server: GitHttpServer, admin_api: client.ApiClient, namespace: str, tmp_path: Path
-) -> None:
-    controllers.run(namespace)
-    configs = FluxConfigs(admin_api, namespace)
-    name = f"moving-{uuid.uuid4().hex[:6]}"
-    git_server.create_repo(name)
-    work = GitRepo(tmp_path / "work")
-    sha = work.commit({"app/cm.yaml": configmap("app", "1", namespace)})
-    work.push(git_server.repo_path(name))
+def test_a_config_moves_between_source_kinds(stages: Stages, namespace: str) -> None:
+    stage = stages(namespace)
+    configs = stage.configs
+    sha = stage.push_app()
     configs.protected_settings("moving-protected", {"bucketSecretKey": SECRET_KEY})
     configs.create(
         "moving",
         {
             "scope": "namespace",
-            "gitRepository": {"url": git_server.repo_url(name), "repositoryRef": {"branch": "main"}},
+            "gitRepository": {"url": stage.repo.url, "repositoryRef": {"branch": "main"}},
             "configurationProtectedSettingsRef": {"name": "moving-protected"},
             "kustomizations": {"app": {"path": "./app"}},
         },

@@ -10,15 +10,15 @@ module owns the namespace ``cluster-config`` and empties it afterwards.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from fluxwarden.controllers.app import Reconcilers
 from fluxwarden.controllers.helm.api import HELM_RELEASE
 from fluxwarden.controllers.kustomize.api import KUSTOMIZATION
 from fluxwarden.controllers.runtime.kube import Resource
@@ -29,16 +29,19 @@ from tests.support.fluxconfig import (
     FIELD_MANAGER,
     FINALIZER,
     FLUX_CONFIG,
+    ConfigRepo,
     ControllerSets,
     FluxConfigs,
     condition,
+    controllers,
+    entry_messages,
     entry_status,
     managed_labels,
     owned_by,
     recording,
     shared_labels,
 )
-from tests.support.git_server import GitHttpServer, GitRepo
+from tests.support.git_server import GitHttpServer
 from tests.support.helm_repo import HelmRepoServer
 from tests.support.namespaces import ensure_namespace
 
@@ -46,46 +49,33 @@ CONFIG = "cluster-config"  # Azure's default configuration namespace, and the tu
 TARGET = "nginx"
 RELEASE = f"{TARGET}-nginx"  # Flux's release name: <targetNamespace>-<name>
 
+__all__ = ["controllers"]  # fixtures
+
 
 def namespace_yaml(name: str) -> str:
     return f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n"
 
 
+def in_config(api_version: str, kind: str, name: str, spec: dict[str, Any]) -> str:
+    """A manifest of an object in ``cluster-config``, as the tutorial's repository holds it."""
+    meta = {"name": name, "namespace": CONFIG}
+    return yaml.safe_dump({"apiVersion": api_version, "kind": kind, "metadata": meta, "spec": spec}, sort_keys=False)
+
+
 def helm_repository_yaml(url: str) -> str:
-    return f"""\
-apiVersion: source.toolkit.fluxcd.io/v1
-kind: HelmRepository
-metadata:
-  name: bitnami
-  namespace: {CONFIG}
-spec:
-  interval: 10m
-  url: {url}
-"""
+    return in_config("source.toolkit.fluxcd.io/v1", "HelmRepository", "bitnami", {"interval": "10m", "url": url})
 
 
 def helm_release_yaml(greeting: str, fail: bool = False) -> str:
-    return f"""\
-apiVersion: helm.toolkit.fluxcd.io/v2
-kind: HelmRelease
-metadata:
-  name: nginx
-  namespace: {CONFIG}
-spec:
-  interval: 5m
-  timeout: 60s
-  targetNamespace: {TARGET}
-  values:
-    greeting: {greeting}
-    fail: {str(fail).lower()}
-  chart:
-    spec:
-      chart: nginx
-      sourceRef:
-        kind: HelmRepository
-        name: bitnami
-        namespace: {CONFIG}
-"""
+    source = {"kind": "HelmRepository", "name": "bitnami", "namespace": CONFIG}
+    spec = {
+        "interval": "5m",
+        "timeout": "60s",
+        "targetNamespace": TARGET,
+        "values": {"greeting": greeting, "fail": fail},
+        "chart": {"spec": {"chart": "nginx", "sourceRef": source}},
+    }
+    return in_config("helm.toolkit.fluxcd.io/v2", "HelmRelease", "nginx", spec)
 
 
 GUARD = '{{ if .Values.fail }}{{ fail "values.fail is set: refusing to render" }}{{ end }}\n'
@@ -99,13 +89,6 @@ def charts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HelmRepoServer]
         templates = {**helm_charts.configmaps(2), "guard.yaml": GUARD}
         repo.add_chart("nginx", "1.0.0", {"greeting": "hello"}, templates=templates)
         yield repo
-
-
-@pytest.fixture
-def controllers(start_reconcilers: Callable[..., Reconcilers], fluxconfig_crd: str) -> Iterator[ControllerSets]:
-    sets = ControllerSets(start_reconcilers)
-    yield sets
-    sets.stop_all()
 
 
 CLEARED = (FLUX_CONFIG, KUSTOMIZATION, HELM_RELEASE, HELM_CHART, HELM_REPOSITORY, GIT_REPOSITORY)
@@ -125,8 +108,7 @@ def cluster_config(admin_api: client.ApiClient, controllers: ControllerSets) -> 
     controllers.run(CONFIG)
     yield configs
     with contextlib.suppress(AssertionError, ApiException):
-        configs.delete(CONFIG)
-        configs.gone(FLUX_CONFIG, CONFIG, timeout=30)
+        configs.remove(CONFIG, timeout=30)
     controllers.stop_all()
     for resource in CLEARED:
         strip(configs, resource)
@@ -177,14 +159,8 @@ def test_the_azure_tutorial_end_to_end(
     tmp_path: Path,
 ) -> None:
     configs = cluster_config
-    git_server.create_repo("tutorial")
-    work = GitRepo(tmp_path / "work")
-
-    def push(files: dict[str, str] | None = None, delete: tuple[str, ...] = ()) -> str:
-        sha = work.commit(files or {}, delete=delete)
-        work.push(git_server.repo_path("tutorial"))
-        return sha
-
+    repo = ConfigRepo(git_server, tmp_path, "tutorial")
+    push = repo.push
     first = push(
         {
             "infrastructure/nginx-namespace.yaml": namespace_yaml(TARGET),
@@ -194,7 +170,7 @@ def test_the_azure_tutorial_end_to_end(
     )
 
     with recording(admin_api, CONFIG, CONFIG) as seen:
-        made = configs.create(CONFIG, tutorial_spec(git_server.repo_url("tutorial")))
+        made = configs.create(CONFIG, tutorial_spec(repo.url))
 
         # --- what it makes ---
         infra = configs.child_ready(KUSTOMIZATION, "cluster-config-infra", first)
@@ -207,7 +183,7 @@ def test_the_azure_tutorial_end_to_end(
             assert owned_by(obj, made), obj["metadata"].get("ownerReferences")
             managers = {(m["manager"], m["operation"]) for m in obj["metadata"]["managedFields"]}
             assert (FIELD_MANAGER, "Apply") in managers, managers
-        assert source["spec"]["url"] == git_server.repo_url("tutorial")
+        assert source["spec"]["url"] == repo.url
         assert source["spec"]["ref"] == {"branch": "main"}
         assert (source["spec"]["interval"], source["spec"]["timeout"]) == ("2s", "30s")
         assert source["status"]["artifact"]["revision"] == f"main@sha1:{first}"
@@ -275,9 +251,8 @@ def test_the_azure_tutorial_end_to_end(
             ),
             "infra Non-Compliant in statuses[]",
         )
-        infra_entry = entry_status(failed, "Kustomization", "cluster-config-infra")
-        messages = " ".join(str(c.get("message")) for c in infra_entry.get("statusConditions") or [])
-        assert "Not_A_Valid_Name" in messages, infra_entry
+        messages = entry_messages(failed, "Kustomization", "cluster-config-infra")
+        assert "Not_A_Valid_Name" in messages, entry_status(failed, "Kustomization", "cluster-config-infra")
         assert condition(failed)["status"] == "False"
         assert configs.git_repository(CONFIG)["status"]["artifact"]["revision"] == f"main@sha1:{bad}"  # type: ignore[index]
 
@@ -306,7 +281,7 @@ def test_the_azure_tutorial_end_to_end(
     )
     assert failing["status"]["complianceState"] == "Non-Compliant"
     helm_entry = entry_status(failing, "HelmRelease", "nginx")
-    helm_messages = " ".join(str(c.get("message")) for c in helm_entry.get("statusConditions") or [])
+    helm_messages = entry_messages(failing, "HelmRelease", "nginx")
     assert "values.fail is set" in helm_messages, helm_entry
     properties = helm_entry.get("helmReleaseProperties") or {}
     assert properties.get("failureCount", 0) + properties.get("upgradeFailureCount", 0) >= 1, properties
@@ -318,8 +293,7 @@ def test_the_azure_tutorial_end_to_end(
     assert configs.configmaps(TARGET)[f"{RELEASE}-0"]["values"] == '{"fail":false,"greeting":"healed"}'
 
     # --- deleting the FluxConfig: the finalizer removes what it made; infra (prune) takes its objects ---
-    configs.delete(CONFIG)
-    configs.gone(FLUX_CONFIG, CONFIG)
+    configs.remove(CONFIG)
     configs.gone(GIT_REPOSITORY, CONFIG, timeout=30)  # deleted; source-controller's own finalizer ends it
     assert configs.kustomizations() == {}
     assert configs.cluster_role_binding() is None and configs.service_account() is None

@@ -15,8 +15,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import pytest
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
@@ -27,6 +28,8 @@ from fluxwarden.controllers.runtime.kube import Resource
 from fluxwarden.controllers.source.api import GIT_REPOSITORY
 from fluxwarden.tenancy import Settings, cut
 from tests.support.git_server import GitHttpServer, GitRepo
+from tests.support.ssh_server import SshGitServer
+from tests.support.tenants import configmap
 
 FLUX_CONFIG = Resource("clusterconfig.azure.com", "v1beta1", "fluxconfigs", "FluxConfig")
 CONTROLLERS = ("source", "kustomize", "helm", "fluxconfig")
@@ -40,6 +43,8 @@ FIELD_MANAGER = "fluxconfig-controller"
 APPLIER = "flux-applier"
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
 SHARD = "sharding.fluxcd.io/key"
+
+T = TypeVar("T")
 
 
 class ControllerSets:
@@ -72,24 +77,43 @@ class ControllerSets:
             self.stop(reconcilers)
 
 
-class ConfigRepo:
-    """A fresh repository on the module's git server and a working copy that pushes to it."""
+@pytest.fixture
+def controllers(start_reconcilers: Callable[..., Reconcilers], fluxconfig_crd: str) -> Iterator[ControllerSets]:
+    """The FluxConfig modules' controllers (import this fixture), all stopped after the test."""
+    sets = ControllerSets(start_reconcilers)
+    yield sets
+    sets.stop_all()
 
-    def __init__(self, server: GitHttpServer, tmp_path: Path, prefix: str = "fc") -> None:
+
+class ConfigRepo:
+    """A fresh repository on a git server (smart HTTP(S) or sshd) and a working copy that pushes to it."""
+
+    def __init__(self, server: GitHttpServer | SshGitServer, tmp_path: Path, prefix: str = "fc") -> None:
         self.server = server
         self.name = f"{prefix}-{uuid.uuid4().hex[:8]}"
-        server.create_repo(self.name)
+        self.url = server.create_repo(self.name)
         self.work = GitRepo(tmp_path / self.name)
-
-    @property
-    def url(self) -> str:
-        return self.server.repo_url(self.name)
 
     def push(self, files: dict[str, str] | None = None, delete: tuple[str, ...] = ()) -> str:
         """Commit ``files`` (and remove ``delete``), push; the new commit's SHA."""
         sha = self.work.commit(files or {}, delete=delete)
         self.work.push(self.server.repo_path(self.name))
         return sha
+
+
+def git_source(url: str, **extra: Any) -> dict[str, Any]:
+    """``spec.gitRepository`` for branch main, polled every 2 s."""
+    return {"url": url, "repositoryRef": {"branch": "main"}, "syncIntervalInSeconds": 2, **extra}
+
+
+def entry(path: str, **extra: Any) -> dict[str, Any]:
+    """A ``spec.kustomizations`` entry that retries every 2 s."""
+    return {"path": path, "retryIntervalInSeconds": 2, "syncIntervalInSeconds": 60, **extra}
+
+
+def app_spec(url: str, scope: str = "namespace", **app: Any) -> dict[str, Any]:
+    """A FluxConfig of ``scope`` with one kustomization ``app`` at ./app (``app``: more entry fields)."""
+    return {"scope": scope, "gitRepository": git_source(url), "kustomizations": {"app": entry("./app", **app)}}
 
 
 def b64(value: str | bytes) -> str:
@@ -125,6 +149,10 @@ def summary(obj: dict[str, Any] | None) -> str:
     return f"{head}; conditions {conditions}; statuses {children}; errorMessage {error!r}"
 
 
+def status(obj: dict[str, Any] | None) -> dict[str, Any]:
+    return dict((obj or {}).get("status") or {})
+
+
 def current(obj: dict[str, Any]) -> bool:
     """The controller has seen the FluxConfig's current spec."""
     return bool((obj.get("status") or {}).get("observedGeneration") == obj["metadata"].get("generation"))
@@ -136,18 +164,15 @@ class FluxConfigs:
 
     api: client.ApiClient
     namespace: str
+    # one client of each API group for the object's life (read by every wait's poll)
+    custom: client.CustomObjectsApi = field(init=False)
+    core: client.CoreV1Api = field(init=False)
+    rbac: client.RbacAuthorizationV1Api = field(init=False)
 
-    @property
-    def custom(self) -> client.CustomObjectsApi:
-        return client.CustomObjectsApi(self.api)
-
-    @property
-    def core(self) -> client.CoreV1Api:
-        return client.CoreV1Api(self.api)
-
-    @property
-    def rbac(self) -> client.RbacAuthorizationV1Api:
-        return client.RbacAuthorizationV1Api(self.api)
+    def __post_init__(self) -> None:
+        self.custom = client.CustomObjectsApi(self.api)
+        self.core = client.CoreV1Api(self.api)
+        self.rbac = client.RbacAuthorizationV1Api(self.api)
 
     # --- the FluxConfig ---------------------------------------------------------------------------
 
@@ -188,6 +213,11 @@ class FluxConfigs:
             resource.group, resource.version, self.namespace, resource.plural, name
         )
 
+    def remove(self, name: str, timeout: float = 60) -> None:
+        """Delete FluxConfig ``name`` and wait until its finalizer let it go."""
+        self.delete(name)
+        self.gone(FLUX_CONFIG, name, timeout)
+
     def wait(self, name: str, done: Callable[[dict[str, Any]], bool], what: str, timeout: float = 90) -> dict[str, Any]:
         """Poll FluxConfig ``name`` until ``done``; on timeout fail with its status summary."""
         deadline = time.monotonic() + timeout
@@ -215,6 +245,25 @@ class FluxConfigs:
     def stalled(self, name: str, timeout: float = 60) -> dict[str, Any]:
         return self.wait(name, lambda o: condition(o, "Stalled").get("status") == "True", "Stalled", timeout)
 
+    def provisioning(self, name: str, state: str, timeout: float = 60) -> dict[str, Any]:
+        return self.wait(name, lambda o: status(o).get("provisioningState") == state, state, timeout)
+
+    def ready_reason(self, name: str, reason: str) -> dict[str, Any]:
+        return self.wait(name, lambda o: condition(o).get("reason") == reason, f"Ready reason {reason}")
+
+    def public_key(self, name: str) -> str:
+        """Wait for ``status.repositoryPublicKey`` (a generated key) and return it."""
+        return str(
+            self.wait(name, lambda o: bool(status(o).get("repositoryPublicKey")), "a key")["status"][
+                "repositoryPublicKey"
+            ]
+        )
+
+    def handled(self, name: str) -> dict[str, Any]:
+        """Ask for a reconcile and wait until it is handled (``lastHandledReconcileAt``): proof it ran."""
+        token = self.request(name)
+        return self.wait(name, lambda o: status(o).get("lastHandledReconcileAt") == token, f"to handle {token}")
+
     def gone(self, resource: Resource, name: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while (obj := self.object(resource, name)) is not None:
@@ -230,15 +279,12 @@ class FluxConfigs:
     # --- children ---------------------------------------------------------------------------------
 
     def object(self, resource: Resource, name: str) -> dict[str, Any] | None:
-        try:
-            obj: dict[str, Any] = self.custom.get_namespaced_custom_object(
+        found: dict[str, Any] | None = or_none(
+            lambda: self.custom.get_namespaced_custom_object(
                 resource.group, resource.version, self.namespace, resource.plural, name
             )
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        return obj
+        )
+        return found
 
     def git_repository(self, config: str) -> dict[str, Any] | None:
         return self.object(GIT_REPOSITORY, config)
@@ -275,12 +321,7 @@ class FluxConfigs:
             time.sleep(0.1)
 
     def secret(self, name: str) -> client.V1Secret | None:
-        try:
-            found: client.V1Secret = self.core.read_namespaced_secret(name, self.namespace)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
+        found: client.V1Secret | None = or_none(lambda: self.core.read_namespaced_secret(name, self.namespace))
         return found
 
     def secret_data(self, name: str) -> dict[str, bytes]:
@@ -294,30 +335,21 @@ class FluxConfigs:
         self.core.create_namespaced_secret(self.namespace, {"metadata": {"name": name}, "data": data})
 
     def service_account(self) -> client.V1ServiceAccount | None:
-        try:
-            found: client.V1ServiceAccount = self.core.read_namespaced_service_account(APPLIER, self.namespace)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
+        found: client.V1ServiceAccount | None = or_none(
+            lambda: self.core.read_namespaced_service_account(APPLIER, self.namespace)
+        )
         return found
 
     def cluster_role_binding(self) -> client.V1ClusterRoleBinding | None:
-        try:
-            found: client.V1ClusterRoleBinding = self.rbac.read_cluster_role_binding(f"{APPLIER}-{self.namespace}")
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
+        found: client.V1ClusterRoleBinding | None = or_none(
+            lambda: self.rbac.read_cluster_role_binding(f"{APPLIER}-{self.namespace}")
+        )
         return found
 
     def role_binding(self) -> client.V1RoleBinding | None:
-        try:
-            found: client.V1RoleBinding = self.rbac.read_namespaced_role_binding(APPLIER, self.namespace)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
+        found: client.V1RoleBinding | None = or_none(
+            lambda: self.rbac.read_namespaced_role_binding(APPLIER, self.namespace)
+        )
         return found
 
     def events(self) -> list[client.CoreV1Event]:
@@ -332,12 +364,74 @@ class FluxConfigs:
         }
 
 
+def or_none(read: Callable[[], T]) -> T | None:
+    """``read()``, or None where the API server answers 404."""
+    try:
+        return read()
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+
+
+@dataclass
+class Stage:
+    """How most FluxConfig tests begin: controllers for one namespace, its FluxConfigs, a fresh repository."""
+
+    running: Reconcilers
+    configs: FluxConfigs
+    repo: ConfigRepo
+
+    @property
+    def namespace(self) -> str:
+        return self.configs.namespace
+
+    def push_app(self, value: str = "1") -> str:
+        """Commit ConfigMap ``app`` (``value``) under ./app; the commit."""
+        return self.repo.push({"app/cm.yaml": configmap("app", value, self.namespace)})
+
+    def app(self, name: str, scope: str = "namespace", labels: dict[str, str] | None = None, **app: Any) -> str:
+        """Push ./app, create FluxConfig ``name`` applying it (:func:`app_spec`); the commit, once Compliant."""
+        sha = self.push_app()
+        self.configs.create(name, app_spec(self.repo.url, scope, **app), labels)
+        self.configs.compliant(name, sha)
+        return sha
+
+
+@dataclass
+class Stages:
+    """``stages(namespace)``: a :class:`Stage`; ``platform=True`` lists the namespace for scope cluster."""
+
+    controllers: ControllerSets
+    api: client.ApiClient
+    server: GitHttpServer | SshGitServer
+    tmp_path: Path
+
+    def __call__(self, namespace: str, *, platform: bool = False, **run: Any) -> Stage:
+        settings = Settings(cluster_scope_namespaces=frozenset({namespace})) if platform else None
+        running = self.controllers.run(namespace, settings, **run)
+        return Stage(running, FluxConfigs(self.api, namespace), ConfigRepo(self.server, self.tmp_path))
+
+
+@pytest.fixture
+def stages(
+    controllers: ControllerSets, git_server: GitHttpServer, admin_api: client.ApiClient, tmp_path: Path
+) -> Stages:
+    """:class:`Stages` on the module's git server (import this fixture with ``controllers``)."""
+    return Stages(controllers, admin_api, git_server, tmp_path)
+
+
 def entry_status(obj: dict[str, Any], kind: str, name: str) -> dict[str, Any]:
     """The ``statuses[]`` entry of object ``kind``/``name`` (empty if there is none)."""
     for item in (obj.get("status") or {}).get("statuses") or []:
         if item.get("kind") == kind and item.get("name") == name:
             return dict(item)
     return {}
+
+
+def entry_messages(obj: dict[str, Any], kind: str, name: str) -> str:
+    """The messages of that ``statuses[]`` entry's ``statusConditions``, joined by spaces."""
+    return " ".join(str(c.get("message")) for c in entry_status(obj, kind, name).get("statusConditions") or [])
 
 
 def as_dict(obj: Any) -> dict[str, Any]:

@@ -135,6 +135,11 @@ class Denied:
     e2e: bool = True
 
 
+def inline_secret(id_: str, spec: Any, field: str, fix: str) -> Denied:
+    """A secret written inline at ``field``: the schema prunes it (never stored) unless the webhook names it."""
+    return Denied(id_, spec, field, f"{field} is a secret written inline", fix, schema="prune")
+
+
 LONG_NAME = "a" * 48  # 48 + len("-kustomization-1") = 64
 
 DENIED: tuple[Denied, ...] = (
@@ -169,45 +174,29 @@ DENIED: tuple[Denied, ...] = (
         "in a Secret named by spec.configurationProtectedSettingsRef.name",
         schema="prune",
     ),
-    Denied(
+    inline_secret(
         "https-key-inline",
         {**git(httpsUser="bot", httpsKey=SECRET), **PROTECTED},
         "spec.gitRepository.httpsKey",
-        "spec.gitRepository.httpsKey is a secret written inline",
         "or spec.gitRepository.localAuthRef",
-        schema="prune",
     ),
-    Denied(
+    inline_secret(
         "blob-account-key-inline",
         azure_blob(accountKey=SECRET_B64),
         "spec.azureBlob.accountKey",
-        "spec.azureBlob.accountKey is a secret written inline",
         "spec.configurationProtectedSettingsRef.name or spec.azureBlob.localAuthRef",
-        schema="prune",
     ),
-    Denied(
-        "blob-sas-token-inline",
-        azure_blob(sasToken=f"sv=2024&sig={SECRET}"),
-        "spec.azureBlob.sasToken",
-        "spec.azureBlob.sasToken is a secret written inline",
-        "remove it",
-        schema="prune",
+    inline_secret(
+        "blob-sas-token-inline", azure_blob(sasToken=f"sv=2024&sig={SECRET}"), "spec.azureBlob.sasToken", "remove it"
     ),
-    Denied(
-        "blob-client-secret-inline",
-        azure_blob(servicePrincipal={"clientId": "1", "tenantId": "2", "clientSecret": SECRET}),
-        "spec.azureBlob.servicePrincipal.clientSecret",
-        "spec.azureBlob.servicePrincipal.clientSecret is a secret written inline",
-        "remove it",
-        schema="prune",
-    ),
-    Denied(
-        "blob-client-certificate-inline",
-        azure_blob(servicePrincipal={"clientId": "1", "tenantId": "2", "clientCertificate": SECRET_B64}),
-        "spec.azureBlob.servicePrincipal.clientCertificate",
-        "spec.azureBlob.servicePrincipal.clientCertificate is a secret written inline",
-        "remove it",
-        schema="prune",
+    *(
+        inline_secret(
+            f"blob-client-{kind}-inline",
+            azure_blob(servicePrincipal={"clientId": "1", "tenantId": "2", key: value}),
+            f"spec.azureBlob.servicePrincipal.{key}",
+            "remove it",
+        )
+        for kind, key, value in (("secret", "clientSecret", SECRET), ("certificate", "clientCertificate", SECRET_B64))
     ),
     Denied(
         "protected-ref-without-name",
