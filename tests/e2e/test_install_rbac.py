@@ -65,12 +65,14 @@ def shipped_args(install: list[dict[str, Any]]) -> list[str]:
     return container_args(container, {"POD_NAMESPACE": NAMESPACE})
 
 
-def _allowed(api: client.ApiClient, verb: str, resource: str, group: str) -> bool:
-    review = client.V1SelfSubjectAccessReview(
-        spec=client.V1SelfSubjectAccessReviewSpec(
-            resource_attributes=client.V1ResourceAttributes(verb=verb, resource=resource, group=group)
-        )
-    )
+def _allowed(
+    api: client.ApiClient, verb: str, resource: str, group: str, name: str = "", namespace: str | None = None
+) -> bool:
+    """The API server's own answer (SelfSubjectAccessReview) for the account behind ``api``."""
+    resource, _, subresource = resource.partition("/")
+    attributes = client.V1ResourceAttributes(verb=verb, resource=resource, subresource=subresource or None,
+                                             group=group, name=name or None, namespace=namespace)  # fmt: skip
+    review = client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec(resource_attributes=attributes))
     return bool(client.AuthorizationV1Api(api).create_self_subject_access_review(review).status.allowed)
 
 
@@ -847,11 +849,7 @@ def test_the_fluxconfig_account_cannot_bind_any_other_role(
 def test_the_fluxconfig_account_cannot(
     fluxconfig_api: client.ApiClient, verb: str, resource: str, group: str, name: str
 ) -> None:
-    resource, _, subresource = resource.partition("/")
-    attributes = client.V1ResourceAttributes(verb=verb, resource=resource, subresource=subresource or None,
-                                             group=group, name=name or None, namespace="flux-system")  # fmt: skip
-    review = client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec(resource_attributes=attributes))
-    assert not client.AuthorizationV1Api(fluxconfig_api).create_self_subject_access_review(review).status.allowed
+    assert not _allowed(fluxconfig_api, verb, resource, group, name, "flux-system")
 
 
 @pytest.mark.parametrize(
@@ -877,8 +875,4 @@ def test_the_fluxconfig_account_may(
     fluxconfig_api: client.ApiClient, verb: str, resource: str, group: str, name: str
 ) -> None:
     """What the test above did not call for real (watches are informers; buckets and OCI the other kinds)."""
-    resource, _, subresource = resource.partition("/")
-    attributes = client.V1ResourceAttributes(verb=verb, resource=resource, subresource=subresource or None,
-                                             group=group, name=name or None, namespace="cluster-config")  # fmt: skip
-    review = client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec(resource_attributes=attributes))
-    assert client.AuthorizationV1Api(fluxconfig_api).create_self_subject_access_review(review).status.allowed
+    assert _allowed(fluxconfig_api, verb, resource, group, name, "cluster-config")
