@@ -42,6 +42,7 @@ from fluxwarden.controllers.runtime.kube import Kube, KubeError, NotFound
 from fluxwarden.controllers.runtime.prologue import interval_of, jittered
 from fluxwarden.controllers.runtime.spec import mapping
 from fluxwarden.tenancy import CLUSTER_SCOPE_RULE, evaluate
+from fluxwarden.tenancy.fluxconfig import url_kind
 
 logger = logging.getLogger("fluxwarden.controllers")
 
@@ -55,6 +56,14 @@ OWN_FAULTS = frozenset({"ProtectedSettingsNotFound", "RBACFailed", "AlreadyExist
 
 def _selector(name: str, namespace: str) -> str:
     return f"{NAME_LABEL}={name},{NAMESPACE_LABEL}={namespace}"
+
+
+def _hint(spec: FluxConfigSpec) -> str:
+    """What the config itself lacks when its source fails (the source's message names our Secret, not the field)."""
+    ssh = spec.source_kind == "GitRepository" and url_kind(str(spec.source.get("url") or "")) == "ssh"
+    if ssh and not spec.source.get("sshKnownHosts") and not spec.source.get("localAuthRef"):
+        return "; an ssh URL needs spec.gitRepository.sshKnownHosts (the host's known_hosts line, base64)"
+    return ""
 
 
 def _age(obj: dict[str, Any]) -> float:
@@ -263,7 +272,7 @@ class FluxConfigReconciler:
         if result.state == SUSPENDED:
             return Waiting("Suspended", "suspended: the source and Kustomizations are suspended", later)
         if result.state == NON_COMPLIANT:
-            return Waiting("NonCompliant", f"Non-Compliant: {result.first_failure}{suffix}", later)
+            return Waiting("NonCompliant", f"Non-Compliant: {result.first_failure}{suffix}{_hint(spec)}", later)
         return Waiting("Progressing", f"Pending: {result.first_pending or 'waiting for the objects it made'}", later)
 
     # -- finalize ----------------------------------------------------------------------------------

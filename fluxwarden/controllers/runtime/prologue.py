@@ -109,6 +109,8 @@ def run_once(controller: Controller, runtime: Runtime, namespace: str, name: str
                 _finalize(controller, runtime, ctx, obj)
             except ReconcileError as exc:  # the cleanup failed: say so on the object, keep the finalizer, retry
                 return _cleanup_failed(runtime, ctx, obj, exc)
+            except KubeError as exc:  # the API server refused or failed a call of the cleanup: the same
+                return _cleanup_failed(runtime, ctx, obj, Failure("CleanupFailed", str(exc)))
             patch = _finalizer_patch(obj, controller.finalizer, add=False)
             if patch:
                 runtime.kube.patch(res, namespace, name, patch, JSON_PATCH)

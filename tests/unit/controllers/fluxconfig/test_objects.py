@@ -147,3 +147,12 @@ def test_no_managed_source_patch_for_oci() -> None:
     spec = FluxConfigSpec.of(config({"sourceKind": "OCIRepository", "ociRepository": {"url": "oci://r/a"}}))
     body = objects.kustomization(spec, spec.kustomizations[0], OWNER, "flux-applier")
     assert body["spec"]["sourceRef"]["kind"] == "OCIRepository" and "patches" not in body["spec"]
+
+
+def test_a_failing_ssh_source_without_known_hosts_names_the_field() -> None:
+    from fluxwarden.controllers.fluxconfig.fluxconfig import _hint
+
+    bare = FluxConfigSpec.of(config({"gitRepository": {"url": "git@h:o/r", "repositoryRef": {"branch": "main"}}}))
+    assert "spec.gitRepository.sshKnownHosts" in _hint(bare)
+    given = FluxConfigSpec.of(config({"gitRepository": {"url": "git@h:o/r", "sshKnownHosts": "aA=="}}))
+    assert _hint(given) == "" and _hint(FluxConfigSpec.of(config({"gitRepository": {"url": "https://h/r"}}))) == ""
