@@ -25,6 +25,13 @@ GIT_REPOSITORY = Resource(SOURCE, "v1", "gitrepositories", "GitRepository")
 BUCKET = Resource(SOURCE, "v1", "buckets", "Bucket")
 OCI_REPOSITORY = Resource(SOURCE, "v1", "ocirepositories", "OCIRepository")
 SOURCES = {"GitRepository": GIT_REPOSITORY, "Bucket": BUCKET, "OCIRepository": OCI_REPOSITORY}
+SECRET = Resource("", "v1", "secrets", "Secret")
+SERVICE_ACCOUNT = Resource("", "v1", "serviceaccounts", "ServiceAccount")
+ROLE_BINDING = Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding")
+CLUSTER_ROLE_BINDING = Resource("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding")
+# Every kind the controller makes, reads or deletes, by kind: where its objects live on the API.
+_KNOWN = (FLUX_CONFIG, KUSTOMIZATION, HELM_RELEASE, *SOURCES.values(), SECRET, SERVICE_ACCOUNT, ROLE_BINDING)
+KINDS = {r.kind: r for r in (*_KNOWN, CLUSTER_ROLE_BINDING)}
 
 FINALIZER = "clusterconfig.azure.com/finalizer"
 FIELD_MANAGER = "fluxconfig-controller"

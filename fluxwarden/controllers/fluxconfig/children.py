@@ -14,38 +14,20 @@ from typing import Any
 from fluxwarden.controllers.fluxconfig.api import (
     DIGEST_ANNOTATION,
     FIELD_MANAGER,
+    KINDS,
     MANAGED_LABEL,
     NAME_LABEL,
     NAMESPACE_LABEL,
 )
 from fluxwarden.controllers.runtime.errors import Waiting
 from fluxwarden.controllers.runtime.kube import APPLY_PATCH, Kube, NotFound
+from fluxwarden.controllers.runtime.metadata import collection_path
 from fluxwarden.controllers.runtime.spec import mapping
-
-_PLURALS = {
-    "ServiceAccount": "serviceaccounts",
-    "Secret": "secrets",
-    "RoleBinding": "rolebindings",
-    "ClusterRoleBinding": "clusterrolebindings",
-    "GitRepository": "gitrepositories",
-    "Bucket": "buckets",
-    "OCIRepository": "ocirepositories",
-    "Kustomization": "kustomizations",
-    "HelmRelease": "helmreleases",
-    "FluxConfig": "fluxconfigs",
-}
-
-
-def collection(api_version: str, kind: str, namespace: str | None) -> str:
-    """The REST path of a kind's collection (in ``namespace``, or cluster-wide)."""
-    base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
-    where = f"/namespaces/{namespace}" if namespace else ""
-    return f"{base}{where}/{_PLURALS[kind]}"
 
 
 def path_of(obj: dict[str, Any]) -> str:
     meta = obj["metadata"]
-    return f"{collection(obj['apiVersion'], obj['kind'], meta.get('namespace'))}/{meta['name']}"
+    return f"{collection_path(KINDS[obj['kind']], meta.get('namespace'))}/{meta['name']}"
 
 
 def display(obj: dict[str, Any]) -> str:
@@ -122,17 +104,18 @@ def get(kube: Kube, body: dict[str, Any]) -> dict[str, Any] | None:
         return None
 
 
-def listed(kube: Kube, api_version: str, kind: str, namespace: str | None, selector: str) -> list[dict[str, Any]]:
+def listed(kube: Kube, kind: str, namespace: str | None, selector: str) -> list[dict[str, Any]]:
     """The objects of ``kind`` that ``selector`` matches; none when the kind is not served (no Bucket CRD)."""
+    res = KINDS[kind]
     try:
         found = kube.request(
-            "GET", collection(api_version, kind, namespace), query={"labelSelector": selector}, what=f"list {kind}"
+            "GET", collection_path(res, namespace), query={"labelSelector": selector}, what=f"list {kind}"
         )
     except NotFound:
         return []
     items = [i for i in found.get("items") or [] if isinstance(i, dict)]
     for item in items:  # a list's items carry no apiVersion/kind
-        item.setdefault("apiVersion", api_version)
+        item.setdefault("apiVersion", res.api_version if res.group else res.version)
         item.setdefault("kind", kind)
     return items
 

@@ -188,9 +188,9 @@ class FluxConfigReconciler:
 
     def _source(self, reader: Reader, obj: dict[str, Any], spec: FluxConfigSpec, secret: str | None) -> dict[str, Any]:
         body = objects.source(spec, objects.owner_reference(obj), secret)
-        for kind, res in SOURCES.items():  # sourceKind changed: the source of the old kind goes
+        for kind in SOURCES:  # sourceKind changed: the source of the old kind goes
             if kind != body["kind"]:
-                for stale in reader.listed(res.api_version, kind, spec.namespace, objects.labels(spec)):
+                for stale in reader.listed(kind, spec.namespace, objects.labels(spec)):
                     children.delete(reader.ctx.kube, stale)
         return children.apply(reader.ctx.kube, body, reader.get(body))
 
@@ -200,7 +200,7 @@ class FluxConfigReconciler:
         wanted = [objects.kustomization(spec, entry, owner, self.applier) for entry in spec.kustomizations]
         made = [children.apply(kube, body, reader.get(body)) for body in wanted]
         names = {body["metadata"]["name"] for body in wanted}
-        for stale in reader.listed(KUSTOMIZATION.api_version, "Kustomization", spec.namespace, objects.labels(spec)):
+        for stale in reader.listed("Kustomization", spec.namespace, objects.labels(spec)):
             if stale["metadata"]["name"] not in names:  # removed from spec.kustomizations: it goes (and prunes)
                 reader.ctx.log.info("deleting %s: removed from the FluxConfig", children.display(stale))
                 children.delete(kube, stale)
@@ -284,7 +284,7 @@ class FluxConfigReconciler:
         if mapping(obj.get("status")).get("provisioningState") != "Deleting":
             ctx.progress(obj, {"provisioningState": "Deleting"})
         selector = _selector(name, namespace)
-        kustomizations = children.listed(ctx.kube, KUSTOMIZATION.api_version, "Kustomization", namespace, selector)
+        kustomizations = children.listed(ctx.kube, "Kustomization", namespace, selector)
         for kustomization in kustomizations:
             if not kustomization["metadata"].get("deletionTimestamp"):
                 children.delete(ctx.kube, kustomization)
@@ -294,10 +294,10 @@ class FluxConfigReconciler:
                 "Deleting", f"waiting for Kustomizations {names} to finish deleting (and pruning)", DELETE_POLL
             )
         self._await_pruned(ctx, obj)
-        for kind, res in SOURCES.items():
-            for source in children.listed(ctx.kube, res.api_version, kind, namespace, selector):
+        for kind in SOURCES:
+            for source in children.listed(ctx.kube, kind, namespace, selector):
                 children.delete(ctx.kube, source)
-        for secret in children.listed(ctx.kube, "v1", "Secret", namespace, selector):
+        for secret in children.listed(ctx.kube, "Secret", namespace, selector):
             children.delete(ctx.kube, secret)
         self.identity.release(Reader(ctx, self.declared), namespace, str(meta.get("uid")))
 
@@ -314,7 +314,7 @@ class FluxConfigReconciler:
         deleting = [
             children.display(found)
             for res in (HELM_RELEASE, KUSTOMIZATION)
-            for found in children.listed(ctx.kube, res.api_version, res.kind, None, selector)
+            for found in children.listed(ctx.kube, res.kind, None, selector)
             if found["metadata"].get("deletionTimestamp")
         ]
         if deleting:

@@ -19,18 +19,15 @@ from fluxwarden.tenancy import Settings
 from fluxwarden.tenancy.fluxconfig import DEFAULT_SCOPE, cluster_scope_allowed
 
 logger = logging.getLogger("fluxwarden.controllers")
-RBAC = "rbac.authorization.k8s.io/v1"
 
 
 def _managed(obj: dict[str, Any] | None) -> bool:
     return obj is not None and mapping(mapping(obj.get("metadata")).get("labels")).get(MANAGED_LABEL) == "true"
 
 
-def _made(
-    reader: Reader, api_version: str, kind: str, namespace: str, cluster_wide: bool = False
-) -> list[dict[str, Any]]:
+def _made(reader: Reader, kind: str, namespace: str, cluster_wide: bool = False) -> list[dict[str, Any]]:
     labels = {MANAGED_LABEL: "true", NAMESPACE_LABEL: namespace}
-    return reader.listed(api_version, kind, None if cluster_wide else namespace, labels)
+    return reader.listed(kind, None if cluster_wide else namespace, labels)
 
 
 def _live_configs(reader: Reader, namespace: str, leaving: str | None) -> list[dict[str, Any]]:
@@ -62,7 +59,7 @@ class Identity:
         else:
             binding = objects.role_binding(namespace, self.applier)
         children.apply(kube, binding, reader.get(binding))
-        stale_admin = scope != "cluster" and _made(reader, RBAC, "ClusterRoleBinding", namespace, cluster_wide=True)
+        stale_admin = scope != "cluster" and _made(reader, "ClusterRoleBinding", namespace, cluster_wide=True)
         if stale_admin and not _cluster_scoped(self.settings, namespace, _live_configs(reader, namespace, None)):
             self.revoke_cluster_admin(reader, namespace)
         self._drop_renamed(reader, namespace)
@@ -70,7 +67,7 @@ class Identity:
 
     def revoke_cluster_admin(self, reader: Reader, namespace: str) -> None:
         """Every ClusterRoleBinding made for ``namespace`` goes (scope cluster is not, or no longer, allowed)."""
-        for binding in _made(reader, RBAC, "ClusterRoleBinding", namespace, cluster_wide=True):
+        for binding in _made(reader, "ClusterRoleBinding", namespace, cluster_wide=True):
             logger.info(
                 "removing ClusterRoleBinding %s: no FluxConfig of scope cluster may use it", binding["metadata"]["name"]
             )
@@ -83,11 +80,9 @@ class Identity:
             "RoleBinding": self.applier,
             "ServiceAccount": self.applier,
         }
-        for kind, api_version, cluster_wide in (
-            ("ClusterRoleBinding", RBAC, True), ("RoleBinding", RBAC, False), ("ServiceAccount", "v1", False),
-        ):  # fmt: skip
-            for made in _made(reader, api_version, kind, namespace, cluster_wide):
-                if made["metadata"]["name"] != expected[kind]:
+        for kind, name in expected.items():
+            for made in _made(reader, kind, namespace, cluster_wide=kind == "ClusterRoleBinding"):
+                if made["metadata"]["name"] != name:
                     children.delete(reader.ctx.kube, made)
 
     def release(self, reader: Reader, namespace: str, leaving: str) -> None:
@@ -97,7 +92,7 @@ class Identity:
             self.revoke_cluster_admin(reader, namespace)
         if others:
             return
-        for binding in _made(reader, RBAC, "RoleBinding", namespace):
+        for binding in _made(reader, "RoleBinding", namespace):
             children.delete(reader.ctx.kube, binding)
-        for account in _made(reader, "v1", "ServiceAccount", namespace):
+        for account in _made(reader, "ServiceAccount", namespace):
             children.delete(reader.ctx.kube, account)

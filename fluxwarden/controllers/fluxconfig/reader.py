@@ -11,6 +11,7 @@ import copy
 from typing import Any
 
 from fluxwarden.controllers.fluxconfig import children
+from fluxwarden.controllers.fluxconfig.api import KINDS
 from fluxwarden.controllers.fluxconfig.watches import Watches
 from fluxwarden.controllers.runtime.controller import Cache, Context
 from fluxwarden.controllers.runtime.spec import mapping
@@ -49,14 +50,12 @@ class Reader:
         meta = body["metadata"]
         return cache.get((str(meta.get("namespace") or ""), str(meta["name"]))) is not None
 
-    def listed(
-        self, api_version: str, kind: str, namespace: str | None, labels: dict[str, str]
-    ) -> list[dict[str, Any]]:
+    def listed(self, kind: str, namespace: str | None, labels: dict[str, str]) -> list[dict[str, Any]]:
         """Objects of ``kind`` carrying every label of ``labels`` (which include the managed label)."""
         cache = self._cache(kind)
         if cache is None:
             selector = ",".join(f"{k}={v}" for k, v in labels.items())
-            return children.listed(self.ctx.kube, api_version, kind, namespace, selector)
+            return children.listed(self.ctx.kube, kind, namespace, selector)
         found = []
         for item in cache.items():
             meta = mapping(item.get("metadata"))
@@ -64,5 +63,9 @@ class Reader:
             if (namespace is None or meta.get("namespace") == namespace) and all(
                 have.get(k) == v for k, v in labels.items()
             ):
-                found.append({**copy.deepcopy(item), "apiVersion": api_version, "kind": kind})
+                # A metadata-only item is a PartialObjectMetadata: name it by the kind it stands for.
+                res = KINDS[kind]
+                found.append(
+                    {**copy.deepcopy(item), "apiVersion": res.api_version if res.group else res.version, "kind": kind}
+                )
         return found

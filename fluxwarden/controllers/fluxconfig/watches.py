@@ -6,20 +6,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fluxwarden.controllers.fluxconfig.api import (
+    CLUSTER_ROLE_BINDING,
     HELM_RELEASE,
     KUSTOMIZATION,
     MANAGED_LABEL,
     NAME_LABEL,
     NAMESPACE_LABEL,
+    ROLE_BINDING,
+    SECRET,
+    SERVICE_ACCOUNT,
     SOURCES,
 )
 from fluxwarden.controllers.fluxconfig.objects import kustomization_name
 from fluxwarden.controllers.runtime.controller import Key, Watch
-from fluxwarden.controllers.runtime.kube import Resource, key_of
+from fluxwarden.controllers.runtime.kube import key_of
 from fluxwarden.controllers.runtime.spec import mapping
 from fluxwarden.tenancy.fluxconfig import DEFAULT_KUSTOMIZATION
 
-SECRETS = Resource("", "v1", "secrets", "Secret")
 WATCH_LABEL = "reconcile.fluxcd.io/watch"  # Flux's opt-in for Secrets whose changes reconcile their users
 KUSTOMIZE_NAME = "kustomize.toolkit.fluxcd.io/name"
 KUSTOMIZE_NAMESPACE = "kustomize.toolkit.fluxcd.io/namespace"
@@ -121,9 +124,6 @@ def _nobody(new: dict[str, Any], old: dict[str, Any] | None, own: list[dict[str,
     return []
 
 
-SERVICE_ACCOUNTS = Resource("", "v1", "serviceaccounts", "ServiceAccount")
-ROLE_BINDINGS = Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding")
-CLUSTER_ROLE_BINDINGS = Resource("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding")
 MANAGED = f"{MANAGED_LABEL}=true"
 
 
@@ -137,17 +137,17 @@ class Watches:
     kustomizations: Watch = field(default_factory=lambda: Watch(KUSTOMIZATION, _flux_object_mapper))
     helm_releases: Watch = field(default_factory=lambda: Watch(HELM_RELEASE, _flux_object_mapper))
     # Secrets: metadata only (no Secret data in memory); ours, and the protected settings opted in.
-    auth_secrets: Watch = field(default_factory=lambda: Watch(SECRETS, _nobody, MANAGED, metadata_only=True))
+    auth_secrets: Watch = field(default_factory=lambda: Watch(SECRET, _nobody, MANAGED, metadata_only=True))
     protected_settings: Watch = field(
-        default_factory=lambda: Watch(SECRETS, _protected_settings_mapper, f"{WATCH_LABEL}=Enabled", metadata_only=True)
+        default_factory=lambda: Watch(SECRET, _protected_settings_mapper, f"{WATCH_LABEL}=Enabled", metadata_only=True)
     )
     # The applier and its bindings, which the FluxConfigs of a namespace share: a deleted one comes back.
     service_accounts: Watch = field(
-        default_factory=lambda: Watch(SERVICE_ACCOUNTS, _identity_mapper, MANAGED, metadata_only=True)
+        default_factory=lambda: Watch(SERVICE_ACCOUNT, _identity_mapper, MANAGED, metadata_only=True)
     )
-    role_bindings: Watch = field(default_factory=lambda: Watch(ROLE_BINDINGS, _identity_mapper, MANAGED))
+    role_bindings: Watch = field(default_factory=lambda: Watch(ROLE_BINDING, _identity_mapper, MANAGED))
     cluster_role_bindings: Watch = field(
-        default_factory=lambda: Watch(CLUSTER_ROLE_BINDINGS, _identity_mapper, MANAGED, cluster_scoped=True)
+        default_factory=lambda: Watch(CLUSTER_ROLE_BINDING, _identity_mapper, MANAGED, cluster_scoped=True)
     )
 
     def all(self) -> list[Watch]:
