@@ -47,17 +47,16 @@ DEFAULT_SECONDS = 600  # Azure's default for every interval and timeout
 SOURCE_KINDS = tuple(SOURCE_FIELDS)
 KeyAlgorithm = Literal["rsa", "ecdsa", "ed25519"]
 
-# ARM fields fluxwarden cannot honour (they need an Azure identity platform): Stalled, never ignored.
+# ARM fields fluxwarden cannot honour (an Azure identity platform, OCI verification): Stalled, never
+# ignored. ARM fields that hold secrets (ociRepository.tlsConfig) are not in the CRD at all: the API
+# server refuses them (kubectl's strict field validation) rather than store them.
 UNSUPPORTED = Table(
     "microsoft.flux fluxconfig-controller",
     (
         Rule("spec.azureBlob.managedIdentity", hint="use an account key, a SAS token or a service principal"),
         Rule("spec.ociRepository.useWorkloadIdentity", (False,), hint="use spec.ociRepository.localAuthRef"),
         Rule("spec.ociRepository.verify"),
-        Rule("spec.ociRepository.tlsConfig"),
         Rule("spec.ociRepository.serviceAccountName"),
-        Rule("spec.bucket.tlsConfig"),
-        Rule("spec.gitRepository.verify"),
     ),
 )
 
