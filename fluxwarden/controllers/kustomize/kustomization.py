@@ -144,7 +144,8 @@ class KustomizationReconciler:
         # What the last apply left per Kustomization (by uid) and object id: the drift check's baseline.
         self.applied: dict[str, dict[str, Applied]] = {}
         self.live_drift = LiveDrift(kube, self.mapper) if options.live_drift else None
-        self.watches = [_source_watch("GitRepository"), Watch(KUSTOMIZATION, dependants)]
+        self.dependencies = Watch(KUSTOMIZATION, dependants)  # its cache also answers the dependency checks
+        self.watches = [_source_watch("GitRepository"), self.dependencies]
 
     def healthy(self) -> bool:
         """For ``/readyz``: the live drift watches, when on, are listed and watching."""
@@ -242,9 +243,11 @@ class KustomizationReconciler:
     def _dependencies(self, ctx: Context, obj: dict[str, Any], spec: KustomizationSpec, revision: str) -> None:
         """Each dependency Ready at its generation and, when it applies the same source, at that source's
         current revision (as Flux: infra applies a new commit before apps does)."""
+        cache = ctx.cache(self.dependencies)  # as fresh as the event that woke this reconcile
         for dependency in spec.depends_on:
+            key = (dependency.namespace, dependency.name)
             try:
-                other = ctx.kube.get(KUSTOMIZATION, dependency.namespace, dependency.name)
+                other = cache.get(key) if cache is not None else ctx.kube.get(KUSTOMIZATION, *key)
             except NotFound:
                 other = None
             where = f"dependency '{dependency.namespace}/{dependency.name}'"
