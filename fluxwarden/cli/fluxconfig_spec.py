@@ -16,12 +16,12 @@ from typing import Any
 
 from fluxwarden.controllers.fluxconfig.api import FLUX_CONFIG
 from fluxwarden.controllers.runtime.durations import parse_duration
+from fluxwarden.tenancy.fluxconfig_rules import is_dns_label
 
 FLUXCONFIG = FLUX_CONFIG
 WATCH_LABEL = "reconcile.fluxcd.io/watch"  # so a controller sees an edit of the Secret at once
 MANAGED_BY = {"app.kubernetes.io/managed-by": "fluxwarden-cli"}
 PROTECTED_SUFFIX = "-protected-parameters"
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _GIT_URL = re.compile(r"^((https?|ssh)://|git@)")
 _HTTP_URL = re.compile(r"^https?://")
 KINDS = {"git": "GitRepository", "bucket": "Bucket", "azblob": "AzureBlob", "oci": "OCIRepository"}
@@ -121,7 +121,7 @@ def kustomization(items: list[str]) -> tuple[str, dict[str, Any]]:
         found[key] = value
     name = found.pop("name", "")
     flag = f"--kustomization name={name}" if name else "--kustomization"
-    if not _DNS_LABEL.match(name):
+    if not is_dns_label(name):
         raise FlagError(f"{flag}: name is required, a DNS label (lowercase letters, digits, '-')")
     definition: dict[str, Any] = {}
     for key, value in found.items():
@@ -265,9 +265,9 @@ def protected_settings(flags: Flags) -> dict[str, str]:
 
 def build(flags: Flags) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The FluxConfig, and the protected-settings Secret when a secret value was given (else None)."""
-    if not _DNS_LABEL.match(flags.name) or len(flags.name) > 63:
+    if not is_dns_label(flags.name):
         raise FlagError(f"NAME '{flags.name}': a DNS label of at most 63 characters (lowercase, digits, '-')")
-    if not _DNS_LABEL.match(flags.namespace):
+    if not is_dns_label(flags.namespace):
         raise FlagError(f"--namespace '{flags.namespace}': not a namespace name")
     if flags.kind != "git" and (flags.ssh_private_key or flags.known_hosts or flags.https_user or flags.https_key):
         raise FlagError(f"--ssh-*, --known-hosts-file and --https-* are for --kind git, not {flags.kind}")
