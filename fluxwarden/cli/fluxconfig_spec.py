@@ -16,13 +16,13 @@ from typing import Any
 
 from fluxwarden.controllers.fluxconfig.api import FLUX_CONFIG
 from fluxwarden.controllers.runtime.durations import parse_duration
+from fluxwarden.tenancy.fluxconfig import url_kind
 from fluxwarden.tenancy.fluxconfig_rules import is_dns_label
 
 FLUXCONFIG = FLUX_CONFIG
 WATCH_LABEL = "reconcile.fluxcd.io/watch"  # so a controller sees an edit of the Secret at once
 MANAGED_BY = {"app.kubernetes.io/managed-by": "fluxwarden-cli"}
 PROTECTED_SUFFIX = "-protected-parameters"
-_GIT_URL = re.compile(r"^((https?|ssh)://|git@)")
 _HTTP_URL = re.compile(r"^https?://")
 KINDS = {"git": "GitRepository", "bucket": "Bucket", "azblob": "AzureBlob", "oci": "OCIRepository"}
 PROVIDERS = {"generic": "Generic", "azure": "Azure", "github": "GitHub"}
@@ -181,14 +181,15 @@ def _refs(flags: Flags, allowed: tuple[str, ...]) -> dict[str, str]:
 
 def _git(flags: Flags) -> dict[str, Any]:
     url = flags.url or ""
-    if not _GIT_URL.match(url):
+    kind = url_kind(url)
+    if kind is None:
         raise FlagError("--url: a git URL starts with http://, https://, ssh:// or git@")
     refs = _refs(flags, ("branch", "tag", "semver", "commit"))
     if not refs:
         raise FlagError("--kind git needs one of --branch, --tag, --semver or --commit")
     if len(refs) > 1 and set(refs) != {"branch", "commit"}:
         raise FlagError(f"give one of --branch, --tag, --semver, --commit (got {', '.join('--' + r for r in refs)})")
-    ssh = not _HTTP_URL.match(url)
+    ssh = kind == "ssh"
     if ssh and (flags.https_user or flags.https_key or flags.https_ca_cert):
         raise FlagError("--https-user, --https-key and --https-ca-cert-file are for an http(s) --url")
     if not ssh and (flags.ssh_private_key or flags.known_hosts):
