@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fluxwarden.controllers.fluxconfig.api import FLUX_CONFIG
+from fluxwarden.controllers.fluxconfig.watches import WATCH_LABEL
 from fluxwarden.controllers.runtime.durations import parse_duration
-from fluxwarden.tenancy.fluxconfig import url_kind
+from fluxwarden.tenancy.fluxconfig import DEFAULT_SCOPE, SOURCE_FIELDS, url_kind
 from fluxwarden.tenancy.fluxconfig_rules import is_dns_label
 
 FLUXCONFIG = FLUX_CONFIG
-WATCH_LABEL = "reconcile.fluxcd.io/watch"  # so a controller sees an edit of the Secret at once
 MANAGED_BY = {"app.kubernetes.io/managed-by": "fluxwarden-cli"}
 PROTECTED_SUFFIX = "-protected-parameters"
 _HTTP_URL = re.compile(r"^https?://")
@@ -45,7 +45,7 @@ class Flags:
 
     name: str
     namespace: str
-    scope: str = "cluster"
+    scope: str = DEFAULT_SCOPE
     kind: str = "git"
     url: str | None = None
     branch: str | None = None
@@ -250,8 +250,7 @@ def _oci(flags: Flags) -> dict[str, Any]:
     return spec
 
 
-_SOURCES = {"git": ("gitRepository", _git), "bucket": ("bucket", _bucket), "azblob": ("azureBlob", _azure_blob),
-            "oci": ("ociRepository", _oci)}  # fmt: skip
+_SOURCES = {"git": _git, "bucket": _bucket, "azblob": _azure_blob, "oci": _oci}  # --kind -> its block's flags
 
 
 def protected_settings(flags: Flags) -> dict[str, str]:
@@ -278,14 +277,14 @@ def build(flags: Flags) -> tuple[dict[str, Any], dict[str, Any] | None]:
                     flags.sp_client_cert_password)  # fmt: skip
     if flags.kind != "azblob" and any(blob_secrets):
         raise FlagError(f"--account-key, --sas-token and --sp-client-* are for --kind azblob, not {flags.kind}")
-    field_name, source = _SOURCES[flags.kind]
+    source = _SOURCES[flags.kind]
     spec: dict[str, Any] = {"scope": flags.scope, "namespace": flags.namespace, "sourceKind": KINDS[flags.kind]}
     if flags.suspend:
         spec["suspend"] = True
     block = {**source(flags), **_source_timing(flags)}
     if flags.local_auth_ref:
         block["localAuthRef"] = flags.local_auth_ref
-    spec[field_name] = block
+    spec[SOURCE_FIELDS[KINDS[flags.kind]]] = block
     if flags.kustomizations:
         spec["kustomizations"] = kustomizations(flags.kustomizations, flags.name)
     if flags.wait_for_reconciliation:
@@ -305,7 +304,7 @@ def build(flags: Flags) -> tuple[dict[str, Any], dict[str, Any] | None]:
             "metadata": {
                 "name": secret_name,
                 "namespace": flags.namespace,
-                "labels": {WATCH_LABEL: "Enabled", **MANAGED_BY},
+                "labels": {WATCH_LABEL: "Enabled", **MANAGED_BY},  # the controller sees an edit at once
             },
             "type": "Opaque",
             "data": {k: _b64(v) for k, v in settings.items()},
