@@ -10,7 +10,6 @@ names (``sshPrivateKey``, ``httpsKey``, ``bucketSecretKey``; for Azure Blob ``ac
 from __future__ import annotations
 
 import base64
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +22,6 @@ from fluxwarden.tenancy.fluxconfig_rules import is_dns_label
 FLUXCONFIG = FLUX_CONFIG
 MANAGED_BY = {"app.kubernetes.io/managed-by": "fluxwarden-cli"}
 PROTECTED_SUFFIX = "-protected-parameters"
-_HTTP_URL = re.compile(r"^https?://")
 KINDS = {"git": "GitRepository", "bucket": "Bucket", "azblob": "AzureBlob", "oci": "OCIRepository"}
 PROVIDERS = {"generic": "Generic", "azure": "Azure", "github": "GitHub"}
 
@@ -208,9 +206,13 @@ def _git(flags: Flags) -> dict[str, Any]:
     return spec
 
 
+def _http_url(flags: Flags, what: str) -> None:
+    if url_kind(flags.url or "") not in ("http", "https"):
+        raise FlagError(f"--url: {what} URL starts with http:// or https://")
+
+
 def _bucket(flags: Flags) -> dict[str, Any]:
-    if not _HTTP_URL.match(flags.url or ""):
-        raise FlagError("--url: a bucket URL starts with http:// or https://")
+    _http_url(flags, "a bucket")
     if not flags.bucket_name:
         raise FlagError("--kind bucket needs --bucket-name")
     if bool(flags.bucket_access_key) != bool(flags.bucket_secret_key):
@@ -224,8 +226,7 @@ def _bucket(flags: Flags) -> dict[str, Any]:
 
 
 def _azure_blob(flags: Flags) -> dict[str, Any]:
-    if not _HTTP_URL.match(flags.url or ""):
-        raise FlagError("--url: an Azure Blob URL starts with http:// or https://")
+    _http_url(flags, "an Azure Blob")
     if not flags.container_name:
         raise FlagError("--kind azblob needs --container-name")
     spec: dict[str, Any] = {"url": flags.url, "containerName": flags.container_name}

@@ -118,6 +118,8 @@ def _flags(**given: object) -> Flags:
         ({"https_user": "u", "https_key": "k", "local_auth_ref": "mine"}, "--local-auth-ref names the credentials"),
         ({"kind": "bucket", "https_user": "u", "https_key": "k"}, "--ssh-*, --known-hosts-file and --https-* are for"),
         ({"kind": "bucket", "branch": None}, "--kind bucket needs --bucket-name"),
+        ({"kind": "bucket", "branch": None, "url": "s3://b"}, "--url: a bucket URL starts with http:// or https://"),
+        ({"kind": "azblob", "branch": None, "url": "https://"}, "--url: an Azure Blob URL starts with http:// or"),
         ({"kind": "oci", "branch": None}, "--url: an OCI repository URL starts with oci://"),
         ({"interval": "1.5s"}, "--interval: '1.5s' must be a whole number of seconds"),
     ],
