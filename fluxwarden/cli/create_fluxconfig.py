@@ -24,6 +24,7 @@ from fluxwarden.cli.fluxconfig_spec import FLUXCONFIG, KINDS, PROVIDERS, FlagErr
 from fluxwarden.cli.objects import CommandError
 from fluxwarden.controllers.runtime.kube import APPLY_PATCH, Kube, KubeError
 from fluxwarden.kubeclient import api_client
+from fluxwarden.tenancy.fluxconfig import DEFAULT_SCOPE, SCOPES
 
 FIELD_MANAGER = "fluxwarden-cli"
 # Flags whose value is a file to read: (flag, Flags field). The ssh key only ever from a file.
@@ -148,7 +149,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     p.add_argument("name")
     p.add_argument("-n", "--namespace", help="metadata.namespace and spec.namespace (default: default, as az)")
-    p.add_argument("--scope", choices=["cluster", "namespace"], default="cluster")
+    p.add_argument("--scope", choices=SCOPES, default=DEFAULT_SCOPE)
     p.add_argument("--kind", choices=list(KINDS), default="git", help="the source kind (default git)")
     p.add_argument("-u", "--url", required=True)
     p.add_argument(

@@ -10,20 +10,18 @@ names (``sshPrivateKey``, ``httpsKey``, ``bucketSecretKey``; for Azure Blob ``ac
 from __future__ import annotations
 
 import base64
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from fluxwarden.controllers.fluxconfig.api import FLUX_CONFIG
+from fluxwarden.controllers.fluxconfig.watches import WATCH_LABEL
 from fluxwarden.controllers.runtime.durations import parse_duration
+from fluxwarden.tenancy.fluxconfig import DEFAULT_SCOPE, SOURCE_FIELDS, url_kind
+from fluxwarden.tenancy.fluxconfig_rules import is_dns_label
 
 FLUXCONFIG = FLUX_CONFIG
-WATCH_LABEL = "reconcile.fluxcd.io/watch"  # so a controller sees an edit of the Secret at once
 MANAGED_BY = {"app.kubernetes.io/managed-by": "fluxwarden-cli"}
 PROTECTED_SUFFIX = "-protected-parameters"
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_GIT_URL = re.compile(r"^((https?|ssh)://|git@)")
-_HTTP_URL = re.compile(r"^https?://")
 KINDS = {"git": "GitRepository", "bucket": "Bucket", "azblob": "AzureBlob", "oci": "OCIRepository"}
 PROVIDERS = {"generic": "Generic", "azure": "Azure", "github": "GitHub"}
 
@@ -45,7 +43,7 @@ class Flags:
 
     name: str
     namespace: str
-    scope: str = "cluster"
+    scope: str = DEFAULT_SCOPE
     kind: str = "git"
     url: str | None = None
     branch: str | None = None
@@ -121,7 +119,7 @@ def kustomization(items: list[str]) -> tuple[str, dict[str, Any]]:
         found[key] = value
     name = found.pop("name", "")
     flag = f"--kustomization name={name}" if name else "--kustomization"
-    if not _DNS_LABEL.match(name):
+    if not is_dns_label(name):
         raise FlagError(f"{flag}: name is required, a DNS label (lowercase letters, digits, '-')")
     definition: dict[str, Any] = {}
     for key, value in found.items():
@@ -181,14 +179,15 @@ def _refs(flags: Flags, allowed: tuple[str, ...]) -> dict[str, str]:
 
 def _git(flags: Flags) -> dict[str, Any]:
     url = flags.url or ""
-    if not _GIT_URL.match(url):
+    kind = url_kind(url)
+    if kind is None:
         raise FlagError("--url: a git URL starts with http://, https://, ssh:// or git@")
     refs = _refs(flags, ("branch", "tag", "semver", "commit"))
     if not refs:
         raise FlagError("--kind git needs one of --branch, --tag, --semver or --commit")
     if len(refs) > 1 and set(refs) != {"branch", "commit"}:
         raise FlagError(f"give one of --branch, --tag, --semver, --commit (got {', '.join('--' + r for r in refs)})")
-    ssh = not _HTTP_URL.match(url)
+    ssh = kind == "ssh"
     if ssh and (flags.https_user or flags.https_key or flags.https_ca_cert):
         raise FlagError("--https-user, --https-key and --https-ca-cert-file are for an http(s) --url")
     if not ssh and (flags.ssh_private_key or flags.known_hosts):
@@ -207,9 +206,13 @@ def _git(flags: Flags) -> dict[str, Any]:
     return spec
 
 
+def _http_url(flags: Flags, what: str) -> None:
+    if url_kind(flags.url or "") not in ("http", "https"):
+        raise FlagError(f"--url: {what} URL starts with http:// or https://")
+
+
 def _bucket(flags: Flags) -> dict[str, Any]:
-    if not _HTTP_URL.match(flags.url or ""):
-        raise FlagError("--url: a bucket URL starts with http:// or https://")
+    _http_url(flags, "a bucket")
     if not flags.bucket_name:
         raise FlagError("--kind bucket needs --bucket-name")
     if bool(flags.bucket_access_key) != bool(flags.bucket_secret_key):
@@ -223,8 +226,7 @@ def _bucket(flags: Flags) -> dict[str, Any]:
 
 
 def _azure_blob(flags: Flags) -> dict[str, Any]:
-    if not _HTTP_URL.match(flags.url or ""):
-        raise FlagError("--url: an Azure Blob URL starts with http:// or https://")
+    _http_url(flags, "an Azure Blob")
     if not flags.container_name:
         raise FlagError("--kind azblob needs --container-name")
     spec: dict[str, Any] = {"url": flags.url, "containerName": flags.container_name}
@@ -249,8 +251,7 @@ def _oci(flags: Flags) -> dict[str, Any]:
     return spec
 
 
-_SOURCES = {"git": ("gitRepository", _git), "bucket": ("bucket", _bucket), "azblob": ("azureBlob", _azure_blob),
-            "oci": ("ociRepository", _oci)}  # fmt: skip
+_SOURCES = {"git": _git, "bucket": _bucket, "azblob": _azure_blob, "oci": _oci}  # --kind -> its block's flags
 
 
 def protected_settings(flags: Flags) -> dict[str, str]:
@@ -265,9 +266,9 @@ def protected_settings(flags: Flags) -> dict[str, str]:
 
 def build(flags: Flags) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The FluxConfig, and the protected-settings Secret when a secret value was given (else None)."""
-    if not _DNS_LABEL.match(flags.name) or len(flags.name) > 63:
+    if not is_dns_label(flags.name):
         raise FlagError(f"NAME '{flags.name}': a DNS label of at most 63 characters (lowercase, digits, '-')")
-    if not _DNS_LABEL.match(flags.namespace):
+    if not is_dns_label(flags.namespace):
         raise FlagError(f"--namespace '{flags.namespace}': not a namespace name")
     if flags.kind != "git" and (flags.ssh_private_key or flags.known_hosts or flags.https_user or flags.https_key):
         raise FlagError(f"--ssh-*, --known-hosts-file and --https-* are for --kind git, not {flags.kind}")
@@ -277,14 +278,14 @@ def build(flags: Flags) -> tuple[dict[str, Any], dict[str, Any] | None]:
                     flags.sp_client_cert_password)  # fmt: skip
     if flags.kind != "azblob" and any(blob_secrets):
         raise FlagError(f"--account-key, --sas-token and --sp-client-* are for --kind azblob, not {flags.kind}")
-    field_name, source = _SOURCES[flags.kind]
+    source = _SOURCES[flags.kind]
     spec: dict[str, Any] = {"scope": flags.scope, "namespace": flags.namespace, "sourceKind": KINDS[flags.kind]}
     if flags.suspend:
         spec["suspend"] = True
     block = {**source(flags), **_source_timing(flags)}
     if flags.local_auth_ref:
         block["localAuthRef"] = flags.local_auth_ref
-    spec[field_name] = block
+    spec[SOURCE_FIELDS[KINDS[flags.kind]]] = block
     if flags.kustomizations:
         spec["kustomizations"] = kustomizations(flags.kustomizations, flags.name)
     if flags.wait_for_reconciliation:
@@ -304,7 +305,7 @@ def build(flags: Flags) -> tuple[dict[str, Any], dict[str, Any] | None]:
             "metadata": {
                 "name": secret_name,
                 "namespace": flags.namespace,
-                "labels": {WATCH_LABEL: "Enabled", **MANAGED_BY},
+                "labels": {WATCH_LABEL: "Enabled", **MANAGED_BY},  # the controller sees an edit at once
             },
             "type": "Opaque",
             "data": {k: _b64(v) for k, v in settings.items()},

@@ -9,15 +9,15 @@ from typing import Any
 from fluxwarden.cli.fluxconfig_spec import FLUXCONFIG
 from fluxwarden.controllers.runtime.kube import Kube
 from fluxwarden.kubeclient import api_client
+from fluxwarden.tenancy.fluxconfig import DEFAULT_SCOPE, DEFAULT_SOURCE_KIND, SOURCE_FIELDS
 
-_BLOCKS = {"GitRepository": "gitRepository", "Bucket": "bucket", "AzureBlob": "azureBlob",
-           "OCIRepository": "ociRepository"}  # fmt: skip
 HEADER = ["NAME", "NAMESPACE", "SCOPE", "URL", "COMPLIANCE", "MESSAGE"]
 
 
 def url_of(spec: dict[str, Any]) -> str:
     """The url of the source block that ``sourceKind`` (default GitRepository) picks."""
-    block = spec.get(_BLOCKS.get(str(spec.get("sourceKind") or "GitRepository"), "gitRepository")) or {}
+    default = SOURCE_FIELDS[DEFAULT_SOURCE_KIND]
+    block = spec.get(SOURCE_FIELDS.get(str(spec.get("sourceKind") or DEFAULT_SOURCE_KIND), default)) or {}
     return str(block.get("url") or "")
 
 
@@ -35,7 +35,7 @@ def row_of(obj: dict[str, Any]) -> list[str]:
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     meta = obj["metadata"]
     compliance = "Suspended" if spec.get("suspend") and not status else status.get("complianceState") or "Unknown"
-    return [meta["name"], meta["namespace"], str(spec.get("scope") or "cluster"), url_of(spec), str(compliance),
+    return [meta["name"], meta["namespace"], str(spec.get("scope") or DEFAULT_SCOPE), url_of(spec), str(compliance),
             message_of(status).replace("\n", " ")]  # fmt: skip
 
 

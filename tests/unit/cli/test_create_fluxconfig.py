@@ -101,6 +101,8 @@ def _flags(**given: object) -> Flags:
     ("given", "message"),
     [
         ({"url": "file:///etc"}, "--url: a git URL starts with http://, https://, ssh:// or git@"),
+        ({"url": "git@github.com"}, "--url: a git URL starts with http://, https://, ssh:// or git@"),  # no :path
+        ({"url": "https://"}, "--url: a git URL starts with http://, https://, ssh:// or git@"),
         ({"branch": None}, "--kind git needs one of --branch, --tag, --semver or --commit"),
         ({"tag": "v1"}, "give one of --branch, --tag, --semver, --commit (got --branch, --tag)"),
         ({"digest": "sha256:x"}, "--digest is not for --kind git"),
@@ -112,9 +114,12 @@ def _flags(**given: object) -> Flags:
         ({"kustomizations": [["name=a"], ["name=a"]]}, "--kustomization name=a: given twice"),
         ({"name": "c" * 60, "kustomizations": [["name=abcd"]]}, "--kustomization name=abcd: '" + "c" * 60),
         ({"name": "Cfg"}, "NAME 'Cfg': a DNS label"),
+        ({"name": "cfg\n"}, "NAME 'cfg\n': a DNS label"),
         ({"https_user": "u", "https_key": "k", "local_auth_ref": "mine"}, "--local-auth-ref names the credentials"),
         ({"kind": "bucket", "https_user": "u", "https_key": "k"}, "--ssh-*, --known-hosts-file and --https-* are for"),
         ({"kind": "bucket", "branch": None}, "--kind bucket needs --bucket-name"),
+        ({"kind": "bucket", "branch": None, "url": "s3://b"}, "--url: a bucket URL starts with http:// or https://"),
+        ({"kind": "azblob", "branch": None, "url": "https://"}, "--url: an Azure Blob URL starts with http:// or"),
         ({"kind": "oci", "branch": None}, "--url: an OCI repository URL starts with oci://"),
         ({"interval": "1.5s"}, "--interval: '1.5s' must be a whole number of seconds"),
     ],
