@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from fluxwarden.tenancy.paths import dotted, pointer
 from fluxwarden.tenancy.values import cut, text
 
 Severity = Literal["deny", "warn"]
@@ -75,3 +76,17 @@ class Finding:
     def warning(self) -> str:
         """The short form for AdmissionReview ``warnings``."""
         return one_line(f"{self.rule}: {self.detail}; {self.fix}", WARNING_LIMIT)
+
+
+def finding_at(
+    rule: str,
+    obj: dict[str, Any],
+    namespace: str,
+    steps: tuple[str | int, ...],
+    detail: str,
+    fix: str,
+    reason: str,
+    severity: Severity = "deny",
+) -> Finding:
+    """One finding about the field at ``steps``: every rule names its field the same two ways."""
+    return Finding(rule, severity, ObjectRef.of(obj, namespace), dotted(steps), pointer(steps), detail, fix, reason)

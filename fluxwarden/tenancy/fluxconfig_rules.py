@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from fluxwarden.tenancy.findings import Finding, ObjectRef
+from fluxwarden.tenancy.findings import Finding, finding_at
 from fluxwarden.tenancy.fluxconfig import (
     CLUSTER_SCOPE_RULE,
     DEFAULT_KUSTOMIZATION,
@@ -32,7 +32,7 @@ from fluxwarden.tenancy.fluxconfig import (
     target_namespace,
     url_kind,
 )
-from fluxwarden.tenancy.paths import Step, dotted, pointer
+from fluxwarden.tenancy.paths import Step, dotted
 from fluxwarden.tenancy.settings import Settings
 from fluxwarden.tenancy.values import cut, text
 
@@ -73,12 +73,6 @@ def _shown(value: Any) -> str:
     return repr(shown) if isinstance(value, str) else shown
 
 
-def _deny(
-    rule: str, obj: dict[str, Any], namespace: str, steps: tuple[Step, ...], detail: str, fix: str, reason: str
-) -> Finding:
-    return Finding(rule, "deny", ObjectRef.of(obj, namespace), dotted(steps), pointer(steps), detail, fix, reason)
-
-
 def is_dns_label(value: Any) -> bool:
     return isinstance(value, str) and len(value) <= NAME_LIMIT and _DNS_LABEL.fullmatch(value) is not None
 
@@ -104,7 +98,7 @@ def cluster_scope(obj: dict[str, Any], namespace: str, settings: Settings) -> It
     if cluster_scope_allowed(settings, where):
         return
     if where in SYSTEM_NAMESPACES:  # admin of kube-system can mint a token of any system account
-        yield _deny(
+        yield finding_at(
             CLUSTER_SCOPE_RULE, obj, namespace, ("metadata", "namespace"),
             detail=f"a FluxConfig of any scope in {where} makes flux-applier its admin",
             fix="create it in a tenant's namespace (or the platform lists this one)",
@@ -115,7 +109,7 @@ def cluster_scope(obj: dict[str, Any], namespace: str, settings: Settings) -> It
         return  # namespace, or a bad value the fluxconfig rule reports
     listed = " or ".join(sorted(settings.cluster_scope_namespaces)) or "a namespace the platform lists"
     unset = " (the default when unset)" if value is None else ""
-    yield _deny(
+    yield finding_at(
         CLUSTER_SCOPE_RULE,
         obj,
         namespace,
@@ -138,7 +132,7 @@ class _Checker:
         self.findings: list[Finding] = []
 
     def deny(self, steps: tuple[Step, ...], detail: str, fix: str, reason: str = _MALFORMED) -> None:
-        self.findings.append(_deny(FLUXCONFIG_RULE, self.obj, self.namespace, steps, detail, fix, reason))
+        self.findings.append(finding_at(FLUXCONFIG_RULE, self.obj, self.namespace, steps, detail, fix, reason))
 
     def seconds(self, block: dict[str, Any], at: tuple[Step, ...], fields: tuple[str, ...]) -> None:
         for name in fields:
@@ -495,7 +489,7 @@ def fluxconfig_update(
     was_scope, scope = scope_of(old), scope_of(obj)
     refused = was_scope == DEFAULT_SCOPE and scope == "namespace" and not cluster_scope_allowed(settings, namespace)
     if was_scope in SCOPES and scope != was_scope and not refused:
-        yield _deny(
+        yield finding_at(
             FLUXCONFIG_RULE,
             obj,
             namespace,
@@ -506,7 +500,7 @@ def fluxconfig_update(
         )
     was_target, target = target_namespace(old, namespace), target_namespace(obj, namespace)
     if was_target == namespace and target != was_target:
-        yield _deny(
+        yield finding_at(
             FLUXCONFIG_RULE,
             obj,
             namespace,

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from fluxwarden.tenancy.findings import Finding, ObjectRef, Severity
+from fluxwarden.tenancy.findings import Finding, finding_at
 from fluxwarden.tenancy.fluxconfig import NEVER_EXEMPT_RULES
 from fluxwarden.tenancy.fluxconfig_rules import cluster_scope, fluxconfig, fluxconfig_update
 from fluxwarden.tenancy.kinds import FLUX_V1_GROUPS, RefField, kind_of, split_api_version
-from fluxwarden.tenancy.paths import dotted, pointer, walk
+from fluxwarden.tenancy.paths import dotted, walk
 from fluxwarden.tenancy.settings import Requester, Settings, is_exempt
 from fluxwarden.tenancy.values import text
 
@@ -47,28 +47,14 @@ def cross_namespace_refs(
                 yield ref_field, steps, ref
 
 
-def _finding(
-    rule: str,
-    obj: dict[str, Any],
-    namespace: str,
-    steps: tuple[str | int, ...],
-    detail: str,
-    fix: str,
-    reason: str,
-    severity: Severity = "deny",
-) -> Finding:
-    """One finding about the field at ``steps``: every rule names its field the same two ways."""
-    return Finding(rule, severity, ObjectRef.of(obj, namespace), dotted(steps), pointer(steps), detail, fix, reason)
-
-
 def _ref_text(ref_field: RefField, ref: dict[str, Any]) -> str:
     kind = text(ref.get("kind") or ref_field.implied_kind or "object")
     return f"{kind} {text(ref.get('namespace'))}/{text(ref.get('name', ''))}"
 
 
-def _refs_finding(obj: dict[str, Any], namespace: str, rule: str, reason: str) -> Iterator[Finding]:
+def _refsfinding_at(obj: dict[str, Any], namespace: str, rule: str, reason: str) -> Iterator[Finding]:
     for ref_field, steps, ref in cross_namespace_refs(obj, namespace, rule):
-        yield _finding(
+        yield finding_at(
             rule, obj, namespace, steps,
             detail=f"{dotted(steps)} points to {_ref_text(ref_field, ref)}",
             fix=f"move the {ref_field.noun} into namespace {namespace} (or run 'fluxwarden fix')",
@@ -79,13 +65,13 @@ def _refs_finding(obj: dict[str, Any], namespace: str, rule: str, reason: str) -
 def cross_namespace_ref(obj: dict[str, Any], namespace: str, settings: Settings) -> Iterator[Finding]:
     """Flux's ``--no-cross-namespace-refs``: a reference must stay in the object's namespace."""
     if settings.enforce:
-        yield from _refs_finding(obj, namespace, "cross-namespace-ref", "cross-namespace references are blocked")
+        yield from _refsfinding_at(obj, namespace, "cross-namespace-ref", "cross-namespace references are blocked")
 
 
 def cross_namespace_dependency(obj: dict[str, Any], namespace: str, settings: Settings) -> Iterator[Finding]:
     """Opt-in: ``dependsOn`` may not name objects in other namespaces."""
     if settings.enforce and settings.block_cross_namespace_dependencies:
-        yield from _refs_finding(
+        yield from _refsfinding_at(
             obj, namespace, "cross-namespace-dependency", "cross-namespace dependencies are blocked by policy"
         )
 
@@ -100,7 +86,7 @@ def service_account(obj: dict[str, Any], namespace: str, settings: Settings) -> 
     name = text(value) if value else ""
     if name and not settings.service_account_allowed(name):
         allowed = ", ".join(sorted({settings.applier, *settings.allowed_service_accounts}))
-        yield _finding(
+        yield finding_at(
             "service-account",
             obj,
             namespace,
@@ -118,7 +104,7 @@ def remote_cluster(obj: dict[str, Any], namespace: str, settings: Settings) -> I
         return
     spec = obj.get("spec")
     if isinstance(spec, dict) and spec.get("kubeConfig"):
-        yield _finding(
+        yield finding_at(
             "remote-cluster",
             obj,
             namespace,
@@ -133,7 +119,7 @@ def flux_v1(obj: dict[str, Any], namespace: str, settings: Settings) -> Iterator
     """Flux v1 objects are refused whatever the settings: nothing reconciles them any more."""
     group, version = split_api_version(text(obj.get("apiVersion", "")))
     if group in FLUX_V1_GROUPS:
-        yield _finding(
+        yield finding_at(
             "flux-v1",
             obj,
             namespace,
@@ -149,7 +135,7 @@ def deprecated_api(obj: dict[str, Any], namespace: str, settings: Settings) -> I
     flux_kind = kind_of(obj)
     group, version = split_api_version(text(obj.get("apiVersion", "")))
     if flux_kind is not None and flux_kind.is_deprecated(version):
-        yield _finding(
+        yield finding_at(
             "deprecated-api",
             obj,
             namespace,
