@@ -260,9 +260,11 @@ class FluxConfigReconciler:
             "provisioningState": provisioned.state,
             "errorMessage": provisioned.error,
         }
-        status.update({k: v for k, v in fields.items() if v is not None})
-        for key in (k for k, v in fields.items() if v is None):
-            status.pop(key, None)
+        for key, value in fields.items():  # None: the field goes (no source revision yet, no key)
+            if value is None:
+                status.pop(key, None)
+            else:
+                status[key] = value
         later = jittered(interval_of(obj))
         if provisioned.state == "Creating":  # come back when the wait runs out
             later = min(later, max(1.0, spec.wait_duration - age))
