@@ -8,9 +8,10 @@ process is matched by the binary it runs (``/proc/<pid>/exe``), whatever name it
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 
 def descendant_pids(pid: int) -> list[int]:
@@ -37,6 +38,16 @@ def descendant_pids(pid: int) -> list[int]:
 def descendants(root: int, executable: str) -> set[int]:
     """The pids of processes below ``root`` running ``executable`` (by the real path, so links count)."""
     return {pid for pid in descendant_pids(root) if os.path.realpath(f"/proc/{pid}/exe") == executable}
+
+
+def end(process: subprocess.Popen[Any], grace: float) -> None:
+    """SIGTERM ``process``, SIGKILL it if it outlives ``grace`` seconds; reap it either way."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 class ChildWatch:

@@ -23,8 +23,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from tests.support import processes
 from tests.support.git_server import init_bare_repo
-from tests.support.processes import descendant_pids
 
 SSHD = "/usr/sbin/sshd"  # sshd re-executes itself per connection, so it needs an absolute path
 PRIVSEP_DIR = Path("/run/sshd")  # sshd refuses to start as root without it
@@ -189,14 +189,9 @@ class SshGitServer:
         if process is not None:
             # deepest first, listener last: each parent is still alive to reap its child, so nothing is
             # orphaned to a PID 1 that may never reap it
-            for pid in reversed(descendant_pids(process.pid)):
+            for pid in reversed(processes.descendant_pids(process.pid)):
                 _end(pid)
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            processes.end(process, grace=10)
         self.port = 0
         if self._own_state:
             shutil.rmtree(self.state_dir, ignore_errors=True)
