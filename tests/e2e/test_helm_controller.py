@@ -369,12 +369,19 @@ def test_a_failing_test_hook_marks_test_success_false(tenant: HelmTenant, driver
 
 
 def test_a_release_left_pending_upgrade_is_unlocked_and_recovered(
-    tenant: HelmTenant, helm: AdminHelm, charts: HelmRepoServer, tmp_path: Path
+    tenant: HelmTenant, helm: AdminHelm, charts: HelmRepoServer, controllers: Reconcilers, tmp_path: Path
 ) -> None:
     release = tenant.release("stuck", chart="hooks", values={"greeting": "spec"})
     tenant.ready("stuck", "InstallSucceeded")
     tenant.patch("stuck", {"spec": {"suspend": True}})
-    time.sleep(1)  # a suspended object is not reconciled: nothing to wait for but time
+    # A suspended object records nothing on itself, but its worker sets the suspend gauge: once it
+    # reads 1, any reconcile that was in flight has ended and none will run helm beside the admin's.
+    labels = {"kind": "HelmRelease", "name": "stuck", "namespace": tenant.config}
+    until(
+        lambda: controllers.manager.metrics.registry.get_sample_value("gotk_suspend_status", labels),
+        lambda value: value == 1,
+        what="the controller saw the suspension",
+    )
 
     # An admin's helm upgrade whose post-upgrade hook never finishes, killed mid-way.
     archive = str(charts.root / "hooks-1.0.0.tgz")

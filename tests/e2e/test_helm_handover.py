@@ -22,7 +22,7 @@ import pytest
 from kubernetes import client
 
 from fluxwarden.controllers.app import Reconcilers
-from tests.support import helm_charts
+from tests.support import helm_charts, processes
 from tests.support.binaries import cache_dir
 from tests.support.control_plane import ControlPlane
 from tests.support.helm_cli import AdminHelm, release_secrets
@@ -77,11 +77,7 @@ def flux_helm_controller(
     try:
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        processes.end(process, grace=20)
         log.close()
 
 

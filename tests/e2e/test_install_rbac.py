@@ -381,8 +381,8 @@ def test_flux_applier_needs_only_release_records_and_the_charts_kinds(
     grant(admin_api, target, config, (RELEASE_RECORDS, CHART_OBJECTS), role="helm-release")
     grant(admin_api, config, config, (ADOPTION_CHECK,), role="adoption-check")
     # A Tenant for its helpers only: no git repository is used here.
-    tenant = Tenant(admin_api, config, target, namespace_factory(), GitRepo(tmp_path / "unused"), git_server, "",
-                    SHARD_VALUE)  # fmt: skip
+    tenant = Tenant(admin_api, config, target, namespace_factory(), SHARD_VALUE,
+                    repo=GitRepo(tmp_path / "unused"), server=git_server, repo_name="")  # fmt: skip
     _secret(admin_api, config, "repo-auth", {"username": GIT_USER, "password": GIT_PASSWORD})
     _create(tenant, HELM_REPOSITORY, "charts", {"url": helm_repo.url, "interval": "1m",
                                                 "secretRef": {"name": "repo-auth"}})  # fmt: skip

@@ -20,7 +20,7 @@ from fluxwarden.controllers.helm.api import HELM_RELEASE
 from fluxwarden.controllers.runtime.kube import Resource
 from fluxwarden.controllers.source.api import HELM_CHART, HELM_REPOSITORY
 from fluxwarden.tenancy import cut
-from tests.support.tenants import SHARD, condition, grant
+from tests.support.tenants import Namespaces, condition, grant
 
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
 RESET_AT = "reconcile.fluxcd.io/resetAt"
@@ -36,24 +36,10 @@ def release_name(name: str, target: str | None) -> str:
 
 
 @dataclass
-class HelmTenant:
-    api: client.ApiClient
-    config: str
-    target: str
-    other: str
+class HelmTenant(Namespaces):
+    """Namespaces and the URL of the chart repository (HelmRepository ``charts`` in config)."""
+
     repo_url: str
-    shard: str
-
-    @property
-    def custom(self) -> client.CustomObjectsApi:
-        return client.CustomObjectsApi(self.api)
-
-    @property
-    def core(self) -> client.CoreV1Api:
-        return client.CoreV1Api(self.api)
-
-    def labels(self) -> dict[str, str]:
-        return {SHARD: self.shard}
 
     def create(self, resource: Resource, name: str, spec: dict[str, Any], namespace: str | None = None) -> None:
         body = {
@@ -216,6 +202,6 @@ def make_helm_tenant(
     grant(api, config, config)
     grant(api, target, config)
     trust_charts(api, config, ca_pem)
-    tenant = HelmTenant(api, config, target, other, repo_url, shard)
+    tenant = HelmTenant(api, config, target, other, shard, repo_url=repo_url)
     tenant.helm_repository()
     return tenant

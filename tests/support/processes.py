@@ -8,44 +8,46 @@ process is matched by the binary it runs (``/proc/<pid>/exe``), whatever name it
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 
-def _parents() -> dict[int, tuple[int, str]]:
-    """pid -> (parent pid, command name) of every process readable in /proc."""
-    found: dict[int, tuple[int, str]] = {}
+def descendant_pids(pid: int) -> list[int]:
+    """Every descendant of ``pid`` (from /proc), parents before children, so a server's stop() can end its sessions."""
+    children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             stat = (entry / "stat").read_text()
         except OSError:
-            continue  # exited meanwhile
-        name = stat[stat.index("(") + 1 : stat.rindex(")")]
-        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-        found[int(entry.name)] = (ppid, name)
+            continue
+        parent = int(stat.rpartition(")")[2].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    found: list[int] = []
+    pending = [pid]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            found.append(child)
+            pending.append(child)
     return found
 
 
 def descendants(root: int, executable: str) -> set[int]:
     """The pids of processes below ``root`` running ``executable`` (by the real path, so links count)."""
-    table = _parents()
-    hits = set()
-    for pid in table:
-        parent = pid
-        while parent in table and parent not in (0, 1):
-            parent = table[parent][0]
-            if parent == root:
-                try:
-                    running = os.path.realpath(f"/proc/{pid}/exe")
-                except OSError:
-                    break
-                if running == executable:
-                    hits.add(pid)
-                break
-    return hits
+    return {pid for pid in descendant_pids(root) if os.path.realpath(f"/proc/{pid}/exe") == executable}
+
+
+def end(process: subprocess.Popen[Any], grace: float) -> None:
+    """SIGTERM ``process``, SIGKILL it if it outlives ``grace`` seconds; reap it either way."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 class ChildWatch:

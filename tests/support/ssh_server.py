@@ -23,6 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from tests.support import processes
 from tests.support.git_server import init_bare_repo
 
 SSHD = "/usr/sbin/sshd"  # sshd re-executes itself per connection, so it needs an absolute path
@@ -51,27 +52,6 @@ def _openssh_version() -> tuple[int, int]:
     result = subprocess.run([SSHD, "-V"], capture_output=True, text=True, timeout=10)
     match = re.search(r"OpenSSH_(\d+)\.(\d+)", result.stdout + result.stderr)
     return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
-
-
-def _descendants(pid: int) -> list[int]:
-    """Every descendant of ``pid`` (from /proc), parents before children, so stop() can end sshd's sessions."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        parent = int(stat.rpartition(")")[2].split()[1])
-        children.setdefault(parent, []).append(int(entry.name))
-    found: list[int] = []
-    pending = [pid]
-    while pending:
-        for child in children.get(pending.pop(), []):
-            found.append(child)
-            pending.append(child)
-    return found
 
 
 def _end(pid: int, grace: float = 5) -> None:
@@ -209,14 +189,9 @@ class SshGitServer:
         if process is not None:
             # deepest first, listener last: each parent is still alive to reap its child, so nothing is
             # orphaned to a PID 1 that may never reap it
-            for pid in reversed(_descendants(process.pid)):
+            for pid in reversed(processes.descendant_pids(process.pid)):
                 _end(pid)
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            processes.end(process, grace=10)
         self.port = 0
         if self._own_state:
             shutil.rmtree(self.state_dir, ignore_errors=True)

@@ -28,16 +28,14 @@ def configmap(name: str, value: str, namespace: str | None = None) -> str:
 
 
 @dataclass
-class Tenant:
-    """A config namespace, a target namespace, another tenant's namespace, and a repository."""
+class Namespaces:
+    """A tenant's config namespace (its Flux objects), target namespace, another tenant's namespace, and
+    the shard label its objects carry."""
 
     api: client.ApiClient
     config: str
     target: str
     other: str
-    repo: GitRepo
-    server: GitHttpServer
-    repo_name: str
     shard: str
 
     @property
@@ -48,13 +46,22 @@ class Tenant:
     def core(self) -> client.CoreV1Api:
         return client.CoreV1Api(self.api)
 
+    def labels(self) -> dict[str, str]:
+        return {SHARD: self.shard}
+
+
+@dataclass
+class Tenant(Namespaces):
+    """Namespaces and a git repository."""
+
+    repo: GitRepo
+    server: GitHttpServer
+    repo_name: str
+
     def push(self, files: dict[str, str] | None = None, delete: tuple[str, ...] = ()) -> str:
         sha = self.repo.commit(files or {}, delete=delete)
         self.repo.push(self.server.repo_path(self.repo_name))
         return sha
-
-    def labels(self) -> dict[str, str]:
-        return {SHARD: self.shard}
 
     def git_repository(self, name: str = "repo") -> None:
         body = {
@@ -177,4 +184,6 @@ def make_tenant(
     grant(admin_api, target, config)
     name = f"tenant-{uuid.uuid4().hex[:8]}"
     git_server.create_repo(name)
-    return Tenant(admin_api, config, target, other, GitRepo(tmp_path / "work"), git_server, name, shard)
+    return Tenant(
+        admin_api, config, target, other, shard, repo=GitRepo(tmp_path / "work"), server=git_server, repo_name=name
+    )

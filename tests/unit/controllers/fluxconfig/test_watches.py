@@ -35,7 +35,7 @@ def test_own_children_map_by_label_on_status_changes_only() -> None:
     assert (
         mapper(obj(OURS, {"lastHandledReconcileAt": "2"}), obj(OURS, {"lastHandledReconcileAt": "1"}), [CONFIG]) == []
     )
-    assert mapper(obj(OURS), obj(OURS), []) == []  # our own apply: no status change, no reconcile
+    assert mapper(obj(OURS), obj(OURS), [CONFIG]) == []  # our own apply: no status change, no reconcile
 
 
 def test_applied_objects_map_through_their_kustomization() -> None:
