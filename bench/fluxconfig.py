@@ -443,6 +443,15 @@ def nudge(api: KubeApi, keys: Keys, token: str, sources: bool, kustomizations: b
     return len(targets)
 
 
+@dataclass(frozen=True)
+class Mark:
+    """A phase's start: the controller's metrics, the audit log's size, each process's CPU seconds."""
+
+    metrics: Metrics
+    audit: int
+    cpu: dict[str, float]
+
+
 @dataclass
 class Run:
     """What the phases share: the API, the watches, the processes and the audit log."""
@@ -463,6 +472,20 @@ class Run:
 
     def offset(self) -> int:
         return self.audit.stat().st_size
+
+    def mark(self) -> Mark:
+        """The counters a phase's ``converged`` measures from."""
+        return Mark(scrape(self.fc, "FluxConfig", "fluxconfig-controller"), self.offset(), cpu_seconds(self.pids))
+
+    def converged(
+        self, mark: Mark, times: tuple[dict[str, float], dict[str, float], dict[str, float]], t0: float, t1: float
+    ) -> Converge:
+        """The phase from ``t0`` (counters at ``mark``) to ``t1``, every config converged at ``times``."""
+        return summarize(
+            self.keys, times, self.watchers[0].snapshot(), t0, t1,
+            scrape(self.fc, "FluxConfig", "fluxconfig-controller").reconciles - mark.metrics.reconciles,
+            requests_of(audit_events(self.audit, mark.audit), FC_USER), cpu_between(mark.cpu, cpu_seconds(self.pids)),
+        )  # fmt: skip
 
 
 def steady_window(run: Run, args: argparse.Namespace) -> Steady:
@@ -625,7 +648,7 @@ def run_bench(args: argparse.Namespace, env: Environment) -> Result:
 
                 # 1. create N, until all Compliant at the first revision
                 revision = revision_of(env.repo)
-                m0, audit0, cpu0 = scrape(fc, "FluxConfig", "fluxconfig-controller"), run.offset(), cpu_seconds(pids)
+                mark = run.mark()
                 t0 = time.monotonic()
                 for index in range(n):
                     body = flux_config(index, args, env.git_url)
@@ -634,11 +657,7 @@ def run_bench(args: argparse.Namespace, env: Environment) -> Result:
                 times = converge(watchers, keys, revision, t0, 300 + 3 * n, run.alive, "Compliant after create")
                 t1 = time.monotonic()
                 time.sleep(0.5)
-                ready = summarize(
-                    keys, times, watchers[0].snapshot(), t0, t1,
-                    scrape(fc, "FluxConfig", "fluxconfig-controller").reconciles - m0.reconciles,
-                    requests_of(audit_events(audit, audit0), FC_USER), cpu_between(cpu0, cpu_seconds(pids)),
-                )  # fmt: skip
+                ready = run.converged(mark, times, t0, t1)
                 ready_hwm = memory_kib(fc.pid)["VmHWM"]
                 load.append(f"all Compliant {load_average()}")
 
@@ -650,7 +669,7 @@ def run_bench(args: argparse.Namespace, env: Environment) -> Result:
 
                 # 3. one push changing every config's manifests
                 fc.watch(args.settle)
-                m0, audit0, cpu0 = scrape(fc, "FluxConfig", "fluxconfig-controller"), run.offset(), cpu_seconds(pids)
+                mark = run.mark()
                 t0 = time.monotonic()
                 env.repo.commit(manifests(n, "v2"), message="v2")
                 env.repo.push(env.bare)
@@ -661,11 +680,7 @@ def run_bench(args: argparse.Namespace, env: Environment) -> Result:
                 times = converge(watchers, keys, revision, t0, timeout, run.alive, "Compliant after the push")
                 t1 = time.monotonic()
                 time.sleep(0.5)
-                push = summarize(
-                    keys, times, watchers[0].snapshot(), t0, t1,
-                    scrape(fc, "FluxConfig", "fluxconfig-controller").reconciles - m0.reconciles,
-                    requests_of(audit_events(audit, audit0), FC_USER), cpu_between(cpu0, cpu_seconds(pids)),
-                )  # fmt: skip
+                push = run.converged(mark, times, t0, t1)
                 maps = api.items(MANAGED_CONFIG_MAPS)
                 at_v2 = sum(1 for m in maps if (m.get("data") or {}).get("version") == "v2")
                 load.append(f"after push {load_average()}")
