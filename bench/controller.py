@@ -67,6 +67,16 @@ def pct(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
 
 
+_RECONCILE_QUERY = "?" + "&".join(
+    f"name[]={name}"
+    for name in (
+        "controller_runtime_reconcile_total",
+        "gotk_reconcile_duration_seconds_sum",
+        "gotk_reconcile_duration_seconds_count",
+    )
+)
+
+
 @dataclass
 class Controller:
     """``fluxwarden controllers run ...`` in its own process, metrics and probes on.
@@ -131,6 +141,11 @@ class Controller:
         if status != 200:
             raise RuntimeError(f"/metrics answered {status}")
         return body.decode()
+
+    def reconcile_metrics(self, kind: str, controller: str | None = None) -> Metrics:
+        """``Metrics.parse`` of a scrape of only the series it reads (``name[]``): a full scrape of N
+        objects' histograms costs the controller more."""
+        return Metrics.parse(self.scrape(_RECONCILE_QUERY), kind=kind, controller=controller)
 
     def idle_cpu(self, seconds: float) -> float:
         """CPU seconds per second of the controller (and its reaped children) over ``seconds`` of sleep here."""

@@ -286,20 +286,6 @@ def status_patches(counts: collections.Counter[str]) -> int:
     return sum(v for k, v in counts.items() if k in ("patch fluxconfigs/status", "update fluxconfigs/status"))
 
 
-_METRIC_QUERY = "?" + "&".join(
-    f"name[]={name}"
-    for name in (
-        "controller_runtime_reconcile_total",
-        "gotk_reconcile_duration_seconds_sum",
-        "gotk_reconcile_duration_seconds_count",
-    )
-)
-
-
-def scrape(controller: Controller, kind: str, name: str | None) -> Metrics:
-    return Metrics.parse(controller.scrape(_METRIC_QUERY), kind=kind, controller=name)
-
-
 # -- phases ------------------------------------------------------------------------------------------
 
 
@@ -473,9 +459,17 @@ class Run:
     def offset(self) -> int:
         return self.audit.stat().st_size
 
+    def fc_metrics(self) -> Metrics:
+        """The fluxconfig controller's reconciles and time in reconcile() (FluxConfigs)."""
+        return self.fc.reconcile_metrics("FluxConfig", "fluxconfig-controller")
+
+    def flux_metrics(self) -> Metrics:
+        """Both Flux controllers' reconciles, and the Kustomizations' time in reconcile()."""
+        return self.flux.reconcile_metrics("Kustomization")
+
     def mark(self) -> Mark:
         """The counters a phase's ``converged`` measures from."""
-        return Mark(scrape(self.fc, "FluxConfig", "fluxconfig-controller"), self.offset(), cpu_seconds(self.pids))
+        return Mark(self.fc_metrics(), self.offset(), cpu_seconds(self.pids))
 
     def converged(
         self, mark: Mark, times: tuple[dict[str, float], dict[str, float], dict[str, float]], t0: float, t1: float
@@ -483,7 +477,7 @@ class Run:
         """The phase from ``t0`` (counters at ``mark``) to ``t1``, every config converged at ``times``."""
         return summarize(
             self.keys, times, self.watchers[0].snapshot(), t0, t1,
-            scrape(self.fc, "FluxConfig", "fluxconfig-controller").reconciles - mark.metrics.reconciles,
+            self.fc_metrics().reconciles - mark.metrics.reconciles,
             requests_of(audit_events(self.audit, mark.audit), FC_USER), cpu_between(mark.cpu, cpu_seconds(self.pids)),
         )  # fmt: skip
 
@@ -493,7 +487,7 @@ def steady_window(run: Run, args: argparse.Namespace) -> Steady:
     api, keys = run.api, run.keys
     fcs, kustomizations, sources = run.watchers
     versions = resource_versions(api, FLUXCONFIGS)
-    fc0, flux0 = scrape(run.fc, "FluxConfig", "fluxconfig-controller"), scrape(run.flux, "Kustomization", None)
+    fc0, flux0 = run.fc_metrics(), run.flux_metrics()
     audit0, cpu0, began = run.offset(), cpu_seconds(run.pids), time.monotonic()
     children = keys.sources | keys.all_kustomizations
     rounds: list[tuple[float, int]] = []
@@ -510,7 +504,7 @@ def steady_window(run: Run, args: argparse.Namespace) -> Steady:
     end = time.monotonic()
     time.sleep(1.0)  # events of the window's last moment arrive; the audit log is written before each answer
     cpu = cpu_between(cpu0, cpu_seconds(run.pids))
-    fc1, flux1 = scrape(run.fc, "FluxConfig", "fluxconfig-controller"), scrape(run.flux, "Kustomization", None)
+    fc1, flux1 = run.fc_metrics(), run.flux_metrics()
     audit = audit_events(run.audit, audit0)
     found = writes(fcs.snapshot(), began, end)
     child_events = kustomizations.snapshot() + sources.snapshot()
@@ -537,16 +531,14 @@ def steady_window(run: Run, args: argparse.Namespace) -> Steady:
 def request_all_configs(run: Run) -> Requested:
     """``requestedAt`` on every FluxConfig: each reconciles in full and must write ``lastHandledReconcileAt`` only."""
     token, keys = "bench-requested", run.keys
-    fc0, audit0, cpu0, began = (
-        scrape(run.fc, "FluxConfig", "fluxconfig-controller"), run.offset(), cpu_of(run.fc.pid).total, time.monotonic()
-    )  # fmt: skip
+    fc0, audit0, cpu0, began = run.fc_metrics(), run.offset(), cpu_of(run.fc.pid).total, time.monotonic()
     for key in sorted(keys.configs):
         namespace, name = key.split("/")
         request_reconcile(run.api, f"/apis/{GROUP_VERSION}/namespaces/{namespace}/fluxconfigs", {name}, token)
     done = run.watchers[0].wait_all(began, handled(token), keys.configs, 120 + len(keys.configs), run.alive, token)
     end = time.monotonic()
     time.sleep(1.0)
-    fc1 = scrape(run.fc, "FluxConfig", "fluxconfig-controller")
+    fc1 = run.fc_metrics()
     found = writes(run.watchers[0].snapshot(), began, end + 1.0, ignore=("lastHandledReconcileAt",))
     return Requested(
         seconds=max(done.values()),

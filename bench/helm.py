@@ -278,16 +278,8 @@ def start_controller(
     return Controller(Child(argv, work / "controller.log", env=env), metrics_port, health_port, started, 30)
 
 
-_METRIC_NAMES = (
-    "controller_runtime_reconcile_total",
-    "gotk_reconcile_duration_seconds_sum",
-    "gotk_reconcile_duration_seconds_count",
-)
-
-
 def scrape(controller: Controller, side: Side) -> Metrics:
-    query = "&".join(f"name[]={name}" for name in _METRIC_NAMES)
-    return Metrics.parse(controller.scrape(f"?{query}"), kind="HelmRelease", controller=side.metrics_controller)
+    return controller.reconcile_metrics("HelmRelease", side.metrics_controller)
 
 
 # -- one N -----------------------------------------------------------------------------------------

@@ -274,13 +274,6 @@ def wait_repaired(api: KubeApi, n: int, child: Any, began: float, timeout: float
 # -- the controller process ------------------------------------------------------------------------
 
 
-_METRIC_NAMES = (
-    "controller_runtime_reconcile_total",
-    "gotk_reconcile_duration_seconds_sum",
-    "gotk_reconcile_duration_seconds_count",
-)
-
-
 def start_controller(
     plane: ControlPlane, work: Path, args: argparse.Namespace, log: Path, profile_out: Path | None = None
 ) -> Controller:
@@ -294,12 +287,8 @@ def start_controller(
 
 
 def scrape(controller: Controller) -> Metrics:
-    """The kustomize controller's reconciles and time in reconcile() (Kustomizations only).
-
-    Only the three series read here (``name[]``): a full scrape of N objects' histograms costs more.
-    """
-    query = "&".join(f"name[]={name}" for name in _METRIC_NAMES)
-    return Metrics.parse(controller.scrape(f"?{query}"), kind="Kustomization", controller="kustomize-controller")
+    """The kustomize controller's reconciles and time in reconcile() (Kustomizations only)."""
+    return controller.reconcile_metrics("Kustomization", "kustomize-controller")
 
 
 # -- CPU accounting --------------------------------------------------------------------------------
