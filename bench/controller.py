@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cluster import Api, Child, Cpu, KubeApi, cpu_of, machine_busy, self_cpu
+from tests.support.binaries import binary_dir
 from tests.support.control_plane import ControlPlane, free_port
 
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$")
@@ -59,6 +60,13 @@ def controllers_run(
         "--storage-path", str(work / "storage"), "--storage-addr", "127.0.0.1:0",
         "--concurrency", str(args.concurrency), "--enforce" if args.enforce else "--no-enforce", *extra,
     ]  # fmt: skip
+
+
+def controller_env(tmp: Path, *first: Path) -> dict[str, str]:
+    """A controller child's environment: ``first``, then the pinned binaries (kustomize, helm) on PATH;
+    TMPDIR ``tmp`` (build dirs, values files), which the caller removes with its work dir."""
+    path = os.pathsep.join([*map(str, first), str(binary_dir()), os.environ.get("PATH", os.defpath)])
+    return {**os.environ, "PATH": path, "TMPDIR": str(tmp)}
 
 
 def pct(values: Sequence[float], q: float) -> float:

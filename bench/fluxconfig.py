@@ -71,6 +71,7 @@ from bench.controller import (
     Metrics,
     add_controller_arguments,
     changed,
+    controller_env,
     controllers_run,
     pct,
     ready_condition,
@@ -590,8 +591,7 @@ def start_controllers(plane: Any, work: Path, args: argparse.Namespace) -> tuple
     """``--controllers source,kustomize`` and ``--controllers fluxconfig``, each as its own user."""
     tmp = work / "controller-tmp"  # kustomize build dirs, removed with the work dir
     tmp.mkdir(exist_ok=True)
-    path = os.pathsep.join([str(binary_dir()), os.environ.get("PATH", os.defpath)])  # the pinned kustomize
-    env = {**os.environ, "PATH": path, "TMPDIR": str(tmp)}
+    env = controller_env(tmp)
     flux_config_file = user_kubeconfig(plane, FLUX_USER, work / "flux-controllers.kubeconfig")
     fc_config_file = user_kubeconfig(plane, FC_USER, work / "fluxconfig-controller.kubeconfig")
     (work / "fc").mkdir(exist_ok=True)

@@ -97,6 +97,7 @@ from bench.controller import (
     Window,
     add_controller_arguments,
     changed,
+    controller_env,
     controllers_run,
     pct,
     request_reconcile,
@@ -243,9 +244,7 @@ def _fluxwarden_env(work: Path, helm: HelmCounter | None) -> dict[str, str]:
     """PATH: the counting helm (if any), then the pinned binaries; TMPDIR in ``work``, removed with it."""
     tmp = work / "controller-tmp"  # helm's values files and caches
     tmp.mkdir(parents=True, exist_ok=True)
-    first = [str(helm.directory)] if helm is not None else []
-    path = os.pathsep.join([*first, str(binary_dir()), os.environ.get("PATH", os.defpath)])
-    return {**os.environ, "PATH": path, "TMPDIR": str(tmp)}
+    return controller_env(tmp, *([helm.directory] if helm is not None else []))
 
 
 def start_source(plane: ControlPlane, work: Path, args: argparse.Namespace) -> Controller:

@@ -90,6 +90,7 @@ from bench.controller import (
     Window,
     add_controller_arguments,
     changed,
+    controller_env,
     controllers_run,
     deep_size,
     ready_condition,
@@ -281,8 +282,7 @@ def start_controller(
     tmp = work / "controller-tmp"  # kustomize build dirs (tempfile.gettempdir()), removed with the work dir
     tmp.mkdir(exist_ok=True)
     cli = controllers_run(plane, work, args, "source,kustomize", *(["--live-drift"] if args.live_drift else []))
-    path = os.pathsep.join([str(binary_dir()), os.environ.get("PATH", os.defpath)])  # the pinned kustomize
-    env = {**os.environ, "PATH": path, "TMPDIR": str(tmp)}
+    env = controller_env(tmp)
     return Controller.launch(cli, log, module="bench.kustomize", profile_out=profile_out, env=env, request_timeout=30)
 
 
