@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cluster import Api, cluster
+from bench.controller import pct
 from fluxwarden.certs import ca_bundle
 from fluxwarden.webhook.registration import UNJUDGED_NAMESPACES, Endpoint, webhook_configurations
 from tests.support.binaries import binary_dir
@@ -107,12 +108,6 @@ def register(kubectl: KubectlRunner, api: Api, webhook: WebhookProcess, judged: 
         time.sleep(0.05)
 
 
-def percentile(ordered: Sequence[float], percent: float) -> float:
-    """Nearest-rank percentile of sorted values."""
-    rank = max(1, round(percent / 100 * len(ordered) + 0.5))
-    return ordered[min(rank, len(ordered)) - 1]
-
-
 @dataclass(frozen=True)
 class Summary:
     p50_ms: float
@@ -121,8 +116,7 @@ class Summary:
 
     @classmethod
     def of(cls, seconds: Sequence[float]) -> Summary:
-        ordered = sorted(seconds)
-        return cls(percentile(ordered, 50) * 1e3, percentile(ordered, 99) * 1e3, sum(ordered) / len(ordered) * 1e3)
+        return cls(pct(seconds, 50) * 1e3, pct(seconds, 99) * 1e3, sum(seconds) / len(seconds) * 1e3)
 
 
 def measure(api: Api, namespaces: dict[str, str], args: argparse.Namespace) -> dict[str, list[float]]:
@@ -191,11 +185,11 @@ def report(latencies: dict[str, list[float]], records: list[dict[str, Any]], ela
     added_p50, added_p99 = with_.p50_ms - without.p50_ms, with_.p99_ms - without.p99_ms
     print(f"{'added':<18} {added_p50:>+8.2f} {added_p99:>+8.2f} {with_.mean_ms - without.mean_ms:>+8.2f}")
     for route in ("mutate", "validate"):
-        inside = sorted(float(r["ms"]) for r in records if r.get("route") == route)
+        inside = [float(r["ms"]) for r in records if r.get("route") == route]
         if inside:
             print(
                 f"  fluxwarden's own time in /{route} (its decision log, body read to answer): "
-                f"p50 {percentile(inside, 50):.3f} ms, p99 {percentile(inside, 99):.3f} ms, {len(inside)} calls"
+                f"p50 {pct(inside, 50):.3f} ms, p99 {pct(inside, 99):.3f} ms, {len(inside)} calls"
             )
     verdict = "met" if added_p50 < TARGET_ADDED_P50_MS else "MISSED"
     print(f"added p50 {added_p50:.2f} ms; target < {TARGET_ADDED_P50_MS:g} ms: {verdict}")

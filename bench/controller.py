@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cluster import Api, Child, Cpu, KubeApi, cpu_of, machine_busy, self_cpu
+from tests.support.binaries import binary_dir
 from tests.support.control_plane import ControlPlane, free_port
 
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$")
@@ -61,10 +62,27 @@ def controllers_run(
     ]  # fmt: skip
 
 
+def controller_env(tmp: Path, *first: Path) -> dict[str, str]:
+    """A controller child's environment: ``first``, then the pinned binaries (kustomize, helm) on PATH;
+    TMPDIR ``tmp`` (build dirs, values files), which the caller removes with its work dir."""
+    path = os.pathsep.join([*map(str, first), str(binary_dir()), os.environ.get("PATH", os.defpath)])
+    return {**os.environ, "PATH": path, "TMPDIR": str(tmp)}
+
+
 def pct(values: Sequence[float], q: float) -> float:
     """Nearest-rank ``q``-th percentile (0 < q <= 100) of ``values``, in any order."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+
+
+_RECONCILE_QUERY = "?" + "&".join(
+    f"name[]={name}"
+    for name in (
+        "controller_runtime_reconcile_total",
+        "gotk_reconcile_duration_seconds_sum",
+        "gotk_reconcile_duration_seconds_count",
+    )
+)
 
 
 @dataclass
@@ -131,6 +149,11 @@ class Controller:
         if status != 200:
             raise RuntimeError(f"/metrics answered {status}")
         return body.decode()
+
+    def reconcile_metrics(self, kind: str, controller: str | None = None) -> Metrics:
+        """``Metrics.parse`` of a scrape of only the series it reads (``name[]``): a full scrape of N
+        objects' histograms costs the controller more."""
+        return Metrics.parse(self.scrape(_RECONCILE_QUERY), kind=kind, controller=controller)
 
     def idle_cpu(self, seconds: float) -> float:
         """CPU seconds per second of the controller (and its reaped children) over ``seconds`` of sleep here."""

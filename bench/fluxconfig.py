@@ -71,6 +71,7 @@ from bench.controller import (
     Metrics,
     add_controller_arguments,
     changed,
+    controller_env,
     controllers_run,
     pct,
     ready_condition,
@@ -286,20 +287,6 @@ def status_patches(counts: collections.Counter[str]) -> int:
     return sum(v for k, v in counts.items() if k in ("patch fluxconfigs/status", "update fluxconfigs/status"))
 
 
-_METRIC_QUERY = "?" + "&".join(
-    f"name[]={name}"
-    for name in (
-        "controller_runtime_reconcile_total",
-        "gotk_reconcile_duration_seconds_sum",
-        "gotk_reconcile_duration_seconds_count",
-    )
-)
-
-
-def scrape(controller: Controller, kind: str, name: str | None) -> Metrics:
-    return Metrics.parse(controller.scrape(_METRIC_QUERY), kind=kind, controller=name)
-
-
 # -- phases ------------------------------------------------------------------------------------------
 
 
@@ -443,6 +430,15 @@ def nudge(api: KubeApi, keys: Keys, token: str, sources: bool, kustomizations: b
     return len(targets)
 
 
+@dataclass(frozen=True)
+class Mark:
+    """A phase's start: the controller's metrics, the audit log's size, each process's CPU seconds."""
+
+    metrics: Metrics
+    audit: int
+    cpu: dict[str, float]
+
+
 @dataclass
 class Run:
     """What the phases share: the API, the watches, the processes and the audit log."""
@@ -464,13 +460,35 @@ class Run:
     def offset(self) -> int:
         return self.audit.stat().st_size
 
+    def fc_metrics(self) -> Metrics:
+        """The fluxconfig controller's reconciles and time in reconcile() (FluxConfigs)."""
+        return self.fc.reconcile_metrics("FluxConfig", "fluxconfig-controller")
+
+    def flux_metrics(self) -> Metrics:
+        """Both Flux controllers' reconciles, and the Kustomizations' time in reconcile()."""
+        return self.flux.reconcile_metrics("Kustomization")
+
+    def mark(self) -> Mark:
+        """The counters a phase's ``converged`` measures from."""
+        return Mark(self.fc_metrics(), self.offset(), cpu_seconds(self.pids))
+
+    def converged(
+        self, mark: Mark, times: tuple[dict[str, float], dict[str, float], dict[str, float]], t0: float, t1: float
+    ) -> Converge:
+        """The phase from ``t0`` (counters at ``mark``) to ``t1``, every config converged at ``times``."""
+        return summarize(
+            self.keys, times, self.watchers[0].snapshot(), t0, t1,
+            self.fc_metrics().reconciles - mark.metrics.reconciles,
+            requests_of(audit_events(self.audit, mark.audit), FC_USER), cpu_between(mark.cpu, cpu_seconds(self.pids)),
+        )  # fmt: skip
+
 
 def steady_window(run: Run, args: argparse.Namespace) -> Steady:
     """``args.window`` s with nothing changing; ``args.nudges`` requested reconciles of every child inside."""
     api, keys = run.api, run.keys
     fcs, kustomizations, sources = run.watchers
     versions = resource_versions(api, FLUXCONFIGS)
-    fc0, flux0 = scrape(run.fc, "FluxConfig", "fluxconfig-controller"), scrape(run.flux, "Kustomization", None)
+    fc0, flux0 = run.fc_metrics(), run.flux_metrics()
     audit0, cpu0, began = run.offset(), cpu_seconds(run.pids), time.monotonic()
     children = keys.sources | keys.all_kustomizations
     rounds: list[tuple[float, int]] = []
@@ -487,7 +505,7 @@ def steady_window(run: Run, args: argparse.Namespace) -> Steady:
     end = time.monotonic()
     time.sleep(1.0)  # events of the window's last moment arrive; the audit log is written before each answer
     cpu = cpu_between(cpu0, cpu_seconds(run.pids))
-    fc1, flux1 = scrape(run.fc, "FluxConfig", "fluxconfig-controller"), scrape(run.flux, "Kustomization", None)
+    fc1, flux1 = run.fc_metrics(), run.flux_metrics()
     audit = audit_events(run.audit, audit0)
     found = writes(fcs.snapshot(), began, end)
     child_events = kustomizations.snapshot() + sources.snapshot()
@@ -514,16 +532,14 @@ def steady_window(run: Run, args: argparse.Namespace) -> Steady:
 def request_all_configs(run: Run) -> Requested:
     """``requestedAt`` on every FluxConfig: each reconciles in full and must write ``lastHandledReconcileAt`` only."""
     token, keys = "bench-requested", run.keys
-    fc0, audit0, cpu0, began = (
-        scrape(run.fc, "FluxConfig", "fluxconfig-controller"), run.offset(), cpu_of(run.fc.pid).total, time.monotonic()
-    )  # fmt: skip
+    fc0, audit0, cpu0, began = run.fc_metrics(), run.offset(), cpu_of(run.fc.pid).total, time.monotonic()
     for key in sorted(keys.configs):
         namespace, name = key.split("/")
         request_reconcile(run.api, f"/apis/{GROUP_VERSION}/namespaces/{namespace}/fluxconfigs", {name}, token)
     done = run.watchers[0].wait_all(began, handled(token), keys.configs, 120 + len(keys.configs), run.alive, token)
     end = time.monotonic()
     time.sleep(1.0)
-    fc1 = scrape(run.fc, "FluxConfig", "fluxconfig-controller")
+    fc1 = run.fc_metrics()
     found = writes(run.watchers[0].snapshot(), began, end + 1.0, ignore=("lastHandledReconcileAt",))
     return Requested(
         seconds=max(done.values()),
@@ -575,8 +591,7 @@ def start_controllers(plane: Any, work: Path, args: argparse.Namespace) -> tuple
     """``--controllers source,kustomize`` and ``--controllers fluxconfig``, each as its own user."""
     tmp = work / "controller-tmp"  # kustomize build dirs, removed with the work dir
     tmp.mkdir(exist_ok=True)
-    path = os.pathsep.join([str(binary_dir()), os.environ.get("PATH", os.defpath)])  # the pinned kustomize
-    env = {**os.environ, "PATH": path, "TMPDIR": str(tmp)}
+    env = controller_env(tmp)
     flux_config_file = user_kubeconfig(plane, FLUX_USER, work / "flux-controllers.kubeconfig")
     fc_config_file = user_kubeconfig(plane, FC_USER, work / "fluxconfig-controller.kubeconfig")
     (work / "fc").mkdir(exist_ok=True)
@@ -625,7 +640,7 @@ def run_bench(args: argparse.Namespace, env: Environment) -> Result:
 
                 # 1. create N, until all Compliant at the first revision
                 revision = revision_of(env.repo)
-                m0, audit0, cpu0 = scrape(fc, "FluxConfig", "fluxconfig-controller"), run.offset(), cpu_seconds(pids)
+                mark = run.mark()
                 t0 = time.monotonic()
                 for index in range(n):
                     body = flux_config(index, args, env.git_url)
@@ -634,11 +649,7 @@ def run_bench(args: argparse.Namespace, env: Environment) -> Result:
                 times = converge(watchers, keys, revision, t0, 300 + 3 * n, run.alive, "Compliant after create")
                 t1 = time.monotonic()
                 time.sleep(0.5)
-                ready = summarize(
-                    keys, times, watchers[0].snapshot(), t0, t1,
-                    scrape(fc, "FluxConfig", "fluxconfig-controller").reconciles - m0.reconciles,
-                    requests_of(audit_events(audit, audit0), FC_USER), cpu_between(cpu0, cpu_seconds(pids)),
-                )  # fmt: skip
+                ready = run.converged(mark, times, t0, t1)
                 ready_hwm = memory_kib(fc.pid)["VmHWM"]
                 load.append(f"all Compliant {load_average()}")
 
@@ -650,7 +661,7 @@ def run_bench(args: argparse.Namespace, env: Environment) -> Result:
 
                 # 3. one push changing every config's manifests
                 fc.watch(args.settle)
-                m0, audit0, cpu0 = scrape(fc, "FluxConfig", "fluxconfig-controller"), run.offset(), cpu_seconds(pids)
+                mark = run.mark()
                 t0 = time.monotonic()
                 env.repo.commit(manifests(n, "v2"), message="v2")
                 env.repo.push(env.bare)
@@ -661,11 +672,7 @@ def run_bench(args: argparse.Namespace, env: Environment) -> Result:
                 times = converge(watchers, keys, revision, t0, timeout, run.alive, "Compliant after the push")
                 t1 = time.monotonic()
                 time.sleep(0.5)
-                push = summarize(
-                    keys, times, watchers[0].snapshot(), t0, t1,
-                    scrape(fc, "FluxConfig", "fluxconfig-controller").reconciles - m0.reconciles,
-                    requests_of(audit_events(audit, audit0), FC_USER), cpu_between(cpu0, cpu_seconds(pids)),
-                )  # fmt: skip
+                push = run.converged(mark, times, t0, t1)
                 maps = api.items(MANAGED_CONFIG_MAPS)
                 at_v2 = sum(1 for m in maps if (m.get("data") or {}).get("version") == "v2")
                 load.append(f"after push {load_average()}")

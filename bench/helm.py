@@ -97,6 +97,7 @@ from bench.controller import (
     Window,
     add_controller_arguments,
     changed,
+    controller_env,
     controllers_run,
     pct,
     request_reconcile,
@@ -243,9 +244,7 @@ def _fluxwarden_env(work: Path, helm: HelmCounter | None) -> dict[str, str]:
     """PATH: the counting helm (if any), then the pinned binaries; TMPDIR in ``work``, removed with it."""
     tmp = work / "controller-tmp"  # helm's values files and caches
     tmp.mkdir(parents=True, exist_ok=True)
-    first = [str(helm.directory)] if helm is not None else []
-    path = os.pathsep.join([*first, str(binary_dir()), os.environ.get("PATH", os.defpath)])
-    return {**os.environ, "PATH": path, "TMPDIR": str(tmp)}
+    return controller_env(tmp, *([helm.directory] if helm is not None else []))
 
 
 def start_source(plane: ControlPlane, work: Path, args: argparse.Namespace) -> Controller:
@@ -278,16 +277,8 @@ def start_controller(
     return Controller(Child(argv, work / "controller.log", env=env), metrics_port, health_port, started, 30)
 
 
-_METRIC_NAMES = (
-    "controller_runtime_reconcile_total",
-    "gotk_reconcile_duration_seconds_sum",
-    "gotk_reconcile_duration_seconds_count",
-)
-
-
 def scrape(controller: Controller, side: Side) -> Metrics:
-    query = "&".join(f"name[]={name}" for name in _METRIC_NAMES)
-    return Metrics.parse(controller.scrape(f"?{query}"), kind="HelmRelease", controller=side.metrics_controller)
+    return controller.reconcile_metrics("HelmRelease", side.metrics_controller)
 
 
 # -- one N -----------------------------------------------------------------------------------------
@@ -371,36 +362,46 @@ class Result:
         return self.ready_times[-1]
 
 
-def noop_round(
-    api: KubeApi,
-    poll_api: KubeApi,
-    workload: Workload,
-    controller: Controller,
-    pids: tuple[int, int, int],
-    helm: HelmCounter,
-    token: str,
-    side: Side,
-    source: Controller | None,
-) -> NoOp:
+@dataclass(frozen=True)
+class Rig:
+    """What a round works with: ``api`` (``poll_api`` for its release poll), the workload, the controller
+    measured, the processes a Window counts, the helm shim, the side and its own source-controller, if split."""
+
+    api: KubeApi
+    poll_api: KubeApi
+    workload: Workload
+    controller: Controller
+    pids: tuple[int, int, int]
+    helm: HelmCounter
+    side: Side
+    source: Controller | None
+
+    def source_cpu(self) -> float:
+        """The split source-controller's CPU seconds so far; 0 without one."""
+        return cpu_of(self.source.pid).total if self.source is not None else 0.0
+
+
+def noop_round(rig: Rig, token: str) -> NoOp:
     """requestedAt = ``token`` on all N, until every lastHandledReconcileAt is ``token``."""
+    api, workload, controller, pids, helm, side = rig.api, rig.workload, rig.controller, rig.pids, rig.helm, rig.side
     n = workload.n
     maps, secrets = config_maps(api, workload), resource_versions(api, RELEASE_SECRETS)
     events_before = events(api, workload)
     first, mark = scrape(controller, side), len(helm.calls())
     requests_before = api_requests(api, discovery=True)  # discovery too: a Go client may re-discover per reconcile
-    source_before = cpu_of(source.pid).total if source is not None else 0.0
+    source_before = rig.source_cpu()
 
     def handled(obj: dict[str, Any]) -> bool:
         return (obj.get("status") or {}).get("lastHandledReconcileAt") == token
 
-    poll = release_poll(poll_api, workload, handled, 120.0 + 1.0 * n)
+    poll = release_poll(rig.poll_api, workload, handled, 120.0 + 1.0 * n)
     start = Snapshot.take(*pids)
     with TreeSampler(controller.pid) as tree:
         poll.start()
         request_reconcile(api, workload.collection, workload.names, token)
         seconds = poll.wait(controller.child, f"lastHandledReconcileAt {token}")[-1]
     end = Snapshot.take(*pids)
-    source_cpu = cpu_of(source.pid).total - source_before if source is not None else 0.0
+    source_cpu = rig.source_cpu() - source_before
     requests = api_requests(api, discovery=True) - requests_before
     ours = collections.Counter({"PATCH helmreleases": n, "LIST helmreleases": poll.lists, DISCOVERY: 1})
     last = scrape(controller, side)
@@ -420,25 +421,16 @@ def noop_round(
     )
 
 
-def upgrade_round(
-    api: KubeApi,
-    poll_api: KubeApi,
-    workload: Workload,
-    controller: Controller,
-    pids: tuple[int, int, int],
-    helm: HelmCounter,
-    side: Side,
-    source: Controller | None,
-    files: int,
-) -> Upgrade:
+def upgrade_round(rig: Rig, files: int) -> Upgrade:
     """``values.tenant`` changed on all N, until every HelmRelease is Ready at its generation and revision 2."""
+    api, workload, controller, pids, helm, side = rig.api, rig.workload, rig.controller, rig.pids, rig.helm, rig.side
     first, mark = scrape(controller, side), len(helm.calls())
 
     def upgraded(obj: dict[str, Any]) -> bool:
         return is_released(obj) and at_revision(obj, 2)
 
-    poll = release_poll(poll_api, workload, upgraded, 180.0 + 3.0 * workload.n)
-    source_before = cpu_of(source.pid).total if source is not None else 0.0
+    poll = release_poll(rig.poll_api, workload, upgraded, 180.0 + 3.0 * workload.n)
+    source_before = rig.source_cpu()
     start = Snapshot.take(*pids)
     with TreeSampler(controller.pid) as tree:
         poll.start()
@@ -454,7 +446,7 @@ def upgrade_round(
         mean_ms=last.mean_reconcile_ms_since(first),
         helm=helm.since(mark),
         tree=tree,
-        source_cpu=cpu_of(source.pid).total - source_before if source is not None else 0.0,
+        source_cpu=rig.source_cpu() - source_before,
         work=check_work(api, workload, files, revision=2),
     )
 
@@ -482,6 +474,7 @@ def run_count(n: int, args: argparse.Namespace, env: Environment, side: Side) ->
             controller = start_controller(plane, work, args, helm, side)
             stack.callback(lambda: stopped.append(controller.stop()))
             pids = (controller.pid, plane.apiserver.pid, plane.etcd.pid)
+            rig = Rig(api, poll_api, workload, controller, pids, helm, side, source)
             controller.wait_ready()
             wait_repository_ready(api, workload)
             time.sleep(args.settle)
@@ -492,7 +485,7 @@ def run_count(n: int, args: argparse.Namespace, env: Environment, side: Side) ->
             m0, mark = scrape(controller, side), len(helm.calls())
             poll = release_poll(poll_api, workload, is_released, 180.0 + 3.0 * n)
             charts = chart_poll(chart_api, workload, 180.0 + 3.0 * n)
-            source_before = cpu_of(source.pid).total if source is not None else 0.0
+            source_before = rig.source_cpu()
             before = Snapshot.take(*pids)
             with TreeSampler(controller.pid) as tree:
                 poll.start()
@@ -501,7 +494,7 @@ def run_count(n: int, args: argparse.Namespace, env: Environment, side: Side) ->
                 ready_times = poll.wait(controller.child, "Ready after create")
                 chart_times = charts.wait(controller.child, "HelmCharts Ready after create")
             after = Snapshot.take(*pids)
-            source_ready_cpu = cpu_of(source.pid).total - source_before if source is not None else 0.0
+            source_ready_cpu = rig.source_cpu() - source_before
             ready_hwm = memory_kib(controller.pid)["VmHWM"]
             m1, helm_calls = scrape(controller, side), helm.since(mark)
             load.append(f"all Ready {load_average()}")
@@ -516,13 +509,13 @@ def run_count(n: int, args: argparse.Namespace, env: Environment, side: Side) ->
             for round_ in range(args.noop_rounds):
                 time.sleep(args.settle)
                 token = f"bench-noop-{round_}"
-                noops.append(noop_round(api, poll_api, workload, controller, pids, helm, token, side, source))
+                noops.append(noop_round(rig, token))
             load.append(f"after no-ops {load_average()}")
             work_end = check_work(api, workload, args.files)
             upgrade = None
             if args.upgrade:  # 3. a values change on all N: the helm controller's work alone
                 time.sleep(args.settle)
-                upgrade = upgrade_round(api, poll_api, workload, controller, pids, helm, side, source, args.files)
+                upgrade = upgrade_round(rig, args.files)
                 load.append(f"after the upgrade {load_average()}")
             end_hwm = memory_kib(controller.pid)["VmHWM"]
             source_hwm = memory_kib(source.pid)["VmHWM"] if source is not None else 0

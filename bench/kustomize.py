@@ -90,6 +90,7 @@ from bench.controller import (
     Window,
     add_controller_arguments,
     changed,
+    controller_env,
     controllers_run,
     deep_size,
     ready_condition,
@@ -274,13 +275,6 @@ def wait_repaired(api: KubeApi, n: int, child: Any, began: float, timeout: float
 # -- the controller process ------------------------------------------------------------------------
 
 
-_METRIC_NAMES = (
-    "controller_runtime_reconcile_total",
-    "gotk_reconcile_duration_seconds_sum",
-    "gotk_reconcile_duration_seconds_count",
-)
-
-
 def start_controller(
     plane: ControlPlane, work: Path, args: argparse.Namespace, log: Path, profile_out: Path | None = None
 ) -> Controller:
@@ -288,18 +282,13 @@ def start_controller(
     tmp = work / "controller-tmp"  # kustomize build dirs (tempfile.gettempdir()), removed with the work dir
     tmp.mkdir(exist_ok=True)
     cli = controllers_run(plane, work, args, "source,kustomize", *(["--live-drift"] if args.live_drift else []))
-    path = os.pathsep.join([str(binary_dir()), os.environ.get("PATH", os.defpath)])  # the pinned kustomize
-    env = {**os.environ, "PATH": path, "TMPDIR": str(tmp)}
+    env = controller_env(tmp)
     return Controller.launch(cli, log, module="bench.kustomize", profile_out=profile_out, env=env, request_timeout=30)
 
 
 def scrape(controller: Controller) -> Metrics:
-    """The kustomize controller's reconciles and time in reconcile() (Kustomizations only).
-
-    Only the three series read here (``name[]``): a full scrape of N objects' histograms costs more.
-    """
-    query = "&".join(f"name[]={name}" for name in _METRIC_NAMES)
-    return Metrics.parse(controller.scrape(f"?{query}"), kind="Kustomization", controller="kustomize-controller")
+    """The kustomize controller's reconciles and time in reconcile() (Kustomizations only)."""
+    return controller.reconcile_metrics("Kustomization", "kustomize-controller")
 
 
 # -- CPU accounting --------------------------------------------------------------------------------
