@@ -35,9 +35,16 @@ def descendant_pids(pid: int) -> list[int]:
     return found
 
 
+def _executable(pid: int) -> str | None:
+    try:
+        return os.path.realpath(f"/proc/{pid}/exe")
+    except OSError:
+        return None  # exited meanwhile
+
+
 def descendants(root: int, executable: str) -> set[int]:
     """The pids of processes below ``root`` running ``executable`` (by the real path, so links count)."""
-    return {pid for pid in descendant_pids(root) if os.path.realpath(f"/proc/{pid}/exe") == executable}
+    return {pid for pid in descendant_pids(root) if _executable(pid) == executable}
 
 
 def end(process: subprocess.Popen[Any], grace: float) -> None:
