@@ -14,6 +14,8 @@ from fluxwarden.controllers.app import CONTROLLERS, ControllersOptions, build
 from fluxwarden.controllers.fluxconfig.api import FluxConfigOptions, KeyAlgorithm
 from fluxwarden.controllers.helm.helmrelease import HelmOptions
 from fluxwarden.controllers.kustomize.kustomization import KustomizeOptions
+from fluxwarden.controllers.notification.api import NotificationOptions
+from fluxwarden.controllers.runtime.durations import parse_duration
 from fluxwarden.controllers.runtime.kube import Kube
 from fluxwarden.controllers.runtime.manager import ManagerOptions
 from fluxwarden.kubeclient import api_client
@@ -36,6 +38,15 @@ def options_from(args: argparse.Namespace) -> ControllersOptions:
         kustomize=KustomizeOptions(settings=settings, auto_fix_legacy=args.auto_fix_legacy, live_drift=args.live_drift),
         helm=HelmOptions(settings=settings),  # the same tenancy settings as the webhook and kustomize
         fluxconfig=FluxConfigOptions(settings=settings, ssh_key_algorithm=args.ssh_key_algorithm),
+        notification=NotificationOptions(
+            event_host=_host(args.event_server_addr),
+            event_port=_port(args.event_server_addr, "--event-server-addr"),
+            receiver_host=_host(args.receiver_addr),
+            receiver_port=_port(args.receiver_addr, "--receiver-addr"),
+            rate_limit_interval=_duration(args.rate_limit_interval, "--rate-limit-interval"),
+            queue_size=args.event_queue_size,
+            settings=settings,
+        ),
         manager=ManagerOptions(
             concurrency=args.concurrency,
             namespace=args.watch_namespace,
@@ -48,6 +59,24 @@ def options_from(args: argparse.Namespace) -> ControllersOptions:
             health_port=args.health_port,
         ),
     )
+
+
+def _host(addr: str) -> str:
+    return addr.rpartition(":")[0].strip("[]") or "0.0.0.0"
+
+
+def _port(addr: str, flag: str) -> int:
+    try:
+        return int(addr.rpartition(":")[2])
+    except ValueError:
+        raise UsageError(f"{flag} {addr!r}: give host:port or :port (e.g. :9292)") from None
+
+
+def _duration(text: str, flag: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError:
+        raise UsageError(f"{flag} {text!r}: give a Go duration such as 5m or 30s") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,7 +114,32 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     start.add_argument("--storage-addr", default=env("FLUXWARDEN_STORAGE_ADDR", "0.0.0.0:9090"))
     start.add_argument("--storage-adv-url", default=env("FLUXWARDEN_STORAGE_ADV_URL"), help="artifact base URL")
     start.add_argument("--max-source-size", type=int, default=int(env("FLUXWARDEN_MAX_SOURCE_SIZE", str(512 << 20))))
-    start.add_argument("--events-addr", default=env("FLUXWARDEN_EVENTS_ADDR"))
+    start.add_argument(
+        "--events-addr",
+        default=env("FLUXWARDEN_EVENTS_ADDR"),
+        help="where controllers post Flux events (the notification-controller Service's URL)",
+    )
+    start.add_argument(
+        "--event-server-addr",
+        default=env("FLUXWARDEN_EVENT_SERVER_ADDR", ":9091"),
+        help="notification: where the event server listens (Flux's :9090 is the artifact server's here)",
+    )
+    start.add_argument(
+        "--receiver-addr",
+        default=env("FLUXWARDEN_RECEIVER_ADDR", ":9292"),
+        help="notification: where Receivers' webhooks are served (Flux's --receiverAddr)",
+    )
+    start.add_argument(
+        "--rate-limit-interval",
+        default=env("FLUXWARDEN_RATE_LIMIT_INTERVAL", "5m"),
+        help="notification: the same event within this interval is sent once (429 after)",
+    )
+    start.add_argument(
+        "--event-queue-size",
+        type=int,
+        default=int(env("FLUXWARDEN_EVENT_QUEUE_SIZE", "10000")),
+        help="notification: deliveries that may wait; beyond, events get 429 and nothing is kept",
+    )
     start.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=False)
     start.add_argument("--lease-namespace", default=env("FLUXWARDEN_LEASE_NAMESPACE", "flux-system"))
     start.add_argument(

@@ -12,9 +12,13 @@ from fluxwarden.controllers.fluxconfig.api import FluxConfigOptions
 from fluxwarden.controllers.fluxconfig.fluxconfig import FluxConfigReconciler
 from fluxwarden.controllers.helm.helmrelease import HelmOptions, HelmReleaseReconciler
 from fluxwarden.controllers.kustomize.kustomization import KustomizationReconciler, KustomizeOptions
+from fluxwarden.controllers.notification.api import NotificationOptions
+from fluxwarden.controllers.notification.receiver import ReceiverReconciler
+from fluxwarden.controllers.notification.services import notification_services
 from fluxwarden.controllers.runtime.controller import Controller
 from fluxwarden.controllers.runtime.kube import Kube
 from fluxwarden.controllers.runtime.manager import Manager, ManagerOptions
+from fluxwarden.controllers.runtime.service import Service
 from fluxwarden.controllers.source.gitrepository import DEFAULT_MAX_SIZE, GitRepositoryReconciler
 from fluxwarden.controllers.source.helmchart import HelmChartReconciler
 from fluxwarden.controllers.source.helmrepository import HelmRepositoryReconciler
@@ -34,6 +38,7 @@ class ControllersOptions:
     kustomize: KustomizeOptions = field(default_factory=KustomizeOptions)
     helm: HelmOptions = field(default_factory=HelmOptions)
     fluxconfig: FluxConfigOptions = field(default_factory=FluxConfigOptions)
+    notification: NotificationOptions = field(default_factory=NotificationOptions)
     manager: ManagerOptions = field(default_factory=ManagerOptions)
 
 
@@ -47,6 +52,10 @@ class Reconcilers:
 
     def start(self) -> None:
         self.manager.start()
+
+    def service_url(self, name: str) -> str:
+        """Where a running service listens (``event-server``, ``receiver-server``); KeyError if not run."""
+        return next(s.url for s in self.manager.services if s.name == name)
 
     def stop(self) -> None:
         self.manager.stop()
@@ -75,11 +84,21 @@ def _fluxconfig(kube: Kube, storage: Storage, options: ControllersOptions) -> li
     return [FluxConfigReconciler(kube, options.fluxconfig)]
 
 
+def _notification(kube: Kube, storage: Storage, options: ControllersOptions) -> list[Controller]:
+    return [ReceiverReconciler(kube, options.notification)]
+
+
 CONTROLLERS: dict[str, Callable[[Kube, Storage, ControllersOptions], list[Controller]]] = {
     "source": _source,
     "kustomize": _kustomize,
     "helm": _helm,
+    "notification": _notification,
     "fluxconfig": _fluxconfig,
+}
+
+# Servers beside the reconcilers: the notification controller's event and receiver servers.
+SERVICES: dict[str, Callable[[Kube, ControllersOptions], list[Service]]] = {
+    "notification": lambda kube, options: notification_services(kube, options.notification, options.manager),
 }
 
 
@@ -97,4 +116,5 @@ def build(kube: Kube, options: ControllersOptions) -> Reconcilers:
     local = artifacts.url.replace("0.0.0.0", "127.0.0.1")
     storage = Storage(options.storage_path, options.storage_adv_url or local)
     controllers = [c for name in options.controllers for c in CONTROLLERS[name](kube, storage, options)]
-    return Reconcilers(Manager(kube, controllers, options.manager), artifacts, storage)
+    services = [s for name in options.controllers if name in SERVICES for s in SERVICES[name](kube, options)]
+    return Reconcilers(Manager(kube, controllers, options.manager, services), artifacts, storage)

@@ -10,6 +10,7 @@ import logging
 import signal
 import socket
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -25,6 +26,7 @@ from fluxwarden.controllers.runtime.metadata import MetadataKube
 from fluxwarden.controllers.runtime.metrics import ControllerMetrics
 from fluxwarden.controllers.runtime.prologue import REQUESTED_AT, Runtime, run_once
 from fluxwarden.controllers.runtime.queue import WorkQueue
+from fluxwarden.controllers.runtime.service import Feed, Service
 
 logger = logging.getLogger("fluxwarden.controllers")
 
@@ -70,7 +72,13 @@ class _Loop:
 
 
 class Manager:
-    def __init__(self, kube: Kube, controllers: list[Controller], options: ManagerOptions = ManagerOptions()) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        controllers: list[Controller],
+        options: ManagerOptions = ManagerOptions(),
+        services: Sequence[Service] = (),
+    ) -> None:
         self.kube = kube
         self.options = options
         self.metrics = ControllerMetrics()
@@ -79,6 +87,11 @@ class Manager:
         self._servers: list[Any] = []
         self._informers: dict[tuple[str, str, str | None, bool], Informer] = {}
         self.loops = [self._loop(c) for c in controllers]
+        self.services = list(services)
+        self._feeds: dict[int, dict[Feed, Informer]] = {
+            id(service): {f: self._informer(f.resource, None, f.metadata_only, f.cluster_scoped) for f in service.feeds}
+            for service in self.services
+        }
         self.elected = threading.Event()
 
     def _loop(self, controller: Controller) -> _Loop:
@@ -172,6 +185,8 @@ class Manager:
         for loop in self.loops:
             for index in range(self.options.concurrency):
                 self._spawn(self._worker, loop, name=f"{loop.controller.name}-{index}")
+        for service in self.services:
+            service.start(self._feeds[id(service)], self._stop)
 
     def _lost_leadership(self) -> None:
         logger.error("leadership lost: stopping so that a restart rejoins the election")
@@ -182,11 +197,14 @@ class Manager:
         informers = all(informer.healthy() for informer in self._informers.values())
         # Watches a controller runs itself (kustomize's live drift watches) count too.
         own = all(getattr(loop.controller, "healthy", lambda: True)() for loop in self.loops)
-        return self.elected.is_set() and informers and own
+        serving = all(service.healthy() for service in self.services)
+        return self.elected.is_set() and informers and own and serving
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop taking work, let running reconciles finish (up to ``timeout``), close the probes."""
         self._stop.set()
+        for service in self.services:  # first: no request may land on a stopping process
+            service.stop()
         for loop in self.loops:
             loop.queue.shutdown()
         for server in self._servers:  # before the joins: a serving thread only ends after shutdown()
