@@ -103,7 +103,10 @@ class EventRecorder:
         }
         assert self.events_addr is not None
         try:
-            httpx.post(self.events_addr, json=payload, timeout=2.0).raise_for_status()
+            response = httpx.post(self.events_addr, json=payload, timeout=2.0)
+            if response.status_code == 429:  # a duplicate the notification controller already has
+                return
+            response.raise_for_status()
         except httpx.HTTPError as exc:
             logger.warning("event not posted to %s: %s", self.events_addr, exc)
 
