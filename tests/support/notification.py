@@ -198,6 +198,11 @@ class Notifications:
         self._written[(resource.plural, ns, name)] = obj["metadata"]["resourceVersion"]
         return obj
 
+    def delete(self, resource: Resource, name: str, namespace: str | None = None) -> None:
+        ns = namespace or self.namespace
+        self.custom.delete_namespaced_custom_object(resource.group, resource.version, ns, resource.plural, name)
+        self._written.pop((resource.plural, ns, name), None)
+
     def get(self, resource: Resource, name: str, namespace: str | None = None) -> dict[str, Any]:
         obj: dict[str, Any] = self.custom.get_namespaced_custom_object(
             resource.group, resource.version, namespace or self.namespace, resource.plural, name
