@@ -20,7 +20,7 @@ import pytest
 from kubernetes import client
 
 from fluxwarden.controllers.app import Reconcilers
-from fluxwarden.controllers.notification.api import DISPATCH_FAILED, MAX_EVENT_BYTES
+from fluxwarden.controllers.notification.api import ALERT, DISPATCH_FAILED, MAX_EVENT_BYTES
 from tests.support.git_server import GitHttpServer
 from tests.support.notification import Notifications, event_url, flux_event, post, start_notification
 from tests.support.recorder import Received, Recorder
@@ -311,3 +311,74 @@ def test_a_full_queue_answers_429_and_keeps_nothing(
         slow.wait_for(len(accepted) + 1, timeout=30)
         time.sleep(0.5)
         assert sorted(messages(slow.received)) == sorted([*accepted, refused])
+
+
+def test_a_provider_failing_twice_with_500_gets_the_event_on_a_retry(
+    url: str, nt: Notifications, recorder: Recorder
+) -> None:
+    path = route_to(nt, recorder)
+    recorder.fail(2, 500)
+    assert post(url, flux_event(nt.namespace, message="through retries")).status_code == 202
+    attempts = recorder.wait_for(3, timeout=60)
+    assert [(r.path, r.status) for r in attempts] == [(path, 500), (path, 500), (path, 200)]
+    assert {r.body for r in attempts} == {attempts[0].body}, "every attempt sends the same body"
+    assert attempts[1].monotonic > attempts[0].monotonic, "retried after the first failure"
+    time.sleep(1)
+    assert recorder.count == 3, "no attempt after the one that succeeded"
+    assert not [e for e in nt.events_on("generic") if e.reason == DISPATCH_FAILED]
+
+
+def test_a_provider_answering_400_is_not_retried_and_warns(url: str, nt: Notifications, recorder: Recorder) -> None:
+    """As Flux's retrying client: 5xx and connection errors are retried, another 4xx is final."""
+    route_to(nt, recorder)
+    recorder.fail(1, 400, b"bad payload\n")
+    assert post(url, flux_event(nt.namespace, message="refused by the provider")).status_code == 202
+    warning = nt.wait_event("generic", DISPATCH_FAILED, timeout=60)
+    assert "400" in warning.message, warning.message
+    assert [r.status for r in recorder.received] == [400]
+
+
+def test_a_rotated_secret_address_is_used_from_the_next_event(url: str, nt: Notifications, recorder: Recorder) -> None:
+    nt.secret("hook", address=f"{recorder.url}/old")
+    nt.provider("rotating", secret="hook")
+    nt.alert("rotating", "rotating")
+    nt.settled()
+    assert post(url, flux_event(nt.namespace, message="before")).status_code == 202
+    (before,) = recorder.wait_for(1)
+    assert before.path == "/old"
+    nt.core.patch_namespaced_secret("hook", nt.namespace, {"stringData": {"address": f"{recorder.url}/new"}})
+    deadline = time.monotonic() + 20
+    number = 0
+    while recorder.received[-1].path != "/new":  # the Secret informer catches up within moments
+        assert time.monotonic() < deadline, [r.path for r in recorder.received]
+        number += 1
+        assert post(url, flux_event(nt.namespace, message=f"after {number}")).status_code == 202
+        recorder.wait_for(number + 1)
+    paths = [r.path for r in recorder.received]
+    assert paths[-1] == "/new" and "/new" not in paths[:-1] and set(paths) == {"/old", "/new"}
+
+
+def test_an_alert_whose_provider_is_missing_warns_naming_it(url: str, nt: Notifications, recorder: Recorder) -> None:
+    nt.alert("orphan", "not-there")
+    route_to(nt, recorder, "witness")
+    assert post(url, flux_event(nt.namespace, message="to nowhere")).status_code == 202
+    recorder.wait_for(1)
+    warning = nt.wait_event("orphan", DISPATCH_FAILED, contains="not-there")
+    assert nt.namespace in warning.message or "not-there" in warning.message
+
+
+def test_a_deleted_alert_gets_nothing_more(url: str, nt: Notifications, recorder: Recorder) -> None:
+    route_to(nt, recorder, "gone")
+    route_to(nt, recorder, "witness")
+    assert post(url, flux_event(nt.namespace, message="one")).status_code == 202
+    recorder.wait_for(2)
+    nt.delete(ALERT, "gone")
+    nt.settled()
+    assert post(url, flux_event(nt.namespace, message="two")).status_code == 202
+    recorder.wait_for(3)
+    time.sleep(0.3)
+    assert sorted((r.path, r.json()["message"]) for r in recorder.received) == [
+        ("/gone", "one"),
+        ("/witness", "one"),
+        ("/witness", "two"),
+    ]

@@ -131,6 +131,7 @@ class Notifications:
     namespace: str
     reconcilers: Reconcilers | None = None  # whose event server settled() waits for
     _written: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (plural, ns, name) -> rv
+    _deleted: set[tuple[str, str, str]] = field(default_factory=set)
 
     @property
     def custom(self) -> client.CustomObjectsApi:
@@ -202,6 +203,7 @@ class Notifications:
         ns = namespace or self.namespace
         self.custom.delete_namespaced_custom_object(resource.group, resource.version, ns, resource.plural, name)
         self._written.pop((resource.plural, ns, name), None)
+        self._deleted.add((resource.plural, ns, name))
 
     def get(self, resource: Resource, name: str, namespace: str | None = None) -> dict[str, Any]:
         obj: dict[str, Any] = self.custom.get_namespaced_custom_object(
@@ -229,13 +231,15 @@ class Notifications:
         return obj
 
     def settled(self, timeout: float = 20.0) -> None:
-        """Wait until the event server has taken in every Provider and Alert written through this object."""
+        """Wait until the event server has taken in every Provider and Alert written (or deleted) through this."""
         if self.reconcilers is None:
             raise RuntimeError("Notifications.settled() needs the reconcilers whose event server to wait for")
         seen = Seen.of(self.reconcilers)
         pending = dict(self._written)
         for (plural, namespace, name), version in pending.items():
             seen.wait(plural, namespace, name, version, timeout)
+        for plural, namespace, name in list(self._deleted):
+            seen.gone(plural, namespace, name, timeout)
 
     # -- Kubernetes Events on an object --------------------------------------------------------------
 
@@ -327,6 +331,17 @@ class Seen:
                         f"the event server has not seen {plural} {namespace}/{name} at resourceVersion {version} "
                         f"after {timeout}s (it has {self.versions.get(key)!r})"
                     )
+                self.changed.wait(left)
+
+    def gone(self, plural: str, namespace: str, name: str, timeout: float = 20.0) -> None:
+        """Until the informer of ``plural`` has handled the deletion of the object."""
+        deadline = time.monotonic() + timeout
+        key = (plural, namespace, name)
+        with self.changed:
+            while self.versions.get(key, "") is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"the event server still has {plural} {namespace}/{name} after {timeout}s")
                 self.changed.wait(left)
 
 
