@@ -35,6 +35,7 @@ from fluxwarden.controllers.app import CONTROLLERS, Reconcilers
 from fluxwarden.controllers.fluxconfig.api import FluxConfigOptions
 from fluxwarden.controllers.helm.api import HELM_RELEASE, WATCH_LABEL
 from fluxwarden.controllers.kustomize.api import KUSTOMIZATION
+from fluxwarden.controllers.notification.api import NotificationOptions
 from fluxwarden.controllers.runtime.kube import Kube, NotFound, Resource
 from fluxwarden.controllers.source.api import GIT_REPOSITORY, HELM_CHART, HELM_REPOSITORY
 from fluxwarden.tenancy import Settings
@@ -123,6 +124,10 @@ def controllers(
         api=api,
         leader_election=flag(shipped_args, "leader-elect") is not None,
         lease_namespace=NAMESPACE,
+        # The shipped servers, on loopback ports the kernel picks (the Deployment's are 9091 and 9292).
+        notification=NotificationOptions(
+            event_host="127.0.0.1", event_port=0, receiver_host="127.0.0.1", receiver_port=0
+        ),
     )
 
 
@@ -555,7 +560,7 @@ def test_the_api_server_gives_the_impersonated_account_its_groups(
         ("impersonate", "users", "", "admin"),
         ("impersonate", "groups", "", "system:masters"),
         ("impersonate", "userextras", "", ""),
-        ("create", "configmaps", "", ""),
+        ("delete", "configmaps", "", ""),
         ("create", "secrets", "", ""),
         ("update", "secrets", "", ""),
         ("patch", "secrets", "", ""),
@@ -571,6 +576,28 @@ def test_the_api_server_gives_the_impersonated_account_its_groups(
         ("bind", "clusterroles", "rbac.authorization.k8s.io", ""),
         ("escalate", "clusterroles", "rbac.authorization.k8s.io", ""),
         ("create", "namespaces", "", ""),
+        # notification: Alerts and Providers are read only; Receivers are the tenants' to write.
+        ("create", "alerts", "notification.toolkit.fluxcd.io", ""),
+        ("patch", "alerts", "notification.toolkit.fluxcd.io", ""),
+        ("update", "alerts", "notification.toolkit.fluxcd.io", ""),
+        ("update", "alerts/finalizers", "notification.toolkit.fluxcd.io", ""),
+        ("patch", "providers", "notification.toolkit.fluxcd.io", ""),
+        ("delete", "providers", "notification.toolkit.fluxcd.io", ""),
+        ("create", "receivers", "notification.toolkit.fluxcd.io", ""),
+        ("delete", "receivers", "notification.toolkit.fluxcd.io", ""),
+        ("update", "receivers", "notification.toolkit.fluxcd.io", ""),
+        # A Receiver's targets are annotated, never created, deleted or given a status.
+        ("create", "ocirepositories", "source.toolkit.fluxcd.io", ""),
+        ("delete", "buckets", "source.toolkit.fluxcd.io", ""),
+        ("patch", "ocirepositories/status", "source.toolkit.fluxcd.io", ""),
+        ("patch", "imagerepositories/status", "image.toolkit.fluxcd.io", ""),
+        ("delete", "imagepolicies", "image.toolkit.fluxcd.io", ""),
+        ("update", "imageupdateautomations", "image.toolkit.fluxcd.io", ""),
+        ("watch", "imagerepositories", "image.toolkit.fluxcd.io", ""),
+        ("delete", "artifactgenerators", "source.extensions.fluxcd.io", ""),
+        ("patch", "externalartifacts/status", "source.toolkit.fluxcd.io", ""),
+        ("patch", "events", "", ""),
+        ("delete", "events", "", ""),
     ],
 )
 def test_the_account_cannot(account_api: client.ApiClient, verb: str, resource: str, group: str, name: str) -> None:
@@ -580,6 +607,32 @@ def test_the_account_cannot(account_api: client.ApiClient, verb: str, resource: 
                                              group=group, name=name or None)  # fmt: skip
     review = client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec(resource_attributes=attributes))
     assert not client.AuthorizationV1Api(account_api).create_self_subject_access_review(review).status.allowed
+
+
+def _enum(crd: dict[str, Any], version: str, *path: str) -> list[str]:
+    """The ``enum`` at ``path`` (property names, ``items`` for an array's element) of a CRD version's schema."""
+    (served,) = [v for v in crd["spec"]["versions"] if v["name"] == version]
+    schema = served["schema"]["openAPIV3Schema"]
+    for step in path:
+        schema = schema["items"] if step == "items" else schema["properties"][step]
+    return list(schema["enum"])
+
+
+def test_the_account_reaches_every_kind_the_notification_crds_name(
+    flux_crds: list[str], kubectl: Kubectl, account_api: client.ApiClient
+) -> None:
+    """Derived from Flux's own CRDs, not a list of ours: every kind a Receiver may target is annotated (patch)
+    by name (get) or by matchLabels (list); every kind an Alert's eventSources may name is read for its
+    labels (get). In any namespace, since the tenants' objects live in theirs."""
+    crds = {c["spec"]["names"]["kind"]: c for c in json.loads(kubectl("get", "crd", "-o", "json").stdout)["items"]}
+    targets = _enum(crds["Receiver"], "v1", "spec", "resources", "items", "kind")
+    sources = _enum(crds["Alert"], "v1beta3", "spec", "eventSources", "items", "kind")
+    assert {"GitRepository", "OCIRepository", "HelmRelease", "ImageRepository"} <= set(targets) & set(sources)
+    for kind in {*targets, *sources}:
+        group, plural = crds[kind]["spec"]["group"], crds[kind]["spec"]["names"]["plural"]
+        verbs = ("get", "list", "patch") if kind in targets else ("get",)
+        for verb in verbs:
+            assert _allowed(account_api, verb, plural, group, namespace="any-tenant"), (verb, kind)
 
 
 # The FluxConfig controller's account (manifests/fluxconfig): its own token, its own rights.
