@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -132,6 +132,10 @@ def _secret(api: client.ApiClient, namespace: str, name: str, token: str) -> Non
     client.CoreV1Api(api).create_namespaced_secret(namespace, body)
 
 
+def _ready(obj: dict[str, Any]) -> dict[str, Any]:
+    return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == "Ready"), {})
+
+
 def _path(token: str, name: str, namespace: str) -> str:
     """Flux's webhook path, computed here from its documentation, not with the controller's code."""
     return "/hook/" + hashlib.sha256(f"{token}{name}{namespace}".encode()).hexdigest()
@@ -146,15 +150,15 @@ def _receiver(api: client.ApiClient, namespace: str, name: str, secret: str, sha
 @pytest.fixture
 def namespace_with_receiver(
     receivers: Reconcilers, admin_api: client.ApiClient, namespace_factory: Callable[[], str]
-) -> Iterator[str]:
+) -> str:
     """A namespace with Receiver ``hook`` (Secret ``hook-token``), Ready once the controller published its path."""
     ns = namespace_factory()
     _secret(admin_api, ns, "hook-token", TOKEN)
     _receiver(admin_api, ns, "hook", "hook-token")
     kube = Kube(admin_api)
-    until(lambda: kube.get(RECEIVER, ns, "hook"), lambda o: (o.get("status") or {}).get("webhookPath"),
-          what="Receiver hook's webhook path")  # fmt: skip
-    yield ns
+    until(lambda: kube.get(RECEIVER, ns, "hook"), lambda o: _ready(o).get("status") == "True",
+          what="Receiver hook Ready")  # fmt: skip
+    return ns
 
 
 def test_get_receivers_prints_the_webhook_path(namespace_with_receiver: str, cli: Cli) -> None:
@@ -208,9 +212,7 @@ def test_reconcile_receiver_fails_with_the_controllers_reason(
     assert code == 1, out
     (line,) = err.splitlines()
     assert line.startswith(f"✗ Receiver {ns}/tokenless: ") and "missing" in line and "token" in line, line
-    ready = next(
-        c for c in Kube(admin_api).get(RECEIVER, ns, "tokenless")["status"]["conditions"] if c["type"] == "Ready"
-    )
+    ready = _ready(Kube(admin_api).get(RECEIVER, ns, "tokenless"))
     assert (ready["status"], ready["reason"]) == ("False", "TokenNotFound")
 
     # A Receiver no running controller reconciles (another shard): the command gives up, naming the object.
