@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 
 import pytest
 
@@ -78,14 +79,16 @@ def test_github_ping_still_needs_a_valid_signature() -> None:
         verify("github", hook(github("ping", sign("sha256", key=b"x")), BODY), TOKEN, [])
 
 
+SHA1_ONLY = {"X-GitHub-Event": "push", "X-Hub-Signature": sign("sha1"), "Content-Type": "application/json"}
+
+
 @pytest.mark.parametrize(
     "headers, why",
     [
         (github("issues"), "names 'issues', which is not in the Receiver's spec.events"),
         (github(signature=sign("sha256", key=b"guess")), "X-Hub-Signature-256 does not match"),
         (github(signature=sign("sha1")), "X-Hub-Signature-256 must be sha256=<hex>"),  # no downgrade
-        ({"X-GitHub-Event": "push", "X-Hub-Signature": sign("sha1"), "Content-Type": "application/json"},
-         "X-Hub-Signature-256 is missing"),  # fmt: skip
+        (SHA1_ONLY, "X-Hub-Signature-256 is missing"),
         (github(content_type="text/plain"), "Content-Type is 'text/plain'"),
         ({**github(), "Content-Type": ""}, "Content-Type is missing"),
     ],
@@ -173,5 +176,5 @@ def test_reasons_never_quote_the_token_or_the_signature() -> None:
 
 def test_types_flux_has_but_fluxwarden_does_not_are_rejected_by_name() -> None:
     assert set(SUPPORTED) == {"generic", "generic-hmac", "github", "gitlab", "bitbucket"}
-    with pytest.raises(Rejected, match="spec.type 'harbor' is not served"):
+    with pytest.raises(Rejected, match=re.escape("spec.type 'harbor' is not served")):
         verify("harbor", hook({"Authorization": TOKEN.decode()}, BODY), TOKEN, [])
