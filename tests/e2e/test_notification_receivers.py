@@ -51,7 +51,7 @@ def controllers(start_reconcilers: Callable[..., Reconcilers]) -> Reconcilers:
 
 @pytest.fixture
 def hooks(admin_api: client.ApiClient, namespace: str, controllers: Reconcilers) -> Receivers:
-    return Receivers(admin_api, namespace, controllers.service_url("receiver-server"), LABELS)
+    return Receivers.of(controllers, admin_api, namespace, LABELS)
 
 
 class Source:
@@ -146,7 +146,7 @@ def test_a_bad_signature_is_400_and_triggers_nothing(hooks: Receivers, source: S
     assert good.status_code == 200, good.text
     stamp = hooks.requested_at(GIT_REPOSITORY, "app")
     assert stamp is not None
-    version = hooks.get("app", GIT_REPOSITORY)["metadata"]["resourceVersion"]
+    version = source.handled(stamp)["metadata"]["resourceVersion"]  # its reconcile is done: nothing else writes
 
     forged = github_headers(b"a-guessed-token", body)
     bad = hooks.post(path, body, forged)
@@ -191,11 +191,13 @@ def test_a_suspended_receiver_is_503_until_resumed(hooks: Receivers, source: Sou
     hooks.create("generic", "generic", GIT_TARGET)
     path = hooks.ready("generic")["status"]["webhookPath"]
     hooks.patch("generic", {"spec": {"suspend": True}})
-    refused = until(lambda: hooks.post(path), lambda r: r.status_code == 503, timeout=10, what="503 once suspended")
-    assert "is suspended" in refused.text
+    hooks.served("generic", lambda o: bool(o.get("spec", {}).get("suspend")), "the server sees the suspension")
+    refused = hooks.post(path)
+    assert refused.status_code == 503 and "is suspended" in refused.text
     assert hooks.requested_at(GIT_REPOSITORY, "app") is None
     hooks.patch("generic", {"spec": {"suspend": None}})
-    until(lambda: hooks.post(path), lambda r: r.status_code == 200, timeout=10, what="200 once resumed")
+    hooks.served("generic", lambda o: not o.get("spec", {}).get("suspend"), "the server sees the resumption")
+    assert hooks.post(path).status_code == 200
     assert hooks.requested_at(GIT_REPOSITORY, "app") is not None
 
 
@@ -287,7 +289,8 @@ def test_a_resource_in_another_namespace_is_never_touched(
     message = condition(stalled, "Ready")["message"]
     assert message.startswith(f"spec.resources[1] names GitRepository {other}/theirs: a Receiver never reaches")
     assert not stalled["status"].get("webhookPath")
-    until(lambda: hooks.post(path), lambda r: r.status_code == 404, timeout=10, what="the path is withdrawn")
+    hooks.served("hook", lambda o: not (o.get("status") or {}).get("webhookPath"), "the server sees no path")
+    assert hooks.post(path).status_code == 404
     assert hooks.requested_at(GIT_REPOSITORY, "theirs", namespace=other) is None
 
     hooks.create("direct", "generic", [theirs])
@@ -347,7 +350,7 @@ def test_push_to_deployed_latency_through_a_github_receiver(
     GitRepository and Kustomization both have a 10m interval: only the Receiver explains a fast apply.
     """
     tenant = make_tenant(admin_api, namespace_factory, git_server, tmp_path, shard="receivers")
-    hooks = Receivers(admin_api, tenant.config, controllers.service_url("receiver-server"), LABELS)
+    hooks = Receivers.of(controllers, admin_api, tenant.config, LABELS)
     first = tenant.push({"app/settings.yaml": configmap("settings", "0")})
     repository = {
         "apiVersion": GIT_REPOSITORY.api_version, "kind": "GitRepository",

@@ -9,13 +9,16 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from kubernetes import client
 
+from fluxwarden.controllers.app import Reconcilers
 from fluxwarden.controllers.notification.api import RECEIVER
+from fluxwarden.controllers.notification.receiver_service import ReceiverService
 from tests.support.wait import until
 
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
@@ -75,12 +78,31 @@ def hmac_headers(token: bytes, body: bytes, algorithm: str) -> dict[str, str]:
 
 @dataclass
 class Receivers:
-    """Receivers, Secrets and annotations of one namespace; ``url`` is the receiver server's."""
+    """Receivers, Secrets and annotations of one namespace, and the receiver server that serves them."""
 
     api: client.ApiClient
     namespace: str
-    url: str
+    server: ReceiverService
     labels: dict[str, str]
+
+    @classmethod
+    def of(cls, reconcilers: Reconcilers, api: client.ApiClient, namespace: str, labels: dict[str, str]) -> Receivers:
+        server = next(s for s in reconcilers.manager.services if isinstance(s, ReceiverService))
+        return cls(api, namespace, server, labels)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def served(self, name: str, ready: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
+        """Wait until the server's informer cache (what requests are judged by) shows ``ready`` for ``name``.
+
+        The API server answers a write before the watch delivers it: a request sent at once may
+        still meet the previous state.
+        """
+        assert self.server.cache is not None
+        cache = self.server.cache
+        return until(lambda: cache.get((self.namespace, name)) or {}, ready, timeout=10, what=what)
 
     @property
     def custom(self) -> client.CustomObjectsApi:
@@ -123,7 +145,15 @@ class Receivers:
             current = (obj.get("status") or {}).get("observedGeneration") == obj["metadata"]["generation"]
             return current and ready.get("status") == "True" and bool(obj["status"].get("webhookPath"))
 
-        return until(lambda: self.get(name), done, timeout=timeout, what=f"Receiver {name} Ready")
+        found = until(lambda: self.get(name), done, timeout=timeout, what=f"Receiver {name} Ready")
+        path = found["status"]["webhookPath"]
+        assert self.server.cache is not None
+        cache = self.server.cache
+        until(
+            lambda: self.server.index.find(path, cache), lambda o: o is not None and done(o), timeout=10,
+            what=f"the receiver server serving {name} at its path",
+        )  # fmt: skip
+        return found
 
     def condition_is(self, name: str, type_: str, status: str, reason: str, timeout: float = 30) -> dict[str, Any]:
         return until(
