@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from fluxwarden.controllers.notification.alerts import AlertIndex
@@ -27,6 +27,7 @@ from fluxwarden.controllers.notification.api import (
     SECRET,
     NotificationOptions,
 )
+from fluxwarden.controllers.notification.bodies import TooLarge, read_body, text
 from fluxwarden.controllers.notification.dispatch import Delivery, Dispatcher
 from fluxwarden.controllers.notification.event import BadEvent, Event, parse
 from fluxwarden.controllers.notification.labels import Labels
@@ -45,27 +46,6 @@ logger = logging.getLogger("fluxwarden.controllers.notification")
 ALERTS, PROVIDERS, SECRETS = Feed(ALERT), Feed(PROVIDER), Feed(SECRET, metadata_only=True)
 SHUTDOWN_GRACE = 5.0
 SYNC_WAIT = 10.0  # an event that arrives before the first list of Alerts waits for it, not dropped
-
-
-class TooLarge(Exception):
-    pass
-
-
-async def _body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_EVENT_BYTES:
-        raise TooLarge
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_EVENT_BYTES:
-            raise TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _text(status: int, message: str) -> Response:
-    return PlainTextResponse(f"{message}\n", status_code=status)
 
 
 def _feeds() -> tuple[Feed, ...]:
@@ -101,25 +81,25 @@ class EventRouter:
 
     async def handle(self, request: Request) -> Response:
         try:
-            event = parse(await _body(request))
+            event = parse(await read_body(request, MAX_EVENT_BYTES))
         except TooLarge:
-            return _text(413, f"event over {MAX_EVENT_BYTES >> 20} MiB")
+            return text(413, f"event over {MAX_EVENT_BYTES >> 20} MiB")
         except BadEvent as exc:
-            return _text(400, str(exc))
+            return text(400, str(exc))
         await self._synced()
         if not self.limiter.allow(event):
-            return _text(429, "duplicate event within the rate-limit interval; discarded")
+            return text(429, "duplicate event within the rate-limit interval; discarded")
         matched = await self._matching(event)
         assert self.dispatcher is not None
         if len(matched) + self.dispatcher.pending() > self.options.queue_size:
             self.limiter.forget(event)
-            return _text(429, "delivery queue full; retry later")
+            return text(429, "delivery queue full; retry later")
         deliveries = await self._deliveries(event, matched)
         if not self.dispatcher.offer(deliveries):  # filled while on-change state was read
             self.limiter.forget(event)
             for delivery in deliveries:
                 self.onchange.forget(delivery.alert)
-            return _text(429, "delivery queue full; retry later")
+            return text(429, "delivery queue full; retry later")
         return Response(status_code=202)
 
     async def _matching(self, event: Event) -> list[CompiledAlert]:
