@@ -23,8 +23,10 @@ from fluxwarden.controllers.notification.api import (
     ALERT,
     CONTROLLER,
     MAX_EVENT_BYTES,
+    METADATA_CONFLICT,
     PROVIDER,
     SECRET,
+    SOURCE_FETCH_FAILED,
     NotificationOptions,
 )
 from fluxwarden.controllers.notification.bodies import TooLarge, read_body, text
@@ -36,7 +38,7 @@ from fluxwarden.controllers.notification.onchange import OnChange
 from fluxwarden.controllers.notification.ratelimit import RateLimiter
 from fluxwarden.controllers.notification.serving import ThreadedServer
 from fluxwarden.controllers.notification.targets import Targets
-from fluxwarden.controllers.runtime.events import EventRecorder
+from fluxwarden.controllers.runtime.events import WARNING, EventRecorder
 from fluxwarden.controllers.runtime.informer import Informer
 from fluxwarden.controllers.runtime.kube import Kube
 from fluxwarden.controllers.runtime.service import Feed
@@ -89,6 +91,7 @@ class EventRouter:
         await self._synced()
         if not self.limiter.allow(event):
             return text(429, "duplicate event within the rate-limit interval; discarded")
+        event = event.without_internal()
         matched = await self._matching(event)
         assert self.dispatcher is not None
         if len(matched) + self.dispatcher.pending() > self.options.queue_size:
@@ -105,8 +108,14 @@ class EventRouter:
     async def _matching(self, event: Event) -> list[CompiledAlert]:
         candidates = self.alerts.for_namespace(event.involved_object.namespace)
         labels: dict[str, str] | None = None
-        if any(self._needs_labels(alert, event) for alert in candidates):
+        needing = [alert for alert in candidates if self._needs_labels(alert, event)]
+        if needing:
             labels = await asyncio.to_thread(self.labels.of, event)
+            if labels is None:
+                obj = event.involved_object
+                message = f"error getting source object {obj.kind}/{obj.namespace}/{obj.name}"
+                for alert in needing:
+                    self._warn(alert, SOURCE_FETCH_FAILED, message)
         return [alert for alert in candidates if alert.matches(event, lambda _: labels)]
 
     @staticmethod
@@ -128,8 +137,23 @@ class EventRouter:
                     transition = await asyncio.to_thread(self.onchange.decide, alert, event)
                 if not transition:
                     continue
-            deliveries.append(Delivery(alert, alert.notification(event), transition))
+            notification, conflicts = alert.notification(event)
+            if conflicts:
+                self._conflicts(alert, conflicts)
+            deliveries.append(Delivery(alert, notification, transition))
         return deliveries
+
+    def _conflicts(self, alert: CompiledAlert, conflicts: dict[str, list[str]]) -> None:
+        detail = ", ".join(f"{key}: {' and '.join(found)}" for key, found in sorted(conflicts.items()))
+        message = (
+            "metadata key conflicts detected (please refer to the Alert API docs and Flux RFC 0008 for more "
+            f"information): {detail}"
+        )
+        self._warn(alert, METADATA_CONFLICT, message)
+
+    def _warn(self, alert: CompiledAlert, reason: str, message: str) -> None:
+        # A record is an API call: off the loop, and once per message (the recorder de-duplicates).
+        asyncio.get_running_loop().run_in_executor(None, self.events.record, alert.obj, WARNING, reason, message)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
