@@ -101,7 +101,7 @@ def parse(body: bytes) -> Event:
     severity = _string(data, "severity")
     if severity not in SEVERITIES:
         raise BadEvent(f"severity {severity!r} is not one of {', '.join(SEVERITIES)}")
-    timestamp = _string(data, "timestamp")
+    timestamp = _string(data, "timestamp") or datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     if timestamp:
         try:
             datetime.datetime.fromisoformat(timestamp.replace("Z", "+00:00"))

@@ -1,43 +1,183 @@
-"""The event server (first cut: parses and accepts; routing lands next)."""
+"""The event server: Flux events in, each routed to every matching Alert's delivery queue.
+
+Status codes are Flux's: 202 accepted (with or without a matching Alert), 400 not a Flux event,
+413 over 3 MiB, 429 a duplicate within the rate-limit interval. fluxwarden adds 429 when the
+delivery queue is full: nothing of the event is kept, so the sender's retry is not a duplicate.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import threading
+from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from fluxwarden.controllers.notification.api import ALERT, PROVIDER, NotificationOptions
-from fluxwarden.controllers.notification.event import BadEvent, parse
+from fluxwarden.controllers.notification.alerts import AlertIndex
+from fluxwarden.controllers.notification.api import (
+    ALERT,
+    CONTROLLER,
+    MAX_EVENT_BYTES,
+    PROVIDER,
+    SECRET,
+    NotificationOptions,
+)
+from fluxwarden.controllers.notification.dispatch import Delivery, Dispatcher
+from fluxwarden.controllers.notification.event import BadEvent, Event, parse
+from fluxwarden.controllers.notification.labels import Labels
+from fluxwarden.controllers.notification.matching import CompiledAlert
+from fluxwarden.controllers.notification.onchange import OnChange
+from fluxwarden.controllers.notification.ratelimit import RateLimiter
 from fluxwarden.controllers.notification.serving import ThreadedServer
+from fluxwarden.controllers.notification.targets import Targets
+from fluxwarden.controllers.runtime.events import EventRecorder
 from fluxwarden.controllers.runtime.informer import Informer
 from fluxwarden.controllers.runtime.kube import Kube
 from fluxwarden.controllers.runtime.service import Feed
 
+logger = logging.getLogger("fluxwarden.controllers.notification")
 
-async def _event(request: Request) -> Response:
-    try:
-        parse(await request.body())
-    except BadEvent as exc:
-        return PlainTextResponse(f"{exc}\n", status_code=400)
-    return Response(status_code=202)
+ALERTS, PROVIDERS, SECRETS = Feed(ALERT), Feed(PROVIDER), Feed(SECRET, metadata_only=True)
+SHUTDOWN_GRACE = 5.0
+SYNC_WAIT = 10.0  # an event that arrives before the first list of Alerts waits for it, not dropped
+
+
+class TooLarge(Exception):
+    pass
+
+
+async def _body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_EVENT_BYTES:
+        raise TooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_EVENT_BYTES:
+            raise TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _text(status: int, message: str) -> Response:
+    return PlainTextResponse(f"{message}\n", status_code=status)
+
+
+def _feeds() -> tuple[Feed, ...]:
+    return ALERTS, PROVIDERS, SECRETS
+
+
+class EventRouter:
+    """What one event goes through, from body to queued deliveries."""
+
+    def __init__(self, kube: Kube, options: NotificationOptions) -> None:
+        self.events = EventRecorder(kube, CONTROLLER)  # Warnings about Alerts: never posted back to us
+        self.alerts = AlertIndex(options.settings, self.events)
+        self.limiter = RateLimiter(options.rate_limit_interval)
+        self.labels = Labels(kube)
+        self.onchange = OnChange(kube)
+        self.kube = kube
+        self.options = options
+        self.dispatcher: Dispatcher | None = None
+        self._informers: list[Informer] = []
+
+    def bind(self, informers: dict[Feed, Informer]) -> None:
+        targets = Targets(self.kube, informers[PROVIDERS], informers[SECRETS])
+        self.dispatcher = Dispatcher(
+            targets, self.onchange, self.events, self.options.queue_size, self.options.delivery_concurrency
+        )
+        self.alerts.follow(informers[ALERTS])
+        self._informers = [informers[feed] for feed in _feeds()]
+
+    async def _synced(self) -> None:
+        for informer in self._informers:
+            if not informer.synced.is_set():
+                await asyncio.to_thread(informer.synced.wait, SYNC_WAIT)
+
+    async def handle(self, request: Request) -> Response:
+        try:
+            event = parse(await _body(request))
+        except TooLarge:
+            return _text(413, f"event over {MAX_EVENT_BYTES >> 20} MiB")
+        except BadEvent as exc:
+            return _text(400, str(exc))
+        await self._synced()
+        if not self.limiter.allow(event):
+            return _text(429, "duplicate event within the rate-limit interval; discarded")
+        matched = await self._matching(event)
+        assert self.dispatcher is not None
+        if len(matched) + self.dispatcher.pending() > self.options.queue_size:
+            self.limiter.forget(event)
+            return _text(429, "delivery queue full; retry later")
+        deliveries = await self._deliveries(event, matched)
+        if not self.dispatcher.offer(deliveries):  # filled while on-change state was read
+            self.limiter.forget(event)
+            for delivery in deliveries:
+                self.onchange.forget(delivery.alert)
+            return _text(429, "delivery queue full; retry later")
+        return Response(status_code=202)
+
+    async def _matching(self, event: Event) -> list[CompiledAlert]:
+        candidates = self.alerts.for_namespace(event.involved_object.namespace)
+        labels: dict[str, str] | None = None
+        if any(self._needs_labels(alert, event) for alert in candidates):
+            labels = await asyncio.to_thread(self.labels.of, event)
+        return [alert for alert in candidates if alert.matches(event, lambda _: labels)]
+
+    @staticmethod
+    def _needs_labels(alert: CompiledAlert, event: Event) -> bool:
+        obj = event.involved_object
+        return any(
+            s.name == "*" and s.match_labels and s.kind == obj.kind and s.namespace == obj.namespace
+            for s in alert.sources
+        )
+
+    async def _deliveries(self, event: Event, matched: list[CompiledAlert]) -> list[Delivery]:
+        deliveries = []
+        for alert in matched:
+            transition = False
+            if alert.on_change:
+                if self.onchange.loaded(alert):
+                    transition = self.onchange.decide(alert, event)
+                else:
+                    transition = await asyncio.to_thread(self.onchange.decide, alert, event)
+                if not transition:
+                    continue
+            deliveries.append(Delivery(alert, alert.notification(event), transition))
+        return deliveries
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        assert self.dispatcher is not None
+        await self.dispatcher.start()
+        try:
+            yield
+        finally:
+            await self.dispatcher.stop(SHUTDOWN_GRACE)
 
 
 class EventService:
     name = "event-server"
-    feeds: tuple[Feed, ...] = (Feed(ALERT), Feed(PROVIDER))
+    feeds: tuple[Feed, ...] = _feeds()
 
     def __init__(self, kube: Kube, options: NotificationOptions) -> None:
-        app = Starlette(routes=[Route("/{path:path}", _event, methods=["POST"])])
-        self.server = ThreadedServer(app, options.event_host, options.event_port, self.name)
+        self.router = EventRouter(kube, options)
+        app = Starlette(
+            routes=[Route("/{path:path}", self.router.handle, methods=["POST"])], lifespan=self.router.lifespan
+        )
+        self.server = ThreadedServer(app, options.event_host, options.event_port, self.name, SHUTDOWN_GRACE)
 
     @property
     def url(self) -> str:
         return self.server.url
 
     def start(self, informers: dict[Feed, Informer], stop: threading.Event) -> None:
+        self.router.bind(informers)
         self.server.start()
 
     def stop(self) -> None:

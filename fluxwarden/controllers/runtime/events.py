@@ -22,6 +22,7 @@ from fluxwarden.controllers.runtime.kube import Kube, KubeError
 logger = logging.getLogger("fluxwarden.controllers.events")
 
 DEDUP_SECONDS = 300.0
+EVENT_ANNOTATION_PREFIX = "event.toolkit.fluxcd.io/"
 NORMAL = "Normal"
 WARNING = "Warning"
 
@@ -80,7 +81,13 @@ class EventRecorder:
         except KubeError as exc:
             logger.warning("event not recorded: %s", exc)
         if self.events_addr:
-            self._post(involved, type_, reason, message, metadata or {}, now)
+            # As Flux's recorder: the object's event.toolkit.fluxcd.io/ annotations travel as metadata.
+            annotations = {
+                str(k): str(v)
+                for k, v in (meta.get("annotations") or {}).items()
+                if str(k).startswith(EVENT_ANNOTATION_PREFIX)
+            }
+            self._post(involved, type_, reason, message, {**annotations, **(metadata or {})}, now)
 
     def _post(
         self,
@@ -103,7 +110,10 @@ class EventRecorder:
         }
         assert self.events_addr is not None
         try:
-            httpx.post(self.events_addr, json=payload, timeout=2.0).raise_for_status()
+            response = httpx.post(self.events_addr, json=payload, timeout=2.0)
+            if response.status_code == 429:  # a duplicate the notification controller already has
+                return
+            response.raise_for_status()
         except httpx.HTTPError as exc:
             logger.warning("event not posted to %s: %s", self.events_addr, exc)
 

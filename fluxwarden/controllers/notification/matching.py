@@ -1,0 +1,140 @@
+"""Which Alerts an event goes to: Flux's rules, compiled once per Alert generation (pure).
+
+An Alert's sources name a kind, a name or ``*`` (then ``matchLabels`` on the involved object), and a
+namespace (the Alert's by default). Severity ``info`` takes every event, ``error`` only errors.
+``exclusionList`` beats ``inclusionList``. A pattern that does not compile, or a source in another
+namespace that the tenancy rules refuse, is reported (``problems``) and matches nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fluxwarden.controllers.notification.api import MODE_ANNOTATION, ON_CHANGE
+from fluxwarden.controllers.notification.event import Event
+from fluxwarden.controllers.runtime.spec import mapping
+from fluxwarden.tenancy import evaluate
+from fluxwarden.tenancy.settings import Settings
+
+LabelsOf = Callable[[Event], dict[str, str] | None]
+"""The involved object's labels (None: it cannot be read); only asked for ``*`` sources with ``matchLabels``."""
+
+
+@dataclass(frozen=True)
+class Source:
+    kind: str
+    name: str
+    namespace: str
+    match_labels: dict[str, str] = field(default_factory=dict)
+
+    def takes(self, event: Event, labels_of: LabelsOf) -> bool:
+        obj = event.involved_object
+        if obj.kind != self.kind or obj.namespace != self.namespace:
+            return False
+        if self.name != "*":
+            return obj.name == self.name
+        if not self.match_labels:
+            return True
+        labels = labels_of(event)
+        return labels is not None and all(labels.get(k) == v for k, v in self.match_labels.items())
+
+
+@dataclass(frozen=True)
+class CompiledAlert:
+    namespace: str
+    name: str
+    uid: str
+    provider: str
+    severity: str
+    sources: tuple[Source, ...]
+    inclusions: tuple[re.Pattern[str], ...] = ()
+    exclusions: tuple[re.Pattern[str], ...] = ()
+    event_metadata: dict[str, str] = field(default_factory=dict)
+    summary: str = ""
+    suspended: bool = False
+    on_change: bool = False
+    problems: tuple[str, ...] = ()  # one line each: the field, what is wrong, the fix
+    obj: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # for events about it
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.namespace, self.name
+
+    @property
+    def broken(self) -> bool:
+        """A bad pattern: Flux sends nothing rather than guess what the filter meant."""
+        return any(p.startswith(("spec.inclusionList", "spec.exclusionList")) for p in self.problems)
+
+    def matches(self, event: Event, labels_of: LabelsOf) -> bool:
+        if self.suspended or self.broken:
+            return False
+        if self.severity == "error" and event.severity != "error":
+            return False
+        if not any(source.takes(event, labels_of) for source in self.sources):
+            return False
+        if self.inclusions and not any(p.search(event.message) for p in self.inclusions):
+            return False
+        return not any(p.search(event.message) for p in self.exclusions)
+
+    def notification(self, event: Event) -> Event:
+        """The event as this Alert sends it: its eventMetadata (the emitter's keys win) and summary added."""
+        extra = {k: v for k, v in self.event_metadata.items() if k not in event.metadata}
+        if self.summary:
+            extra["summary"] = self.summary
+        return event.with_metadata(extra) if extra else event
+
+
+def compile_alert(obj: dict[str, Any], settings: Settings) -> CompiledAlert:
+    meta, spec = mapping(obj.get("metadata")), mapping(obj.get("spec"))
+    namespace, problems = str(meta.get("namespace") or ""), []
+    refused = {f.field: f for f in evaluate(obj, settings, namespace=namespace) if f.denies}
+    sources = []
+    for index, raw in enumerate(spec.get("eventSources") or []):
+        source = mapping(raw)
+        where = f"spec.eventSources[{index}]"
+        if (finding := refused.get(where)) is not None:  # the tenancy rules, as the webhook applies them
+            problems.append(f"{where}: {finding.detail}; events from there are dropped — {finding.reason}")
+            continue
+        sources.append(
+            Source(
+                kind=str(source.get("kind") or ""),
+                name=str(source.get("name") or ""),
+                namespace=str(source.get("namespace") or namespace),
+                match_labels={str(k): str(v) for k, v in mapping(source.get("matchLabels")).items()},
+            )
+        )
+    inclusions = _patterns(spec, "inclusionList", problems)
+    exclusions = _patterns(spec, "exclusionList", problems)
+    annotations = mapping(meta.get("annotations"))
+    return CompiledAlert(
+        namespace=namespace,
+        name=str(meta.get("name") or ""),
+        uid=str(meta.get("uid") or ""),
+        provider=str(mapping(spec.get("providerRef")).get("name") or ""),
+        severity=str(spec.get("eventSeverity") or "info"),
+        sources=tuple(sources),
+        inclusions=inclusions,
+        exclusions=exclusions,
+        event_metadata={str(k): str(v) for k, v in mapping(spec.get("eventMetadata")).items()},
+        summary=str(spec.get("summary") or ""),
+        suspended=bool(spec.get("suspend")),
+        on_change=annotations.get(MODE_ANNOTATION) == ON_CHANGE,
+        problems=tuple(problems),
+        obj=obj,
+    )
+
+
+def _patterns(spec: dict[str, Any], name: str, problems: list[str]) -> tuple[re.Pattern[str], ...]:
+    compiled = []
+    for index, pattern in enumerate(spec.get(name) or []):
+        try:
+            compiled.append(re.compile(str(pattern)))
+        except re.error as exc:
+            problems.append(
+                f"spec.{name}[{index}]: {str(pattern)[:80]!r} is not a valid regular expression ({exc}); "
+                "fix the pattern"
+            )
+    return tuple(compiled)
