@@ -19,7 +19,7 @@ from fluxwarden.controllers.notification.providers.addresses import git_reposito
 from fluxwarden.controllers.notification.providers.target import DEFAULT_TIMEOUT, ProviderError, Target
 from fluxwarden.controllers.notification.providers.types import COMMIT_STATUS, NEEDS_TOKEN, SUPPORTED
 from fluxwarden.controllers.runtime.durations import parse_duration
-from fluxwarden.controllers.runtime.kube import NotFound
+from fluxwarden.controllers.runtime.kube import KubeError, NotFound
 
 MAX_ADDRESS = 2048  # Flux refuses a longer address from a Secret
 
@@ -134,6 +134,8 @@ class _Reader:
                 f"{self.ref}: {field} names Secret {self.namespace}/{name}, which does not exist; "
                 "create it or fix the name"
             ) from None
+        except KubeError as exc:  # Forbidden (RBAC) or the API server away: nothing sendable either way
+            raise ProviderError(f"{self.ref}: {field}: cannot read Secret {self.namespace}/{name} ({exc})") from None
 
 
 def _text(data: dict[str, bytes], key: str, where: str) -> str:
