@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import re
 import ssl
 import urllib.parse
 from typing import Any, Protocol
@@ -84,7 +85,7 @@ def resolve(kube: SecretReader, provider: dict[str, Any]) -> Target:
             secret_values += _url_secrets(proxy)
         if "headers" in auth:
             headers = _headers(auth["headers"], where)
-            secret_values += list(headers.values())
+            secret_values += [v for k, v in headers.items() if _sensitive(k, v)]
         secret_values += [token, password]
     if proxy_secret := (spec.get("proxySecretRef") or {}).get("name"):
         proxy = _proxy(reader.read("spec.proxySecretRef", proxy_secret), f"{ref}: Secret {namespace}/{proxy_secret}")
@@ -214,6 +215,15 @@ def _timeout(value: Any, ref: str) -> float:
     if seconds <= 0:
         raise ProviderError(f"{ref}: spec.timeout {value!r} is not positive; use e.g. 15s")
     return seconds
+
+
+def _sensitive(name: str, value: str) -> bool:
+    """Header values hidden in messages: any credential-looking one, and every long one. Short plain
+    values (``https``, ``3``) stay: masking them would garble every message they occur in."""
+    return len(value) >= 8 or bool(_CREDENTIAL_NAME.search(name))
+
+
+_CREDENTIAL_NAME = re.compile(r"auth|token|key|secret|signature|cookie|session|pass", re.IGNORECASE)
 
 
 def _url_secrets(url: str) -> list[str]:
