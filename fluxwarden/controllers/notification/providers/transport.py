@@ -125,7 +125,13 @@ async def _attempt(client: httpx.AsyncClient, target: Target, request: Request, 
         except (httpx.ConnectError, httpx.ProxyError) as exc:
             raise _connect_failure(exc) from None
         except httpx.TransportError as exc:  # the connection broke mid-request: Go's client retries too
-            raise _Failure(f"the connection failed ({_one_line(exc)})", _UP_FIX, retry=True) from None
+            if (tls_failure := _tls_failure(exc)) is not None:  # TLS 1.3 reports a refused client cert here
+                raise tls_failure from None
+            raise _Failure(f"the connection failed ({_describe(exc)})", _UP_FIX, retry=True) from None
+        except ssl.SSLError as exc:  # anyio lets a TLS alert after the handshake through unwrapped
+            raise (_tls_failure(exc) or _Failure(_describe(exc), _TLS_FIX, retry=False)) from None
+        except OSError as exc:
+            raise _Failure(f"the connection failed ({_describe(exc)})", _UP_FIX, retry=True) from None
         if answer.status in REDIRECTS and location:
             url = urllib.parse.urljoin(url, location)
             if _origin(url) != origin:  # Go's client drops credentials across hosts: so do we, and more
@@ -178,7 +184,7 @@ async def _read(response: httpx.Response) -> bytes:
     return b"".join(chunks)[:MAX_ANSWER]
 
 
-def _connect_failure(exc: Exception) -> _Failure:
+def _tls_failure(exc: Exception) -> _Failure | None:
     cause: BaseException | None = exc
     while cause is not None and not isinstance(cause, ssl.SSLError):
         cause = cause.__cause__ or cause.__context__
@@ -186,12 +192,16 @@ def _connect_failure(exc: Exception) -> _Failure:
         reason = cause.verify_message or "certificate verify failed"
         return _Failure(f"TLS: the endpoint's certificate is not trusted ({reason})", _CA_FIX, retry=False)
     if isinstance(cause, ssl.SSLError):
-        return _Failure(
-            f"TLS handshake failed ({_one_line(cause.reason or cause)})",
-            "check the endpoint's TLS (1.2+) and, for mTLS, tls.crt/tls.key in the Secret named by spec.certSecretRef",
-            retry=False,
-        )
-    return _Failure(f"cannot connect ({_one_line(exc) or type(exc).__name__})", _UP_FIX, retry=True)
+        return _Failure(f"TLS handshake failed ({_describe(cause.reason or cause)})", _TLS_FIX, retry=False)
+    return None
+
+
+def _connect_failure(exc: Exception) -> _Failure:
+    return _tls_failure(exc) or _Failure(f"cannot connect ({_describe(exc)})", _UP_FIX, retry=True)
+
+
+def _describe(value: object) -> str:
+    return _one_line(value) or type(value).__name__
 
 
 def _error(target: Target, request: Request, failure: _Failure, attempts: int) -> DeliveryError:
@@ -219,4 +229,5 @@ def _one_line(value: object) -> str:
 
 _UP_FIX = "check that the endpoint is up and the Provider's address is right"
 _TIMEOUT_FIX = "raise spec.timeout or check why the endpoint is slow"
+_TLS_FIX = "check the endpoint's TLS (1.2+) and, for mTLS, tls.crt/tls.key in the Secret named by spec.certSecretRef"
 _CA_FIX = "add the CA that signed the endpoint's certificate as ca.crt to the Secret named by spec.certSecretRef"
