@@ -1,8 +1,9 @@
 """``fluxwarden get alerts|alert-providers|receivers``: the notification kinds, as ``flux get`` lists them.
 
 Receivers have a Ready condition (the webhook path in its message). v1beta3 Alerts and Providers have no
-status: where ``flux`` prints a constant "is Ready", this says what would stop one from sending: an
-Alert whose pattern does not compile or whose Provider is missing, a Provider type fluxwarden cannot send.
+status: where ``flux`` prints a constant "is Ready", this says what is wrong with one: an Alert whose
+pattern does not compile (the controller's InvalidConfig) or whose Provider is missing, a Provider of a
+type fluxwarden cannot send.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ _NO_TENANCY = Settings(enforce=False)
 
 
 def alert_row(obj: dict[str, Any], provider_names: set[tuple[str, str]]) -> Row:
-    """READY False with the reason when the Alert cannot send anything, else Flux's "Alert is Ready"."""
+    """READY False with the first problem (a bad pattern, a missing Provider), else Flux's "Alert is Ready"."""
     compiled = compile_alert(obj, _NO_TENANCY)
     ready, message = "True", "Alert is Ready"
     if compiled.problems:
