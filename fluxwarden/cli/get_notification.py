@@ -66,7 +66,7 @@ def receivers(kube: Kube, namespace: str | None) -> str:
 Lister = Callable[[Kube, str | None], str]
 # What ``fluxwarden get`` registers (flux.py): the word, its aliases (flux's words too), help, the lister.
 KINDS: dict[str, tuple[list[str], str, Lister]] = {
-    "alerts": (["alert"], "Alerts (v1beta3) and whether they can send", alerts),
+    "alerts": (["alert"], "Alerts (v1beta3) and what stops them", alerts),
     "alert-providers": (["alert-provider", "providers", "provider"], "Providers (v1beta3)", alert_providers),
     "receivers": (["receiver"], "Receivers (v1) and their webhook paths", receivers),
 }
