@@ -17,7 +17,9 @@ from kubernetes import client
 
 from fluxwarden.controllers.app import CONTROLLERS
 from fluxwarden.controllers.notification.api import MODE_ANNOTATION, ON_CHANGE
+from fluxwarden.controllers.notification.matching import compile_alert
 from fluxwarden.controllers.source.storage import Storage
+from fluxwarden.tenancy import Settings
 from tests.support.kube import Kubectl
 from tests.support.manifests import ROOT, built, by_kind, container_args, flag, named
 from tests.support.namespaces import ensure_namespace
@@ -446,8 +448,7 @@ def test_the_notification_examples_are_accepted_as_written(
         spec = obj.get("spec") or {}
         if kind == "Alert":
             assert spec["providerRef"]["name"] in providers, name
-            for pattern in spec.get("inclusionList", []) + spec.get("exclusionList", []):
-                re.compile(pattern)
+            assert compile_alert(obj, Settings()).problems == (), name  # as the controller reads it
         if kind in ("Provider", "Receiver"):
             assert ("Secret", spec["secretRef"]["name"]) in stored, name
     (receiver,) = [o for (kind, _), o in stored.items() if kind == "Receiver"]
