@@ -202,6 +202,8 @@ def test_the_events_own_metadata_wins_over_the_alerts_event_metadata(
     (sent,) = recorder.wait_for(1)
     # RFC 0008 order, lowest first: event.toolkit.fluxcd.io/*, eventMetadata, summary, <group>/*
     assert sent.json()["metadata"] == {"revision": "main@sha1:2", "env": "prod"}
+    conflict = nt.wait_event("a", "MetadataAppendFailed")  # as Flux: one Warning naming the keys
+    assert "revision" in conflict.message and "env" in conflict.message, conflict.message
 
 
 def test_resuming_a_suspended_alert_delivers_again(

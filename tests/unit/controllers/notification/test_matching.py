@@ -5,6 +5,7 @@ The expected results are written out by hand, one row per case, not derived from
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -135,7 +136,7 @@ def test_an_exempt_namespace_may_take_events_from_elsewhere() -> None:
 def test_an_invalid_pattern_is_a_one_line_problem_naming_the_field_and_pattern(field: str) -> None:
     rule = compiled({field: ["ok", "(unclosed"]})
     (problem,) = rule.problems
-    assert problem.startswith(f"spec.{field}[1]")
+    assert f"spec.{field}[1]" in problem
     assert "(unclosed" in problem and "\n" not in problem
 
 
@@ -167,11 +168,31 @@ def test_compiled_fields() -> None:
 
 def test_notification_adds_event_metadata_and_summary_without_changing_the_event() -> None:
     original = EVENTS["k-app-info"]
-    sent = compiled({"eventMetadata": {"env": "prod", "cluster": "c1"}, "summary": "Cluster c1"}).notification(original)
-    assert {k: sent.metadata[k] for k in ("env", "cluster", "summary")} == {
-        "env": "prod",
-        "cluster": "c1",
-        "summary": "Cluster c1",
-    }
+    rule = compiled({"eventMetadata": {"env": "prod", "cluster": "c1"}, "summary": "Cluster c1"})
+    sent, conflicts = rule.notification(original)
+    assert sent.metadata == {"env": "prod", "cluster": "c1", "summary": "Cluster c1"}
+    assert conflicts == {}
     assert original.metadata == {}
-    assert compiled({}).notification(original).metadata == {}
+    assert compiled({}).notification(original)[0].metadata == {}
+
+
+def test_notification_merges_metadata_in_flux_order_and_reports_conflicts() -> None:
+    """RFC 0008, lowest first: event.toolkit.fluxcd.io/*, eventMetadata, summary, <group>/*; prefixes stripped."""
+    meta = {
+        "event.toolkit.fluxcd.io/env": "from the object",
+        "event.toolkit.fluxcd.io/team": "platform",
+        "kustomize.toolkit.fluxcd.io/revision": "main@sha1:1",
+        "kustomize.toolkit.fluxcd.io/summary": "from the controller",
+    }
+    original = dataclasses.replace(EVENTS["k-app-info"], metadata=meta)
+    rule = compiled({"eventMetadata": {"env": "prod", "revision": "from the alert"}, "summary": "from the alert"})
+    sent, conflicts = rule.notification(original)
+    assert sent.metadata == {
+        "env": "prod",
+        "team": "platform",
+        "revision": "main@sha1:1",
+        "summary": "from the controller",
+    }
+    assert sorted(conflicts) == ["env", "revision", "summary"]
+    assert all(len(found) == 2 for found in conflicts.values()), conflicts
+    assert original.metadata == meta
