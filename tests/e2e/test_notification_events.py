@@ -7,6 +7,8 @@ really arrived (or, after a later one did, really did not).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import socket
 import time
@@ -25,6 +27,7 @@ from tests.support.git_server import GitHttpServer
 from tests.support.notification import Notifications, event_url, flux_event, post, start_notification
 from tests.support.recorder import Received, Recorder
 from tests.support.tenants import SHARD, configmap, make_tenant
+from tests.support.tls import PrivateCA
 
 KUSTOMIZE = "kustomize.toolkit.fluxcd.io"
 
@@ -382,3 +385,50 @@ def test_a_deleted_alert_gets_nothing_more(url: str, nt: Notifications, recorder
         ("/witness", "one"),
         ("/witness", "two"),
     ]
+
+
+def test_a_stalled_provider_does_not_hold_up_another_alert(
+    start_reconcilers: Callable[..., Reconcilers], admin_api: client.ApiClient, namespace: str
+) -> None:
+    """The issue: a failing send "never blocks or drops other alerts" — nor does one that hangs."""
+    own = start_notification(start_reconcilers)  # default delivery concurrency
+    own_url = event_url(own)
+    nt = Notifications(admin_api, namespace, own)
+    with Recorder() as stalled, Recorder() as healthy:
+        nt.provider("stalled", address=f"{stalled.url}/stalled", timeout="30s")
+        nt.alert("stalled", "stalled")
+        route_to(nt, healthy, "healthy")
+        events = 100  # more than the senders in flight at once
+        with stalled.held():  # it reads every request and answers none
+            for number in range(events):
+                assert post(own_url, flux_event(namespace, message=f"event {number}")).status_code == 202
+            started = time.monotonic()
+            try:
+                healthy.wait_for(events, timeout=15)
+            finally:
+                took, delivered = time.monotonic() - started, healthy.count
+        assert delivered == events and took < 10, f"{delivered} of {events} delivered to the healthy Alert"
+        stalled.wait_for(events, timeout=60)  # released: the stalled Provider gets its share too
+
+
+def test_a_generic_hmac_provider_over_mtls_end_to_end(url: str, nt: Notifications, authority: PrivateCA) -> None:
+    """Secret (address, token, headers) and certSecretRef (ca.crt, tls.crt/tls.key) through the event server."""
+    token = f"hmac-{uuid.uuid4().hex}"
+    with Recorder(tls=authority, client_certs=True) as https:
+        nt.secret("hook", address=f"{https.url}/hook", token=token, headers="X-Team: platform\n")
+        nt.secret("tls", {"ca.crt": authority.ca_pem, "tls.crt": authority.client.cert_pem,
+                          "tls.key": authority.client.key_pem})  # fmt: skip
+        nt.provider("signed", type="generic-hmac", secret="hook", cert_secret="tls")
+        nt.alert("signed", "signed")
+        nt.settled()
+        event = flux_event(nt.namespace, message="signed and sealed")
+        assert post(url, event).status_code == 202
+        (sent,) = https.wait_for(1, timeout=30)
+    assert sent.path == "/hook"
+    assert sent.client_cert == authority.name, "the client certificate of certSecretRef was presented"
+    expected = "sha256=" + hmac.new(token.encode(), sent.body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(sent.header("x-signature") or "", expected)
+    assert sent.header("x-team") == "platform"
+    assert sent.json()["message"] == "signed and sealed"
+    assert sent.json()["involvedObject"] == event["involvedObject"]
+    assert token not in sent.body.decode() and token not in str(sent.headers)

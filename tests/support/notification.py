@@ -141,10 +141,18 @@ class Notifications:
     def core(self) -> client.CoreV1Api:
         return client.CoreV1Api(self.api)
 
-    def secret(self, name: str, namespace: str | None = None, **data: str | bytes) -> None:
+    def secret(
+        self,
+        name: str,
+        data: dict[str, str | bytes] | None = None,
+        *,
+        namespace: str | None = None,
+        **more: str | bytes,
+    ) -> None:
+        """An Opaque Secret; keys with dots (``ca.crt``) go in ``data``, the others may be keywords."""
         encoded = {
             key: base64.b64encode(value if isinstance(value, bytes) else value.encode()).decode()
-            for key, value in data.items()
+            for key, value in {**(data or {}), **more}.items()
         }
         self.core.create_namespaced_secret(
             namespace or self.namespace, {"metadata": {"name": name}, "type": "Opaque", "data": encoded}
