@@ -15,9 +15,9 @@ import pytest
 from kubernetes import client
 
 from fluxwarden.controllers.app import Reconcilers
-from fluxwarden.controllers.notification.api import MODE_ANNOTATION, ON_CHANGE
+from fluxwarden.controllers.notification.api import DISPATCH_FAILED, MODE_ANNOTATION, ON_CHANGE
 from tests.support.notification import Notifications, event_url, flux_event, post, start_notification
-from tests.support.recorder import Received, Recorder
+from tests.support.recorder import Received, Recorder, Reply
 
 
 @pytest.fixture(scope="module")
@@ -154,3 +154,19 @@ def test_a_restart_loses_no_recovery(
         ("app", "fails before the restart"),
         ("app", "recovers after the restart"),
     ]
+
+
+def test_a_failure_whose_notification_could_not_be_sent_is_sent_with_the_next_error(
+    controller: Reconcilers, admin_api: client.ApiClient, namespace: str, recorder: Recorder
+) -> None:
+    """Holding back later errors is only right once the first one reached the provider."""
+    nt = Notifications(admin_api, namespace, controller)
+    on_change_and_witness(nt, recorder)
+    send = Sender(event_url(controller), namespace, recorder)
+    recorder.responder = lambda r: Reply(503) if r.path == "/changes" else None  # the provider is down
+    send("app", "error", "fails while the provider is down")
+    nt.wait_event("changes", DISPATCH_FAILED, timeout=120)
+    recorder.responder = None  # the provider is back
+    send("app", "error", "fails again")
+    (sent,) = recorder.wait_for(1, where=lambda r: r.path == "/changes" and r.status == 200)
+    assert sent.json()["message"] == "fails again"
