@@ -12,7 +12,8 @@ import time
 
 from fluxwarden.controllers.notification.event import Event
 
-_PRUNE_EVERY = 4096  # keys added between sweeps of expired ones: memory stays bounded by traffic
+_PRUNE_EVERY = 4096  # keys added between sweeps of expired ones
+MAX_KEYS = 200_000  # beyond, the oldest keys go first: a flood of distinct events cannot grow it further
 
 
 def event_key(event: Event) -> str:
@@ -43,6 +44,8 @@ class RateLimiter:
             if self._added >= _PRUNE_EVERY:
                 self._added = 0
                 self._seen = {k: t for k, t in self._seen.items() if now - t < self.interval}
+            while len(self._seen) > MAX_KEYS:
+                del self._seen[next(iter(self._seen))]
             return True
 
     def forget(self, event: Event) -> None:
