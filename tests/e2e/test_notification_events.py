@@ -432,3 +432,35 @@ def test_a_generic_hmac_provider_over_mtls_end_to_end(url: str, nt: Notification
     assert sent.json()["message"] == "signed and sealed"
     assert sent.json()["involvedObject"] == event["involvedObject"]
     assert token not in sent.body.decode() and token not in str(sent.headers)
+
+
+def test_an_event_with_a_token_refused_for_a_full_queue_is_not_a_duplicate_on_retry(
+    start_reconcilers: Callable[..., Reconcilers], admin_api: client.ApiClient, namespace: str
+) -> None:
+    """``<group>/token`` is part of the rate-limit key and is dropped before sending: the 429 for a full
+    queue must forget the key the event was admitted under, token included."""
+    tiny = start_notification(start_reconcilers, queue_size=2, delivery_concurrency=1)
+    tiny_url = event_url(tiny)
+    nt = Notifications(admin_api, namespace, tiny)
+
+    def tokened(number: int) -> dict[str, Any]:
+        return flux_event(namespace, message=f"event {number}", metadata={f"{KUSTOMIZE}/token": f"t{number}"})
+
+    with Recorder() as slow:
+        route_to(nt, slow)
+        answers: list[tuple[int, int]] = []
+        with slow.held():
+            for number in range(20):
+                answers.append((number, post(tiny_url, tokened(number)).status_code))
+                if answers[-1][1] == 429:
+                    break
+            assert answers[-1][1] == 429, f"the queue never filled: {answers}"
+        accepted = [n for n, status in answers if status == 202]
+        slow.wait_for(len(accepted), timeout=30)
+        refused = answers[-1][0]
+        retry = post(tiny_url, tokened(refused))
+        assert retry.status_code == 202, f"the retry of a refused event is news; got {retry.text!r}"
+        slow.wait_for(len(accepted) + 1, timeout=30)
+        time.sleep(0.3)
+        assert sorted(messages(slow.received)) == sorted(f"event {n}" for n in [*accepted, refused])
+        assert all("token" not in (r.json().get("metadata") or {}) for r in slow.received)
