@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import socket
 import time
 import uuid
@@ -265,8 +266,9 @@ def _refused_port() -> int:
 
 
 def test_a_provider_that_refuses_connections_gives_a_warning_and_other_alerts_still_get_the_event(
-    url: str, nt: Notifications, recorder: Recorder
+    url: str, nt: Notifications, recorder: Recorder, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     hidden = f"hidden-{uuid.uuid4().hex}"
     token = f"token-{uuid.uuid4().hex}"
     nt.secret("dead-secret", address=f"http://127.0.0.1:{_refused_port()}/{hidden}", token=token)
@@ -287,6 +289,8 @@ def test_a_provider_that_refuses_connections_gives_a_warning_and_other_alerts_st
         "notification-controller"
     )
     assert not [e for e in nt.events_on("live") if e.reason == DISPATCH_FAILED]
+    assert "to-dead" in caplog.text, "the failure is logged too"
+    assert hidden not in caplog.text and token not in caplog.text, "the Secret's address and token stay out of logs"
 
 
 def test_a_full_queue_answers_429_and_keeps_nothing(
@@ -464,3 +468,16 @@ def test_an_event_with_a_token_refused_for_a_full_queue_is_not_a_duplicate_on_re
         time.sleep(0.3)
         assert sorted(messages(slow.received)) == sorted(f"event {n}" for n in [*accepted, refused])
         assert all("token" not in (r.json().get("metadata") or {}) for r in slow.received)
+
+
+def test_a_commit_status_update_event_is_not_sent_to_a_generic_provider(
+    url: str, nt: Notifications, recorder: Recorder
+) -> None:
+    """Flux: an event marked ``<group>/commit_status: update`` is for commit-status providers only."""
+    route_to(nt, recorder)
+    marked = {f"{KUSTOMIZE}/commit_status": "update", f"{KUSTOMIZE}/revision": "main@sha1:1"}
+    assert post(url, flux_event(nt.namespace, message="status only", metadata=marked)).status_code == 202
+    assert post(url, flux_event(nt.namespace, message="for everyone")).status_code == 202
+    recorder.wait_for(1, where=lambda r: r.json()["message"] == "for everyone")
+    time.sleep(0.3)
+    assert messages(recorder.received) == ["for everyone"]
