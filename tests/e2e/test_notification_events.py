@@ -24,11 +24,13 @@ from kubernetes import client
 
 from fluxwarden.controllers.app import Reconcilers
 from fluxwarden.controllers.notification.api import ALERT, DISPATCH_FAILED, MAX_EVENT_BYTES
+from fluxwarden.controllers.source.api import GIT_REPOSITORY
 from tests.support.git_server import GitHttpServer
 from tests.support.notification import Notifications, event_url, flux_event, post, start_notification
 from tests.support.recorder import Received, Recorder
-from tests.support.tenants import SHARD, configmap, make_tenant
+from tests.support.tenants import SHARD, Tenant, condition, configmap, make_tenant
 from tests.support.tls import PrivateCA
+from tests.support.wait import until
 
 KUSTOMIZE = "kustomize.toolkit.fluxcd.io"
 
@@ -220,6 +222,20 @@ def test_metadata_is_cleaned_and_prefixes_stripped_as_flux_does(
 # -- a real reconcile -----------------------------------------------------------------------------------
 
 
+def _kustomize_tenant(
+    start_reconcilers: Callable[..., Reconcilers],
+    url: str,
+    admin_api: client.ApiClient,
+    namespace_factory: Callable[[], str],
+    git_server: GitHttpServer,
+    tmp_path: Path,
+    shard: str,
+) -> Tenant:
+    """The real source and kustomize controllers, posting their events to ``url``, and a tenant for them."""
+    start_reconcilers(("source", "kustomize"), label_selector=f"{SHARD}={shard}", events_addr=url + "/")
+    return make_tenant(admin_api, namespace_factory, git_server, tmp_path, shard=shard)
+
+
 def test_a_kustomize_reconcile_event_reaches_a_generic_provider_with_its_revision(
     url: str,
     start_reconcilers: Callable[..., Reconcilers],
@@ -230,9 +246,9 @@ def test_a_kustomize_reconcile_event_reaches_a_generic_provider_with_its_revisio
     controller: Reconcilers,
     recorder: Recorder,
 ) -> None:
-    shard = "nt-events-kustomize"
-    start_reconcilers(("source", "kustomize"), label_selector=f"{SHARD}={shard}", events_addr=url + "/")
-    tenant = make_tenant(admin_api, namespace_factory, git_server, tmp_path, shard=shard)
+    tenant = _kustomize_tenant(
+        start_reconcilers, url, admin_api, namespace_factory, git_server, tmp_path, "nt-events-kustomize"
+    )
     nt = Notifications(admin_api, tenant.config, controller)
     route_to(nt, recorder, sources=[{"kind": "Kustomization", "name": "app"}])
     sha = tenant.push({"app/settings.yaml": configmap("app-settings", "v1")})
@@ -253,6 +269,44 @@ def test_a_kustomize_reconcile_event_reaches_a_generic_provider_with_its_revisio
     assert f"ConfigMap/{tenant.target}/app-settings created" in body["message"]
     assert body["reportingController"] == "kustomize-controller"
     assert sent.header("gotk-component") == "kustomize-controller"
+
+
+def test_a_failing_kustomize_reconcile_sends_an_error_with_the_attempted_revision(
+    url: str,
+    start_reconcilers: Callable[..., Reconcilers],
+    admin_api: client.ApiClient,
+    namespace_factory: Callable[[], str],
+    git_server: GitHttpServer,
+    tmp_path: Path,
+    controller: Reconcilers,
+    recorder: Recorder,
+) -> None:
+    """As Flux's kustomize-controller: a failure is an error event about the revision that failed."""
+    tenant = _kustomize_tenant(
+        start_reconcilers, url, admin_api, namespace_factory, git_server, tmp_path, "nt-events-kustomize-fail"
+    )
+    nt = Notifications(admin_api, tenant.config, controller)
+    route_to(nt, recorder, "errors", sources=[{"kind": "Kustomization", "name": "app"}], eventSeverity="error")
+    good = tenant.push({"app/settings.yaml": configmap("app-settings", "v1")})
+    tenant.git_repository()
+    tenant.kustomization("app", path="./app", targetNamespace=tenant.target)
+    tenant.ready("app", good)
+    bad = tenant.push({"app/broken.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: [unclosed\n"})
+    tenant.patch("repo", {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "bad"}}}, GIT_REPOSITORY)
+    failed = until(
+        lambda: tenant.get("app"),
+        lambda o: (
+            (o.get("status") or {}).get("lastAttemptedRevision", "").endswith(bad)
+            and condition(o).get("status") == "False"
+        ),
+        what="Kustomization app failing at the bad commit",
+    )
+    assert failed["status"]["lastAppliedRevision"] == f"main@sha1:{good}"
+    reason = condition(failed)["reason"]
+    (sent,) = recorder.wait_for(1, timeout=30, where=lambda r: r.json()["reason"] == reason)
+    body = sent.json()
+    assert body["severity"] == "error"
+    assert body["metadata"]["revision"] == f"main@sha1:{bad}", "the revision that failed, not the last good one"
 
 
 # -- failed and queued deliveries ---------------------------------------------------------------------
@@ -481,3 +535,33 @@ def test_a_commit_status_update_event_is_not_sent_to_a_generic_provider(
     recorder.wait_for(1, where=lambda r: r.json()["message"] == "for everyone")
     time.sleep(0.3)
     assert messages(recorder.received) == ["for everyone"]
+
+
+def test_a_kustomization_waiting_for_its_source_sends_no_error(
+    url: str,
+    start_reconcilers: Callable[..., Reconcilers],
+    admin_api: client.ApiClient,
+    namespace_factory: Callable[[], str],
+    git_server: GitHttpServer,
+    tmp_path: Path,
+    controller: Reconcilers,
+    recorder: Recorder,
+) -> None:
+    """Flux's kustomize-controller only logs "Source ... not found" / "artifact not found": no event, no alert."""
+    tenant = _kustomize_tenant(
+        start_reconcilers, url, admin_api, namespace_factory, git_server, tmp_path, "nt-events-kustomize-wait"
+    )
+    nt = Notifications(admin_api, tenant.config, controller)
+    route_to(nt, recorder, "errors", sources=[{"kind": "Kustomization", "name": "app"}], eventSeverity="error")
+    route_to(nt, recorder, "everything", sources=[{"kind": "Kustomization", "name": "app"}])
+    sha = tenant.push({"app/settings.yaml": configmap("app-settings", "v1")})
+    tenant.kustomization("app", path="./app", targetNamespace=tenant.target)  # before its GitRepository
+    until(lambda: tenant.get("app"), lambda o: condition(o).get("status") == "False", what="app waiting")
+    tenant.git_repository()
+    tenant.ready("app", sha)
+    recorder.wait_for(
+        1, timeout=30, where=lambda r: r.path == "/everything" and r.json()["reason"] == ("ReconciliationSucceeded")
+    )
+    time.sleep(0.5)
+    sent = [(r.path, r.json()["reason"], r.json()["message"][:120]) for r in recorder.received]
+    assert not [s for s in sent if s[0] == "/errors"], sent
