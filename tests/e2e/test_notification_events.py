@@ -251,6 +251,7 @@ def test_a_kustomize_reconcile_event_reaches_a_generic_provider_with_its_revisio
     )
     nt = Notifications(admin_api, tenant.config, controller)
     route_to(nt, recorder, sources=[{"kind": "Kustomization", "name": "app"}])
+    route_to(nt, recorder, "git", sources=[{"kind": "GitRepository", "name": "repo"}])
     sha = tenant.push({"app/settings.yaml": configmap("app-settings", "v1")})
     tenant.git_repository()
     tenant.kustomization("app", path="./app", targetNamespace=tenant.target)
@@ -258,7 +259,9 @@ def test_a_kustomize_reconcile_event_reaches_a_generic_provider_with_its_revisio
     revision = applied["status"]["lastAppliedRevision"]
     assert revision == f"main@sha1:{sha}"
 
-    (sent,) = recorder.wait_for(1, timeout=30, where=lambda r: r.json()["reason"] == "ReconciliationSucceeded")
+    (sent,) = recorder.wait_for(
+        1, timeout=30, where=lambda r: r.path == "/generic" and r.json()["reason"] == "ReconciliationSucceeded"
+    )
     body = sent.json()
     assert body["involvedObject"]["kind"] == "Kustomization"
     assert body["involvedObject"]["name"] == "app"
@@ -269,6 +272,12 @@ def test_a_kustomize_reconcile_event_reaches_a_generic_provider_with_its_revisio
     assert f"ConfigMap/{tenant.target}/app-settings created" in body["message"]
     assert body["reportingController"] == "kustomize-controller"
     assert sent.header("gotk-component") == "kustomize-controller"
+
+    (stored,) = recorder.wait_for(1, timeout=30, where=lambda r: r.path == "/git")
+    source = stored.json()
+    assert (source["involvedObject"]["kind"], source["involvedObject"]["name"]) == ("GitRepository", "repo")
+    assert source["severity"] == "info" and source["reportingController"] == "source-controller"
+    assert source["metadata"]["revision"] == revision, "the source's event names the artifact's revision"
 
 
 def test_a_failing_kustomize_reconcile_sends_an_error_with_the_attempted_revision(
