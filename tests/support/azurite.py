@@ -78,14 +78,14 @@ class Azurite:
             f"BlobEndpoint={self.account_url};"
         )
 
-    def service_client(self, credential: object = None) -> BlobServiceClient:
+    def service_client(self, credential: str | dict[str, str] | None = None) -> BlobServiceClient:
         """A client of the account with the shared key (default), a SAS token string, or another credential."""
         if credential is None:
             credential = {"account_name": self.account_name, "account_key": self.account_key}
         return BlobServiceClient(self.account_url, credential=credential, connection_verify=str(self.ca_file))
 
     def account_sas(self, *, write: bool = False, hours: float = 1) -> str:
-        """An account SAS token (no leading ``?``) to read and list containers and blobs; ``write`` adds create/write."""
+        """An account SAS (no leading ``?``): read and list containers and blobs; ``write`` adds create/write."""
         return generate_account_sas(
             self.account_name,
             self.account_key,

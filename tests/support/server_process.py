@@ -157,10 +157,8 @@ def _end_group(process: subprocess.Popen[bytes], grace: float) -> None:
     """SIGTERM the process group, SIGKILL it if the leader outlives ``grace``; reap the leader."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        pass
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)  # stragglers of the group, and a leader that ignored SIGTERM
     process.wait()
