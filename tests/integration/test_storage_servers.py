@@ -219,6 +219,7 @@ def test_registry_helm_push_pull_and_manifest(registry: OciRegistry, tmp_path: P
     assert pushed.returncode == 0, pushed.stderr
     assert f"{registry.host}/charts/podinfo:1.2.3" in pushed.stdout + pushed.stderr
 
+    (tmp_path / "pulled").mkdir()
     pulled = helm(
         home, "pull", registry.oci_url("charts/podinfo"), "--version", "1.2.3", "--ca-file", ca_file,
         "-d", str(tmp_path / "pulled"),

@@ -41,6 +41,8 @@ class S3Server:
         self.access_key = "fw" + secrets.token_hex(9)
         self.secret_key = secrets.token_urlsafe(30)
         self.ca_file: Path | None = None
+        self._iam_dir = self.state_dir / "iam"
+        self._iam_dir.mkdir()
         self._files = write_tls_files(tls, self.state_dir / "tls") if tls else None
         if self._files:
             self.ca_file = self._files.ca
@@ -108,6 +110,9 @@ class S3Server:
 
     def _command(self, port: int) -> list[str]:
         command = [str(storage_binary("versitygw")), "--port", f"{HOST}:{port}", "--region", self.region, "--quiet"]
+        # The internal IAM answers an unknown access key 403 InvalidAccessKeyId, as AWS does; the
+        # root-only default answers 404 XAdminUserNotFound.
+        command += ["--iam-dir", str(self._iam_dir)]
         if self._files:
             command += ["--cert", str(self._files.cert), "--key", str(self._files.key)]
         return [*command, "posix", str(self.root)]
