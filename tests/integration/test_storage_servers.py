@@ -26,7 +26,7 @@ from tests.support.azurite import WELL_KNOWN_ACCOUNT, Azurite
 from tests.support.helm_cli import helm_env
 from tests.support.helm_repo import helm_binary, write_chart
 from tests.support.oci_registry import OciRegistry
-from tests.support.processes import descendant_pids
+from tests.support.processes import descendant_pids, descendants
 from tests.support.s3_server import S3Server
 from tests.support.server_process import ServerProcess, ServerStartError, client_context
 from tests.support.storage_binaries import storage_binary
@@ -112,8 +112,11 @@ def test_s3_certificate_is_checked(s3: S3Server) -> None:
             untrusting.list_buckets()
 
 
-def test_s3_over_plain_http(tmp_path: Path) -> None:
+def test_s3_over_plain_http_and_stopped_for_good(tmp_path: Path) -> None:
+    versitygw = str(storage_binary("versitygw"))
     with S3Server(tmp_path / "root") as server:
+        pid = server.pid
+        assert pid in descendants(os.getpid(), versitygw)
         assert server.insecure and server.url.startswith("http://")
         client = server.client()
         client.create_bucket(Bucket="plain")
@@ -121,6 +124,9 @@ def test_s3_over_plain_http(tmp_path: Path) -> None:
         assert client.get_object(Bucket="plain", Key="a")["Body"].read() == b"alpha"
         assert server.secret_data() == {"accesskey": server.access_key, "secretkey": server.secret_key}
     assert (tmp_path / "root" / "plain" / "a").read_bytes() == b"alpha"  # a given root outlives the server
+    assert not server.running
+    assert pid not in descendants(os.getpid(), versitygw)
+    assert not server.state_dir.exists()
 
 
 # ---- Azure Blob: Azurite ------------------------------------------------------------------------------
@@ -168,11 +174,11 @@ def test_azurite_refuses_wrong_credentials(azure: Azurite) -> None:
     wrong_key = azure.service_client({"account_name": azure.account_name, "account_key": "d3Jvbmc=" * 11})
     with pytest.raises(HttpResponseError) as refused:
         list(wrong_key.get_container_client("guarded").list_blobs())
-    assert (refused.value.status_code, refused.value.error_code) == (403, "AuthorizationFailure")
+    assert (refused.value.status_code, getattr(refused.value, "error_code", None)) == (403, "AuthorizationFailure")
     expired = azure.service_client(azure.container_sas("guarded", hours=-1)).get_container_client("guarded")
     with pytest.raises(HttpResponseError) as stale:
         list(expired.list_blobs())
-    assert (stale.value.status_code, stale.value.error_code) == (403, "AuthorizationFailure")
+    assert (stale.value.status_code, getattr(stale.value, "error_code", None)) == (403, "AuthorizationFailure")
     anonymous = httpx.get(f"{azure.account_url}/guarded?restype=container&comp=list", verify=client_context(azure.tls))
     assert anonymous.status_code == 403 and "<Code>AuthorizationFailure</Code>" in anonymous.text  # no public access
     # the emulator's documented account is not served when our own account is
@@ -270,6 +276,19 @@ def test_registry_certificate_is_checked(registry: OciRegistry, tmp_path: Path) 
     )  # fmt: skip
     assert login.returncode != 0
     assert "certificate" in login.stderr.lower()
+
+
+def test_registry_plain_http_anonymous(tmp_path: Path) -> None:
+    with OciRegistry(auth=False) as server:
+        assert server.insecure and server.url.startswith("http://")
+        assert httpx.get(f"{server.url}/v2/").status_code == 200
+        chart = write_chart(tmp_path / "src", "plain", "0.1.0")
+        assert helm(tmp_path / "h", "package", str(chart), "-d", str(tmp_path)).returncode == 0
+        pushed = helm(tmp_path / "h", "push", str(tmp_path / "plain-0.1.0.tgz"), server.oci_url("c"), "--plain-http")
+        assert pushed.returncode == 0, pushed.stderr
+        tags = httpx.get(f"{server.url}/v2/c/plain/tags/list").json()
+        assert tags == {"name": "c/plain", "tags": ["0.1.0"]}
+    assert not server.running
 
 
 def test_registry_dockerconfigjson(registry: OciRegistry) -> None:

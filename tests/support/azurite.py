@@ -111,6 +111,15 @@ class Azurite:
     def stop(self) -> None:
         self._process.stop()
 
+    @property
+    def running(self) -> bool:
+        return self._process.running
+
+    @property
+    def pid(self) -> int | None:
+        """The server's pid (the leader of its own process group) while it runs."""
+        return self._process.pid
+
     def log_tail(self, lines: int = 40) -> str:
         return self._process.log_tail(lines)
 

@@ -116,6 +116,10 @@ class ServerProcess:
             _end_group(process, grace)
 
     @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
