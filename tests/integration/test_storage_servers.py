@@ -22,7 +22,7 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 from botocore.exceptions import ClientError, SSLError
 
-from tests.support.azurite import WELL_KNOWN_ACCOUNT, Azurite
+from tests.support.azurite import WELL_KNOWN_ACCOUNT, Azurite, listed_as
 from tests.support.helm_cli import helm_env
 from tests.support.helm_repo import helm_binary, write_chart
 from tests.support.oci_registry import OciRegistry
@@ -183,6 +183,14 @@ def test_azurite_refuses_wrong_credentials(azure: Azurite) -> None:
     assert anonymous.status_code == 403 and "<Code>AuthorizationFailure</Code>" in anonymous.text  # no public access
     # the emulator's documented account is not served when our own account is
     assert azure.account_name != WELL_KNOWN_ACCOUNT
+
+
+def test_azurite_lists_a_key_that_escapes_the_directory(azure: Azurite) -> None:
+    container = azure.service_client().create_container("escape")
+    with pytest.raises(HttpResponseError):
+        container.upload_blob("a/../../evil", b"x")  # refused as written
+    container.upload_blob(listed_as("a/../../evil"), b"x")
+    assert [b.name for b in container.list_blobs()] == ["a/../../evil"]
 
 
 def test_azurite_well_known_account(ca: PrivateCA) -> None:

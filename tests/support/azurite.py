@@ -61,11 +61,17 @@ class Azurite:
             lambda port: answers_http(f"https://{HOST}:{port}/", client_context(tls)),
             self.state_dir / "azurite.log",
             env=env,
+            cwd=self.state_dir,
         )
 
     @property
     def port(self) -> int:
         return self._process.port
+
+    @property
+    def ca_pem(self) -> bytes:
+        """The CA that signed the serving certificate (a ``certSecretRef``'s ``ca.crt``)."""
+        return self.tls.ca_pem
 
     @property
     def account_url(self) -> str:
@@ -144,6 +150,16 @@ class Azurite:
             "--loose",
             "--disableTelemetry",
         ]  # fmt: skip
+
+
+def listed_as(name: str) -> str:
+    """The blob name to upload so that Azurite lists ``name``, ``..`` segments included.
+
+    Azurite refuses a name with a ``..`` segment but turns ``\\`` into ``/`` after that check, so
+    ``listed_as("a/../../evil")`` makes a real listing carry a key that escapes the directory: what a
+    Bucket source must refuse. (versitygw cannot: its directory backend normalises such keys.)
+    """
+    return name.replace("/", "\\")
 
 
 def _in_hours(hours: float) -> datetime.datetime:

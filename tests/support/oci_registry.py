@@ -58,6 +58,7 @@ class OciRegistry:
             lambda port: answers_http(f"{self._scheme}://{HOST}:{port}/v2/", client_context(tls)),
             self.state_dir / "registry.log",
             env={"OTEL_TRACES_EXPORTER": "none"},  # else it sends traces to localhost:4318
+            cwd=self.state_dir,
         )
 
     @property
@@ -77,6 +78,11 @@ class OciRegistry:
     def oci_url(self, repository: str = "") -> str:
         """``oci://127.0.0.1:<port>/<repository>``."""
         return f"oci://{self.host}/{repository}".rstrip("/")
+
+    @property
+    def ca_pem(self) -> bytes | None:
+        """The CA that signed the serving certificate (a ``certSecretRef``'s ``ca.crt``); None over HTTP."""
+        return self.tls.ca_pem if self.tls else None
 
     @property
     def insecure(self) -> bool:

@@ -40,18 +40,17 @@ class S3Server:
         self.region = region
         self.access_key = "fw" + secrets.token_hex(9)
         self.secret_key = secrets.token_urlsafe(30)
-        self.ca_file: Path | None = None
         self._iam_dir = self.state_dir / "iam"
         self._iam_dir.mkdir()
         self._files = write_tls_files(tls, self.state_dir / "tls") if tls else None
-        if self._files:
-            self.ca_file = self._files.ca
+        self.ca_file = self._files.ca if self._files else None  # for clients that read a CA bundle path
         self._process = ServerProcess(
             "versitygw",
             self._command,
             lambda port: answers_http(f"{self._scheme}://{HOST}:{port}/", client_context(tls)),
             self.state_dir / "versitygw.log",
             env={"ROOT_ACCESS_KEY_ID": self.access_key, "ROOT_SECRET_ACCESS_KEY": self.secret_key},
+            cwd=self.state_dir,
         )
 
     @property
@@ -67,6 +66,11 @@ class S3Server:
     def url(self) -> str:
         """``http(s)://127.0.0.1:<port>``: the endpoint URL an S3 client is given."""
         return f"{self._scheme}://{self.endpoint}"
+
+    @property
+    def ca_pem(self) -> bytes | None:
+        """The CA that signed the serving certificate (a ``certSecretRef``'s ``ca.crt``); None over HTTP."""
+        return self.tls.ca_pem if self.tls else None
 
     @property
     def insecure(self) -> bool:
