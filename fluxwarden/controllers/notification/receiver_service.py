@@ -20,7 +20,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from fluxwarden.controllers.notification.api import RECEIVER, NotificationOptions
+from fluxwarden.controllers.notification.api import MAX_EVENT_BYTES, RECEIVER, NotificationOptions
+from fluxwarden.controllers.notification.bodies import TooLarge, TooSlow, read_body
+from fluxwarden.controllers.notification.bodies import text as _text
 from fluxwarden.controllers.notification.hooks import Rejected, hook, verify
 from fluxwarden.controllers.notification.receiver import TOKEN_KEY, secret_name
 from fluxwarden.controllers.notification.receiver_index import ReceiverIndex
@@ -35,35 +37,12 @@ from fluxwarden.controllers.runtime.service import Feed
 
 logger = logging.getLogger("fluxwarden.controllers.notification")
 
-MAX_BODY_BYTES = 3 << 20  # Flux's maxRequestSizeBytes: 413 above
+MAX_BODY_BYTES = MAX_EVENT_BYTES  # Flux's maxRequestSizeBytes, the same for both servers: 413 above
 FEED = Feed(RECEIVER)
-
-
-def _text(status: int, line: str) -> PlainTextResponse:
-    return PlainTextResponse(" ".join(line.split())[:1000] + "\n", status_code=status)
 
 
 async def _not_found(request: Request) -> PlainTextResponse:
     return _text(404, "no Receiver at this path; webhook paths are /hook/<digest> (a Receiver's status.webhookPath)")
-
-
-class TooLarge(Exception):
-    pass
-
-
-async def _body(request: Request) -> bytes:
-    """The body, refusing to hold more than ``MAX_BODY_BYTES`` whatever Content-Length claims."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise TooLarge
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 class ReceiverService:
@@ -123,7 +102,9 @@ class ReceiverService:
         if not is_true(receiver):
             return _text(503, f"{where} is not ready; see its Ready condition")
         try:
-            body = await _body(request)
+            body = await read_body(request, MAX_BODY_BYTES)
+        except TooSlow:
+            return _text(408, "the body did not arrive in time")
         except TooLarge:
             return _text(413, f"the body is over {MAX_BODY_BYTES >> 20} MiB, the most a Receiver takes")
         except ClientDisconnect:
