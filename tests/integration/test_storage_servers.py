@@ -90,6 +90,8 @@ def test_s3_refuses_wrong_credentials(s3: S3Server) -> None:
         s3.client(access_key="nobody").list_objects_v2(Bucket="guarded")
     assert unknown_key.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
     assert unknown_key.value.response["Error"]["Code"] == "InvalidAccessKeyId"
+    anonymous = httpx.get(f"{s3.url}/guarded?list-type=2", verify=client_context(s3.tls))
+    assert anonymous.status_code == 403 and "<Code>AccessDenied</Code>" in anonymous.text, anonymous.text
     with pytest.raises(ClientError) as missing:
         s3.client().list_objects_v2(Bucket="no-such-bucket")
     assert missing.value.response["Error"]["Code"] == "NoSuchBucket"
