@@ -127,7 +127,7 @@ def compile_alert(obj: dict[str, Any], settings: Settings) -> CompiledAlert:
         source = mapping(raw)
         where = f"spec.eventSources[{index}]"
         if (finding := refused.get(where)) is not None:  # the tenancy rules, as the webhook applies them
-            problems.append(f"{where}: {finding.detail}; events from there are dropped — {finding.reason}")
+            problems.append(f"{finding.detail}; events from there are dropped — {finding.reason}")
             continue
         sources.append(
             Source(
