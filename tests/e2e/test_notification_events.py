@@ -7,6 +7,7 @@ really arrived (or, after a later one did, really did not).
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import hmac
 import json
@@ -143,8 +144,10 @@ def test_an_event_over_3_mib_gets_413_and_one_just_under_is_accepted(
     streamed = httpx.post(url, content=chunks(), headers={"Content-Type": "application/json"}, timeout=30)
     assert streamed.status_code == 413
 
-    fits = flux_event(nt.namespace, message="y" * (MAX_EVENT_BYTES - envelope - 1024))
-    assert post(url, fits, timeout=30).status_code == 202
+    fits = flux_event(nt.namespace, message="y" * (MAX_EVENT_BYTES - envelope))
+    exactly = json.dumps(fits).encode()
+    assert len(exactly) == MAX_EVENT_BYTES
+    assert post(url, exactly, timeout=30).status_code == 202, "3 MiB itself is within Flux's limit"
     (sent,) = recorder.wait_for(1, timeout=30)
     assert sent.json()["message"] == fits["message"], "the largest accepted event is delivered whole"
     assert recorder.count == 1
@@ -574,3 +577,18 @@ def test_a_kustomization_waiting_for_its_source_sends_no_error(
     time.sleep(0.5)
     sent = [(r.path, r.json()["reason"], r.json()["message"][:120]) for r in recorder.received]
     assert not [s for s in sent if s[0] == "/errors"], sent
+
+
+def test_concurrent_events_are_each_delivered_exactly_once(url: str, nt: Notifications, recorder: Recorder) -> None:
+    route_to(nt, recorder)
+    count = 200
+
+    def send(number: int) -> int:
+        return post(url, flux_event(nt.namespace, name=f"app-{number % 7}", message=f"event {number}")).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(send, range(count)))
+    assert statuses == [202] * count
+    recorder.wait_for(count, timeout=60)
+    time.sleep(0.5)
+    assert sorted(messages(recorder.received)) == sorted(f"event {n}" for n in range(count))
