@@ -206,3 +206,19 @@ def test_editing_the_alert_keeps_its_marks(
     assert send.changes(2) == [("app", "fails"), ("app", "recovers")]
     recovery = [r.json() for r in recorder.received if r.path == "/changes"][-1]
     assert recovery["metadata"] == {"env": "prod"}, "the recovery went out under the edited spec"
+
+
+def test_an_alert_made_again_under_the_same_name_starts_clean(
+    controller: Reconcilers, admin_api: client.ApiClient, namespace: str, recorder: Recorder
+) -> None:
+    nt = Notifications(admin_api, namespace, controller)
+    on_change_and_witness(nt, recorder)
+    send = Sender(event_url(controller), namespace, recorder)
+    send("app", "error", "fails")
+    assert send.changes(1) == [("app", "fails")]
+    nt.delete(ALERT, "changes")
+    nt.settled()
+    nt.alert("changes", "changes", annotations={MODE_ANNOTATION: ON_CHANGE})
+    nt.settled()
+    send("app", "error", "fails for the new Alert")
+    assert send.changes(2) == [("app", "fails"), ("app", "fails for the new Alert")], "its first error is news"
