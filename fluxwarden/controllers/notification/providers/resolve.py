@@ -199,7 +199,8 @@ def _tls(
 def _check_address(kind: str, address: str, ref: str, from_secret: bool) -> None:
     shown = "the address from the Secret" if from_secret else f"spec.address {address!r}"
     if kind in COMMIT_STATUS:
-        if git_repository(address) is None:
+        repo = git_repository(address)
+        if repo is None or (kind == "github" and repo.path.count("/") != 1):
             raise ProviderError(f"{ref}: {shown} is not a git repository URL; use https://<host>/<owner>/<repository>")
     elif web_address(address) is None:
         raise ProviderError(f"{ref}: {shown} is not an http(s) URL; set it to the endpoint's https:// URL")

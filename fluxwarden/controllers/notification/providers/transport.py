@@ -120,6 +120,8 @@ async def _attempt(client: httpx.AsyncClient, target: Target, request: Request, 
                 location = response.headers.get("location")
             finally:
                 await response.aclose()
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            raise _Failure(f"the URL cannot be sent to ({_describe(exc)})", "fix the address", retry=False) from None
         except httpx.TimeoutException:
             raise _Failure(f"no answer within spec.timeout {target.timeout:g}s", _TIMEOUT_FIX, retry=True) from None
         except (httpx.ConnectError, httpx.ProxyError) as exc:
@@ -146,6 +148,7 @@ async def _attempt(client: httpx.AsyncClient, target: Target, request: Request, 
 
 
 def _judge(answer: Answer, request: Request) -> Answer:
+    """The answer when it is a success; else the :class:`_Failure` it means, retryable or not."""
     status = answer.status
     if 200 <= status < 300:
         if request.check and (reason := request.check(answer.body)):
@@ -154,17 +157,15 @@ def _judge(answer: Answer, request: Request) -> Answer:
     detail = _one_line(answer.body.decode(errors="replace"))[:200]
     cause = f"HTTP {status}" + (f": {detail}" if detail else "")
     if status == 429 or (status >= 500 and status != 501):
-        return _raise(_Failure(cause, "the endpoint is failing; check it", retry=True, wait=answer.retry_after))
-    fix = {
-        401: "check the token or credentials in the Secret named by spec.secretRef",
-        403: "check the token's permissions (scopes) in the Secret named by spec.secretRef",
-        404: "check the address (and, for a commit status, the repository and the token's access to it)",
-    }.get(status, "check what the endpoint expects")
-    return _raise(_Failure(cause, fix, retry=False))
+        raise _Failure(cause, "the endpoint is failing; check it", retry=True, wait=answer.retry_after)
+    raise _Failure(cause, _STATUS_FIX.get(status, "check what the endpoint expects"), retry=False)
 
 
-def _raise(failure: _Failure) -> Answer:
-    raise failure
+_STATUS_FIX = {
+    401: "check the token or credentials in the Secret named by spec.secretRef",
+    403: "check the token's permissions (scopes) in the Secret named by spec.secretRef",
+    404: "check the address (and, for a commit status, the repository and the token's access to it)",
+}
 
 
 def _retry_after(response: httpx.Response) -> float | None:

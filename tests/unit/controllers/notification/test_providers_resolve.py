@@ -61,6 +61,7 @@ def test_missing_or_bad_address() -> None:
     assert "has no address; set spec.address" in error(type="generic")
     assert "is not an http(s) URL" in error(type="generic", address="ftp://x.example/")
     assert "is not a git repository URL" in error(type="gitlab", address="not a url")
+    assert "is not a git repository URL" in error(type="github", address="https://github.com/owner-only")
     assert "spec.timeout" in error(type="generic", address="https://x.example/", timeout="soon")
 
 
