@@ -373,3 +373,20 @@ def test_pooled_client_reuses_its_connection(https: CountingRecorder, ca: Privat
     run(three())
     assert len(https.received) == 3
     assert https.connections == 1  # one TLS connection for all three
+
+
+def test_commit_status_expr_names_the_context(ca: PrivateCA) -> None:
+    answers = {"GET": Reply(200, b"[]"), "POST": Reply(201, b"{}")}
+    with Recorder(tls=ca, responder=lambda s: answers[s.method]) as server:
+        expr = "(event.involvedObject.kind + '/' + event.metadata.cluster + '/' + alert.metadata.name).lowerAscii()"
+        t = replace(target("gitlab", f"{server.url}/group/project", ca, token=TOKEN), commit_status_expr=expr)
+        with_cluster = event(metadata={"kustomize.toolkit.fluxcd.io/revision": f"main@sha1:{SHA}", "cluster": "EU-1"})
+        with pytest.raises(DeliveryError) as caught:  # the expression reads the Alert: none given
+            run(deliver(t, with_cluster))
+        assert "spec.commitStatusExpr failed for this event: alert is not known here" in str(caught.value)
+        with pytest.raises(DeliveryError, match="no such key: cluster"):
+            run(deliver(t, event(), alert={"metadata": {"name": "status"}}))
+        run(deliver(t, with_cluster, alert={"metadata": {"name": "Status"}}))
+        get, post = server.received  # only the last one was sent
+        assert get.query == {"name": ["kustomization/eu-1/status"]}
+        assert post.json()["name"] == "kustomization/eu-1/status"

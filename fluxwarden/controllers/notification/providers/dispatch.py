@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from fluxwarden.controllers.notification.event import Event
 from fluxwarden.controllers.notification.providers import (
@@ -16,6 +17,7 @@ from fluxwarden.controllers.notification.providers import (
     slack,
     transport,
 )
+from fluxwarden.controllers.notification.providers.commit_status import identifier
 from fluxwarden.controllers.notification.providers.metadata import (
     PROGRESSING,
     commit_sha,
@@ -49,27 +51,29 @@ def skipped(target: Target, event: Event) -> bool:
     return event.reason == PROGRESSING or event.severity not in ("info", "error") or commit_sha(event) is None
 
 
-async def deliver(target: Target, event: Event) -> None:
+async def deliver(target: Target, event: Event, *, alert: dict[str, Any] | None = None) -> None:
+    """Send ``event`` (metadata already combined for its Alert); ``alert``, the Alert object, is only
+    read by a ``spec.commitStatusExpr`` that names it. :class:`DeliveryError` when the send failed."""
     if skipped(target, event):
         return
     note = notification(event)
     if target.type == "github":
-        await _github(target, note)
+        await _github(target, note, identifier(target, note, alert))
     elif target.type == "gitlab":
-        await _gitlab(target, note)
+        await _gitlab(target, note, identifier(target, note, alert))
     else:
         await transport.send(target, BUILDERS[target.type](target, note))
 
 
-async def _github(target: Target, event: Event) -> None:
+async def _github(target: Target, event: Event, context: str) -> None:
     sha = commit_sha(event) or ""
     listed = await transport.send(target, github.listing(target, sha))
-    if not github.duplicate(listed.body, github.status(target, event)):
-        await transport.send(target, github.create(target, event, sha))
+    if not github.duplicate(listed.body, github.status(event, context)):
+        await transport.send(target, github.create(target, event, sha, context))
 
 
-async def _gitlab(target: Target, event: Event) -> None:
+async def _gitlab(target: Target, event: Event, name: str) -> None:
     sha = commit_sha(event) or ""
-    listed = await transport.send(target, gitlab.listing(target, event, sha))
-    if not gitlab.duplicate(listed.body, gitlab.status(target, event), sha):
-        await transport.send(target, gitlab.create(target, event, sha))
+    listed = await transport.send(target, gitlab.listing(target, sha, name))
+    if not gitlab.duplicate(listed.body, gitlab.status(event, name), sha):
+        await transport.send(target, gitlab.create(target, event, sha, name))

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import yaml
 
-from fluxwarden.controllers.notification.providers import tls
+from fluxwarden.controllers.notification.providers import cel, commit_status, tls
 from fluxwarden.controllers.notification.providers.addresses import git_repository, web_address
 from fluxwarden.controllers.notification.providers.target import DEFAULT_TIMEOUT, ProviderError, Target
 from fluxwarden.controllers.notification.providers.types import COMMIT_STATUS, NEEDS_TOKEN, SUPPORTED
@@ -50,11 +50,9 @@ def resolve(kube: SecretReader, provider: dict[str, Any]) -> Target:
             f"{ref}: spec.type {kind!r} is not supported by fluxwarden; supported: {', '.join(sorted(SUPPORTED))}; "
             "use one of them or run Flux's notification-controller for this Provider"
         )
-    if spec.get("commitStatusExpr"):
-        raise ProviderError(
-            f"{ref}: spec.commitStatusExpr is not supported by fluxwarden yet; remove it (the status context is "
-            "then <kind>/<name>/<provider uid prefix>) or run Flux's notification-controller for this Provider"
-        )
+    expression = str(spec.get("commitStatusExpr") or "")
+    if expression:
+        _check_expression(expression, kind, ref)
     if spec.get("serviceAccountName"):
         raise ProviderError(
             f"{ref}: spec.serviceAccountName (workload identity) is not supported by fluxwarden for type {kind}; "
@@ -116,10 +114,11 @@ def resolve(kube: SecretReader, provider: dict[str, Any]) -> Target:
         proxy=proxy,
         timeout=_timeout(spec.get("timeout"), ref),
         ssl=context,
-        commit_status_expr="",
+        commit_status_expr=expression,
         address_from_secret=address_from_secret,
         tls_key=tls.digest(*material, proxy),
         secret_values=tuple(v for v in secret_values if v),
+        provider_object=_visible(provider),
     )
 
 
@@ -204,6 +203,25 @@ def _check_address(kind: str, address: str, ref: str, from_secret: bool) -> None
             raise ProviderError(f"{ref}: {shown} is not a git repository URL; use https://<host>/<owner>/<repository>")
     elif web_address(address) is None:
         raise ProviderError(f"{ref}: {shown} is not an http(s) URL; set it to the endpoint's https:// URL")
+
+
+def _check_expression(expression: str, kind: str, ref: str) -> None:
+    if kind not in COMMIT_STATUS:  # Flux's CRD refuses it too
+        raise ProviderError(f"{ref}: spec.commitStatusExpr is only for commit-status types (github, gitlab); remove it")
+    try:
+        commit_status.compiled(expression)
+    except cel.CelError as exc:
+        raise ProviderError(
+            f"{ref}: spec.commitStatusExpr: {exc}; fluxwarden evaluates string literals, event/provider/alert fields, "
+            "'+' and lowerAscii/upperAscii/trim/replace: rewrite it with those or run Flux's notification-controller"
+        ) from None
+
+
+def _visible(provider: dict[str, Any]) -> dict[str, Any]:
+    """The Provider as commitStatusExpr sees it: no managedFields, no status."""
+    meta = dict(provider.get("metadata") or {})
+    meta.pop("managedFields", None)
+    return {k: v for k, v in provider.items() if k not in ("metadata", "status")} | {"metadata": meta}
 
 
 def _timeout(value: Any, ref: str) -> float:

@@ -18,6 +18,7 @@ from fluxwarden.controllers.notification.providers.metadata import (
 from tests.unit.controllers.notification.providers_events import PROVIDER_UID, SHA, kustomization_event
 
 SHA256 = "a" * 64
+CONTEXT = "kustomization/webapp/0c9c2e41"  # Flux's default for this event and Provider uid
 
 
 def target(kind: str, address: str) -> Target:
@@ -49,7 +50,7 @@ def test_reason_words() -> None:
 def test_github_status_on_github_com() -> None:
     t = target("github", "https://github.com/my-gh-org/my-gh-repo")
     event = dispatch.notification(kustomization_event())
-    request = github.create(t, event, SHA)
+    request = github.create(t, event, SHA, CONTEXT)
     assert request.method == "POST"
     assert request.url == f"https://api.github.com/repos/my-gh-org/my-gh-repo/statuses/{SHA}"
     assert request.headers["Authorization"] == "Bearer t0k"
@@ -72,11 +73,11 @@ def test_github_enterprise_failure_and_address_forms() -> None:
         "git@ghe.example.com:org/repo.git",
         "ssh://git@ghe.example.com/org/repo",
     ):
-        request = github.create(target("github", address), event, SHA)
+        request = github.create(target("github", address), event, SHA, CONTEXT)
         assert request.url == f"https://ghe.example.com/api/v3/repos/org/repo/statuses/{SHA}", address
         assert json.loads(request.body)["state"] == "failure"
         assert json.loads(request.body)["description"] == "health check failed"
-    on_port = github.create(target("github", "https://127.0.0.1:8443/org/repo"), event, SHA)
+    on_port = github.create(target("github", "https://127.0.0.1:8443/org/repo"), event, SHA, CONTEXT)
     assert on_port.url == f"https://127.0.0.1:8443/api/v3/repos/org/repo/statuses/{SHA}"
 
 
@@ -94,7 +95,7 @@ def test_github_duplicate_is_the_newest_of_the_context() -> None:
 def test_gitlab_status_path_body_and_token_header() -> None:
     t = target("gitlab", "https://gitlab.com/group/sub/project.git")
     event = dispatch.notification(kustomization_event(severity="error"))
-    request = gitlab.create(t, event, SHA)
+    request = gitlab.create(t, event, SHA, CONTEXT)
     assert request.url == f"https://gitlab.com/api/v4/projects/group%2Fsub%2Fproject/statuses/{SHA}"
     assert request.headers["PRIVATE-TOKEN"] == "t0k"
     assert "Authorization" not in request.headers
@@ -103,11 +104,11 @@ def test_gitlab_status_path_body_and_token_header() -> None:
         "name": "kustomization/webapp/0c9c2e41",
         "description": "reconciliation succeeded",
     }
-    listing = gitlab.listing(t, event, SHA)
+    listing = gitlab.listing(t, SHA, CONTEXT)
     split = urllib.parse.urlsplit(listing.url)
     assert split.path == f"/api/v4/projects/group%2Fsub%2Fproject/repository/commits/{SHA}/statuses"
     assert urllib.parse.parse_qs(split.query) == {"name": ["kustomization/webapp/0c9c2e41"]}
-    by_id = gitlab.create(target("gitlab", "https://gitlab.com/1234"), event, SHA)
+    by_id = gitlab.create(target("gitlab", "https://gitlab.com/1234"), event, SHA, CONTEXT)
     assert by_id.url == f"https://gitlab.com/api/v4/projects/1234/statuses/{SHA}"
 
 
