@@ -10,10 +10,11 @@ The metadata sent is combined in Flux's order (RFC 0008), see :meth:`CompiledAle
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+import re2
 
 from fluxwarden.controllers.notification.api import EVENT_GROUP, MODE_ANNOTATION, ON_CHANGE
 from fluxwarden.controllers.notification.event import Event
@@ -22,6 +23,9 @@ from fluxwarden.tenancy import evaluate
 from fluxwarden.tenancy.settings import Settings
 
 EVENT_PREFIX = f"{EVENT_GROUP}/"
+Pattern = Any  # re2._Regexp (the bindings ship no type information)
+_QUIET = re2.Options()
+_QUIET.log_errors = False  # a bad pattern is reported on the Alert, not on stderr
 
 LabelsOf = Callable[[Event], dict[str, str] | None]
 """The involved object's labels (None: it cannot be read); only asked for ``*`` sources with ``matchLabels``."""
@@ -54,9 +58,9 @@ class CompiledAlert:
     provider: str
     severity: str
     sources: tuple[Source, ...]
-    inclusions: tuple[re.Pattern[str], ...] = ()
+    inclusions: tuple[Pattern, ...] = ()
     has_inclusions: bool = False  # an inclusion list was given (even if none of it compiled)
-    exclusions: tuple[re.Pattern[str], ...] = ()
+    exclusions: tuple[Pattern, ...] = ()
     event_metadata: dict[str, str] = field(default_factory=dict)
     summary: str = ""
     suspended: bool = False
@@ -149,15 +153,17 @@ def compile_alert(obj: dict[str, Any], settings: Settings) -> CompiledAlert:
     )
 
 
-def _patterns(spec: dict[str, Any], name: str, problems: list[str]) -> tuple[re.Pattern[str], ...]:
+def _patterns(spec: dict[str, Any], name: str, problems: list[str]) -> tuple[Pattern, ...]:
+    """Go's regexp is RE2: the same engine, so a pattern means here what it means in Flux."""
     compiled = []
     for index, pattern in enumerate(spec.get(name) or []):
         try:
-            compiled.append(re.compile(str(pattern)))
-        except re.error as exc:
+            compiled.append(re2.compile(str(pattern), options=_QUIET))
+        except re2.error as exc:
+            reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else exc
             noun = "inclusion" if name == "inclusionList" else "exclusion"
             problems.append(
-                f"failed to compile {noun} regex: spec.{name}[{index}] {str(pattern)[:80]!r} ({exc}); "
+                f"failed to compile {noun} regex: spec.{name}[{index}] {str(pattern)[:80]!r} ({reason}); "
                 "it matches nothing until fixed"
             )
     return tuple(compiled)
