@@ -390,3 +390,16 @@ def test_commit_status_expr_names_the_context(ca: PrivateCA) -> None:
         get, post = server.received  # only the last one was sent
         assert get.query == {"name": ["kustomization/eu-1/status"]}
         assert post.json()["name"] == "kustomization/eu-1/status"
+
+
+def test_proxy_from_the_provider_is_used_with_its_credentials() -> None:
+    # a plain-HTTP target through an HTTP proxy: the request reaches the proxy in absolute form
+    with Recorder() as proxy, Recorder() as endpoint:
+        t = target("generic", f"{endpoint.url}/hook", None, proxy=f"http://pu:{HEADER_SECRET}@127.0.0.1:{proxy.port}")
+        run(deliver(t, event()))
+        (seen,) = proxy.received
+        assert seen.target == f"{endpoint.url}/hook"
+        scheme, _, pair = (seen.header("proxy-authorization") or "").partition(" ")
+        assert scheme == "Basic" and base64.b64decode(pair) == f"pu:{HEADER_SECRET}".encode()
+        assert seen.json()["involvedObject"]["name"] == "webapp"
+        assert endpoint.received == []  # the proxy answered; nothing went around it

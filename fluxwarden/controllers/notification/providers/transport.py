@@ -48,7 +48,8 @@ class _Pooled:
     used: float = 0.0
 
 
-_POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Pooled]] = weakref.WeakKeyDictionary()
+_Pool = dict[tuple[str, str], _Pooled]
+_POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pool] = weakref.WeakKeyDictionary()
 
 
 async def send(target: Target, request: Request, *, wait_min: float = WAIT_MIN) -> Answer:
@@ -81,9 +82,16 @@ async def close() -> None:
         await pooled.client.aclose()
 
 
+def _pool_key(target: Target) -> tuple[str, str]:
+    """Equal TLS material and proxy share a client; a context without a digest is its own."""
+    material = target.tls_key or (f"context-{id(target.ssl)}" if target.ssl is not None else "system")
+    return material, target.proxy
+
+
 async def _client(target: Target) -> _Pooled:
     pool = _POOLS.setdefault(asyncio.get_running_loop(), {})
-    if (found := pool.get(target.tls_key)) is not None:
+    key = _pool_key(target)
+    if (found := pool.get(key)) is not None:
         return found
     if len(pool) >= POOL_LIMIT:
         for key, idle in sorted(pool.items(), key=lambda item: item[1].used):
@@ -99,7 +107,7 @@ async def _client(target: Target) -> _Pooled:
         headers={"User-Agent": USER_AGENT},
         limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
     )
-    pooled = pool.setdefault(target.tls_key, _Pooled(client))
+    pooled = pool.setdefault(key, _Pooled(client))
     if pooled.client is not client:  # another task made one meanwhile
         await client.aclose()
     return pooled
