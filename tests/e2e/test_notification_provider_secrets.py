@@ -179,6 +179,19 @@ def test_missing_secret_and_bad_headers(admin_api: client.ApiClient, kube: Kube,
         kube, namespace, "b", {"type": "generic", "address": "https://h/", "secretRef": {"name": "bad-headers"}}
     )
     assert "headers is not a YAML map" in refused(kube, bad)
+    secret(admin_api, namespace, "split-token", {"token": f"{TOKEN}\nX-Injected: 1"})
+    split = provider(
+        kube,
+        namespace,
+        "s",
+        {"type": "github", "address": "https://github.com/o/r", "secretRef": {"name": "split-token"}},
+    )
+    assert "token has line breaks" in refused(kube, split)
+    secret(admin_api, namespace, "wide-header", {"headers": f"X-Name: {HEADER_VALUE}\u2603\n"})
+    wide = provider(
+        kube, namespace, "w", {"type": "generic", "address": "https://h/", "secretRef": {"name": "wide-header"}}
+    )
+    assert "headers['X-Name'] is not a valid HTTP header" in refused(kube, wide)
     secret(admin_api, namespace, "no-token", {"address": SECRET_ADDRESS})
     hmac_less = provider(kube, namespace, "n", {"type": "generic-hmac", "secretRef": {"name": "no-token"}})
     text = refused(kube, hmac_less)

@@ -76,6 +76,8 @@ def resolve(kube: SecretReader, provider: dict[str, Any]) -> Target:
                 raise ProviderError(f"{where}: address is longer than {MAX_ADDRESS} bytes; shorten it")
             secret_values += _url_secrets(address)
         token = _text(auth, "token", where).strip()
+        if not _header_safe(token):  # it goes into an Authorization or PRIVATE-TOKEN header
+            raise ProviderError(f"{where}: token has line breaks or non-Latin-1 characters; store the bare token")
         password = _text(auth, "password", where)
         username = _text(auth, "username", where) or username
         if "proxy" in auth:
@@ -157,10 +159,18 @@ def _headers(raw: bytes, where: str) -> dict[str, str]:
         if isinstance(value, (dict, list)) or value is None:
             raise ProviderError(f"{where}: headers[{str(key)!r}] is not a single value; give it one string")
         name, text = str(key), str(value).lower() if isinstance(value, bool) else str(value)
-        if not name or any(c in name for c in " :\r\n\t") or any(c in text for c in "\r\n"):
+        if not name or any(c in name for c in " :\r\n\t") or not _header_safe(text) or not _header_safe(name):
             raise ProviderError(f"{where}: headers[{name!r}] is not a valid HTTP header; fix its name or value")
         out[name] = text
     return out
+
+
+def _header_safe(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return not any(c in text for c in "\r\n\0")
 
 
 def _proxy(data: dict[str, bytes], where: str) -> str:
