@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import pytest
 
 from fluxwarden.controllers.notification.event import Event, ObjectRef
-from fluxwarden.controllers.notification.providers import DeliveryError, Target, close, deliver
+from fluxwarden.controllers.notification.providers import DeliveryError, Target, close, deliver, transport
 from fluxwarden.controllers.notification.providers import tls as provider_tls
 from tests.support.recorder import Received, Recorder, Reply
 from tests.support.tls import PrivateCA
@@ -403,3 +403,16 @@ def test_proxy_from_the_provider_is_used_with_its_credentials() -> None:
         assert scheme == "Basic" and base64.b64decode(pair) == f"pu:{HEADER_SECRET}".encode()
         assert seen.json()["involvedObject"]["name"] == "webapp"
         assert endpoint.received == []  # the proxy answered; nothing went around it
+
+
+def test_pool_is_bounded_and_evicts_idle_clients(https: CountingRecorder, ca: PrivateCA) -> None:
+    async def many() -> tuple[int, int]:
+        base = target("generic", f"{https.url}/p", ca)
+        for index in range(transport.POOL_LIMIT + 3):  # as many distinct TLS materials
+            await deliver(replace(base, tls_key=f"material-{index}"), event())
+        pool = transport._POOLS[asyncio.get_running_loop()]
+        return len(pool), sum(1 for key in pool if key[0] == f"material-{transport.POOL_LIMIT + 2}")
+
+    size, newest = run(many())
+    assert size == transport.POOL_LIMIT and newest == 1  # the newest client kept, the oldest closed
+    assert len(https.received) == transport.POOL_LIMIT + 3  # every delivery went out

@@ -105,10 +105,10 @@ async def _client(target: Target) -> _Pooled:
     key = _pool_key(target)
     if (found := pool.get(key)) is not None:
         return found
-    if len(pool) >= POOL_LIMIT:
-        for key, idle in sorted(pool.items(), key=lambda item: item[1].used):
+    if len(pool) >= POOL_LIMIT:  # close the least recently used idle clients to make room
+        for stale, idle in sorted(pool.items(), key=lambda item: item[1].used):
             if idle.busy == 0 and len(pool) >= POOL_LIMIT:
-                del pool[key]
+                del pool[stale]
                 await idle.client.aclose()
     context: ssl.SSLContext = target.ssl or tls.system()
     client = httpx.AsyncClient(
