@@ -416,3 +416,25 @@ def test_pool_is_bounded_and_evicts_idle_clients(https: CountingRecorder, ca: Pr
     size, newest = run(many())
     assert size == transport.POOL_LIMIT and newest == 1  # the newest client kept, the oldest closed
     assert len(https.received) == transport.POOL_LIMIT + 3  # every delivery went out
+
+
+def test_a_stalled_endpoint_takes_no_connection_of_another(ca: PrivateCA) -> None:
+    with Recorder(tls=ca) as slow, Recorder(tls=ca) as fast:
+
+        async def both() -> float:
+            stalled = [
+                asyncio.create_task(deliver(target("generic", f"{slow.url}/s", ca, timeout=20.0), event()))
+                for _ in range(2 * transport.PER_ORIGIN)  # more than its connections: some wait in its pool
+            ]
+            await asyncio.to_thread(slow.wait_for, transport.PER_ORIGIN)
+            started = time.monotonic()
+            await deliver(target("generic", f"{fast.url}/f", ca), event())  # same TLS material, other origin
+            took = time.monotonic() - started
+            slow.release()
+            await asyncio.gather(*stalled)
+            return took
+
+        slow.hold()
+        took = run(both())
+        assert took < 1.0, took
+        assert fast.count == 1 and slow.count == 2 * transport.PER_ORIGIN
