@@ -36,15 +36,17 @@ class Source:
     kind: str
     name: str
     namespace: str
-    match_labels: dict[str, str] = field(default_factory=dict)
+    match_labels: dict[str, str] | None = None  # None: not given; {} given and empty (Flux still reads the object)
+
+    def selects(self, event: Event) -> bool:
+        """Kind, namespace and name agree (the labels, if any, are still to be checked)."""
+        obj = event.involved_object
+        return obj.kind == self.kind and obj.namespace == self.namespace and self.name in ("*", obj.name)
 
     def takes(self, event: Event, labels_of: LabelsOf) -> bool:
-        obj = event.involved_object
-        if obj.kind != self.kind or obj.namespace != self.namespace:
+        if not self.selects(event):
             return False
-        if self.name != "*":
-            return obj.name == self.name
-        if not self.match_labels:
+        if self.match_labels is None:
             return True
         labels = labels_of(event)
         return labels is not None and all(labels.get(k) == v for k, v in self.match_labels.items())
@@ -71,6 +73,10 @@ class CompiledAlert:
     @property
     def key(self) -> tuple[str, str]:
         return self.namespace, self.name
+
+    def needs_labels(self, event: Event) -> bool:
+        """Whether matching ``event`` reads the involved object's labels (a selecting source has matchLabels)."""
+        return any(s.match_labels is not None and s.selects(event) for s in self.sources)
 
     def matches(self, event: Event, labels_of: LabelsOf) -> bool:
         if self.suspended:
@@ -121,14 +127,16 @@ def compile_alert(obj: dict[str, Any], settings: Settings) -> CompiledAlert:
         source = mapping(raw)
         where = f"spec.eventSources[{index}]"
         if (finding := refused.get(where)) is not None:  # the tenancy rules, as the webhook applies them
-            problems.append(f"{where}: {finding.detail}; events from there are dropped — {finding.reason}")
+            problems.append(f"{finding.detail}; events from there are dropped — {finding.reason}")
             continue
         sources.append(
             Source(
                 kind=str(source.get("kind") or ""),
                 name=str(source.get("name") or ""),
                 namespace=str(source.get("namespace") or namespace),
-                match_labels={str(k): str(v) for k, v in mapping(source.get("matchLabels")).items()},
+                match_labels=None
+                if source.get("matchLabels") is None
+                else {str(k): str(v) for k, v in mapping(source.get("matchLabels")).items()},
             )
         )
     inclusions = _patterns(spec, "inclusionList", problems)
