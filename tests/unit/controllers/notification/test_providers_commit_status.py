@@ -140,3 +140,22 @@ def test_commit_status_updates_go_to_commit_status_providers_only() -> None:
     assert dispatch.skipped(target("slack", "https://hooks.example.com/x"), update)
     assert not dispatch.skipped(target("generic", "https://hooks.example.com/x"), kustomization_event())
     assert not dispatch.skipped(target("gitlab", "https://gitlab.com/g/p"), update)
+
+
+def test_metadata_flattened_in_flux_s_order() -> None:
+    from fluxwarden.controllers.notification.providers.metadata import flat
+
+    # RFC 0008: event.toolkit.fluxcd.io/ keys < plain keys (the Alert's) < the object group's keys
+    event = kustomization_event(
+        metadata={
+            "event.toolkit.fluxcd.io/env": "from-annotation",
+            "event.toolkit.fluxcd.io/team": "a-team",
+            "env": "from-alert",
+            "kustomize.toolkit.fluxcd.io/revision": f"main@sha1:{SHA}",
+            "kustomize.toolkit.fluxcd.io/team": "from-controller",
+            "kustomize.toolkit.fluxcd.io/token": "internal",
+        }
+    )
+    assert flat(event) == {"env": "from-alert", "team": "from-controller", "revision": f"main@sha1:{SHA}"}
+    already = kustomization_event(metadata=flat(event))
+    assert flat(already) == flat(event)  # idempotent: the lead's combined metadata passes unchanged
