@@ -27,6 +27,7 @@ from fluxwarden.controllers.notification.providers import DeliveryError, Target,
 from fluxwarden.controllers.notification.providers import tls as provider_tls
 from tests.support.recorder import Received, Recorder, Reply
 from tests.support.tls import PrivateCA
+from tests.unit.controllers.notification.providers_events import as_sent
 
 SHA = "731f7eaddfb6af01cb2173e18f0f75b0ba780ef1"
 UID = "0c9c2e41-d2f9-4f9b-9c41-bebc1984d67a"
@@ -82,7 +83,7 @@ def event(**changes: Any) -> Event:
         reporting_controller="kustomize-controller",
         reporting_instance="kustomize-controller-7c7b47f5f-8bhrp",
     )
-    return replace(base, **changes)
+    return as_sent(replace(base, **changes))
 
 
 def target(kind: str, address: str, ca: PrivateCA | None, **extra: Any) -> Target:

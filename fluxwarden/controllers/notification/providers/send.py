@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from fluxwarden.controllers.notification.event import Event
@@ -22,7 +21,6 @@ from fluxwarden.controllers.notification.providers.metadata import (
     PROGRESSING,
     commit_sha,
     commit_status_update,
-    flat,
 )
 from fluxwarden.controllers.notification.providers.request import Request
 from fluxwarden.controllers.notification.providers.target import Target
@@ -38,11 +36,6 @@ BUILDERS: dict[str, Callable[[Target, Event], Request]] = {
 }
 
 
-def notification(event: Event) -> Event:
-    """The event as Flux's notifiers see it: metadata keys flattened by Flux's precedence."""
-    return replace(event, metadata=flat(event))
-
-
 def skipped(target: Target, event: Event) -> bool:
     """Flux's rules: a commit-status update only goes to commit-status types; those need a commit,
     skip Progressing events, and (here) events whose severity has no commit state (trace)."""
@@ -56,7 +49,7 @@ async def deliver(target: Target, event: Event, *, alert: dict[str, Any] | None 
     read by a ``spec.commitStatusExpr`` that names it. :class:`DeliveryError` when the send failed."""
     if skipped(target, event):
         return
-    note = notification(event)
+    note = event  # its metadata is already combined in Flux's order (matching.CompiledAlert.notification)
     if target.type == "github":
         await _github(target, note, identifier(target, note, alert))
     elif target.type == "gitlab":
