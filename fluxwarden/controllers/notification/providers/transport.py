@@ -7,9 +7,7 @@ timeout. Redirects are followed by hand: credentials go to their own origin only
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import ssl
-import sys
 import time
 import urllib.parse
 import weakref
@@ -32,16 +30,6 @@ POOL_LIMIT = 64  # clients alive at once (one per origin, TLS material and proxy
 PER_ORIGIN = 8
 REDIRECTS = {301, 302, 303, 307, 308}
 USER_AGENT = "fluxwarden-notification-controller"
-
-
-def _cheap_sniffio_miss() -> None:
-    """httpcore imports ``sniffio`` each time it makes a lock; without the package every miss rescans
-    sys.path (a quarter of a delivery's time under cProfile). Marked absent once, a miss is a dict lookup."""
-    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
-        sys.modules["sniffio"] = None  # type: ignore[assignment]
-
-
-_cheap_sniffio_miss()
 
 
 @dataclass(frozen=True)
