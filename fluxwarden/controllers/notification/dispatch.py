@@ -185,7 +185,7 @@ class Dispatcher:
                 self._failed(delivery, "failed to dispatch", f"on-change state not saved, nothing sent: {exc}")
                 return
         try:
-            await providers.deliver(target, event)
+            await providers.deliver(target, event, alert=alert.obj)
         except providers.DeliveryError as exc:
             self._failed(delivery, "failed to send", str(exc))
             return
