@@ -25,6 +25,8 @@ from kubernetes import client
 
 from fluxwarden.controllers.app import Reconcilers
 from fluxwarden.controllers.notification.api import ALERT, DISPATCH_FAILED, MAX_EVENT_BYTES
+from fluxwarden.controllers.runtime.events import NORMAL, EventRecorder
+from fluxwarden.controllers.runtime.kube import Kube
 from fluxwarden.controllers.source.api import GIT_REPOSITORY
 from tests.support.git_server import GitHttpServer
 from tests.support.notification import Notifications, event_url, flux_event, post, start_notification
@@ -592,3 +594,21 @@ def test_concurrent_events_are_each_delivered_exactly_once(url: str, nt: Notific
     recorder.wait_for(count, timeout=60)
     time.sleep(0.5)
     assert sorted(messages(recorder.received)) == sorted(f"event {n}" for n in range(count))
+
+
+def test_a_controller_retries_an_event_post_the_server_could_not_take(
+    admin_api: client.ApiClient, namespace: str, recorder: Recorder
+) -> None:
+    """Flux's event recorder (go-retryablehttp) retries 5xx and connection errors; the event server
+    itself answers 503 until its caches are listed, e.g. while the controllers restart together."""
+    recorder.fail(2, 503, b"Alerts are not listed yet; retry\n")
+    events = EventRecorder(Kube(admin_api), "kustomize-controller", recorder.url + "/")
+    obj = {
+        "apiVersion": f"{KUSTOMIZE}/v1",
+        "kind": "Kustomization",
+        "metadata": {"name": "app", "namespace": namespace, "uid": str(uuid.uuid4()), "resourceVersion": "1"},
+    }
+    events.record(obj, NORMAL, "ReconciliationSucceeded", "Applied revision: main@sha1:1", {})
+    attempts = recorder.wait_for(3, timeout=30)
+    assert [r.status for r in attempts] == [503, 503, 200]
+    assert {r.json()["message"] for r in attempts} == {"Applied revision: main@sha1:1"}
