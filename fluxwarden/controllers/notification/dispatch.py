@@ -29,7 +29,7 @@ from fluxwarden.controllers.runtime.kube import KubeError
 
 logger = logging.getLogger("fluxwarden.controllers.notification")
 
-PER_PROVIDER = 8  # sends in flight to one Provider
+PER_PROVIDER = 4  # sends in flight to one Provider (its pooled client has 8 connections per origin)
 LANE_LIMIT = 1000  # deliveries waiting for one Provider; beyond, it is not keeping up: drop, warn
 Lane = tuple[str, str]  # the Provider's namespace and name
 
