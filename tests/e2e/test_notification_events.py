@@ -612,3 +612,16 @@ def test_a_controller_retries_an_event_post_the_server_could_not_take(
     attempts = recorder.wait_for(3, timeout=30)
     assert [r.status for r in attempts] == [503, 503, 200]
     assert {r.json()["message"] for r in attempts} == {"Applied revision: main@sha1:1"}
+
+
+def test_a_provider_type_fluxwarden_does_not_send_warns_naming_the_field(
+    url: str, nt: Notifications, recorder: Recorder
+) -> None:
+    nt.provider("chat", type="googlechat", address=f"{recorder.url}/chat")
+    nt.alert("chat", "chat")
+    route_to(nt, recorder, "witness")
+    assert post(url, flux_event(nt.namespace, message="to a chat")).status_code == 202
+    recorder.wait_for(1)
+    warning = nt.wait_event("chat", DISPATCH_FAILED, contains="googlechat")
+    assert "spec.type" in warning.message and "generic" in warning.message, warning.message
+    assert [r.path for r in recorder.received] == ["/witness"]
