@@ -8,6 +8,7 @@ really arrived (or, after a later one did, really did not).
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import hashlib
 import hmac
 import json
@@ -625,3 +626,39 @@ def test_a_provider_type_fluxwarden_does_not_send_warns_naming_the_field(
     warning = nt.wait_event("chat", DISPATCH_FAILED, contains="googlechat")
     assert "spec.type" in warning.message and "generic" in warning.message, warning.message
     assert [r.path for r in recorder.received] == ["/witness"]
+
+
+def test_many_stalled_providers_of_one_tenant_do_not_hold_up_another_tenant(
+    start_reconcilers: Callable[..., Reconcilers],
+    admin_api: client.ApiClient,
+    namespace_factory: Callable[[], str],
+) -> None:
+    """Enough hanging Providers to fill every sender (16 lanes x 4 = the default 64) must not stop a
+    working Alert elsewhere: Flux sends each notification on its own, so nothing there waits."""
+    own = start_notification(start_reconcilers)  # default concurrency: 64 in all, 4 per Provider
+    own_url = event_url(own)
+    noisy, quiet = namespace_factory(), namespace_factory()
+    tenant = Notifications(admin_api, noisy, own)
+    other = Notifications(admin_api, quiet, own)
+    with contextlib.ExitStack() as stack:
+        hanging = [stack.enter_context(Recorder()) for _ in range(16)]  # 16 origins, as 16 real endpoints
+        healthy = stack.enter_context(Recorder())
+        for number, stalled in enumerate(hanging):
+            tenant.provider(f"hang-{number}", address=f"{stalled.url}/hang", timeout="30s")
+            tenant.alert(f"hang-{number}", f"hang-{number}")
+        tenant.settled()
+        route_to(other, healthy, "healthy")
+        for stalled in hanging:
+            stalled.hold()
+        for number in range(5):  # 5 x 16 stalled deliveries: more than the senders
+            assert post(own_url, flux_event(noisy, message=f"noise {number}")).status_code == 202
+        until(lambda: sum(s.count for s in hanging), lambda n: n >= 64, what="every sender on a hanging Provider")
+        assert post(own_url, flux_event(quiet, message="meanwhile")).status_code == 202
+        started = time.monotonic()
+        try:
+            healthy.wait_for(1, timeout=10)
+        finally:
+            took = time.monotonic() - started
+            for stalled in hanging:
+                stalled.release()
+        assert took < 5, f"the other tenant's notification waited {took:.1f}s for free senders"
