@@ -31,7 +31,7 @@ from fluxwarden.controllers.runtime.kube import Kube
 from fluxwarden.controllers.source.api import GIT_REPOSITORY
 from tests.support.git_server import GitHttpServer
 from tests.support.notification import Notifications, event_url, flux_event, post, start_notification
-from tests.support.recorder import Received, Recorder
+from tests.support.recorder import Received, Recorder, Reply
 from tests.support.tenants import SHARD, Tenant, condition, configmap, make_tenant
 from tests.support.tls import PrivateCA
 from tests.support.wait import until
@@ -662,3 +662,33 @@ def test_many_stalled_providers_of_one_tenant_do_not_hold_up_another_tenant(
             for stalled in hanging:
                 stalled.release()
         assert took < 5, f"the other tenant's notification waited {took:.1f}s for free senders"
+
+
+def test_a_hanging_path_does_not_hold_up_another_providers_path_on_the_same_host(
+    start_reconcilers: Callable[..., Reconcilers],
+    admin_api: client.ApiClient,
+    namespace_factory: Callable[[], str],
+) -> None:
+    """Two teams' Providers on one host (a shared relay, one Alertmanager): one team's endpoint hanging
+    must not take the connections the other team's sends need."""
+    own = start_notification(start_reconcilers)
+    own_url = event_url(own)
+    noisy, quiet = namespace_factory(), namespace_factory()
+    tenant = Notifications(admin_api, noisy, own)
+    other = Notifications(admin_api, quiet, own)
+    with Recorder(responder=lambda r: Reply(200, delay=60) if r.path.startswith("/hang") else None) as relay:
+        for number in range(3):
+            tenant.provider(f"hang-{number}", address=f"{relay.url}/hang-{number}", timeout="30s")
+            tenant.alert(f"hang-{number}", f"hang-{number}")
+        tenant.settled()
+        route_to(other, relay, "ok")
+        for number in range(4):  # 3 Providers x 4 in flight each: 12 hanging sends to one host
+            assert post(own_url, flux_event(noisy, message=f"noise {number}")).status_code == 202
+        until(lambda: relay.count, lambda n: n >= 8, what="the hanging sends holding connections")
+        assert post(own_url, flux_event(quiet, message="meanwhile")).status_code == 202
+        started = time.monotonic()
+        try:
+            relay.wait_for(1, timeout=10, where=lambda r: r.path == "/ok")
+        finally:
+            took = time.monotonic() - started
+    assert took < 5, f"the other team's notification waited {took:.1f}s for a connection to the shared host"
