@@ -17,7 +17,7 @@ from typing import IO, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError, ServiceRequestError
-from azure.storage.blob import BlobServiceClient
+from azure.storage.blob import BlobServiceClient, ExponentialRetry
 
 from fluxwarden.controllers.source.bucket_client import BucketError, ObjectGone, TooLarge, copy_limited, mask
 from fluxwarden.controllers.source.bucket_index import Listed
@@ -59,6 +59,7 @@ def with_sas(endpoint: str, sas: str) -> str:
 
 def _code(exc: AzureError) -> str | None:
     code = getattr(exc, "error_code", None)  # set by azure-storage-blob on its HttpResponseErrors
+    code = getattr(code, "value", code)  # a StorageErrorCode enum member, or the server's own string
     return str(code) if code else None
 
 
@@ -86,7 +87,8 @@ class AzureBucket:
             account_url = with_sas(endpoint, sas)
         service = BlobServiceClient(
             account_url, credential=credential, connection_verify=tls.verify, connection_cert=tls.client_cert,
-            connection_timeout=timeout, read_timeout=timeout, retry_total=2,
+            connection_timeout=timeout, read_timeout=timeout,
+            retry_policy=ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=2),
             max_single_get_size=GET_SIZE, max_chunk_get_size=GET_SIZE,
         )  # fmt: skip
         self._client = service.get_container_client(container)
