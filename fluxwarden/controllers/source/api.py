@@ -138,7 +138,9 @@ class HelmChartSpec:
         ref = mapping(spec.get("sourceRef"))
         kind = str(ref.get("kind") or "")
         if kind not in ("HelmRepository", "GitRepository", "Bucket"):
-            raise Stalling("InvalidSpec", f"spec.sourceRef.kind '{kind}' is not HelmRepository, GitRepository or Bucket")
+            raise Stalling(
+                "InvalidSpec", f"spec.sourceRef.kind '{kind}' is not HelmRepository, GitRepository or Bucket"
+            )
         if not spec.get("chart") or not ref.get("name"):
             raise Stalling("InvalidSpec", "spec.chart and spec.sourceRef.name are required")
         files = list(spec.get("valuesFiles") or [])
