@@ -379,3 +379,16 @@ def test_deletion_removes_the_artifacts(plain_s3: S3Server, kube: Buckets, bucke
     kube.custom.delete_namespaced_custom_object(BUCKET.group, BUCKET.version, kube.namespace, BUCKET.plural, "gone")
     until(lambda: path.parent.exists(), lambda exists: not exists, what="artifacts removed")
     assert ready_reason(ready) is None
+
+
+def test_many_objects_are_fetched_concurrently_each_once(plain_s3: S3Server, s3_log: Path, kube: Buckets) -> None:
+    objects = {f"dir-{i % 7}/obj-{i:03}.yaml": f"n: {i}\n".encode() for i in range(120)}
+    bucket = new_bucket(plain_s3, objects)
+    kube.s3_bucket(plain_s3, "many", bucket)
+    ready = kube.wait_ready(BUCKET, "many", timeout=60)
+    assert ready["status"]["artifact"]["revision"] == flux_revision(index_of(objects))
+    assert fetch_artifact(ready)[1] == objects
+    requests = controller_requests(s3_log, bucket)
+    gets = [r.key for r in requests if r.action == "s3_GetObject"]
+    assert sorted(gets) == sorted(objects)  # each object once (and no .sourceignore: none was listed)
+    assert [r.action for r in requests].count("s3_ListObjectsV2") == 1

@@ -7,6 +7,7 @@ except on amazonaws.com. Credentials are only ever signed into requests to that 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -20,6 +21,10 @@ from fluxwarden.controllers.source.bucket_index import Listed
 from fluxwarden.controllers.source.bucket_tls import TlsFiles
 
 DEFAULT_REGION = "us-east-1"
+# One session for every client: a new session parses the service model again (~0.2 s, against ~10 ms).
+# Making clients from a shared session is not thread-safe, using them is: the lock covers creation only.
+_SESSION = boto3.session.Session()
+_SESSION_LOCK = threading.Lock()
 DENIED = ("AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken", "ExpiredToken")
 
 
@@ -49,10 +54,11 @@ class S3Bucket:
             user_agent_extra="fluxwarden-source-controller",
             **({"signature_version": UNSIGNED} if access_key is None else {}),
         )
-        self._client: Any = boto3.session.Session().client(
-            "s3", endpoint_url=self.url, aws_access_key_id=access_key, aws_secret_access_key=secret_key,
-            verify=tls.verify if not insecure else None, config=config,
-        )  # fmt: skip
+        with _SESSION_LOCK:
+            self._client: Any = _SESSION.client(
+                "s3", endpoint_url=self.url, aws_access_key_id=access_key, aws_secret_access_key=secret_key,
+                verify=tls.verify if not insecure else None, config=config,
+            )  # fmt: skip
 
     def list(self, prefix: str) -> Iterator[Listed]:
         pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
