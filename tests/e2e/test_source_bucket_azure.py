@@ -6,9 +6,9 @@ is recomputed here from the ETags Azurite gives the test's own downloads.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +20,9 @@ from fluxwarden.controllers.source.api import BUCKET
 from tests.e2e.test_source_bucket import Buckets
 from tests.e2e.test_source_controller import condition, fetch_artifact
 from tests.support.azurite import Azurite, listed_as
-from tests.support.buckets import flux_revision
+from tests.support.buckets import LoggedAzurite, azure_requests, flux_revision
 from tests.support.tls import PrivateCA
+from tests.support.wait import until
 
 SHARD = "sharding.fluxcd.io/key"
 
@@ -32,8 +33,13 @@ def azure_source(start_reconcilers: Callable[..., Reconcilers]) -> Reconcilers:
 
 
 @pytest.fixture(scope="module")
-def azurite() -> Iterator[Azurite]:
-    with Azurite(PrivateCA()) as server:
+def azure_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("azurite-log") / "debug.log"
+
+
+@pytest.fixture(scope="module")
+def azurite(azure_log: Path) -> Iterator[Azurite]:
+    with LoggedAzurite(PrivateCA(), azure_log) as server:
         yield server
 
 
@@ -131,14 +137,26 @@ def test_ignore_rules_change_the_digest(azurite: Azurite, kube: AzureBuckets) ->
     assert set(fetch_artifact(ignoring)[1]) == {"apps/a.yaml", ".sourceignore"}
 
 
-def test_an_unchanged_container_writes_no_status(azurite: Azurite, kube: AzureBuckets) -> None:
-    name, _ = new_container(azurite, {".sourceignore": b"*.md\n", "a.yaml": b"a\n"})
+def test_an_unchanged_container_is_listed_once_per_reconcile_and_nothing_is_downloaded_or_written(
+    azurite: Azurite, azure_log: Path, kube: AzureBuckets
+) -> None:
+    name, _ = new_container(azurite, {".sourceignore": b"*.md\n", "a.yaml": b"a\n", "b/notes.md": b"n\n"})
     kube.azure_bucket(azurite, "quiet", name, shared_key(azurite), interval="1s")
     first = kube.wait_ready(BUCKET, "quiet")
+    gets = sorted(p.split("?")[0] for m, p in azure_requests(azure_log, name) if m == "GET" and "comp=list" not in p)
+    assert gets == [f"{azurite.account_name}/{name}/.sourceignore", f"{azurite.account_name}/{name}/a.yaml"]
+
     stamp = kube.request_reconcile(BUCKET, "quiet")
-    handled = kube.reconciled(BUCKET, "quiet", stamp)
+    handled = kube.reconciled(BUCKET, "quiet", stamp)  # a reconcile ran and wrote only lastHandledReconcileAt
     assert handled["status"]["artifact"] == first["status"]["artifact"]
-    time.sleep(4)  # four reconciles at a 1s interval (the S3 test counts them at the server)
+    seen = len(azure_requests(azure_log, name))
+    until(
+        lambda: [p for m, p in azure_requests(azure_log, name)[seen:] if "comp=list" in p],
+        lambda listings: len(listings) >= 3,
+        what="three more reconciles at a 1s interval",
+    )
+    later = azure_requests(azure_log, name)[seen:]
+    assert all(method == "GET" and "comp=list" in path for method, path in later), later  # listings only
     after = kube.get(BUCKET, "quiet")
     assert after["metadata"]["resourceVersion"] == handled["metadata"]["resourceVersion"]
     assert after["status"] == handled["status"]

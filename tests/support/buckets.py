@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.azurite import Azurite
 from tests.support.s3_server import S3Server
 from tests.support.tls import PrivateCA
 
@@ -59,4 +60,30 @@ def controller_requests(log: Path, bucket: str) -> list[Request]:
         # <owner> <bucket> [<date> <zone>] <ip> <requester> <id> <action> <key> <uri> ...
         if len(fields) > 9 and fields[1] == bucket:
             found.append(Request(fields[7], fields[1], fields[8]))
+    return found
+
+
+class LoggedAzurite(Azurite):
+    """Azurite with its debug log (every request: method and URL) in ``debug_log``."""
+
+    def __init__(self, tls: PrivateCA, debug_log: Path) -> None:
+        super().__init__(tls)
+        self.debug_log = debug_log
+
+    def _command(self, port: int) -> list[str]:
+        return [*super()._command(port), "--debug", str(self.debug_log)]
+
+
+def azure_requests(log: Path, container: str) -> list[tuple[str, str]]:
+    """``(method, path)`` of the source controller's requests (by User-Agent) to ``container``, in order."""
+    found = []
+    marker = "BlobStorageContextMiddleware: RequestMethod="
+    for line in log.read_text(errors="replace").splitlines() if log.exists() else []:
+        if marker not in line or USER_AGENT not in line:
+            continue
+        method, _, rest = line.split(marker, 1)[1].partition(" RequestURL=")
+        url = rest.split(" ", 1)[0]
+        path = url.split("://", 1)[-1].split("/", 1)[-1]
+        if path.split("?")[0].split("/")[1:2] == [container]:
+            found.append((method, path))
     return found

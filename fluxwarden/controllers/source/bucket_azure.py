@@ -23,6 +23,7 @@ from fluxwarden.controllers.source.bucket_client import BucketError, ObjectGone,
 from fluxwarden.controllers.source.bucket_index import Listed
 from fluxwarden.controllers.source.bucket_tls import TlsFiles
 
+USER_AGENT = "fluxwarden-source-controller"
 GET_SIZE = 1 << 20  # the SDK buffers one request's body: keep it small for bounded memory
 DENIED = ("AuthorizationFailure", "AuthenticationFailed", "AuthorizationPermissionMismatch",
           "AuthorizationResourceTypeMismatch", "InvalidAuthenticationInfo")  # fmt: skip
@@ -89,7 +90,7 @@ class AzureBucket:
             account_url, credential=credential, connection_verify=tls.verify, connection_cert=tls.client_cert,
             connection_timeout=timeout, read_timeout=timeout,
             retry_policy=ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=2),
-            max_single_get_size=GET_SIZE, max_chunk_get_size=GET_SIZE,
+            max_single_get_size=GET_SIZE, max_chunk_get_size=GET_SIZE, user_agent=USER_AGENT,
         )  # fmt: skip
         self._client = service.get_container_client(container)
 
