@@ -164,19 +164,26 @@ def artifact(kube: Kube, ref: ChartRef, source: dict[str, Any] | None = None) ->
         source = source or kube.get(resource, ref.namespace, ref.name)
     except NotFound:
         raise Waiting(
-            "ArtifactFailed", f"could not get Source object: {ref.display} not found", DEPENDENCY_REQUEUE
+            "ArtifactFailed",
+            f"could not get Source object: {ref.display} not found",
+            DEPENDENCY_REQUEUE,
+            on_another=True,
         ) from None
     status = mapping(source.get("status"))
     ready = conditions.get(status, conditions.READY)
     current = status.get("observedGeneration") == source["metadata"].get("generation")
     found = mapping(status.get("artifact"))
     if not current:
-        raise Waiting("SourceNotReady", f"{ref.display} is not ready: not observed yet", DEPENDENCY_REQUEUE)
+        raise Waiting(
+            "SourceNotReady", f"{ref.display} is not ready: not observed yet", DEPENDENCY_REQUEUE, on_another=True
+        )
     if not found.get("url"):
         reason = (ready or {}).get("message") or "does not have an artifact"
-        raise Waiting("SourceNotReady", f"{ref.display} is not ready: {reason}", DEPENDENCY_REQUEUE)
+        raise Waiting("SourceNotReady", f"{ref.display} is not ready: {reason}", DEPENDENCY_REQUEUE, on_another=True)
     if ready is not None and ready.get("status") != "True":
-        raise Waiting("SourceNotReady", f"{ref.display} is not ready: {ready.get('message')}", DEPENDENCY_REQUEUE)
+        raise Waiting(
+            "SourceNotReady", f"{ref.display} is not ready: {ready.get('message')}", DEPENDENCY_REQUEUE, on_another=True
+        )
     return dict(found)
 
 

@@ -233,7 +233,12 @@ class HelmReleaseReconciler:
                 other["metadata"].get("generation")
             )
             if other is None or not current or not conditions.is_true(other):
-                raise Waiting("DependencyNotReady", f"dependency '{namespace}/{name}' is not ready", DEPENDENCY_REQUEUE)
+                raise Waiting(
+                    "DependencyNotReady",
+                    f"dependency '{namespace}/{name}' is not ready",
+                    DEPENDENCY_REQUEUE,
+                    on_another=True,
+                )
 
     def _service_account_exists(self, ctx: Context, namespace: str, name: str) -> bool:
         try:

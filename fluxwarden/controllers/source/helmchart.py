@@ -190,7 +190,10 @@ class HelmChartReconciler:
             source = kube.get(resource, namespace, spec.source_name)
         except NotFound:
             raise Waiting(
-                "SourceUnavailable", f"{spec.source_kind} '{namespace}/{spec.source_name}' not found", SOURCE_RETRY
+                "SourceUnavailable",
+                f"{spec.source_kind} '{namespace}/{spec.source_name}' not found",
+                SOURCE_RETRY,
+                on_another=True,
             ) from None
         artifact = (source.get("status") or {}).get("artifact") or {}
         if not artifact.get("path") or not self.storage.exists(artifact["path"]):
@@ -198,6 +201,7 @@ class HelmChartReconciler:
                 "SourceUnavailable",
                 f"{spec.source_kind} '{namespace}/{spec.source_name}' has no artifact yet",
                 SOURCE_RETRY,
+                on_another=True,
             )
         return source
 
