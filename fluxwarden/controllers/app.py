@@ -22,6 +22,7 @@ from fluxwarden.controllers.runtime.service import Service
 from fluxwarden.controllers.source.gitrepository import DEFAULT_MAX_SIZE, GitRepositoryReconciler
 from fluxwarden.controllers.source.helmchart import HelmChartReconciler
 from fluxwarden.controllers.source.helmrepository import HelmRepositoryReconciler
+from fluxwarden.controllers.source.oci.ocirepository import OCIRepositoryReconciler
 from fluxwarden.controllers.source.storage import ArtifactServer, Storage
 
 logger = logging.getLogger("fluxwarden.controllers")
@@ -67,6 +68,7 @@ def _source(kube: Kube, storage: Storage, options: ControllersOptions) -> list[C
         GitRepositoryReconciler(storage, options.max_source_size),
         HelmRepositoryReconciler(storage, options.max_source_size),
         HelmChartReconciler(storage, options.max_source_size),
+        OCIRepositoryReconciler(storage, options.max_source_size),
     ]
 
 
