@@ -74,8 +74,8 @@ class RegistryReader:
         started = self.http.post(f"/v2/{repo}/blobs/uploads/")
         assert started.status_code == 202, started.text
         location = started.headers["location"]
-        done = self.http.put(location, params={"digest": digest}, content=data,
-                             headers={"Content-Type": "application/octet-stream"})  # fmt: skip
+        url = location + ("&" if "?" in location else "?") + f"digest={digest}"  # keep the upload's _state
+        done = self.http.put(url, content=data, headers={"Content-Type": "application/octet-stream"})
         assert done.status_code == 201, done.text
         return digest
 
