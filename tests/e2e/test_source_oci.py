@@ -187,8 +187,12 @@ def test_default_latest_new_push_new_revision_and_noop_writes_nothing(
     oci.create("app", repo)  # no ref: tag 'latest'
     first = oci.ready("app", f"latest@{reader.digest(repo, 'latest')}")
 
+    before = reader.requests_by_fluxwarden(repo)
     again = oci.reconcile("app")
     assert artifact(again) == artifact(first), "same digest: no new artifact, lastUpdateTime kept"
+    logged = until(lambda: reader.requests_by_fluxwarden(repo), lambda r: len(r) > len(before), what="access log")
+    asked = logged[len(before) :]
+    assert set(asked) == {f"HEAD /v2/{repo}/manifests/latest"}, "a no-op reconcile reads no blob"
     unchanged = {k: v for k, v in status(again).items() if k != "lastHandledReconcileAt"}
     assert unchanged == {k: v for k, v in status(first).items() if k != "lastHandledReconcileAt"}
 
@@ -320,7 +324,7 @@ def test_unsupported_and_invalid_fields_stall(oci: Oci) -> None:
         "account": ({"serviceAccountName": "puller"}, "spec.serviceAccountName"),
         "proxy": ({"proxySecretRef": {"name": "proxy"}}, "spec.proxySecretRef"),
     }
-    for name, (spec, field) in cases.items():
+    for name, (spec, _) in cases.items():
         oci.create(name, "apps/any", **spec)
     for name, (_, field) in cases.items():
         stalled = oci.stalled(name)

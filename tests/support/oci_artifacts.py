@@ -115,6 +115,15 @@ class RegistryReader:
         else:
             path.write_bytes(bytes(b ^ 0xFF for b in data[:16]) + data[16:])
 
+    def requests_by_fluxwarden(self, repo: str) -> list[str]:
+        """``METHOD /v2/<repo>/...`` of every request fluxwarden's client made so far (the access log)."""
+        found = []
+        for line in (self.registry.state_dir / "registry.log").read_text().splitlines():
+            if '"fluxwarden/oci"' in line and f" /v2/{repo}/" in line:
+                method, path = line.split('"', 2)[1].split()[:2]
+                found.append(f"{method} {path}")
+        return found
+
     def blob_path(self, digest: str) -> Path:
         hexdigest = digest.partition(":")[2]
         root = self.registry.state_dir / "data" / "docker" / "registry" / "v2" / "blobs" / "sha256"

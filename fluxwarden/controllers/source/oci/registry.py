@@ -38,6 +38,7 @@ MAX_MANIFEST_SIZE = 4 * 1024 * 1024  # distribution's own limit for a manifest b
 MAX_REDIRECTS = 5
 MAX_TAG_PAGES = 100
 _CHUNK = 1 << 20
+USER_AGENT = "fluxwarden/oci"
 TLS_HINT = "add the CA that signed it as ca.crt to the Secret named by spec.certSecretRef"
 
 
@@ -171,8 +172,9 @@ class Registry:
         except RegistryError:
             self._scratch.cleanup()
             raise
-        self._client = httpx.Client(timeout=timeout, verify=own, follow_redirects=False)
-        self._foreign = httpx.Client(timeout=timeout, verify=foreign, follow_redirects=False)
+        headers = {"User-Agent": USER_AGENT}
+        self._client = httpx.Client(timeout=timeout, verify=own, follow_redirects=False, headers=headers)
+        self._foreign = httpx.Client(timeout=timeout, verify=foreign, follow_redirects=False, headers=headers)
 
     def __enter__(self) -> Self:
         return self
