@@ -318,7 +318,7 @@ def test_tampered_manifest_and_layer_are_refused(
 
 
 def test_unsupported_and_invalid_fields_stall(oci: Oci) -> None:
-    cases = {
+    cases: dict[str, tuple[dict[str, Any], str]] = {
         "verify": ({"verify": {"provider": "cosign"}}, "spec.verify"),
         "provider": ({"provider": "aws"}, "spec.provider 'aws'"),
         "account": ({"serviceAccountName": "puller"}, "spec.serviceAccountName"),
