@@ -27,6 +27,7 @@ from fluxwarden.controllers.source.oci.registry import Registry, RegistryError, 
 PASSWORD_ENV = "FLUXWARDEN_REGISTRY_PASSWORD"
 CREDS_ENV = "FLUXWARDEN_REGISTRY_CREDS"
 CA_HINT = "pass the CA that signed it with --ca-file"
+AUTH_HINT = f"check the credentials (--creds and the password, ${CREDS_ENV} or the docker config)"
 
 
 def _login(args: argparse.Namespace, host: str) -> Login | None:
@@ -91,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with Registry(
             repository, login=login, tls=Tls(ca_pem=ca) if ca else None, plain_http=args.insecure_registry,
-            timeout=timeout, push=True, tls_hint=CA_HINT,
+            timeout=timeout, push=True, tls_hint=CA_HINT, auth_hint=AUTH_HINT,
         ) as registry:  # fmt: skip
             pushed = push_artifact(
                 registry, tag, path, source=args.source, revision=args.revision, annotations=annotations,

@@ -151,7 +151,7 @@ def test_wrong_password_and_untrusted_registry_fail_in_one_line(registry: OciReg
     wrong = fluxwarden_push(registry, registry.oci_url("nope") + ":v1", source, password="not-the-password")
     assert wrong.returncode == 1
     [line] = wrong.stderr.strip().splitlines()[-1:]
-    assert "401" in line and "check the credentials" in line and "not-the-password" not in wrong.stderr
+    assert "401" in line and "--creds" in line and "not-the-password" not in wrong.stderr
 
     with OciRegistry(PrivateCA()) as stranger:
         stranger.ca_file = None  # the client is not told about this registry's CA

@@ -279,7 +279,7 @@ def test_bad_inputs_fail_with_flux_reasons_in_one_line(
                "kubernetes.io/dockerconfigjson")  # fmt: skip
     oci.create("wrong", repo, ref={"tag": "v1"}, secretRef={"name": "wrong"})
     msg = condition(oci.failed("wrong", PULL_FAILED))["message"]
-    assert "401" in msg and "check the credentials" in msg and one_line_without(msg, "wrong-Pa55", registry.password)
+    assert "401" in msg and "spec.secretRef" in msg and one_line_without(msg, "wrong-Pa55", registry.password)
 
     oci.create("untrusted", repo, ref={"tag": "v1"}, certSecretRef=None)
     msg = condition(oci.failed("untrusted", PULL_FAILED))["message"]

@@ -1,5 +1,7 @@
 """OCIRepository artifacts consumed end to end: a Kustomization applies what ``fluxwarden push artifact``
-published; a HelmRelease ``chartRef`` installs a chart published with the real ``helm push``.
+published; a HelmRelease ``chartRef`` installs a chart published with the real ``helm push``. The
+controllers run as the shipped ServiceAccount (manifests/controllers RBAC, its own token), so these
+also prove those rights are enough to reconcile, watch and consume OCIRepositories.
 
 The registry is the real distribution registry (htpasswd + TLS); helm logs in with ``--password-stdin``
 and a registry config in a temporary directory. Revisions and chart versions are derived here from the
@@ -25,21 +27,48 @@ from fluxwarden.controllers.kustomize.api import KUSTOMIZATION
 from fluxwarden.controllers.runtime.kube import Resource
 from fluxwarden.controllers.source.api import OCI_REPOSITORY
 from tests.support import helm_charts
+from tests.support.control_plane import ControlPlane
 from tests.support.helm_cli import helm_env
 from tests.support.helm_repo import helm_binary, write_chart
 from tests.support.helm_tenants import release_name
+from tests.support.kube import Kubectl
+from tests.support.manifests import apply, built, rbac_of
+from tests.support.namespaces import ensure_namespace
 from tests.support.oci_artifacts import HELM_CHART_LAYER, RegistryReader, fluxwarden_push, write_tree
 from tests.support.oci_registry import OciRegistry
 from tests.support.tenants import SHARD, configmap, grant
 from tests.support.tls import PrivateCA
+from tests.support.tokens import service_account_token, token_client, token_kubeconfig
 from tests.support.wait import until
 
 SHARD_VALUE = "oci-consumers"
+NAMESPACE, ACCOUNT = "flux-system", "fluxwarden-controllers"  # manifests/controllers
 
 
 @pytest.fixture(scope="module")
-def controllers(start_reconcilers: Callable[..., Reconcilers]) -> Reconcilers:
-    return start_reconcilers(("source", "kustomize", "helm"), label_selector=f"{SHARD}={SHARD_VALUE}")
+def account_api(
+    kubectl: Kubectl, admin_api: client.ApiClient, control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[client.ApiClient]:
+    """The controllers' shipped RBAC (manifests/controllers) applied; a client with that account's own token."""
+    ensure_namespace(admin_api, NAMESPACE)
+    apply(kubectl, rbac_of(built(kubectl, "manifests/controllers"), ACCOUNT))
+    token = service_account_token(admin_api, NAMESPACE, ACCOUNT)
+    path = token_kubeconfig(control_plane.kubeconfig, token, tmp_path_factory.mktemp("sa") / "kubeconfig")
+    with token_client(path) as api:
+        until(lambda: _can_watch_oci(api), bool, what=f"RBAC of {ACCOUNT}")
+        yield api
+
+
+def _can_watch_oci(api: client.ApiClient) -> bool:
+    attributes = client.V1ResourceAttributes(verb="watch", resource="ocirepositories", group=OCI_REPOSITORY.group)
+    review = client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec(resource_attributes=attributes))
+    return bool(client.AuthorizationV1Api(api).create_self_subject_access_review(review).status.allowed)
+
+
+@pytest.fixture(scope="module")
+def controllers(start_reconcilers: Callable[..., Reconcilers], account_api: client.ApiClient) -> Reconcilers:
+    """Source, kustomize and helm as the shipped ServiceAccount, with exactly its rights."""
+    return start_reconcilers(("source", "kustomize", "helm"), label_selector=f"{SHARD}={SHARD_VALUE}", api=account_api)
 
 
 @pytest.fixture(scope="module")

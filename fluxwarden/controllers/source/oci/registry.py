@@ -40,6 +40,7 @@ MAX_TAG_PAGES = 100
 _CHUNK = 1 << 20
 USER_AGENT = "fluxwarden/oci"
 TLS_HINT = "add the CA that signed it as ca.crt to the Secret named by spec.certSecretRef"
+AUTH_HINT = "check the credentials for this host in the Secret named by spec.secretRef"
 
 
 class RegistryError(Exception):
@@ -157,11 +158,13 @@ class Registry:
         timeout: float = 60.0,
         push: bool = False,
         tls_hint: str = TLS_HINT,
+        auth_hint: str = AUTH_HINT,
     ) -> None:
         self.repository = repository
         self.login = login
         self.timeout = timeout
         self.tls_hint = tls_hint
+        self.auth_hint = auth_hint
         self.base = f"{'http' if plain_http else 'https'}://{repository.host}"
         self._scope = f"repository:{repository.name}:{'pull,push' if push else 'pull'}"
         self._authorization: str | None = None
@@ -262,7 +265,7 @@ class Registry:
         if response.status_code in (401, 403):
             raise RegistryError(
                 f"{response.status_code} from the token service {shown_origin(realm)} for {self.shown}: "
-                "check the credentials", authentication=True,
+                f"{self.auth_hint}", authentication=True,
             )  # fmt: skip
         if response.status_code >= 400:
             raise RegistryError(f"{response.status_code} from the token service {shown_origin(realm)}")
@@ -287,7 +290,7 @@ class Registry:
     def _check(self, response: httpx.Response, what: str) -> None:
         if response.status_code in (401, 403):
             raise RegistryError(
-                f"{response.status_code} from {self.shown} for {what}: check the credentials", authentication=True
+                f"{response.status_code} from {self.shown} for {what}: {self.auth_hint}", authentication=True
             )
         if response.status_code == 404:
             raise RegistryError(f"{what} not found in {self.shown}", not_found=True)
