@@ -669,7 +669,6 @@ def test_the_api_server_gives_the_impersonated_account_its_groups(
         # A Receiver's targets are annotated, never created, deleted or given a status.
         ("create", "ocirepositories", "source.toolkit.fluxcd.io", ""),
         ("delete", "buckets", "source.toolkit.fluxcd.io", ""),
-        ("patch", "ocirepositories/status", "source.toolkit.fluxcd.io", ""),
         ("patch", "imagerepositories/status", "image.toolkit.fluxcd.io", ""),
         ("delete", "imagepolicies", "image.toolkit.fluxcd.io", ""),
         ("update", "imageupdateautomations", "image.toolkit.fluxcd.io", ""),
