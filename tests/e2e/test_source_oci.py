@@ -8,6 +8,7 @@ them. Artifacts are downloaded from ``status.artifact.url`` and unpacked here.
 from __future__ import annotations
 
 import base64
+import ssl
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,6 +23,7 @@ from fluxwarden.controllers.app import Reconcilers
 from fluxwarden.controllers.source.api import OCI_REPOSITORY
 from tests.support.oci_artifacts import (
     FLUX_CONTENT,
+    OCI_MANIFEST,
     RegistryReader,
     fluxwarden_push,
     members,
@@ -30,6 +32,7 @@ from tests.support.oci_artifacts import (
     write_tree,
 )
 from tests.support.oci_registry import OciRegistry
+from tests.support.server_process import HOST, ServerProcess, answers_http, client_context
 from tests.support.tls import PrivateCA
 from tests.support.wait import until
 
@@ -351,3 +354,62 @@ def test_plain_http_registry_with_insecure(
         finally:
             reader.close()
         assert members(download(done)) == {"p.yaml": b"p: 1\n"}
+
+
+class MutualTlsRegistry(OciRegistry):
+    """The same registry asking every client for a certificate of ``ca`` (distribution's ``http.tls.clientcas``)."""
+
+    def __init__(self, ca: PrivateCA) -> None:
+        super().__init__(ca, auth=False)
+        self.client_files = self.state_dir / "client"
+        self.client_files.mkdir()
+        (self.client_files / "tls.crt").write_bytes(ca.client.cert_pem)
+        (self.client_files / "tls.key").write_bytes(ca.client.key_pem)
+        with_cert = ssl.create_default_context(cadata=ca.ca_pem.decode())
+        with_cert.load_cert_chain(self.client_files / "tls.crt", self.client_files / "tls.key")
+        self.with_cert = with_cert
+        self._process = ServerProcess(
+            "registry", self._command, lambda port: answers_http(f"https://{HOST}:{port}/v2/", with_cert),
+            self.state_dir / "registry.log", env={"OTEL_TRACES_EXPORTER": "none"}, cwd=self.state_dir,
+        )  # fmt: skip
+
+    def _config(self, port: int) -> dict[str, Any]:
+        config = super()._config(port)
+        config["http"]["tls"]["clientcas"] = [str(self.ca_file)]
+        return config
+
+
+def test_client_certificate_from_cert_secret_ref(
+    admin_api: client.ApiClient, namespace: str, source: Reconcilers, tmp_path: Path
+) -> None:
+    ca = PrivateCA()
+    with MutualTlsRegistry(ca) as mtls:
+        anonymous = httpx.Client(verify=client_context(ca))
+        with pytest.raises(httpx.HTTPError):
+            anonymous.get(f"{mtls.url}/v2/")  # the registry really refuses a client without a certificate
+        anonymous.close()
+        with httpx.Client(base_url=mtls.url, verify=mtls.with_cert) as http:
+            content = tar_gz({"m.yaml": b"m: 1\n"})
+            started = http.post("/v2/mtls/blobs/uploads/")
+            location = started.headers["location"]
+            http.put(location + f"&digest={sha256(content)}", content=content).raise_for_status()
+            config = b"{}"
+            location = http.post("/v2/mtls/blobs/uploads/").headers["location"]
+            http.put(location + f"&digest={sha256(config)}", content=config).raise_for_status()
+            manifest = (
+                '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":'
+                f'{{"mediaType":"application/vnd.cncf.flux.config.v1+json","size":2,"digest":"{sha256(config)}"}},'
+                f'"layers":[{{"mediaType":"{FLUX_CONTENT}","size":{len(content)},"digest":"{sha256(content)}"}}]}}'
+            ).encode()
+            put = http.put("/v2/mtls/manifests/v1", content=manifest, headers={"Content-Type": OCI_MANIFEST})
+            put.raise_for_status()
+        oci = Oci(admin_api, namespace, mtls)
+        oci.secret("client-tls", {"ca.crt": ca.ca_pem, "tls.crt": ca.client.cert_pem, "tls.key": ca.client.key_pem})
+        oci.create("mtls", "mtls", ref={"tag": "v1"}, secretRef=None, certSecretRef={"name": "client-tls"})
+        done = oci.ready("mtls", f"v1@{sha256(manifest)}")
+        assert members(download(done)) == {"m.yaml": b"m: 1\n"}
+
+        oci.create("ca-only", "mtls", ref={"tag": "v1"}, secretRef=None)  # registry-ca: no client certificate
+        msg = condition(oci.failed("ca-only", PULL_FAILED))["message"]
+        assert "asks for a client certificate" in msg and "tls.crt and tls.key" in msg
+        assert one_line_without(msg, ca.client.key_pem.decode().splitlines()[1])
