@@ -180,6 +180,7 @@ def test_tag_ready_with_flux_revision_and_artifact(
     assert metadata["org.opencontainers.image.source"] == "https://git.example/app"
     assert metadata["org.opencontainers.image.revision"] == "main@sha1:" + "a" * 40
     assert artifact(done)["path"].startswith(f"ocirepository/{oci.namespace}/app/")
+    assert status(done)["url"] == artifact(done)["url"]
 
 
 def test_default_latest_new_push_new_revision_and_noop_writes_nothing(

@@ -98,7 +98,7 @@ class OCIRepositoryReconciler:
         raw = spec_of(obj)
         _observe(status, "observedIgnore", raw.get("ignore"))
         _observe(status, "observedLayerSelector", raw.get("layerSelector"))
-        status.pop("url", None)  # Flux's latest.tar.gz symlink URL: fluxwarden serves no symlinks
+        status["url"] = stored.url  # Flux's is a latest.tar.gz symlink; fluxwarden serves no symlinks
         conditions.set_condition(status, ARTIFACT_IN_STORAGE, True, "Succeeded", message, meta.get("generation"))
         conditions.drop(status, ARTIFACT_OUTDATED)
         conditions.drop(status, FETCH_FAILED)
