@@ -269,6 +269,22 @@ def test_layer_selector_copy_extract_and_ignore(
     assert "spec.layerSelector.mediaType" in condition(missing)["message"]
 
 
+def test_an_index_resolves_to_its_linux_amd64_manifest(oci: Oci, reader: RegistryReader) -> None:
+    repo = repo_name()
+    arm = reader.push_image(repo, "arm", [(FLUX_CONTENT, tar_gz({"arch.txt": b"arm64"}))])
+    amd = reader.push_image(repo, "amd", [(FLUX_CONTENT, tar_gz({"arch.txt": b"amd64"}))])
+    index = reader.push_index(repo, "multi", [(arm, {"os": "linux", "architecture": "arm64"}),
+                                              (amd, {"os": "linux", "architecture": "amd64"})])  # fmt: skip
+    oci.create("multi", repo, ref={"tag": "multi"})
+    done = oci.ready("multi", f"multi@{index}")  # the revision names the index, as Flux's HEAD of the tag
+    assert members(download(done)) == {"arch.txt": b"amd64"}
+
+    only_arm = reader.push_index(repo, "arm-only", [(arm, {"os": "linux", "architecture": "arm64"})])
+    oci.create("arm-only", repo, ref={"tag": "arm-only"})
+    msg = condition(oci.failed("arm-only", PULL_FAILED))["message"]
+    assert f"image index {only_arm[:19]}... has no linux/amd64 manifest" in msg
+
+
 def test_bad_inputs_fail_with_flux_reasons_in_one_line(
     oci: Oci, registry: OciRegistry, reader: RegistryReader, tmp_path: Path
 ) -> None:

@@ -26,10 +26,11 @@ from tests.support.oci_registry import OciRegistry
 from tests.support.server_process import client_context
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 FLUX_CONFIG = "application/vnd.cncf.flux.config.v1+json"
 FLUX_CONTENT = "application/vnd.cncf.flux.content.v1.tar+gzip"
 HELM_CHART_LAYER = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
-ACCEPT = f"{OCI_MANIFEST}, application/vnd.docker.distribution.manifest.v2+json"
+ACCEPT = f"{OCI_MANIFEST}, {OCI_INDEX}, application/vnd.docker.distribution.manifest.v2+json"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -102,6 +103,17 @@ class RegistryReader:
         response = self.http.put(f"/v2/{repo}/manifests/{tag}", content=body, headers={"Content-Type": OCI_MANIFEST})
         assert response.status_code == 201, response.text
         return sha256(body)
+
+    def push_index(self, repo: str, tag: str, manifests: Sequence[tuple[str, dict[str, str]]]) -> str:
+        """An OCI image index under ``tag`` naming ``manifests`` (digest, platform); its digest."""
+        entries = []
+        for digest, platform in manifests:
+            body, _ = self.manifest(repo, digest)
+            entries.append({"mediaType": OCI_MANIFEST, "size": len(body), "digest": digest, "platform": platform})
+        index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}).encode()
+        response = self.http.put(f"/v2/{repo}/manifests/{tag}", content=index, headers={"Content-Type": OCI_INDEX})
+        assert response.status_code == 201, response.text
+        return sha256(index)
 
     def tamper_blob(self, digest: str, change: bytes = b"") -> None:
         """Rewrite the stored bytes of blob ``digest`` on the registry's disk: the same length, other
