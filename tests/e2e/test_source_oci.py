@@ -7,9 +7,7 @@ them. Artifacts are downloaded from ``status.artifact.url`` and unpacked here.
 
 from __future__ import annotations
 
-import base64
 import ssl
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,7 +18,6 @@ import pytest
 from kubernetes import client
 
 from fluxwarden.controllers.app import Reconcilers
-from fluxwarden.controllers.source.api import OCI_REPOSITORY
 from tests.support.oci_artifacts import (
     FLUX_CONTENT,
     OCI_MANIFEST,
@@ -32,6 +29,7 @@ from tests.support.oci_artifacts import (
     write_tree,
 )
 from tests.support.oci_registry import OciRegistry
+from tests.support.oci_sources import Oci, artifact, condition, download, one_line_without, status
 from tests.support.server_process import HOST, ServerProcess, answers_http, client_context
 from tests.support.tls import PrivateCA
 from tests.support.wait import until
@@ -60,97 +58,9 @@ def reader(registry: OciRegistry) -> Iterator[RegistryReader]:
     found.close()
 
 
-class Oci:
-    """OCIRepositories of one namespace, with the registry's login and CA Secrets in place."""
-
-    def __init__(self, api: client.ApiClient, namespace: str, registry: OciRegistry) -> None:
-        self.custom, self.core = client.CustomObjectsApi(api), client.CoreV1Api(api)
-        self.namespace, self.registry = namespace, registry
-        self.secret("login", {".dockerconfigjson": registry.dockerconfigjson().encode()},
-                    "kubernetes.io/dockerconfigjson")  # fmt: skip
-        self.secret("registry-ca", {"ca.crt": registry.ca_pem or b""})
-
-    def secret(self, name: str, data: dict[str, bytes], type_: str = "Opaque") -> None:
-        encoded = {k: base64.b64encode(v).decode() for k, v in data.items()}
-        body = client.V1Secret(metadata=client.V1ObjectMeta(name=name), data=encoded, type=type_)
-        self.core.create_namespaced_secret(self.namespace, body)
-
-    def create(self, name: str, repo: str, **spec: Any) -> None:
-        base: dict[str, Any] = {
-            "url": self.registry.oci_url(repo), "interval": "10m", "secretRef": {"name": "login"},
-            "certSecretRef": {"name": "registry-ca"},
-        }  # fmt: skip
-        full = {k: v for k, v in {**base, **spec}.items() if v is not None}
-        body = {"apiVersion": OCI_REPOSITORY.api_version, "kind": "OCIRepository", "spec": full,
-                "metadata": {"name": name, "namespace": self.namespace, "labels": {SHARD: SHARD_VALUE}}}  # fmt: skip
-        self.custom.create_namespaced_custom_object(
-            OCI_REPOSITORY.group, OCI_REPOSITORY.version, self.namespace, OCI_REPOSITORY.plural, body
-        )
-
-    def get(self, name: str) -> dict[str, Any]:
-        obj: dict[str, Any] = self.custom.get_namespaced_custom_object(
-            OCI_REPOSITORY.group, OCI_REPOSITORY.version, self.namespace, OCI_REPOSITORY.plural, name
-        )
-        return obj
-
-    def patch(self, name: str, body: dict[str, Any]) -> None:
-        self.custom.patch_namespaced_custom_object(
-            OCI_REPOSITORY.group, OCI_REPOSITORY.version, self.namespace, OCI_REPOSITORY.plural, name, body,
-            _content_type="application/merge-patch+json",
-        )  # fmt: skip
-
-    def reconcile(self, name: str) -> dict[str, Any]:
-        """Request a reconcile and wait until it ran (``lastHandledReconcileAt``)."""
-        stamp = f"{time.time():.6f}"
-        self.patch(name, {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": stamp}}})
-        return until(lambda: self.get(name), lambda o: status(o).get("lastHandledReconcileAt") == stamp,
-                     timeout=30, what=f"OCIRepository {name} handled {stamp}")  # fmt: skip
-
-    def ready(self, name: str, revision: str | None = None) -> dict[str, Any]:
-        def done(obj: dict[str, Any]) -> bool:
-            current = status(obj).get("observedGeneration") == obj["metadata"]["generation"]
-            at = revision is None or artifact(obj).get("revision") == revision
-            return current and at and condition(obj).get("status") == "True"
-
-        return until(lambda: self.get(name), done, timeout=30, what=f"OCIRepository {name} Ready at {revision}")
-
-    def failed(self, name: str, reason: str) -> dict[str, Any]:
-        return until(
-            lambda: self.get(name), lambda o: condition(o).get("reason") == reason, timeout=30,
-            what=f"OCIRepository {name} Ready=False {reason}",
-        )  # fmt: skip
-
-    def stalled(self, name: str) -> dict[str, Any]:
-        return until(lambda: self.get(name), lambda o: condition(o, "Stalled").get("status") == "True",
-                     timeout=30, what=f"OCIRepository {name} Stalled")  # fmt: skip
-
-
-def status(obj: dict[str, Any]) -> dict[str, Any]:
-    return dict(obj.get("status") or {})
-
-
-def artifact(obj: dict[str, Any]) -> dict[str, Any]:
-    return dict(status(obj).get("artifact") or {})
-
-
-def condition(obj: dict[str, Any], type_: str = "Ready") -> dict[str, Any]:
-    return next((dict(c) for c in status(obj).get("conditions") or [] if c["type"] == type_), {})
-
-
-def download(obj: dict[str, Any]) -> bytes:
-    """The artifact as served, checked against ``status.artifact.digest`` and ``size``."""
-    data = httpx.get(artifact(obj)["url"], timeout=30).content
-    assert (sha256(data), len(data)) == (artifact(obj)["digest"], artifact(obj)["size"])
-    return data
-
-
-def one_line_without(message: str, *secrets: str) -> bool:
-    return bool(message) and "\n" not in message and not any(s in message for s in secrets)
-
-
 @pytest.fixture
 def oci(admin_api: client.ApiClient, namespace: str, registry: OciRegistry, source: Reconcilers) -> Oci:
-    return Oci(admin_api, namespace, registry)
+    return Oci(admin_api, namespace, registry, SHARD_VALUE)
 
 
 def repo_name() -> str:
@@ -363,7 +273,7 @@ def test_plain_http_registry_with_insecure(
 ) -> None:
     with OciRegistry(auth=False) as plain:
         push(plain, "plain", "v1", tmp_path / "src", {"p.yaml": "p: 1\n"})
-        oci = Oci(admin_api, namespace, plain)
+        oci = Oci(admin_api, namespace, plain, SHARD_VALUE)
         oci.create("plain", "plain", ref={"tag": "v1"}, insecure=True, secretRef=None, certSecretRef=None)
         reader = RegistryReader(plain)
         try:
@@ -420,7 +330,7 @@ def test_client_certificate_from_cert_secret_ref(
             ).encode()
             put = http.put("/v2/mtls/manifests/v1", content=manifest, headers={"Content-Type": OCI_MANIFEST})
             put.raise_for_status()
-        oci = Oci(admin_api, namespace, mtls)
+        oci = Oci(admin_api, namespace, mtls, SHARD_VALUE)
         oci.secret("client-tls", {"ca.crt": ca.ca_pem, "tls.crt": ca.client.cert_pem, "tls.key": ca.client.key_pem})
         oci.create("mtls", "mtls", ref={"tag": "v1"}, secretRef=None, certSecretRef={"name": "client-tls"})
         done = oci.ready("mtls", f"v1@{sha256(manifest)}")
