@@ -213,6 +213,7 @@ def test_helmrelease_chart_ref_installs_a_chart_pushed_with_helm(
     [entry] = done["status"]["history"]
     assert (entry["chartName"], entry["chartVersion"]) == ("cms", version)
     assert done["status"]["lastAttemptedRevision"] == version
+    assert done["status"]["lastAttemptedRevisionDigest"] == digest
     release = release_name("web", tenant.target)
     assert condition(done)["message"].endswith(f"with chart cms@{version}")
     found = tenant.configmaps()

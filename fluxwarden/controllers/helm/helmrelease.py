@@ -280,11 +280,14 @@ class HelmReleaseReconciler:
         artifact = charts.artifact(ctx.kube, ref, live)
         chart = self.charts.get(artifact, spec.timeout)
         if ref.kind != "OCIRepository":
+            status.pop("lastAttemptedRevisionDigest", None)
             return chart
+        revision = str(artifact.get("revision") or "")
         try:
-            version = source_version(chart.version, str(artifact.get("revision") or ""))
+            version = source_version(chart.version, revision)
         except ValueError as exc:
             raise Failure("ChartMutateError", str(exc)) from None
+        status["lastAttemptedRevisionDigest"] = revision.rpartition("@")[2]  # Flux: the OCI manifest's digest
         return self.charts.versioned(chart, str(artifact.get("digest")), version)
 
     def _values(self, ctx: Context, obj: dict[str, Any], spec: HelmReleaseSpec) -> Values:
