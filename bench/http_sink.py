@@ -88,9 +88,8 @@ class _Connection(asyncio.Protocol):
             payload = b"{}"
         else:
             payload = self.record.stats("times" in target)
-        self.transport.write(
-            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(payload), payload)
-        )
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(payload)
+        self.transport.write(head + payload)
 
 
 def _content_length(head: bytes) -> int:

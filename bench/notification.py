@@ -71,7 +71,12 @@ ALERTS = 10
 TARGET_RATE = 1000.0
 TARGET_P99_MS = 10.0
 MODE_ANNOTATION = "notification.fluxwarden.io/mode"
-PY_SPY = Path(sys.executable).with_name("py-spy")
+
+
+def py_spy() -> str | None:
+    """py-spy beside this Python (``.venv/bin/pip install py-spy``) or on PATH; None: cProfile instead."""
+    beside = Path(sys.executable).with_name("py-spy")
+    return str(beside) if beside.exists() else shutil.which("py-spy")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -109,6 +114,7 @@ class Scenario:
     on_change: bool = False
     rate: float | None = None  # None: closed loop
     queue: int | None = None  # a controller of its own with this --event-queue-size
+    suspended: bool = False  # Providers suspended: routed and queued, nothing sent (the intake alone)
 
     @property
     def namespace(self) -> str:
@@ -118,6 +124,7 @@ class Scenario:
 def scenarios(args: argparse.Namespace) -> list[Scenario]:
     rate = args.rate
     found = [
+        Scenario("intake only peak", fanout=False, suspended=True),
         Scenario("one peak", fanout=False),
         Scenario(f"one @{rate:g}/s", fanout=False, rate=rate),
         Scenario("fan-out peak", fanout=True),
@@ -136,7 +143,10 @@ def provider(namespace: str, index: int, sink_port: int) -> dict[str, Any]:
         "apiVersion": "notification.toolkit.fluxcd.io/v1beta3",
         "kind": "Provider",
         "metadata": {"name": f"p-{index}", "namespace": namespace},
-        "spec": {"type": "generic", "address": f"http://127.0.0.1:{sink_port}/{namespace}/p-{index}"},
+        "spec": {
+            "type": "generic",
+            "address": f"http://127.0.0.1:{sink_port}/{namespace}/p-{index}",
+        },
     }
 
 
@@ -173,8 +183,8 @@ def event(namespace: str, fanout: bool, obj: int, severity: str, ident: int) -> 
     )
     body = {
         "involvedObject": {
-            "kind": kind, "namespace": namespace, "name": f"{prefix}-{obj}", "uid": f"00000000-0000-0000-0000-{obj:012d}",
-            "apiVersion": f"{group}/v1",
+            "kind": kind, "namespace": namespace, "name": f"{prefix}-{obj}",
+            "uid": f"00000000-0000-0000-0000-{obj:012d}", "apiVersion": f"{group}/v1",
         },
         "severity": severity,
         "timestamp": "2026-12-01T18:00:00Z",
@@ -212,7 +222,7 @@ def streams(s: Scenario, port: int, count: int, connections: int, first_id: int)
 def expected_deliveries(s: Scenario, accepted: Sequence[Sequence[Tag]], failing: set[int]) -> int:
     """Deliveries the 202s promised: per Alert, each accepted event, or in on-change mode each transition
     (``failing``: the objects failing before, updated)."""
-    per_event = ALERTS if s.fanout else 1
+    per_event = 0 if s.suspended else ALERTS if s.fanout else 1
     if not s.on_change:
         return per_event * sum(len(tags) for tags in accepted)
     sent = 0
@@ -325,6 +335,16 @@ def create_scenario_objects(b: Bench, s: Scenario) -> None:
         b.api.must("POST", f"{NOTIFICATION}/namespaces/{ns}/alerts", alert(ns, i, s.on_change))
 
 
+def suspend_providers(b: Bench, s: Scenario) -> None:
+    """After the probe: the Alerts still route and queue, nothing is sent. The informer's watch takes
+    milliseconds; anything that still arrives shows as a delivery nobody promised."""
+    for i in range(ALERTS):
+        b.api.must(
+            "PATCH", f"{NOTIFICATION}/namespaces/{s.namespace}/providers/p-{i}", {"spec": {"suspend": True}},
+            "application/merge-patch+json",
+        )  # fmt: skip
+
+
 def probe(b: Bench, s: Scenario, event_port: int, alive: Callable[[], None]) -> None:
     """Until every Alert of the scenario routes to its sink (the informers have them, the Provider resolved).
 
@@ -351,8 +371,7 @@ def probe(b: Bench, s: Scenario, event_port: int, alive: Callable[[], None]) -> 
 
 def run_scenario(b: Bench, s: Scenario, controller: Controller, event_port: int) -> Row:
     alive = controller.child.check_alive
-    create_scenario_objects(b, s)
-    probe(b, s, event_port, alive)
+    prepare(b, s, controller, event_port)
     load = streams(s, event_port, b.args.events, b.args.connections, b.next_id)
     b.next_id += b.args.events
     pids = {**b.pids, "controller": controller.pid}
@@ -433,25 +452,33 @@ def notification_controller(
         controller.stop()
 
 
-def py_spy_profile(b: Bench, controller: Controller, port: int, out: Path) -> str:
-    """py-spy samples of the controller (every thread, on CPU only) while the ``one`` peak load runs again."""
-    s = Scenario("profile one peak", fanout=False)
+def prepare(b: Bench, s: Scenario, controller: Controller, port: int) -> None:
+    """The scenario's namespace, Providers and Alerts, routing proved (and the Providers suspended if asked)."""
     create_scenario_objects(b, s)
     probe(b, s, port, controller.child.check_alive)
-    count = int(b.args.profile_seconds * 3000)
+    if s.suspended:
+        suspend_providers(b, s)
+        time.sleep(2.0)
+        b.sink.reset()
+
+
+def profiled_load(b: Bench, s: Scenario, controller: Controller, port: int, out: Path, spy_binary: str) -> str:
+    """py-spy samples of the controller (every thread, on CPU only) while ``s`` runs at peak."""
+    prepare(b, s, controller, port)
+    count = int(b.args.profile_seconds * 6000)
     load = streams(s, port, count, b.args.connections, b.next_id)
     b.next_id += count
     spy = subprocess.Popen(
-        [str(PY_SPY), "record", "--pid", str(controller.pid), "--rate", "250", "--format", "raw",
+        [spy_binary, "record", "--pid", str(controller.pid), "--rate", "250", "--format", "raw",
          "--duration", str(int(b.args.profile_seconds)), "--output", str(out), "--nonblocking"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     time.sleep(1.0)  # py-spy attaches
-    drive(port, load, seconds=b.args.profile_seconds - 1.5)
+    done = drive(port, load, seconds=b.args.profile_seconds - 1.5)
     _, err = spy.communicate(timeout=60)
     if not out.exists():
         return f"(py-spy wrote nothing: {err.decode(errors='replace')[-300:]})"
-    return collapsed_summary(out.read_text())
+    return f"{done.rate(202):,.0f} events/s accepted meanwhile; " + collapsed_summary(out.read_text())
 
 
 def collapsed_summary(text: str, limit: int = 25) -> str:
@@ -482,18 +509,24 @@ def _short(frame: str) -> str:
     return f"{name} ({Path(where.rstrip(')').rpartition(':')[0]).name})"
 
 
-def profile(b: Bench, work: Path) -> str:
-    out = work / "profile"
-    if PY_SPY.exists() or shutil.which("py-spy"):
+PROFILED = (Scenario("profile intake only", fanout=False, suspended=True), Scenario("profile one", fanout=False))
+
+
+def profile(b: Bench, work: Path) -> list[tuple[str, str]]:
+    """The controller under the intake-only and the ``one`` peak loads: py-spy, or cProfile without it."""
+    if (spy := py_spy()) is not None:
         with notification_controller(b, work, None, "profiled") as (controller, port):
-            return py_spy_profile(b, controller, port, out)
-    with notification_controller(b, work, None, "profiled", profile_out=out) as (controller, port):
-        s = Scenario("profile one peak", fanout=False)
-        create_scenario_objects(b, s)
-        probe(b, s, port, controller.child.check_alive)
-        load = streams(s, port, int(b.args.profile_seconds * 3000), b.args.connections, b.next_id)
-        drive(port, load, seconds=b.args.profile_seconds)
-    return read_profile(out) if out.exists() else "(no profile written)"
+            return [(s.name, profiled_load(b, s, controller, port, work / f"{s.namespace}.txt", spy)) for s in PROFILED]
+    found = []
+    for s in PROFILED:
+        out = work / f"{s.namespace}.prof"
+        with notification_controller(b, work, None, s.namespace, profile_out=out) as (controller, port):
+            prepare(b, s, controller, port)
+            load = streams(s, port, int(b.args.profile_seconds * 6000), b.args.connections, b.next_id)
+            b.next_id += int(b.args.profile_seconds * 6000)
+            drive(port, load, seconds=b.args.profile_seconds)
+        found.append((s.name, read_profile(out) if out.exists() else "(no profile written)"))
+    return found
 
 
 # -- report ----------------------------------------------------------------------------------------
@@ -510,12 +543,22 @@ def met(row: Row) -> bool:
     return rate_ok and row.latency_ms(99) < TARGET_P99_MS
 
 
+def table_row(r: Row) -> tuple[str, ...]:
+    dup = "" if r.unique == r.delivered else f" ({r.delivered - r.unique} dup)"
+    return (
+        r.scenario.name, f"{r.load.rate(202):,.0f}", f"{r.latency_ms(50):.1f}", f"{r.latency_ms(99):.1f}",
+        str(r.load.statuses[202]), str(r.load.statuses[429]), f"{r.delivery_rate:,.0f}", f"{r.drain_s:.1f}",
+        f"{r.delivered} / {r.expected}{dup}", f"{100 * r.cpu.get('controller', 0.0) / r.load.seconds:.0f}%",
+        "yes" if met(r) else "NO",
+    )  # fmt: skip
+
+
 def report(b: Bench) -> None:
     if b.ceiling is not None:
         c = b.ceiling
         print(
-            f"\nload generator ceiling against the sink (trivial server): {c.rate(200):,.0f} requests/s closed loop over "
-            f"{b.args.connections} connections, p99 {pct(c.latencies.get(200, [0.0]), 99) * 1e3:.2f} ms, "
+            f"\nload generator ceiling against the sink (trivial server): {c.rate(200):,.0f} requests/s closed loop "
+            f"over {b.args.connections} connections, p99 {pct(c.latencies.get(200, [0.0]), 99) * 1e3:.2f} ms, "
             f"generator CPU {100 * b.ceiling_cpu:.0f}% of a core"
         )
     print(
@@ -523,20 +566,15 @@ def report(b: Bench) -> None:
         f"{b.args.connections} keep-alive connections; targets {TARGET_RATE:g} events/s, p99 < {TARGET_P99_MS:g} ms, "
         "no loss\n"
     )
-    head = (
-        f"| {'scenario':<32} | accepted/s | p50 ms | p99 ms |    202 |    429 | deliveries/s | drain s "
-        "| at sink / promised | controller CPU | met |"
-    )
-    print(head)
-    print("|" + "|".join("-" * (len(part)) for part in head.split("|")[1:-1]) + "|")
-    for r in b.rows:
-        share = 100 * r.cpu.get("controller", 0.0) / r.load.seconds
-        dup = "" if r.unique == r.delivered else f" ({r.delivered - r.unique} dup)"
-        print(
-            f"| {r.scenario.name:<32} | {r.load.rate(202):>10,.0f} | {r.latency_ms(50):>6.1f} | {r.latency_ms(99):>6.1f} "
-            f"| {r.load.statuses[202]:>6} | {r.load.statuses[429]:>6} | {r.delivery_rate:>12,.0f} | {r.drain_s:>7.1f} "
-            f"| {f'{r.delivered} / {r.expected}{dup}':>18} | {share:>12.0f}% | {'yes' if met(r) else 'NO':>3} |"
-        )
+    columns = ("scenario", "accepted/s", "p50 ms", "p99 ms", "202", "429", "deliveries/s", "drain s",
+               "at sink / promised", "controller CPU", "met")  # fmt: skip
+    rows = [columns, *(table_row(r) for r in b.rows)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
+    for index, row in enumerate(rows):
+        cells = [c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
+        print("| " + " | ".join(cells) + " |")
+        if index == 0:
+            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     print()
     for r in b.rows:
         lag = f", client lag p99 {pct(r.load.lag, 99) * 1e3:.2f} ms" if r.load.lag else ""
@@ -553,7 +591,7 @@ def report(b: Bench) -> None:
             print(f"    recoveries after the repeated errors: {r.recovered[0]} arrived of {r.recovered[1]} expected")
 
 
-def run(args: argparse.Namespace) -> tuple[Bench, str | None]:
+def run(args: argparse.Namespace) -> tuple[Bench, list[tuple[str, str]]]:
     with tempfile.TemporaryDirectory(prefix="fluxwarden-bench-notification-") as tmp:
         work = Path(tmp)
         with cluster(binary_dir(), work / "cluster") as running, contextlib.ExitStack() as stack:
@@ -577,7 +615,7 @@ def run(args: argparse.Namespace) -> tuple[Bench, str | None]:
                     b.rows.append(run_scenario(b, s, controller, port))
                     print(f"  {s.name}: done; load avg {load_average()}", flush=True)
             missed = not all(met(r) for r in b.rows)
-            profiled = None
+            profiled: list[tuple[str, str]] = []
             if args.profile == "always" or (args.profile == "auto" and missed):
                 profiled = profile(b, work)
             return b, profiled
@@ -603,8 +641,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.alarm(0)
     print(f"  (took {time.monotonic() - began:.0f}s)")
     report(b)
-    if profiled is not None:
-        print(f"\nProfile of the controller under the `one peak` load ({args.profile_seconds:g}s):\n{profiled}")
+    for name, text in profiled:
+        print(f"\nProfile of the controller, {name} at peak ({args.profile_seconds:g}s):\n{text}")
     return 0
 
 
