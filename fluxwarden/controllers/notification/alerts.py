@@ -7,6 +7,7 @@ builds a new index and swaps it in whole, so a reader never sees half of one and
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from fluxwarden.controllers.notification.api import INVALID_CONFIG
@@ -27,6 +28,7 @@ class AlertIndex:
         self.events = events
         self._alerts: dict[Key, CompiledAlert] = {}
         self._by_namespace: dict[str, tuple[CompiledAlert, ...]] = {}
+        self._writing = threading.Lock()  # the informer thread and the seeding in follow()
 
     def follow(self, informer: Informer) -> None:
         """Subscribe, then index what the cache already holds (a handler added late missed the first list)."""
@@ -46,6 +48,10 @@ class AlertIndex:
         self._refresh(key_of(new))
 
     def _refresh(self, key: Key) -> None:
+        with self._writing:
+            self._rebuild(key)
+
+    def _rebuild(self, key: Key) -> None:
         obj = self._informer.get(key)  # the cache, not the event: a late seed never undoes a newer change
         alerts = dict(self._alerts)
         before = alerts.pop(key, None)

@@ -23,6 +23,8 @@ ON_CHANGE = "on-change"
 # Event reasons on an Alert, as Flux's.
 DISPATCH_FAILED = "NotificationDispatchFailed"
 INVALID_CONFIG = "InvalidConfig"
+METADATA_CONFLICT = "MetadataAppendFailed"
+SOURCE_FETCH_FAILED = "SourceFetchFailed"
 
 MAX_EVENT_BYTES = 3 << 20  # 3 MiB, Flux's limit: 413 above
 

@@ -111,9 +111,9 @@ class Dispatcher:
             target = self.targets.cached(provider)
             if target is None:
                 target = await asyncio.to_thread(self.targets.resolve, provider)
-        except providers.ProviderError as exc:
+        except providers.ProviderError as exc:  # the Provider as written cannot send: a config error
             self.counts.failed += 1
-            await self._warn(alert, DISPATCH_FAILED, str(exc))
+            await self._warn(alert, INVALID_CONFIG, str(exc))
             return
         if delivery.transition:
             try:

@@ -71,8 +71,12 @@ class Event:
             out["reportingInstance"] = self.reporting_instance
         return out
 
-    def with_metadata(self, extra: dict[str, str]) -> Event:
-        return replace(self, metadata={**self.metadata, **extra})
+    def without_internal(self) -> Event:
+        """The event without ``<group>/token``, which only feeds the rate-limit key (as Flux)."""
+        token = f"{self.involved_object.group}/token"
+        if token not in self.metadata:
+            return self
+        return replace(self, metadata={k: v for k, v in self.metadata.items() if k != token})
 
     def meta(self, key: str) -> str | None:
         """A metadata value by its short name (``revision``): under the object's group or Flux's event group."""

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from fluxwarden.controllers.notification.alerts import AlertIndex
@@ -23,10 +23,13 @@ from fluxwarden.controllers.notification.api import (
     ALERT,
     CONTROLLER,
     MAX_EVENT_BYTES,
+    METADATA_CONFLICT,
     PROVIDER,
     SECRET,
+    SOURCE_FETCH_FAILED,
     NotificationOptions,
 )
+from fluxwarden.controllers.notification.bodies import TooLarge, read_body, text
 from fluxwarden.controllers.notification.dispatch import Delivery, Dispatcher
 from fluxwarden.controllers.notification.event import BadEvent, Event, parse
 from fluxwarden.controllers.notification.labels import Labels
@@ -35,7 +38,7 @@ from fluxwarden.controllers.notification.onchange import OnChange
 from fluxwarden.controllers.notification.ratelimit import RateLimiter
 from fluxwarden.controllers.notification.serving import ThreadedServer
 from fluxwarden.controllers.notification.targets import Targets
-from fluxwarden.controllers.runtime.events import EventRecorder
+from fluxwarden.controllers.runtime.events import WARNING, EventRecorder
 from fluxwarden.controllers.runtime.informer import Informer
 from fluxwarden.controllers.runtime.kube import Kube
 from fluxwarden.controllers.runtime.service import Feed
@@ -45,27 +48,6 @@ logger = logging.getLogger("fluxwarden.controllers.notification")
 ALERTS, PROVIDERS, SECRETS = Feed(ALERT), Feed(PROVIDER), Feed(SECRET, metadata_only=True)
 SHUTDOWN_GRACE = 5.0
 SYNC_WAIT = 10.0  # an event that arrives before the first list of Alerts waits for it, not dropped
-
-
-class TooLarge(Exception):
-    pass
-
-
-async def _body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_EVENT_BYTES:
-        raise TooLarge
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_EVENT_BYTES:
-            raise TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _text(status: int, message: str) -> Response:
-    return PlainTextResponse(f"{message}\n", status_code=status)
 
 
 def _feeds() -> tuple[Feed, ...]:
@@ -101,32 +83,39 @@ class EventRouter:
 
     async def handle(self, request: Request) -> Response:
         try:
-            event = parse(await _body(request))
+            event = parse(await read_body(request, MAX_EVENT_BYTES))
         except TooLarge:
-            return _text(413, f"event over {MAX_EVENT_BYTES >> 20} MiB")
+            return text(413, f"event over {MAX_EVENT_BYTES >> 20} MiB")
         except BadEvent as exc:
-            return _text(400, str(exc))
+            return text(400, str(exc))
         await self._synced()
         if not self.limiter.allow(event):
-            return _text(429, "duplicate event within the rate-limit interval; discarded")
+            return text(429, "duplicate event within the rate-limit interval; discarded")
+        event = event.without_internal()
         matched = await self._matching(event)
         assert self.dispatcher is not None
         if len(matched) + self.dispatcher.pending() > self.options.queue_size:
             self.limiter.forget(event)
-            return _text(429, "delivery queue full; retry later")
+            return text(429, "delivery queue full; retry later")
         deliveries = await self._deliveries(event, matched)
         if not self.dispatcher.offer(deliveries):  # filled while on-change state was read
             self.limiter.forget(event)
             for delivery in deliveries:
                 self.onchange.forget(delivery.alert)
-            return _text(429, "delivery queue full; retry later")
+            return text(429, "delivery queue full; retry later")
         return Response(status_code=202)
 
     async def _matching(self, event: Event) -> list[CompiledAlert]:
         candidates = self.alerts.for_namespace(event.involved_object.namespace)
         labels: dict[str, str] | None = None
-        if any(self._needs_labels(alert, event) for alert in candidates):
+        needing = [alert for alert in candidates if self._needs_labels(alert, event)]
+        if needing:
             labels = await asyncio.to_thread(self.labels.of, event)
+            if labels is None:
+                obj = event.involved_object
+                message = f"error getting source object {obj.kind}/{obj.namespace}/{obj.name}"
+                for alert in needing:
+                    self._warn(alert, SOURCE_FETCH_FAILED, message)
         return [alert for alert in candidates if alert.matches(event, lambda _: labels)]
 
     @staticmethod
@@ -148,8 +137,23 @@ class EventRouter:
                     transition = await asyncio.to_thread(self.onchange.decide, alert, event)
                 if not transition:
                     continue
-            deliveries.append(Delivery(alert, alert.notification(event), transition))
+            notification, conflicts = alert.notification(event)
+            if conflicts:
+                self._conflicts(alert, conflicts)
+            deliveries.append(Delivery(alert, notification, transition))
         return deliveries
+
+    def _conflicts(self, alert: CompiledAlert, conflicts: dict[str, list[str]]) -> None:
+        detail = ", ".join(f"{key}: {' and '.join(found)}" for key, found in sorted(conflicts.items()))
+        message = (
+            "metadata key conflicts detected (please refer to the Alert API docs and Flux RFC 0008 for more "
+            f"information): {detail}"
+        )
+        self._warn(alert, METADATA_CONFLICT, message)
+
+    def _warn(self, alert: CompiledAlert, reason: str, message: str) -> None:
+        # A record is an API call: off the loop, and once per message (the recorder de-duplicates).
+        asyncio.get_running_loop().run_in_executor(None, self.events.record, alert.obj, WARNING, reason, message)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:

@@ -1,23 +1,27 @@
-"""Which Alerts an event goes to: Flux's rules, compiled once per Alert generation (pure).
+"""Which Alerts an event goes to, and what each sends: Flux's rules, compiled once per Alert generation (pure).
 
 An Alert's sources name a kind, a name or ``*`` (then ``matchLabels`` on the involved object), and a
 namespace (the Alert's by default). Severity ``info`` takes every event, ``error`` only errors.
-``exclusionList`` beats ``inclusionList``. A pattern that does not compile, or a source in another
-namespace that the tenancy rules refuse, is reported (``problems``) and matches nothing.
+``exclusionList`` beats ``inclusionList``. As in Flux, a pattern that does not compile matches
+nothing (so an inclusion list of only bad patterns takes no event); it and a source in another
+namespace that the tenancy rules refuse are reported (``problems``, Warning ``InvalidConfig``).
+The metadata sent is combined in Flux's order (RFC 0008), see :meth:`CompiledAlert.notification`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from fluxwarden.controllers.notification.api import MODE_ANNOTATION, ON_CHANGE
+from fluxwarden.controllers.notification.api import EVENT_GROUP, MODE_ANNOTATION, ON_CHANGE
 from fluxwarden.controllers.notification.event import Event
 from fluxwarden.controllers.runtime.spec import mapping
 from fluxwarden.tenancy import evaluate
 from fluxwarden.tenancy.settings import Settings
+
+EVENT_PREFIX = f"{EVENT_GROUP}/"
 
 LabelsOf = Callable[[Event], dict[str, str] | None]
 """The involved object's labels (None: it cannot be read); only asked for ``*`` sources with ``matchLabels``."""
@@ -51,6 +55,7 @@ class CompiledAlert:
     severity: str
     sources: tuple[Source, ...]
     inclusions: tuple[re.Pattern[str], ...] = ()
+    has_inclusions: bool = False  # an inclusion list was given (even if none of it compiled)
     exclusions: tuple[re.Pattern[str], ...] = ()
     event_metadata: dict[str, str] = field(default_factory=dict)
     summary: str = ""
@@ -63,28 +68,44 @@ class CompiledAlert:
     def key(self) -> tuple[str, str]:
         return self.namespace, self.name
 
-    @property
-    def broken(self) -> bool:
-        """A bad pattern: Flux sends nothing rather than guess what the filter meant."""
-        return any(p.startswith(("spec.inclusionList", "spec.exclusionList")) for p in self.problems)
-
     def matches(self, event: Event, labels_of: LabelsOf) -> bool:
-        if self.suspended or self.broken:
+        if self.suspended:
             return False
         if self.severity == "error" and event.severity != "error":
             return False
         if not any(source.takes(event, labels_of) for source in self.sources):
             return False
-        if self.inclusions and not any(p.search(event.message) for p in self.inclusions):
+        if self.has_inclusions and not any(p.search(event.message) for p in self.inclusions):
             return False
         return not any(p.search(event.message) for p in self.exclusions)
 
-    def notification(self, event: Event) -> Event:
-        """The event as this Alert sends it: its eventMetadata (the emitter's keys win) and summary added."""
-        extra = {k: v for k, v in self.event_metadata.items() if k not in event.metadata}
+    def notification(self, event: Event) -> tuple[Event, dict[str, list[str]]]:
+        """The event as this Alert sends it, and the metadata keys that more than one source gave.
+
+        Flux's order, lowest first: the event's ``event.toolkit.fluxcd.io/`` keys (the object's
+        annotations), the Alert's ``eventMetadata``, its ``summary``, then the emitting controller's
+        ``<group>/`` keys, each prefix stripped.
+        """
+        combined: dict[str, str] = {}
+        sources: dict[str, list[str]] = {}
+
+        def put(key: str, value: str, source: str) -> None:
+            combined[key] = value
+            sources.setdefault(key, []).append(source)
+
+        for key, value in event.metadata.items():
+            if key.startswith(EVENT_PREFIX):
+                put(key.removeprefix(EVENT_PREFIX), value, "involved object annotations")
+        for key, value in self.event_metadata.items():
+            put(key, value, "Alert object .spec.eventMetadata")
         if self.summary:
-            extra["summary"] = self.summary
-        return event.with_metadata(extra) if extra else event
+            put("summary", self.summary, "Alert object .spec.summary")
+        group = f"{event.involved_object.group}/"
+        for key, value in event.metadata.items():
+            if event.involved_object.group and key.startswith(group):
+                put(key.removeprefix(group), value, "involved object controller metadata")
+        conflicts = {key: found for key, found in sources.items() if len(found) > 1}
+        return replace(event, metadata=combined), conflicts
 
 
 def compile_alert(obj: dict[str, Any], settings: Settings) -> CompiledAlert:
@@ -117,6 +138,7 @@ def compile_alert(obj: dict[str, Any], settings: Settings) -> CompiledAlert:
         severity=str(spec.get("eventSeverity") or "info"),
         sources=tuple(sources),
         inclusions=inclusions,
+        has_inclusions=bool(spec.get("inclusionList")),
         exclusions=exclusions,
         event_metadata={str(k): str(v) for k, v in mapping(spec.get("eventMetadata")).items()},
         summary=str(spec.get("summary") or ""),
@@ -133,8 +155,9 @@ def _patterns(spec: dict[str, Any], name: str, problems: list[str]) -> tuple[re.
         try:
             compiled.append(re.compile(str(pattern)))
         except re.error as exc:
+            noun = "inclusion" if name == "inclusionList" else "exclusion"
             problems.append(
-                f"spec.{name}[{index}]: {str(pattern)[:80]!r} is not a valid regular expression ({exc}); "
-                "fix the pattern"
+                f"failed to compile {noun} regex: spec.{name}[{index}] {str(pattern)[:80]!r} ({exc}); "
+                "it matches nothing until fixed"
             )
     return tuple(compiled)

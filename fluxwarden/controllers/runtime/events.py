@@ -22,6 +22,7 @@ from fluxwarden.controllers.runtime.kube import Kube, KubeError
 logger = logging.getLogger("fluxwarden.controllers.events")
 
 DEDUP_SECONDS = 300.0
+EVENT_ANNOTATION_PREFIX = "event.toolkit.fluxcd.io/"
 NORMAL = "Normal"
 WARNING = "Warning"
 
@@ -80,7 +81,13 @@ class EventRecorder:
         except KubeError as exc:
             logger.warning("event not recorded: %s", exc)
         if self.events_addr:
-            self._post(involved, type_, reason, message, metadata or {}, now)
+            # As Flux's recorder: the object's event.toolkit.fluxcd.io/ annotations travel as metadata.
+            annotations = {
+                str(k): str(v)
+                for k, v in (meta.get("annotations") or {}).items()
+                if str(k).startswith(EVENT_ANNOTATION_PREFIX)
+            }
+            self._post(involved, type_, reason, message, {**annotations, **(metadata or {})}, now)
 
     def _post(
         self,
