@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+SLOW = 0.010  # seconds: answers slower than this are kept with their time, to show when the tail happened
+
 
 @dataclass(frozen=True)
 class Sent:
@@ -42,6 +44,7 @@ class Outcome:
     reasons: collections.Counter[str] = field(default_factory=collections.Counter)  # non-2xx: status + body start
     accepted: list[list[Any]] = field(default_factory=list)  # per connection, in order: tags of the 2xx answers
     lag: list[float] = field(default_factory=list)  # open loop: how late the timer woke for a due request
+    slow: list[tuple[float, float]] = field(default_factory=list)  # (due after the start, latency) over SLOW
     started: float = 0.0
     ended: float = 0.0  # the last answer
     errors: int = 0  # connections lost
@@ -126,6 +129,8 @@ async def _drive(port: int, streams: Sequence[Sequence[Sent]], rate: float | Non
             out.ended = max(out.ended, done)
             out.statuses[status] += 1
             out.latencies.setdefault(status, []).append(done - due)
+            if done - due > SLOW:
+                out.slow.append((due - start, done - due))
             if 200 <= status < 300:
                 accepted.append(sent.tag)
             else:

@@ -60,7 +60,7 @@ from bench.cluster import (
     self_cpu,
 )
 from bench.controller import Controller, add_controller_arguments, controller_env, controllers_run, pct
-from bench.event_load import Outcome, Sent, drive, post
+from bench.event_load import SLOW, Outcome, Sent, drive, post
 from bench.fluxconfig import cpu_between, cpu_line, cpu_seconds
 from bench.sources import read_profile
 from tests.support.binaries import binary_dir
@@ -543,6 +543,15 @@ def met(row: Row) -> bool:
     return rate_ok and row.latency_ms(99) < TARGET_P99_MS
 
 
+def tail_times(slow: list[tuple[float, float]], buckets: int = 6) -> str:
+    """Where in the load the slow answers fell: the busiest 0.5 s spans, with their count and worst latency."""
+    spans: dict[int, list[float]] = {}
+    for at, latency in slow:
+        spans.setdefault(int(at / 0.5), []).append(latency)
+    top = sorted(spans.items(), key=lambda item: -len(item[1]))[:buckets]
+    return ", ".join(f"{k / 2:.1f}-{k / 2 + 0.5:.1f}s: {len(v)} (max {max(v) * 1e3:.0f} ms)" for k, v in sorted(top))
+
+
 def table_row(r: Row) -> tuple[str, ...]:
     dup = "" if r.unique == r.delivered else f" ({r.delivered - r.unique} dup)"
     return (
@@ -585,6 +594,8 @@ def report(b: Bench) -> None:
         print(f"    controller CPU per accepted event (load + drain): {cpu_per:,.0f} µs")
         if r.load.reasons:
             print("    refused: " + "; ".join(f"{n} x {why}" for why, n in r.load.reasons.most_common(4)))
+        if r.load.slow:
+            print(f"    answers over {SLOW * 1e3:g} ms: {len(r.load.slow)}; when: {tail_times(r.load.slow)}")
         if r.load.errors:
             print(f"    connections lost: {r.load.errors}")
         if r.recovered is not None:
