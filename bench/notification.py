@@ -369,23 +369,24 @@ def probe(b: Bench, s: Scenario, event_port: int, alive: Callable[[], None]) -> 
     b.sink.reset()
 
 
+def cpu_now(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far of each process and of this one (the load generator), and the machine's busy time."""
+    return {**cpu_seconds(pids), "bench": self_cpu().total}
+
+
 def run_scenario(b: Bench, s: Scenario, controller: Controller, event_port: int) -> Row:
     alive = controller.child.check_alive
     prepare(b, s, controller, event_port)
     load = streams(s, event_port, b.args.events, b.args.connections, b.next_id)
     b.next_id += b.args.events
     pids = {**b.pids, "controller": controller.pid}
-    cpu0 = cpu_seconds(pids)
-    bench0 = self_cpu().total
+    cpu0 = cpu_now(pids)
     out = drive(event_port, load, rate=s.rate, seconds=b.args.seconds)
-    cpu1 = cpu_seconds(pids)
-    cpu1["bench"] = self_cpu().total
-    cpu0["bench"] = bench0
+    cpu1 = cpu_now(pids)
     failing: set[int] = set()
     expected = expected_deliveries(s, out.accepted, failing)
     found = b.sink.wait_for(expected, b.args.drain_timeout, alive)
-    cpu2 = cpu_seconds(pids)
-    cpu2["bench"] = self_cpu().total
+    cpu2 = cpu_now(pids)
     recovered = None
     if s.severities == "errors":  # one info each: the recovery is the proof the held-back errors were held
         before = found["count"]
