@@ -33,8 +33,8 @@ USER 65532:65532
 # The manifests mount the root filesystem read-only and an emptyDir at /tmp: git, helm and kustomize
 # keep whatever they write under $HOME there.
 ENV HOME=/tmp
-# webhook: 8443 https, 8080 metrics. controllers: 9090 artifacts, 8080 metrics, 9440 probes
-# (9091 events and 9292 receiver are reserved for the notification controller).
-EXPOSE 8443 8080 9090 9440
+# webhook: 8443 https, 8080 metrics. controllers: 9090 artifacts, 9091 events, 9292 Receivers'
+# webhooks, 8080 metrics, 9440 probes.
+EXPOSE 8443 8080 9090 9091 9292 9440
 ENTRYPOINT ["fluxwarden"]
 CMD ["serve", "--tls-cert-file=/certs/tls.crt", "--tls-private-key-file=/certs/tls.key"]

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STATE := .state
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test venv lint test-binaries flux-crds flux-controllers system-deps bench-deps certs bench clean
+.PHONY: run test venv lint test-binaries flux-crds flux-controllers storage-servers system-deps bench-deps certs bench clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -34,6 +34,12 @@ flux-crds:
 flux-controllers:
 	@tests/flux/controllers.sh >/dev/null
 
+## The storage servers of the Bucket/OCI source tests, cached: versitygw (S3) and the distribution registry
+## (OCI) built from tests/storage/go.mod, Azurite (Azure Blob) installed from tests/azurite/package-lock.json.
+storage-servers:
+	@tests/storage/build.sh >/dev/null
+	@tests/azurite/install.sh >/dev/null
+
 lint: venv
 	$(BIN)/ruff check fluxwarden tests bench
 	$(BIN)/mypy
@@ -51,9 +57,10 @@ system-deps:
 bench-deps:
 	@if ! command -v wrk >/dev/null; then set -- wrk; $(APT_INSTALL) wrk; fi
 
-test: venv test-binaries flux-crds flux-controllers system-deps lint
+test: venv test-binaries flux-crds flux-controllers storage-servers system-deps lint
 	FLUXWARDEN_TEST_BIN=$$(tests/cluster/build.sh) FLUXWARDEN_FLUX_CRDS=$$(tests/flux/crds.sh) \
-	  FLUXWARDEN_FLUX_CONTROLLERS=$$(tests/flux/controllers.sh) $(BIN)/pytest -q tests
+	  FLUXWARDEN_FLUX_CONTROLLERS=$$(tests/flux/controllers.sh) FLUXWARDEN_STORAGE_BIN=$$(tests/storage/build.sh) \
+	  FLUXWARDEN_AZURITE=$$(tests/azurite/install.sh) $(BIN)/pytest -q tests
 
 ## make bench: webhook throughput and latency against a bare Starlette+uvicorn TLS endpoint.
 bench: venv bench-deps

@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from fluxwarden.cli import get_fluxconfigs
+from fluxwarden.cli import get_fluxconfigs, get_notification
 from fluxwarden.cli.objects import (
     SOURCES,
     CommandError,
@@ -21,6 +21,7 @@ from fluxwarden.cli.objects import (
 )
 from fluxwarden.controllers.helm.api import FORCE_AT, HELM_RELEASE, RESET_AT
 from fluxwarden.controllers.kustomize.api import KUSTOMIZATION
+from fluxwarden.controllers.notification.api import RECEIVER
 from fluxwarden.controllers.runtime.durations import parse_duration
 from fluxwarden.controllers.runtime.kube import Kube, KubeError, Resource
 from fluxwarden.controllers.source.api import HELM_CHART
@@ -36,6 +37,8 @@ def _namespace(args: argparse.Namespace) -> str:
 
 
 def _resource(args: argparse.Namespace) -> Resource:
+    if getattr(args, "resource", None):
+        return args.resource  # type: ignore[no-any-return]
     if getattr(args, "source_kind", None):
         return SOURCES[args.source_kind]
     return HELM_RELEASE if getattr(args, "helm_release", False) else KUSTOMIZATION
@@ -63,6 +66,13 @@ def get_kustomizations(args: argparse.Namespace) -> int:
 def get_helmreleases(args: argparse.Namespace) -> int:
     namespace = None if args.all_namespaces else _namespace(args)
     print(table(rows(_kube(args), HELM_RELEASE, namespace), args.all_namespaces))
+    return 0
+
+
+def get_listed(args: argparse.Namespace) -> int:
+    """A kind whose lister (``args.lister``) prints its own table: the notification kinds."""
+    namespace = None if args.all_namespaces else _namespace(args)
+    print(args.lister(_kube(args), namespace))
     return 0
 
 
@@ -174,20 +184,27 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     helmreleases.add_argument("-A", "--all-namespaces", action="store_true")
     _common(helmreleases)
     helmreleases.set_defaults(func=guarded, verb=get_helmreleases)
+    for what, (aliases, helptext, lister) in get_notification.KINDS.items():
+        parser = get.add_parser(what, aliases=aliases, help=helptext)
+        parser.add_argument("-A", "--all-namespaces", action="store_true")
+        _common(parser)
+        parser.set_defaults(func=guarded, verb=get_listed, lister=lister)
     get_fluxconfigs.register(get, guarded)
 
     verbs = {"reconcile": ("request a reconcile and wait for it", reconcile), "suspend": ("suspend", suspend),
              "resume": ("resume and wait for the reconcile", resume)}  # fmt: skip
     for verb, (helptext, run) in verbs.items():
         kinds = commands.add_parser(
-            verb, help=f"{helptext} (source git|helm|chart NAME, kustomization NAME, helmrelease NAME)"
+            verb, help=f"{helptext} (source git|helm|chart NAME, kustomization NAME, helmrelease NAME, receiver NAME)"
         ).add_subparsers(dest=f"{verb}_what", required=True)
         source = kinds.add_parser("source")
         source.add_argument("source_kind", choices=list(SOURCES))
         kustomization = kinds.add_parser("kustomization", aliases=["ks"])
         helmrelease = kinds.add_parser("helmrelease", aliases=["hr"])
         helmrelease.set_defaults(helm_release=True)
-        for parser, timeout in ((source, "2m"), (kustomization, "5m"), (helmrelease, "5m")):
+        receiver = kinds.add_parser("receiver")
+        receiver.set_defaults(resource=RECEIVER)
+        for parser, timeout in ((source, "2m"), (kustomization, "5m"), (helmrelease, "5m"), (receiver, "1m")):
             parser.add_argument("name")
             _common(parser)
             parser.set_defaults(func=guarded, verb=run)

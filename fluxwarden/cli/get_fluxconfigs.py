@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from fluxwarden.cli.fluxconfig_spec import FLUXCONFIG
+from fluxwarden.cli.objects import format_table
 from fluxwarden.controllers.runtime.kube import Kube
 from fluxwarden.kubeclient import api_client
 from fluxwarden.tenancy.fluxconfig import DEFAULT_SCOPE, DEFAULT_SOURCE_KIND, SOURCE_FIELDS
@@ -39,18 +40,11 @@ def row_of(obj: dict[str, Any]) -> list[str]:
             message_of(status).replace("\n", " ")]  # fmt: skip
 
 
-def table(rows: list[list[str]]) -> str:
-    widths = [max(len(cell) for cell in column) for column in zip(HEADER, *rows, strict=False)]
-    return "\n".join(
-        "\t".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in [HEADER, *rows]
-    )
-
-
 def get_fluxconfigs(args: argparse.Namespace) -> int:
     namespace = None if args.all_namespaces else args.namespace or os.environ.get("FLUXWARDEN_NAMESPACE") or "default"
     items, _ = Kube(api_client(args.kubeconfig)).list(FLUXCONFIG, namespace)
     rows = sorted((row_of(o) for o in items), key=lambda r: (r[1], r[0]))
-    print(table(rows) if rows else f"no FluxConfigs found in {namespace or 'any namespace'}")
+    print(format_table(HEADER, rows) if rows else f"no FluxConfigs found in {namespace or 'any namespace'}")
     return 0
 
 

@@ -63,18 +63,24 @@ def rows(kube: Kube, resource: Resource, namespace: str | None) -> list[Row]:
     return sorted((row_of(obj) for obj in items), key=lambda r: (r.namespace, r.name))
 
 
-def table(rows_: list[Row], all_namespaces: bool) -> str:
-    header = ["NAME", "REVISION", "SUSPENDED", "READY", "MESSAGE"]
-    body = [[r.name, r.revision, str(r.suspended), r.ready, r.message] for r in rows_]
-    if all_namespaces:
-        header.insert(0, "NAMESPACE")
-        for line, r in zip(body, rows_, strict=True):
-            line.insert(0, r.namespace)
+def format_table(header: list[str], body: list[list[str]]) -> str:
+    """Columns padded to their widest cell, tab-separated, as ``flux get`` prints them."""
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *body, strict=False)]
     lines = [
         "\t".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in [header, *body]
     ]
     return "\n".join(lines)
+
+
+def table(rows_: list[Row], all_namespaces: bool, revision: bool = True) -> str:
+    """NAME, REVISION (unless ``revision`` is False), SUSPENDED, READY, MESSAGE; NAMESPACE first with -A."""
+    header = ["NAME", *["REVISION"] * revision, "SUSPENDED", "READY", "MESSAGE"]
+    body = [[r.name, *[r.revision] * revision, str(r.suspended), r.ready, r.message] for r in rows_]
+    if all_namespaces:
+        header.insert(0, "NAMESPACE")
+        for line, r in zip(body, rows_, strict=True):
+            line.insert(0, r.namespace)
+    return format_table(header, body)
 
 
 def now_stamp() -> str:

@@ -35,6 +35,8 @@ from fluxwarden.controllers.app import CONTROLLERS, Reconcilers
 from fluxwarden.controllers.fluxconfig.api import FluxConfigOptions
 from fluxwarden.controllers.helm.api import HELM_RELEASE, WATCH_LABEL
 from fluxwarden.controllers.kustomize.api import KUSTOMIZATION
+from fluxwarden.controllers.notification.api import INVALID_CONFIG, MODE_ANNOTATION, ON_CHANGE, NotificationOptions
+from fluxwarden.controllers.notification.onchange import STATE_KEY, config_map_name
 from fluxwarden.controllers.runtime.kube import Kube, NotFound, Resource
 from fluxwarden.controllers.source.api import GIT_REPOSITORY, HELM_CHART, HELM_REPOSITORY
 from fluxwarden.tenancy import Settings
@@ -44,6 +46,9 @@ from tests.support.helm_repo import HelmRepoServer
 from tests.support.kube import Kubectl, KubectlRunner, kubectl_binary
 from tests.support.manifests import apply, built, by_kind, container_args, flag, named, rbac_of
 from tests.support.namespaces import ensure_namespace
+from tests.support.notification import Notifications, event_url, flux_event, post
+from tests.support.receivers import Receivers
+from tests.support.recorder import Recorder
 from tests.support.tenants import SHARD, Tenant, condition, configmap, grant, make_tenant
 from tests.support.tokens import service_account_token, token_client, token_kubeconfig
 from tests.support.wait import until
@@ -123,6 +128,10 @@ def controllers(
         api=api,
         leader_election=flag(shipped_args, "leader-elect") is not None,
         lease_namespace=NAMESPACE,
+        # The shipped servers, on loopback ports the kernel picks (the Deployment's are 9091 and 9292).
+        notification=NotificationOptions(
+            event_host="127.0.0.1", event_port=0, receiver_host="127.0.0.1", receiver_port=0
+        ),
     )
 
 
@@ -243,6 +252,81 @@ def test_the_shipped_rbac_is_enough_to_reconcile_a_tenant(
         return False
 
     until(gone, bool, what="Kustomization apps finalized (its finalizer removed)")
+
+
+OCI_REPOSITORY = Resource("source.toolkit.fluxcd.io", "v1", "ocirepositories", "OCIRepository")
+IMAGE_REPOSITORY = Resource("image.toolkit.fluxcd.io", "v1", "imagerepositories", "ImageRepository")
+
+
+def _object(api: client.ApiClient, resource: Resource, namespace: str, name: str, spec: dict[str, Any],
+            labels: dict[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
+    """An object no controller of this module reconciles (no shard label): only the notification side touches it."""
+    body = {"apiVersion": resource.api_version, "kind": resource.kind,
+            "metadata": {"name": name, "namespace": namespace, "labels": labels or {}}, "spec": spec}  # fmt: skip
+    created: dict[str, Any] = client.CustomObjectsApi(api).create_namespaced_custom_object(
+        resource.group, resource.version, namespace, resource.plural, body
+    )
+    return created
+
+
+def test_the_shipped_rbac_is_enough_to_notify(
+    controllers: Reconcilers, admin_api: client.ApiClient, namespace_factory: Callable[[], str]
+) -> None:
+    """The event server's calls with the account's rights: Alerts, Providers and their Secrets (informers and
+    reads), the labels of the involved object (matchLabels), the on-change ConfigMap (server-side apply of a
+    new object), and Warning events on an Alert."""
+    ns = namespace_factory()
+    with Recorder() as recorder:
+        notes = Notifications(admin_api, ns, controllers)
+        notes.secret("hook-address", address=recorder.url + "/hook")
+        notes.provider("hook", secret="hook-address")
+        app = _object(admin_api, KUSTOMIZATION, ns, "app", {"interval": "1h", "path": "./", "prune": False,
+                      "sourceRef": {"kind": "GitRepository", "name": "absent"}}, labels={"team": "a"})  # fmt: skip
+        sources = [{"kind": "Kustomization", "name": "*", "matchLabels": {"team": "a"}}]
+        alert = notes.alert("changes", "hook", sources, annotations={MODE_ANNOTATION: ON_CHANGE})
+        notes.alert("broken", "hook", inclusionList=["(unclosed"])
+        notes.settled()
+
+        event = flux_event(ns, "app", severity="error", message="apply failed", uid=app["metadata"]["uid"])
+        event["involvedObject"]["resourceVersion"] = app["metadata"]["resourceVersion"]
+        assert post(event_url(controllers), event).status_code == 202
+        (sent,) = recorder.wait_for(1)
+        assert sent.json()["involvedObject"]["name"] == "app" and sent.json()["message"] == "apply failed"
+
+    state = client.CoreV1Api(admin_api).read_namespaced_config_map(config_map_name("changes"), ns)
+    assert [o.uid for o in state.metadata.owner_references] == [alert["metadata"]["uid"]]
+    assert f"Kustomization/{ns}/app" in state.data[STATE_KEY], "written by the account before the send"
+    warning = notes.wait_event("broken", INVALID_CONFIG)
+    assert warning.source.component == "notification-controller"
+
+
+def test_the_shipped_rbac_is_enough_to_receive(
+    controllers: Reconcilers, admin_api: client.ApiClient, namespace_factory: Callable[[], str]
+) -> None:
+    """The Receiver reconciler's and server's calls with the account's rights: the Receiver's finalizer and
+    status, its Secret, and every target annotated: by name, and by matchLabels (a list), kinds fluxwarden
+    does not reconcile included. Objects of the Receiver's namespace only, and only those it names."""
+    ns = namespace_factory()
+    receivers = Receivers.of(controllers, admin_api, ns, {SHARD: SHARD_VALUE})
+    receivers.secret("token", {"token": uuid.uuid4().hex.encode()})
+    _object(admin_api, GIT_REPOSITORY, ns, "app", {"url": "https://example.com/app.git", "interval": "1h"})
+    for name, labels in (("web", {"webhook": "yes"}), ("api", {"webhook": "yes"}), ("other", {})):
+        _object(admin_api, OCI_REPOSITORY, ns, name, {"url": "oci://example.com/app", "interval": "1h"}, labels)
+    _object(admin_api, IMAGE_REPOSITORY, ns, "img", {"image": "example.com/app", "interval": "1h"})
+    receivers.create("push", "generic", [
+        {"apiVersion": GIT_REPOSITORY.api_version, "kind": "GitRepository", "name": "app"},
+        {"apiVersion": OCI_REPOSITORY.api_version, "kind": "OCIRepository", "name": "*",
+         "matchLabels": {"webhook": "yes"}},
+        {"apiVersion": IMAGE_REPOSITORY.api_version, "kind": "ImageRepository", "name": "img"},
+    ])  # fmt: skip
+    found = receivers.ready("push")
+    assert found["metadata"]["finalizers"] == ["finalizers.fluxcd.io"]
+
+    assert receivers.post(found["status"]["webhookPath"]).status_code == 200
+    for resource, name in ((GIT_REPOSITORY, "app"), (OCI_REPOSITORY, "web"), (OCI_REPOSITORY, "api"),
+                           (IMAGE_REPOSITORY, "img")):  # fmt: skip
+        assert receivers.requested_at(resource, name), f"{resource.kind} {name} annotated before the 200"
+    assert receivers.requested_at(OCI_REPOSITORY, "other") is None, "not selected by matchLabels"
 
 
 CHARTS = {"kind": "HelmRepository", "name": "charts"}
@@ -555,7 +639,8 @@ def test_the_api_server_gives_the_impersonated_account_its_groups(
         ("impersonate", "users", "", "admin"),
         ("impersonate", "groups", "", "system:masters"),
         ("impersonate", "userextras", "", ""),
-        ("create", "configmaps", "", ""),
+        ("delete", "configmaps", "", ""),
+        ("update", "configmaps", "", ""),
         ("create", "secrets", "", ""),
         ("update", "secrets", "", ""),
         ("patch", "secrets", "", ""),
@@ -571,6 +656,28 @@ def test_the_api_server_gives_the_impersonated_account_its_groups(
         ("bind", "clusterroles", "rbac.authorization.k8s.io", ""),
         ("escalate", "clusterroles", "rbac.authorization.k8s.io", ""),
         ("create", "namespaces", "", ""),
+        # notification: Alerts and Providers are read only; Receivers are the tenants' to write.
+        ("create", "alerts", "notification.toolkit.fluxcd.io", ""),
+        ("patch", "alerts", "notification.toolkit.fluxcd.io", ""),
+        ("update", "alerts", "notification.toolkit.fluxcd.io", ""),
+        ("update", "alerts/finalizers", "notification.toolkit.fluxcd.io", ""),
+        ("patch", "providers", "notification.toolkit.fluxcd.io", ""),
+        ("delete", "providers", "notification.toolkit.fluxcd.io", ""),
+        ("create", "receivers", "notification.toolkit.fluxcd.io", ""),
+        ("delete", "receivers", "notification.toolkit.fluxcd.io", ""),
+        ("update", "receivers", "notification.toolkit.fluxcd.io", ""),
+        # A Receiver's targets are annotated, never created, deleted or given a status.
+        ("create", "ocirepositories", "source.toolkit.fluxcd.io", ""),
+        ("delete", "buckets", "source.toolkit.fluxcd.io", ""),
+        ("patch", "ocirepositories/status", "source.toolkit.fluxcd.io", ""),
+        ("patch", "imagerepositories/status", "image.toolkit.fluxcd.io", ""),
+        ("delete", "imagepolicies", "image.toolkit.fluxcd.io", ""),
+        ("update", "imageupdateautomations", "image.toolkit.fluxcd.io", ""),
+        ("watch", "imagerepositories", "image.toolkit.fluxcd.io", ""),
+        ("delete", "artifactgenerators", "source.extensions.fluxcd.io", ""),
+        ("patch", "externalartifacts/status", "source.toolkit.fluxcd.io", ""),
+        ("patch", "events", "", ""),
+        ("delete", "events", "", ""),
     ],
 )
 def test_the_account_cannot(account_api: client.ApiClient, verb: str, resource: str, group: str, name: str) -> None:
@@ -580,6 +687,32 @@ def test_the_account_cannot(account_api: client.ApiClient, verb: str, resource: 
                                              group=group, name=name or None)  # fmt: skip
     review = client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec(resource_attributes=attributes))
     assert not client.AuthorizationV1Api(account_api).create_self_subject_access_review(review).status.allowed
+
+
+def _enum(crd: dict[str, Any], version: str, *path: str) -> list[str]:
+    """The ``enum`` at ``path`` (property names, ``items`` for an array's element) of a CRD version's schema."""
+    (served,) = [v for v in crd["spec"]["versions"] if v["name"] == version]
+    schema = served["schema"]["openAPIV3Schema"]
+    for step in path:
+        schema = schema["items"] if step == "items" else schema["properties"][step]
+    return list(schema["enum"])
+
+
+def test_the_account_reaches_every_kind_the_notification_crds_name(
+    flux_crds: list[str], kubectl: Kubectl, account_api: client.ApiClient
+) -> None:
+    """Derived from Flux's own CRDs, not a list of ours: every kind a Receiver may target is annotated (patch)
+    by name (get) or by matchLabels (list); every kind an Alert's eventSources may name is read for its
+    labels (get). In any namespace, since the tenants' objects live in theirs."""
+    crds = {c["spec"]["names"]["kind"]: c for c in json.loads(kubectl("get", "crd", "-o", "json").stdout)["items"]}
+    targets = _enum(crds["Receiver"], "v1", "spec", "resources", "items", "kind")
+    sources = _enum(crds["Alert"], "v1beta3", "spec", "eventSources", "items", "kind")
+    assert {"GitRepository", "OCIRepository", "HelmRelease", "ImageRepository"} <= set(targets) & set(sources)
+    for kind in {*targets, *sources}:
+        group, plural = crds[kind]["spec"]["group"], crds[kind]["spec"]["names"]["plural"]
+        verbs = ("get", "list", "patch") if kind in targets else ("get",)
+        for verb in verbs:
+            assert _allowed(account_api, verb, plural, group, namespace="any-tenant"), (verb, kind)
 
 
 # The FluxConfig controller's account (manifests/fluxconfig): its own token, its own rights.

@@ -10,12 +10,16 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from kubernetes import client
 
 from fluxwarden.controllers.app import CONTROLLERS
+from fluxwarden.controllers.notification.api import MODE_ANNOTATION, ON_CHANGE
+from fluxwarden.controllers.notification.matching import compile_alert
 from fluxwarden.controllers.source.storage import Storage
+from fluxwarden.tenancy import Settings
 from tests.support.kube import Kubectl
 from tests.support.manifests import ROOT, built, by_kind, container_args, flag, named
 from tests.support.namespaces import ensure_namespace
@@ -28,6 +32,11 @@ FLUX_CLUSTER_NAMES = {"crd-controller-flux-system", "cluster-reconciler-flux-sys
                       "flux-view-flux-system"}  # fmt: skip
 FLUX_ARTIFACT_CONSUMERS = ("kustomize-controller", "helm-controller", "source-watcher")
 FLUXCONFIG_CONTROLLER = "fluxconfig"  # runs apart, under its own (privileged) ServiceAccount
+# Where upstream Flux's controllers post events by default (their --events-addr).
+FLUX_EVENTS_ADDR = "http://notification-controller.flux-system.svc.cluster.local./"
+# Flux's controllers that post events (pods labelled app=<name>, as Flux's Deployments are).
+FLUX_EVENT_SOURCES = ("source-controller", "kustomize-controller", "helm-controller", "source-watcher",
+                      "image-reflector-controller", "image-automation-controller")  # fmt: skip
 
 
 def _ports(container: dict[str, Any]) -> dict[str, int]:
@@ -110,17 +119,16 @@ def test_controllers_run_everything_built_under_fluxs_service_name(kubectl: Kube
     assert flag(args, "leader-elect") == "" and flag(args, "lease-name") is None  # the default lease
 
     ports = _ports(container)
-    assert ports == {"http": 9090, "http-metrics": 8080, "healthz": 9440}
+    assert ports == {"http": 9090, "http-events": 9091, "http-webhook": 9292, "http-metrics": 8080, "healthz": 9440}
     assert flag(args, "storage-addr") == f"0.0.0.0:{ports['http']}"
     assert flag(args, "metrics-port") == str(ports["http-metrics"]) and flag(args, "health-port") == str(
         ports["healthz"]
     )
-    # The port table in deployment.yaml's header names every port; the reserved ones clash with none.
+    assert flag(args, "event-server-addr") == f":{ports['http-events']}"
+    assert flag(args, "receiver-addr") == f":{ports['http-webhook']}"
+    # The port table in deployment.yaml's header names every port, each its own.
     table = re.findall(r"^#\s+(\d+) (\S+)\s+(.*)$", (ROOT / "manifests/controllers/deployment.yaml").read_text(), re.M)
-    documented = {name: int(number) for number, name, _ in table}
-    reserved = {name for number, name, what in table if what.startswith("reserved")}
-    assert {n: p for n, p in documented.items() if n not in reserved} == ports
-    assert reserved == {"http-events", "http-webhook"} and len(set(documented.values())) == len(documented)
+    assert {name: int(number) for number, name, _ in table} == ports and len(set(ports.values())) == len(ports)
 
     service = named(objects, "Service", "source-controller")
     assert service["metadata"]["namespace"] == "flux-system"
@@ -133,6 +141,35 @@ def test_controllers_run_everything_built_under_fluxs_service_name(kubectl: Kube
     assert storage.url_for("gitrepository/apps/repo/abc.tar.gz") == (
         "http://source-controller.flux-system.svc.cluster.local./gitrepository/apps/repo/abc.tar.gz"
     )
+
+
+def _service_port(objects: list[dict[str, Any]], name: str, namespace: str) -> int:
+    """The container port a Service's port 80 reaches in the controllers' pod (it selects that pod)."""
+    service = named(objects, "Service", name)
+    assert service["metadata"]["namespace"] == namespace
+    deployment = named(objects, "Deployment", "fluxwarden-controllers")
+    assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    (port,) = service["spec"]["ports"]
+    assert port["port"] == 80 and port["name"] == "http"
+    return _ports(_controllers_container(objects))[port["targetPort"]]
+
+
+@pytest.mark.parametrize("namespace", ["flux-system", "fluxwarden-system"])
+def test_every_controller_posts_events_where_flux_posts_them(kubectl: Kubectl, namespace: str) -> None:
+    """--events-addr is the notification-controller Service, which reaches the event server: in flux-system
+    upstream Flux's default address, beside Flux fluxwarden's own namespace (its Alerts are its shard's)."""
+    path = "manifests/controllers" if namespace == "flux-system" else "manifests/overlays/beside-flux"
+    objects = built(kubectl, path)
+    args = container_args(_controllers_container(objects), {"POD_NAMESPACE": namespace})
+    assert "notification" in (flag(args, "controllers") or "").split(",")
+    url = urlsplit(flag(args, "events-addr") or "")
+    assert (url.scheme, url.port, url.path) == ("http", None, "/")
+    service, service_namespace, rest = (url.hostname or "").split(".", 2)
+    assert (service, rest) == ("notification-controller", "svc.cluster.local.") and service_namespace == namespace
+    assert _service_port(objects, service, namespace) == int((flag(args, "event-server-addr") or "").lstrip(":"))
+    assert _service_port(objects, "webhook-receiver", namespace) == int((flag(args, "receiver-addr") or "").lstrip(":"))
+    if namespace == "flux-system":
+        assert url.geturl() == FLUX_EVENTS_ADDR
 
 
 def test_the_fluxconfig_controller_runs_alone_under_its_own_account_and_lease(kubectl: Kubectl) -> None:
@@ -173,18 +210,33 @@ def _matching(core: client.CoreV1Api, namespace: str, selector: dict[str, Any]) 
     return {p.metadata.name for p in pods}
 
 
-def test_network_policy_admits_only_controllers_to_the_artifact_port(
+EVERYONE = "everyone"  # a rule without ``from``
+
+
+def _peers(policies: list[dict[str, Any]], port: str) -> list[Any]:
+    """Every peer some policy admits to the named port (a rule without ``ports`` admits to every port)."""
+    peers: list[Any] = []
+    for policy in policies:
+        for rule in policy["spec"].get("ingress") or []:
+            if "ports" not in rule or port in {p["port"] for p in rule["ports"]}:
+                peers.extend(rule.get("from") or [EVERYONE])
+    return peers
+
+
+def test_network_policies_admit_each_port_from_its_clients_only(
     kubectl: Kubectl, admin_api: client.ApiClient, namespace: str
 ) -> None:
     objects = built(kubectl, "manifests/controllers") + built(kubectl, "manifests/base")
     objects += built(kubectl, "manifests/fluxconfig")
-    (policy,) = by_kind(objects, "NetworkPolicy")
+    policies = by_kind(objects, "NetworkPolicy")
+    assert [p["metadata"]["name"] for p in policies] == ["fluxwarden-artifacts", "fluxwarden-events",
+                                                         "fluxwarden-webhooks"]  # fmt: skip
     controllers = named(objects, "Deployment", "fluxwarden-controllers")["spec"]["template"]
     webhook = named(objects, "Deployment", "fluxwarden-webhook")["spec"]["template"]
     fluxconfig = named(objects, "Deployment", "fluxwarden-fluxconfig")["spec"]["template"]
     flux_pods = {
         f"flux-{app}": {"metadata": {"labels": {"app": app}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
-        for app in (*FLUX_ARTIFACT_CONSUMERS, "notification-controller")
+        for app in {*FLUX_ARTIFACT_CONSUMERS, *FLUX_EVENT_SOURCES, "notification-controller"}
     }
     tenant = {"metadata": {"labels": {"app": "podinfo"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
     core = client.CoreV1Api(admin_api)
@@ -198,16 +250,61 @@ def test_network_policy_admits_only_controllers_to_the_artifact_port(
     }.items():
         core.create_namespaced_pod(namespace, _pod_from(template, name))
 
-    assert _matching(core, namespace, policy["spec"]["podSelector"]) == {"controllers"}
-    assert policy["spec"]["policyTypes"] == ["Ingress"]
-    artifacts, open_ports = policy["spec"]["ingress"]
+    for policy in policies:
+        assert _matching(core, namespace, policy["spec"]["podSelector"]) == {"controllers"}
+        assert policy["spec"]["policyTypes"] == ["Ingress"]
     ports = _ports(_controllers_container(objects))
-    assert [ports[p["port"]] for p in artifacts["ports"]] == [ports["http"]]
-    for peer in artifacts["from"]:
-        assert set(peer) == {"podSelector"}, "pods of this namespace only: no namespaceSelector, no ipBlock"
-    admitted = set().union(*(_matching(core, namespace, peer["podSelector"]) for peer in artifacts["from"]))
-    assert admitted == {"controllers", *(f"flux-{app}" for app in FLUX_ARTIFACT_CONSUMERS)}
-    assert "from" not in open_ports and {p["port"] for p in open_ports["ports"]} == {"http-metrics", "healthz"}
+    for port in ("http-metrics", "healthz"):  # as Flux's allow-scraping leaves them
+        assert _peers(policies, port) == [EVERYONE]
+
+    def admitted(port: str) -> set[str]:
+        peers = _peers(policies, port)
+        for peer in peers:
+            assert set(peer) == {"podSelector"}, "pods of this namespace only: no namespaceSelector, no ipBlock"
+        return set().union(*(_matching(core, namespace, peer["podSelector"]) for peer in peers))
+
+    assert admitted("http") == {"controllers", *(f"flux-{app}" for app in FLUX_ARTIFACT_CONSUMERS)}
+    assert admitted("http-events") == {"controllers", *(f"flux-{app}" for app in FLUX_EVENT_SOURCES)}
+    # Webhooks come through the ingress controller, in a namespace of its own: pods of any namespace.
+    assert _peers(policies, "http-webhook") == [{"namespaceSelector": {}}]
+    named_ports = {p["port"] for policy in policies for rule in policy["spec"]["ingress"] for p in rule["ports"]}
+    assert named_ports == set(ports), "every port of the pod has its rule, and no rule names a port it lacks"
+
+
+def test_the_ingress_example_exposes_only_hook_paths_over_tls(
+    kubectl: Kubectl, admin_api: client.ApiClient, namespace: str
+) -> None:
+    """examples/notification/install: the install plus the Ingress component, accepted by the API server;
+    the Ingress reaches the webhook-receiver Service, and the webhook port admits the ingress's namespace only."""
+    objects = built(kubectl, "examples/notification/install")
+    assert [o for o in objects if o["kind"] != "Ingress" and o["metadata"]["name"] != "fluxwarden-webhooks"] == [
+        o for o in built(kubectl, "manifests") if o["metadata"]["name"] != "fluxwarden-webhooks"
+    ], "the component adds the Ingress and narrows one policy, nothing else"
+    (ingress,) = by_kind(objects, "Ingress")
+    service = named(objects, "Service", "webhook-receiver")
+    assert ingress["metadata"]["namespace"] == service["metadata"]["namespace"] == "flux-system"
+    (rule,) = ingress["spec"]["rules"]
+    (path,) = rule["http"]["paths"]
+    assert (path["path"], path["pathType"]) == ("/hook/", "Prefix")
+    backend = path["backend"]["service"]
+    assert backend["name"] == "webhook-receiver" and backend["port"]["name"] in {
+        p["name"] for p in service["spec"]["ports"]
+    }
+    assert _service_port(objects, "webhook-receiver", "flux-system") == 9292
+    (tls,) = ingress["spec"]["tls"]
+    assert tls["hosts"] == [rule["host"]] and tls["secretName"]
+
+    peers = _peers([named(objects, "NetworkPolicy", "fluxwarden-webhooks")], "http-webhook")
+    (peer,) = peers
+    assert set(peer) == {"namespaceSelector"}
+    ensure_namespace(admin_api, "ingress-nginx")
+    listed = client.CoreV1Api(admin_api).list_namespace(label_selector=selector_string(peer["namespaceSelector"]))
+    assert {n.metadata.name for n in listed.items} == {"ingress-nginx"}, f"not {namespace} nor any other"
+
+    ensure_namespace(admin_api, "flux-system")
+    result = kubectl("apply", "--server-side", "--dry-run=server", "--force-conflicts", "-k",
+                     str(ROOT / "examples/notification/install"))  # fmt: skip
+    assert "ingress.networking.k8s.io/webhook-receiver serverside-applied (server dry run)" in result.stdout
 
 
 def test_beside_flux_overlay_shares_nothing_with_an_upstream_flux(
@@ -266,8 +363,14 @@ def test_beside_flux_overlay_shares_nothing_with_an_upstream_flux(
                 "namespace/cluster-config serverside-applied (server dry run)",
                 "clusterrole.rbac.authorization.k8s.io/fluxwarden-fluxconfig serverside-applied (server dry run)",
                 "service/source-controller serverside-applied (server dry run)",
+                "service/notification-controller serverside-applied (server dry run)",
+                "service/webhook-receiver serverside-applied (server dry run)",
                 "networkpolicy.networking.k8s.io/fluxwarden-artifacts serverside-applied (server dry run)",
+                "networkpolicy.networking.k8s.io/fluxwarden-events serverside-applied (server dry run)",
+                "networkpolicy.networking.k8s.io/fluxwarden-webhooks serverside-applied (server dry run)",
                 "cronjob.batch/fluxwarden-certs-renewer serverside-applied (server dry run)",
+                "customresourcedefinition.apiextensions.k8s.io/alerts.notification.toolkit.fluxcd.io",
+                "customresourcedefinition.apiextensions.k8s.io/receivers.notification.toolkit.fluxcd.io",
                 "customresourcedefinition.apiextensions.k8s.io/kustomizations.kustomize.toolkit.fluxcd.io",
                 "customresourcedefinition.apiextensions.k8s.io/helmreleases.helm.toolkit.fluxcd.io",
                 "customresourcedefinition.apiextensions.k8s.io/fluxconfigs.clusterconfig.azure.com",
@@ -278,6 +381,7 @@ def test_beside_flux_overlay_shares_nothing_with_an_upstream_flux(
             "fluxwarden-system",
             [
                 "deployment.apps/fluxwarden-controllers serverside-applied (server dry run)",
+                "service/notification-controller serverside-applied (server dry run)",
                 "networkpolicy.networking.k8s.io/fluxwarden-artifacts serverside-applied (server dry run)",
                 "cronjob.batch/fluxwarden-certs-renewer serverside-applied (server dry run)",
                 "mutatingwebhookconfiguration.admissionregistration.k8s.io/fluxwarden serverside-applied",
@@ -311,3 +415,45 @@ def test_the_fluxconfig_example_is_accepted_as_written(
                                                         "syncIntervalInSeconds": 600}  # fmt: skip
     assert stored["spec"]["gitRepository"]["url"] == written["spec"]["gitRepository"]["url"]
     assert (stored["metadata"]["name"], stored["spec"]["scope"]) == ("cluster-config", "cluster")
+
+
+def _within(written: Any, stored: Any) -> bool:
+    """Everything written is stored as written (the server may add defaults, never drop or change a field)."""
+    if isinstance(written, dict):
+        return isinstance(stored, dict) and all(k in stored and _within(v, stored[k]) for k, v in written.items())
+    return bool(written == stored)
+
+
+def test_the_notification_examples_are_accepted_as_written(
+    flux_crds: list[str], kubectl: Kubectl, admin_api: client.ApiClient
+) -> None:
+    """examples/notification against Flux's CRDs: no field pruned; every reference resolves inside the example."""
+    ensure_namespace(admin_api, "flux-system")  # a dry run makes no namespace
+    result = kubectl("apply", "--server-side", "--dry-run=server", "-o", "json", "-k",
+                     str(ROOT / "examples/notification"))  # fmt: skip
+    stored = {(o["kind"], o["metadata"]["name"]): o for o in json.loads(result.stdout)["items"]}
+    written = built(kubectl, "examples/notification")
+    assert sorted(stored) == sorted((o["kind"], o["metadata"]["name"]) for o in written)
+    for obj in written:
+        key = (obj["kind"], obj["metadata"]["name"])
+        if obj["kind"] == "Secret":
+            assert set(stored[key]["data"]) == set(obj["stringData"]), key
+        else:
+            assert _within(obj["spec"], stored[key]["spec"]), key
+    kinds = {kind for kind, _ in stored}
+    assert kinds == {"Secret", "Provider", "Alert", "Receiver"}
+    providers = {name: o["spec"] for (kind, name), o in stored.items() if kind == "Provider"}
+    assert {p["type"] for p in providers.values()} == {"slack", "generic-hmac"}
+    for (kind, name), obj in stored.items():
+        spec = obj.get("spec") or {}
+        if kind == "Alert":
+            assert spec["providerRef"]["name"] in providers, name
+            assert compile_alert(obj, Settings()).problems == (), name  # as the controller reads it
+        if kind in ("Provider", "Receiver"):
+            assert ("Secret", spec["secretRef"]["name"]) in stored, name
+    (receiver,) = [o for (kind, _), o in stored.items() if kind == "Receiver"]
+    assert receiver["spec"]["type"] == "github" and "push" in receiver["spec"]["events"]
+    token = stored[("Secret", receiver["spec"]["secretRef"]["name"])]["data"]
+    assert set(token) == {"token"}
+    on_change = stored[("Alert", "slack")]["metadata"]["annotations"]
+    assert on_change == {MODE_ANNOTATION: ON_CHANGE}

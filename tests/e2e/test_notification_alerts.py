@@ -9,10 +9,13 @@ the involved object's labels (ANDed, needs ``name: "*"``), ``eventSeverity: info
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 from kubernetes import client
 
@@ -199,6 +202,8 @@ def test_the_events_own_metadata_wins_over_the_alerts_event_metadata(
     (sent,) = recorder.wait_for(1)
     # RFC 0008 order, lowest first: event.toolkit.fluxcd.io/*, eventMetadata, summary, <group>/*
     assert sent.json()["metadata"] == {"revision": "main@sha1:2", "env": "prod"}
+    conflict = nt.wait_event("a", "MetadataAppendFailed")  # as Flux: one Warning naming the keys
+    assert "revision" in conflict.message and "env" in conflict.message, conflict.message
 
 
 def test_resuming_a_suspended_alert_delivers_again(
@@ -259,18 +264,55 @@ def test_patterns_are_go_regular_expressions(
         "end-of-text": ["applied\\z"],  # RE2's \z
         "lookahead": ["(?=applied)"],  # RE2 has no lookaround: invalid, matches nothing
     }
-    for name, inclusion in patterns.items():
-        nt.provider(name, address=f"{recorder.url}/{name}")
-        nt.alert(name, name, inclusionList=inclusion)
+    try:
+        for name, inclusion in patterns.items():
+            nt.provider(name, address=f"{recorder.url}/{name}")
+            nt.alert(name, name, inclusionList=inclusion)
+        nt.provider("witness", address=f"{recorder.url}/witness")
+        nt.alert("witness", "witness")
+        nt.settled()
+        assert post(url, flux_event(namespace, message="3 objects applied")).status_code == 202
+        recorder.wait_for(1, where=lambda r: r.path == "/witness")
+        recorder.wait_for(1, where=lambda r: r.path == "/posix-class")
+        recorder.wait_for(1, where=lambda r: r.path == "/end-of-text")
+        nt.wait_event("lookahead", INVALID_CONFIG)
+        assert not [r for r in recorder.received if r.path == "/lookahead"]
+    finally:  # every event server of the session compiles every Alert: leave none of these behind
+        for name in patterns:
+            with contextlib.suppress(client.ApiException):
+                nt.delete(ALERT, name)
+
+
+def test_a_pathological_pattern_does_not_stall_the_event_server(
+    start_reconcilers: Callable[..., Reconcilers], admin_api: client.ApiClient, namespace: str, recorder: Recorder
+) -> None:
+    """RE2 (Flux's engine) matches in linear time; a backtracking engine takes ~2^n steps on ``(a+)+$``."""
+    own = start_notification(start_reconcilers)  # its own server: a stalled one must not slow other tests
+    own_url = event_url(own)
+    nt = Notifications(admin_api, namespace, own)
+    nt.provider("redos", address=f"{recorder.url}/redos")
+    nt.alert("redos", "redos", exclusionList=["(a+)+$"])
     nt.provider("witness", address=f"{recorder.url}/witness")
-    nt.alert("witness", "witness")
+    nt.alert("witness", "witness", [{"kind": G, "name": "*"}])
     nt.settled()
-    assert post(url, flux_event(namespace, message="3 objects applied")).status_code == 202
-    recorder.wait_for(1, where=lambda r: r.path == "/witness")
-    recorder.wait_for(1, where=lambda r: r.path == "/posix-class")
-    recorder.wait_for(1, where=lambda r: r.path == "/end-of-text")
-    nt.wait_event("lookahead", INVALID_CONFIG)
-    assert not [r for r in recorder.received if r.path == "/lookahead"]
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        # 27 a's: about 13 s of backtracking for Python's re on this machine, nothing for RE2
+        hostile = pool.submit(post, own_url, flux_event(namespace, message="a" * 27 + "!"), timeout=120)
+        slowest, number, deadline = 0.0, 0, time.monotonic() + 3
+        while time.monotonic() < deadline:  # other events meanwhile, whenever the hostile one lands
+            started = time.monotonic()
+            try:
+                answer = post(own_url, flux_event(namespace, "repo", G, message=f"meanwhile {number}"), timeout=5)
+            except httpx.TimeoutException:
+                slowest = float("inf")
+                break
+            assert answer.status_code == 202
+            slowest, number = max(slowest, time.monotonic() - started), number + 1
+            time.sleep(0.1)
+        assert hostile.result().status_code == 202
+    assert slowest < 2, f"another event waited {slowest:.1f}s behind one Alert's pattern"
+    (sent,) = recorder.wait_for(1, where=lambda r: r.path == "/redos")
+    assert sent.json()["message"] == "a" * 27 + "!", "the pattern does not match (the message ends in !)"
 
 
 def _cross_namespace_setup(nt: Notifications, recorder: Recorder, other: str) -> None:

@@ -7,6 +7,8 @@ really arrived (or, after a later one did, really did not).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import socket
 import time
@@ -20,11 +22,12 @@ import pytest
 from kubernetes import client
 
 from fluxwarden.controllers.app import Reconcilers
-from fluxwarden.controllers.notification.api import DISPATCH_FAILED, MAX_EVENT_BYTES
+from fluxwarden.controllers.notification.api import ALERT, DISPATCH_FAILED, MAX_EVENT_BYTES
 from tests.support.git_server import GitHttpServer
 from tests.support.notification import Notifications, event_url, flux_event, post, start_notification
 from tests.support.recorder import Received, Recorder
 from tests.support.tenants import SHARD, configmap, make_tenant
+from tests.support.tls import PrivateCA
 
 KUSTOMIZE = "kustomize.toolkit.fluxcd.io"
 
@@ -311,3 +314,121 @@ def test_a_full_queue_answers_429_and_keeps_nothing(
         slow.wait_for(len(accepted) + 1, timeout=30)
         time.sleep(0.5)
         assert sorted(messages(slow.received)) == sorted([*accepted, refused])
+
+
+def test_a_provider_failing_twice_with_500_gets_the_event_on_a_retry(
+    url: str, nt: Notifications, recorder: Recorder
+) -> None:
+    path = route_to(nt, recorder)
+    recorder.fail(2, 500)
+    assert post(url, flux_event(nt.namespace, message="through retries")).status_code == 202
+    attempts = recorder.wait_for(3, timeout=60)
+    assert [(r.path, r.status) for r in attempts] == [(path, 500), (path, 500), (path, 200)]
+    assert {r.body for r in attempts} == {attempts[0].body}, "every attempt sends the same body"
+    assert attempts[1].monotonic > attempts[0].monotonic, "retried after the first failure"
+    time.sleep(1)
+    assert recorder.count == 3, "no attempt after the one that succeeded"
+    assert not [e for e in nt.events_on("generic") if e.reason == DISPATCH_FAILED]
+
+
+def test_a_provider_answering_400_is_not_retried_and_warns(url: str, nt: Notifications, recorder: Recorder) -> None:
+    """As Flux's retrying client: 5xx and connection errors are retried, another 4xx is final."""
+    route_to(nt, recorder)
+    recorder.fail(1, 400, b"bad payload\n")
+    assert post(url, flux_event(nt.namespace, message="refused by the provider")).status_code == 202
+    warning = nt.wait_event("generic", DISPATCH_FAILED, timeout=60)
+    assert "400" in warning.message, warning.message
+    assert [r.status for r in recorder.received] == [400]
+
+
+def test_a_rotated_secret_address_is_used_from_the_next_event(url: str, nt: Notifications, recorder: Recorder) -> None:
+    nt.secret("hook", address=f"{recorder.url}/old")
+    nt.provider("rotating", secret="hook")
+    nt.alert("rotating", "rotating")
+    nt.settled()
+    assert post(url, flux_event(nt.namespace, message="before")).status_code == 202
+    (before,) = recorder.wait_for(1)
+    assert before.path == "/old"
+    nt.core.patch_namespaced_secret("hook", nt.namespace, {"stringData": {"address": f"{recorder.url}/new"}})
+    deadline = time.monotonic() + 20
+    number = 0
+    while recorder.received[-1].path != "/new":  # the Secret informer catches up within moments
+        assert time.monotonic() < deadline, [r.path for r in recorder.received]
+        number += 1
+        assert post(url, flux_event(nt.namespace, message=f"after {number}")).status_code == 202
+        recorder.wait_for(number + 1)
+    paths = [r.path for r in recorder.received]
+    assert paths[-1] == "/new" and "/new" not in paths[:-1] and set(paths) == {"/old", "/new"}
+
+
+def test_an_alert_whose_provider_is_missing_warns_naming_it(url: str, nt: Notifications, recorder: Recorder) -> None:
+    nt.alert("orphan", "not-there")
+    route_to(nt, recorder, "witness")
+    assert post(url, flux_event(nt.namespace, message="to nowhere")).status_code == 202
+    recorder.wait_for(1)
+    warning = nt.wait_event("orphan", DISPATCH_FAILED, contains="not-there")
+    assert nt.namespace in warning.message or "not-there" in warning.message
+
+
+def test_a_deleted_alert_gets_nothing_more(url: str, nt: Notifications, recorder: Recorder) -> None:
+    route_to(nt, recorder, "gone")
+    route_to(nt, recorder, "witness")
+    assert post(url, flux_event(nt.namespace, message="one")).status_code == 202
+    recorder.wait_for(2)
+    nt.delete(ALERT, "gone")
+    nt.settled()
+    assert post(url, flux_event(nt.namespace, message="two")).status_code == 202
+    recorder.wait_for(3)
+    time.sleep(0.3)
+    assert sorted((r.path, r.json()["message"]) for r in recorder.received) == [
+        ("/gone", "one"),
+        ("/witness", "one"),
+        ("/witness", "two"),
+    ]
+
+
+def test_a_stalled_provider_does_not_hold_up_another_alert(
+    start_reconcilers: Callable[..., Reconcilers], admin_api: client.ApiClient, namespace: str
+) -> None:
+    """The issue: a failing send "never blocks or drops other alerts" — nor does one that hangs."""
+    own = start_notification(start_reconcilers)  # default delivery concurrency
+    own_url = event_url(own)
+    nt = Notifications(admin_api, namespace, own)
+    with Recorder() as stalled, Recorder() as healthy:
+        nt.provider("stalled", address=f"{stalled.url}/stalled", timeout="30s")
+        nt.alert("stalled", "stalled")
+        route_to(nt, healthy, "healthy")
+        events = 100  # more than the senders in flight at once
+        with stalled.held():  # it reads every request and answers none
+            for number in range(events):
+                assert post(own_url, flux_event(namespace, message=f"event {number}")).status_code == 202
+            started = time.monotonic()
+            try:
+                healthy.wait_for(events, timeout=15)
+            finally:
+                took, delivered = time.monotonic() - started, healthy.count
+        assert delivered == events and took < 10, f"{delivered} of {events} delivered to the healthy Alert"
+        stalled.wait_for(events, timeout=60)  # released: the stalled Provider gets its share too
+
+
+def test_a_generic_hmac_provider_over_mtls_end_to_end(url: str, nt: Notifications, authority: PrivateCA) -> None:
+    """Secret (address, token, headers) and certSecretRef (ca.crt, tls.crt/tls.key) through the event server."""
+    token = f"hmac-{uuid.uuid4().hex}"
+    with Recorder(tls=authority, client_certs=True) as https:
+        nt.secret("hook", address=f"{https.url}/hook", token=token, headers="X-Team: platform\n")
+        nt.secret("tls", {"ca.crt": authority.ca_pem, "tls.crt": authority.client.cert_pem,
+                          "tls.key": authority.client.key_pem})  # fmt: skip
+        nt.provider("signed", type="generic-hmac", secret="hook", cert_secret="tls")
+        nt.alert("signed", "signed")
+        nt.settled()
+        event = flux_event(nt.namespace, message="signed and sealed")
+        assert post(url, event).status_code == 202
+        (sent,) = https.wait_for(1, timeout=30)
+    assert sent.path == "/hook"
+    assert sent.client_cert == authority.name, "the client certificate of certSecretRef was presented"
+    expected = "sha256=" + hmac.new(token.encode(), sent.body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(sent.header("x-signature") or "", expected)
+    assert sent.header("x-team") == "platform"
+    assert sent.json()["message"] == "signed and sealed"
+    assert sent.json()["involvedObject"] == event["involvedObject"]
+    assert token not in sent.body.decode() and token not in str(sent.headers)

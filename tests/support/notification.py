@@ -52,6 +52,7 @@ def start_notification(
     rate_limit_interval: float = 300.0,
     queue_size: int = 10_000,
     delivery_concurrency: int = 32,
+    read_timeout: float = 30.0,
     settings: Settings | None = None,
     controllers: tuple[str, ...] = ("notification",),
     shard: str | None = None,
@@ -71,6 +72,7 @@ def start_notification(
         rate_limit_interval=rate_limit_interval,
         queue_size=queue_size,
         delivery_concurrency=delivery_concurrency,
+        read_timeout=read_timeout,
         settings=settings or Settings(),
     )
     selector = f"{SHARD}={shard or 'nt-' + uuid.uuid4().hex[:8]}"
@@ -131,6 +133,7 @@ class Notifications:
     namespace: str
     reconcilers: Reconcilers | None = None  # whose event server settled() waits for
     _written: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (plural, ns, name) -> rv
+    _deleted: set[tuple[str, str, str]] = field(default_factory=set)
 
     @property
     def custom(self) -> client.CustomObjectsApi:
@@ -140,10 +143,18 @@ class Notifications:
     def core(self) -> client.CoreV1Api:
         return client.CoreV1Api(self.api)
 
-    def secret(self, name: str, namespace: str | None = None, **data: str | bytes) -> None:
+    def secret(
+        self,
+        name: str,
+        data: dict[str, str | bytes] | None = None,
+        *,
+        namespace: str | None = None,
+        **more: str | bytes,
+    ) -> None:
+        """An Opaque Secret; keys with dots (``ca.crt``) go in ``data``, the others may be keywords."""
         encoded = {
             key: base64.b64encode(value if isinstance(value, bytes) else value.encode()).decode()
-            for key, value in data.items()
+            for key, value in {**(data or {}), **more}.items()
         }
         self.core.create_namespaced_secret(
             namespace or self.namespace, {"metadata": {"name": name}, "type": "Opaque", "data": encoded}
@@ -198,6 +209,12 @@ class Notifications:
         self._written[(resource.plural, ns, name)] = obj["metadata"]["resourceVersion"]
         return obj
 
+    def delete(self, resource: Resource, name: str, namespace: str | None = None) -> None:
+        ns = namespace or self.namespace
+        self.custom.delete_namespaced_custom_object(resource.group, resource.version, ns, resource.plural, name)
+        self._written.pop((resource.plural, ns, name), None)
+        self._deleted.add((resource.plural, ns, name))
+
     def get(self, resource: Resource, name: str, namespace: str | None = None) -> dict[str, Any]:
         obj: dict[str, Any] = self.custom.get_namespaced_custom_object(
             resource.group, resource.version, namespace or self.namespace, resource.plural, name
@@ -224,13 +241,15 @@ class Notifications:
         return obj
 
     def settled(self, timeout: float = 20.0) -> None:
-        """Wait until the event server has taken in every Provider and Alert written through this object."""
+        """Wait until the event server has taken in every Provider and Alert written (or deleted) through this."""
         if self.reconcilers is None:
             raise RuntimeError("Notifications.settled() needs the reconcilers whose event server to wait for")
         seen = Seen.of(self.reconcilers)
         pending = dict(self._written)
         for (plural, namespace, name), version in pending.items():
             seen.wait(plural, namespace, name, version, timeout)
+        for plural, namespace, name in list(self._deleted):
+            seen.gone(plural, namespace, name, timeout)
 
     # -- Kubernetes Events on an object --------------------------------------------------------------
 
@@ -322,6 +341,17 @@ class Seen:
                         f"the event server has not seen {plural} {namespace}/{name} at resourceVersion {version} "
                         f"after {timeout}s (it has {self.versions.get(key)!r})"
                     )
+                self.changed.wait(left)
+
+    def gone(self, plural: str, namespace: str, name: str, timeout: float = 20.0) -> None:
+        """Until the informer of ``plural`` has handled the deletion of the object."""
+        deadline = time.monotonic() + timeout
+        key = (plural, namespace, name)
+        with self.changed:
+            while self.versions.get(key, "") is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"the event server still has {plural} {namespace}/{name} after {timeout}s")
                 self.changed.wait(left)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from fluxwarden.controllers.notification.api import INVALID_CONFIG
@@ -23,9 +24,10 @@ Key = tuple[str, str]
 
 
 class AlertIndex:
-    def __init__(self, settings: Settings, events: EventRecorder) -> None:
+    def __init__(self, settings: Settings, events: EventRecorder, forget: Callable[[str], None]) -> None:
         self.settings = settings
         self.events = events
+        self.forget = forget  # an Alert is gone: drop what was kept for its uid
         self._alerts: dict[Key, CompiledAlert] = {}
         self._by_namespace: dict[str, tuple[CompiledAlert, ...]] = {}
         self._writing = threading.Lock()  # the informer thread and the seeding in follow()
@@ -55,6 +57,8 @@ class AlertIndex:
         obj = self._informer.get(key)  # the cache, not the event: a late seed never undoes a newer change
         alerts = dict(self._alerts)
         before = alerts.pop(key, None)
+        if before is not None and (obj is None or str((obj.get("metadata") or {}).get("uid")) != before.uid):
+            self.forget(before.uid)
         if obj is not None:
             if before is not None and _same(before.obj, obj):
                 alerts[key] = before

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fluxwarden.controllers.notification.api import EVENT_GROUP
 
 SEVERITIES = ("info", "error", "trace")  # trace: Flux's controllers use it for notification-only events
+_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")  # DNS-1123 subdomain (and so label)
+_KIND = re.compile(r"[A-Za-z][A-Za-z0-9]{0,62}")
+_API_VERSION = re.compile(r"([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?v[0-9a-z]{1,20}")
 _REFERENCE_FIELDS = ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")
 
 
@@ -102,15 +106,15 @@ def parse(body: bytes) -> Event:
     ref = {name: _string(involved, name, "involvedObject.") for name in _REFERENCE_FIELDS}
     if not ref["kind"] or not ref["name"]:
         raise BadEvent("involvedObject needs kind and name")
+    # They name API paths (matchLabels reads the object): only what Kubernetes itself accepts.
+    if not _NAME.fullmatch(ref["name"]) or (ref["namespace"] and not _NAME.fullmatch(ref["namespace"])):
+        raise BadEvent("involvedObject.name and .namespace must be Kubernetes object names")
+    if not _KIND.fullmatch(ref["kind"]) or (ref["apiVersion"] and not _API_VERSION.fullmatch(ref["apiVersion"])):
+        raise BadEvent("involvedObject.kind or .apiVersion is not a Kubernetes kind or group/version")
     severity = _string(data, "severity")
     if severity not in SEVERITIES:
         raise BadEvent(f"severity {severity!r} is not one of {', '.join(SEVERITIES)}")
-    timestamp = _string(data, "timestamp") or datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    if timestamp:
-        try:
-            datetime.datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-        except ValueError:
-            raise BadEvent(f"timestamp {timestamp[:40]!r} is not RFC 3339") from None
+    timestamp = _timestamp(_string(data, "timestamp"))
     metadata = data.get("metadata") or {}
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
         raise BadEvent("metadata must map strings to strings")
@@ -144,6 +148,20 @@ def clean_metadata(obj: ObjectRef, metadata: dict[str, str]) -> dict[str, str]:
         for key, value in metadata.items()
         if key.lower() not in dropped and (key.startswith(f"{EVENT_GROUP}/") or (obj.group and key.startswith(group)))
     }
+
+
+def _timestamp(text: str) -> str:
+    """RFC 3339 in UTC to the second, as Flux re-marshals ``metav1.Time``; now when absent."""
+    if not text:
+        moment = datetime.datetime.now(datetime.UTC)
+    else:
+        try:
+            moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise BadEvent(f"timestamp {text[:40]!r} is not RFC 3339") from None
+        if moment.tzinfo is None:
+            raise BadEvent(f"timestamp {text[:40]!r} has no time zone (RFC 3339 needs one)")
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _string(data: dict[str, Any], name: str, where: str = "") -> str:

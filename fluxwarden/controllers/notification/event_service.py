@@ -11,10 +11,13 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -29,7 +32,7 @@ from fluxwarden.controllers.notification.api import (
     SOURCE_FETCH_FAILED,
     NotificationOptions,
 )
-from fluxwarden.controllers.notification.bodies import TooLarge, read_body, text
+from fluxwarden.controllers.notification.bodies import CLOSE, TooLarge, TooSlow, read_body, text
 from fluxwarden.controllers.notification.dispatch import Delivery, Dispatcher
 from fluxwarden.controllers.notification.event import BadEvent, Event, parse
 from fluxwarden.controllers.notification.labels import Labels
@@ -47,7 +50,10 @@ logger = logging.getLogger("fluxwarden.controllers.notification")
 
 ALERTS, PROVIDERS, SECRETS = Feed(ALERT), Feed(PROVIDER), Feed(SECRET, metadata_only=True)
 SHUTDOWN_GRACE = 5.0
-SYNC_WAIT = 10.0  # an event that arrives before the first list of Alerts waits for it, not dropped
+SYNC_WAIT = 5.0  # an event that arrives before the first list of Alerts waits for it, then 503
+BLOCKING_THREADS = 8
+MAX_PENDING_WARNINGS = 256
+T = TypeVar("T")
 
 
 def _feeds() -> tuple[Feed, ...]:
@@ -59,36 +65,56 @@ class EventRouter:
 
     def __init__(self, kube: Kube, options: NotificationOptions) -> None:
         self.events = EventRecorder(kube, CONTROLLER)  # Warnings about Alerts: never posted back to us
-        self.alerts = AlertIndex(options.settings, self.events)
+        self.onchange = OnChange(kube)
+        self.alerts = AlertIndex(options.settings, self.events, forget=self.onchange.forget)
         self.limiter = RateLimiter(options.rate_limit_interval)
         self.labels = Labels(kube)
-        self.onchange = OnChange(kube)
         self.kube = kube
         self.options = options
+        # Our own threads for the blocking calls (API reads and writes), apart from everyone else's.
+        self.executor = ThreadPoolExecutor(BLOCKING_THREADS, thread_name_prefix="notification")
         self.dispatcher: Dispatcher | None = None
         self._informers: list[Informer] = []
+        self._warnings = 0  # Warning events waiting to be written
 
     def bind(self, informers: dict[Feed, Informer]) -> None:
         targets = Targets(self.kube, informers[PROVIDERS], informers[SECRETS])
         self.dispatcher = Dispatcher(
-            targets, self.onchange, self.events, self.options.queue_size, self.options.delivery_concurrency
+            targets,
+            self.onchange,
+            self._warn,
+            self.executor,
+            self.options.queue_size,
+            self.options.delivery_concurrency,
         )
         self.alerts.follow(informers[ALERTS])
         self._informers = [informers[feed] for feed in _feeds()]
 
-    async def _synced(self) -> None:
-        for informer in self._informers:
-            if not informer.synced.is_set():
-                await asyncio.to_thread(informer.synced.wait, SYNC_WAIT)
+    async def _blocking(self, call: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, call, *args)
+
+    async def _synced(self) -> bool:
+        """Whether Alerts, Providers and Secrets are listed, waiting a little at start (no thread held)."""
+        deadline = time.monotonic() + SYNC_WAIT
+        while not all(informer.synced.is_set() for informer in self._informers):
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
 
     async def handle(self, request: Request) -> Response:
         try:
-            event = parse(await read_body(request, MAX_EVENT_BYTES))
+            event = parse(await read_body(request, MAX_EVENT_BYTES, self.options.read_timeout))
         except TooLarge:
             return text(413, f"event over {MAX_EVENT_BYTES >> 20} MiB")
+        except TooSlow:
+            return text(408, "the body did not arrive in time", CLOSE)
+        except ClientDisconnect:
+            return text(400, "the client went away before sending the whole body")
         except BadEvent as exc:
             return text(400, str(exc))
-        await self._synced()
+        if not await self._synced():  # never a 202 for an event routed against an empty index
+            return text(503, "Alerts are not listed yet; retry", headers={"Retry-After": "1"})
         if not self.limiter.allow(event):
             return text(429, "duplicate event within the rate-limit interval; discarded")
         event = event.without_internal()
@@ -101,16 +127,17 @@ class EventRouter:
         if not self.dispatcher.offer(deliveries):  # filled while on-change state was read
             self.limiter.forget(event)
             for delivery in deliveries:
-                self.onchange.forget(delivery.alert)
+                if delivery.transition:
+                    self.onchange.undo(delivery.alert, delivery.notification)
             return text(429, "delivery queue full; retry later")
         return Response(status_code=202)
 
     async def _matching(self, event: Event) -> list[CompiledAlert]:
         candidates = self.alerts.for_namespace(event.involved_object.namespace)
         labels: dict[str, str] | None = None
-        needing = [alert for alert in candidates if self._needs_labels(alert, event)]
+        needing = [alert for alert in candidates if alert.needs_labels(event)]
         if needing:
-            labels = await asyncio.to_thread(self.labels.of, event)
+            labels = await self._blocking(self.labels.of, event)
             if labels is None:
                 obj = event.involved_object
                 message = f"error getting source object {obj.kind}/{obj.namespace}/{obj.name}"
@@ -118,24 +145,17 @@ class EventRouter:
                     self._warn(alert, SOURCE_FETCH_FAILED, message)
         return [alert for alert in candidates if alert.matches(event, lambda _: labels)]
 
-    @staticmethod
-    def _needs_labels(alert: CompiledAlert, event: Event) -> bool:
-        obj = event.involved_object
-        return any(
-            s.name == "*" and s.match_labels and s.kind == obj.kind and s.namespace == obj.namespace
-            for s in alert.sources
-        )
-
     async def _deliveries(self, event: Event, matched: list[CompiledAlert]) -> list[Delivery]:
         deliveries = []
         for alert in matched:
             transition = False
             if alert.on_change:
-                if self.onchange.loaded(alert):
-                    transition = self.onchange.decide(alert, event)
-                else:
-                    transition = await asyncio.to_thread(self.onchange.decide, alert, event)
+                if not self.onchange.loaded(alert):
+                    await self._blocking(self.onchange.load, alert)
+                transition = self.onchange.decide(alert, event)
                 if not transition:
+                    assert self.dispatcher is not None
+                    self.dispatcher.counts.held += 1
                     continue
             notification, conflicts = alert.notification(event)
             if conflicts:
@@ -152,17 +172,32 @@ class EventRouter:
         self._warn(alert, METADATA_CONFLICT, message)
 
     def _warn(self, alert: CompiledAlert, reason: str, message: str) -> None:
-        # A record is an API call: off the loop, and once per message (the recorder de-duplicates).
-        asyncio.get_running_loop().run_in_executor(None, self.events.record, alert.obj, WARNING, reason, message)
+        """A Warning event on the Alert, written off the loop; dropped when too many are waiting
+        (the recorder sends one per message in five minutes anyway)."""
+        if self._warnings >= MAX_PENDING_WARNINGS:
+            return
+        self._warnings += 1
+        loop = asyncio.get_running_loop()
+
+        def record() -> None:
+            try:
+                self.events.record(alert.obj, WARNING, reason, message)
+            finally:
+                loop.call_soon_threadsafe(self._warned)
+
+        self.executor.submit(record)
+
+    def _warned(self) -> None:
+        self._warnings -= 1
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         assert self.dispatcher is not None
-        await self.dispatcher.start()
         try:
             yield
         finally:
             await self.dispatcher.stop(SHUTDOWN_GRACE)
+            self.executor.shutdown(wait=False, cancel_futures=True)
 
 
 class EventService:

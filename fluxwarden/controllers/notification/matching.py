@@ -10,10 +10,11 @@ The metadata sent is combined in Flux's order (RFC 0008), see :meth:`CompiledAle
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+import re2
 
 from fluxwarden.controllers.notification.api import EVENT_GROUP, MODE_ANNOTATION, ON_CHANGE
 from fluxwarden.controllers.notification.event import Event
@@ -22,6 +23,9 @@ from fluxwarden.tenancy import evaluate
 from fluxwarden.tenancy.settings import Settings
 
 EVENT_PREFIX = f"{EVENT_GROUP}/"
+Pattern = Any  # re2._Regexp (the bindings ship no type information)
+_QUIET = re2.Options()
+_QUIET.log_errors = False  # a bad pattern is reported on the Alert, not on stderr
 
 LabelsOf = Callable[[Event], dict[str, str] | None]
 """The involved object's labels (None: it cannot be read); only asked for ``*`` sources with ``matchLabels``."""
@@ -32,15 +36,17 @@ class Source:
     kind: str
     name: str
     namespace: str
-    match_labels: dict[str, str] = field(default_factory=dict)
+    match_labels: dict[str, str] | None = None  # None: not given; {} given and empty (Flux still reads the object)
+
+    def selects(self, event: Event) -> bool:
+        """Kind, namespace and name agree (the labels, if any, are still to be checked)."""
+        obj = event.involved_object
+        return obj.kind == self.kind and obj.namespace == self.namespace and self.name in ("*", obj.name)
 
     def takes(self, event: Event, labels_of: LabelsOf) -> bool:
-        obj = event.involved_object
-        if obj.kind != self.kind or obj.namespace != self.namespace:
+        if not self.selects(event):
             return False
-        if self.name != "*":
-            return obj.name == self.name
-        if not self.match_labels:
+        if self.match_labels is None:
             return True
         labels = labels_of(event)
         return labels is not None and all(labels.get(k) == v for k, v in self.match_labels.items())
@@ -54,9 +60,9 @@ class CompiledAlert:
     provider: str
     severity: str
     sources: tuple[Source, ...]
-    inclusions: tuple[re.Pattern[str], ...] = ()
+    inclusions: tuple[Pattern, ...] = ()
     has_inclusions: bool = False  # an inclusion list was given (even if none of it compiled)
-    exclusions: tuple[re.Pattern[str], ...] = ()
+    exclusions: tuple[Pattern, ...] = ()
     event_metadata: dict[str, str] = field(default_factory=dict)
     summary: str = ""
     suspended: bool = False
@@ -67,6 +73,10 @@ class CompiledAlert:
     @property
     def key(self) -> tuple[str, str]:
         return self.namespace, self.name
+
+    def needs_labels(self, event: Event) -> bool:
+        """Whether matching ``event`` reads the involved object's labels (a selecting source has matchLabels)."""
+        return any(s.match_labels is not None and s.selects(event) for s in self.sources)
 
     def matches(self, event: Event, labels_of: LabelsOf) -> bool:
         if self.suspended:
@@ -117,14 +127,16 @@ def compile_alert(obj: dict[str, Any], settings: Settings) -> CompiledAlert:
         source = mapping(raw)
         where = f"spec.eventSources[{index}]"
         if (finding := refused.get(where)) is not None:  # the tenancy rules, as the webhook applies them
-            problems.append(f"{where}: {finding.detail}; events from there are dropped — {finding.reason}")
+            problems.append(f"{finding.detail}; events from there are dropped — {finding.reason}")
             continue
         sources.append(
             Source(
                 kind=str(source.get("kind") or ""),
                 name=str(source.get("name") or ""),
                 namespace=str(source.get("namespace") or namespace),
-                match_labels={str(k): str(v) for k, v in mapping(source.get("matchLabels")).items()},
+                match_labels=None
+                if source.get("matchLabels") is None
+                else {str(k): str(v) for k, v in mapping(source.get("matchLabels")).items()},
             )
         )
     inclusions = _patterns(spec, "inclusionList", problems)
@@ -149,15 +161,17 @@ def compile_alert(obj: dict[str, Any], settings: Settings) -> CompiledAlert:
     )
 
 
-def _patterns(spec: dict[str, Any], name: str, problems: list[str]) -> tuple[re.Pattern[str], ...]:
+def _patterns(spec: dict[str, Any], name: str, problems: list[str]) -> tuple[Pattern, ...]:
+    """Go's regexp is RE2: the same engine, so a pattern means here what it means in Flux."""
     compiled = []
     for index, pattern in enumerate(spec.get(name) or []):
         try:
-            compiled.append(re.compile(str(pattern)))
-        except re.error as exc:
+            compiled.append(re2.compile(str(pattern), options=_QUIET))
+        except re2.error as exc:
+            reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else exc
             noun = "inclusion" if name == "inclusionList" else "exclusion"
             problems.append(
-                f"failed to compile {noun} regex: spec.{name}[{index}] {str(pattern)[:80]!r} ({exc}); "
+                f"failed to compile {noun} regex: spec.{name}[{index}] {str(pattern)[:80]!r} ({reason}); "
                 "it matches nothing until fixed"
             )
     return tuple(compiled)

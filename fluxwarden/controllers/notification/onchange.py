@@ -2,11 +2,15 @@
 
 Per involved object: the first error is sent and the object is marked failing; later errors are held
 back; the first info after that is the recovery, sent once, and the mark is cleared. Infos about an
-object that is not failing are held back too. Trace events never change anything.
+object that is not failing are held back too. Trace events never change anything. A transition
+whose notification could not be sent is undone, so the next event of its kind carries it again.
 
 The marks of one Alert live in a ConfigMap beside it (``fluxwarden-onchange-<alert>``, owned by the
-Alert), written before the notification that depends on them is sent: after a restart a recovery
-still finds the failure it ends.
+Alert, with its uid: an Alert made again under the same name starts clean), written before the
+notification that depends on them is sent: after a restart a recovery still finds the failure it ends.
+
+Two locks: ``_state`` guards the marks in memory and is only ever held for dict work (the event loop
+takes it); ``_writing`` orders one Alert's ConfigMap writes and is only taken in worker threads.
 """
 
 from __future__ import annotations
@@ -24,8 +28,10 @@ logger = logging.getLogger("fluxwarden.controllers.notification")
 
 CONFIG_MAP_PREFIX = "fluxwarden-onchange-"
 STATE_KEY = "failing.json"
+UID_KEY = "alert-uid"
 FIELD_MANAGER = "notification-controller"
 ALERT_LABEL = "notification.fluxwarden.io/alert"
+MAX_MARKS = 5000  # failing objects kept per Alert (a ConfigMap holds 1 MiB); the oldest go first
 
 
 def object_key(event: Event) -> str:
@@ -42,73 +48,96 @@ class OnChange:
 
     def __init__(self, kube: Kube) -> None:
         self.kube = kube
-        self._failing: dict[str, set[str]] = {}  # alert uid -> object keys
-        self._locks: dict[str, threading.Lock] = {}
-        self._guard = threading.Lock()
-
-    def _lock(self, uid: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(uid, threading.Lock())
+        self._failing: dict[str, dict[str, None]] = {}  # alert uid -> object keys, oldest first
+        self._state = threading.Lock()
+        self._writers: dict[str, threading.Lock] = {}
 
     def loaded(self, alert: CompiledAlert) -> bool:
-        """Whether ``decide`` can answer without reading the API (the event loop may call it then)."""
         return alert.uid in self._failing
 
-    def decide(self, alert: CompiledAlert, event: Event) -> bool:
-        """Whether ``event`` is a transition to send (and the mark is moved); False: hold it back."""
-        with self._lock(alert.uid):
-            failing = self._load(alert)
-            key = object_key(event)
-            if event.severity == "error" and key not in failing:
-                failing.add(key)
-            elif event.severity == "info" and key in failing:
-                failing.discard(key)
-            else:
-                return False
-            return True
+    def load(self, alert: CompiledAlert) -> None:
+        """Read the Alert's ConfigMap once (blocking: a worker thread, never the event loop)."""
+        if self.loaded(alert):
+            return
+        marks = self._read(alert)
+        with self._state:
+            self._failing.setdefault(alert.uid, marks)
 
-    def forget(self, alert: CompiledAlert) -> None:
-        """Drop the marks in memory (a write failed): the next event reads the ConfigMap again."""
-        with self._lock(alert.uid):
-            self._failing.pop(alert.uid, None)
+    def decide(self, alert: CompiledAlert, event: Event) -> bool:
+        """Whether ``event`` is a transition to send (and the mark is moved); False: hold it back.
+
+        Needs :meth:`load` first; memory only, so the event loop may call it.
+        """
+        key = object_key(event)
+        with self._state:
+            failing = self._failing.setdefault(alert.uid, {})
+            if event.severity == "error" and key not in failing:
+                failing[key] = None
+                while len(failing) > MAX_MARKS:
+                    del failing[next(iter(failing))]
+                return True
+            if event.severity == "info" and key in failing:
+                del failing[key]
+                return True
+            return False
+
+    def undo(self, alert: CompiledAlert, event: Event) -> None:
+        """Move the mark back: the transition was not sent."""
+        key = object_key(event)
+        with self._state:
+            failing = self._failing.setdefault(alert.uid, {})
+            if event.severity == "error":
+                failing.pop(key, None)
+            elif event.severity == "info":
+                failing[key] = None
 
     def save(self, alert: CompiledAlert) -> None:
         """Write the current marks (server-side apply) before the notification that moved them is sent.
 
-        The latest marks, not those of one event: two transitions saved out of order still leave the
-        newest state. Raises KubeError; the caller then sends nothing.
+        The marks as they are when the write starts, not those of one event: writes of one Alert are
+        ordered, so the last one always holds the newest state. Raises KubeError.
         """
-        with self._lock(alert.uid):
-            config_map = self._config_map(alert, self._failing.get(alert.uid, set()))
-            name = config_map["metadata"]["name"]
-            path = f"/api/v1/namespaces/{alert.namespace}/configmaps/{name}"
+        with self._state:
+            writer = self._writers.setdefault(alert.uid, threading.Lock())
+        with writer:
+            with self._state:
+                marks = sorted(self._failing.get(alert.uid, {}))
+            name = config_map_name(alert.name)
             self.kube.request(
                 "PATCH",
-                path,
+                f"/api/v1/namespaces/{alert.namespace}/configmaps/{name}",
                 query={"fieldManager": FIELD_MANAGER, "force": "true"},
-                body=config_map,
+                body=self._config_map(alert, marks),
                 content_type="application/apply-patch+yaml",
                 what=f"apply ConfigMap {alert.namespace}/{name}",
             )
 
-    def _load(self, alert: CompiledAlert) -> set[str]:
-        if alert.uid in self._failing:
-            return self._failing[alert.uid]
+    def forget(self, uid: str) -> None:
+        """The Alert is gone: drop its marks from memory."""
+        with self._state:
+            self._failing.pop(uid, None)
+            self._writers.pop(uid, None)
+
+    def _read(self, alert: CompiledAlert) -> dict[str, None]:
         name = config_map_name(alert.name)
         try:
             data = self.kube.config_map_data(alert.namespace, name)
-            failing = set(json.loads(data.get(STATE_KEY) or "[]"))
         except NotFound:
-            failing = set()
-        except (KubeError, ValueError, TypeError) as exc:
+            return {}
+        except KubeError as exc:
             # Unreadable: start clean rather than never send again; the next transition rewrites it.
             logger.warning("on-change state of Alert %s/%s not read: %s", alert.namespace, alert.name, exc)
-            failing = set()
-        self._failing[alert.uid] = failing
-        return failing
+            return {}
+        if data.get(UID_KEY) != alert.uid:
+            return {}  # a former Alert of the same name left it
+        try:
+            return dict.fromkeys(str(k) for k in json.loads(data.get(STATE_KEY) or "[]"))
+        except (ValueError, TypeError):
+            logger.warning("on-change state of Alert %s/%s is not a JSON list; starting clean", *alert.key)
+            return {}
 
     @staticmethod
-    def _config_map(alert: CompiledAlert, failing: set[str]) -> dict[str, Any]:
+    def _config_map(alert: CompiledAlert, marks: list[str]) -> dict[str, Any]:
         owner = {"apiVersion": alert.obj.get("apiVersion"), "kind": "Alert", "name": alert.name, "uid": alert.uid}
         return {
             "apiVersion": "v1",
@@ -116,11 +145,8 @@ class OnChange:
             "metadata": {
                 "name": config_map_name(alert.name),
                 "namespace": alert.namespace,
-                "labels": {
-                    "app.kubernetes.io/managed-by": "fluxwarden",
-                    "notification.fluxwarden.io/alert": alert.name,
-                },
+                "labels": {"app.kubernetes.io/managed-by": "fluxwarden", ALERT_LABEL: alert.name},
                 "ownerReferences": [owner],
             },
-            "data": {STATE_KEY: json.dumps(sorted(failing))},
+            "data": {STATE_KEY: json.dumps(marks), UID_KEY: alert.uid},
         }

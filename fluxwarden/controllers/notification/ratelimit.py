@@ -1,7 +1,8 @@
 """Flux's duplicate-event limit: one event per key within ``--rate-limit-interval``, then 429.
 
-The key is Flux's: the involved object's name, namespace and kind, the message, and the ``revision``
-and ``token`` metadata, so the same failure at a new revision is news and is not dropped.
+The key is Flux's (``notifier.EventKey``): the involved object's name, namespace and kind, the
+message, and the ``<group>/originRevision``, ``revision`` and ``token`` metadata, each labelled, so the
+same failure at a new revision is news and is not dropped.
 """
 
 from __future__ import annotations
@@ -12,13 +13,16 @@ import time
 
 from fluxwarden.controllers.notification.event import Event
 
-_PRUNE_EVERY = 4096  # keys added between sweeps of expired ones: memory stays bounded by traffic
+_PRUNE_EVERY = 4096  # keys added between sweeps of expired ones
+MAX_KEYS = 200_000  # beyond, the oldest keys go first: a flood of distinct events cannot grow it further
 
 
 def event_key(event: Event) -> str:
     obj = event.involved_object
-    parts = ["event", obj.name, obj.namespace, obj.kind, event.message]
-    parts += [value for key in ("revision", "token") if (value := event.meta(key)) is not None]
+    parts = ["event", f"name={obj.name}", f"namespace={obj.namespace}", f"kind={obj.kind}", f"message={event.message}"]
+    for key in ("originRevision", "revision", "token"):
+        if (value := event.metadata.get(f"{obj.group}/{key}")) is not None:
+            parts.append(f"{key}={value}")
     return hashlib.sha256("/".join(parts).encode()).hexdigest()
 
 
@@ -43,6 +47,8 @@ class RateLimiter:
             if self._added >= _PRUNE_EVERY:
                 self._added = 0
                 self._seen = {k: t for k, t in self._seen.items() if now - t < self.interval}
+            while len(self._seen) > MAX_KEYS:
+                del self._seen[next(iter(self._seen))]
             return True
 
     def forget(self, event: Event) -> None:

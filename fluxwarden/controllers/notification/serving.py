@@ -17,6 +17,9 @@ from starlette.types import ASGIApp
 
 logger = logging.getLogger("fluxwarden.controllers.notification")
 
+MAX_CONNECTIONS = 1024
+MAX_HEADER_BYTES = 256 << 10  # Flux's servers' MaxHeaderBytes
+
 
 class ThreadedServer:
     def __init__(self, app: ASGIApp, host: str, port: int, name: str, grace: float = 5.0) -> None:
@@ -30,7 +33,8 @@ class ThreadedServer:
 
     @property
     def url(self) -> str:
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}.get(self.host)
+        host = host or (f"[{self.host}]" if ":" in self.host else self.host)
         return f"http://{host}:{self.port}"
 
     def start(self) -> None:
@@ -53,6 +57,8 @@ class ThreadedServer:
             timeout_graceful_shutdown=int(self.grace),
             server_header=False,
             date_header=False,
+            limit_concurrency=MAX_CONNECTIONS,  # beyond, uvicorn answers 503 rather than hold more bodies
+            h11_max_incomplete_event_size=MAX_HEADER_BYTES,
         )
         self._server = uvicorn.Server(config)
         server = self._server

@@ -24,6 +24,14 @@ class Targets:
         self.secrets = secrets_cache
         self._resolved: dict[tuple[str, str], tuple[Version, providers.Target]] = {}
         self._lock = threading.Lock()
+        providers_cache.add_handler(self._on_provider)
+
+    def _on_provider(self, event_type: str, new: dict[str, Any], old: dict[str, Any] | None) -> None:
+        """A deleted Provider's credentials leave memory with it."""
+        if event_type == "DELETED":
+            meta = new.get("metadata") or {}
+            with self._lock:
+                self._resolved.pop((str(meta.get("namespace")), str(meta.get("name"))), None)
 
     def provider(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.providers.get((namespace, name))

@@ -15,6 +15,8 @@ from fluxwarden.tenancy.kinds import SOURCE
 GIT_REPOSITORY = Resource(SOURCE, "v1", "gitrepositories", "GitRepository")
 HELM_REPOSITORY = Resource(SOURCE, "v1", "helmrepositories", "HelmRepository")
 HELM_CHART = Resource(SOURCE, "v1", "helmcharts", "HelmChart")
+BUCKET = Resource(SOURCE, "v1", "buckets", "Bucket")
+OCI_REPOSITORY = Resource(SOURCE, "v1", "ocirepositories", "OCIRepository")
 
 FINALIZER = "finalizers.fluxcd.io"
 DEFAULT_TIMEOUT = 60.0
