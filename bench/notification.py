@@ -37,6 +37,7 @@ import collections
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -71,6 +72,7 @@ ALERTS = 10
 TARGET_RATE = 1000.0
 TARGET_P99_MS = 10.0
 MODE_ANNOTATION = "notification.fluxwarden.io/mode"
+DISPATCH_FAILED = "?fieldSelector=reason%3DNotificationDispatchFailed"  # Warning Events on the Alerts
 
 
 def py_spy() -> str | None:
@@ -300,6 +302,8 @@ class Row:
     cpu: dict[str, float]  # over the load
     cpu_all: dict[str, float]  # over load + drain
     recovered: tuple[int, int] | None = None  # errors repeat: recoveries arrived / expected
+    warnings: collections.Counter[str] = field(default_factory=collections.Counter)  # the controller's log
+    dispatch_failed: list[str] = field(default_factory=list)  # NotificationDispatchFailed Events: their messages
 
     @property
     def accepted(self) -> int:
@@ -380,6 +384,7 @@ def run_scenario(b: Bench, s: Scenario, controller: Controller, event_port: int)
     load = streams(s, event_port, b.args.events, b.args.connections, b.next_id)
     b.next_id += b.args.events
     pids = {**b.pids, "controller": controller.pid}
+    log_from = controller.child.log_path.stat().st_size
     cpu0 = cpu_now(pids)
     out = drive(event_port, load, rate=s.rate, seconds=b.args.seconds)
     cpu1 = cpu_now(pids)
@@ -415,7 +420,23 @@ def run_scenario(b: Bench, s: Scenario, controller: Controller, event_port: int)
         cpu=cpu_between(cpu0, cpu1),
         cpu_all=cpu_between(cpu0, cpu2),
         recovered=recovered,
+        warnings=log_warnings(controller.child.log_path, log_from),
+        dispatch_failed=[
+            str(e.get("message")) for e in b.api.items(f"/api/v1/namespaces/{s.namespace}/events{DISPATCH_FAILED}")
+        ],
     )
+
+
+def log_warnings(path: Path, start: int) -> collections.Counter[str]:
+    """The controller's warnings and errors logged since byte ``start``, digits folded so alike ones count once."""
+    with path.open("rb") as log:
+        log.seek(start)
+        lines = log.read().decode(errors="replace").splitlines()
+    found: collections.Counter[str] = collections.Counter()
+    for line in lines:
+        if any(word in line for word in ("WARNING", "ERROR", "Traceback", '"warning"', '"error"')):
+            found[re.sub(r"\d+", "N", line)[-240:]] += 1
+    return found
 
 
 def measure_ceiling(b: Bench) -> None:
@@ -599,6 +620,12 @@ def report(b: Bench) -> None:
             print(f"    answers over {SLOW * 1e3:g} ms: {len(r.load.slow)}; when: {tail_times(r.load.slow)}")
         if r.load.errors:
             print(f"    connections lost: {r.load.errors}")
+        if r.warnings:
+            top = "; ".join(f"{n} x {line}" for line, n in r.warnings.most_common(2))
+            print(f"    controller warnings/errors: {sum(r.warnings.values())}: {top}")
+        if r.dispatch_failed:
+            events, sample = len(r.dispatch_failed), r.dispatch_failed[0][:200]
+            print(f"    NotificationDispatchFailed Events on the Alerts: {events} (deduplicated); {sample}")
         if r.recovered is not None:
             print(f"    recoveries after the repeated errors: {r.recovered[0]} arrived of {r.recovered[1]} expected")
 
