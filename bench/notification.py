@@ -11,6 +11,8 @@ connections; each involved object's events go on one connection, in order.
 
 Scenarios (one row each):
 
+- ``intake only``: the Providers suspended after the probe, so events are parsed, rate-limited, matched
+  and queued and nothing is sent: the server's own cost;
 - ``one``: Kustomization events, each matching one Alert; ``fan-out``: GitRepository events, each
   matching all 10;
 - ``peak``: closed loop, every connection sends its next event when the last is answered; ``@R/s``: open
@@ -26,7 +28,9 @@ Per row: events/s accepted (202), p50/p99 acceptance latency, 429s, deliveries/s
 delivery is asynchronous), the time the queue took to drain after the last event, and the deliveries
 counted at the sink against those the 202s promised (no loss, no duplicate). First, the load generator's
 own ceiling against the sink. When a target is missed (1000 events/s accepted, p99 < 10 ms, no loss;
-``--profile auto``) the ``one`` peak runs again under py-spy (or cProfile where py-spy is not installed).
+``--profile auto``) the ``intake only`` and ``one`` peaks run again under py-spy (cProfile where py-spy is
+not installed). A row that loses deliveries also shows the controller's warnings and the
+``NotificationDispatchFailed`` Events on its Alerts.
 Bounded by ``--deadline``; everything it starts is stopped.
 """
 
@@ -94,7 +98,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--profile", choices=("auto", "always", "never"), default="auto",
-        help="profile the controller under the `one peak` load: when a target is missed (auto), always, never",
+        help="profile the controller under the intake-only and `one` peak loads: when a target is missed (auto), "
+        "always, never",
     )  # fmt: skip
     parser.add_argument("--profile-seconds", type=float, default=15.0, help="length of the profiled load")
     add_controller_arguments(parser)
@@ -102,6 +107,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.events < 10 or args.connections < 1 or args.rate <= 0:
         parser.error("--events >= 10, --connections >= 1 and --rate > 0")
+    scenarios(args)  # an unknown --only name fails here, before a cluster starts
     return args
 
 
@@ -137,6 +143,8 @@ def scenarios(args: argparse.Namespace) -> list[Scenario]:
         Scenario(f"queue {args.small_queue} fan-out peak", fanout=True, queue=args.small_queue),
     ]
     wanted = {w.strip() for w in args.only.split(",") if w.strip()}
+    if unknown := wanted - {s.name for s in found}:
+        raise SystemExit(f"--only: no scenario {sorted(unknown)}; choose from {[s.name for s in found]}")
     return [s for s in found if not wanted or s.name in wanted]
 
 
