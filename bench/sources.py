@@ -660,6 +660,10 @@ def environment(args: argparse.Namespace) -> Iterator[Environment]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bucket"]:
+        from bench.sources_bucket import main as bucket_main
+
+        return bucket_main(argv[1:])
     if argv[:1] == ["_serve-git"] and len(argv) == 2:
         return serve_git(argv[1])
     if argv[:1] == ["_profiled-controller"] and len(argv) >= 3 and argv[2] == "--":
