@@ -57,7 +57,7 @@ from bench.controller import (
     ready_condition,
     request_reconcile,
 )
-from bench.sources import git_repository, start_git_server
+from bench.sources import git_repository, read_profile, start_git_server
 from bench.watch import Watcher, watching, writes
 from tests.support.binaries import binary_dir
 from tests.support.buckets import Request, controller_requests, flux_revision, logged_s3, md5
@@ -83,7 +83,20 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--noop-rounds", type=int, default=10, help="requested no-op reconciles (default 10)")
     parser.add_argument("--tls", action=argparse.BooleanOptionalAction, default=True, help="S3 over HTTPS")
     parser.add_argument(
+        "--keep-alive",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="versitygw keeps connections open, as AWS S3 does (default); --no-keep-alive: its own default, "
+        "which closes each connection after one answer, so every request is a new TCP (and TLS) connection",
+    )
+    parser.add_argument(
         "--git", action=argparse.BooleanOptionalAction, default=True, help="also a GitRepository of the same files"
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="run the controller under bench.sources' _profiled-controller (one cProfile per thread, thread CPU "
+        "clock) and print where its CPU went",
     )
     add_controller_arguments(parser)
     add_run_arguments(parser)
@@ -278,6 +291,7 @@ class Result:
     idle_rss_kib: int
     sources: list[Source]
     load: list[str]
+    profile: str
 
 
 @contextlib.contextmanager
@@ -298,8 +312,9 @@ def run(args: argparse.Namespace, work: Path) -> Result:
     objects = files(args.objects, args.object_size)
     load = [f"start {load_average()}"]
     access_log = work / "s3-access.log"
+    profile_out = work / "controller.prof" if args.profile else None
     with (
-        logged_s3(access_log, PrivateCA() if args.tls else None) as s3,
+        logged_s3(access_log, PrivateCA() if args.tls else None, keep_alive=args.keep_alive) as s3,
         git_server(work, objects, args.git) as git,
         cluster(binary_dir(), work / "cluster") as running,
     ):
@@ -316,7 +331,7 @@ def run(args: argparse.Namespace, work: Path) -> Result:
             tmp.mkdir()
             controller = Controller.launch(
                 controllers_run(plane, work, args, "source"), work / "controller.log", module="bench.sources",
-                env=controller_env(tmp), request_timeout=30,
+                env=controller_env(tmp), request_timeout=30, profile_out=profile_out,
             )  # fmt: skip
             stack.callback(controller.stop)
             controller.wait_ready()
@@ -342,7 +357,8 @@ def run(args: argparse.Namespace, work: Path) -> Result:
 
                 sources.append(run_kind(rig, make, git_rev, args))
                 load.append(f"after the GitRepositories {load_average()}")
-    return Result(len(objects), sum(map(len, objects.values())), upload_s, idle_rss, sources, load)
+    profile = "" if profile_out is None else read_profile(profile_out) if profile_out.exists() else "(none written)"
+    return Result(len(objects), sum(map(len, objects.values())), upload_s, idle_rss, sources, load, profile)
 
 
 # -- the report -----------------------------------------------------------------------------------------
@@ -389,6 +405,8 @@ def report(result: Result) -> None:
         f"(targets for the Bucket: 0 downloads, 1 listing, 0 status writes per no-op; a requested reconcile "
         f"always writes {HANDLED}, as Flux's does. S3 lists 1000 keys a page. CPU from /proc in 10 ms ticks.)"
     )
+    if result.profile:
+        print(f"\ncProfile of the controller over the whole run (thread CPU clock, all threads):\n{result.profile}")
 
 
 def _mean(values: list[float]) -> float:
@@ -425,7 +443,8 @@ def main(argv: Sequence[str]) -> int:
 
     print(
         f"bench.sources bucket: {os.cpu_count()} cores, load avg {load_average()}; {args.objects} objects of about "
-        f"{args.object_size} bytes over {'HTTPS' if args.tls else 'HTTP'}, {args.first_runs} creates, "
+        f"{args.object_size} bytes over {'HTTPS' if args.tls else 'HTTP'} "
+        f"(keep-alive {'on' if args.keep_alive else 'off'}), {args.first_runs} creates, "
         f"{args.noop_rounds} no-op rounds; controller = `fluxwarden controllers run --controllers source` "
         f"(concurrency {args.concurrency}) from {Path(fluxwarden.__file__).parent}",
         flush=True,
