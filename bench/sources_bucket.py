@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -288,6 +289,48 @@ def run_kind(rig: Rig, make: Callable[[str], dict[str, Any]], revision: str, arg
     return Source(rig.kind, firsts, noops, memory_kib(rig.controller.pid)["VmHWM"])
 
 
+@dataclass(frozen=True)
+class Alone:
+    """A no-op's S3 work redone in this process with the controller's own client code, the controller stopped:
+    CPU ms (this thread) and wall ms of making the client, of a listing on it (a new connection), and of a
+    second listing on the same client (the connection kept)."""
+
+    client: list[tuple[float, float]]
+    first_listing: list[tuple[float, float]]
+    second_listing: list[tuple[float, float]]
+
+
+def _count(client: Any) -> int:
+    return sum(1 for _ in client.list(""))
+
+
+def time_alone(s3: S3Server, rounds: int) -> Alone:
+    from fluxwarden.controllers.source.bucket_api import BucketSpec
+    from fluxwarden.controllers.source.bucket_fetch import DEFAULT_CONCURRENCY
+    from fluxwarden.controllers.source.bucket_providers import make_client
+
+    spec = BucketSpec.of({"metadata": {}, "spec": bucket_object("alone", s3)["spec"]})
+    secret = {k: v.encode() for k, v in s3.secret_data().items()}
+    cert = {"ca.crt": s3.ca_pem} if s3.ca_pem is not None else None
+    found: dict[str, list[tuple[float, float]]] = {"client": [], "first": [], "second": []}
+
+    def timed(what: str, call: Callable[[], object]) -> Any:
+        cpu, wall = time.thread_time(), time.perf_counter()
+        value = call()
+        found[what].append(((time.thread_time() - cpu) * 1e3, (time.perf_counter() - wall) * 1e3))
+        return value
+
+    for _ in range(rounds):
+        client = timed("client", lambda: make_client(spec, NAMESPACE, secret, cert, DEFAULT_CONCURRENCY))
+        try:
+            for what in ("first", "second"):
+                if timed(what, functools.partial(_count, client)) < 1:
+                    raise RuntimeError("the listing alone found no object")
+        finally:
+            client.close()
+    return Alone(found["client"], found["first"], found["second"])
+
+
 # -- the run ------------------------------------------------------------------------------------------
 
 
@@ -300,6 +343,7 @@ class Result:
     sources: list[Source]
     load: list[str]
     profile: str
+    alone: Alone
 
 
 @contextlib.contextmanager
@@ -365,8 +409,9 @@ def run(args: argparse.Namespace, work: Path) -> Result:
 
                 sources.append(run_kind(rig, make, git_rev, args))
                 load.append(f"after the GitRepositories {load_average()}")
+        alone = time_alone(s3, args.noop_rounds)
     profile = "" if profile_out is None else read_profile(profile_out) if profile_out.exists() else "(none written)"
-    return Result(len(objects), sum(map(len, objects.values())), upload_s, idle_rss, sources, load, profile)
+    return Result(len(objects), sum(map(len, objects.values())), upload_s, idle_rss, sources, load, profile, alone)
 
 
 # -- the report -----------------------------------------------------------------------------------------
@@ -413,8 +458,18 @@ def report(result: Result) -> None:
         f"(targets for the Bucket: 0 downloads, 1 listing, 0 status writes per no-op; a requested reconcile "
         f"always writes {HANDLED}, as Flux's does. S3 lists 1000 keys a page. CPU from /proc in 10 ms ticks.)"
     )
+    a = result.alone
+    print(
+        f"\na no-op's S3 work alone, in this process with the controller's client code ({len(a.client)} samples, "
+        f"p50 CPU / wall ms): make the client {_cpu_wall(a.client)}; list {result.objects} keys on it (new "
+        f"connection) {_cpu_wall(a.first_listing)}; list again (connection kept) {_cpu_wall(a.second_listing)}"
+    )
     if result.profile:
         print(f"\ncProfile of the controller over the whole run (thread CPU clock, all threads):\n{result.profile}")
+
+
+def _cpu_wall(samples: list[tuple[float, float]]) -> str:
+    return f"{pct([c for c, _ in samples], 50):.1f} / {pct([w for _, w in samples], 50):.1f}"
 
 
 def _mean(values: list[float]) -> float:
