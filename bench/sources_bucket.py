@@ -293,7 +293,7 @@ def run_kind(rig: Rig, make: Callable[[str], dict[str, Any]], revision: str, arg
 class Alone:
     """A no-op's S3 work redone in this process with the controller's own client code, the controller stopped:
     CPU ms (this thread) and wall ms of making the client, of a listing on it (a new connection), and of a
-    second listing on the same client (the connection kept)."""
+    second listing on the same client (the connection kept, unless ``--no-keep-alive``)."""
 
     client: list[tuple[float, float]]
     first_listing: list[tuple[float, float]]
@@ -340,6 +340,7 @@ class Result:
     total_bytes: int
     upload_s: float
     idle_rss_kib: int
+    idle_cpu: float  # CPU seconds per second, no object yet
     sources: list[Source]
     load: list[str]
     profile: str
@@ -387,8 +388,9 @@ def run(args: argparse.Namespace, work: Path) -> Result:
             )  # fmt: skip
             stack.callback(controller.stop)
             controller.wait_ready()
-            time.sleep(1.0)
+            time.sleep(args.settle)  # let start-up settle before reading the idle RSS and CPU
             idle_rss = memory_kib(controller.pid)["VmRSS"]
+            idle_cpu = controller.idle_cpu(args.idle)
             watchers = stack.enter_context(watching(plane, BUCKETS, GITREPOSITORIES))
             assert s3.pid is not None
 
@@ -411,7 +413,8 @@ def run(args: argparse.Namespace, work: Path) -> Result:
                 load.append(f"after the GitRepositories {load_average()}")
         alone = time_alone(s3, args.noop_rounds)
     profile = "" if profile_out is None else read_profile(profile_out) if profile_out.exists() else "(none written)"
-    return Result(len(objects), sum(map(len, objects.values())), upload_s, idle_rss, sources, load, profile, alone)
+    total = sum(map(len, objects.values()))
+    return Result(len(objects), total, upload_s, idle_rss, idle_cpu, sources, load, profile, alone)
 
 
 # -- the report -----------------------------------------------------------------------------------------
@@ -433,7 +436,10 @@ def report(result: Result) -> None:
                     f"{p.reconcile_ms:.0f} ms, CPU controller {p.controller_cpu_ms:.0f} ms, server "
                     f"{p.server_cpu_ms:.0f} ms"
                 )
-    print(f"\ncontroller RSS: idle {result.idle_rss_kib / MIB:.1f} MiB")
+    print(
+        f"\ncontroller before the first object: RSS {result.idle_rss_kib / MIB:.1f} MiB, CPU "
+        f"{100 * result.idle_cpu:.2f}% of a core"
+    )
     rows: list[tuple[str, Callable[[Source], str]]] = [
         ("first artifact s (p50 / max)", lambda s: _spread([p.seconds for p in s.firsts], "{:.2f}")),
         ("  listings / downloads", lambda s: _requests(s.firsts)),
@@ -462,7 +468,7 @@ def report(result: Result) -> None:
     print(
         f"\na no-op's S3 work alone, in this process with the controller's client code ({len(a.client)} samples, "
         f"p50 CPU / wall ms): make the client {_cpu_wall(a.client)}; list {result.objects} keys on it (new "
-        f"connection) {_cpu_wall(a.first_listing)}; list again (connection kept) {_cpu_wall(a.second_listing)}"
+        f"connection) {_cpu_wall(a.first_listing)}; list again on it {_cpu_wall(a.second_listing)}"
     )
     if result.profile:
         print(f"\ncProfile of the controller over the whole run (thread CPU clock, all threads):\n{result.profile}")
