@@ -107,6 +107,13 @@ class _RecordingHandler(AuthenticatingHandler):
 
     def _serve(self) -> None:
         owner: Recorder = self.server.owner
+        owner._busy(self.connection, busy=True)
+        try:
+            self._serve_one(owner)
+        finally:
+            owner._busy(self.connection, busy=False)
+
+    def _serve_one(self, owner: Recorder) -> None:
         body = self._read_body()
         if body is None:
             self._answer(Reply(413, b"body too large\n"))
@@ -209,6 +216,7 @@ class Recorder(LoopbackHttpServer):
         self._open = threading.Event()
         self._open.set()
         self._connections: set[socket.socket] = set()
+        self._answering: set[socket.socket] = set()  # connections with a request being answered
         self._stopping = threading.Event()
 
     # -- configuration, safe to change while serving --------------------------------------------------
@@ -300,8 +308,11 @@ class Recorder(LoopbackHttpServer):
         httpd.shutdown()
         if thread is not None:
             thread.join()
-        with self._lock:
-            connections = list(self._connections)
+        with self._lock:  # released answers go out first; only idle keep-alive connections are cut
+            deadline = time.monotonic() + 10
+            while self._answering and time.monotonic() < deadline:
+                self._lock.wait(0.05)
+            connections = list(self._connections - self._answering)
         for connection in connections:
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
@@ -333,6 +344,14 @@ class Recorder(LoopbackHttpServer):
         self._open.wait()
         if delay > 0:
             self._stopping.wait(delay)
+
+    def _busy(self, connection: socket.socket, *, busy: bool) -> None:
+        with self._lock:
+            if busy:
+                self._answering.add(connection)
+            else:
+                self._answering.discard(connection)
+                self._lock.notify_all()
 
     def _track(self, connection: socket.socket, *, add: bool) -> None:
         with self._lock:
