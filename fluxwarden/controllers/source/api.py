@@ -37,10 +37,14 @@ GIT_REPOSITORY_UNSUPPORTED = Table(
         Rule("spec.proxySecretRef"),
     ),
 )
-# ``provider`` and ``insecure`` only matter for type 'oci' (Flux ignores them otherwise); ``accessFrom``
-# is not implemented by Flux either.
+# ``insecure`` only matters for type 'oci' (Flux ignores it otherwise); ``accessFrom`` is not implemented
+# by Flux either. ``provider`` other than 'generic' needs a cloud token service (aws, azure, gcp).
 HELM_REPOSITORY_UNSUPPORTED = Table(
-    "source-controller", (Rule("spec.type", ("default",), hint="use an HTTP(S) Helm repository"),)
+    "source-controller",
+    (
+        Rule("spec.type", ("default", "oci"), hint="use 'default' (HTTP(S)) or 'oci'"),
+        Rule("spec.provider", ("generic",), hint="use 'generic' (a secretRef) or remove it"),
+    ),
 )
 HELM_CHART_UNSUPPORTED = Table(
     "source-controller",
@@ -95,28 +99,38 @@ class GitRepositorySpec:
         return cls(url, ref, secret_name(spec), duration(spec, "timeout", DEFAULT_TIMEOUT), ignore or None)
 
 
+def is_oci_helm_repository(obj: dict[str, Any]) -> bool:
+    """``spec.type: oci``: Flux keeps such a HelmRepository as data only (no artifact, no status)."""
+    return spec_of(obj).get("type") == "oci"
+
+
 @dataclass(frozen=True)
 class HelmRepositorySpec:
-    url: str
+    url: str  # http(s): ends with '/'; oci: without a trailing '/'
     secret_name: str | None
     timeout: float
     cert_secret_name: str | None = None  # spec.certSecretRef: ca.crt, tls.crt, tls.key
     pass_credentials: bool = False  # spec.passCredentials: also send them to chart hosts elsewhere
+    oci: bool = False  # spec.type 'oci': charts are pulled from a registry (source/helm_oci.py)
+    insecure: bool = False  # spec.insecure: a plain-HTTP registry (type 'oci' only, as in Flux)
 
     @classmethod
     def of(cls, obj: dict[str, Any]) -> HelmRepositorySpec:
         spec = spec_of(obj)
-        if spec.get("type") == "oci":
-            raise Stalling("InvalidSpec", "spec.type 'oci' is not supported yet; use an HTTP(S) Helm repository")
         url = str(spec.get("url") or "")
-        if not url.startswith(("http://", "https://")):
+        oci = is_oci_helm_repository(obj)
+        if oci and not url.startswith("oci://"):
+            raise Stalling("Failed", f"failed to construct Helm client: invalid OCI registry URL: {url}")
+        if not oci and not url.startswith(("http://", "https://")):
             raise Stalling("URLInvalid", f"spec.url '{url}' is not an http(s) URL")
         return cls(
-            url.rstrip("/") + "/",
+            url.rstrip("/") if oci else url.rstrip("/") + "/",
             secret_name(spec),
             duration(spec, "timeout", DEFAULT_TIMEOUT),
             secret_name(spec, "certSecretRef"),
             spec.get("passCredentials") is True,
+            oci,
+            oci and spec.get("insecure") is True,
         )
 
 
