@@ -8,7 +8,7 @@ from typing import Any
 from fluxwarden.controllers.runtime.errors import Stalling
 from fluxwarden.controllers.runtime.kube import Resource
 from fluxwarden.controllers.runtime.spec import duration, mapping, spec_of
-from fluxwarden.controllers.runtime.unsupported import Rule, Table
+from fluxwarden.controllers.runtime.unsupported import Finding, Rule, Table, find
 from fluxwarden.controllers.source import refs
 from fluxwarden.tenancy.kinds import SOURCE
 
@@ -37,14 +37,14 @@ GIT_REPOSITORY_UNSUPPORTED = Table(
         Rule("spec.proxySecretRef"),
     ),
 )
-# ``insecure`` only matters for type 'oci' (Flux ignores it otherwise); ``accessFrom`` is not implemented
-# by Flux either. ``provider`` other than 'generic' needs a cloud token service (aws, azure, gcp).
+# ``provider`` and ``insecure`` only matter for type 'oci' (Flux ignores them otherwise); ``accessFrom``
+# is not implemented by Flux either.
 HELM_REPOSITORY_UNSUPPORTED = Table(
-    "source-controller",
-    (
-        Rule("spec.type", ("default", "oci"), hint="use 'default' (HTTP(S)) or 'oci'"),
-        Rule("spec.provider", ("generic",), hint="use 'generic' (a secretRef) or remove it"),
-    ),
+    "source-controller", (Rule("spec.type", ("default", "oci"), hint="use 'default' (HTTP(S)) or 'oci'"),)
+)
+# Checked for type 'oci' only: a cloud ``provider`` needs a token service (aws, azure, gcp) fluxwarden lacks.
+HELM_OCI_REPOSITORY_UNSUPPORTED = Table(
+    "source-controller", (Rule("spec.provider", ("generic",), hint="use 'generic' (a secretRef) or remove it"),)
 )
 HELM_CHART_UNSUPPORTED = Table(
     "source-controller",
@@ -102,6 +102,11 @@ class GitRepositorySpec:
 def is_oci_helm_repository(obj: dict[str, Any]) -> bool:
     """``spec.type: oci``: Flux keeps such a HelmRepository as data only (no artifact, no status)."""
     return spec_of(obj).get("type") == "oci"
+
+
+def oci_helm_repository_unsupported(obj: dict[str, Any]) -> Finding | None:
+    """The first field an OCI HelmRepository sets that fluxwarden does not implement."""
+    return find(obj, HELM_REPOSITORY_UNSUPPORTED) or find(obj, HELM_OCI_REPOSITORY_UNSUPPORTED)
 
 
 @dataclass(frozen=True)

@@ -20,15 +20,17 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 from urllib.parse import urlsplit
+
+import urllib3
+from kubernetes.client.exceptions import ApiException
 
 from fluxwarden.controllers.artifacts.http import HttpCredentials, private_file
 from fluxwarden.controllers.runtime.errors import Failure
-from fluxwarden.controllers.runtime.kube import Kube, NotFound, Resource
+from fluxwarden.controllers.runtime.kube import Kube, NotFound, translate
 from fluxwarden.controllers.source.api import HelmRepositorySpec
 
-SECRET = Resource("", "v1", "secrets", "Secret")
 DOCKER_CONFIG_JSON = "kubernetes.io/dockerconfigjson"
 AUTHENTICATION_FAILED = "AuthenticationFailed"
 
@@ -85,12 +87,18 @@ def docker_config_auth(config: bytes, host: str, secret: str) -> tuple[str, str]
 
 
 def _secret(kube: Kube, namespace: str, name: str, what: str) -> tuple[str, dict[str, bytes]]:
+    """The Secret's type and decoded data (the type tells a docker config from basic auth, as in Flux)."""
     try:
-        found: dict[str, Any] = kube.get(SECRET, namespace, name)
-    except NotFound:
-        raise Failure(AUTHENTICATION_FAILED, f"failed to get {what} secret '{namespace}/{name}': not found") from None
-    data = {k: base64.b64decode(v) for k, v in (found.get("data") or {}).items()}
-    return str(found.get("type") or ""), data
+        found = kube.core.read_namespaced_secret(name, namespace)
+    except (ApiException, urllib3.exceptions.HTTPError) as exc:
+        error = translate(exc, f"get Secret {namespace}/{name}")
+        if isinstance(error, NotFound):
+            raise Failure(
+                AUTHENTICATION_FAILED, f"failed to get {what} secret '{namespace}/{name}': not found"
+            ) from None
+        raise error from None
+    data = {k: base64.b64decode(v) for k, v in (found.data or {}).items()}
+    return str(found.type or ""), data
 
 
 def registry_credentials(kube: Kube, namespace: str, spec: HelmRepositorySpec) -> RegistryCredentials:
@@ -131,7 +139,7 @@ class RegistrySession:
         self.plain_http = plain_http
         self.timeout = timeout
         self.helm = helm
-        self.home = Path(tempfile.mkdtemp(prefix="fluxwarden-registry-"))  # 0700
+        self.home = Path(tempfile.mkdtemp(prefix="fluxwarden-helm-login-"))  # 0700
         self.registry_config = self.home / "registry.json"
         self.flags: list[str] = ["--plain-http"] if plain_http else []
         for flag, data, name in (

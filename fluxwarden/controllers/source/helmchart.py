@@ -25,7 +25,7 @@ import yaml
 from fluxwarden.controllers.artifacts.errors import ArtifactError, DownloadError
 from fluxwarden.controllers.artifacts.http import download
 from fluxwarden.controllers.artifacts.unpack import safe_extract
-from fluxwarden.controllers.runtime import conditions, unsupported
+from fluxwarden.controllers.runtime import conditions
 from fluxwarden.controllers.runtime.controller import Context, Success, Watch, artifact_revision
 from fluxwarden.controllers.runtime.errors import Failure, Stalling, Waiting
 from fluxwarden.controllers.runtime.kube import Kube, NotFound, Resource, key_of
@@ -37,10 +37,10 @@ from fluxwarden.controllers.source.api import (
     HELM_CHART,
     HELM_CHART_UNSUPPORTED,
     HELM_REPOSITORY,
-    HELM_REPOSITORY_UNSUPPORTED,
     HelmChartSpec,
     HelmRepositorySpec,
     is_oci_helm_repository,
+    oci_helm_repository_unsupported,
 )
 from fluxwarden.controllers.source.gitrepository import ARTIFACT_IN_STORAGE
 from fluxwarden.controllers.source.helmrepository import parse_index, repository_credentials
@@ -206,7 +206,7 @@ class HelmChartReconciler:
                 "SourceUnavailable", f"{spec.source_kind} '{namespace}/{spec.source_name}' not found", SOURCE_RETRY
             ) from None
         if spec.source_kind == "HelmRepository" and is_oci_helm_repository(source):
-            if found := unsupported.find(source, HELM_REPOSITORY_UNSUPPORTED):
+            if found := oci_helm_repository_unsupported(source):
                 raise Waiting(
                     "SourceUnavailable",
                     f"HelmRepository '{namespace}/{spec.source_name}': {found.message}",

@@ -21,7 +21,7 @@ from fluxwarden.controllers.artifacts.errors import DownloadError
 from fluxwarden.controllers.artifacts.http import HttpCredentials, download
 from fluxwarden.controllers.runtime import conditions, unsupported
 from fluxwarden.controllers.runtime.controller import Context, Success
-from fluxwarden.controllers.runtime.errors import Failure
+from fluxwarden.controllers.runtime.errors import Failure, Stalling
 from fluxwarden.controllers.runtime.kube import NotFound
 from fluxwarden.controllers.source.api import (
     FINALIZER,
@@ -29,6 +29,7 @@ from fluxwarden.controllers.source.api import (
     HELM_REPOSITORY_UNSUPPORTED,
     HelmRepositorySpec,
     is_oci_helm_repository,
+    oci_helm_repository_unsupported,
 )
 from fluxwarden.controllers.source.gitrepository import ARTIFACT_IN_STORAGE, FETCH_FAILED
 from fluxwarden.controllers.source.storage import Storage, artifact_status
@@ -80,9 +81,11 @@ class HelmRepositoryReconciler:
 
         One that sets a field fluxwarden lacks (a cloud ``provider``) is reconciled, to be Stalled for it.
         """
-        return is_oci_helm_repository(obj) and unsupported.find(obj, HELM_REPOSITORY_UNSUPPORTED) is None
+        return is_oci_helm_repository(obj) and oci_helm_repository_unsupported(obj) is None
 
     def reconcile(self, ctx: Context, obj: dict[str, Any]) -> Success:
+        if is_oci_helm_repository(obj) and (found := oci_helm_repository_unsupported(obj)):
+            raise Stalling(unsupported.REASON, found.message)
         spec = HelmRepositorySpec.of(obj)
         meta, status = obj["metadata"], obj["status"]
         generation = meta.get("generation")
