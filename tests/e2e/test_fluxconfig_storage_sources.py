@@ -1,5 +1,6 @@
-"""FluxConfigs of ``sourceKind`` AzureBlob and Bucket reconciled end to end: a real Azurite (shared key
-and SAS over HTTPS) and a real S3 server (versitygw), the manifests applied, the config Compliant.
+"""FluxConfigs of ``sourceKind`` AzureBlob, Bucket and OCIRepository reconciled end to end: a real Azurite
+(shared key and SAS over HTTPS), a real S3 server (versitygw) and a real registry (an artifact pushed
+with ``fluxwarden push artifact``), the manifests applied, the config Compliant.
 
 The expected revision is Flux's Bucket revision computed here from the server's own answers (sha256 of
 the sorted ``<key> <etag>`` lines; for Azure the quoted ETag header a download returns, for S3 the
@@ -16,8 +17,10 @@ import certifi
 import pytest
 
 from fluxwarden.controllers.runtime.kube import Resource
+from tests.e2e.test_source_cli_storage import manifest_digest, push_artifact
 from tests.support.azurite import Azurite
 from tests.support.fluxconfig import FluxConfigs, Stages, controllers, entry, stages
+from tests.support.oci_registry import OciRegistry
 from tests.support.s3_server import S3Server
 from tests.support.tenants import configmap
 from tests.support.tls import PrivateCA
@@ -220,3 +223,48 @@ def test_bucket_config_against_an_s3_server(stages: Stages, namespace: str, tmp_
             f"Compliant at {changed}",
         )
         applied(configs, "s3-app", "2")
+
+
+def test_oci_repository_config_pushed_with_fluxwarden_push_artifact(
+    stages: Stages, namespace: str, tmp_path: Path
+) -> None:
+    stage = stages(namespace)
+    configs = stage.configs
+    with OciRegistry(auth=False) as registry:
+        (tmp_path / "app").mkdir()
+        (tmp_path / "app" / "cm.yaml").write_text(configmap("oci-app", "1", namespace))
+        push_artifact(registry, "configs:v1", tmp_path)
+        configs.create(
+            "oci",
+            {
+                "scope": "namespace",
+                "sourceKind": "OCIRepository",
+                "ociRepository": {"url": registry.oci_url("configs"), "repositoryRef": {"tag": "v1"},
+                                  "insecure": True, "syncIntervalInSeconds": 2},
+                "kustomizations": {"app": entry("./app")},
+            },
+        )  # fmt: skip
+        revision = f"v1@{manifest_digest(registry, 'configs', 'v1')}"
+        configs.wait(
+            "oci",
+            lambda o: (
+                (o.get("status") or {}).get("complianceState") == "Compliant"
+                and o["status"].get("sourceSyncedCommitId") == revision
+            ),
+            f"Compliant at {revision}",
+        )
+        applied(configs, "oci-app", "1")
+
+        (tmp_path / "app" / "cm.yaml").write_text(configmap("oci-app", "2", namespace))
+        push_artifact(registry, "configs:v1", tmp_path)
+        changed = f"v1@{manifest_digest(registry, 'configs', 'v1')}"
+        assert changed != revision
+        configs.wait(
+            "oci",
+            lambda o: (
+                (o.get("status") or {}).get("sourceSyncedCommitId") == changed
+                and o["status"].get("complianceState") == "Compliant"
+            ),
+            f"Compliant at {changed}",
+        )
+        applied(configs, "oci-app", "2")

@@ -8,12 +8,15 @@ and a real registry. An OCI HelmRepository shows as flux shows it (Ready, nothin
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from kubernetes import client
 
@@ -22,6 +25,7 @@ from fluxwarden.controllers.runtime.kube import Resource
 from fluxwarden.controllers.source.api import BUCKET, HELM_REPOSITORY, OCI_REPOSITORY
 from tests.e2e.test_controllers_runtime import cli, make_source
 from tests.support.control_plane import ControlPlane
+from tests.support.oci_registry import OciRegistry
 from tests.support.s3_server import S3Server
 from tests.support.tenants import SHARD
 from tests.support.wait import until
@@ -29,6 +33,7 @@ from tests.support.wait import until
 PATCHED = "cli-storage-patched"  # a shard no controller watches: the test writes the status
 DIGEST = "sha256:" + "ab12" * 16
 OCI_REVISION = "1.2.0@sha256:" + "cd34" * 16
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
 def condition(status: str, reason: str, message: str) -> dict[str, Any]:
@@ -234,3 +239,54 @@ def test_get_and_reconcile_a_real_bucket(
         assert refused.returncode == 1
         assert refused.stderr.startswith(f"✗ Bucket {namespace}/apps: "), refused.stderr
         assert s3.secret_key not in refused.stderr and "\n" not in refused.stderr.strip()
+
+
+def manifest_digest(registry: OciRegistry, repository: str, tag: str) -> str:
+    """The digest the registry gives the manifest of ``repository:tag`` (its own answer)."""
+    response = httpx.head(f"{registry.url}/v2/{repository}/manifests/{tag}", headers={"Accept": OCI_MANIFEST},
+                          timeout=10)  # fmt: skip
+    response.raise_for_status()
+    return str(response.headers["Docker-Content-Digest"])
+
+
+def push_artifact(registry: OciRegistry, reference: str, directory: Path) -> None:
+    """``fluxwarden push artifact`` (as ``flux push artifact``) of ``directory`` to a plain-HTTP registry."""
+    done = subprocess.run(
+        [sys.executable, "-m", "fluxwarden.cli.main", "push", "artifact", f"oci://{registry.host}/{reference}",
+         "--path", str(directory), "--source", "https://example.com/apps.git", "--revision", "main@sha1:" + "a" * 40,
+         "--insecure-registry"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def test_get_and_reconcile_a_real_oci_repository(
+    control_plane: ControlPlane, admin_api: client.ApiClient, namespace: str, source_controller: Reconcilers,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    with OciRegistry(auth=False) as registry:
+        (tmp_path / "manifests").mkdir()
+        (tmp_path / "manifests" / "cm.yaml").write_text("kind: ConfigMap\n")
+        push_artifact(registry, "apps:v1", tmp_path / "manifests")
+        spec = {"url": registry.oci_url("apps"), "ref": {"tag": "v1"}, "insecure": True}
+        make_source(admin_api, OCI_REPOSITORY, namespace, "apps", REAL, spec)
+        first = f"v1@{manifest_digest(registry, 'apps', 'v1')}"
+        until(lambda: cli(control_plane, "get", "sources", "oci", "-n", namespace).stdout,
+              lambda out: first in out, timeout=60, what="the OCIRepository listed at its revision")  # fmt: skip
+        [row] = [cells(r) for r in lines(cli(control_plane, "get", "sources", "oci", "-n", namespace).stdout)[1:]]
+        assert row[:4] == ["apps", first, "False", "True"]
+
+        (tmp_path / "manifests" / "cm.yaml").write_text("kind: ConfigMap\nmetadata: {name: b}\n")
+        push_artifact(registry, "apps:v1", tmp_path / "manifests")
+        second = f"v1@{manifest_digest(registry, 'apps', 'v1')}"
+        assert second != first
+        done = cli(control_plane, "reconcile", "source", "oci", "apps", "-n", namespace)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines()[-1] == f"✔ fetched revision {second}"
+
+        make_source(admin_api, OCI_REPOSITORY, namespace, "missing", REAL, {**spec, "ref": {"tag": "v9"}})
+        until(lambda: cli(control_plane, "get", "sources", "oci", "-n", namespace).stdout,
+              lambda out: any(r[0].strip() == "missing" and r[3].strip() == "False" for r in lines(out)[1:]),
+              timeout=60, what="the OCIRepository of a missing tag not Ready")  # fmt: skip
+        refused = cli(control_plane, "reconcile", "source", "oci", "missing", "-n", namespace)
+        assert refused.returncode == 1 and refused.stderr.startswith(f"✗ OCIRepository {namespace}/missing: ")
