@@ -17,9 +17,9 @@ import certifi
 import pytest
 
 from fluxwarden.controllers.runtime.kube import Resource
-from tests.e2e.test_source_cli_storage import manifest_digest, push_artifact
 from tests.support.azurite import Azurite
 from tests.support.fluxconfig import FluxConfigs, Stages, controllers, entry, stages
+from tests.support.oci_charts import manifest_digest, push_artifact
 from tests.support.oci_registry import OciRegistry
 from tests.support.s3_server import S3Server
 from tests.support.tenants import configmap

@@ -8,15 +8,12 @@ and a real registry. An OCI HelmRepository shows as flux shows it (Ready, nothin
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from kubernetes import client
 
@@ -25,6 +22,7 @@ from fluxwarden.controllers.runtime.kube import Resource
 from fluxwarden.controllers.source.api import BUCKET, HELM_REPOSITORY, OCI_REPOSITORY
 from tests.e2e.test_controllers_runtime import cli, make_source
 from tests.support.control_plane import ControlPlane
+from tests.support.oci_charts import manifest_digest, push_artifact
 from tests.support.oci_registry import OciRegistry
 from tests.support.s3_server import S3Server
 from tests.support.tenants import SHARD
@@ -33,7 +31,6 @@ from tests.support.wait import until
 PATCHED = "cli-storage-patched"  # a shard no controller watches: the test writes the status
 DIGEST = "sha256:" + "ab12" * 16
 OCI_REVISION = "1.2.0@sha256:" + "cd34" * 16
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
 def condition(status: str, reason: str, message: str) -> dict[str, Any]:
@@ -239,25 +236,6 @@ def test_get_and_reconcile_a_real_bucket(
         assert refused.returncode == 1
         assert refused.stderr.startswith(f"✗ Bucket {namespace}/apps: "), refused.stderr
         assert s3.secret_key not in refused.stderr and "\n" not in refused.stderr.strip()
-
-
-def manifest_digest(registry: OciRegistry, repository: str, tag: str) -> str:
-    """The digest the registry gives the manifest of ``repository:tag`` (its own answer)."""
-    response = httpx.head(f"{registry.url}/v2/{repository}/manifests/{tag}", headers={"Accept": OCI_MANIFEST},
-                          timeout=10)  # fmt: skip
-    response.raise_for_status()
-    return str(response.headers["Docker-Content-Digest"])
-
-
-def push_artifact(registry: OciRegistry, reference: str, directory: Path) -> None:
-    """``fluxwarden push artifact`` (as ``flux push artifact``) of ``directory`` to a plain-HTTP registry."""
-    done = subprocess.run(
-        [sys.executable, "-m", "fluxwarden.cli.main", "push", "artifact", f"oci://{registry.host}/{reference}",
-         "--path", str(directory), "--source", "https://example.com/apps.git", "--revision", "main@sha1:" + "a" * 40,
-         "--insecure-registry"],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
 
 
 def test_get_and_reconcile_a_real_oci_repository(

@@ -1,11 +1,13 @@
-"""Publish charts to a real OCI registry with the real ``helm package`` and ``helm push``, as a chart's
-author would; what was pushed (the ``.tgz`` bytes, the manifest's layer digest) is the tests' witness.
+"""Publish to a real OCI registry as users do: charts with the real ``helm package``/``helm push``, Flux
+artifacts with ``fluxwarden push artifact``; what was pushed (the ``.tgz`` bytes, the manifest's
+digests, as the registry reports them) is the tests' witness.
 """
 
 from __future__ import annotations
 
 import hashlib
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ from tests.support.helm_repo import helm_binary, write_chart
 from tests.support.oci_registry import OciRegistry
 from tests.support.server_process import client_context
 
-HELM_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
 class ChartPublisher:
@@ -55,7 +57,7 @@ class ChartPublisher:
         auth = (self.registry.username, self.registry.password) if self.registry.auth else None
         response = httpx.get(
             f"{self.registry.url}/v2/{self.path}/{name}/manifests/{version}",
-            headers={"Accept": HELM_MANIFEST}, auth=auth, verify=client_context(self.registry.tls), timeout=10,
+            headers={"Accept": OCI_MANIFEST}, auth=auth, verify=client_context(self.registry.tls), timeout=10,
         )  # fmt: skip
         response.raise_for_status()
         [layer] = response.json()["layers"]
@@ -64,3 +66,22 @@ class ChartPublisher:
 
 def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def manifest_digest(registry: OciRegistry, repository: str, tag: str) -> str:
+    """The digest the registry gives the manifest of ``repository:tag`` (its own answer)."""
+    response = httpx.head(f"{registry.url}/v2/{repository}/manifests/{tag}", headers={"Accept": OCI_MANIFEST},
+                          timeout=10)  # fmt: skip
+    response.raise_for_status()
+    return str(response.headers["Docker-Content-Digest"])
+
+
+def push_artifact(registry: OciRegistry, reference: str, directory: Path) -> None:
+    """``fluxwarden push artifact`` (as ``flux push artifact``) of ``directory`` to a plain-HTTP registry."""
+    done = subprocess.run(
+        [sys.executable, "-m", "fluxwarden.cli.main", "push", "artifact", f"oci://{registry.host}/{reference}",
+         "--path", str(directory), "--source", "https://example.com/apps.git", "--revision", "main@sha1:" + "a" * 40,
+         "--insecure-registry"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
