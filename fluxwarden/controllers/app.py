@@ -19,6 +19,7 @@ from fluxwarden.controllers.runtime.controller import Controller
 from fluxwarden.controllers.runtime.kube import Kube
 from fluxwarden.controllers.runtime.manager import Manager, ManagerOptions
 from fluxwarden.controllers.runtime.service import Service
+from fluxwarden.controllers.source.bucket import BucketReconciler
 from fluxwarden.controllers.source.gitrepository import DEFAULT_MAX_SIZE, GitRepositoryReconciler
 from fluxwarden.controllers.source.helmchart import HelmChartReconciler
 from fluxwarden.controllers.source.helmrepository import HelmRepositoryReconciler
@@ -67,6 +68,7 @@ def _source(kube: Kube, storage: Storage, options: ControllersOptions) -> list[C
         GitRepositoryReconciler(storage, options.max_source_size),
         HelmRepositoryReconciler(storage, options.max_source_size),
         HelmChartReconciler(storage, options.max_source_size),
+        BucketReconciler(storage, options.max_source_size),
     ]
 
 

@@ -179,6 +179,19 @@ def test_missing_secret_and_bad_headers(admin_api: client.ApiClient, kube: Kube,
         kube, namespace, "b", {"type": "generic", "address": "https://h/", "secretRef": {"name": "bad-headers"}}
     )
     assert "headers is not a YAML map" in refused(kube, bad)
+    secret(admin_api, namespace, "split-token", {"token": f"{TOKEN}\nX-Injected: 1"})
+    split = provider(
+        kube,
+        namespace,
+        "s",
+        {"type": "github", "address": "https://github.com/o/r", "secretRef": {"name": "split-token"}},
+    )
+    assert "token has line breaks" in refused(kube, split)
+    secret(admin_api, namespace, "wide-header", {"headers": f"X-Name: {HEADER_VALUE}\u2603\n"})
+    wide = provider(
+        kube, namespace, "w", {"type": "generic", "address": "https://h/", "secretRef": {"name": "wide-header"}}
+    )
+    assert "headers['X-Name'] is not a valid HTTP header" in refused(kube, wide)
     secret(admin_api, namespace, "no-token", {"address": SECRET_ADDRESS})
     hmac_less = provider(kube, namespace, "n", {"type": "generic-hmac", "secretRef": {"name": "no-token"}})
     text = refused(kube, hmac_less)
@@ -189,7 +202,27 @@ def test_the_crd_and_resolve_agree_on_types(kube: Kube, namespace: str) -> None:
     obj = provider(kube, namespace, "tg", {"type": "telegram", "address": "https://api.telegram.org", "channel": "@x"})
     assert "spec.type 'telegram' is not supported by fluxwarden" in refused(kube, obj)
     expr = provider(
-        kube, namespace, "ex", {"type": "gitlab", "address": "https://gitlab.com/g/p", "commitStatusExpr": "'x'"}
+        kube,
+        namespace,
+        "ex",
+        {"type": "gitlab", "address": "https://gitlab.com/g/p", "commitStatusExpr": "has(event.x)"},
     )
-    assert "spec.commitStatusExpr" in refused(kube, expr)
+    assert "spec.commitStatusExpr: " in refused(kube, expr)
+
+
+def test_commit_status_expr_resolved(admin_api: client.ApiClient, kube: Kube, namespace: str) -> None:
+    secret(admin_api, namespace, "gl", {"token": TOKEN})
+    expr = "(event.involvedObject.kind + '/' + event.metadata.cluster).lowerAscii()"
+    spec = {
+        "type": "gitlab",
+        "address": "https://gitlab.com/g/p",
+        "secretRef": {"name": "gl"},
+        "commitStatusExpr": expr,
+    }
+    obj = provider(kube, namespace, "gl", spec)
+    target = resolve(kube, obj)
+    assert target.commit_status_expr == expr
+    assert target.provider_object["metadata"]["uid"] == obj["metadata"]["uid"]
+    assert "managedFields" not in target.provider_object["metadata"]
+    assert target.provider_object["spec"]["type"] == "gitlab"
     assert json.dumps(obj["spec"])  # the object came back from the API server as written

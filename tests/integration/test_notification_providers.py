@@ -1,10 +1,9 @@
 """Each provider type against a real HTTPS endpoint on loopback, which records what was really sent.
 
-The endpoint is a small recorder of this module's own (tests/support/recorder.py was not on main yet
-when this was written), built on tests.support.http_files' loopback server: real sockets, a real TLS
-1.2+ handshake with tests.support.tls's private CA, optional client certificates. Each request is
-checked independently: the HMAC recomputed here, the chat bodies parsed field by field, the GitHub and
-GitLab commit-status paths and bodies against those APIs' documentation.
+The endpoint is tests.support.recorder's Recorder: real sockets, a real TLS 1.2+ handshake with
+tests.support.tls's private CA, optional client certificates. Each request is checked independently:
+the HMAC recomputed here, the chat bodies parsed field by field, the GitHub and GitLab commit-status
+paths and bodies against those APIs' documentation.
 """
 
 from __future__ import annotations
@@ -14,21 +13,21 @@ import base64
 import hashlib
 import hmac
 import json
+import socket
 import ssl
-import threading
 import time
-import urllib.parse
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Awaitable, Iterator
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import pytest
 
 from fluxwarden.controllers.notification.event import Event, ObjectRef
-from fluxwarden.controllers.notification.providers import DeliveryError, Target, close, deliver
+from fluxwarden.controllers.notification.providers import DeliveryError, Target, close, deliver, transport
 from fluxwarden.controllers.notification.providers import tls as provider_tls
-from tests.support.http_files import AuthenticatingHandler, LoopbackHttpServer
+from tests.support.recorder import Received, Recorder, Reply
 from tests.support.tls import PrivateCA
+from tests.unit.controllers.notification.providers_events import as_sent
 
 SHA = "731f7eaddfb6af01cb2173e18f0f75b0ba780ef1"
 UID = "0c9c2e41-d2f9-4f9b-9c41-bebc1984d67a"
@@ -37,86 +36,15 @@ HEADER_SECRET = "hdr-1a2b3c4d5e"
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Seen:
-    method: str
-    target: str  # the request target as sent: path and query, percent-encoding untouched
-    headers: dict[str, str]  # lower-cased names
-    body: bytes
-    client_cert: str | None
-    peer_port: int
+class CountingRecorder(Recorder):
+    """The shared recorder, counting the connections it accepted (to see the client's pool at work)."""
 
-    @property
-    def path(self) -> str:
-        return self.target.partition("?")[0]
+    connections = 0
 
-    @property
-    def query(self) -> dict[str, list[str]]:
-        return urllib.parse.parse_qs(self.target.partition("?")[2])
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int = 200
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-Responder = Callable[[Seen], Answer]
-
-
-class _Handler(AuthenticatingHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, so the pooled client's connection reuse shows
-    server: Any
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def _serve(self) -> None:
-        owner: Recorder = self.server.owner
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        cert = None
-        if isinstance(self.connection, ssl.SSLSocket):
-            subject: Any = (self.connection.getpeercert() or {}).get("subject", ())
-            cert = {k: v for rdn in subject for k, v in rdn}.get("commonName")
-        seen = Seen(
-            self.command,
-            self.path,
-            {k.lower(): v for k, v in self.headers.items()},
-            body,
-            cert,
-            self.client_address[1],
-        )
-        answer = owner.record(seen)
-        self.send_response(answer.status)
-        for name, value in answer.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(answer.body)))
-        self.end_headers()
-        self.wfile.write(answer.body)
-
-
-class Recorder(LoopbackHttpServer):
-    """Records every request; answers with ``responder`` (default 200, empty)."""
-
-    handler_class = _Handler
-
-    def __init__(self, tls: ssl.SSLContext | None = None, responder: Responder | None = None) -> None:
-        super().__init__(tls=tls)
-        self.responder: Responder = responder or (lambda seen: Answer())
-        self.seen: list[Seen] = []
-        self._lock = threading.Lock()
-
-    def record(self, seen: Seen) -> Answer:
-        with self._lock:
-            self.seen.append(seen)
-        return self.responder(seen)
+    def _track(self, connection: socket.socket, *, add: bool) -> None:
+        if add:
+            self.connections += 1
+        super()._track(connection, add=add)
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +54,7 @@ def ca() -> PrivateCA:
 
 @pytest.fixture
 def https(ca: PrivateCA) -> Iterator[Recorder]:
-    with Recorder(tls=ca.server_context(client_certs=True)) as server:
+    with CountingRecorder(tls=ca, client_certs=True) as server:
         yield server
 
 
@@ -155,7 +83,7 @@ def event(**changes: Any) -> Event:
         reporting_controller="kustomize-controller",
         reporting_instance="kustomize-controller-7c7b47f5f-8bhrp",
     )
-    return replace(base, **changes)
+    return as_sent(replace(base, **changes))
 
 
 def target(kind: str, address: str, ca: PrivateCA | None, **extra: Any) -> Target:
@@ -180,10 +108,10 @@ def target(kind: str, address: str, ca: PrivateCA | None, **extra: Any) -> Targe
 # --- the webhook and chat providers ---------------------------------------------------------------
 
 
-def test_generic_over_https_with_the_secret_headers(https: Recorder, ca: PrivateCA) -> None:
+def test_generic_over_https_with_the_secret_headers(https: CountingRecorder, ca: PrivateCA) -> None:
     headers = {"Authorization": f"Bearer {HEADER_SECRET}", "X-Forwarded-Proto": "https"}
     run(deliver(target("generic", f"{https.url}/hook", ca, headers=headers), event()))
-    (seen,) = https.seen
+    (seen,) = https.received
     assert (seen.method, seen.path) == ("POST", "/hook")
     assert seen.headers["content-type"] == "application/json"
     assert seen.headers["gotk-component"] == "kustomize-controller"
@@ -195,9 +123,9 @@ def test_generic_over_https_with_the_secret_headers(https: Recorder, ca: Private
     assert body["reportingController"] == "kustomize-controller" and body["severity"] == "info"
 
 
-def test_generic_hmac_signature_verifies(https: Recorder, ca: PrivateCA) -> None:
+def test_generic_hmac_signature_verifies(https: CountingRecorder, ca: PrivateCA) -> None:
     run(deliver(target("generic-hmac", f"{https.url}/signed", ca, token=TOKEN), event()))
-    (seen,) = https.seen
+    (seen,) = https.received
     algorithm, _, sent = seen.headers["x-signature"].partition("=")
     assert algorithm == "sha256"
     expected = hmac.new(TOKEN.encode(), seen.body, hashlib.sha256).hexdigest()
@@ -208,18 +136,18 @@ def test_generic_hmac_signature_verifies(https: Recorder, ca: PrivateCA) -> None
 
 
 def test_slack_web_api(ca: PrivateCA) -> None:
-    def slack(seen: Seen) -> Answer:
+    def slack(seen: Received) -> Reply:
         ok = seen.json()["channel"] != "missing"
-        return Answer(200, json.dumps({"ok": ok, "error": None if ok else "channel_not_found"}).encode())
+        return Reply(200, json.dumps({"ok": ok, "error": None if ok else "channel_not_found"}).encode())
 
-    with Recorder(tls=ca.server_context(), responder=slack) as server:
+    with Recorder(tls=ca, responder=slack) as server:
         address = f"{server.url}/api/chat.postMessage"
         run(
             deliver(
                 target("slack", address, ca, token=TOKEN, channel="general", username="flux"), event(severity="error")
             )
         )
-        (seen,) = server.seen
+        (seen,) = server.received
         assert seen.headers["authorization"] == f"Bearer {TOKEN}"
         body = seen.json()
         assert (body["channel"], body["username"]) == ("general", "flux")
@@ -233,13 +161,13 @@ def test_slack_web_api(ca: PrivateCA) -> None:
         with pytest.raises(DeliveryError, match="ok=false: channel_not_found") as caught:
             run(deliver(target("slack", address, ca, token=TOKEN, channel="missing"), event()))
         assert TOKEN not in str(caught.value)
-        assert len(server.seen) == 2
+        assert len(server.received) == 2
 
 
-def test_msteams_workflows_adaptive_card(https: Recorder, ca: PrivateCA) -> None:
+def test_msteams_workflows_adaptive_card(https: CountingRecorder, ca: PrivateCA) -> None:
     address = f"{https.url}/workflows/abc/triggers/manual/paths/invoke?api-version=2016-06-01&sig=x"
     run(deliver(target("msteams", address, ca), event(severity="error", message="health check failed")))
-    (seen,) = https.seen
+    (seen,) = https.received
     assert seen.path == "/workflows/abc/triggers/manual/paths/invoke" and seen.query["sig"] == ["x"]
     body = seen.json()
     assert body["type"] == "message"
@@ -254,9 +182,9 @@ def test_msteams_workflows_adaptive_card(https: Recorder, ca: PrivateCA) -> None
     assert items[2]["facts"][0] == {"title": "summary", "value": "eu-west"}
 
 
-def test_discord_slack_endpoint(https: Recorder, ca: PrivateCA) -> None:
+def test_discord_slack_endpoint(https: CountingRecorder, ca: PrivateCA) -> None:
     run(deliver(target("discord", f"{https.url}/api/webhooks/42/tok", ca, username="flux-bot"), event()))
-    (seen,) = https.seen
+    (seen,) = https.received
     assert seen.path == "/api/webhooks/42/tok/slack"
     body = seen.json()
     assert body["username"] == "flux-bot"
@@ -264,10 +192,10 @@ def test_discord_slack_endpoint(https: Recorder, ca: PrivateCA) -> None:
     assert {f["title"] for f in body["attachments"][0]["fields"]} == {"revision", "summary"}
 
 
-def test_alertmanager_alerts_with_basic_auth(https: Recorder, ca: PrivateCA) -> None:
+def test_alertmanager_alerts_with_basic_auth(https: CountingRecorder, ca: PrivateCA) -> None:
     t = target("alertmanager", f"{https.url}/api/v2/alerts", ca, username="am", password="pw-2b3c4d5e")
     run(deliver(t, event(severity="error", reason="HealthCheckFailed")))
-    (seen,) = https.seen
+    (seen,) = https.received
     scheme, _, pair = seen.headers["authorization"].partition(" ")
     assert scheme == "Basic" and base64.b64decode(pair) == b"am:pw-2b3c4d5e"
     (alert,) = seen.json()  # Alertmanager's API v2 takes a list of alerts
@@ -284,26 +212,26 @@ def test_alertmanager_alerts_with_basic_auth(https: Recorder, ca: PrivateCA) -> 
 def test_github_commit_status_and_dedup(ca: PrivateCA) -> None:
     posted: list[dict[str, Any]] = []
 
-    def github(seen: Seen) -> Answer:
+    def github(seen: Received) -> Reply:
         if seen.method == "GET":  # GitHub lists a ref's statuses newest first
-            return Answer(200, json.dumps(posted[::-1]).encode(), {"Content-Type": "application/json"})
+            return Reply(200, json.dumps(posted[::-1]).encode(), {"Content-Type": "application/json"})
         posted.append(seen.json())
-        return Answer(201, json.dumps(seen.json() | {"id": len(posted)}).encode())
+        return Reply(201, json.dumps(seen.json() | {"id": len(posted)}).encode())
 
-    with Recorder(tls=ca.server_context(), responder=github) as server:
+    with Recorder(tls=ca, responder=github) as server:
         t = target("github", f"{server.url}/my-org/my-repo.git", ca, token=TOKEN)
         run(deliver(t, event()))
         run(deliver(t, event()))  # the same status again: listed, not posted
         run(deliver(t, event(severity="error", reason="HealthCheckFailed")))
-        methods = [(s.method, s.path) for s in server.seen]
+        methods = [(s.method, s.path) for s in server.received]
         listing = ("GET", f"/api/v3/repos/my-org/my-repo/commits/{SHA}/statuses")
         create = ("POST", f"/api/v3/repos/my-org/my-repo/statuses/{SHA}")
         assert methods == [listing, create, listing, listing, create]
-        assert server.seen[0].query == {"per_page": ["50"]}
-        for seen in server.seen:
+        assert server.received[0].query == {"per_page": ["50"]}
+        for seen in server.received:
             assert seen.headers["authorization"] == f"Bearer {TOKEN}"
             assert seen.headers["accept"] == "application/vnd.github+json"
-        first, second = (s.json() for s in server.seen if s.method == "POST")
+        first, second = (s.json() for s in server.received if s.method == "POST")
         # docs.github.com: state is one of error, failure, pending, success; context and description strings
         assert first == {
             "state": "success",
@@ -315,20 +243,20 @@ def test_github_commit_status_and_dedup(ca: PrivateCA) -> None:
 
 
 def test_github_skips_without_a_revision_then_sends_with_one(ca: PrivateCA) -> None:
-    with Recorder(tls=ca.server_context(), responder=lambda s: Answer(200, b"[]")) as server:
+    with Recorder(tls=ca, responder=lambda s: Reply(200, b"[]")) as server:
         t = target("github", f"{server.url}/org/repo", ca, token=TOKEN)
         run(deliver(t, event(metadata={})))
         run(deliver(t, event(reason="Progressing")))
         run(deliver(t, event()))
-        assert [s.method for s in server.seen] == ["GET", "POST"]  # only the third was sent
+        assert [s.method for s in server.received] == ["GET", "POST"]  # only the third was sent
 
 
 def test_gitlab_commit_status(ca: PrivateCA) -> None:
-    answers = {"GET": Answer(200, b"[]"), "POST": Answer(201, b"{}")}
-    with Recorder(tls=ca.server_context(), responder=lambda s: answers[s.method]) as server:
+    answers = {"GET": Reply(200, b"[]"), "POST": Reply(201, b"{}")}
+    with Recorder(tls=ca, responder=lambda s: answers[s.method]) as server:
         t = target("gitlab", f"{server.url}/group/sub/project.git", ca, token=TOKEN)
         run(deliver(t, event(severity="error")))
-        get, post = server.seen
+        get, post = server.received
         # docs.gitlab.com: the project is its ID or its URL-encoded path; POST /projects/:id/statuses/:sha
         assert get.target.startswith(f"/api/v4/projects/group%2Fsub%2Fproject/repository/commits/{SHA}/statuses?")
         assert get.query == {"name": ["kustomization/webapp/0c9c2e41"]}
@@ -347,7 +275,7 @@ def test_gitlab_commit_status(ca: PrivateCA) -> None:
 # --- TLS ------------------------------------------------------------------------------------------
 
 
-def test_untrusted_ca_fails_at_once_with_the_fix(https: Recorder) -> None:
+def test_untrusted_ca_fails_at_once_with_the_fix(https: CountingRecorder) -> None:
     other = PrivateCA()
     started = time.monotonic()
     with pytest.raises(DeliveryError) as caught:
@@ -357,17 +285,18 @@ def test_untrusted_ca_fails_at_once_with_the_fix(https: Recorder) -> None:
     assert text.startswith("Provider apps/team (generic): POST to https://127.0.0.1:")
     assert "\n" not in text and HEADER_SECRET not in text
     assert time.monotonic() - started < 1.5  # a certificate problem is not retried
-    assert https.seen == []
+    assert https.received == []
     with pytest.raises(DeliveryError, match="not trusted"):  # and the system roots do not know the test CA
         run(deliver(target("generic", f"{https.url}/hook", None), event()))
 
 
 def test_mtls_client_certificate_presented(ca: PrivateCA) -> None:
-    required = ca.server_context(client_certs=True)
-    required.verify_mode = ssl.CERT_REQUIRED
-    with Recorder(tls=required) as server:
+    server = Recorder(tls=ca, client_certs=True)
+    assert server.tls_context is not None
+    server.tls_context.verify_mode = ssl.CERT_REQUIRED  # no client certificate, no handshake
+    with server:
         run(deliver(target("generic", f"{server.url}/m", ca, client_cert=True), event()))
-        (seen,) = server.seen
+        (seen,) = server.received
         assert seen.client_cert == ca.name
         with pytest.raises(DeliveryError) as caught:  # without the pair the server ends the handshake
             run(deliver(target("generic", f"{server.url}/m", ca, timeout=3.0), event()))
@@ -375,7 +304,7 @@ def test_mtls_client_certificate_presented(ca: PrivateCA) -> None:
         # reads either the server's alert or just the closed connection, as Go's client would
         text = str(caught.value)
         assert ("TLS handshake failed" in text and "tls.crt/tls.key" in text) or "the connection failed" in text
-        assert len(server.seen) == 1
+        assert len(server.received) == 1
 
 
 # --- failures, retries, redirects ---------------------------------------------------------------
@@ -396,54 +325,117 @@ def test_refused_connection_retries_then_fails_in_bounded_time(ca: PrivateCA) ->
 
 
 def test_5xx_is_retried_and_4xx_is_not(ca: PrivateCA) -> None:
-    failures = iter([Answer(503, b"busy", {"Retry-After": "1"}), Answer(500, b"oops")])
-
-    def flaky(seen: Seen) -> Answer:
-        return next(failures, Answer(202))
-
-    with Recorder(tls=ca.server_context(), responder=flaky) as server:
+    server = CountingRecorder(tls=ca, status=202)
+    with server:
+        server.script(Reply(503, b"busy", {"Retry-After": "1"}), Reply(500, b"oops"))
         started = time.monotonic()
         run(deliver(target("generic", f"{server.url}/h", ca), event()))
         elapsed = time.monotonic() - started
-        assert len(server.seen) == 3  # 503 (Retry-After: 1), 500 (then 2 s backoff), 202
+        assert len(server.received) == 3  # 503 (Retry-After: 1), 500 (then 2 s backoff), 202
         assert 2.9 < elapsed < 6, elapsed
-        assert len({s.peer_port for s in server.seen}) <= 2  # kept-alive connection reused after a 5xx
-    with Recorder(tls=ca.server_context(), responder=lambda s: Answer(400, f"bad token {TOKEN}\n".encode())) as server:
+        assert [s.status for s in server.received] == [503, 500, 202]
+        assert server.connections == 1  # the kept-alive connection outlives a 5xx
+    with Recorder(tls=ca, responder=lambda s: Reply(400, f"bad token {TOKEN}\n".encode())) as refusing:
         with pytest.raises(DeliveryError) as caught:
-            run(deliver(target("generic-hmac", f"{server.url}/h", ca, token=TOKEN), event()))
+            run(deliver(target("generic-hmac", f"{refusing.url}/h", ca, token=TOKEN), event()))
         text = str(caught.value)
         assert "HTTP 400: bad token ***" in text and TOKEN not in text
-        assert len(server.seen) == 1
+        assert len(refusing.received) == 1
 
 
 def test_redirects_keep_credentials_on_their_origin(ca: PrivateCA) -> None:
-    with Recorder(tls=ca.server_context()) as other:
+    with Recorder(tls=ca) as other:
 
-        def redirect(seen: Seen) -> Answer:
+        def redirect(seen: Received) -> Reply:
             if seen.path == "/same":
-                return Answer(307, headers={"Location": "/final"})
+                return Reply(307, headers={"Location": "/final"})
             if seen.path == "/away":
-                return Answer(307, headers={"Location": f"{other.url}/elsewhere"})
-            return Answer(200)
+                return Reply(307, headers={"Location": f"{other.url}/elsewhere"})
+            return Reply(200)
 
-        with Recorder(tls=ca.server_context(), responder=redirect) as server:
+        with Recorder(tls=ca, responder=redirect) as server:
             t = target("alertmanager", f"{server.url}/same", ca, token=TOKEN)
             run(deliver(t, event()))
-            assert [s.path for s in server.seen] == ["/same", "/final"]
-            assert server.seen[1].headers["authorization"] == f"Bearer {TOKEN}"
-            assert server.seen[1].json() == server.seen[0].json()  # 307 keeps the method and body
+            assert [s.path for s in server.received] == ["/same", "/final"]
+            assert server.received[1].headers["authorization"] == f"Bearer {TOKEN}"
+            assert server.received[1].json() == server.received[0].json()  # 307 keeps the method and body
             run(deliver(replace(t, address=f"{server.url}/away"), event()))
-            (elsewhere,) = other.seen
+            (elsewhere,) = other.received
             assert elsewhere.path == "/elsewhere" and elsewhere.method == "POST"
             assert "authorization" not in elsewhere.headers  # never to another host
 
 
-def test_pooled_client_reuses_its_connection(https: Recorder, ca: PrivateCA) -> None:
+def test_pooled_client_reuses_its_connection(https: CountingRecorder, ca: PrivateCA) -> None:
     async def three() -> None:
         t = target("generic", f"{https.url}/p", ca)
         for _ in range(3):
             await deliver(t, event())
 
     run(three())
-    assert len(https.seen) == 3
-    assert len({s.peer_port for s in https.seen}) == 1  # one TLS connection for all three
+    assert len(https.received) == 3
+    assert https.connections == 1  # one TLS connection for all three
+
+
+def test_commit_status_expr_names_the_context(ca: PrivateCA) -> None:
+    answers = {"GET": Reply(200, b"[]"), "POST": Reply(201, b"{}")}
+    with Recorder(tls=ca, responder=lambda s: answers[s.method]) as server:
+        expr = "(event.involvedObject.kind + '/' + event.metadata.cluster + '/' + alert.metadata.name).lowerAscii()"
+        t = replace(target("gitlab", f"{server.url}/group/project", ca, token=TOKEN), commit_status_expr=expr)
+        with_cluster = event(metadata={"kustomize.toolkit.fluxcd.io/revision": f"main@sha1:{SHA}", "cluster": "EU-1"})
+        with pytest.raises(DeliveryError) as caught:  # the expression reads the Alert: none given
+            run(deliver(t, with_cluster))
+        assert "spec.commitStatusExpr failed for this event: alert is not known here" in str(caught.value)
+        with pytest.raises(DeliveryError, match="no such key: cluster"):
+            run(deliver(t, event(), alert={"metadata": {"name": "status"}}))
+        run(deliver(t, with_cluster, alert={"metadata": {"name": "Status"}}))
+        get, post = server.received  # only the last one was sent
+        assert get.query == {"name": ["kustomization/eu-1/status"]}
+        assert post.json()["name"] == "kustomization/eu-1/status"
+
+
+def test_proxy_from_the_provider_is_used_with_its_credentials() -> None:
+    # a plain-HTTP target through an HTTP proxy: the request reaches the proxy in absolute form
+    with Recorder() as proxy, Recorder() as endpoint:
+        t = target("generic", f"{endpoint.url}/hook", None, proxy=f"http://pu:{HEADER_SECRET}@127.0.0.1:{proxy.port}")
+        run(deliver(t, event()))
+        (seen,) = proxy.received
+        assert seen.target == f"{endpoint.url}/hook"
+        scheme, _, pair = (seen.header("proxy-authorization") or "").partition(" ")
+        assert scheme == "Basic" and base64.b64decode(pair) == f"pu:{HEADER_SECRET}".encode()
+        assert seen.json()["involvedObject"]["name"] == "webapp"
+        assert endpoint.received == []  # the proxy answered; nothing went around it
+
+
+def test_pool_is_bounded_and_evicts_idle_clients(https: CountingRecorder, ca: PrivateCA) -> None:
+    async def many() -> tuple[int, int]:
+        base = target("generic", f"{https.url}/p", ca)
+        for index in range(transport.POOL_LIMIT + 3):  # as many distinct TLS materials
+            await deliver(replace(base, tls_key=f"material-{index}"), event())
+        pool = transport._POOLS[asyncio.get_running_loop()]
+        return len(pool), sum(1 for key in pool if key[0] == f"material-{transport.POOL_LIMIT + 2}")
+
+    size, newest = run(many())
+    assert size == transport.POOL_LIMIT and newest == 1  # the newest client kept, the oldest closed
+    assert len(https.received) == transport.POOL_LIMIT + 3  # every delivery went out
+
+
+def test_a_stalled_endpoint_takes_no_connection_of_another(ca: PrivateCA) -> None:
+    with Recorder(tls=ca) as slow, Recorder(tls=ca) as fast:
+
+        async def both() -> float:
+            stalled = [
+                asyncio.create_task(deliver(target("generic", f"{slow.url}/s", ca, timeout=20.0), event()))
+                for _ in range(2 * transport.PER_ORIGIN)  # more than its connections: some wait in its pool
+            ]
+            await asyncio.to_thread(slow.wait_for, transport.PER_ORIGIN)
+            started = time.monotonic()
+            await deliver(target("generic", f"{fast.url}/f", ca), event())  # same TLS material, other origin
+            took = time.monotonic() - started
+            slow.release()
+            await asyncio.gather(*stalled)
+            return took
+
+        slow.hold()
+        took = run(both())
+        assert took < 1.0, took
+        assert fast.count == 1 and slow.count == 2 * transport.PER_ORIGIN

@@ -52,6 +52,7 @@ def start_notification(
     rate_limit_interval: float = 300.0,
     queue_size: int = 10_000,
     delivery_concurrency: int = 32,
+    read_timeout: float = 30.0,
     settings: Settings | None = None,
     controllers: tuple[str, ...] = ("notification",),
     shard: str | None = None,
@@ -71,6 +72,7 @@ def start_notification(
         rate_limit_interval=rate_limit_interval,
         queue_size=queue_size,
         delivery_concurrency=delivery_concurrency,
+        read_timeout=read_timeout,
         settings=settings or Settings(),
     )
     selector = f"{SHARD}={shard or 'nt-' + uuid.uuid4().hex[:8]}"

@@ -145,7 +145,7 @@ class KustomizationReconciler:
         self.applied: dict[str, dict[str, Applied]] = {}
         self.live_drift = LiveDrift(kube, self.mapper) if options.live_drift else None
         self.dependencies = Watch(KUSTOMIZATION, dependants)  # its cache also answers the dependency checks
-        self.watches = [_source_watch("GitRepository"), self.dependencies]
+        self.watches = [_source_watch("GitRepository"), _source_watch("Bucket"), self.dependencies]
 
     def healthy(self) -> bool:
         """For ``/readyz``: the live drift watches, when on, are listed and watching."""

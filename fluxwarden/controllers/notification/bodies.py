@@ -7,6 +7,7 @@ import asyncio
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 
+CLOSE = {"Connection": "close"}  # with a 408: the rest of that body is never read, the connection ends
 READ_TIMEOUT = 30.0  # Flux's servers' ReadTimeout: a client that stalls mid-body holds nothing longer
 
 

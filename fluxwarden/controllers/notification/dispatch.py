@@ -29,7 +29,7 @@ from fluxwarden.controllers.runtime.kube import KubeError
 
 logger = logging.getLogger("fluxwarden.controllers.notification")
 
-PER_PROVIDER = 8  # sends in flight to one Provider
+PER_PROVIDER = 4  # sends in flight to one Provider (its pooled client has 8 connections per origin)
 LANE_LIMIT = 1000  # deliveries waiting for one Provider; beyond, it is not keeping up: drop, warn
 Lane = tuple[str, str]  # the Provider's namespace and name
 
@@ -185,7 +185,7 @@ class Dispatcher:
                 self._failed(delivery, "failed to dispatch", f"on-change state not saved, nothing sent: {exc}")
                 return
         try:
-            await providers.deliver(target, event)
+            await providers.deliver(target, event, alert=alert.obj)
         except providers.DeliveryError as exc:
             self._failed(delivery, "failed to send", str(exc))
             return

@@ -32,7 +32,7 @@ from fluxwarden.controllers.notification.api import (
     SOURCE_FETCH_FAILED,
     NotificationOptions,
 )
-from fluxwarden.controllers.notification.bodies import TooLarge, TooSlow, read_body, text
+from fluxwarden.controllers.notification.bodies import CLOSE, TooLarge, TooSlow, read_body, text
 from fluxwarden.controllers.notification.dispatch import Delivery, Dispatcher
 from fluxwarden.controllers.notification.event import BadEvent, Event, parse
 from fluxwarden.controllers.notification.labels import Labels
@@ -104,11 +104,11 @@ class EventRouter:
 
     async def handle(self, request: Request) -> Response:
         try:
-            event = parse(await read_body(request, MAX_EVENT_BYTES))
+            event = parse(await read_body(request, MAX_EVENT_BYTES, self.options.read_timeout))
         except TooLarge:
             return text(413, f"event over {MAX_EVENT_BYTES >> 20} MiB")
         except TooSlow:
-            return text(408, "the body did not arrive in time")
+            return text(408, "the body did not arrive in time", CLOSE)
         except ClientDisconnect:
             return text(400, "the client went away before sending the whole body")
         except BadEvent as exc:

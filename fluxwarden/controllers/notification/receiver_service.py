@@ -21,7 +21,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from fluxwarden.controllers.notification.api import MAX_EVENT_BYTES, RECEIVER, NotificationOptions
-from fluxwarden.controllers.notification.bodies import TooLarge, TooSlow, read_body
+from fluxwarden.controllers.notification.bodies import CLOSE, TooLarge, TooSlow, read_body
 from fluxwarden.controllers.notification.bodies import text as _text
 from fluxwarden.controllers.notification.hooks import Rejected, hook, verify
 from fluxwarden.controllers.notification.receiver import TOKEN_KEY, secret_name
@@ -53,6 +53,7 @@ class ReceiverService:
         self.kube = kube
         self.mapper = RestMapper(kube)
         self.index = ReceiverIndex()
+        self.read_timeout = options.read_timeout
         self.cache: Cache | None = None
         app = Starlette(
             routes=[
@@ -102,9 +103,9 @@ class ReceiverService:
         if not is_true(receiver):
             return _text(503, f"{where} is not ready; see its Ready condition")
         try:
-            body = await read_body(request, MAX_BODY_BYTES)
+            body = await read_body(request, MAX_BODY_BYTES, self.read_timeout)
         except TooSlow:
-            return _text(408, "the body did not arrive in time")
+            return _text(408, "the body did not arrive in time", CLOSE)
         except TooLarge:
             return _text(413, f"the body is over {MAX_BODY_BYTES >> 20} MiB, the most a Receiver takes")
         except ClientDisconnect:

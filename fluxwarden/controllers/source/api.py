@@ -49,7 +49,11 @@ HELM_OCI_REPOSITORY_UNSUPPORTED = Table(
 HELM_CHART_UNSUPPORTED = Table(
     "source-controller",
     (
-        Rule("spec.sourceRef.kind", ("HelmRepository", "GitRepository"), hint="use a HelmRepository or GitRepository"),
+        Rule(
+            "spec.sourceRef.kind",
+            ("HelmRepository", "GitRepository", "Bucket"),
+            hint="use a HelmRepository, GitRepository or Bucket",
+        ),
         Rule("spec.verify"),
         Rule("spec.reconcileStrategy", ("ChartVersion",), hint="remove it (the default is ChartVersion)"),
         Rule("spec.ignoreMissingValuesFiles", (False,)),
@@ -152,8 +156,10 @@ class HelmChartSpec:
         spec = spec_of(obj)
         ref = mapping(spec.get("sourceRef"))
         kind = str(ref.get("kind") or "")
-        if kind not in ("HelmRepository", "GitRepository"):
-            raise Stalling("InvalidSpec", f"spec.sourceRef.kind '{kind}' is not HelmRepository or GitRepository")
+        if kind not in ("HelmRepository", "GitRepository", "Bucket"):
+            raise Stalling(
+                "InvalidSpec", f"spec.sourceRef.kind '{kind}' is not HelmRepository, GitRepository or Bucket"
+            )
         if not spec.get("chart") or not ref.get("name"):
             raise Stalling("InvalidSpec", "spec.chart and spec.sourceRef.name are required")
         files = list(spec.get("valuesFiles") or [])

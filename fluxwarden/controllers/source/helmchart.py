@@ -1,4 +1,4 @@
-"""The HelmChart reconciler: pick a chart version from a HelmRepository or a GitRepository path,
+"""The HelmChart reconciler: pick a chart version from a HelmRepository or a GitRepository or Bucket path,
 merge ``valuesFiles``, package it with the real ``helm`` CLI, and store the ``.tgz`` as the artifact.
 
 Revision is the chart version. From a HelmRepository, as in Flux, a chart whose name and chosen
@@ -32,6 +32,7 @@ from fluxwarden.controllers.runtime.kube import Kube, NotFound, Resource, key_of
 from fluxwarden.controllers.runtime.values import merge_values
 from fluxwarden.controllers.source import helm_oci
 from fluxwarden.controllers.source.api import (
+    BUCKET,
     FINALIZER,
     GIT_REPOSITORY,
     HELM_CHART,
@@ -121,7 +122,7 @@ class HelmChartReconciler:
     def __init__(self, storage: Storage, max_size: int = MAX_CHART_SIZE) -> None:
         self.storage = storage
         self.max_size = max_size
-        self.watches = [_source_watch(HELM_REPOSITORY), _source_watch(GIT_REPOSITORY)]
+        self.watches = [_source_watch(HELM_REPOSITORY), _source_watch(GIT_REPOSITORY), _source_watch(BUCKET)]
         # index digest of the chart version each HelmChart was last built from: a re-published
         # version with new bytes is pulled again. Lost on restart, which costs no download (see reconcile).
         self._pulled: dict[tuple[str, str], str] = {}
@@ -164,7 +165,7 @@ class HelmChartReconciler:
             if spec.values_files:
                 message += f" and merged values files [{' '.join(spec.values_files)}]"
             if not unchanged:
-                values_root = work / "src" if spec.source_kind == "GitRepository" else None
+                values_root = work / "src" if spec.source_kind != "HelmRepository" else None
                 if pulled:
                     # As Flux: a pulled chart without valuesFiles is stored as downloaded (checked), not re-packaged.
                     built = (work / PULLED).rename(work / f"{spec.chart}-{version}.tgz")
@@ -198,7 +199,7 @@ class HelmChartReconciler:
         self.storage.remove_all("HelmChart", obj["metadata"]["namespace"], obj["metadata"]["name"])
 
     def _source(self, kube: Kube, spec: HelmChartSpec, namespace: str) -> dict[str, Any]:
-        resource = HELM_REPOSITORY if spec.source_kind == "HelmRepository" else GIT_REPOSITORY
+        resource = {"HelmRepository": HELM_REPOSITORY, "Bucket": BUCKET}.get(spec.source_kind, GIT_REPOSITORY)
         try:
             source = kube.get(resource, namespace, spec.source_name)
         except NotFound:

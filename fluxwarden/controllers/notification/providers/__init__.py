@@ -8,8 +8,8 @@ the Provider, the cause and the fix, never a secret value.
 
 from __future__ import annotations
 
-from fluxwarden.controllers.notification.providers.dispatch import deliver
 from fluxwarden.controllers.notification.providers.resolve import resolve, secret_names
+from fluxwarden.controllers.notification.providers.send import deliver
 from fluxwarden.controllers.notification.providers.target import DeliveryError, ProviderError, Target
 from fluxwarden.controllers.notification.providers.transport import close
 from fluxwarden.controllers.notification.providers.types import SUPPORTED

@@ -1,7 +1,7 @@
 """``github``: a commit status (``POST /repos/{owner}/{repo}/statuses/{sha}``) on api.github.com, or
 ``<host>/api/v3`` for GitHub Enterprise Server; state ``success``/``failure`` from the severity, the
-context ``<kind>/<name>/<provider uid prefix>``, the reason's words as description. Like Flux it first
-lists the commit's statuses and sends nothing when the newest one of that context already says so."""
+context from ``commit_status``, the reason's words as description. Like Flux it first lists the
+commit's statuses and sends nothing when the newest one of that context already says so."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 from fluxwarden.controllers.notification.event import Event
 from fluxwarden.controllers.notification.providers.addresses import Repository, git_repository
-from fluxwarden.controllers.notification.providers.metadata import default_commit_status, description
+from fluxwarden.controllers.notification.providers.metadata import description
 from fluxwarden.controllers.notification.providers.request import JSON_TYPE, Request, json_body
 from fluxwarden.controllers.notification.providers.target import Target
 
@@ -32,12 +32,8 @@ def owner_repo(target: Target) -> tuple[Repository, str, str]:
     return repo, urllib.parse.quote(owner, safe=""), urllib.parse.quote(name, safe="")
 
 
-def status(target: Target, event: Event) -> dict[str, str]:
-    return {
-        "state": STATES[event.severity],
-        "description": description(event),
-        "context": default_commit_status(target.uid, event),
-    }
+def status(event: Event, context: str) -> dict[str, str]:
+    return {"state": STATES[event.severity], "description": description(event), "context": context}
 
 
 def _headers(target: Target) -> dict[str, str]:
@@ -54,11 +50,11 @@ def listing(target: Target, sha: str) -> Request:
     return Request("GET", url, _headers(target), credentials=frozenset({"Authorization"}))
 
 
-def create(target: Target, event: Event, sha: str) -> Request:
+def create(target: Target, event: Event, sha: str, context: str) -> Request:
     repo, owner, name = owner_repo(target)
     url = f"{api_base(repo)}/repos/{owner}/{name}/statuses/{sha}"
     headers = _headers(target) | {"Content-Type": JSON_TYPE}
-    return Request("POST", url, headers, json_body(status(target, event)), credentials=frozenset({"Authorization"}))
+    return Request("POST", url, headers, json_body(status(event, context)), credentials=frozenset({"Authorization"}))
 
 
 def duplicate(listed: bytes, wanted: dict[str, Any]) -> bool:

@@ -1,5 +1,5 @@
 """``gitlab``: a commit status (``POST /api/v4/projects/{url-encoded path}/statuses/{sha}``, the token
-as ``PRIVATE-TOKEN``); state ``success``/``failed``, the status ``name`` ``<kind>/<name>/<uid prefix>``.
+as ``PRIVATE-TOKEN``); state ``success``/``failed``, the status ``name`` from ``commit_status``.
 Like Flux it first lists the commit's statuses of that name and sends nothing when one already says so."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 from fluxwarden.controllers.notification.event import Event
 from fluxwarden.controllers.notification.providers.addresses import git_repository
-from fluxwarden.controllers.notification.providers.metadata import default_commit_status, description
+from fluxwarden.controllers.notification.providers.metadata import description
 from fluxwarden.controllers.notification.providers.request import JSON_TYPE, Request, json_body
 from fluxwarden.controllers.notification.providers.target import Target
 
@@ -26,25 +26,20 @@ def project(target: Target) -> tuple[str, str]:
     return f"{repo.base}/api/v4", urllib.parse.quote(repo.path, safe="")
 
 
-def status(target: Target, event: Event) -> dict[str, str]:
-    return {
-        "state": STATES[event.severity],
-        "name": default_commit_status(target.uid, event),
-        "description": description(event),
-    }
+def status(event: Event, name: str) -> dict[str, str]:
+    return {"state": STATES[event.severity], "name": name, "description": description(event)}
 
 
-def listing(target: Target, event: Event, sha: str) -> Request:
+def listing(target: Target, sha: str, name: str) -> Request:
     base, pid = project(target)
-    name = urllib.parse.quote(default_commit_status(target.uid, event), safe="")
-    url = f"{base}/projects/{pid}/repository/commits/{sha}/statuses?name={name}"
+    url = f"{base}/projects/{pid}/repository/commits/{sha}/statuses?name={urllib.parse.quote(name, safe='')}"
     return Request("GET", url, {TOKEN_HEADER: target.token}, credentials=frozenset({TOKEN_HEADER}))
 
 
-def create(target: Target, event: Event, sha: str) -> Request:
+def create(target: Target, event: Event, sha: str, name: str) -> Request:
     base, pid = project(target)
     headers = {TOKEN_HEADER: target.token, "Content-Type": JSON_TYPE}
-    body = json_body(status(target, event))
+    body = json_body(status(event, name))
     return Request(
         "POST", f"{base}/projects/{pid}/statuses/{sha}", headers, body, credentials=frozenset({TOKEN_HEADER})
     )

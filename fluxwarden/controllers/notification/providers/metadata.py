@@ -1,38 +1,17 @@
 """What the notifiers read from an event, computed as Flux's notification-controller does.
 
-``flat`` merges the metadata keys by Flux's precedence (RFC 0008): ``event.toolkit.fluxcd.io/*``
-stripped of the prefix, then plain keys (the Alert's ``eventMetadata`` and ``summary``), then
-``<involved object group>/*`` stripped. It is idempotent: metadata already flat stays as it is.
+The event server has already combined the metadata in Flux's order (``matching``); these read it.
 """
 
 from __future__ import annotations
 
 import re
 
-from fluxwarden.controllers.notification.api import EVENT_GROUP
 from fluxwarden.controllers.notification.event import Event
 
 PROGRESSING = "Progressing"  # Flux's commit-status notifiers skip events with this reason
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _HASH_LENGTHS = (40, 64)  # sha1, sha256
-
-
-def flat(event: Event) -> dict[str, str]:
-    group = event.involved_object.group
-    prefixes = (f"{EVENT_GROUP}/", f"{group}/" if group else None)
-    out: dict[str, str] = {}
-    for key, value in event.metadata.items():
-        if key.startswith(prefixes[0]):
-            out[key[len(prefixes[0]) :]] = value
-    for key, value in event.metadata.items():
-        if not key.startswith(prefixes[0]) and not (prefixes[1] and key.startswith(prefixes[1])):
-            out[key] = value
-    for key, value in event.metadata.items():
-        if prefixes[1] and key.startswith(prefixes[1]):
-            short = key[len(prefixes[1]) :]
-            if short != "token":  # Flux drops the object group's token (internal) before anything else
-                out[short] = value
-    return out
 
 
 def commit_status_update(event: Event) -> bool:

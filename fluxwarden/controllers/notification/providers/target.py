@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass, field
+from typing import Any
 
 from fluxwarden.controllers.apply.redact import Redactor
 
@@ -40,6 +41,8 @@ class Target:
     address_from_secret: bool = False  # then the address is a secret too: never shown
     tls_key: str = field(default="", repr=False)  # digest of the CA/client pair/proxy: one pooled client per value
     secret_values: tuple[str, ...] = field(default=(), repr=False)
+    # The Provider as commitStatusExpr's ``provider`` variable sees it (metadata and spec, no Secret data).
+    provider_object: dict[str, Any] = field(default_factory=dict, repr=False, hash=False, compare=False)
 
     @property
     def ref(self) -> str:

@@ -9,9 +9,9 @@ import hashlib
 import hmac
 import json
 
-from fluxwarden.controllers.notification.providers import Target, dispatch
+from fluxwarden.controllers.notification.providers import Target, send
 from fluxwarden.controllers.notification.providers.request import Request
-from tests.unit.controllers.notification.providers_events import PROVIDER_UID, SHA, kustomization_event
+from tests.unit.controllers.notification.providers_events import PROVIDER_UID, SHA, as_sent, kustomization_event
 
 REVISION = f"main@sha1:{SHA}"
 
@@ -21,8 +21,8 @@ def target(kind: str, address: str = "https://hooks.example.com/services/T0/B0/x
 
 
 def build(t: Target, **changes: object) -> Request:
-    event = dispatch.notification(kustomization_event(**changes))
-    return dispatch.BUILDERS[t.type](t, event)
+    event = as_sent(kustomization_event(**changes))
+    return send.BUILDERS[t.type](t, event)
 
 
 def header(request: Request, name: str) -> str | None:

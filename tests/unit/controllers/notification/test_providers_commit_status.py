@@ -8,16 +8,17 @@ import json
 import urllib.parse
 
 from fluxwarden.controllers.notification.event import ObjectRef
-from fluxwarden.controllers.notification.providers import Target, dispatch, github, gitlab
+from fluxwarden.controllers.notification.providers import Target, github, gitlab, send
 from fluxwarden.controllers.notification.providers.metadata import (
     commit_sha,
     default_commit_status,
     parse_revision,
     split_camelcase,
 )
-from tests.unit.controllers.notification.providers_events import PROVIDER_UID, SHA, kustomization_event
+from tests.unit.controllers.notification.providers_events import PROVIDER_UID, SHA, as_sent, kustomization_event
 
 SHA256 = "a" * 64
+CONTEXT = "kustomization/webapp/0c9c2e41"  # Flux's default for this event and Provider uid
 
 
 def target(kind: str, address: str) -> Target:
@@ -48,8 +49,8 @@ def test_reason_words() -> None:
 
 def test_github_status_on_github_com() -> None:
     t = target("github", "https://github.com/my-gh-org/my-gh-repo")
-    event = dispatch.notification(kustomization_event())
-    request = github.create(t, event, SHA)
+    event = as_sent(kustomization_event())
+    request = github.create(t, event, SHA, CONTEXT)
     assert request.method == "POST"
     assert request.url == f"https://api.github.com/repos/my-gh-org/my-gh-repo/statuses/{SHA}"
     assert request.headers["Authorization"] == "Bearer t0k"
@@ -66,17 +67,17 @@ def test_github_status_on_github_com() -> None:
 
 
 def test_github_enterprise_failure_and_address_forms() -> None:
-    event = dispatch.notification(kustomization_event(severity="error", reason="HealthCheckFailed"))
+    event = as_sent(kustomization_event(severity="error", reason="HealthCheckFailed"))
     for address in (
         "https://ghe.example.com/org/repo.git",
         "git@ghe.example.com:org/repo.git",
         "ssh://git@ghe.example.com/org/repo",
     ):
-        request = github.create(target("github", address), event, SHA)
+        request = github.create(target("github", address), event, SHA, CONTEXT)
         assert request.url == f"https://ghe.example.com/api/v3/repos/org/repo/statuses/{SHA}", address
         assert json.loads(request.body)["state"] == "failure"
         assert json.loads(request.body)["description"] == "health check failed"
-    on_port = github.create(target("github", "https://127.0.0.1:8443/org/repo"), event, SHA)
+    on_port = github.create(target("github", "https://127.0.0.1:8443/org/repo"), event, SHA, CONTEXT)
     assert on_port.url == f"https://127.0.0.1:8443/api/v3/repos/org/repo/statuses/{SHA}"
 
 
@@ -93,8 +94,8 @@ def test_github_duplicate_is_the_newest_of_the_context() -> None:
 
 def test_gitlab_status_path_body_and_token_header() -> None:
     t = target("gitlab", "https://gitlab.com/group/sub/project.git")
-    event = dispatch.notification(kustomization_event(severity="error"))
-    request = gitlab.create(t, event, SHA)
+    event = as_sent(kustomization_event(severity="error"))
+    request = gitlab.create(t, event, SHA, CONTEXT)
     assert request.url == f"https://gitlab.com/api/v4/projects/group%2Fsub%2Fproject/statuses/{SHA}"
     assert request.headers["PRIVATE-TOKEN"] == "t0k"
     assert "Authorization" not in request.headers
@@ -103,11 +104,11 @@ def test_gitlab_status_path_body_and_token_header() -> None:
         "name": "kustomization/webapp/0c9c2e41",
         "description": "reconciliation succeeded",
     }
-    listing = gitlab.listing(t, event, SHA)
+    listing = gitlab.listing(t, SHA, CONTEXT)
     split = urllib.parse.urlsplit(listing.url)
     assert split.path == f"/api/v4/projects/group%2Fsub%2Fproject/repository/commits/{SHA}/statuses"
     assert urllib.parse.parse_qs(split.query) == {"name": ["kustomization/webapp/0c9c2e41"]}
-    by_id = gitlab.create(target("gitlab", "https://gitlab.com/1234"), event, SHA)
+    by_id = gitlab.create(target("gitlab", "https://gitlab.com/1234"), event, SHA, CONTEXT)
     assert by_id.url == f"https://gitlab.com/api/v4/projects/1234/statuses/{SHA}"
 
 
@@ -121,12 +122,12 @@ def test_gitlab_duplicate_needs_sha_name_status_and_description() -> None:
 
 def test_commit_status_skips_as_flux() -> None:
     t = target("github", "https://github.com/org/repo")
-    assert not dispatch.skipped(t, kustomization_event())
-    assert dispatch.skipped(t, kustomization_event(reason="Progressing"))
-    assert dispatch.skipped(t, kustomization_event(metadata={}))  # no revision, no commit
-    assert dispatch.skipped(t, kustomization_event(metadata={"kustomize.toolkit.fluxcd.io/revision": "v1.2.3"}))
+    assert not send.skipped(t, kustomization_event())
+    assert send.skipped(t, kustomization_event(reason="Progressing"))
+    assert send.skipped(t, kustomization_event(metadata={}))  # no revision, no commit
+    assert send.skipped(t, kustomization_event(metadata={"kustomize.toolkit.fluxcd.io/revision": "v1.2.3"}))
     commit_only = kustomization_event(metadata={"event.toolkit.fluxcd.io/commit": SHA.upper()})
-    assert not dispatch.skipped(t, commit_only) and commit_sha(commit_only) == SHA
+    assert not send.skipped(t, commit_only) and commit_sha(commit_only) == SHA
 
 
 def test_commit_status_updates_go_to_commit_status_providers_only() -> None:
@@ -136,6 +137,6 @@ def test_commit_status_updates_go_to_commit_status_providers_only() -> None:
             "kustomize.toolkit.fluxcd.io/commit_status": "update",
         }
     )
-    assert dispatch.skipped(target("slack", "https://hooks.example.com/x"), update)
-    assert not dispatch.skipped(target("generic", "https://hooks.example.com/x"), kustomization_event())
-    assert not dispatch.skipped(target("gitlab", "https://gitlab.com/g/p"), update)
+    assert send.skipped(target("slack", "https://hooks.example.com/x"), update)
+    assert not send.skipped(target("generic", "https://hooks.example.com/x"), kustomization_event())
+    assert not send.skipped(target("gitlab", "https://gitlab.com/g/p"), update)

@@ -52,15 +52,24 @@ def test_unsupported_type_lists_the_supported() -> None:
     assert "generic-hmac" in text and "alertmanager" in text
 
 
-def test_commit_status_expr_is_refused_by_name() -> None:
-    text = error(type="github", address="https://github.com/o/r", commitStatusExpr="event.involvedObject.name")
-    assert "spec.commitStatusExpr is not supported" in text
+def test_commit_status_expr_compiled_at_resolve() -> None:
+    # checked before anything that needs a Secret (the success case runs in the e2e test)
+    assert "only for commit-status types" in error(type="slack", address="https://h/", commitStatusExpr="'x'")
+    text = error(
+        type="github", address="https://github.com/o/r", commitStatusExpr="event.message.size() > 3 ? 'a' : 'b'"
+    )
+    assert text.startswith("Provider apps/team: spec.commitStatusExpr: ")
+    assert "run Flux's notification-controller" in text
+    assert "undeclared reference to 'kustomization'" in error(
+        type="github", address="https://github.com/o/r", commitStatusExpr="kustomization.metadata.name"
+    )
 
 
 def test_missing_or_bad_address() -> None:
     assert "has no address; set spec.address" in error(type="generic")
     assert "is not an http(s) URL" in error(type="generic", address="ftp://x.example/")
     assert "is not a git repository URL" in error(type="gitlab", address="not a url")
+    assert "is not a git repository URL" in error(type="github", address="https://github.com/owner-only")
     assert "spec.timeout" in error(type="generic", address="https://x.example/", timeout="soon")
 
 

@@ -68,14 +68,14 @@ def test_a_service_account_stalls_a_git_repository_even_where_the_crd_admits_it_
     assert find(git(), api.GIT_REPOSITORY_UNSUPPORTED) is None
 
 
-def test_a_chart_from_a_bucket_stalls_as_unsupported() -> None:
+def test_a_chart_from_an_unknown_source_kind_stalls_as_unsupported() -> None:
     chart: dict[str, Any] = {"metadata": {"name": "a", "namespace": "n"},
-             "spec": {"chart": "c", "sourceRef": {"kind": "Bucket", "name": "b"}}}  # fmt: skip
+             "spec": {"chart": "c", "sourceRef": {"kind": "OCIRepository", "name": "b"}}}  # fmt: skip
     finding = find(chart, api.HELM_CHART_UNSUPPORTED)
     assert finding is not None
     assert finding.message.startswith(
-        "spec.sourceRef.kind 'Bucket' is not supported by fluxwarden yet; use a HelmRepository or GitRepository"
+        "spec.sourceRef.kind 'OCIRepository' is not supported by fluxwarden yet; use a HelmRepository, GitRepository"
     )
-    for kind in ("HelmRepository", "GitRepository"):
+    for kind in ("HelmRepository", "GitRepository", "Bucket"):
         chart["spec"]["sourceRef"]["kind"] = kind
         assert find(chart, api.HELM_CHART_UNSUPPORTED) is None

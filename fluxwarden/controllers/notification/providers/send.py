@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from typing import Any
 
 from fluxwarden.controllers.notification.event import Event
 from fluxwarden.controllers.notification.providers import (
@@ -16,11 +16,11 @@ from fluxwarden.controllers.notification.providers import (
     slack,
     transport,
 )
+from fluxwarden.controllers.notification.providers.commit_status import identifier
 from fluxwarden.controllers.notification.providers.metadata import (
     PROGRESSING,
     commit_sha,
     commit_status_update,
-    flat,
 )
 from fluxwarden.controllers.notification.providers.request import Request
 from fluxwarden.controllers.notification.providers.target import Target
@@ -36,11 +36,6 @@ BUILDERS: dict[str, Callable[[Target, Event], Request]] = {
 }
 
 
-def notification(event: Event) -> Event:
-    """The event as Flux's notifiers see it: metadata keys flattened by Flux's precedence."""
-    return replace(event, metadata=flat(event))
-
-
 def skipped(target: Target, event: Event) -> bool:
     """Flux's rules: a commit-status update only goes to commit-status types; those need a commit,
     skip Progressing events, and (here) events whose severity has no commit state (trace)."""
@@ -49,27 +44,29 @@ def skipped(target: Target, event: Event) -> bool:
     return event.reason == PROGRESSING or event.severity not in ("info", "error") or commit_sha(event) is None
 
 
-async def deliver(target: Target, event: Event) -> None:
+async def deliver(target: Target, event: Event, *, alert: dict[str, Any] | None = None) -> None:
+    """Send ``event`` (metadata already combined for its Alert); ``alert``, the Alert object, is only
+    read by a ``spec.commitStatusExpr`` that names it. :class:`DeliveryError` when the send failed."""
     if skipped(target, event):
         return
-    note = notification(event)
+    note = event  # its metadata is already combined in Flux's order (matching.CompiledAlert.notification)
     if target.type == "github":
-        await _github(target, note)
+        await _github(target, note, identifier(target, note, alert))
     elif target.type == "gitlab":
-        await _gitlab(target, note)
+        await _gitlab(target, note, identifier(target, note, alert))
     else:
         await transport.send(target, BUILDERS[target.type](target, note))
 
 
-async def _github(target: Target, event: Event) -> None:
+async def _github(target: Target, event: Event, context: str) -> None:
     sha = commit_sha(event) or ""
     listed = await transport.send(target, github.listing(target, sha))
-    if not github.duplicate(listed.body, github.status(target, event)):
-        await transport.send(target, github.create(target, event, sha))
+    if not github.duplicate(listed.body, github.status(event, context)):
+        await transport.send(target, github.create(target, event, sha, context))
 
 
-async def _gitlab(target: Target, event: Event) -> None:
+async def _gitlab(target: Target, event: Event, name: str) -> None:
     sha = commit_sha(event) or ""
-    listed = await transport.send(target, gitlab.listing(target, event, sha))
-    if not gitlab.duplicate(listed.body, gitlab.status(target, event), sha):
-        await transport.send(target, gitlab.create(target, event, sha))
+    listed = await transport.send(target, gitlab.listing(target, sha, name))
+    if not gitlab.duplicate(listed.body, gitlab.status(event, name), sha):
+        await transport.send(target, gitlab.create(target, event, sha, name))
