@@ -202,6 +202,17 @@ def test_range_follows_new_versions_with_docker_config(
     assert kube.reconciled(HELM_CHART, "ranged", stamp, timeout=60)["status"]["artifact"] == before
 
 
+def test_build_metadata_survives_the_tag_encoding(kube: OciApi, publisher: ChartPublisher) -> None:
+    """helm push tags 0.1.0+ci.5 as 0.1.0_ci.5 (OCI tags have no '+'); the revision is the chart version."""
+    pushed = publisher.push("built", "0.1.0+ci.5")
+    kube.basic_auth()
+    kube.oci_repository(secretRef={"name": "auth"}, certSecretRef={"name": "ca"})
+    kube.chart("built", "built", "<1.0.0")
+    obj = kube.wait_ready(HELM_CHART, "built", timeout=60)
+    assert obj["status"]["artifact"]["revision"] == "0.1.0+ci.5"
+    assert fetch(obj) == pushed
+
+
 def test_values_files_are_merged_into_the_pulled_chart(kube: OciApi, publisher: ChartPublisher) -> None:
     publisher.push("valued", "0.3.0", {"replicas": 1, "name": "chart"})
     kube.basic_auth()
