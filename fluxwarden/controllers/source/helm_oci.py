@@ -19,7 +19,12 @@ from pathlib import Path
 from fluxwarden.controllers.runtime.errors import Failure
 from fluxwarden.controllers.runtime.kube import Kube
 from fluxwarden.controllers.source.api import HelmRepositorySpec
-from fluxwarden.controllers.source.helm_registry import RegistrySession, registry_credentials, registry_host
+from fluxwarden.controllers.source.helm_registry import (
+    RegistrySession,
+    helm_failure,
+    registry_credentials,
+    registry_host,
+)
 
 # fluxcd/pkg/version.ParseVersion: Masterminds' loose NewVersion, but with exactly three parts.
 _FULL_VERSION = re.compile(
@@ -27,8 +32,6 @@ _FULL_VERSION = re.compile(
 )
 # Masterminds' NewVersion accepts one or two parts too (helm would take "1.2" as a tag; Flux as a range).
 _PARTIAL_VERSION = re.compile(r"v?\d+(\.\d+)?(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?")
-# Flux's test for an authentication error in a chart build's error text.
-_AUTH_MARKERS = ("401", "unauthorized", "authentication required", "tls", "unknown certificate authority", "x509")
 
 
 def is_exact_version(version: str) -> bool:
@@ -70,12 +73,6 @@ def pull(kube: Kube, namespace: str, spec: HelmRepositorySpec, chart: str, versi
 def _pull_failure(
     done: subprocess.CompletedProcess[str], session: RegistrySession, ref: OciChart, version: str
 ) -> Failure:
-    error = session.error(done)
-    lowered = error.lower()
-    if any(marker in lowered for marker in _AUTH_MARKERS):
-        return Failure("AuthenticationFailed", f"failed to authenticate with the Helm repository: {error}")
     step = "download chart" if is_exact_version(version) else "get chart version"
-    return Failure(
-        "ChartPullError",
-        f"chart pull error: failed to {step} for remote reference '{ref.reference}' (version '{version}'): {error}",
-    )
+    where = f"chart pull error: failed to {step} for remote reference '{ref.reference}' (version '{version}')"
+    return helm_failure(session.error(done), where)

@@ -33,6 +33,16 @@ from fluxwarden.controllers.source.api import HelmRepositorySpec
 
 DOCKER_CONFIG_JSON = "kubernetes.io/dockerconfigjson"
 AUTHENTICATION_FAILED = "AuthenticationFailed"
+# Flux's test for an authentication error in a chart build's error text (basic auth, then TLS).
+AUTH_MARKERS = ("401", "unauthorized", "authentication required", "tls", "unknown certificate authority", "x509")
+
+
+def helm_failure(error: str, otherwise: str) -> Failure:
+    """Flux's reason for helm's ``error``: AuthenticationFailed when the registry refused the credentials
+    or its certificate did not verify, else ChartPullError with ``otherwise`` before the error."""
+    if any(marker in error.lower() for marker in AUTH_MARKERS):
+        return Failure(AUTHENTICATION_FAILED, f"failed to authenticate with the Helm repository: {error}")
+    return Failure("ChartPullError", f"{otherwise}: {error}")
 
 
 @dataclass(frozen=True, repr=False)
@@ -181,7 +191,7 @@ class RegistrySession:
             stdin=str(self.credentials.password),
         )
         if done.returncode != 0:
-            raise Failure(AUTHENTICATION_FAILED, f"failed to login to the OCI registry: {self.error(done)}")
+            raise helm_failure(self.error(done), f"chart pull error: failed to login to the registry {self.host}")
 
     def run(self, args: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         """``helm <args> <TLS and plain-http flags>`` in this home; a timeout is a Failure."""
