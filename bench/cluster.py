@@ -151,7 +151,7 @@ class KubeApi(Api):
                 response = self.connection.getresponse()
                 raw = response.read()
                 return response.status, json.loads(raw) if raw else {}
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ssl.SSLEOFError):
                 self.connection.close()
                 if attempt == 2:
                     raise

@@ -20,6 +20,9 @@ For the largest N it also profiles a restart of the controller with one cProfile
 thread CPU clock (``_profiled-controller`` below), so the profile says where the controller's CPU
 goes. Everything it starts is stopped, and every temporary directory removed, on the way out; the
 whole run is bounded by ``--deadline``.
+
+``python -m bench.sources bucket ...`` runs the Bucket scenario instead (``bench.sources_bucket``): one
+Bucket of 1000 objects on a real S3 server, beside a GitRepository of the same files.
 """
 
 from __future__ import annotations
@@ -660,6 +663,10 @@ def environment(args: argparse.Namespace) -> Iterator[Environment]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bucket"]:
+        from bench.sources_bucket import main as bucket_main
+
+        return bucket_main(argv[1:])
     if argv[:1] == ["_serve-git"] and len(argv) == 2:
         return serve_git(argv[1])
     if argv[:1] == ["_profiled-controller"] and len(argv) >= 3 and argv[2] == "--":

@@ -17,6 +17,7 @@ from fluxwarden.cli import (
     flux,
     install,
     manifests,
+    push_artifact,
     review,
     serve,
 )
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     for module in (serve, review, check, fix, certs, manifests, install, controllers, flux, create_fluxconfig):
         module.register(commands)
     delete_fluxconfig.register(commands, flux.guarded)
+    push_artifact.register(commands)
     return parser
 
 

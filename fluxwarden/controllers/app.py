@@ -23,6 +23,7 @@ from fluxwarden.controllers.source.bucket import BucketReconciler
 from fluxwarden.controllers.source.gitrepository import DEFAULT_MAX_SIZE, GitRepositoryReconciler
 from fluxwarden.controllers.source.helmchart import HelmChartReconciler
 from fluxwarden.controllers.source.helmrepository import HelmRepositoryReconciler
+from fluxwarden.controllers.source.oci.ocirepository import OCIRepositoryReconciler
 from fluxwarden.controllers.source.storage import ArtifactServer, Storage
 
 logger = logging.getLogger("fluxwarden.controllers")
@@ -69,6 +70,7 @@ def _source(kube: Kube, storage: Storage, options: ControllersOptions) -> list[C
         HelmRepositoryReconciler(storage, options.max_source_size),
         HelmChartReconciler(storage, options.max_source_size),
         BucketReconciler(storage, options.max_source_size),
+        OCIRepositoryReconciler(storage, options.max_source_size),
     ]
 
 

@@ -120,7 +120,10 @@ ALERTS: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {
     "to-suspended-provider": (all_kustomizations(), {}),
     "decorated": (
         [{"kind": K, "name": "app"}],
-        {"eventMetadata": {"env": "prod", "cluster": "c1"}, "summary": "Cluster c1 apps"},
+        {
+            "eventMetadata": {"env": "prod", "cluster": "c1", "app.kubernetes.io/region": "us-east-1"},
+            "summary": "Cluster c1 apps",
+        },
     ),
 }
 
@@ -180,10 +183,11 @@ def test_a_table_of_events_against_a_table_of_alerts(
     time.sleep(0.5)  # everything expected arrived, the sentinel last; an extra one would have had as long
     assert delivered(recorder) == {alert: sorted(map(triple, events)) for alert, events in EXPECTED.items()}
 
+    decoration = {"env": "prod", "cluster": "c1", "app.kubernetes.io/region": "us-east-1", "summary": "Cluster c1 apps"}
     decorated = {r.json()["message"]: r.json().get("metadata") for r in recorder.received if r.path == "/decorated"}
     assert decorated == {
-        E1[3]: {"revision": "main@sha1:1", "env": "prod", "cluster": "c1", "summary": "Cluster c1 apps"},
-        E2[3]: {"env": "prod", "cluster": "c1", "summary": "Cluster c1 apps"},
+        E1[3]: {"revision": "main@sha1:1", **decoration},
+        E2[3]: decoration,
     }
     plain = {r.json()["message"]: r.json().get("metadata") for r in recorder.received if r.path == "/app-only"}
     assert plain == {E1[3]: {"revision": "main@sha1:1"}, E2[3]: None}

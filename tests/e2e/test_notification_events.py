@@ -7,9 +7,12 @@ really arrived (or, after a later one did, really did not).
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import hashlib
 import hmac
 import json
+import logging
 import socket
 import time
 import uuid
@@ -23,11 +26,15 @@ from kubernetes import client
 
 from fluxwarden.controllers.app import Reconcilers
 from fluxwarden.controllers.notification.api import ALERT, DISPATCH_FAILED, MAX_EVENT_BYTES
+from fluxwarden.controllers.runtime.events import NORMAL, EventRecorder
+from fluxwarden.controllers.runtime.kube import Kube
+from fluxwarden.controllers.source.api import GIT_REPOSITORY
 from tests.support.git_server import GitHttpServer
 from tests.support.notification import Notifications, event_url, flux_event, post, start_notification
-from tests.support.recorder import Received, Recorder
-from tests.support.tenants import SHARD, configmap, make_tenant
+from tests.support.recorder import Received, Recorder, Reply
+from tests.support.tenants import SHARD, Tenant, condition, configmap, make_tenant
 from tests.support.tls import PrivateCA
+from tests.support.wait import until
 
 KUSTOMIZE = "kustomize.toolkit.fluxcd.io"
 
@@ -140,8 +147,10 @@ def test_an_event_over_3_mib_gets_413_and_one_just_under_is_accepted(
     streamed = httpx.post(url, content=chunks(), headers={"Content-Type": "application/json"}, timeout=30)
     assert streamed.status_code == 413
 
-    fits = flux_event(nt.namespace, message="y" * (MAX_EVENT_BYTES - envelope - 1024))
-    assert post(url, fits, timeout=30).status_code == 202
+    fits = flux_event(nt.namespace, message="y" * (MAX_EVENT_BYTES - envelope))
+    exactly = json.dumps(fits).encode()
+    assert len(exactly) == MAX_EVENT_BYTES
+    assert post(url, exactly, timeout=30).status_code == 202, "3 MiB itself is within Flux's limit"
     (sent,) = recorder.wait_for(1, timeout=30)
     assert sent.json()["message"] == fits["message"], "the largest accepted event is delivered whole"
     assert recorder.count == 1
@@ -219,6 +228,20 @@ def test_metadata_is_cleaned_and_prefixes_stripped_as_flux_does(
 # -- a real reconcile -----------------------------------------------------------------------------------
 
 
+def _kustomize_tenant(
+    start_reconcilers: Callable[..., Reconcilers],
+    url: str,
+    admin_api: client.ApiClient,
+    namespace_factory: Callable[[], str],
+    git_server: GitHttpServer,
+    tmp_path: Path,
+    shard: str,
+) -> Tenant:
+    """The real source and kustomize controllers, posting their events to ``url``, and a tenant for them."""
+    start_reconcilers(("source", "kustomize"), label_selector=f"{SHARD}={shard}", events_addr=url + "/")
+    return make_tenant(admin_api, namespace_factory, git_server, tmp_path, shard=shard)
+
+
 def test_a_kustomize_reconcile_event_reaches_a_generic_provider_with_its_revision(
     url: str,
     start_reconcilers: Callable[..., Reconcilers],
@@ -229,11 +252,12 @@ def test_a_kustomize_reconcile_event_reaches_a_generic_provider_with_its_revisio
     controller: Reconcilers,
     recorder: Recorder,
 ) -> None:
-    shard = "nt-events-kustomize"
-    start_reconcilers(("source", "kustomize"), label_selector=f"{SHARD}={shard}", events_addr=url + "/")
-    tenant = make_tenant(admin_api, namespace_factory, git_server, tmp_path, shard=shard)
+    tenant = _kustomize_tenant(
+        start_reconcilers, url, admin_api, namespace_factory, git_server, tmp_path, "nt-events-kustomize"
+    )
     nt = Notifications(admin_api, tenant.config, controller)
     route_to(nt, recorder, sources=[{"kind": "Kustomization", "name": "app"}])
+    route_to(nt, recorder, "git", sources=[{"kind": "GitRepository", "name": "repo"}])
     sha = tenant.push({"app/settings.yaml": configmap("app-settings", "v1")})
     tenant.git_repository()
     tenant.kustomization("app", path="./app", targetNamespace=tenant.target)
@@ -241,7 +265,9 @@ def test_a_kustomize_reconcile_event_reaches_a_generic_provider_with_its_revisio
     revision = applied["status"]["lastAppliedRevision"]
     assert revision == f"main@sha1:{sha}"
 
-    (sent,) = recorder.wait_for(1, timeout=30, where=lambda r: r.json()["reason"] == "ReconciliationSucceeded")
+    (sent,) = recorder.wait_for(
+        1, timeout=30, where=lambda r: r.path == "/generic" and r.json()["reason"] == "ReconciliationSucceeded"
+    )
     body = sent.json()
     assert body["involvedObject"]["kind"] == "Kustomization"
     assert body["involvedObject"]["name"] == "app"
@@ -252,6 +278,50 @@ def test_a_kustomize_reconcile_event_reaches_a_generic_provider_with_its_revisio
     assert f"ConfigMap/{tenant.target}/app-settings created" in body["message"]
     assert body["reportingController"] == "kustomize-controller"
     assert sent.header("gotk-component") == "kustomize-controller"
+
+    (stored,) = recorder.wait_for(1, timeout=30, where=lambda r: r.path == "/git")
+    source = stored.json()
+    assert (source["involvedObject"]["kind"], source["involvedObject"]["name"]) == ("GitRepository", "repo")
+    assert source["severity"] == "info" and source["reportingController"] == "source-controller"
+    assert source["metadata"]["revision"] == revision, "the source's event names the artifact's revision"
+
+
+def test_a_failing_kustomize_reconcile_sends_an_error_with_the_attempted_revision(
+    url: str,
+    start_reconcilers: Callable[..., Reconcilers],
+    admin_api: client.ApiClient,
+    namespace_factory: Callable[[], str],
+    git_server: GitHttpServer,
+    tmp_path: Path,
+    controller: Reconcilers,
+    recorder: Recorder,
+) -> None:
+    """As Flux's kustomize-controller: a failure is an error event about the revision that failed."""
+    tenant = _kustomize_tenant(
+        start_reconcilers, url, admin_api, namespace_factory, git_server, tmp_path, "nt-events-kustomize-fail"
+    )
+    nt = Notifications(admin_api, tenant.config, controller)
+    route_to(nt, recorder, "errors", sources=[{"kind": "Kustomization", "name": "app"}], eventSeverity="error")
+    good = tenant.push({"app/settings.yaml": configmap("app-settings", "v1")})
+    tenant.git_repository()
+    tenant.kustomization("app", path="./app", targetNamespace=tenant.target)
+    tenant.ready("app", good)
+    bad = tenant.push({"app/broken.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: [unclosed\n"})
+    tenant.patch("repo", {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "bad"}}}, GIT_REPOSITORY)
+    failed = until(
+        lambda: tenant.get("app"),
+        lambda o: (
+            (o.get("status") or {}).get("lastAttemptedRevision", "").endswith(bad)
+            and condition(o).get("status") == "False"
+        ),
+        what="Kustomization app failing at the bad commit",
+    )
+    assert failed["status"]["lastAppliedRevision"] == f"main@sha1:{good}"
+    reason = condition(failed)["reason"]
+    (sent,) = recorder.wait_for(1, timeout=30, where=lambda r: r.json()["reason"] == reason)
+    body = sent.json()
+    assert body["severity"] == "error"
+    assert body["metadata"]["revision"] == f"main@sha1:{bad}", "the revision that failed, not the last good one"
 
 
 # -- failed and queued deliveries ---------------------------------------------------------------------
@@ -265,8 +335,9 @@ def _refused_port() -> int:
 
 
 def test_a_provider_that_refuses_connections_gives_a_warning_and_other_alerts_still_get_the_event(
-    url: str, nt: Notifications, recorder: Recorder
+    url: str, nt: Notifications, recorder: Recorder, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     hidden = f"hidden-{uuid.uuid4().hex}"
     token = f"token-{uuid.uuid4().hex}"
     nt.secret("dead-secret", address=f"http://127.0.0.1:{_refused_port()}/{hidden}", token=token)
@@ -287,6 +358,8 @@ def test_a_provider_that_refuses_connections_gives_a_warning_and_other_alerts_st
         "notification-controller"
     )
     assert not [e for e in nt.events_on("live") if e.reason == DISPATCH_FAILED]
+    assert "to-dead" in caplog.text, "the failure is logged too"
+    assert hidden not in caplog.text and token not in caplog.text, "the Secret's address and token stay out of logs"
 
 
 def test_a_full_queue_answers_429_and_keeps_nothing(
@@ -432,3 +505,190 @@ def test_a_generic_hmac_provider_over_mtls_end_to_end(url: str, nt: Notification
     assert sent.json()["message"] == "signed and sealed"
     assert sent.json()["involvedObject"] == event["involvedObject"]
     assert token not in sent.body.decode() and token not in str(sent.headers)
+
+
+def test_an_event_with_a_token_refused_for_a_full_queue_is_not_a_duplicate_on_retry(
+    start_reconcilers: Callable[..., Reconcilers], admin_api: client.ApiClient, namespace: str
+) -> None:
+    """``<group>/token`` is part of the rate-limit key and is dropped before sending: the 429 for a full
+    queue must forget the key the event was admitted under, token included."""
+    tiny = start_notification(start_reconcilers, queue_size=2, delivery_concurrency=1)
+    tiny_url = event_url(tiny)
+    nt = Notifications(admin_api, namespace, tiny)
+
+    def tokened(number: int) -> dict[str, Any]:
+        return flux_event(namespace, message=f"event {number}", metadata={f"{KUSTOMIZE}/token": f"t{number}"})
+
+    with Recorder() as slow:
+        route_to(nt, slow)
+        answers: list[tuple[int, int]] = []
+        with slow.held():
+            for number in range(20):
+                answers.append((number, post(tiny_url, tokened(number)).status_code))
+                if answers[-1][1] == 429:
+                    break
+            assert answers[-1][1] == 429, f"the queue never filled: {answers}"
+        accepted = [n for n, status in answers if status == 202]
+        slow.wait_for(len(accepted), timeout=30)
+        refused = answers[-1][0]
+        retry = post(tiny_url, tokened(refused))
+        assert retry.status_code == 202, f"the retry of a refused event is news; got {retry.text!r}"
+        slow.wait_for(len(accepted) + 1, timeout=30)
+        time.sleep(0.3)
+        assert sorted(messages(slow.received)) == sorted(f"event {n}" for n in [*accepted, refused])
+        assert all("token" not in (r.json().get("metadata") or {}) for r in slow.received)
+
+
+def test_a_commit_status_update_event_is_not_sent_to_a_generic_provider(
+    url: str, nt: Notifications, recorder: Recorder
+) -> None:
+    """Flux: an event marked ``<group>/commit_status: update`` is for commit-status providers only."""
+    route_to(nt, recorder)
+    marked = {f"{KUSTOMIZE}/commit_status": "update", f"{KUSTOMIZE}/revision": "main@sha1:1"}
+    assert post(url, flux_event(nt.namespace, message="status only", metadata=marked)).status_code == 202
+    assert post(url, flux_event(nt.namespace, message="for everyone")).status_code == 202
+    recorder.wait_for(1, where=lambda r: r.json()["message"] == "for everyone")
+    time.sleep(0.3)
+    assert messages(recorder.received) == ["for everyone"]
+
+
+def test_a_kustomization_waiting_for_its_source_sends_no_error(
+    url: str,
+    start_reconcilers: Callable[..., Reconcilers],
+    admin_api: client.ApiClient,
+    namespace_factory: Callable[[], str],
+    git_server: GitHttpServer,
+    tmp_path: Path,
+    controller: Reconcilers,
+    recorder: Recorder,
+) -> None:
+    """Flux's kustomize-controller only logs "Source ... not found" / "artifact not found": no event, no alert."""
+    tenant = _kustomize_tenant(
+        start_reconcilers, url, admin_api, namespace_factory, git_server, tmp_path, "nt-events-kustomize-wait"
+    )
+    nt = Notifications(admin_api, tenant.config, controller)
+    route_to(nt, recorder, "errors", sources=[{"kind": "Kustomization", "name": "app"}], eventSeverity="error")
+    route_to(nt, recorder, "everything", sources=[{"kind": "Kustomization", "name": "app"}])
+    sha = tenant.push({"app/settings.yaml": configmap("app-settings", "v1")})
+    tenant.kustomization("app", path="./app", targetNamespace=tenant.target)  # before its GitRepository
+    until(lambda: tenant.get("app"), lambda o: condition(o).get("status") == "False", what="app waiting")
+    tenant.git_repository()
+    tenant.ready("app", sha)
+    recorder.wait_for(
+        1, timeout=30, where=lambda r: r.path == "/everything" and r.json()["reason"] == ("ReconciliationSucceeded")
+    )
+    time.sleep(0.5)
+    sent = [(r.path, r.json()["reason"], r.json()["message"][:120]) for r in recorder.received]
+    assert not [s for s in sent if s[0] == "/errors"], sent
+
+
+def test_concurrent_events_are_each_delivered_exactly_once(url: str, nt: Notifications, recorder: Recorder) -> None:
+    route_to(nt, recorder)
+    count = 200
+
+    def send(number: int) -> int:
+        return post(url, flux_event(nt.namespace, name=f"app-{number % 7}", message=f"event {number}")).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(send, range(count)))
+    assert statuses == [202] * count
+    recorder.wait_for(count, timeout=60)
+    time.sleep(0.5)
+    assert sorted(messages(recorder.received)) == sorted(f"event {n}" for n in range(count))
+
+
+def test_a_controller_retries_an_event_post_the_server_could_not_take(
+    admin_api: client.ApiClient, namespace: str, recorder: Recorder
+) -> None:
+    """Flux's event recorder (go-retryablehttp) retries 5xx and connection errors; the event server
+    itself answers 503 until its caches are listed, e.g. while the controllers restart together."""
+    recorder.fail(2, 503, b"Alerts are not listed yet; retry\n")
+    events = EventRecorder(Kube(admin_api), "kustomize-controller", recorder.url + "/")
+    obj = {
+        "apiVersion": f"{KUSTOMIZE}/v1",
+        "kind": "Kustomization",
+        "metadata": {"name": "app", "namespace": namespace, "uid": str(uuid.uuid4()), "resourceVersion": "1"},
+    }
+    events.record(obj, NORMAL, "ReconciliationSucceeded", "Applied revision: main@sha1:1", {})
+    attempts = recorder.wait_for(3, timeout=30)
+    assert [r.status for r in attempts] == [503, 503, 200]
+    assert {r.json()["message"] for r in attempts} == {"Applied revision: main@sha1:1"}
+
+
+def test_a_provider_type_fluxwarden_does_not_send_warns_naming_the_field(
+    url: str, nt: Notifications, recorder: Recorder
+) -> None:
+    nt.provider("chat", type="googlechat", address=f"{recorder.url}/chat")
+    nt.alert("chat", "chat")
+    route_to(nt, recorder, "witness")
+    assert post(url, flux_event(nt.namespace, message="to a chat")).status_code == 202
+    recorder.wait_for(1)
+    warning = nt.wait_event("chat", DISPATCH_FAILED, contains="googlechat")
+    assert "spec.type" in warning.message and "generic" in warning.message, warning.message
+    assert [r.path for r in recorder.received] == ["/witness"]
+
+
+def test_many_stalled_providers_of_one_tenant_do_not_hold_up_another_tenant(
+    start_reconcilers: Callable[..., Reconcilers],
+    admin_api: client.ApiClient,
+    namespace_factory: Callable[[], str],
+) -> None:
+    """Enough hanging Providers to fill every sender (16 lanes x 4 = the default 64) must not stop a
+    working Alert elsewhere: Flux sends each notification on its own, so nothing there waits."""
+    own = start_notification(start_reconcilers)  # default concurrency: 64 in all, 4 per Provider
+    own_url = event_url(own)
+    noisy, quiet = namespace_factory(), namespace_factory()
+    tenant = Notifications(admin_api, noisy, own)
+    other = Notifications(admin_api, quiet, own)
+    with contextlib.ExitStack() as stack:
+        hanging = [stack.enter_context(Recorder()) for _ in range(16)]  # 16 origins, as 16 real endpoints
+        healthy = stack.enter_context(Recorder())
+        for number, stalled in enumerate(hanging):
+            tenant.provider(f"hang-{number}", address=f"{stalled.url}/hang", timeout="30s")
+            tenant.alert(f"hang-{number}", f"hang-{number}")
+        tenant.settled()
+        route_to(other, healthy, "healthy")
+        for stalled in hanging:
+            stalled.hold()
+        for number in range(5):  # 5 x 16 stalled deliveries: more than the senders
+            assert post(own_url, flux_event(noisy, message=f"noise {number}")).status_code == 202
+        until(lambda: sum(s.count for s in hanging), lambda n: n >= 64, what="every sender on a hanging Provider")
+        assert post(own_url, flux_event(quiet, message="meanwhile")).status_code == 202
+        started = time.monotonic()
+        try:
+            healthy.wait_for(1, timeout=10)
+        finally:
+            took = time.monotonic() - started
+            for stalled in hanging:
+                stalled.release()
+        assert took < 5, f"the other tenant's notification waited {took:.1f}s for free senders"
+
+
+def test_a_hanging_path_does_not_hold_up_another_providers_path_on_the_same_host(
+    start_reconcilers: Callable[..., Reconcilers],
+    admin_api: client.ApiClient,
+    namespace_factory: Callable[[], str],
+) -> None:
+    """Two teams' Providers on one host (a shared relay, one Alertmanager): one team's endpoint hanging
+    must not take the connections the other team's sends need."""
+    own = start_notification(start_reconcilers)
+    own_url = event_url(own)
+    noisy, quiet = namespace_factory(), namespace_factory()
+    tenant = Notifications(admin_api, noisy, own)
+    other = Notifications(admin_api, quiet, own)
+    with Recorder(responder=lambda r: Reply(200, delay=60) if r.path.startswith("/hang") else None) as relay:
+        for number in range(3):
+            tenant.provider(f"hang-{number}", address=f"{relay.url}/hang-{number}", timeout="30s")
+            tenant.alert(f"hang-{number}", f"hang-{number}")
+        tenant.settled()
+        route_to(other, relay, "ok")
+        for number in range(4):  # 3 Providers x 4 in flight each: 12 hanging sends to one host
+            assert post(own_url, flux_event(noisy, message=f"noise {number}")).status_code == 202
+        until(lambda: relay.count, lambda n: n >= 8, what="the hanging sends holding connections")
+        assert post(own_url, flux_event(quiet, message="meanwhile")).status_code == 202
+        started = time.monotonic()
+        try:
+            relay.wait_for(1, timeout=10, where=lambda r: r.path == "/ok")
+        finally:
+            took = time.monotonic() - started
+    assert took < 5, f"the other team's notification waited {took:.1f}s for a connection to the shared host"

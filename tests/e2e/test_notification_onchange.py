@@ -15,9 +15,9 @@ import pytest
 from kubernetes import client
 
 from fluxwarden.controllers.app import Reconcilers
-from fluxwarden.controllers.notification.api import MODE_ANNOTATION, ON_CHANGE
+from fluxwarden.controllers.notification.api import ALERT, DISPATCH_FAILED, MODE_ANNOTATION, ON_CHANGE
 from tests.support.notification import Notifications, event_url, flux_event, post, start_notification
-from tests.support.recorder import Received, Recorder
+from tests.support.recorder import Received, Recorder, Reply
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +52,10 @@ class Sender:
         self.sent += 1
         self.recorder.wait_for(self.sent, where=lambda r: r.path == "/witness")
 
-    def changes(self) -> list[tuple[str, str]]:
-        time.sleep(0.3)  # the witness has every event; a change delivery had as long
+    def changes(self, expected: int) -> list[tuple[str, str]]:
+        """The on-change Alert's deliveries, once ``expected`` of them arrived (and a moment for any extra)."""
+        self.recorder.wait_for(expected, where=lambda r: r.path == "/changes")
+        time.sleep(0.3)  # the witness has every event; an extra change delivery had as long
         return [_what(r) for r in self.recorder.received if r.path == "/changes"]
 
 
@@ -70,17 +72,17 @@ def test_first_error_then_one_recovery_per_object(
     send = Sender(event_url(controller), namespace, recorder)
 
     send("app", "error", "fail 1")
-    assert send.changes() == [("app", "fail 1")], "the first error is sent"
+    assert send.changes(1) == [("app", "fail 1")], "the first error is sent"
     send("app", "error", "fail 2")
     send("app", "error", "fail 3")
-    assert send.changes() == [("app", "fail 1")], "later errors are held back"
+    assert send.changes(1) == [("app", "fail 1")], "later errors are held back"
     send("app", "info", "ok 1")
-    assert send.changes() == [("app", "fail 1"), ("app", "ok 1")], "the recovery is sent"
+    assert send.changes(2) == [("app", "fail 1"), ("app", "ok 1")], "the recovery is sent"
     send("app", "info", "ok 2")
     send("app", "info", "ok 3")
-    assert send.changes() == [("app", "fail 1"), ("app", "ok 1")], "later infos are not sent"
+    assert send.changes(2) == [("app", "fail 1"), ("app", "ok 1")], "later infos are not sent"
     send("app", "error", "fail 4")
-    assert send.changes() == [("app", "fail 1"), ("app", "ok 1"), ("app", "fail 4")], "a new failure is a change"
+    assert send.changes(3) == [("app", "fail 1"), ("app", "ok 1"), ("app", "fail 4")], "a new failure is a change"
 
 
 def test_two_involved_objects_are_independent(
@@ -98,7 +100,7 @@ def test_two_involved_objects_are_independent(
     send("a", "info", "a recovers")
     send("b", "error", "b fails again")
     send("a", "error", "a fails once more")
-    assert sorted(send.changes()) == sorted(
+    assert sorted(send.changes(6)) == sorted(
         [
             ("a", "a fails"),
             ("b", "b fails"),
@@ -108,7 +110,7 @@ def test_two_involved_objects_are_independent(
             ("a", "a fails once more"),
         ]
     )
-    per_object = {name: [m for n, m in send.changes() if n == name] for name in ("a", "b")}
+    per_object = {name: [m for n, m in send.changes(6) if n == name] for name in ("a", "b")}
     assert per_object == {
         "a": ["a fails", "a recovers", "a fails once more"],
         "b": ["b fails", "b recovers", "b fails again"],
@@ -125,7 +127,7 @@ def test_the_mode_is_per_alert_and_a_plain_alert_gets_everything(
         send("app", severity, message)
     witnessed = [_what(r)[1] for r in recorder.received if r.path == "/witness"]
     assert witnessed == ["e1", "e2", "i1", "i2"]
-    assert [m for _, m in send.changes()] == ["e1", "i1"]
+    assert [m for _, m in send.changes(2)] == ["e1", "i1"]
 
 
 def test_a_restart_loses_no_recovery(
@@ -137,7 +139,7 @@ def test_a_restart_loses_no_recovery(
     send = Sender(event_url(first), namespace, recorder)
     send("app", "error", "fails before the restart")
     send("app", "error", "fails again before the restart")
-    assert send.changes() == [("app", "fails before the restart")]
+    assert send.changes(1) == [("app", "fails before the restart")]
     old_url = send.url
     first.stop()
     with pytest.raises(httpx.TransportError):
@@ -150,7 +152,73 @@ def test_a_restart_loses_no_recovery(
     send("app", "error", "fails after the restart")  # still failing: held back, the state came through
     send("app", "info", "recovers after the restart")
     send("app", "info", "still fine")
-    assert send.changes() == [
+    assert send.changes(2) == [
         ("app", "fails before the restart"),
         ("app", "recovers after the restart"),
     ]
+
+
+def test_a_failure_whose_notification_could_not_be_sent_is_sent_with_the_next_error(
+    controller: Reconcilers, admin_api: client.ApiClient, namespace: str, recorder: Recorder
+) -> None:
+    """Holding back later errors is only right once the first one reached the provider."""
+    nt = Notifications(admin_api, namespace, controller)
+    on_change_and_witness(nt, recorder)
+    send = Sender(event_url(controller), namespace, recorder)
+    recorder.responder = lambda r: Reply(503) if r.path == "/changes" else None  # the provider is down
+    send("app", "error", "fails while the provider is down")
+    nt.wait_event("changes", DISPATCH_FAILED, timeout=120)
+    recorder.responder = None  # the provider is back
+    send("app", "error", "fails again")
+    (sent,) = recorder.wait_for(1, where=lambda r: r.path == "/changes" and r.status == 200)
+    assert sent.json()["message"] == "fails again"
+
+
+def test_each_on_change_alert_keeps_its_own_marks(
+    controller: Reconcilers, admin_api: client.ApiClient, namespace: str, recorder: Recorder
+) -> None:
+    nt = Notifications(admin_api, namespace, controller)
+    on_change_and_witness(nt, recorder)
+    send = Sender(event_url(controller), namespace, recorder)
+    send("app", "error", "fails")
+    nt.provider("late", address=f"{recorder.url}/late")
+    nt.alert("late", "late", annotations={MODE_ANNOTATION: ON_CHANGE})  # it never saw the first failure
+    nt.settled()
+    send("app", "error", "fails again")
+    send("app", "info", "recovers")
+    assert send.changes(2) == [("app", "fails"), ("app", "recovers")]
+    late = recorder.wait_for(2, where=lambda r: r.path == "/late")
+    assert [r.json()["message"] for r in late] == ["fails again", "recovers"]
+
+
+def test_editing_the_alert_keeps_its_marks(
+    controller: Reconcilers, admin_api: client.ApiClient, namespace: str, recorder: Recorder
+) -> None:
+    nt = Notifications(admin_api, namespace, controller)
+    on_change_and_witness(nt, recorder)
+    send = Sender(event_url(controller), namespace, recorder)
+    send("app", "error", "fails")
+    edited = nt.patch(ALERT, "changes", {"spec": {"eventMetadata": {"env": "prod"}}})
+    assert edited["metadata"]["generation"] == 2
+    nt.settled()
+    send("app", "error", "fails again")
+    send("app", "info", "recovers")
+    assert send.changes(2) == [("app", "fails"), ("app", "recovers")]
+    recovery = [r.json() for r in recorder.received if r.path == "/changes"][-1]
+    assert recovery["metadata"] == {"env": "prod"}, "the recovery went out under the edited spec"
+
+
+def test_an_alert_made_again_under_the_same_name_starts_clean(
+    controller: Reconcilers, admin_api: client.ApiClient, namespace: str, recorder: Recorder
+) -> None:
+    nt = Notifications(admin_api, namespace, controller)
+    on_change_and_witness(nt, recorder)
+    send = Sender(event_url(controller), namespace, recorder)
+    send("app", "error", "fails")
+    assert send.changes(1) == [("app", "fails")]
+    nt.delete(ALERT, "changes")
+    nt.settled()
+    nt.alert("changes", "changes", annotations={MODE_ANNOTATION: ON_CHANGE})
+    nt.settled()
+    send("app", "error", "fails for the new Alert")
+    assert send.changes(2) == [("app", "fails"), ("app", "fails for the new Alert")], "its first error is news"

@@ -412,7 +412,7 @@ def test_pool_is_bounded_and_evicts_idle_clients(https: CountingRecorder, ca: Pr
         for index in range(transport.POOL_LIMIT + 3):  # as many distinct TLS materials
             await deliver(replace(base, tls_key=f"material-{index}"), event())
         pool = transport._POOLS[asyncio.get_running_loop()]
-        return len(pool), sum(1 for key in pool if key[0] == f"material-{transport.POOL_LIMIT + 2}")
+        return len(pool), sum(1 for key in pool if key[2] == f"material-{transport.POOL_LIMIT + 2}")
 
     size, newest = run(many())
     assert size == transport.POOL_LIMIT and newest == 1  # the newest client kept, the oldest closed

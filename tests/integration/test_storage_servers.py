@@ -131,6 +131,16 @@ def test_s3_over_plain_http_and_stopped_for_good(tmp_path: Path) -> None:
     assert not server.state_dir.exists()
 
 
+def test_s3_keeps_connections_open_only_when_asked(ca: PrivateCA) -> None:
+    """versitygw's own default closes the connection after each answer; ``keep_alive`` keeps it, as AWS does."""
+    for keep_alive in (False, True):
+        with S3Server(tls=ca, keep_alive=keep_alive) as server:
+            client = server.client()
+            client.create_bucket(Bucket="conns")
+            headers = client.list_objects_v2(Bucket="conns")["ResponseMetadata"]["HTTPHeaders"]
+            assert (headers.get("connection") == "close") is not keep_alive, headers
+
+
 # ---- Azure Blob: Azurite ------------------------------------------------------------------------------
 
 

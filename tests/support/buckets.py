@@ -30,12 +30,12 @@ def md5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 
 
-def logged_s3(log: Path, tls: PrivateCA | None = None) -> S3Server:
+def logged_s3(log: Path, tls: PrivateCA | None = None, *, keep_alive: bool = False) -> S3Server:
     """An ``S3Server`` whose versitygw writes its access log to ``log`` (read from the environment at start)."""
     previous = os.environ.get("VGW_ACCESS_LOG")
     os.environ["VGW_ACCESS_LOG"] = str(log)
     try:
-        return S3Server(tls=tls)
+        return S3Server(tls=tls, keep_alive=keep_alive)
     finally:
         if previous is None:
             del os.environ["VGW_ACCESS_LOG"]

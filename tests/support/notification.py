@@ -237,6 +237,7 @@ class Notifications:
         obj: dict[str, Any] = self.custom.create_namespaced_custom_object(
             resource.group, resource.version, ns, resource.plural, body
         )
+        self._deleted.discard((resource.plural, ns, name))
         self._written[(resource.plural, ns, name)] = obj["metadata"]["resourceVersion"]
         return obj
 

@@ -32,7 +32,10 @@ REGION = "us-east-1"
 class S3Server:
     """versitygw on ``127.0.0.1:<port>``; ``endpoint`` is ``host:port`` as a Flux Bucket's spec wants it."""
 
-    def __init__(self, root: Path | None = None, *, tls: PrivateCA | None = None, region: str = REGION) -> None:
+    def __init__(
+        self, root: Path | None = None, *, tls: PrivateCA | None = None, region: str = REGION, keep_alive: bool = False
+    ) -> None:
+        self.keep_alive = keep_alive  # versitygw closes every connection after one answer unless told otherwise
         self.state_dir = Path(tempfile.mkdtemp(prefix="fluxwarden-s3-"))
         self.root = (root or self.state_dir / "buckets").resolve()
         self.root.mkdir(parents=True, exist_ok=True)
@@ -128,4 +131,6 @@ class S3Server:
         command += ["--iam-dir", str(self._iam_dir)]
         if self._files:
             command += ["--cert", str(self._files.cert), "--key", str(self._files.key)]
+        if self.keep_alive:
+            command.append("--keep-alive")
         return [*command, "posix", str(self.root)]

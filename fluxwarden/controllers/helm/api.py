@@ -41,7 +41,7 @@ UNSUPPORTED = Table(
     "helm-controller",
     (
         Rule("spec.kubeConfig", skip_cleanup=True),  # a remote release: never uninstall a local namesake
-        Rule("spec.chartRef.kind", ("HelmChart",), hint="use a HelmChart (or spec.chart)"),
+        Rule("spec.chartRef.kind", ("HelmChart", "OCIRepository"), hint="use a HelmChart or an OCIRepository"),
         Rule("spec.chart.spec.verify"),
         Rule("spec.healthCheckExprs"),
         Rule("spec.dependsOn[].readyExpr"),

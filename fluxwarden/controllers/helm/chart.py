@@ -31,7 +31,8 @@ from fluxwarden.controllers.runtime.spec import mapping
 from fluxwarden.tenancy.kinds import SOURCE
 
 HELM_CHART = Resource(SOURCE, "v1", "helmcharts", "HelmChart")
-CHART_SOURCES = {"HelmChart": HELM_CHART}
+OCI_REPOSITORY = Resource(SOURCE, "v1", "ocirepositories", "OCIRepository")  # a chart pushed with ``helm push``
+CHART_SOURCES = {"HelmChart": HELM_CHART, "OCIRepository": OCI_REPOSITORY}
 CACHED_CHARTS = 256
 OPTIONAL_FIELDS = ("valuesFiles", "ignoreMissingValuesFiles")  # copied to the HelmChart only when set
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -164,19 +165,26 @@ def artifact(kube: Kube, ref: ChartRef, source: dict[str, Any] | None = None) ->
         source = source or kube.get(resource, ref.namespace, ref.name)
     except NotFound:
         raise Waiting(
-            "ArtifactFailed", f"could not get Source object: {ref.display} not found", DEPENDENCY_REQUEUE
+            "ArtifactFailed",
+            f"could not get Source object: {ref.display} not found",
+            DEPENDENCY_REQUEUE,
+            on_another=True,
         ) from None
     status = mapping(source.get("status"))
     ready = conditions.get(status, conditions.READY)
     current = status.get("observedGeneration") == source["metadata"].get("generation")
     found = mapping(status.get("artifact"))
     if not current:
-        raise Waiting("SourceNotReady", f"{ref.display} is not ready: not observed yet", DEPENDENCY_REQUEUE)
+        raise Waiting(
+            "SourceNotReady", f"{ref.display} is not ready: not observed yet", DEPENDENCY_REQUEUE, on_another=True
+        )
     if not found.get("url"):
         reason = (ready or {}).get("message") or "does not have an artifact"
-        raise Waiting("SourceNotReady", f"{ref.display} is not ready: {reason}", DEPENDENCY_REQUEUE)
+        raise Waiting("SourceNotReady", f"{ref.display} is not ready: {reason}", DEPENDENCY_REQUEUE, on_another=True)
     if ready is not None and ready.get("status") != "True":
-        raise Waiting("SourceNotReady", f"{ref.display} is not ready: {ready.get('message')}", DEPENDENCY_REQUEUE)
+        raise Waiting(
+            "SourceNotReady", f"{ref.display} is not ready: {ready.get('message')}", DEPENDENCY_REQUEUE, on_another=True
+        )
     return dict(found)
 
 
@@ -218,6 +226,38 @@ class ChartCache:
                 _, old = self._charts.popitem(last=False)
                 shutil.rmtree(old.path.parent, ignore_errors=True)
         return chart
+
+    def versioned(self, chart: Chart, digest: str, version: str) -> Chart:
+        """``chart`` with ``version`` in its Chart.yaml (an OCI source's digest in the build metadata), as a
+        sibling copy cached beside it, so helm records that version for the release."""
+        if version == chart.version:
+            return chart
+        key = f"{digest}+{version}"
+        with self._lock:
+            cached = self._charts.get(key)
+            if cached is not None and cached.path.exists():
+                self._charts.move_to_end(key)
+                return cached
+        final = chart.path.parent.with_name(f"{chart.path.parent.name}+{version.rpartition('+')[2]}")
+        if not (final / ".complete").exists():
+            staging = Path(tempfile.mkdtemp(prefix=".version-", dir=self.root))
+            try:
+                shutil.copytree(chart.path, staging / "chart" / chart.path.name, symlinks=True)
+                chart_yaml = staging / "chart" / chart.path.name / "Chart.yaml"
+                metadata = mapping(yaml.safe_load(chart_yaml.read_text()))
+                chart_yaml.write_text(yaml.safe_dump({**metadata, "version": version}, sort_keys=False))
+                (staging / "chart" / ".complete").touch()
+                shutil.rmtree(final, ignore_errors=True)  # a half-written copy of an earlier process
+                with contextlib.suppress(OSError):  # another reconcile moved the same copy in first
+                    os.rename(staging / "chart", final)
+            except (OSError, yaml.YAMLError) as exc:
+                raise Failure("ChartMutateError", f"could not set chart version {version}: {exc}") from None
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+        versioned = self._load(final)
+        with self._lock:
+            self._charts[key] = versioned
+        return versioned
 
     def _fetch(self, found: dict[str, Any], digest: str, timeout: float) -> Chart:
         """Download and unpack into a private temporary directory, then move it into place in one rename:

@@ -33,6 +33,7 @@ from fluxwarden.controllers.helm.api import (
     owner_labels,
 )
 from fluxwarden.controllers.helm.machine import Machine
+from fluxwarden.controllers.helm.oci_version import source_version
 from fluxwarden.controllers.helm.runner import Helm, HelmError, Identity
 from fluxwarden.controllers.helm.storage import ReleaseStorage, StorageError
 from fluxwarden.controllers.helm.values import Values, ValuesError, compose
@@ -62,16 +63,21 @@ def _annotation(obj: dict[str, Any], name: str) -> str | None:
     return str(value) if value else None
 
 
-def _chart_users(new: dict[str, Any], old: dict[str, Any] | None, own: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    """HelmReleases installing from a HelmChart whose artifact or readiness changed."""
-    if (
-        old is not None
-        and artifact_revision(new) == artifact_revision(old)
-        and (conditions.is_true(new) == conditions.is_true(old))
-    ):
-        return []
-    changed = key_of(new)
-    return [key_of(r) for r in own if (charts.chart_ref(r).namespace, charts.chart_ref(r).name) == changed]
+def _chart_users(kind: str) -> Mapper:
+    """HelmReleases installing from a ``kind`` (HelmChart, OCIRepository) whose artifact or readiness changed."""
+
+    def users(new: dict[str, Any], old: dict[str, Any] | None, own: list[dict[str, Any]]) -> list[tuple[str, str]]:
+        if (
+            old is not None
+            and artifact_revision(new) == artifact_revision(old)
+            and (conditions.is_true(new) == conditions.is_true(old))
+        ):
+            return []
+        changed = (kind, *key_of(new))
+        refs = [(r, charts.chart_ref(r)) for r in own]
+        return [key_of(r) for r, ref in refs if (ref.kind, ref.namespace, ref.name) == changed]
+
+    return users
 
 
 def _values_watch(kind: str) -> Mapper:
@@ -110,7 +116,8 @@ class HelmReleaseReconciler:
         self.applied: dict[str, dict[str, Applied]] = {}
         selector = f"{WATCH_LABEL}=Enabled"
         self.watches = [
-            Watch(charts.HELM_CHART, _chart_users),
+            Watch(charts.HELM_CHART, _chart_users("HelmChart")),
+            Watch(charts.OCI_REPOSITORY, _chart_users("OCIRepository")),
             Watch(HELM_RELEASE, dependants),
             Watch(CONFIG_MAPS, _values_watch("ConfigMap"), selector, metadata_only=True),
             Watch(SECRETS, _values_watch("Secret"), selector, metadata_only=True),
@@ -233,7 +240,12 @@ class HelmReleaseReconciler:
                 other["metadata"].get("generation")
             )
             if other is None or not current or not conditions.is_true(other):
-                raise Waiting("DependencyNotReady", f"dependency '{namespace}/{name}' is not ready", DEPENDENCY_REQUEUE)
+                raise Waiting(
+                    "DependencyNotReady",
+                    f"dependency '{namespace}/{name}' is not ready",
+                    DEPENDENCY_REQUEUE,
+                    on_another=True,
+                )
 
     def _service_account_exists(self, ctx: Context, namespace: str, name: str) -> bool:
         try:
@@ -271,7 +283,17 @@ class HelmReleaseReconciler:
                 self._delete_template(ctx, obj)  # the source moved namespace: the old template goes
             status["helmChart"] = f"{ref.namespace}/{ref.name}"
         artifact = charts.artifact(ctx.kube, ref, live)
-        return self.charts.get(artifact, spec.timeout)
+        chart = self.charts.get(artifact, spec.timeout)
+        if ref.kind != "OCIRepository":
+            status.pop("lastAttemptedRevisionDigest", None)
+            return chart
+        revision = str(artifact.get("revision") or "")
+        try:
+            version = source_version(chart.version, revision)
+        except ValueError as exc:
+            raise Failure("ChartMutateError", str(exc)) from None
+        status["lastAttemptedRevisionDigest"] = revision.rpartition("@")[2]  # Flux: the OCI manifest's digest
+        return self.charts.versioned(chart, str(artifact.get("digest")), version)
 
     def _values(self, ctx: Context, obj: dict[str, Any], spec: HelmReleaseSpec) -> Values:
         refs = [v for v in spec.raw.get("valuesFrom") or [] if isinstance(v, dict)]

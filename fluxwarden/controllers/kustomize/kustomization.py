@@ -145,7 +145,7 @@ class KustomizationReconciler:
         self.applied: dict[str, dict[str, Applied]] = {}
         self.live_drift = LiveDrift(kube, self.mapper) if options.live_drift else None
         self.dependencies = Watch(KUSTOMIZATION, dependants)  # its cache also answers the dependency checks
-        self.watches = [_source_watch("GitRepository"), _source_watch("Bucket"), self.dependencies]
+        self.watches = [*(_source_watch(kind) for kind in SOURCE_KINDS), self.dependencies]
 
     def healthy(self) -> bool:
         """For ``/readyz``: the live drift watches, when on, are listed and watching."""
@@ -254,13 +254,15 @@ class KustomizationReconciler:
             status = (other or {}).get("status") or {}
             current = other is not None and status.get("observedGeneration") == other["metadata"].get("generation")
             if other is None or not current or not conditions.is_true(other):
-                raise Waiting("DependencyNotReady", f"{where} is not ready", spec.retry_interval)
+                raise Waiting("DependencyNotReady", f"{where} is not ready", spec.retry_interval, on_another=True)
             try:
                 same_source = KustomizationSpec.of(other).source == spec.source
             except Stalling:  # the dependency's own spec is broken: its status says so, not ours
                 same_source = False
             if same_source and status.get("lastAppliedRevision") != revision:
-                raise Waiting("DependencyNotReady", f"{where} revision is not up to date", spec.retry_interval)
+                raise Waiting(
+                    "DependencyNotReady", f"{where} revision is not up to date", spec.retry_interval, on_another=True
+                )
 
     def _artifact(self, ctx: Context, spec: KustomizationSpec) -> dict[str, Any]:
         ref = spec.source
@@ -268,10 +270,15 @@ class KustomizationReconciler:
         try:
             source = ctx.kube.get(SOURCE_KINDS[ref.kind], ref.namespace, ref.name)
         except NotFound:
-            raise Waiting("ArtifactFailed", f"Source {where} not found", spec.retry_interval) from None
+            raise Waiting("ArtifactFailed", f"Source {where} not found", spec.retry_interval, on_another=True) from None
         artifact = (source.get("status") or {}).get("artifact")
         if not artifact or not artifact.get("url"):
-            raise Waiting("ArtifactFailed", f"Source {where} is not ready, artifact not found", spec.retry_interval)
+            raise Waiting(
+                "ArtifactFailed",
+                f"Source {where} is not ready, artifact not found",
+                spec.retry_interval,
+                on_another=True,
+            )
         return dict(artifact)
 
     def _variables(self, ctx: Context, obj: dict[str, Any], spec: KustomizationSpec) -> tuple[dict[str, str], Redactor]:

@@ -38,6 +38,6 @@ class NotificationOptions:
     rate_limit_interval: float = 300.0  # Flux's --rate-limit-interval 5m
     queue_size: int = 10_000  # deliveries waiting; a full queue answers 429 and keeps nothing
     read_timeout: float = 30.0  # Flux's ReadTimeout: a body not in by then is answered 408
-    delivery_concurrency: int = 64  # sends in flight in all (and at most 4 per Provider: dispatch.py)
+    delivery_concurrency: int = 64  # sends in flight per namespace (and at most 4 per Provider: dispatch.py)
     # Whether an Alert may take events from another namespace (Flux's --no-cross-namespace-refs)
     settings: Settings = field(default_factory=Settings)

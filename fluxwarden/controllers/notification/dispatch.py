@@ -2,11 +2,14 @@
 
 Flux starts one goroutine per notification; here each delivery is a task too, with two bounds:
 ``PER_PROVIDER`` sends in flight per Provider (a Provider that times out holds only its own lane)
-and ``concurrency`` in all. ``offer`` takes all of one event's deliveries or none (the server then
-answers 429: nothing half-sent, and the retry is not a duplicate). A Provider whose own backlog is
-full (``LANE_LIMIT``, it is not answering) loses that delivery, with a Warning, and the event's
-other deliveries still go. A failure is a Warning event on the Alert (``NotificationDispatchFailed``,
-with Flux's wording) and, in the on-change mode, undoes the transition it carried.
+and ``concurrency`` per namespace (a tenant with many hanging Providers holds only its own share).
+
+``offer`` takes all of one event's deliveries or none (the server then answers 429: nothing
+half-sent, and the retry is not a duplicate). A Provider whose backlog is full (``LANE_LIMIT``) and
+whose last send failed is not answering: it loses that delivery, with a Warning, and the event's
+other deliveries still go. A full lane that answers (only slow to drain) refuses the event instead,
+so nothing promised with a 202 is dropped. A failure is a Warning on the Alert
+(``NotificationDispatchFailed``, Flux's wording) and, in the on-change mode, undoes its transition.
 """
 
 from __future__ import annotations
@@ -78,7 +81,9 @@ class Dispatcher:
         self.counts = Counts()
         self._lanes: dict[Lane, collections.deque[Delivery]] = {}
         self._busy: collections.Counter[Lane] = collections.Counter()
+        self._busy_in: collections.Counter[str] = collections.Counter()  # by namespace
         self._waiting = 0
+        self._failing: set[Lane] = set()  # lanes whose last send failed
         self._running: set[asyncio.Task[None]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -91,6 +96,8 @@ class Dispatcher:
         """Queue all of them, or none when they do not fit (call on the loop)."""
         if self._waiting + len(deliveries) > self.size:
             return False
+        if any(self._full(d.lane) and d.lane not in self._failing for d in deliveries):
+            return False  # a lane that answers but lags: the sender retries later, nothing lost
         for delivery in deliveries:
             lane = self._lanes.setdefault(delivery.lane, collections.deque())
             if len(lane) >= LANE_LIMIT:
@@ -109,19 +116,25 @@ class Dispatcher:
         self._pump()
         return True
 
+    def _full(self, key: Lane) -> bool:
+        lane = self._lanes.get(key)
+        return lane is not None and len(lane) >= LANE_LIMIT
+
     def _pump(self) -> None:
         """Start what the bounds allow, lane by lane, so a busy lane never blocks another."""
         for key, lane in list(self._lanes.items()):
-            while lane and self._busy[key] < PER_PROVIDER and len(self._running) < self.concurrency:
+            while lane and self._busy[key] < PER_PROVIDER and self._busy_in[key[0]] < self.concurrency:
                 delivery = lane.popleft()
                 self._waiting -= 1
                 self._busy[key] += 1
+                self._busy_in[key[0]] += 1
                 task = asyncio.get_running_loop().create_task(self._run(delivery))
                 self._running.add(task)
                 self._idle.clear()
             if not lane and not self._busy[key]:
                 del self._lanes[key]
                 del self._busy[key]
+                self._failing.discard(key)
 
     async def _run(self, delivery: Delivery) -> None:
         try:
@@ -137,6 +150,9 @@ class Dispatcher:
             )
         finally:
             self._busy[delivery.lane] -= 1
+            self._busy_in[delivery.lane[0]] -= 1
+            if not self._busy_in[delivery.lane[0]]:
+                del self._busy_in[delivery.lane[0]]
             task = asyncio.current_task()
             if task is not None:
                 self._running.discard(task)
@@ -190,9 +206,11 @@ class Dispatcher:
             self._failed(delivery, "failed to send", str(exc))
             return
         self.counts.delivered += 1
+        self._failing.discard(delivery.lane)
 
     def _failed(self, delivery: Delivery, what: str, cause: str) -> None:
         self.counts.failed += 1
+        self._failing.add(delivery.lane)
         self._undo(delivery)
         logger.warning("Alert %s/%s: %s notification for %s: %s", *delivery.alert.key, what, delivery.subject, cause)
         self.warn(delivery.alert, DISPATCH_FAILED, f"{what} notification for {delivery.subject}: {cause}")

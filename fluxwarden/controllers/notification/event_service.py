@@ -50,6 +50,7 @@ logger = logging.getLogger("fluxwarden.controllers.notification")
 
 ALERTS, PROVIDERS, SECRETS = Feed(ALERT), Feed(PROVIDER), Feed(SECRET, metadata_only=True)
 SHUTDOWN_GRACE = 5.0
+RETRY_LATER = {"Retry-After": "1"}  # a full queue kept nothing: unlike a duplicate's 429, retry this one
 SYNC_WAIT = 5.0  # an event that arrives before the first list of Alerts waits for it, then 503
 BLOCKING_THREADS = 8
 MAX_PENDING_WARNINGS = 256
@@ -117,19 +118,19 @@ class EventRouter:
             return text(503, "Alerts are not listed yet; retry", headers={"Retry-After": "1"})
         if not self.limiter.allow(event):
             return text(429, "duplicate event within the rate-limit interval; discarded")
-        event = event.without_internal()
+        admitted, event = event, event.without_internal()  # the limiter's key has the token; sending does not
         matched = await self._matching(event)
         assert self.dispatcher is not None
         if len(matched) + self.dispatcher.pending() > self.options.queue_size:
-            self.limiter.forget(event)
-            return text(429, "delivery queue full; retry later")
+            self.limiter.forget(admitted)
+            return text(429, "delivery queue full; retry later", RETRY_LATER)
         deliveries = await self._deliveries(event, matched)
-        if not self.dispatcher.offer(deliveries):  # filled while on-change state was read
-            self.limiter.forget(event)
+        if not self.dispatcher.offer(deliveries):  # filled meanwhile, or a lagging Provider's lane is full
+            self.limiter.forget(admitted)
             for delivery in deliveries:
                 if delivery.transition:
                     self.onchange.undo(delivery.alert, delivery.notification)
-            return text(429, "delivery queue full; retry later")
+            return text(429, "delivery queue full; retry later", RETRY_LATER)
         return Response(status_code=202)
 
     async def _matching(self, event: Event) -> list[CompiledAlert]:

@@ -25,11 +25,13 @@ class Stalling(ReconcileError):
 
 
 class Waiting(ReconcileError):
-    """Not an error of this object: retry after ``after`` seconds (a dependency is not ready yet)."""
+    """Retry after ``after`` seconds. ``on_another``: the wait is for another object (a source or a
+    dependency not ready yet), not this one's failure, so it is announced as info, never as an error."""
 
-    def __init__(self, reason: str, message: str, after: float) -> None:
+    def __init__(self, reason: str, message: str, after: float, *, on_another: bool = False) -> None:
         super().__init__(reason, message)
         self.after = after
+        self.on_another = on_another
 
 
 class Failure(ReconcileError):

@@ -14,9 +14,9 @@ import time
 import uuid
 from typing import Any
 
-import httpx
 from kubernetes import client
 
+from fluxwarden.controllers.runtime.event_poster import EventPoster
 from fluxwarden.controllers.runtime.kube import Kube, KubeError
 
 logger = logging.getLogger("fluxwarden.controllers.events")
@@ -32,6 +32,7 @@ class EventRecorder:
         self.kube = kube
         self.controller = controller
         self.events_addr = events_addr
+        self.poster = EventPoster(events_addr) if events_addr else None
         self.instance = socket.gethostname()
         self._recent: dict[tuple[str, str, str], float] = {}
         self._lock = threading.Lock()
@@ -108,14 +109,8 @@ class EventRecorder:
             "reportingController": self.controller,
             "reportingInstance": self.instance,
         }
-        assert self.events_addr is not None
-        try:
-            response = httpx.post(self.events_addr, json=payload, timeout=2.0)
-            if response.status_code == 429:  # a duplicate the notification controller already has
-                return
-            response.raise_for_status()
-        except httpx.HTTPError as exc:
-            logger.warning("event not posted to %s: %s", self.events_addr, exc)
+        assert self.poster is not None
+        self.poster.post(payload)
 
 
 def _snake(name: str) -> str:

@@ -242,7 +242,8 @@ def _reconcile(controller: Controller, runtime: Runtime, ctx: Context, obj: dict
     if (handled := requested_at(obj)) is not None:
         status["lastHandledReconcileAt"] = handled
 
-    _announce(runtime.events, obj, original, status)
+    # A dependency or source not ready yet is not this object's failure: info, as Flux (never an error page).
+    _announce(runtime.events, obj, original, status, quiet=isinstance(error, Waiting) and error.on_another)
     patch = _status_patch({**original, **ctx.written}, status)  # the server has what progress() wrote
     if patch:
         try:
@@ -255,15 +256,25 @@ def _reconcile(controller: Controller, runtime: Runtime, ctx: Context, obj: dict
     return requeue
 
 
-def _announce(events: EventRecorder, obj: dict[str, Any], old: dict[str, Any], new: dict[str, Any]) -> None:
-    """An event when Ready changes status or message: a new revision, a new failure, a recovery."""
+def _announce(
+    events: EventRecorder, obj: dict[str, Any], old: dict[str, Any], new: dict[str, Any], quiet: bool = False
+) -> None:
+    """An event when Ready changes status or message: a new revision, a new failure, a recovery.
+
+    The revision is the one this reconcile worked on (a source's artifact, or the revision a
+    Kustomization or HelmRelease attempted), so a failure names the commit that failed.
+    """
     before, after = conditions.get(old, conditions.READY), conditions.get(new, conditions.READY)
     if after is None:
         return
     if before and (before.get("status"), before.get("message")) == (after.get("status"), after.get("message")):
         return
-    kind = NORMAL if after.get("status") == "True" else WARNING
-    revision = (new.get("artifact") or {}).get("revision") or new.get("lastAppliedRevision")
+    kind = NORMAL if after.get("status") == "True" or quiet else WARNING
+    revision = (
+        (new.get("artifact") or {}).get("revision")
+        or new.get("lastAttemptedRevision")
+        or new.get("lastAppliedRevision")
+    )
     group = str(obj.get("apiVersion", "")).split("/")[0]
     metadata = {f"{group}/revision": str(revision)} if revision else {}
     events.record(obj, kind, str(after.get("reason")), str(after.get("message")), metadata)

@@ -204,7 +204,10 @@ class HelmChartReconciler:
             source = kube.get(resource, namespace, spec.source_name)
         except NotFound:
             raise Waiting(
-                "SourceUnavailable", f"{spec.source_kind} '{namespace}/{spec.source_name}' not found", SOURCE_RETRY
+                "SourceUnavailable",
+                f"{spec.source_kind} '{namespace}/{spec.source_name}' not found",
+                SOURCE_RETRY,
+                on_another=True,
             ) from None
         if spec.source_kind == "HelmRepository" and is_oci_helm_repository(source):
             if found := oci_helm_repository_unsupported(source):
@@ -220,6 +223,7 @@ class HelmChartReconciler:
                 "SourceUnavailable",
                 f"{spec.source_kind} '{namespace}/{spec.source_name}' has no artifact yet",
                 SOURCE_RETRY,
+                on_another=True,
             )
         return source
 

@@ -23,10 +23,11 @@ RETRY_MAX = 4  # go-retryablehttp's RetryMax in Flux's notifiers
 WAIT_MIN, WAIT_MAX = 2.0, 30.0
 MAX_REDIRECTS = 5
 MAX_ANSWER = 1 << 20  # bytes of an answer read (a GitHub status listing); the rest is dropped
-POOL_LIMIT = 64  # clients alive at once (one per origin, TLS material and proxy); idle ones beyond are closed
-# Connections per client, so per origin: httpcore's pool scans every connection for every request,
-# so a small pool is twice as fast (measured: 8 vs 64 at 32 in flight); one client per origin keeps a
-# slow endpoint from taking the connections of another.
+POOL_LIMIT = 256  # clients alive at once (one per Provider and origin); idle ones beyond are closed
+# Connections per client: httpcore's pool scans every connection for every request, so a small pool
+# is twice as fast (measured: 8 vs 64 at 32 in flight). One client per Provider (and origin) keeps a
+# hanging endpoint from taking the connections of another team's Provider on the same host; the
+# dispatcher sends at most 4 at once per Provider, so its own client never runs short.
 PER_ORIGIN = 8
 REDIRECTS = {301, 302, 303, 307, 308}
 USER_AGENT = "fluxwarden-notification-controller"
@@ -52,7 +53,7 @@ class _Pooled:
     used: float = 0.0
 
 
-_Pool = dict[tuple[str, str, str], _Pooled]
+_Pool = dict[tuple[str, ...], _Pooled]
 _POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pool] = weakref.WeakKeyDictionary()
 
 
@@ -86,10 +87,10 @@ async def close() -> None:
         await pooled.client.aclose()
 
 
-def _pool_key(target: Target, origin: str) -> tuple[str, str, str]:
-    """Equal TLS material and proxy share a client per origin; a context without a digest is its own."""
+def _pool_key(target: Target, origin: str) -> tuple[str, ...]:
+    """One client per Provider, origin, TLS material and proxy; a context without a digest is its own."""
     material = target.tls_key or (f"context-{id(target.ssl)}" if target.ssl is not None else "system")
-    return material, target.proxy, origin
+    return target.namespace, target.name, material, target.proxy, origin
 
 
 async def _client(target: Target, origin: str) -> _Pooled:
