@@ -196,10 +196,14 @@ def test_range_follows_new_versions_with_docker_config(
     assert obj["status"]["artifact"]["digest"] == publisher.layer_digest("ranged", "1.1.0")
     assert condition(obj, "Ready")["message"] == "pulled 'ranged' chart with version '1.1.0'"
 
-    # The same tags again: same artifact, nothing new stored.
+    # The same tags again: the tags are listed, nothing is downloaded, the same artifact stays.
     before = obj["status"]["artifact"]
+    listed = registry_requests(registry, "/v2/charts/ranged/tags/list")
+    pulled = registry_requests(registry, "/v2/charts/ranged/manifests/")
     stamp = kube.request_reconcile(HELM_CHART, "ranged")
     assert kube.reconciled(HELM_CHART, "ranged", stamp, timeout=60)["status"]["artifact"] == before
+    assert registry_requests(registry, "/v2/charts/ranged/tags/list") > listed
+    assert registry_requests(registry, "/v2/charts/ranged/manifests/") == pulled
 
 
 def test_build_metadata_survives_the_tag_encoding(kube: OciApi, publisher: ChartPublisher) -> None:

@@ -2,8 +2,8 @@
 
 Flux's rules (source-controller's ``OCIChartRepository``): a ``spec.version`` that is a full semver
 version (three parts, ``v`` allowed) is the tag itself, so an unchanged chart needs no registry call
-at all; anything else is a constraint over the registry's semver tags, the highest match wins (helm
-resolves it: its tag listing and ``GetTagMatchingVersionOrConstraint`` are the same as Flux's). The
+at all; anything else is a constraint over the registry's semver tags, the highest match wins
+(source/helm_oci_tags.py lists them, then the chosen version is pulled as an exact one). The
 chart's version is its revision. Errors get Flux's reasons: ``AuthenticationFailed`` when the
 registry refused the credentials or its certificate (what Flux detects in the error text),
 ``ChartPullError`` otherwise.
@@ -17,12 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fluxwarden.controllers.runtime.errors import Failure
-from fluxwarden.controllers.runtime.kube import Kube
 from fluxwarden.controllers.source.api import HelmRepositorySpec
 from fluxwarden.controllers.source.helm_registry import (
+    RegistryCredentials,
     RegistrySession,
     helm_failure,
-    registry_credentials,
     registry_host,
 )
 
@@ -56,10 +55,9 @@ def chart_reference(spec: HelmRepositorySpec, chart: str) -> OciChart:
     return OciChart(f"{spec.url}/{chart}", registry_host(spec.url))
 
 
-def pull(kube: Kube, namespace: str, spec: HelmRepositorySpec, chart: str, version: str, dest: Path) -> Path:
+def pull(spec: HelmRepositorySpec, credentials: RegistryCredentials, chart: str, version: str, dest: Path) -> Path:
     """``helm pull`` the chart into ``dest`` (an empty directory); the ``.tgz`` it wrote."""
     ref = chart_reference(spec, chart)
-    credentials = registry_credentials(kube, namespace, spec)
     with RegistrySession(ref.host, credentials, plain_http=spec.insecure, timeout=spec.timeout) as session:
         done = session.run(["pull", ref.reference, "--version", helm_version_arg(version), "--destination", str(dest)])
         if done.returncode != 0:

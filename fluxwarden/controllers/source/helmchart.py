@@ -30,7 +30,7 @@ from fluxwarden.controllers.runtime.controller import Context, Success, Watch, a
 from fluxwarden.controllers.runtime.errors import Failure, Stalling, Waiting
 from fluxwarden.controllers.runtime.kube import Kube, NotFound, Resource, key_of
 from fluxwarden.controllers.runtime.values import merge_values
-from fluxwarden.controllers.source import helm_oci
+from fluxwarden.controllers.source import helm_oci, helm_oci_tags
 from fluxwarden.controllers.source.api import (
     BUCKET,
     FINALIZER,
@@ -44,6 +44,7 @@ from fluxwarden.controllers.source.api import (
     oci_helm_repository_unsupported,
 )
 from fluxwarden.controllers.source.gitrepository import ARTIFACT_IN_STORAGE
+from fluxwarden.controllers.source.helm_registry import registry_credentials
 from fluxwarden.controllers.source.helmrepository import parse_index, repository_credentials
 from fluxwarden.controllers.source.storage import Storage, artifact_status
 from fluxwarden.controllers.source.versions import best_match
@@ -267,28 +268,25 @@ class HelmChartReconciler:
         """The chart from an OCI registry: ``(chart_dir, version, unchanged)``.
 
         As Flux: an exact version whose chart is stored already (same name and generation) costs no
-        registry call; a range is resolved by the registry's tags at every reconcile (helm pull), and an
-        unchanged result stores nothing.
+        registry call; a range is resolved from the registry's tags at every reconcile, and the chart is
+        downloaded only when that picks another version than the stored one.
         """
-        if current and helm_oci.is_exact_version(spec.version) and artifact.get("revision") == spec.version:
+        exact = helm_oci.is_exact_version(spec.version)
+        if current and exact and artifact.get("revision") == spec.version:
             return None, spec.version, True
         repo_spec = HelmRepositorySpec.of(repository)
+        credentials = registry_credentials(ctx.kube, repository["metadata"]["namespace"], repo_spec)
+        version = spec.version if exact else helm_oci_tags.resolve(repo_spec, credentials, spec.chart, spec.version)
+        if current and artifact.get("revision") == version:
+            return None, version, True
         (work / "pull").mkdir()
-        tgz = helm_oci.pull(ctx.kube, repository["metadata"]["namespace"], repo_spec, spec.chart, spec.version,
-                            work / "pull")  # fmt: skip
+        tgz = helm_oci.pull(repo_spec, credentials, spec.chart, version, work / "pull")
         if tgz.stat().st_size > self.max_size:
             raise Failure("ChartPullError", f"chart '{spec.chart}' is larger than the {self.max_size} bytes allowed")
         tgz.rename(work / PULLED)
         with (work / PULLED).open("rb") as data:
             chart_dir = self._unpack_chart(data, spec.chart, work)
-        try:
-            meta = yaml.safe_load((chart_dir / "Chart.yaml").read_text()) or {}
-        except yaml.YAMLError:
-            raise Failure("ChartPullError", f"the Chart.yaml of '{spec.chart}' is not valid YAML") from None
-        version = spec.version if helm_oci.is_exact_version(spec.version) else str(meta.get("version") or "")
-        if not version:
-            raise Failure("ChartPullError", f"the Chart.yaml of '{spec.chart}' has no version")
-        return chart_dir, version, current and artifact.get("revision") == version
+        return chart_dir, version, False
 
     def _unpack_chart(self, data: IO[bytes], name: str, work: Path) -> Path:
         try:
