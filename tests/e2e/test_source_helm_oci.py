@@ -263,6 +263,8 @@ def test_wrong_credentials_untrusted_ca_and_missing_chart(
     kube.oci_repository("good", secretRef={"name": "auth"}, certSecretRef={"name": "ca"})
     kube.oci_repository("nosecret", secretRef={"name": "absent"}, certSecretRef={"name": "ca"})
     kube.chart("wrong", "present", "1.0.0", repository="wrong")
+    kube.chart("wrong-range", "present", "1.x", repository="wrong")  # refused while listing the tags
+    kube.chart("untrusted-range", "present", "*", repository="untrusted")
     kube.chart("untrusted", "present", "1.0.0", repository="untrusted")
     kube.chart("missing", "absent", "1.0.0", repository="good")
     kube.chart("no-tag", "present", "9.9.9", repository="good")
@@ -272,6 +274,8 @@ def test_wrong_credentials_untrusted_ca_and_missing_chart(
     for name, reason, says in (
         ("wrong", "AuthenticationFailed", "401"),
         ("untrusted", "AuthenticationFailed", "certificate"),
+        ("wrong-range", "AuthenticationFailed", "401"),
+        ("untrusted-range", "AuthenticationFailed", "certificate"),
         ("missing", "ChartPullError", "not found"),
         ("no-tag", "ChartPullError", "not found"),
         ("no-match", "ChartPullError", ">=5.0.0"),
