@@ -20,6 +20,13 @@ from fluxwarden.controllers.source.oci.reference import Repository
 from fluxwarden.controllers.source.oci.registry import Registry, RegistryError, Tls
 from fluxwarden.controllers.source.versions import best_match
 
+# The fields to fix are the HelmRepository's, not the HelmChart's.
+_HINTS = {
+    "auth_hint": "check the credentials for this host in the Secret named by the HelmRepository's spec.secretRef",
+    "tls_hint": "add the CA that signed it as ca.crt to the Secret named by the HelmRepository's spec.certSecretRef",
+    "cert_hint": "set tls.crt and tls.key in the Secret named by the HelmRepository's spec.certSecretRef",
+}
+
 
 def chart_tags(spec: HelmRepositorySpec, credentials: RegistryCredentials, chart: str) -> list[str]:
     """The chart's tags as versions (``_`` back to ``+``); a Failure with Flux's reason when listing fails."""
@@ -31,7 +38,9 @@ def chart_tags(spec: HelmRepositorySpec, credentials: RegistryCredentials, chart
         tls = Tls(credentials.ca_pem, credentials.cert_pem, credentials.key_pem)
     reference = f"{spec.url}/{chart}"
     try:
-        with Registry(repository, login=login, tls=tls, plain_http=spec.insecure, timeout=spec.timeout) as registry:
+        with Registry(
+            repository, login=login, tls=tls, plain_http=spec.insecure, timeout=spec.timeout, **_HINTS
+        ) as registry:
             tags = registry.tags()
     except RegistryError as exc:
         if exc.authentication or exc.untrusted:
