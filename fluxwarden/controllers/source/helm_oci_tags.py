@@ -21,11 +21,9 @@ from fluxwarden.controllers.source.oci.registry import Registry, RegistryError, 
 from fluxwarden.controllers.source.versions import best_match
 
 # The fields to fix are the HelmRepository's, not the HelmChart's.
-_HINTS = {
-    "auth_hint": "check the credentials for this host in the Secret named by the HelmRepository's spec.secretRef",
-    "tls_hint": "add the CA that signed it as ca.crt to the Secret named by the HelmRepository's spec.certSecretRef",
-    "cert_hint": "set tls.crt and tls.key in the Secret named by the HelmRepository's spec.certSecretRef",
-}
+AUTH_HINT = "check the credentials for this host in the Secret named by the HelmRepository's spec.secretRef"
+TLS_HINT = "add the CA that signed it as ca.crt to the Secret named by the HelmRepository's spec.certSecretRef"
+CERT_HINT = "set tls.crt and tls.key in the Secret named by the HelmRepository's spec.certSecretRef"
 
 
 def chart_tags(spec: HelmRepositorySpec, credentials: RegistryCredentials, chart: str) -> list[str]:
@@ -39,8 +37,9 @@ def chart_tags(spec: HelmRepositorySpec, credentials: RegistryCredentials, chart
     reference = f"{spec.url}/{chart}"
     try:
         with Registry(
-            repository, login=login, tls=tls, plain_http=spec.insecure, timeout=spec.timeout, **_HINTS
-        ) as registry:
+            repository, login=login, tls=tls, plain_http=spec.insecure, timeout=spec.timeout,
+            auth_hint=AUTH_HINT, tls_hint=TLS_HINT, cert_hint=CERT_HINT,
+        ) as registry:  # fmt: skip
             tags = registry.tags()
     except RegistryError as exc:
         if exc.authentication or exc.untrusted:
