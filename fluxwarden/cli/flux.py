@@ -11,6 +11,7 @@ from fluxwarden.cli import get_fluxconfigs, get_notification
 from fluxwarden.cli.objects import (
     SOURCES,
     CommandError,
+    is_static,
     request_reconcile,
     revision_of,
     row_of,
@@ -24,7 +25,7 @@ from fluxwarden.controllers.kustomize.api import KUSTOMIZATION
 from fluxwarden.controllers.notification.api import RECEIVER
 from fluxwarden.controllers.runtime.durations import parse_duration
 from fluxwarden.controllers.runtime.kube import Kube, KubeError, Resource
-from fluxwarden.controllers.source.api import HELM_CHART
+from fluxwarden.controllers.source.api import BUCKET, HELM_CHART, OCI_REPOSITORY
 from fluxwarden.kubeclient import api_client
 
 
@@ -109,12 +110,19 @@ def _reconcile_source(args: argparse.Namespace, obj: dict[str, Any]) -> None:
 
 
 def _success(obj: dict[str, Any], message: str) -> str:
-    return f"applied revision {revision_of(obj)}" if obj.get("kind") == HELM_RELEASE.kind else message
+    if obj.get("kind") == HELM_RELEASE.kind:
+        return f"applied revision {revision_of(obj)}"
+    if obj.get("kind") in (BUCKET.kind, OCI_REPOSITORY.kind):
+        return f"fetched revision {revision_of(obj)}"  # flux reconcile source bucket|oci
+    return message
 
 
 def reconcile(args: argparse.Namespace) -> int:
     kube, resource, namespace = _kube(args), _resource(args), _namespace(args)
     obj = kube.get(resource, namespace, args.name)
+    if is_static(obj):
+        print("✔ reconciliation not supported by the object")  # flux's answer for an OCI HelmRepository
+        return 0
     if (obj.get("spec") or {}).get("suspend"):
         raise CommandError(f"{resource.kind} {namespace}/{args.name} is suspended; resume it to reconcile")
     if getattr(args, "with_source", False):
@@ -171,7 +179,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     get = commands.add_parser("get", help="list Flux objects with their readiness").add_subparsers(
         dest="get_what", required=True
     )
-    sources = get.add_parser("sources", help="GitRepositories, HelmRepositories, HelmCharts")
+    sources = get.add_parser("sources", help="OCIRepositories, Buckets, GitRepositories, HelmRepositories, HelmCharts")
     sources.add_argument("source_kind", nargs="?", choices=["all", *SOURCES], default="all")
     sources.add_argument("-A", "--all-namespaces", action="store_true")
     _common(sources)
@@ -195,7 +203,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
              "resume": ("resume and wait for the reconcile", resume)}  # fmt: skip
     for verb, (helptext, run) in verbs.items():
         kinds = commands.add_parser(
-            verb, help=f"{helptext} (source git|helm|chart NAME, kustomization NAME, helmrelease NAME, receiver NAME)"
+            verb,
+            help=f"{helptext} (source git|helm|chart|bucket|oci NAME, kustomization NAME, helmrelease NAME, "
+            "receiver NAME)",
         ).add_subparsers(dest=f"{verb}_what", required=True)
         source = kinds.add_parser("source")
         source.add_argument("source_kind", choices=list(SOURCES))

@@ -15,9 +15,23 @@ from typing import Any
 from fluxwarden.controllers.helm.api import HELM_RELEASE
 from fluxwarden.controllers.runtime.kube import MERGE_PATCH, Kube, Resource
 from fluxwarden.controllers.runtime.prologue import REQUESTED_AT
-from fluxwarden.controllers.source.api import GIT_REPOSITORY, HELM_CHART, HELM_REPOSITORY
+from fluxwarden.controllers.source.api import (
+    BUCKET,
+    GIT_REPOSITORY,
+    HELM_CHART,
+    HELM_REPOSITORY,
+    OCI_REPOSITORY,
+    is_oci_helm_repository,
+)
 
-SOURCES: dict[str, Resource] = {"git": GIT_REPOSITORY, "helm": HELM_REPOSITORY, "chart": HELM_CHART}
+# In ``flux get sources all``'s order.
+SOURCES: dict[str, Resource] = {
+    "oci": OCI_REPOSITORY,
+    "bucket": BUCKET,
+    "git": GIT_REPOSITORY,
+    "helm": HELM_REPOSITORY,
+    "chart": HELM_CHART,
+}
 
 
 class CommandError(Exception):
@@ -34,7 +48,14 @@ class Row:
     message: str
 
 
+def is_static(obj: dict[str, Any]) -> bool:
+    """An object no controller reconciles (an OCI HelmRepository, as in Flux): nothing to wait for."""
+    return obj.get("kind") == HELM_REPOSITORY.kind and is_oci_helm_repository(obj)
+
+
 def _ready(obj: dict[str, Any]) -> tuple[str, str]:
+    if is_static(obj):
+        return "True", "Helm repository is Ready"  # what flux get shows for one
     for condition in (obj.get("status") or {}).get("conditions") or []:
         if condition.get("type") == "Ready":
             return str(condition.get("status")), str(condition.get("message", ""))

@@ -114,7 +114,9 @@ class Controller(Protocol):
     """Implement these; the runtime does list/watch, queueing, finalizers, suspend and status.
 
     Optional attributes: ``watches`` (a list of :class:`Watch`) and ``unsupported`` (an
-    ``unsupported.Table`` of spec fields that stall the object before ``reconcile`` is called).
+    ``unsupported.Table`` of spec fields that stall the object before ``reconcile`` is called), and
+    ``static(obj) -> bool``: True for an object that is only data (Flux's OCI HelmRepository), which the
+    runtime leaves without a finalizer or status and never reconciles.
     """
 
     resource: Resource

@@ -8,6 +8,7 @@ changed. The result says when to come back.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import random
@@ -103,6 +104,10 @@ def run_once(controller: Controller, runtime: Runtime, namespace: str, name: str
     ctx = Context(runtime.kube, runtime.events, log, res, caches=runtime.caches)
     meta = obj.get("metadata") or {}
 
+    static = getattr(controller, "static", None)
+    if static is not None and static(obj):
+        return _make_static(controller, runtime, ctx, obj)
+
     if meta.get("deletionTimestamp"):
         if controller.finalizer in (meta.get("finalizers") or []):
             try:
@@ -128,6 +133,29 @@ def run_once(controller: Controller, runtime: Runtime, namespace: str, name: str
         return DONE
 
     return _reconcile(controller, runtime, ctx, obj)
+
+
+def _make_static(controller: Controller, runtime: Runtime, ctx: Context, obj: dict[str, Any]) -> Requeue:
+    """An object the controller only holds data for (Flux's OCI HelmRepository): no finalizer, no status.
+
+    As Flux's migration to static: what an earlier reconcile stored is removed, then the finalizer and
+    the whole status; nothing is written once both are gone, and nothing is requeued.
+    """
+    res, meta = controller.resource, obj["metadata"]
+    namespace, name = meta.get("namespace", ""), meta["name"]
+    if (obj.get("spec") or {}).get("suspend") and not meta.get("deletionTimestamp"):
+        return DONE
+    if controller.finalizer in (meta.get("finalizers") or []):
+        controller.finalize(ctx, obj)
+        patch = _finalizer_patch(obj, controller.finalizer, add=False)
+        if patch:
+            runtime.kube.patch(res, namespace, name, patch, JSON_PATCH)
+    status = obj.get("status") or {}
+    if status:
+        with contextlib.suppress(NotFound):
+            runtime.kube.patch_status(res, namespace, name, dict.fromkeys(status))
+    runtime.metrics.forget(res.kind, namespace, name)
+    return DONE
 
 
 def _cleanup_failed(runtime: Runtime, ctx: Context, obj: dict[str, Any], error: ReconcileError) -> Requeue:

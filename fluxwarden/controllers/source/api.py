@@ -8,7 +8,7 @@ from typing import Any
 from fluxwarden.controllers.runtime.errors import Stalling
 from fluxwarden.controllers.runtime.kube import Resource
 from fluxwarden.controllers.runtime.spec import duration, mapping, spec_of
-from fluxwarden.controllers.runtime.unsupported import Rule, Table
+from fluxwarden.controllers.runtime.unsupported import Finding, Rule, Table, find
 from fluxwarden.controllers.source import refs
 from fluxwarden.tenancy.kinds import SOURCE
 
@@ -40,7 +40,11 @@ GIT_REPOSITORY_UNSUPPORTED = Table(
 # ``provider`` and ``insecure`` only matter for type 'oci' (Flux ignores them otherwise); ``accessFrom``
 # is not implemented by Flux either.
 HELM_REPOSITORY_UNSUPPORTED = Table(
-    "source-controller", (Rule("spec.type", ("default",), hint="use an HTTP(S) Helm repository"),)
+    "source-controller", (Rule("spec.type", ("default", "oci"), hint="use 'default' (HTTP(S)) or 'oci'"),)
+)
+# Checked for type 'oci' only: a cloud ``provider`` needs a token service (aws, azure, gcp) fluxwarden lacks.
+HELM_OCI_REPOSITORY_UNSUPPORTED = Table(
+    "source-controller", (Rule("spec.provider", ("generic",), hint="use 'generic' (a secretRef) or remove it"),)
 )
 HELM_CHART_UNSUPPORTED = Table(
     "source-controller",
@@ -99,28 +103,43 @@ class GitRepositorySpec:
         return cls(url, ref, secret_name(spec), duration(spec, "timeout", DEFAULT_TIMEOUT), ignore or None)
 
 
+def is_oci_helm_repository(obj: dict[str, Any]) -> bool:
+    """``spec.type: oci``: Flux keeps such a HelmRepository as data only (no artifact, no status)."""
+    return spec_of(obj).get("type") == "oci"
+
+
+def oci_helm_repository_unsupported(obj: dict[str, Any]) -> Finding | None:
+    """The first field an OCI HelmRepository sets that fluxwarden does not implement."""
+    return find(obj, HELM_REPOSITORY_UNSUPPORTED) or find(obj, HELM_OCI_REPOSITORY_UNSUPPORTED)
+
+
 @dataclass(frozen=True)
 class HelmRepositorySpec:
-    url: str
+    url: str  # http(s): ends with '/'; oci: without a trailing '/'
     secret_name: str | None
     timeout: float
     cert_secret_name: str | None = None  # spec.certSecretRef: ca.crt, tls.crt, tls.key
     pass_credentials: bool = False  # spec.passCredentials: also send them to chart hosts elsewhere
+    oci: bool = False  # spec.type 'oci': charts are pulled from a registry (source/helm_oci.py)
+    insecure: bool = False  # spec.insecure: a plain-HTTP registry (type 'oci' only, as in Flux)
 
     @classmethod
     def of(cls, obj: dict[str, Any]) -> HelmRepositorySpec:
         spec = spec_of(obj)
-        if spec.get("type") == "oci":
-            raise Stalling("InvalidSpec", "spec.type 'oci' is not supported yet; use an HTTP(S) Helm repository")
         url = str(spec.get("url") or "")
-        if not url.startswith(("http://", "https://")):
+        oci = is_oci_helm_repository(obj)
+        if oci and not url.startswith("oci://"):
+            raise Stalling("Failed", f"failed to construct Helm client: invalid OCI registry URL: {url}")
+        if not oci and not url.startswith(("http://", "https://")):
             raise Stalling("URLInvalid", f"spec.url '{url}' is not an http(s) URL")
         return cls(
-            url.rstrip("/") + "/",
+            url.rstrip("/") if oci else url.rstrip("/") + "/",
             secret_name(spec),
             duration(spec, "timeout", DEFAULT_TIMEOUT),
             secret_name(spec, "certSecretRef"),
             spec.get("passCredentials") is True,
+            oci,
+            oci and spec.get("insecure") is True,
         )
 
 

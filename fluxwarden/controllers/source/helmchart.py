@@ -30,6 +30,7 @@ from fluxwarden.controllers.runtime.controller import Context, Success, Watch, a
 from fluxwarden.controllers.runtime.errors import Failure, Stalling, Waiting
 from fluxwarden.controllers.runtime.kube import Kube, NotFound, Resource, key_of
 from fluxwarden.controllers.runtime.values import merge_values
+from fluxwarden.controllers.source import helm_oci, helm_oci_tags
 from fluxwarden.controllers.source.api import (
     BUCKET,
     FINALIZER,
@@ -39,8 +40,11 @@ from fluxwarden.controllers.source.api import (
     HELM_REPOSITORY,
     HelmChartSpec,
     HelmRepositorySpec,
+    is_oci_helm_repository,
+    oci_helm_repository_unsupported,
 )
 from fluxwarden.controllers.source.gitrepository import ARTIFACT_IN_STORAGE
+from fluxwarden.controllers.source.helm_registry import registry_credentials
 from fluxwarden.controllers.source.helmrepository import parse_index, repository_credentials
 from fluxwarden.controllers.source.storage import Storage, artifact_status
 from fluxwarden.controllers.source.versions import best_match
@@ -129,7 +133,9 @@ class HelmChartReconciler:
         meta, status = obj["metadata"], obj["status"]
         namespace, generation = meta["namespace"], meta.get("generation")
         source = self._source(ctx.kube, spec, namespace)
-        source_revision = source["status"]["artifact"]["revision"]
+        oci = spec.source_kind == "HelmRepository" and is_oci_helm_repository(source)
+        # An OCI HelmRepository has no artifact (Flux): nothing to observe of it.
+        source_revision = None if oci else source["status"]["artifact"]["revision"]
         artifact = status.get("artifact") or {}
         current = (
             status.get("observedGeneration") == generation
@@ -138,7 +144,9 @@ class HelmChartReconciler:
         )
         with tempfile.TemporaryDirectory(prefix="fluxwarden-chart-") as scratch:
             work = Path(scratch)
-            if spec.source_kind == "HelmRepository":
+            if oci:
+                chart_dir, version, unchanged = self._from_oci(ctx, spec, source, work, current, artifact)
+            elif spec.source_kind == "HelmRepository":
                 version, entry = self._choose(spec, source)
                 digest = str(entry.get("digest") or "")
                 # Unknown after a restart: the stored artifact is taken to be of the entry seen first.
@@ -153,13 +161,17 @@ class HelmChartReconciler:
                     and artifact.get("revision") == version
                     and status.get("observedSourceArtifactRevision") == source_revision
                 )
-            message = f"packaged '{spec.chart}' chart with version '{version}'"
+            pulled = spec.source_kind == "HelmRepository" and not spec.values_files
+            message = f"{'pulled' if pulled else 'packaged'} '{spec.chart}' chart with version '{version}'"
+            if spec.values_files:
+                message += f" and merged values files [{' '.join(spec.values_files)}]"
             if not unchanged:
                 values_root = work / "src" if spec.source_kind != "HelmRepository" else None
-                if spec.source_kind == "HelmRepository" and not spec.values_files:
+                if pulled:
                     # As Flux: a pulled chart without valuesFiles is stored as downloaded (checked), not re-packaged.
                     built = (work / PULLED).rename(work / f"{spec.chart}-{version}.tgz")
                 else:
+                    assert chart_dir is not None  # None only for an unchanged OCI chart
                     built = package(chart_dir, spec.values_files, work / "out", values_root)
                 with built.open("rb") as chart:
                     stored = self.storage.store_stream(
@@ -169,9 +181,12 @@ class HelmChartReconciler:
                 self.storage.gc("HelmChart", namespace, meta["name"], keep=2)
                 status["artifact"] = artifact_status(stored, version)
                 status["url"] = stored.url
-                if spec.source_kind == "HelmRepository":
+                if spec.source_kind == "HelmRepository" and not oci:
                     self._pulled[(namespace, meta["name"])] = digest
-        status["observedSourceArtifactRevision"] = source_revision
+        if source_revision is None:
+            status.pop("observedSourceArtifactRevision", None)
+        else:
+            status["observedSourceArtifactRevision"] = source_revision
         status["observedChartName"] = spec.chart
         if spec.values_files:
             status["observedValuesFiles"] = list(spec.values_files)
@@ -195,6 +210,14 @@ class HelmChartReconciler:
                 SOURCE_RETRY,
                 on_another=True,
             ) from None
+        if spec.source_kind == "HelmRepository" and is_oci_helm_repository(source):
+            if found := oci_helm_repository_unsupported(source):
+                raise Waiting(
+                    "SourceUnavailable",
+                    f"HelmRepository '{namespace}/{spec.source_name}': {found.message}",
+                    SOURCE_RETRY,
+                )
+            return source  # data only: Flux's OCI HelmRepository has no artifact
         artifact = (source.get("status") or {}).get("artifact") or {}
         if not artifact.get("path") or not self.storage.exists(artifact["path"]):
             raise Waiting(
@@ -237,6 +260,33 @@ class HelmChartReconciler:
             if entry.get("digest") and got.digest != f"sha256:{entry['digest']}":
                 raise Failure("ChartPullError", f"chart '{spec.chart}' {version}: digest does not match index.yaml")
             return self._unpack_chart(spool, spec.chart, work)
+
+    def _from_oci(
+        self, ctx: Context, spec: HelmChartSpec, repository: dict[str, Any], work: Path, current: bool,
+        artifact: dict[str, Any],
+    ) -> tuple[Path | None, str, bool]:  # fmt: skip
+        """The chart from an OCI registry: ``(chart_dir, version, unchanged)``.
+
+        As Flux: an exact version whose chart is stored already (same name and generation) costs no
+        registry call; a range is resolved from the registry's tags at every reconcile, and the chart is
+        downloaded only when that picks another version than the stored one.
+        """
+        exact = helm_oci.is_exact_version(spec.version)
+        if current and exact and artifact.get("revision") == spec.version:
+            return None, spec.version, True
+        repo_spec = HelmRepositorySpec.of(repository)
+        credentials = registry_credentials(ctx.kube, repository["metadata"]["namespace"], repo_spec)
+        version = spec.version if exact else helm_oci_tags.resolve(repo_spec, credentials, spec.chart, spec.version)
+        if current and artifact.get("revision") == version:
+            return None, version, True
+        (work / "pull").mkdir()
+        tgz = helm_oci.pull(repo_spec, credentials, spec.chart, version, work / "pull")
+        if tgz.stat().st_size > self.max_size:
+            raise Failure("ChartPullError", f"chart '{spec.chart}' is larger than the {self.max_size} bytes allowed")
+        tgz.rename(work / PULLED)
+        with (work / PULLED).open("rb") as data:
+            chart_dir = self._unpack_chart(data, spec.chart, work)
+        return chart_dir, version, False
 
     def _unpack_chart(self, data: IO[bytes], name: str, work: Path) -> Path:
         try:

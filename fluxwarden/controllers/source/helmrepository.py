@@ -1,5 +1,8 @@
 """The HelmRepository reconciler: fetch ``index.yaml``, check it, store it as the artifact.
 
+A ``type: oci`` HelmRepository is left alone, as Flux does (:meth:`HelmRepositoryReconciler.static`):
+its HelmCharts pull from the registry themselves (source/helm_oci.py).
+
 Revision is ``sha256:<digest of the index>``; an unchanged index is neither parsed nor stored again,
 and changes no status. The index streams to a temporary file (digest on the fly, at most ``max_size``
 bytes) before a new one is parsed and stored. Credentials come from ``secretRef`` (basic auth) and
@@ -16,15 +19,17 @@ import yaml
 
 from fluxwarden.controllers.artifacts.errors import DownloadError
 from fluxwarden.controllers.artifacts.http import HttpCredentials, download
-from fluxwarden.controllers.runtime import conditions
+from fluxwarden.controllers.runtime import conditions, unsupported
 from fluxwarden.controllers.runtime.controller import Context, Success
-from fluxwarden.controllers.runtime.errors import Failure
+from fluxwarden.controllers.runtime.errors import Failure, Stalling
 from fluxwarden.controllers.runtime.kube import NotFound
 from fluxwarden.controllers.source.api import (
     FINALIZER,
     HELM_REPOSITORY,
     HELM_REPOSITORY_UNSUPPORTED,
     HelmRepositorySpec,
+    is_oci_helm_repository,
+    oci_helm_repository_unsupported,
 )
 from fluxwarden.controllers.source.gitrepository import ARTIFACT_IN_STORAGE, FETCH_FAILED
 from fluxwarden.controllers.source.storage import Storage, artifact_status
@@ -71,7 +76,16 @@ class HelmRepositoryReconciler:
         self.storage = storage
         self.max_size = min(max_size, MAX_INDEX_SIZE)
 
+    def static(self, obj: dict[str, Any]) -> bool:
+        """An OCI HelmRepository is data for its HelmCharts, as in Flux: no finalizer, artifact or status.
+
+        One that sets a field fluxwarden lacks (a cloud ``provider``) is reconciled, to be Stalled for it.
+        """
+        return is_oci_helm_repository(obj) and oci_helm_repository_unsupported(obj) is None
+
     def reconcile(self, ctx: Context, obj: dict[str, Any]) -> Success:
+        if is_oci_helm_repository(obj) and (found := oci_helm_repository_unsupported(obj)):
+            raise Stalling(unsupported.REASON, found.message)
         spec = HelmRepositorySpec.of(obj)
         meta, status = obj["metadata"], obj["status"]
         generation = meta.get("generation")

@@ -40,7 +40,7 @@ STALLS = [
     (GIT_REPOSITORY, {"provider": "azure"}, "spec.provider 'azure'"),
     (GIT_REPOSITORY, {"provider": "github"}, "spec.provider 'github'"),
     (GIT_REPOSITORY, {"proxySecretRef": {"name": "proxy"}}, "spec.proxySecretRef"),
-    (HELM_REPOSITORY, {"type": "oci"}, "spec.type 'oci'"),
+    (source_api.HELM_OCI_REPOSITORY_UNSUPPORTED, {"type": "oci", "provider": "gcp"}, "spec.provider 'gcp'"),
     (HELM_CHART, {"verify": {"provider": "cosign"}}, "spec.verify"),
     (HELM_CHART, {"reconcileStrategy": "Revision"}, "spec.reconcileStrategy 'Revision'"),
     (HELM_CHART, {"ignoreMissingValuesFiles": True}, "spec.ignoreMissingValuesFiles"),

@@ -19,7 +19,7 @@ from tests.support.flux_crds import flux_crd_dir
 # Read by the reconcilers (or the shared runtime: interval, suspend), or ignored by Flux too.
 HANDLED = {
     "GitRepository": {"url", "ref", "secretRef", "timeout", "ignore", "interval", "suspend"},
-    # provider and insecure only count for type 'oci' (stalled); Flux does not implement accessFrom.
+    # provider and insecure only count for type 'oci' (a cloud provider stalls it); Flux does not implement accessFrom.
     "HelmRepository": {
         "url",
         "secretRef",
