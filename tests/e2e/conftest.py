@@ -26,6 +26,8 @@ from tests.support.control_plane import ControlPlane
 from tests.support.field_warnings import FieldWarnings, recording
 from tests.support.git_server import GitHttpServer
 from tests.support.kube import Impersonate, Kubectl, KubectlRunner, api_client, kubectl_binary
+from tests.support.oci_artifacts import RegistryReader
+from tests.support.oci_registry import OciRegistry
 from tests.support.tls import PrivateCA
 
 # `flux install`'s field manager, so an apply by anyone else (kubectl, a test) is a different manager.
@@ -200,3 +202,18 @@ def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitHttpServ
 def authority() -> PrivateCA:
     """The private CA the HTTPS test servers' certificates come from (one per module)."""
     return PrivateCA()
+
+
+@pytest.fixture(scope="module")
+def registry() -> Iterator[OciRegistry]:
+    """One htpasswd + TLS registry per test module."""
+    with OciRegistry(PrivateCA()) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def reader(registry: OciRegistry) -> Iterator[RegistryReader]:
+    """Reads the registry by hand, independently of the controller's client."""
+    found = RegistryReader(registry)
+    yield found
+    found.close()

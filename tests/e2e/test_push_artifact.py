@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import pytest
 
 from tests.support.oci_artifacts import (
     FLUX_CONFIG,
@@ -39,19 +36,6 @@ FILES: dict[str, str | bytes] = {
     ".gitignore": "*.tmp\n",
 }
 KEPT = {"deploy/app.yaml", "deploy/nested/more.yaml", "run.sh"}  # flux's default --ignore-paths drop the rest
-
-
-@pytest.fixture(scope="module")
-def registry() -> Iterator[OciRegistry]:
-    with OciRegistry(PrivateCA()) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def reader(registry: OciRegistry) -> Iterator[RegistryReader]:
-    found = RegistryReader(registry)
-    yield found
-    found.close()
 
 
 def test_pushed_artifact_has_flux_format(registry: OciRegistry, reader: RegistryReader, tmp_path: Path) -> None:

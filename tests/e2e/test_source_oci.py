@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ssl
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,19 +43,6 @@ LAYER_FAILED = "OCIArtifactLayerOperationFailed"
 @pytest.fixture(scope="module")
 def source(start_reconcilers: Callable[..., Reconcilers]) -> Reconcilers:
     return start_reconcilers(("source",), label_selector=f"{SHARD}={SHARD_VALUE}")
-
-
-@pytest.fixture(scope="module")
-def registry() -> Iterator[OciRegistry]:
-    with OciRegistry(PrivateCA()) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def reader(registry: OciRegistry) -> Iterator[RegistryReader]:
-    found = RegistryReader(registry)
-    yield found
-    found.close()
 
 
 @pytest.fixture

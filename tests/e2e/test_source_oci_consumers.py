@@ -37,7 +37,6 @@ from tests.support.namespaces import ensure_namespace
 from tests.support.oci_artifacts import HELM_CHART_LAYER, RegistryReader, fluxwarden_push, write_tree
 from tests.support.oci_registry import OciRegistry
 from tests.support.tenants import SHARD, configmap, grant
-from tests.support.tls import PrivateCA
 from tests.support.tokens import service_account_token, token_client, token_kubeconfig
 from tests.support.wait import until
 
@@ -69,19 +68,6 @@ def _can_watch_oci(api: client.ApiClient) -> bool:
 def controllers(start_reconcilers: Callable[..., Reconcilers], account_api: client.ApiClient) -> Reconcilers:
     """Source, kustomize and helm as the shipped ServiceAccount, with exactly its rights."""
     return start_reconcilers(("source", "kustomize", "helm"), label_selector=f"{SHARD}={SHARD_VALUE}", api=account_api)
-
-
-@pytest.fixture(scope="module")
-def registry() -> Iterator[OciRegistry]:
-    with OciRegistry(PrivateCA()) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def reader(registry: OciRegistry) -> Iterator[RegistryReader]:
-    found = RegistryReader(registry)
-    yield found
-    found.close()
 
 
 class Tenant:

@@ -14,11 +14,8 @@ from __future__ import annotations
 import base64
 import datetime
 import secrets
-import shutil
 import tempfile
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from azure.storage.blob import (
     AccountSasPermissions,
@@ -29,7 +26,14 @@ from azure.storage.blob import (
     generate_container_sas,
 )
 
-from tests.support.server_process import HOST, ServerProcess, answers_http, client_context, write_tls_files
+from tests.support.server_process import (
+    HOST,
+    ManagedServer,
+    ServerProcess,
+    answers_http,
+    client_context,
+    write_tls_files,
+)
 from tests.support.storage_binaries import azurite_blob
 from tests.support.tls import PrivateCA
 
@@ -39,7 +43,7 @@ WELL_KNOWN_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq
 ACCOUNT = "fluxwarden"
 
 
-class Azurite:
+class Azurite(ManagedServer):
     """``azurite-blob`` on ``127.0.0.1:<port>`` with TLS from ``tls``; ``account_url`` is the blob endpoint."""
 
     def __init__(self, tls: PrivateCA, *, well_known_account: bool = False) -> None:
@@ -109,34 +113,6 @@ class Azurite:
             permission=ContainerSasPermissions(read=True, list=True),
             expiry=_in_hours(hours),
         )
-
-    def start(self, timeout: float = 60) -> Self:
-        self._process.start(timeout)
-        return self
-
-    def stop(self) -> None:
-        self._process.stop()
-
-    @property
-    def running(self) -> bool:
-        return self._process.running
-
-    @property
-    def pid(self) -> int | None:
-        """The server's pid (the leader of its own process group) while it runs."""
-        return self._process.pid
-
-    def log_tail(self, lines: int = 40) -> str:
-        return self._process.log_tail(lines)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self.stop()
-        shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def _command(self, port: int) -> list[str]:
         return [

@@ -14,16 +14,21 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import yaml
 
-from tests.support.server_process import HOST, ServerProcess, answers_http, client_context, write_tls_files
+from tests.support.server_process import (
+    HOST,
+    ManagedServer,
+    ServerProcess,
+    answers_http,
+    client_context,
+    write_tls_files,
+)
 from tests.support.storage_binaries import storage_binary
 from tests.support.tls import PrivateCA
 
@@ -38,7 +43,7 @@ def htpasswd_line(user: str, password: str) -> str:
     return result.stdout.strip()
 
 
-class OciRegistry:
+class OciRegistry(ManagedServer):
     """``registry serve`` on ``127.0.0.1:<port>``; ``host`` is what ``oci://`` URLs and docker configs name."""
 
     def __init__(self, tls: PrivateCA | None = None, *, auth: bool = True) -> None:
@@ -93,34 +98,6 @@ class OciRegistry:
         user, secret = username or self.username, password or self.password
         encoded = base64.b64encode(f"{user}:{secret}".encode()).decode()
         return json.dumps({"auths": {self.host: {"username": user, "password": secret, "auth": encoded}}})
-
-    def start(self, timeout: float = 60) -> Self:
-        self._process.start(timeout)
-        return self
-
-    def stop(self) -> None:
-        self._process.stop()
-
-    @property
-    def running(self) -> bool:
-        return self._process.running
-
-    @property
-    def pid(self) -> int | None:
-        """The server's pid (the leader of its own process group) while it runs."""
-        return self._process.pid
-
-    def log_tail(self, lines: int = 40) -> str:
-        return self._process.log_tail(lines)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self.stop()
-        shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def _command(self, port: int) -> list[str]:
         config = self.state_dir / "config.yml"

@@ -13,23 +13,28 @@ keep the objects; leaving the ``with`` block removes the state (and ``root`` whe
 from __future__ import annotations
 
 import secrets
-import shutil
 import tempfile
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import boto3
 from botocore.config import Config
 
-from tests.support.server_process import HOST, ServerProcess, answers_http, client_context, write_tls_files
+from tests.support.server_process import (
+    HOST,
+    ManagedServer,
+    ServerProcess,
+    answers_http,
+    client_context,
+    write_tls_files,
+)
 from tests.support.storage_binaries import storage_binary
 from tests.support.tls import PrivateCA
 
 REGION = "us-east-1"
 
 
-class S3Server:
+class S3Server(ManagedServer):
     """versitygw on ``127.0.0.1:<port>``; ``endpoint`` is ``host:port`` as a Flux Bucket's spec wants it."""
 
     def __init__(
@@ -95,34 +100,6 @@ class S3Server:
             verify=str(self.ca_file) if self.ca_file else True,
             config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
         )
-
-    def start(self, timeout: float = 60) -> Self:
-        self._process.start(timeout)
-        return self
-
-    def stop(self) -> None:
-        self._process.stop()
-
-    @property
-    def running(self) -> bool:
-        return self._process.running
-
-    @property
-    def pid(self) -> int | None:
-        """The server's pid (the leader of its own process group) while it runs."""
-        return self._process.pid
-
-    def log_tail(self, lines: int = 40) -> str:
-        return self._process.log_tail(lines)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self.stop()
-        shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def _command(self, port: int) -> list[str]:
         command = [str(storage_binary("versitygw")), "--port", f"{HOST}:{port}", "--region", self.region, "--quiet"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -19,6 +20,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 import httpx
 
@@ -166,3 +169,39 @@ def _end_group(process: subprocess.Popen[bytes], grace: float) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)  # stragglers of the group, and a leader that ignored SIGTERM
     process.wait()
+
+
+class ManagedServer:
+    """What every storage-server fixture shares: start/stop around a :class:`ServerProcess`, as a
+    context manager that also removes its state directory. Subclasses set ``_process`` and ``state_dir``."""
+
+    _process: ServerProcess
+    state_dir: Path
+
+    def start(self, timeout: float = 60) -> Self:
+        self._process.start(timeout)
+        return self
+
+    def stop(self) -> None:
+        self._process.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._process.running
+
+    @property
+    def pid(self) -> int | None:
+        """The server's pid (the leader of its own process group) while it runs."""
+        return self._process.pid
+
+    def log_tail(self, lines: int = 40) -> str:
+        return self._process.log_tail(lines)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()
+        shutil.rmtree(self.state_dir, ignore_errors=True)
