@@ -219,15 +219,15 @@ def test_reconcile_with_source_follows_chart_ref(
     shared = _get(admin_api, HELM_CHART, config, "shared")
     assert shared["status"]["lastHandledReconcileAt"] == shared["metadata"]["annotations"][REQUESTED_AT]
 
-    oci = {"interval": "1h", "chartRef": {"kind": "OCIRepository", "name": "app"}}
-    _create(admin_api, HELM_RELEASE, config, "oci", oci, labels={})
-    refused = _cli(control_plane, "reconcile", "hr", "oci", "-n", config, "--with-source")
+    external = {"interval": "1h", "chartRef": {"kind": "ExternalArtifact", "name": "app"}}
+    _create(admin_api, HELM_RELEASE, config, "external", external, labels={})
+    refused = _cli(control_plane, "reconcile", "hr", "external", "-n", config, "--with-source")
     assert refused.returncode == 1
     assert refused.stderr.strip() == (
-        f"✗ --with-source: HelmRelease {config}/oci uses source kind 'OCIRepository', which fluxwarden does not "
-        f"reconcile; reconcile OCIRepository {config}/app with flux"
+        f"✗ --with-source: HelmRelease {config}/external uses source kind 'ExternalArtifact', which fluxwarden does "
+        f"not reconcile; reconcile ExternalArtifact {config}/app with flux"
     )
-    assert REQUESTED_AT not in _annotations(admin_api, config, "oci"), "nothing annotated on a refusal"
+    assert REQUESTED_AT not in _annotations(admin_api, config, "external"), "nothing annotated on a refusal"
 
 
 def test_suspend_refuse_resume_and_time_out(
