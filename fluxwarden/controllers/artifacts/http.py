@@ -18,6 +18,7 @@ import os
 import ssl
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -190,13 +191,23 @@ def _copy(
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_size:
         raise DownloadError(f"{scrub(url)} is larger than the {max_size} byte limit ({declared} bytes)")
+    return copy_limited(response.iter_bytes(), out, scrub(url), max_size, deadline, timeout)
+
+
+def copy_limited(
+    chunks: Iterable[bytes], out: IO[bytes], what: str, max_size: int, deadline: float, timeout: float
+) -> Downloaded:
+    """Write ``chunks`` to ``out``, hashing on the way; DownloadError past ``max_size`` bytes or ``deadline``.
+
+    ``what`` names the download in the message (a scrubbed URL, a registry blob).
+    """
     hasher, size = hashlib.sha256(), 0
-    for chunk in response.iter_bytes():
+    for chunk in chunks:
         size += len(chunk)
         if size > max_size:
-            raise DownloadError(f"{scrub(url)} is larger than the {max_size} byte limit")
+            raise DownloadError(f"{what} is larger than the {max_size} byte limit")
         if time.monotonic() > deadline:
-            raise DownloadError(f"timeout after {timeout:g}s fetching {scrub(url)}")
+            raise DownloadError(f"timeout after {timeout:g}s fetching {what}")
         hasher.update(chunk)
         out.write(chunk)
     out.flush()

@@ -29,7 +29,8 @@ from urllib.parse import urlencode, urljoin, urlsplit
 
 import httpx
 
-from fluxwarden.controllers.artifacts.http import private_file, same_origin, shown_origin
+from fluxwarden.controllers.artifacts.errors import DownloadError
+from fluxwarden.controllers.artifacts.http import copy_limited, private_file, same_origin, shown_origin
 from fluxwarden.controllers.artifacts.scrub import scrub
 from fluxwarden.controllers.source.oci import media
 from fluxwarden.controllers.source.oci.auth import Challenge, Login, parse_challenge
@@ -391,26 +392,22 @@ class Registry:
                     response = self._foreign.send(self._foreign.build_request("GET", url), stream=True)
                 except httpx.HTTPError as exc:
                     raise self._transport_error(exc, url) from None
-        hasher, size = hashlib.sha256(), 0
         try:
             self._check(response, what)
-            for chunk in response.iter_bytes(_CHUNK):
-                size += len(chunk)
-                if size > max_size:
-                    raise RegistryError(f"{what} in {self.shown} is larger than the {max_size} byte limit")
-                if time.monotonic() > deadline:
-                    raise RegistryError(f"timeout after {self.timeout:g}s fetching {what} from {self.shown}")
-                hasher.update(chunk)
-                out.write(chunk)
+            copied = copy_limited(
+                response.iter_bytes(_CHUNK), out, f"{what} from {self.shown}", max_size, deadline, self.timeout
+            )
+        except DownloadError as exc:
+            raise RegistryError(exc.message) from None
         except httpx.HTTPError as exc:
             raise self._transport_error(exc, url) from None
         finally:
             response.close()
-        actual = f"sha256:{hasher.hexdigest()}"
-        if actual != digest:
-            raise RegistryError(f"blob digest mismatch for {what} in {self.shown}: got {_short(actual)}", mismatch=True)
-        out.flush()
-        return size
+        if copied.digest != digest:
+            raise RegistryError(
+                f"blob digest mismatch for {what} in {self.shown}: got {_short(copied.digest)}", mismatch=True
+            )
+        return copied.size
 
     def tags(self) -> list[str]:
         """Every tag of the repository, following the ``Link`` pagination."""
