@@ -22,7 +22,7 @@ from kubernetes import client
 from fluxwarden.controllers.app import Reconcilers
 from fluxwarden.controllers.notification.api import ALERT, INVALID_CONFIG
 from fluxwarden.tenancy.settings import Settings
-from tests.support.notification import Notifications, event_url, flux_event, post, start_notification
+from tests.support.notification import Notifications, deliveries_done, event_url, flux_event, post, start_notification
 from tests.support.recorder import Recorder
 
 KUSTOMIZE = "kustomize.toolkit.fluxcd.io"
@@ -180,7 +180,7 @@ def test_a_table_of_events_against_a_table_of_alerts(
 
     total = sum(len(events) for events in EXPECTED.values())
     recorder.wait_for(total, timeout=30)
-    time.sleep(0.5)  # everything expected arrived, the sentinel last; an extra one would have had as long
+    deliveries_done(controller)  # every accepted delivery ended: one not received was never sent
     assert delivered(recorder) == {alert: sorted(map(triple, events)) for alert, events in EXPECTED.items()}
 
     decoration = {"env": "prod", "cluster": "c1", "app.kubernetes.io/region": "us-east-1", "summary": "Cluster c1 apps"}
@@ -221,7 +221,7 @@ def test_resuming_a_suspended_alert_delivers_again(
     nt.settled()
     assert post(url, flux_event(namespace, message="while suspended")).status_code == 202
     recorder.wait_for(1, where=lambda r: r.path == "/witness")
-    time.sleep(0.3)
+    deliveries_done(controller)  # every accepted delivery ended: one not received was never sent
     assert [r.path for r in recorder.received] == ["/witness"]
 
     nt.patch(ALERT, "a", {"spec": {"suspend": False}})
@@ -254,7 +254,7 @@ def test_an_invalid_regex_warns_invalid_config_and_other_alerts_keep_working(
     assert next(s for s in controller.manager.services if s.name == "event-server").healthy()
     # As Flux: an inclusion pattern that does not compile matches nothing, an exclusion one excludes nothing.
     recorder.wait_for(2, where=lambda r: r.path == "/bad-exclude")
-    time.sleep(0.3)
+    deliveries_done(controller)  # every accepted delivery ended: one not received was never sent
     assert not [r for r in recorder.received if r.path == "/bad-include"]
 
 
@@ -341,7 +341,7 @@ def test_under_multi_tenancy_an_alert_gets_nothing_from_another_namespace(
     assert post(url, flux_event(ns, message="from here")).status_code == 202
     (local,) = recorder.wait_for(1, where=lambda r: r.path == "/local")
     assert local.json()["message"] == "from here"
-    time.sleep(0.5)
+    deliveries_done(controller)  # every accepted delivery ended: one not received was never sent
     assert [r.path for r in recorder.received] == ["/local"]
 
 

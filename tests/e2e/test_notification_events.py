@@ -30,7 +30,7 @@ from fluxwarden.controllers.runtime.events import NORMAL, EventRecorder
 from fluxwarden.controllers.runtime.kube import Kube
 from fluxwarden.controllers.source.api import GIT_REPOSITORY
 from tests.support.git_server import GitHttpServer
-from tests.support.notification import Notifications, event_url, flux_event, post, start_notification
+from tests.support.notification import Notifications, deliveries_done, event_url, flux_event, post, start_notification
 from tests.support.recorder import Received, Recorder, Reply
 from tests.support.tenants import SHARD, Tenant, condition, configmap, make_tenant
 from tests.support.tls import PrivateCA
@@ -126,7 +126,7 @@ def test_bad_bodies_get_400_with_a_one_line_reason_and_nothing_is_delivered(
         assert len(text) < 400, f"{what}: the reason echoes the body: {text[:300]!r}"
     assert post(url, flux_event(nt.namespace, message="the good one")).status_code == 202
     recorder.wait_for(1)
-    time.sleep(0.5)  # the good event arrived; a bad one queued before it would have had as long
+    deliveries_done(nt.reconcilers)  # every accepted delivery ended: one not received was never sent
     assert messages(recorder.received) == ["the good one"]
 
 
@@ -184,7 +184,7 @@ def test_the_same_event_twice_within_the_interval_is_sent_once(url: str, nt: Not
     assert post(url, sentinel).status_code == 202
 
     received = recorder.wait_for(5)
-    time.sleep(0.5)
+    deliveries_done(nt.reconcilers)  # every accepted delivery ended: one not received was never sent
     assert recorder.count == 5
     revisions = sorted(
         (r.json()["message"], (r.json().get("metadata") or {}).get("revision", "")) for r in recorder.received
@@ -385,7 +385,7 @@ def test_a_full_queue_answers_429_and_keeps_nothing(
         # the refused event was kept nowhere: posting it again is not a duplicate, and it goes out once
         assert post(tiny_url, flux_event(namespace, message=refused)).status_code == 202
         slow.wait_for(len(accepted) + 1, timeout=30)
-        time.sleep(0.5)
+        deliveries_done(nt.reconcilers)  # every accepted delivery ended: one not received was never sent
         assert sorted(messages(slow.received)) == sorted([*accepted, refused])
 
 
@@ -399,7 +399,7 @@ def test_a_provider_failing_twice_with_500_gets_the_event_on_a_retry(
     assert [(r.path, r.status) for r in attempts] == [(path, 500), (path, 500), (path, 200)]
     assert {r.body for r in attempts} == {attempts[0].body}, "every attempt sends the same body"
     assert attempts[1].monotonic > attempts[0].monotonic, "retried after the first failure"
-    time.sleep(1)
+    deliveries_done(nt.reconcilers)  # every accepted delivery ended: one not received was never sent
     assert recorder.count == 3, "no attempt after the one that succeeded"
     assert not [e for e in nt.events_on("generic") if e.reason == DISPATCH_FAILED]
 
@@ -452,7 +452,7 @@ def test_a_deleted_alert_gets_nothing_more(url: str, nt: Notifications, recorder
     nt.settled()
     assert post(url, flux_event(nt.namespace, message="two")).status_code == 202
     recorder.wait_for(3)
-    time.sleep(0.3)
+    deliveries_done(nt.reconcilers)  # every accepted delivery ended: one not received was never sent
     assert sorted((r.path, r.json()["message"]) for r in recorder.received) == [
         ("/gone", "one"),
         ("/witness", "one"),
@@ -534,7 +534,7 @@ def test_an_event_with_a_token_refused_for_a_full_queue_is_not_a_duplicate_on_re
         retry = post(tiny_url, tokened(refused))
         assert retry.status_code == 202, f"the retry of a refused event is news; got {retry.text!r}"
         slow.wait_for(len(accepted) + 1, timeout=30)
-        time.sleep(0.3)
+        deliveries_done(nt.reconcilers)  # every accepted delivery ended: one not received was never sent
         assert sorted(messages(slow.received)) == sorted(f"event {n}" for n in [*accepted, refused])
         assert all("token" not in (r.json().get("metadata") or {}) for r in slow.received)
 
@@ -548,7 +548,7 @@ def test_a_commit_status_update_event_is_not_sent_to_a_generic_provider(
     assert post(url, flux_event(nt.namespace, message="status only", metadata=marked)).status_code == 202
     assert post(url, flux_event(nt.namespace, message="for everyone")).status_code == 202
     recorder.wait_for(1, where=lambda r: r.json()["message"] == "for everyone")
-    time.sleep(0.3)
+    deliveries_done(nt.reconcilers)  # every accepted delivery ended: one not received was never sent
     assert messages(recorder.received) == ["for everyone"]
 
 
@@ -577,7 +577,7 @@ def test_a_kustomization_waiting_for_its_source_sends_no_error(
     recorder.wait_for(
         1, timeout=30, where=lambda r: r.path == "/everything" and r.json()["reason"] == ("ReconciliationSucceeded")
     )
-    time.sleep(0.5)
+    deliveries_done(controller)  # every accepted delivery ended: one not received was never sent
     sent = [(r.path, r.json()["reason"], r.json()["message"][:120]) for r in recorder.received]
     assert not [s for s in sent if s[0] == "/errors"], sent
 
@@ -593,7 +593,7 @@ def test_concurrent_events_are_each_delivered_exactly_once(url: str, nt: Notific
         statuses = list(pool.map(send, range(count)))
     assert statuses == [202] * count
     recorder.wait_for(count, timeout=60)
-    time.sleep(0.5)
+    deliveries_done(nt.reconcilers)  # every accepted delivery ended: one not received was never sent
     assert sorted(messages(recorder.received)) == sorted(f"event {n}" for n in range(count))
 
 

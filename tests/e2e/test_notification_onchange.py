@@ -7,7 +7,6 @@ so each "not sent" is asserted only after the same event provably reached the ev
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -16,7 +15,14 @@ from kubernetes import client
 
 from fluxwarden.controllers.app import Reconcilers
 from fluxwarden.controllers.notification.api import ALERT, DISPATCH_FAILED, MODE_ANNOTATION, ON_CHANGE
-from tests.support.notification import Notifications, event_url, flux_event, post, start_notification
+from tests.support.notification import (
+    Notifications,
+    deliveries_done,
+    event_url,
+    flux_event,
+    post,
+    start_notification,
+)
 from tests.support.recorder import Received, Recorder, Reply
 
 
@@ -42,9 +48,13 @@ def on_change_and_witness(nt: Notifications, recorder: Recorder) -> None:
 class Sender:
     """Posts events and waits until the witness has each one, so the on-change Alert has seen it too."""
 
-    def __init__(self, url: str, namespace: str, recorder: Recorder) -> None:
-        self.url, self.namespace, self.recorder = url, namespace, recorder
+    def __init__(self, reconcilers: Reconcilers, namespace: str, recorder: Recorder) -> None:
+        self.reconcilers, self.namespace, self.recorder = reconcilers, namespace, recorder
         self.sent = 0
+
+    @property
+    def url(self) -> str:
+        return event_url(self.reconcilers)
 
     def __call__(self, name: str, severity: str, message: str) -> None:
         event = flux_event(self.namespace, name, severity=severity, message=message)
@@ -55,7 +65,7 @@ class Sender:
     def changes(self, expected: int) -> list[tuple[str, str]]:
         """The on-change Alert's deliveries, once ``expected`` of them arrived (and a moment for any extra)."""
         self.recorder.wait_for(expected, where=lambda r: r.path == "/changes")
-        time.sleep(0.3)  # the witness has every event; an extra change delivery had as long
+        deliveries_done(self.reconcilers)  # every accepted delivery ended: one not received was never sent
         return [_what(r) for r in self.recorder.received if r.path == "/changes"]
 
 
@@ -69,7 +79,7 @@ def test_first_error_then_one_recovery_per_object(
 ) -> None:
     nt = Notifications(admin_api, namespace, controller)
     on_change_and_witness(nt, recorder)
-    send = Sender(event_url(controller), namespace, recorder)
+    send = Sender(controller, namespace, recorder)
 
     send("app", "error", "fail 1")
     assert send.changes(1) == [("app", "fail 1")], "the first error is sent"
@@ -90,7 +100,7 @@ def test_two_involved_objects_are_independent(
 ) -> None:
     nt = Notifications(admin_api, namespace, controller)
     on_change_and_witness(nt, recorder)
-    send = Sender(event_url(controller), namespace, recorder)
+    send = Sender(controller, namespace, recorder)
 
     send("a", "error", "a fails")
     send("b", "error", "b fails")
@@ -122,7 +132,7 @@ def test_the_mode_is_per_alert_and_a_plain_alert_gets_everything(
 ) -> None:
     nt = Notifications(admin_api, namespace, controller)
     on_change_and_witness(nt, recorder)
-    send = Sender(event_url(controller), namespace, recorder)
+    send = Sender(controller, namespace, recorder)
     for severity, message in [("error", "e1"), ("error", "e2"), ("info", "i1"), ("info", "i2")]:
         send("app", severity, message)
     witnessed = [_what(r)[1] for r in recorder.received if r.path == "/witness"]
@@ -136,7 +146,7 @@ def test_a_restart_loses_no_recovery(
     first = start_notification(start_reconcilers)
     nt = Notifications(admin_api, namespace, first)
     on_change_and_witness(nt, recorder)
-    send = Sender(event_url(first), namespace, recorder)
+    send = Sender(first, namespace, recorder)
     send("app", "error", "fails before the restart")
     send("app", "error", "fails again before the restart")
     assert send.changes(1) == [("app", "fails before the restart")]
@@ -148,7 +158,7 @@ def test_a_restart_loses_no_recovery(
     second = start_notification(start_reconcilers)
     nt.reconcilers = second
     nt.settled()
-    send.url = event_url(second)
+    send.reconcilers = second
     send("app", "error", "fails after the restart")  # still failing: held back, the state came through
     send("app", "info", "recovers after the restart")
     send("app", "info", "still fine")
@@ -164,7 +174,7 @@ def test_a_failure_whose_notification_could_not_be_sent_is_sent_with_the_next_er
     """Holding back later errors is only right once the first one reached the provider."""
     nt = Notifications(admin_api, namespace, controller)
     on_change_and_witness(nt, recorder)
-    send = Sender(event_url(controller), namespace, recorder)
+    send = Sender(controller, namespace, recorder)
     recorder.responder = lambda r: Reply(503) if r.path == "/changes" else None  # the provider is down
     send("app", "error", "fails while the provider is down")
     nt.wait_event("changes", DISPATCH_FAILED, timeout=120)
@@ -179,7 +189,7 @@ def test_each_on_change_alert_keeps_its_own_marks(
 ) -> None:
     nt = Notifications(admin_api, namespace, controller)
     on_change_and_witness(nt, recorder)
-    send = Sender(event_url(controller), namespace, recorder)
+    send = Sender(controller, namespace, recorder)
     send("app", "error", "fails")
     nt.provider("late", address=f"{recorder.url}/late")
     nt.alert("late", "late", annotations={MODE_ANNOTATION: ON_CHANGE})  # it never saw the first failure
@@ -196,7 +206,7 @@ def test_editing_the_alert_keeps_its_marks(
 ) -> None:
     nt = Notifications(admin_api, namespace, controller)
     on_change_and_witness(nt, recorder)
-    send = Sender(event_url(controller), namespace, recorder)
+    send = Sender(controller, namespace, recorder)
     send("app", "error", "fails")
     edited = nt.patch(ALERT, "changes", {"spec": {"eventMetadata": {"env": "prod"}}})
     assert edited["metadata"]["generation"] == 2
@@ -213,7 +223,7 @@ def test_an_alert_made_again_under_the_same_name_starts_clean(
 ) -> None:
     nt = Notifications(admin_api, namespace, controller)
     on_change_and_witness(nt, recorder)
-    send = Sender(event_url(controller), namespace, recorder)
+    send = Sender(controller, namespace, recorder)
     send("app", "error", "fails")
     assert send.changes(1) == [("app", "fails")]
     nt.delete(ALERT, "changes")

@@ -83,6 +83,15 @@ def event_url(reconcilers: Reconcilers) -> str:
     return reconcilers.service_url("event-server")
 
 
+def deliveries_done(reconcilers: Reconcilers | None, timeout: float = 30.0) -> None:
+    """Wait until the event server has no delivery waiting or in flight: every event it answered 202 was
+    sent (or failed). After this, what a recorder has not received was never sent."""
+    assert reconcilers is not None, "no event server to wait for"
+    service = next(s for s in reconcilers.manager.services if s.name == "event-server")
+    dispatcher = service.router.dispatcher  # type: ignore[attr-defined]
+    until(dispatcher.busy, lambda busy: not busy, timeout=timeout, what="the event server's deliveries")
+
+
 def flux_event(
     namespace: str,
     name: str = "app",

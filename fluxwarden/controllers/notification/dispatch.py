@@ -92,6 +92,10 @@ class Dispatcher:
         """Deliveries accepted and not yet started."""
         return self._waiting
 
+    def busy(self) -> bool:
+        """Any delivery waiting or in flight (readable from another thread: two plain reads)."""
+        return bool(self._waiting or self._running)
+
     def offer(self, deliveries: list[Delivery]) -> bool:
         """Queue all of them, or none when they do not fit (call on the loop)."""
         if self._waiting + len(deliveries) > self.size:

@@ -68,9 +68,6 @@ class ThreadedServer:
         self._thread.start()
         logger.info("%s listening on %s:%d", self.name, self.host, self.port)
 
-    def started(self) -> bool:
-        return self._server is not None and self._server.started
-
     def healthy(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
