@@ -31,8 +31,8 @@ def options_from(args: argparse.Namespace) -> ControllersOptions:
     return ControllersOptions(
         controllers=tuple(c.strip() for c in args.controllers.split(",") if c.strip()),
         storage_path=Path(args.storage_path),
-        storage_host=args.storage_addr.rpartition(":")[0] or "0.0.0.0",
-        storage_port=int(args.storage_addr.rpartition(":")[2]),
+        storage_host=_host(args.storage_addr),
+        storage_port=_port(args.storage_addr, "--storage-addr"),
         storage_adv_url=args.storage_adv_url,
         max_source_size=args.max_source_size,
         kustomize=KustomizeOptions(settings=settings, auto_fix_legacy=args.auto_fix_legacy, live_drift=args.live_drift),
