@@ -30,7 +30,7 @@ test-binaries:
 flux-crds:
 	@tests/flux/crds.sh >/dev/null
 
-## Upstream Flux's helm-controller (same pin), built once and cached: the hand-over test and bench/helm --against flux.
+## Upstream Flux's binaries (same pin): the flux CLI, kustomize-, helm- and source-controller, built in parallel once and cached.
 flux-controllers:
 	@tests/flux/controllers.sh >/dev/null
 

@@ -448,8 +448,10 @@ def test_adoption_moves_release_records_as_the_tenant(
 # "update" helm's force replace (upgrade.force), neither of which this test runs.
 RELEASE_RECORDS = {"apiGroups": [""], "resources": ["secrets"],
                    "verbs": ["get", "list", "create", "update", "patch", "delete"]}  # fmt: skip
+# helm's --wait=watcher (kstatus) lists and watches the kinds it waits for: without watch it fails
+# whenever an object is not current at its first look, so the outcome would depend on timing.
 CHART_OBJECTS = {"apiGroups": [""], "resources": ["configmaps"],
-                 "verbs": ["get", "list", "create", "update", "patch", "delete"]}  # fmt: skip
+                 "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]}  # fmt: skip
 ADOPTION_CHECK = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"]}
 
 
