@@ -9,10 +9,10 @@ uploaded), not from fluxwarden. The objects are shared by the module (tests.supp
 
 from __future__ import annotations
 
-import re
+import hashlib
 import subprocess
+import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,7 +26,7 @@ from fluxwarden.controllers.notification.api import RECEIVER, NotificationOption
 from fluxwarden.controllers.source.api import BUCKET, GIT_REPOSITORY, HELM_CHART, HELM_REPOSITORY, OCI_REPOSITORY
 from tests.support import helm_charts
 from tests.support.control_plane import ControlPlane
-from tests.support.flux_cli_estate import SHARD_VALUE, Estate, build, ready, short
+from tests.support.flux_cli_estate import REQUESTED_AT, SHARD_VALUE, Estate, build, ready, short
 from tests.support.flux_upstream import FluxCli
 from tests.support.git_server import GitHttpServer
 from tests.support.helm_repo import HelmRepoServer
@@ -35,7 +35,6 @@ from tests.support.oci_registry import OciRegistry
 from tests.support.s3_server import S3Server
 from tests.support.tenants import SHARD, configmap
 from tests.support.tls import PrivateCA
-from tests.support.wait import until
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +93,7 @@ def run(flux: FluxCli, *args: str, timeout: float = 120) -> subprocess.Completed
 
 def table(output: str) -> list[list[str]]:
     """The rows of a flux table, header first: tablewriter pads each cell with spaces and ends it with a tab."""
-    return [[cell.strip() for cell in line.split("\t")] for line in output.splitlines() if line.strip()]
+    return [[cell.strip() for cell in line.rstrip("\t").split("\t")] for line in output.splitlines() if line.strip()]
 
 
 def rows_by_name(output: str) -> dict[str, dict[str, str]]:
@@ -134,8 +133,6 @@ def test_get_sources_git(flux: FluxCli, estate: Estate) -> None:
 
 
 def test_get_sources_helm(flux: FluxCli, estate: Estate, charts: HelmRepoServer) -> None:
-    import hashlib
-
     index = hashlib.sha256(charts.index_path.read_bytes()).hexdigest()
     repo = estate.wait(HELM_REPOSITORY, "charts", lambda o: ready(o) and o["status"]["artifact"]["revision"]
                        == f"sha256:{index}", "at the served index")  # fmt: skip
@@ -163,8 +160,9 @@ def test_get_sources_bucket(flux: FluxCli, estate: Estate) -> None:
 
 def test_get_sources_oci(flux: FluxCli, estate: Estate) -> None:
     expected = estate.oci_revision()
-    oci = estate.wait(OCI_REPOSITORY, "manifests",
-                      lambda o: ready(o) and o["status"]["artifact"]["revision"] == expected, "at the pushed digest")  # fmt: skip
+    oci = estate.wait(
+        OCI_REPOSITORY, "manifests", lambda o: ready(o) and o["status"]["artifact"]["revision"] == expected, "at it"
+    )
     row = rows_by_name(run(flux, "get", "sources", "oci", "-n", estate.config).stdout)["manifests"]
     assert_row(row, short(expected), oci)
 
@@ -212,3 +210,203 @@ def test_get_all_across_namespaces(flux: FluxCli, estate: Estate) -> None:
     receiver = estate.get(RECEIVER, "hook")
     line = next(line for line in ours if "receiver/hook" in line)
     assert condition(receiver)["message"] in line and "True" in line, line
+
+
+# -- flux reconcile ----------------------------------------------------------------------------------
+
+
+def handled(obj: dict[str, Any]) -> str:
+    """The request flux annotated, which the controller must copy to ``status.lastHandledReconcileAt``."""
+    token = obj["metadata"]["annotations"][REQUESTED_AT]
+    assert obj["status"]["lastHandledReconcileAt"] == token, "the reconcile flux asked for is the one that ran"
+    return str(token)
+
+
+def test_reconcile_source_git(flux: FluxCli, estate: Estate) -> None:
+    sha = estate.git.push({"README.md": uuid.uuid4().hex})
+    before = estate.get(GIT_REPOSITORY, "repo")
+    assert before["status"]["artifact"]["revision"] != f"main@sha1:{sha}", "interval 1m: not fetched yet"
+    done = run(flux, "reconcile", "source", "git", "repo", "-n", estate.config)
+    assert f"fetched revision main@sha1:{sha}" in done.stderr, done.stderr
+    repo = estate.get(GIT_REPOSITORY, "repo")
+    assert repo["status"]["artifact"]["revision"] == f"main@sha1:{sha}"
+    assert handled(repo) != (before["status"].get("lastHandledReconcileAt"))
+
+
+def test_reconcile_kustomization_with_source(flux: FluxCli, estate: Estate) -> None:
+    value = uuid.uuid4().hex[:8]
+    sha = estate.git.push({"apps/a.yaml": configmap("app-a", value)})
+    done = run(flux, "reconcile", "kustomization", "apps", "--with-source", "-n", estate.config)
+    assert f"fetched revision main@sha1:{sha}" in done.stderr, done.stderr
+    assert f"applied revision main@sha1:{sha}" in done.stderr, done.stderr
+    apps = estate.get(KUSTOMIZATION, "apps")
+    assert apps["status"]["lastAppliedRevision"] == f"main@sha1:{sha}"
+    handled(apps)
+    handled(estate.get(GIT_REPOSITORY, "repo"))
+    assert estate.git.configmaps(estate.target)["app-a"] == {"value": value}, "the new commit was applied"
+
+
+def test_reconcile_helmrelease_with_source(flux: FluxCli, estate: Estate, charts: HelmRepoServer) -> None:
+    estate.wait(HELM_RELEASE, "app", ready, "Ready")
+    version = "1.1.0"
+    if not (charts.root / f"cms-{version}.tgz").exists():
+        charts.add_chart("cms", version, {"greeting": "again"}, templates=helm_charts.configmaps(2))
+    index = hashlib.sha256(charts.index_path.read_bytes()).hexdigest()
+    done = run(flux, "reconcile", "helmrelease", "app", "--with-source", "-n", estate.config)
+    assert f"fetched revision sha256:{index}" in done.stderr, done.stderr
+    assert f"applied revision {version}" in done.stderr, done.stderr
+    release = estate.get(HELM_RELEASE, "app")
+    handled(release)
+    handled(estate.get(HELM_CHART, f"{estate.config}-app"))
+    handled(estate.get(HELM_REPOSITORY, "charts"))
+    assert release["status"]["history"][0]["chartVersion"] == version
+    assert estate.helm.configmaps()[f"{estate.target}-app-0"]["chartVersion"] == version
+
+
+# -- flux suspend / resume ---------------------------------------------------------------------------
+
+
+def test_suspend_kustomization(flux: FluxCli, estate: Estate) -> None:
+    estate.wait(KUSTOMIZATION, "toggle", ready, "Ready")
+    estate.custom.patch_namespaced_custom_object(
+        KUSTOMIZATION.group, KUSTOMIZATION.version, estate.config, KUSTOMIZATION.plural, "toggle",
+        {"spec": {"suspend": False}}, _content_type="application/merge-patch+json",
+    )  # fmt: skip
+    done = run(flux, "suspend", "kustomization", "toggle", "-n", estate.config)
+    assert "kustomization suspended" in done.stderr, done.stderr
+    assert estate.get(KUSTOMIZATION, "toggle")["spec"]["suspend"] is True
+    row = rows_by_name(run(flux, "get", "kustomizations", "toggle", "-n", estate.config).stdout)["toggle"]
+    assert row["SUSPENDED"] == "True", row
+    refused = flux.run("reconcile", "kustomization", "toggle", "-n", estate.config, check=False)
+    assert refused.returncode != 0 and "resource is suspended" in refused.stderr, refused.stderr
+
+
+def test_resume_kustomization(flux: FluxCli, estate: Estate) -> None:
+    estate.custom.patch_namespaced_custom_object(
+        KUSTOMIZATION.group, KUSTOMIZATION.version, estate.config, KUSTOMIZATION.plural, "toggle",
+        {"spec": {"suspend": True}}, _content_type="application/merge-patch+json",
+    )  # fmt: skip
+    value = uuid.uuid4().hex[:8]
+    sha = estate.git.push({"toggle/t.yaml": configmap("toggle", value)})
+    token = estate.request(GIT_REPOSITORY, "repo")
+    estate.wait(GIT_REPOSITORY, "repo", lambda o: (o.get("status") or {}).get("lastHandledReconcileAt") == token,
+                "fetched the new commit")  # fmt: skip
+    done = run(flux, "resume", "kustomization", "toggle", "-n", estate.config)
+    assert "kustomization resumed" in done.stderr, done.stderr
+    assert "Kustomization toggle reconciliation completed" in done.stderr, done.stderr
+    assert f"applied revision main@sha1:{sha}" in done.stderr, "resume waited for the reconcile of the new commit"
+    toggle = estate.get(KUSTOMIZATION, "toggle")
+    assert not toggle["spec"].get("suspend"), "flux's merge patch drops spec.suspend (false is omitempty)"
+    assert ready(toggle) and toggle["status"]["lastAppliedRevision"] == f"main@sha1:{sha}"
+    assert estate.git.configmaps(estate.target)["toggle"] == {"value": value}
+
+
+# -- flux tree ---------------------------------------------------------------------------------------
+
+
+def test_tree_kustomization(flux: FluxCli, estate: Estate) -> None:
+    estate.wait(HELM_RELEASE, "app", ready, "Ready")
+    config, target = estate.config, estate.target
+    apps = [line for line in run(flux, "tree", "kustomization", "apps", "-n", config).stdout.splitlines() if line]
+    assert apps[0] == f"Kustomization/{config}/apps", apps
+    assert sorted(line[4:] for line in apps[1:]) == [f"ConfigMap/{target}/app-a", f"ConfigMap/{target}/app-b"], apps
+    # Through the HelmRelease into its release's manifest (Helm's storage Secret in status.storageNamespace).
+    releases = run(flux, "tree", "kustomization", "releases", "-n", config).stdout.splitlines()
+    releases = [line for line in releases if line]
+    release = f"{target}-app"
+    assert releases[:2] == [f"Kustomization/{config}/releases", f"└── HelmRelease/{config}/app"], releases
+    shown = sorted(line.split("── ")[1] for line in releases[2:])
+    in_cluster = sorted(f"ConfigMap/{target}/{name}" for name in estate.helm.configmaps() if name.startswith(release))
+    assert shown == in_cluster == [f"ConfigMap/{target}/{release}-0", f"ConfigMap/{target}/{release}-1"], releases
+
+
+# -- flux events -------------------------------------------------------------------------------------
+
+
+def flux_events(estate: Estate) -> list[tuple[str, str, str, str]]:
+    """(type, reason, kind/name, message) of the config namespace's Events about Flux objects, from the API."""
+    listed = client.CoreV1Api(estate.git.api).list_namespaced_event(estate.config).items
+    kinds = {"GitRepository", "HelmRepository", "HelmChart", "Bucket", "OCIRepository", "Kustomization",
+             "HelmRelease", "Receiver"}  # fmt: skip
+    return [(e.type, e.reason, f"{e.involved_object.kind}/{e.involved_object.name}", e.message or "")
+            for e in listed if e.involved_object.kind in kinds]  # fmt: skip
+
+
+def event_rows(output: str) -> set[tuple[str, str, str, str]]:
+    """(type, reason, object, message); a multi-line message goes on in rows whose other cells are empty."""
+    header, *rows = table(output)
+    assert [h.upper() for h in header] == ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], header
+    events: list[tuple[str, str, str, str]] = []
+    for r in rows:
+        if not any(r[:4]) and events:
+            type_, reason, obj, message = events.pop()
+            events.append((type_, reason, obj, f"{message}\n{r[4]}"))
+        else:
+            events.append((r[1], r[2], r[3], r[4]))
+    return set(events)
+
+
+def test_events(flux: FluxCli, estate: Estate) -> None:
+    git_at_head(estate)
+    expected = flux_events(estate)
+    assert {kind for _, _, kind, _ in expected} >= {"Kustomization/apps", "GitRepository/repo", "HelmRelease/app"}
+    shown = event_rows(run(flux, "events", "-n", estate.config).stdout)
+    assert set(expected) <= shown, set(expected) - shown
+    broken = [e for e in shown if e[2] == "Kustomization/broken"]
+    assert any(e[0] == "Warning" and "not-in-git" in e[3] for e in broken), broken
+
+    scoped = event_rows(run(flux, "events", "-n", estate.config, "--for", "Kustomization/apps").stdout)
+    assert {o for _, _, o, _ in scoped} == {"Kustomization/apps", "GitRepository/repo"}, scoped
+    head = estate.head()
+    assert any(o == "GitRepository/repo" and head[:8] in m for _, _, o, m in scoped), scoped
+    applied = [e for e in expected if e[2] == "Kustomization/apps" and e[0] == "Normal"]
+    assert applied and set(applied) <= scoped, (applied, scoped)
+
+
+# -- flux stats --------------------------------------------------------------------------------------
+
+
+def size(total: int) -> str:
+    """flux's ``formatSize``: ``-`` for none, bytes below 1 KiB, else one decimal and a binary unit."""
+    if total == 0:
+        return "-"
+    if total < 1024:
+        return f"{total} B"
+    value, unit = float(total), -1
+    while value >= 1024 and unit < 5:
+        value, unit = value / 1024, unit + 1
+    return f"{value:.1f} {'KMGTPE'[unit]}iB"
+
+
+STATS_KINDS = {"GitRepository": GIT_REPOSITORY, "OCIRepository": OCI_REPOSITORY, "HelmRepository": HELM_REPOSITORY,
+               "HelmChart": HELM_CHART, "Bucket": BUCKET, "Kustomization": KUSTOMIZATION,
+               "HelmRelease": HELM_RELEASE}  # fmt: skip
+
+
+def expected_stats(estate: Estate, namespace: str | None) -> dict[str, list[str]]:
+    """Running / Failing / Suspended / Storage per kind, counted from the API and the artifacts themselves."""
+    found = {}
+    for kind, res in STATS_KINDS.items():
+        if namespace is None:
+            items = estate.custom.list_cluster_custom_object(res.group, res.version, res.plural)["items"]
+        else:
+            items = estate.custom.list_namespaced_custom_object(res.group, res.version, namespace, res.plural)["items"]
+        suspended = sum(1 for o in items if (o.get("spec") or {}).get("suspend"))
+        failing = sum(1 for o in items if condition(o).get("status") == "False")
+        stored = sum(int(((o.get("status") or {}).get("artifact") or {}).get("size") or 0) for o in items)
+        found[kind] = [str(len(items) - suspended), str(failing), str(suspended), size(stored)]
+    return found
+
+
+def test_stats(flux: FluxCli, estate: Estate) -> None:
+    for name in ("repo", "configs"):
+        obj = estate.get(GIT_REPOSITORY if name == "repo" else BUCKET, name)
+        data = httpx.get(obj["status"]["artifact"]["url"], timeout=30).content
+        assert len(data) == obj["status"]["artifact"]["size"], "status.artifact.size is the served tarball's"
+        assert "sha256:" + hashlib.sha256(data).hexdigest() == obj["status"]["artifact"]["digest"]
+    ours = expected_stats(estate, estate.config)
+    assert ours["Kustomization"][:3] == [str(4), "1", "1"], "apps, releases, toggle, broken running; broken failing"
+    shown = {row[0]: row[1:] for row in table(run(flux, "stats", "-n", estate.config).stdout)[1:]}
+    assert {k: shown[k] for k in ours} == ours, shown
+    everywhere = {row[0]: row[1:] for row in table(run(flux, "stats", "-A").stdout)[1:]}
+    assert {k: everywhere[k] for k in ours} == expected_stats(estate, None), everywhere

@@ -2,10 +2,11 @@
 
 The CLI compatibility tests (tests/e2e/test_flux_cli.py) share it per module: a config namespace with a
 GitRepository ``repo``, Kustomizations ``apps`` (ConfigMaps into the target namespace), ``releases``
-(applies the HelmRelease ``app`` from git), ``broken`` (a path not in git: Ready=False) and ``paused``
-(created suspended), an HTTPS HelmRepository ``charts``, a Bucket ``configs`` on versitygw, an
-OCIRepository ``manifests`` on a TLS+htpasswd registry, and a Receiver ``hook``. Expected values
-(commit shas, chart versions, digests) come from the servers, never from fluxwarden.
+(applies the HelmRelease ``app`` from git), ``toggle`` (to suspend and resume), ``broken`` (a path not
+in git: Ready=False) and ``paused`` (created suspended), an HTTPS HelmRepository ``charts``, a Bucket
+``configs`` on versitygw, an OCIRepository ``manifests`` on a TLS+htpasswd registry, and a Receiver
+``hook``. Expected values (commit shas, chart versions, digests) come from the servers, never from
+fluxwarden.
 """
 
 from __future__ import annotations
@@ -20,10 +21,9 @@ from typing import Any
 
 from kubernetes import client
 
-from fluxwarden.controllers.kustomize.api import KUSTOMIZATION
 from fluxwarden.controllers.notification.api import RECEIVER
 from fluxwarden.controllers.runtime.kube import Resource
-from fluxwarden.controllers.source.api import BUCKET, GIT_REPOSITORY, OCI_REPOSITORY
+from fluxwarden.controllers.source.api import BUCKET, OCI_REPOSITORY
 from tests.support.buckets import flux_revision, md5
 from tests.support.git_server import GitHttpServer, GitRepo
 from tests.support.helm_tenants import HelmTenant, trust_charts
@@ -187,12 +187,14 @@ def build(
         {
             "apps/a.yaml": configmap("app-a", "1"),
             "apps/b.yaml": configmap("app-b", "1"),
+            "toggle/t.yaml": configmap("toggle", "1"),
             "releases/app.yaml": helm_release_manifest(config, target, "1.x"),
         }
     )
     git.git_repository()
     git.kustomization("apps", path="./apps", targetNamespace=target)
     git.kustomization("releases", path="./releases")
+    git.kustomization("toggle", path="./toggle", targetNamespace=target)
     git.kustomization("broken", path="./not-in-git", targetNamespace=target)
     git.kustomization("paused", path="./apps", targetNamespace=target, suspend=True)
 
@@ -216,4 +218,3 @@ def ready(obj: dict[str, Any]) -> bool:
     status = obj.get("status") or {}
     found = next((c for c in status.get("conditions") or [] if c["type"] == "Ready"), {})
     return found.get("status") == "True" and status.get("observedGeneration") == obj["metadata"]["generation"]
-
