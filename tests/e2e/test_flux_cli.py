@@ -385,7 +385,7 @@ STATS_KINDS = {"GitRepository": GIT_REPOSITORY, "OCIRepository": OCI_REPOSITORY,
 
 def expected_stats(estate: Estate, namespace: str | None) -> dict[str, list[str]]:
     """Running / Failing / Suspended / Storage per kind, counted from the API and the artifacts themselves."""
-    found = {}
+    found: dict[str, list[str]] = {}
     for kind, res in STATS_KINDS.items():
         if namespace is None:
             items = estate.custom.list_cluster_custom_object(res.group, res.version, res.plural)["items"]
@@ -410,3 +410,40 @@ def test_stats(flux: FluxCli, estate: Estate) -> None:
     assert {k: shown[k] for k in ours} == ours, shown
     everywhere = {row[0]: row[1:] for row in table(run(flux, "stats", "-A").stdout)[1:]}
     assert {k: everywhere[k] for k in ours} == expected_stats(estate, None), everywhere
+
+
+# -- flux trace / diff -------------------------------------------------------------------------------
+
+
+def test_trace(flux: FluxCli, estate: Estate) -> None:
+    """trace follows the owner labels fluxwarden set on the object to the Kustomization and its source."""
+    apps = estate.wait(KUSTOMIZATION, "apps", ready, "Ready")
+    out = run(flux, "trace", "-n", estate.target, "configmap", "app-b").stdout
+    fields = [tuple(part.strip() for part in line.split(":", 1)) for line in out.splitlines() if ":" in line]
+    assert ("Status", "Managed by Flux") in fields, out
+    assert ("Kustomization", "apps") in fields and ("GitRepository", "repo") in fields, out
+    assert ("Revision", apps["status"]["lastAppliedRevision"]) in fields, out
+    assert ("Message", condition(apps)["message"]) in fields, out
+    assert ("URL", estate.git.server.repo_url(estate.git.repo_name)) in fields, out
+
+
+def test_diff_kustomization(flux: FluxCli, estate: Estate) -> None:
+    """diff dry-runs the local checkout against what fluxwarden applied: nothing, then the drift made here."""
+    git_at_head(estate)
+    head = estate.head()
+    estate.wait(
+        KUSTOMIZATION, "apps", lambda o: ready(o) and o["status"]["lastAppliedRevision"].endswith(head), "at HEAD"
+    )
+    path = str(estate.git.repo.path / "apps")
+    same = run(flux, "diff", "kustomization", "apps", "-n", estate.config, "--path", path)
+    assert same.stdout.strip() == "", same.stdout
+    core = client.CoreV1Api(estate.git.api)
+    core.patch_namespaced_config_map("app-b", estate.target, {"data": {"value": "drifted"}})
+    try:
+        drift = flux.run("diff", "kustomization", "apps", "-n", estate.config, "--path", path, check=False)
+        assert drift.returncode == 1, drift
+        assert f"ConfigMap/{estate.target}/app-b drifted" in drift.stdout, drift.stdout
+        assert "drifted" in drift.stdout.split("app-b drifted", 1)[1], drift.stdout
+        assert "app-a" not in drift.stdout, "only the drifted object"
+    finally:
+        core.patch_namespaced_config_map("app-b", estate.target, {"data": {"value": "1"}})

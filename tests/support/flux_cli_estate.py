@@ -215,6 +215,6 @@ def build(
 
 def ready(obj: dict[str, Any]) -> bool:
     """Ready=True at the current generation, as ``flux`` waits for it."""
-    status = obj.get("status") or {}
-    found = next((c for c in status.get("conditions") or [] if c["type"] == "Ready"), {})
+    status: dict[str, Any] = obj.get("status") or {}
+    found: dict[str, Any] = next((c for c in status.get("conditions") or [] if c["type"] == "Ready"), {})
     return found.get("status") == "True" and status.get("observedGeneration") == obj["metadata"]["generation"]
