@@ -70,14 +70,17 @@ def estate(
     reader: RegistryReader,
     controllers: Reconcilers,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Estate:
+) -> Iterator[Estate]:
     work = tmp_path_factory.mktemp("flux-cli")
     found = build(admin_api, git_server, charts.url, authority.ca_pem, s3, registry, reader, work)
     for resource, name in [(GIT_REPOSITORY, "repo"), (HELM_REPOSITORY, "charts"), (BUCKET, "configs"),
                            (OCI_REPOSITORY, "manifests"), (KUSTOMIZATION, "apps"), (KUSTOMIZATION, "releases"),
                            (HELM_RELEASE, "app"), (RECEIVER, "hook")]:  # fmt: skip
         found.wait(resource, name, ready, "Ready", timeout=90)
-    return found
+    yield found
+    core = client.CoreV1Api(admin_api)
+    for namespace in (found.config, found.target, found.git.other):
+        core.delete_namespace(namespace, propagation_policy="Background")
 
 
 @pytest.fixture(scope="module")
@@ -459,3 +462,20 @@ def test_diff_kustomization(flux: FluxCli, estate: Estate) -> None:
         assert "app-a" not in drift.stdout, "only the drifted object"
     finally:
         core.patch_namespaced_config_map("app-b", estate.target, {"data": {"value": "1"}})
+
+
+# -- what cannot work --------------------------------------------------------------------------------
+
+
+def test_check_finds_every_crd_and_only_misses_fluxs_own_deployments(flux: FluxCli, estate: Estate) -> None:
+    """``flux check`` looks for Flux's Deployments in flux-system: that check fails, every CRD check passes."""
+    pre = run(flux, "check", "--pre")
+    assert "prerequisites checks passed" in pre.stderr, pre.stderr
+    done = flux.run("check", check=False)
+    failures = [line for line in done.stderr.splitlines() if line.startswith("✗")]
+    missing = "✗ no controllers found in the 'flux-system' namespace with the label selector"
+    assert done.returncode == 1 and len(failures) == 2, done.stderr
+    assert failures[0].startswith(missing) and failures[1] == "✗ check failed", done.stderr
+    crds = ["kustomizations.kustomize", "helmreleases.helm", "gitrepositories.source", "receivers.notification"]
+    for crd in (f"{name}.toolkit.fluxcd.io" for name in crds):
+        assert f"✔ {crd}/" in done.stderr, done.stderr
