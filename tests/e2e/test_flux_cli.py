@@ -123,7 +123,9 @@ def assert_row(row: dict[str, str], revision: str, obj: dict[str, Any], suspende
 
 
 def git_at_head(estate: Estate) -> dict[str, Any]:
+    """The GitRepository Ready at the branch's commit (asked for, not left to the 1m interval)."""
     head = estate.head()
+    estate.request(GIT_REPOSITORY, "repo")
     return estate.wait(GIT_REPOSITORY, "repo", lambda o: ready(o) and o["status"]["artifact"]["revision"]
                        == f"main@sha1:{head}", f"at {head}")  # fmt: skip
 
