@@ -8,6 +8,8 @@ fluxwarden runs its own kustomize controller too, on its shard: it must leave Fl
 
 from __future__ import annotations
 
+import io
+import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -104,3 +106,49 @@ def test_flux_kustomize_controller_applies_a_fluxwarden_git_artifact(
     assert configmaps(admin_api, target) == {"app-a": {"value": "three"}}
     new_artifact = objects.get(GIT_REPOSITORY, "repo")["status"]["artifact"]
     assert new_artifact["digest"] != artifact["digest"]
+
+
+def tarball(files: dict[str, str]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as archive:
+        for name, text in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(text.encode())
+            archive.addfile(info, io.BytesIO(text.encode()))
+    return out.getvalue()
+
+
+def test_flux_refuses_a_fluxwarden_artifact_whose_bytes_do_not_match_its_digest(
+    admin_api: client.ApiClient,
+    namespace_factory: Callable[[], str],
+    git_server: GitHttpServer,
+    tmp_path: Path,
+    fluxwarden: Reconcilers,
+    flux_kustomize: FluxController,
+) -> None:
+    """Flux checks the bytes it downloads against the digest fluxwarden wrote: a swapped file is refused."""
+    config, target = tenant_namespaces(admin_api, namespace_factory)
+    git_server.create_repo("mixed-tampered")
+    repo = GitRepo(tmp_path / "work")
+    sha = repo.commit({"apps/a.yaml": configmap("app-a", "from-git")})
+    repo.push(git_server.repo_path("mixed-tampered"))
+    objects = Objects(admin_api, config, (flux_kustomize,))
+    git_spec = {"url": git_server.repo_url("mixed-tampered"), "interval": "1h", "ref": {"branch": "main"}}
+    objects.create(GIT_REPOSITORY, "repo", FLUXWARDEN_SHARD, git_spec)
+    artifact = objects.ready(GIT_REPOSITORY, "repo")["status"]["artifact"]
+    assert artifact["revision"] == f"main@sha1:{sha}"
+    # The served file is replaced by a valid archive of other content, before Flux first reads it.
+    fluxwarden.storage.local_path(artifact["path"]).write_bytes(tarball({"apps/a.yaml": configmap("app-a", "evil")}))
+    objects.create(
+        KUSTOMIZATION, "apps", FLUX_SHARD,
+        {"interval": "1h", "retryInterval": "2s", "path": "./apps", "prune": True, "targetNamespace": target,
+         "sourceRef": {"kind": "GitRepository", "name": "repo"}},
+    )  # fmt: skip
+    failed = objects.wait(
+        KUSTOMIZATION, "apps",
+        lambda o: condition(o).get("status") == "False" and condition(o).get("reason") == "ArtifactFailed",
+        "Ready=False ArtifactFailed",
+    )  # fmt: skip
+    assert f"computed digest doesn't match provided '{artifact['digest']}'" in condition(failed)["message"]
+    assert "lastAppliedRevision" not in failed["status"]
+    assert configmaps(admin_api, target) == {}, "nothing of the swapped archive was applied"
