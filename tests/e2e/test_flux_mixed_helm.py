@@ -22,7 +22,7 @@ from fluxwarden.controllers.helm.api import HELM_RELEASE
 from fluxwarden.controllers.source.api import HELM_CHART, HELM_REPOSITORY
 from tests.support import helm_charts
 from tests.support.control_plane import ControlPlane
-from tests.support.flux_mixed import FLUX_SHARD, FLUXWARDEN_SHARD, Objects, configmaps, flux_on_shard
+from tests.support.flux_mixed import FLUX_SHARD, FLUXWARDEN_SHARDS, Objects, configmaps, flux_on_shard
 from tests.support.flux_upstream import FluxController
 from tests.support.helm_cli import AdminHelm
 from tests.support.helm_repo import HelmRepoServer
@@ -31,6 +31,9 @@ from tests.support.tenants import SHARD, condition, grant
 from tests.support.tls import PrivateCA
 
 CHART_VALUES = {"greeting": "hello"}
+
+# fluxwarden's own shard in this module: its reconcilers run until the session ends, so no module shares it.
+FLUXWARDEN_SHARD = f"{FLUXWARDEN_SHARDS}-helm"
 
 
 @pytest.fixture(scope="module")
@@ -146,11 +149,13 @@ def test_flux_helm_controller_installs_from_a_chart_ref_to_a_fluxwarden_helm_cha
     objects = Objects(admin_api, config, (flux_helm,))
     objects.create(
         HELM_CHART, "cms", FLUXWARDEN_SHARD,
-        {"chart": "cms", "version": "1.1.0", "interval": "1h", "sourceRef": {"kind": "HelmRepository", "name": "charts"}},
+        {"chart": "cms", "version": "1.1.0", "interval": "1h",
+         "sourceRef": {"kind": "HelmRepository", "name": "charts"}},
     )  # fmt: skip
     objects.create(
         HELM_RELEASE, "ref", FLUX_SHARD,
-        {"interval": "1h", "targetNamespace": target, "timeout": "30s", "chartRef": {"kind": "HelmChart", "name": "cms"}},
+        {"interval": "1h", "targetNamespace": target, "timeout": "30s",
+         "chartRef": {"kind": "HelmChart", "name": "cms"}},
     )  # fmt: skip
     done = installed(objects, "ref", "1.1.0")
     assert condition(done)["reason"] == "InstallSucceeded"

@@ -20,11 +20,14 @@ from fluxwarden.controllers.app import Reconcilers
 from fluxwarden.controllers.kustomize.api import KUSTOMIZATION
 from fluxwarden.controllers.source.api import GIT_REPOSITORY
 from tests.support.control_plane import ControlPlane
-from tests.support.flux_mixed import FLUX_SHARD, FLUXWARDEN_SHARD, Objects, configmaps, flux_on_shard
+from tests.support.flux_mixed import FLUX_SHARD, FLUXWARDEN_SHARDS, Objects, configmaps, flux_on_shard
 from tests.support.flux_upstream import FluxController
 from tests.support.git_server import GitHttpServer, GitRepo
 from tests.support.tenants import OWNER_NAME, SHARD, condition, configmap, grant
 from tests.support.wait import until
+
+# fluxwarden's own shard in this module: its reconcilers run until the session ends, so no module shares it.
+FLUXWARDEN_SHARD = f"{FLUXWARDEN_SHARDS}-kustomize"
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from fluxwarden.controllers.kustomize.api import KUSTOMIZATION
 from fluxwarden.controllers.source.api import GIT_REPOSITORY, HELM_CHART, HELM_REPOSITORY
 from tests.support import helm_charts
 from tests.support.control_plane import ControlPlane
-from tests.support.flux_mixed import FLUX_SHARD, FLUXWARDEN_SHARD, Objects, configmaps
+from tests.support.flux_mixed import FLUX_SHARD, FLUXWARDEN_SHARDS, Objects, configmaps
 from tests.support.flux_upstream import FluxController, free_port
 from tests.support.git_server import GitHttpServer, GitRepo
 from tests.support.helm_repo import HelmRepoServer
@@ -33,6 +33,9 @@ from tests.support.tenants import OWNER_NAME, SHARD, condition, configmap, grant
 from tests.support.tls import PrivateCA
 
 CHART_VALUES = {"greeting": "from-the-chart"}
+
+# fluxwarden's own shard in this module: its reconcilers run until the session ends, so no module shares it.
+FLUXWARDEN_SHARD = f"{FLUXWARDEN_SHARDS}-sources"
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +168,8 @@ def test_fluxwarden_helm_controller_installs_a_chart_that_flux_fetched(
     objects.create(HELM_REPOSITORY, "charts", FLUX_SHARD, repo_spec)
     objects.create(
         HELM_CHART, "cms", FLUX_SHARD,
-        {"chart": "cms", "version": "2.0.0", "interval": "1h", "sourceRef": {"kind": "HelmRepository", "name": "charts"}},
+        {"chart": "cms", "version": "2.0.0", "interval": "1h",
+         "sourceRef": {"kind": "HelmRepository", "name": "charts"}},
     )  # fmt: skip
     objects.create(
         HELM_RELEASE, "app", FLUXWARDEN_SHARD,

@@ -23,7 +23,7 @@ from tests.support.flux_upstream import FluxController
 from tests.support.tenants import SHARD, condition
 
 FLUX_SHARD = "mixed-flux"
-FLUXWARDEN_SHARD = "mixed-fluxwarden"
+FLUXWARDEN_SHARDS = "mixed-fluxwarden"  # a module adds its own suffix
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
 
 
