@@ -155,3 +155,42 @@ def test_flux_refuses_a_fluxwarden_artifact_whose_bytes_do_not_match_its_digest(
     assert f"computed digest doesn't match provided '{artifact['digest']}'" in condition(failed)["message"]
     assert "lastAppliedRevision" not in failed["status"]
     assert configmaps(admin_api, target) == {}, "nothing of the swapped archive was applied"
+
+
+def test_split_by_namespace_flux_applies_what_fluxwarden_serves_in_its_namespace(
+    admin_api: client.ApiClient,
+    namespace_factory: Callable[[], str],
+    control_plane: ControlPlane,
+    git_server: GitHttpServer,
+    tmp_path: Path,
+    start_reconcilers: Callable[..., Reconcilers],
+) -> None:
+    """No labels: Flux's kustomize-controller watches one namespace (``--watch-all-namespaces=false``,
+    RUNTIME_NAMESPACE), fluxwarden's source controller watches that namespace too (``--watch-namespace``)."""
+    config, target = tenant_namespaces(admin_api, namespace_factory)
+    git_server.create_repo("mixed-by-namespace")
+    repo = GitRepo(tmp_path / "work")
+    sha = repo.commit({"apps/a.yaml": configmap("app-a", "by-namespace")})
+    repo.push(git_server.repo_path("mixed-by-namespace"))
+    sources = start_reconcilers(("source",), namespace=config)
+    args = ("--watch-all-namespaces=false",)
+    with FluxController("kustomize-controller", control_plane.kubeconfig, tmp_path, args, namespace=config) as flux:
+        objects = Objects(admin_api, config, (flux,))
+        objects.custom.create_namespaced_custom_object(
+            GIT_REPOSITORY.group, GIT_REPOSITORY.version, config, GIT_REPOSITORY.plural,
+            {"apiVersion": GIT_REPOSITORY.api_version, "kind": "GitRepository", "metadata": {"name": "repo"},
+             "spec": {"url": git_server.repo_url("mixed-by-namespace"), "interval": "1h", "ref": {"branch": "main"}}},
+        )  # fmt: skip
+        objects.custom.create_namespaced_custom_object(
+            KUSTOMIZATION.group, KUSTOMIZATION.version, config, KUSTOMIZATION.plural,
+            {"apiVersion": KUSTOMIZATION.api_version, "kind": "Kustomization", "metadata": {"name": "apps"},
+             "spec": {"interval": "1h", "path": "./apps", "prune": True, "targetNamespace": target,
+                      "sourceRef": {"kind": "GitRepository", "name": "repo"}}},
+        )  # fmt: skip
+        artifact = objects.ready(GIT_REPOSITORY, "repo")["status"]["artifact"]
+        assert artifact["url"].startswith(sources.artifacts.url)
+        done = objects.ready(KUSTOMIZATION, "apps")
+    assert done["status"]["lastAppliedRevision"] == f"main@sha1:{sha}"
+    assert configmaps(admin_api, target) == {"app-a": {"value": "by-namespace"}}
+    writers = {m["manager"] for m in done["metadata"].get("managedFields") or [] if m.get("subresource") == "status"}
+    assert writers == {"gotk-kustomize-controller"}, writers
