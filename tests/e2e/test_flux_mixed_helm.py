@@ -9,9 +9,11 @@ server and checks its digest. fluxwarden runs its own helm controller too, on it
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +21,7 @@ from kubernetes import client
 
 from fluxwarden.controllers.app import Reconcilers
 from fluxwarden.controllers.helm.api import HELM_RELEASE
-from fluxwarden.controllers.source.api import HELM_CHART, HELM_REPOSITORY
+from fluxwarden.controllers.source.api import HELM_CHART, HELM_REPOSITORY, OCI_REPOSITORY
 from tests.support import helm_charts
 from tests.support.control_plane import ControlPlane
 from tests.support.flux_mixed import FLUX_SHARD, FLUXWARDEN_SHARDS, Objects, configmaps, flux_on_shard
@@ -27,6 +29,9 @@ from tests.support.flux_upstream import FluxController
 from tests.support.helm_cli import AdminHelm
 from tests.support.helm_repo import HelmRepoServer
 from tests.support.helm_tenants import release_name, trust_charts
+from tests.support.oci_artifacts import HELM_CHART_LAYER, RegistryReader
+from tests.support.oci_charts import ChartPublisher
+from tests.support.oci_registry import OciRegistry
 from tests.support.tenants import SHARD, condition, grant
 from tests.support.tls import PrivateCA
 
@@ -168,3 +173,53 @@ def test_flux_helm_controller_installs_from_a_chart_ref_to_a_fluxwarden_helm_cha
     assert set(cms) == {f"{release}-0", f"{release}-1"}
     assert cms[f"{release}-0"]["chartVersion"] == "1.1.0"
     assert json.loads(cms[f"{release}-0"]["values"]) == CHART_VALUES
+
+
+def test_flux_helm_controller_installs_from_a_chart_ref_to_a_fluxwarden_oci_repository(
+    admin_api: client.ApiClient,
+    namespace_factory: Callable[[], str],
+    registry: OciRegistry,
+    reader: RegistryReader,
+    tmp_path: Path,
+    fluxwarden: Reconcilers,
+    flux_helm: FluxController,
+) -> None:
+    """A chart pushed with the real ``helm push``; fluxwarden's OCIRepository copies its layer, Flux installs it."""
+    config, target = namespace_factory(), namespace_factory()
+    core = client.CoreV1Api(admin_api)
+    core.create_namespaced_service_account(config, {"metadata": {"name": "flux-applier"}})
+    grant(admin_api, config, config)
+    grant(admin_api, target, config)
+    login = {".dockerconfigjson": base64.b64encode(registry.dockerconfigjson().encode()).decode()}
+    core.create_namespaced_secret(
+        config, {"metadata": {"name": "login"}, "type": "kubernetes.io/dockerconfigjson", "data": login}
+    )
+    ca = {"ca.crt": (registry.ca_pem or b"").decode()}
+    core.create_namespaced_secret(config, {"metadata": {"name": "registry-ca"}, "stringData": ca})
+    package = ChartPublisher(registry, tmp_path).push("ocicms", "3.0.0", {"greeting": "from-oci"})
+    objects = Objects(admin_api, config, (flux_helm,))
+    objects.create(
+        OCI_REPOSITORY, "chart", FLUXWARDEN_SHARD,
+        {"url": registry.oci_url("charts/ocicms"), "interval": "1h", "ref": {"tag": "3.0.0"},
+         "secretRef": {"name": "login"}, "certSecretRef": {"name": "registry-ca"},
+         "layerSelector": {"mediaType": HELM_CHART_LAYER, "operation": "copy"}},
+    )  # fmt: skip
+    objects.create(
+        HELM_RELEASE, "oci", FLUX_SHARD,
+        {"interval": "1h", "targetNamespace": target, "timeout": "30s",
+         "chartRef": {"kind": "OCIRepository", "name": "chart"}},
+    )  # fmt: skip
+    digest = reader.digest("charts/ocicms", "3.0.0")
+    artifact = objects.ready(OCI_REPOSITORY, "chart")["status"]["artifact"]
+    assert artifact["revision"] == f"3.0.0@{digest}"
+    assert artifact["digest"] == "sha256:" + hashlib.sha256(package).hexdigest(), "copy: the chart as pushed"
+    # helm-controller appends the first 12 hex digits of the manifest digest to the chart version.
+    version = f"3.0.0+{digest.partition(':')[2][:12]}"
+    done = installed(objects, "oci", version)
+    assert condition(done)["reason"] == "InstallSucceeded"
+    assert done["status"]["lastAttemptedRevision"] == version
+    assert done["status"]["lastAttemptedRevisionDigest"] == digest
+    release = release_name("oci", target)
+    cms = configmaps(admin_api, target)
+    assert cms[f"{release}-ocicms"]["chartVersion"] == version
+    assert json.loads(cms[f"{release}-ocicms"]["values"]) == {"greeting": "from-oci"}
