@@ -188,3 +188,37 @@ def test_fluxwarden_helm_controller_installs_a_chart_that_flux_fetched(
     assert set(cms) == {f"{release}-0", f"{release}-1"}
     assert cms[f"{release}-0"]["chartVersion"] == "2.0.0"
     assert json.loads(cms[f"{release}-0"]["values"]) == {**CHART_VALUES, "extra": "yes"}
+
+
+def test_fluxwarden_helmrelease_template_makes_a_helm_chart_that_flux_reconciles(
+    admin_api: client.ApiClient,
+    namespace_factory: Callable[[], str],
+    charts: HelmRepoServer,
+    authority: PrivateCA,
+    fluxwarden: Reconcilers,
+    flux_source: FluxController,
+) -> None:
+    """fluxwarden's HelmRelease makes HelmChart ``<namespace>-<name>`` with Flux's shard label from
+    ``spec.chart.metadata.labels``: Flux's source-controller fetches it, fluxwarden installs from its artifact."""
+    config, target = namespaces(admin_api, namespace_factory)
+    trust_charts(admin_api, config, authority.ca_pem)
+    objects = Objects(admin_api, config, (flux_source,))
+    repo_spec = {"url": charts.url, "interval": "1h", "certSecretRef": {"name": "charts-ca"}}
+    objects.create(HELM_REPOSITORY, "charts", FLUX_SHARD, repo_spec)
+    chart_spec = {"chart": "cms", "version": "2.0.0", "interval": "1h",
+                  "sourceRef": {"kind": "HelmRepository", "name": "charts"}}  # fmt: skip
+    objects.create(
+        HELM_RELEASE, "tpl", FLUXWARDEN_SHARD,
+        {"interval": "1h", "targetNamespace": target, "timeout": "30s",
+         "chart": {"spec": chart_spec, "metadata": {"labels": {SHARD: FLUX_SHARD}}}},
+    )  # fmt: skip
+    done = objects.ready(HELM_RELEASE, "tpl", timeout=120)
+    assert condition(done)["reason"] == "InstallSucceeded"
+    assert done["status"]["helmChart"] == f"{config}/{config}-tpl"
+    artifact = flux_artifact(objects, HELM_CHART, f"{config}-tpl", flux_source)
+    package = (charts.root / "cms-2.0.0.tgz").read_bytes()
+    assert (artifact["revision"], artifact["digest"]) == ("2.0.0", "sha256:" + hashlib.sha256(package).hexdigest())
+    release = release_name("tpl", target)
+    cms = configmaps(admin_api, target)
+    assert set(cms) == {f"{release}-0", f"{release}-1"}
+    assert json.loads(cms[f"{release}-0"]["values"]) == CHART_VALUES
