@@ -17,15 +17,19 @@ import pytest
 from kubernetes import client
 
 from fluxwarden.controllers.app import Reconcilers
+from fluxwarden.controllers.helm.api import HELM_RELEASE
 from fluxwarden.controllers.kustomize.api import KUSTOMIZATION
-from fluxwarden.controllers.source.api import GIT_REPOSITORY
+from fluxwarden.controllers.source.api import GIT_REPOSITORY, HELM_REPOSITORY
+from tests.support import helm_charts
 from tests.support.control_plane import ControlPlane
 from tests.support.flux_mixed import FLUX_SHARD, FLUXWARDEN_SHARDS, Objects, configmaps, flux_on_shard
 from tests.support.flux_upstream import FluxController
 from tests.support.git_server import GitHttpServer, GitRepo
+from tests.support.helm_repo import HelmRepoServer
+from tests.support.helm_tenants import release_name, trust_charts
 from tests.support.notification import Notifications, event_url, start_notification
 from tests.support.recorder import Received, Recorder
-from tests.support.tenants import condition, configmap, grant
+from tests.support.tenants import SHARD, condition, configmap, grant
 from tests.support.tls import PrivateCA
 
 # fluxwarden's own shard in this module: its reconcilers run until the session ends, so no module shares it.
@@ -47,6 +51,32 @@ def flux_kustomize(
         yield controller
 
 
+@pytest.fixture(scope="module")
+def flux_helm(
+    control_plane: ControlPlane, flux_crds: list[str], tmp_path_factory: pytest.TempPathFactory, fluxwarden: Reconcilers
+) -> Iterator[FluxController]:
+    work = tmp_path_factory.mktemp("flux-helm-events")
+    events = f"--events-addr={event_url(fluxwarden)}"
+    with flux_on_shard("helm-controller", control_plane.kubeconfig, work, events) as controller:
+        yield controller
+
+
+def tenant(api: client.ApiClient, namespace_factory: Callable[[], str]) -> tuple[str, str]:
+    config, target = namespace_factory(), namespace_factory()
+    client.CoreV1Api(api).create_namespaced_service_account(config, {"metadata": {"name": "flux-applier"}})
+    grant(api, config, config)
+    grant(api, target, config)
+    return config, target
+
+
+def https_hook(nt: Notifications, hook: Recorder, authority: PrivateCA, kind: str, name: str) -> None:
+    """A generic Provider at ``hook`` (path ``/flux``), trusted through certSecretRef, and an Alert on one object."""
+    nt.secret("hook-ca", {"ca.crt": authority.ca_pem})
+    nt.provider("hook", address=f"{hook.url}/flux", cert_secret="hook-ca")
+    nt.alert("hook", "hook", [{"kind": kind, "name": name}])
+    nt.settled()
+
+
 def test_flux_events_reach_a_provider_through_fluxwarden_notification_controller(
     admin_api: client.ApiClient,
     namespace_factory: Callable[[], str],
@@ -56,21 +86,14 @@ def test_flux_events_reach_a_provider_through_fluxwarden_notification_controller
     fluxwarden: Reconcilers,
     flux_kustomize: FluxController,
 ) -> None:
-    config, target = namespace_factory(), namespace_factory()
-    client.CoreV1Api(admin_api).create_namespaced_service_account(config, {"metadata": {"name": "flux-applier"}})
-    grant(admin_api, config, config)
-    grant(admin_api, target, config)
+    config, target = tenant(admin_api, namespace_factory)
     git_server.create_repo("mixed-events")
     repo = GitRepo(tmp_path / "work")
     sha = repo.commit({"apps/a.yaml": configmap("app-a", "evented")})
     repo.push(git_server.repo_path("mixed-events"))
 
     with Recorder(tls=authority) as hook:
-        nt = Notifications(admin_api, config, fluxwarden)
-        nt.secret("hook-ca", {"ca.crt": authority.ca_pem})
-        nt.provider("hook", address=f"{hook.url}/flux", cert_secret="hook-ca")
-        nt.alert("hook", "hook", [{"kind": "Kustomization", "name": "apps"}])
-        nt.settled()
+        https_hook(Notifications(admin_api, config, fluxwarden), hook, authority, "Kustomization", "apps")
         objects = Objects(admin_api, config, (flux_kustomize,))
         git_spec = {"url": git_server.repo_url("mixed-events"), "interval": "1h", "ref": {"branch": "main"}}
         objects.create(GIT_REPOSITORY, "repo", FLUXWARDEN_SHARD, git_spec)
@@ -109,3 +132,42 @@ def test_flux_events_reach_a_provider_through_fluxwarden_notification_controller
 
 def reason_is(reason: str) -> Callable[[Received], bool]:
     return lambda received: bool(received.json().get("reason") == reason)
+
+
+def test_flux_helm_controller_events_reach_a_provider_through_fluxwarden(
+    admin_api: client.ApiClient,
+    namespace_factory: Callable[[], str],
+    tmp_path: Path,
+    authority: PrivateCA,
+    fluxwarden: Reconcilers,
+    flux_helm: FluxController,
+) -> None:
+    config, target = tenant(admin_api, namespace_factory)
+    trust_charts(admin_api, config, authority.ca_pem)
+    with HelmRepoServer(tmp_path / "charts", tls=authority.server_context()) as charts, Recorder(tls=authority) as hook:
+        charts.add_chart("cms", "1.0.0", {"greeting": "hi"}, templates=helm_charts.configmaps(1))
+        https_hook(Notifications(admin_api, config, fluxwarden), hook, authority, "HelmRelease", "app")
+        objects = Objects(admin_api, config, (flux_helm,))
+        repo_spec = {"url": charts.url, "interval": "1h", "certSecretRef": {"name": "charts-ca"}}
+        objects.create(HELM_REPOSITORY, "charts", FLUXWARDEN_SHARD, repo_spec)
+        chart_spec = {"chart": "cms", "version": "1.0.0", "interval": "1h",
+                      "sourceRef": {"kind": "HelmRepository", "name": "charts"}}  # fmt: skip
+        made = objects.create(
+            HELM_RELEASE, "app", FLUX_SHARD,
+            {"interval": "1h", "targetNamespace": target, "timeout": "30s",
+             "chart": {"spec": chart_spec, "metadata": {"labels": {SHARD: FLUXWARDEN_SHARD}}}},
+        )  # fmt: skip
+        done = objects.ready(HELM_RELEASE, "app", timeout=120)
+        (sent,) = hook.wait_for(1, timeout=30, where=reason_is("InstallSucceeded"))
+    assert condition(done)["reason"] == "InstallSucceeded"
+    assert sent.header("gotk-component") == "helm-controller"
+    body = sent.json()
+    assert body["involvedObject"]["kind"] == "HelmRelease"
+    assert (body["involvedObject"]["name"], body["involvedObject"]["uid"]) == ("app", made["metadata"]["uid"])
+    assert (body["severity"], body["reportingController"]) == ("info", "helm-controller")
+    release = release_name("app", target)
+    assert f"Helm install succeeded for release {target}/{release}" in body["message"]
+    assert "cms@1.0.0" in body["message"]
+    # helm.toolkit.fluxcd.io/revision (the chart version) with the group stripped; <group>/token (the values'
+    # digest) keys the rate limit only and is not forwarded, as in Flux's notification-controller.
+    assert body["metadata"] == {"revision": "1.0.0"}
