@@ -9,7 +9,6 @@ server and checks its digest. fluxwarden runs its own helm controller too, on it
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from collections.abc import Callable, Iterator
@@ -24,7 +23,7 @@ from fluxwarden.controllers.helm.api import HELM_RELEASE
 from fluxwarden.controllers.source.api import HELM_CHART, HELM_REPOSITORY, OCI_REPOSITORY
 from tests.support import helm_charts
 from tests.support.control_plane import ControlPlane
-from tests.support.flux_mixed import FLUX_SHARD, FLUXWARDEN_SHARDS, Objects, configmaps, flux_on_shard
+from tests.support.flux_mixed import FLUX_SHARD, FLUXWARDEN_SHARDS, Objects, configmaps, flux_on_shard, registry_secrets
 from tests.support.flux_upstream import FluxController
 from tests.support.helm_cli import AdminHelm
 from tests.support.helm_repo import HelmRepoServer
@@ -186,16 +185,10 @@ def test_flux_helm_controller_installs_from_a_chart_ref_to_a_fluxwarden_oci_repo
 ) -> None:
     """A chart pushed with the real ``helm push``; fluxwarden's OCIRepository copies its layer, Flux installs it."""
     config, target = namespace_factory(), namespace_factory()
-    core = client.CoreV1Api(admin_api)
-    core.create_namespaced_service_account(config, {"metadata": {"name": "flux-applier"}})
+    client.CoreV1Api(admin_api).create_namespaced_service_account(config, {"metadata": {"name": "flux-applier"}})
     grant(admin_api, config, config)
     grant(admin_api, target, config)
-    login = {".dockerconfigjson": base64.b64encode(registry.dockerconfigjson().encode()).decode()}
-    core.create_namespaced_secret(
-        config, {"metadata": {"name": "login"}, "type": "kubernetes.io/dockerconfigjson", "data": login}
-    )
-    ca = {"ca.crt": (registry.ca_pem or b"").decode()}
-    core.create_namespaced_secret(config, {"metadata": {"name": "registry-ca"}, "stringData": ca})
+    registry_secrets(admin_api, config, registry)
     package = ChartPublisher(registry, tmp_path).push("ocicms", "3.0.0", {"greeting": "from-oci"})
     objects = Objects(admin_api, config, (flux_helm,))
     objects.create(

@@ -18,11 +18,13 @@ from kubernetes import client
 
 from fluxwarden.controllers.app import Reconcilers
 from fluxwarden.controllers.kustomize.api import KUSTOMIZATION
-from fluxwarden.controllers.source.api import GIT_REPOSITORY
+from fluxwarden.controllers.source.api import GIT_REPOSITORY, OCI_REPOSITORY
 from tests.support.control_plane import ControlPlane
-from tests.support.flux_mixed import FLUX_SHARD, FLUXWARDEN_SHARDS, Objects, configmaps, flux_on_shard
+from tests.support.flux_mixed import FLUX_SHARD, FLUXWARDEN_SHARDS, Objects, configmaps, flux_on_shard, registry_secrets
 from tests.support.flux_upstream import FluxController
 from tests.support.git_server import GitHttpServer, GitRepo
+from tests.support.oci_artifacts import RegistryReader, fluxwarden_push, write_tree
+from tests.support.oci_registry import OciRegistry
 from tests.support.tenants import OWNER_NAME, SHARD, condition, configmap, grant
 from tests.support.wait import until
 
@@ -194,3 +196,36 @@ def test_split_by_namespace_flux_applies_what_fluxwarden_serves_in_its_namespace
     assert configmaps(admin_api, target) == {"app-a": {"value": "by-namespace"}}
     writers = {m["manager"] for m in done["metadata"].get("managedFields") or [] if m.get("subresource") == "status"}
     assert writers == {"gotk-kustomize-controller"}, writers
+
+
+def test_flux_kustomize_controller_applies_a_fluxwarden_oci_artifact(
+    admin_api: client.ApiClient,
+    namespace_factory: Callable[[], str],
+    registry: OciRegistry,
+    reader: RegistryReader,
+    tmp_path: Path,
+    fluxwarden: Reconcilers,
+    flux_kustomize: FluxController,
+) -> None:
+    """``fluxwarden push artifact`` to a registry, fluxwarden's OCIRepository pulls it, Flux applies it."""
+    config, target = tenant_namespaces(admin_api, namespace_factory)
+    registry_secrets(admin_api, config, registry)
+    tree = write_tree(tmp_path / "tree", {"app/a.yaml": configmap("app-a", "from-oci")})
+    pushed = fluxwarden_push(registry, registry.oci_url("mixed/app") + ":main", tree)
+    assert pushed.returncode == 0, pushed.stderr
+    objects = Objects(admin_api, config, (flux_kustomize,))
+    objects.create(
+        OCI_REPOSITORY, "app", FLUXWARDEN_SHARD,
+        {"url": registry.oci_url("mixed/app"), "interval": "1h", "ref": {"tag": "main"},
+         "secretRef": {"name": "login"}, "certSecretRef": {"name": "registry-ca"}},
+    )  # fmt: skip
+    objects.create(
+        KUSTOMIZATION, "app", FLUX_SHARD,
+        {"interval": "1h", "retryInterval": "2s", "path": "./app", "prune": True, "targetNamespace": target,
+         "sourceRef": {"kind": "OCIRepository", "name": "app"}},
+    )  # fmt: skip
+    revision = f"main@{reader.digest('mixed/app', 'main')}"
+    assert objects.ready(OCI_REPOSITORY, "app")["status"]["artifact"]["revision"] == revision
+    done = objects.ready(KUSTOMIZATION, "app")
+    assert done["status"]["lastAppliedRevision"] == revision
+    assert configmaps(admin_api, target) == {"app-a": {"value": "from-oci"}}

@@ -9,6 +9,7 @@ shard. Set-up of namespaces and RBAC is ``tests.support.tenants``'s.
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from kubernetes import client
 from fluxwarden.controllers.runtime.kube import Resource
 from fluxwarden.tenancy import cut
 from tests.support.flux_upstream import FluxController
+from tests.support.oci_registry import OciRegistry
 from tests.support.tenants import SHARD, condition
 
 FLUX_SHARD = "mixed-flux"
@@ -123,3 +125,14 @@ def configmaps(api: client.ApiClient, namespace: str) -> dict[str, dict[str, str
         for c in client.CoreV1Api(api).list_namespaced_config_map(namespace).items
         if c.metadata.name != "kube-root-ca.crt"
     }
+
+
+def registry_secrets(api: client.ApiClient, namespace: str, registry: OciRegistry) -> None:
+    """Secrets ``login`` (dockerconfigjson) and ``registry-ca`` (``ca.crt``) for an OCIRepository on ``registry``."""
+    core = client.CoreV1Api(api)
+    login = {".dockerconfigjson": base64.b64encode(registry.dockerconfigjson().encode()).decode()}
+    core.create_namespaced_secret(
+        namespace, {"metadata": {"name": "login"}, "type": "kubernetes.io/dockerconfigjson", "data": login}
+    )
+    ca = {"ca.crt": (registry.ca_pem or b"").decode()}
+    core.create_namespaced_secret(namespace, {"metadata": {"name": "registry-ca"}, "stringData": ca})
