@@ -10,7 +10,7 @@ providers only (Flux's rule, kept by fluxwarden): the generic Provider gets the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,17 +19,27 @@ from kubernetes import client
 from fluxwarden.controllers.app import Reconcilers
 from fluxwarden.controllers.helm.api import HELM_RELEASE
 from fluxwarden.controllers.kustomize.api import KUSTOMIZATION
-from fluxwarden.controllers.source.api import GIT_REPOSITORY, HELM_REPOSITORY
+from fluxwarden.controllers.source.api import GIT_REPOSITORY
 from tests.support import helm_charts
-from tests.support.control_plane import ControlPlane
-from tests.support.flux_mixed import FLUX_SHARD, FLUXWARDEN_SHARDS, Objects, configmaps, flux_on_shard
+from tests.support.flux_mixed import (
+    FLUX_SHARD,
+    FLUXWARDEN_SHARDS,
+    Objects,
+    configmaps,
+    git_source,
+    helm_repository,
+    kustomization_spec,
+    templated_release,
+    tenant_namespaces,
+)
+from tests.support.flux_mixed_fixtures import flux_fixture
 from tests.support.flux_upstream import FluxController
-from tests.support.git_server import GitHttpServer, GitRepo
+from tests.support.git_server import GitHttpServer
 from tests.support.helm_repo import HelmRepoServer
 from tests.support.helm_tenants import release_name, trust_charts
-from tests.support.notification import Notifications, event_url, start_notification
+from tests.support.notification import Notifications, start_notification
 from tests.support.recorder import Received, Recorder
-from tests.support.tenants import SHARD, condition, configmap, grant
+from tests.support.tenants import condition, configmap
 from tests.support.tls import PrivateCA
 
 # fluxwarden's own shard in this module: its reconcilers run until the session ends, so no module shares it.
@@ -41,32 +51,8 @@ def fluxwarden(start_reconcilers: Callable[..., Reconcilers]) -> Reconcilers:
     return start_notification(start_reconcilers, controllers=("notification", "source"), shard=FLUXWARDEN_SHARD)
 
 
-@pytest.fixture(scope="module")
-def flux_kustomize(
-    control_plane: ControlPlane, flux_crds: list[str], tmp_path_factory: pytest.TempPathFactory, fluxwarden: Reconcilers
-) -> Iterator[FluxController]:
-    work = tmp_path_factory.mktemp("flux-kustomize-events")
-    events = f"--events-addr={event_url(fluxwarden)}"
-    with flux_on_shard("kustomize-controller", control_plane.kubeconfig, work, events) as controller:
-        yield controller
-
-
-@pytest.fixture(scope="module")
-def flux_helm(
-    control_plane: ControlPlane, flux_crds: list[str], tmp_path_factory: pytest.TempPathFactory, fluxwarden: Reconcilers
-) -> Iterator[FluxController]:
-    work = tmp_path_factory.mktemp("flux-helm-events")
-    events = f"--events-addr={event_url(fluxwarden)}"
-    with flux_on_shard("helm-controller", control_plane.kubeconfig, work, events) as controller:
-        yield controller
-
-
-def tenant(api: client.ApiClient, namespace_factory: Callable[[], str]) -> tuple[str, str]:
-    config, target = namespace_factory(), namespace_factory()
-    client.CoreV1Api(api).create_namespaced_service_account(config, {"metadata": {"name": "flux-applier"}})
-    grant(api, config, config)
-    grant(api, target, config)
-    return config, target
+flux_kustomize = flux_fixture("kustomize-controller", events=True)
+flux_helm = flux_fixture("helm-controller", events=True)
 
 
 def https_hook(nt: Notifications, hook: Recorder, authority: PrivateCA, kind: str, name: str) -> None:
@@ -86,22 +72,13 @@ def test_flux_events_reach_a_provider_through_fluxwarden_notification_controller
     fluxwarden: Reconcilers,
     flux_kustomize: FluxController,
 ) -> None:
-    config, target = tenant(admin_api, namespace_factory)
-    git_server.create_repo("mixed-events")
-    repo = GitRepo(tmp_path / "work")
-    sha = repo.commit({"apps/a.yaml": configmap("app-a", "evented")})
-    repo.push(git_server.repo_path("mixed-events"))
-
+    config, target = tenant_namespaces(admin_api, namespace_factory)
     with Recorder(tls=authority) as hook:
         https_hook(Notifications(admin_api, config, fluxwarden), hook, authority, "Kustomization", "apps")
         objects = Objects(admin_api, config, (flux_kustomize,))
-        git_spec = {"url": git_server.repo_url("mixed-events"), "interval": "1h", "ref": {"branch": "main"}}
-        objects.create(GIT_REPOSITORY, "repo", FLUXWARDEN_SHARD, git_spec)
-        made = objects.create(
-            KUSTOMIZATION, "apps", FLUX_SHARD,
-            {"interval": "1h", "retryInterval": "2s", "path": "./apps", "prune": True, "targetNamespace": target,
-             "sourceRef": {"kind": "GitRepository", "name": "repo"}},
-        )  # fmt: skip
+        files = {"apps/a.yaml": configmap("app-a", "evented")}
+        repo, sha = git_source(objects, git_server, tmp_path / "work", "mixed-events", FLUXWARDEN_SHARD, files)
+        made = objects.create(KUSTOMIZATION, "apps", FLUX_SHARD, kustomization_spec(target, "GitRepository", "repo"))
         done = objects.ready(KUSTOMIZATION, "apps")
         assert done["status"]["lastAppliedRevision"] == f"main@sha1:{sha}"
         assert configmaps(admin_api, target) == {"app-a": {"value": "evented"}}
@@ -142,21 +119,14 @@ def test_flux_helm_controller_events_reach_a_provider_through_fluxwarden(
     fluxwarden: Reconcilers,
     flux_helm: FluxController,
 ) -> None:
-    config, target = tenant(admin_api, namespace_factory)
+    config, target = tenant_namespaces(admin_api, namespace_factory)
     trust_charts(admin_api, config, authority.ca_pem)
     with HelmRepoServer(tmp_path / "charts", tls=authority.server_context()) as charts, Recorder(tls=authority) as hook:
         charts.add_chart("cms", "1.0.0", {"greeting": "hi"}, templates=helm_charts.configmaps(1))
         https_hook(Notifications(admin_api, config, fluxwarden), hook, authority, "HelmRelease", "app")
         objects = Objects(admin_api, config, (flux_helm,))
-        repo_spec = {"url": charts.url, "interval": "1h", "certSecretRef": {"name": "charts-ca"}}
-        objects.create(HELM_REPOSITORY, "charts", FLUXWARDEN_SHARD, repo_spec)
-        chart_spec = {"chart": "cms", "version": "1.0.0", "interval": "1h",
-                      "sourceRef": {"kind": "HelmRepository", "name": "charts"}}  # fmt: skip
-        made = objects.create(
-            HELM_RELEASE, "app", FLUX_SHARD,
-            {"interval": "1h", "targetNamespace": target, "timeout": "30s",
-             "chart": {"spec": chart_spec, "metadata": {"labels": {SHARD: FLUXWARDEN_SHARD}}}},
-        )  # fmt: skip
+        helm_repository(objects, charts, FLUXWARDEN_SHARD)
+        made = objects.create(HELM_RELEASE, "app", FLUX_SHARD, templated_release(target, "1.0.0", FLUXWARDEN_SHARD))
         done = objects.ready(HELM_RELEASE, "app", timeout=120)
         (sent,) = hook.wait_for(1, timeout=30, where=reason_is("InstallSucceeded"))
     assert condition(done)["reason"] == "InstallSucceeded"

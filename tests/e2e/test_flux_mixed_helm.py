@@ -11,19 +11,29 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from kubernetes import client
 
 from fluxwarden.controllers.app import Reconcilers
 from fluxwarden.controllers.helm.api import HELM_RELEASE
-from fluxwarden.controllers.source.api import HELM_CHART, HELM_REPOSITORY, OCI_REPOSITORY
-from tests.support import helm_charts
+from fluxwarden.controllers.source.api import HELM_CHART, OCI_REPOSITORY
 from tests.support.control_plane import ControlPlane
-from tests.support.flux_mixed import FLUX_SHARD, FLUXWARDEN_SHARDS, Objects, configmaps, flux_on_shard, registry_secrets
+from tests.support.flux_mixed import (
+    FLUX_SHARD,
+    FLUXWARDEN_SHARDS,
+    Objects,
+    chart_digest,
+    configmaps,
+    helm_repository,
+    registry_secrets,
+    status_writers,
+    templated_release,
+    tenant_namespaces,
+)
+from tests.support.flux_mixed_fixtures import chart_fixture, flux_fixture, fluxwarden_fixture
 from tests.support.flux_upstream import FluxController
 from tests.support.helm_cli import AdminHelm
 from tests.support.helm_repo import HelmRepoServer
@@ -31,7 +41,7 @@ from tests.support.helm_tenants import release_name, trust_charts
 from tests.support.oci_artifacts import HELM_CHART_LAYER, RegistryReader
 from tests.support.oci_charts import ChartPublisher
 from tests.support.oci_registry import OciRegistry
-from tests.support.tenants import SHARD, condition, grant
+from tests.support.tenants import SHARD, condition
 from tests.support.tls import PrivateCA
 
 CHART_VALUES = {"greeting": "hello"}
@@ -39,27 +49,9 @@ CHART_VALUES = {"greeting": "hello"}
 # fluxwarden's own shard in this module: its reconcilers run until the session ends, so no module shares it.
 FLUXWARDEN_SHARD = f"{FLUXWARDEN_SHARDS}-helm"
 
-
-@pytest.fixture(scope="module")
-def charts(tmp_path_factory: pytest.TempPathFactory, authority: PrivateCA) -> Iterator[HelmRepoServer]:
-    with HelmRepoServer(tmp_path_factory.mktemp("mixed-charts"), tls=authority.server_context()) as repo:
-        repo.add_chart("cms", "1.0.0", CHART_VALUES, templates=helm_charts.configmaps(2))
-        repo.add_chart("cms", "1.1.0", CHART_VALUES, templates=helm_charts.configmaps(2))
-        yield repo
-
-
-@pytest.fixture(scope="module")
-def fluxwarden(start_reconcilers: Callable[..., Reconcilers]) -> Reconcilers:
-    return start_reconcilers(("source", "helm"), label_selector=f"{SHARD}={FLUXWARDEN_SHARD}")
-
-
-@pytest.fixture(scope="module")
-def flux_helm(
-    control_plane: ControlPlane, flux_crds: list[str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[FluxController]:
-    work = tmp_path_factory.mktemp("flux-helm")
-    with flux_on_shard("helm-controller", control_plane.kubeconfig, work) as controller:
-        yield controller
+charts = chart_fixture("mixed-charts", CHART_VALUES, "1.0.0", "1.1.0")
+fluxwarden = fluxwarden_fixture(FLUXWARDEN_SHARD, "source", "helm")
+flux_helm = flux_fixture("helm-controller")
 
 
 def helm_tenant(
@@ -67,19 +59,10 @@ def helm_tenant(
 ) -> tuple[str, str]:
     """Config and target namespaces (flux-applier may write to both) and HelmRepository ``charts`` in config,
     on fluxwarden's shard."""
-    config, target = namespace_factory(), namespace_factory()
-    client.CoreV1Api(api).create_namespaced_service_account(config, {"metadata": {"name": "flux-applier"}})
-    grant(api, config, config)
-    grant(api, target, config)
+    config, target = tenant_namespaces(api, namespace_factory)
     trust_charts(api, config, ca_pem)
-    spec = {"url": charts.url, "interval": "1h", "certSecretRef": {"name": "charts-ca"}}
-    Objects(api, config).create(HELM_REPOSITORY, "charts", FLUXWARDEN_SHARD, spec)
+    helm_repository(Objects(api, config), charts, FLUXWARDEN_SHARD)
     return config, target
-
-
-def chart_digest(charts: HelmRepoServer, version: str) -> str:
-    """The digest of the packaged chart as the repository serves it: what the artifact must be, byte for byte."""
-    return "sha256:" + hashlib.sha256((charts.root / f"cms-{version}.tgz").read_bytes()).hexdigest()
 
 
 def installed(objects: Objects, name: str, version: str) -> dict[str, Any]:
@@ -104,13 +87,8 @@ def test_flux_helm_controller_installs_a_chart_that_fluxwarden_fetched(
 ) -> None:
     config, target = helm_tenant(admin_api, namespace_factory, charts, authority.ca_pem)
     objects = Objects(admin_api, config, (flux_helm,))
-    chart_spec = {"chart": "cms", "version": "1.0.0", "interval": "1h",
-                  "sourceRef": {"kind": "HelmRepository", "name": "charts"}}  # fmt: skip
-    objects.create(
-        HELM_RELEASE, "app", FLUX_SHARD,
-        {"interval": "1h", "targetNamespace": target, "timeout": "30s", "values": {"greeting": "mixed"},
-         "chart": {"spec": chart_spec, "metadata": {"labels": {SHARD: FLUXWARDEN_SHARD}}}},
-    )  # fmt: skip
+    spec = templated_release(target, "1.0.0", FLUXWARDEN_SHARD, values={"greeting": "mixed"})
+    objects.create(HELM_RELEASE, "app", FLUX_SHARD, spec)
 
     done = installed(objects, "app", "1.0.0")
     assert condition(done)["reason"] == "InstallSucceeded"
@@ -130,7 +108,7 @@ def test_flux_helm_controller_installs_a_chart_that_fluxwarden_fetched(
     assert json.loads(cms[f"{release}-0"]["values"]) == {"greeting": "mixed"}
     helm = AdminHelm(control_plane.kubeconfig)
     assert [(e["revision"], e["status"]) for e in helm.history(release, config)] == [(1, "deployed")]
-    writers = {m["manager"] for m in chart["metadata"].get("managedFields") or [] if m.get("subresource") == "status"}
+    writers = status_writers(chart)
     assert writers and "source-controller" not in writers, writers  # not Flux's source-controller
 
     # A new chart version in the HelmRelease: Flux updates the HelmChart, fluxwarden fetches it, Flux upgrades.
@@ -184,10 +162,7 @@ def test_flux_helm_controller_installs_from_a_chart_ref_to_a_fluxwarden_oci_repo
     flux_helm: FluxController,
 ) -> None:
     """A chart pushed with the real ``helm push``; fluxwarden's OCIRepository copies its layer, Flux installs it."""
-    config, target = namespace_factory(), namespace_factory()
-    client.CoreV1Api(admin_api).create_namespaced_service_account(config, {"metadata": {"name": "flux-applier"}})
-    grant(admin_api, config, config)
-    grant(admin_api, target, config)
+    config, target = tenant_namespaces(admin_api, namespace_factory)
     registry_secrets(admin_api, config, registry)
     package = ChartPublisher(registry, tmp_path).push("ocicms", "3.0.0", {"greeting": "from-oci"})
     objects = Objects(admin_api, config, (flux_helm,))

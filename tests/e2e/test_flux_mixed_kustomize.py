@@ -10,49 +10,39 @@ from __future__ import annotations
 
 import io
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from kubernetes import client
 
 from fluxwarden.controllers.app import Reconcilers
 from fluxwarden.controllers.kustomize.api import KUSTOMIZATION
 from fluxwarden.controllers.source.api import GIT_REPOSITORY, OCI_REPOSITORY
 from tests.support.control_plane import ControlPlane
-from tests.support.flux_mixed import FLUX_SHARD, FLUXWARDEN_SHARDS, Objects, configmaps, flux_on_shard, registry_secrets
+from tests.support.flux_mixed import (
+    FLUX_SHARD,
+    FLUXWARDEN_SHARDS,
+    Objects,
+    configmaps,
+    git_source,
+    kustomization_spec,
+    registry_secrets,
+    status_writers,
+    tenant_namespaces,
+)  # fmt: skip
+from tests.support.flux_mixed_fixtures import flux_fixture, fluxwarden_fixture
 from tests.support.flux_upstream import FluxController
 from tests.support.git_server import GitHttpServer, GitRepo
 from tests.support.oci_artifacts import RegistryReader, fluxwarden_push, write_tree
 from tests.support.oci_registry import OciRegistry
-from tests.support.tenants import OWNER_NAME, SHARD, condition, configmap, grant
+from tests.support.tenants import OWNER_NAME, condition, configmap
 from tests.support.wait import until
 
 # fluxwarden's own shard in this module: its reconcilers run until the session ends, so no module shares it.
 FLUXWARDEN_SHARD = f"{FLUXWARDEN_SHARDS}-kustomize"
 
-
-@pytest.fixture(scope="module")
-def fluxwarden(start_reconcilers: Callable[..., Reconcilers]) -> Reconcilers:
-    return start_reconcilers(("source", "kustomize"), label_selector=f"{SHARD}={FLUXWARDEN_SHARD}")
-
-
-@pytest.fixture(scope="module")
-def flux_kustomize(
-    control_plane: ControlPlane, flux_crds: list[str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[FluxController]:
-    work = tmp_path_factory.mktemp("flux-kustomize")
-    with flux_on_shard("kustomize-controller", control_plane.kubeconfig, work) as controller:
-        yield controller
-
-
-def tenant_namespaces(api: client.ApiClient, namespace_factory: Callable[[], str]) -> tuple[str, str]:
-    """A config namespace whose flux-applier may write there and to a target namespace (Flux's lockdown)."""
-    config, target = namespace_factory(), namespace_factory()
-    client.CoreV1Api(api).create_namespaced_service_account(config, {"metadata": {"name": "flux-applier"}})
-    grant(api, config, config)
-    grant(api, target, config)
-    return config, target
+fluxwarden = fluxwarden_fixture(FLUXWARDEN_SHARD, "source", "kustomize")
+flux_kustomize = flux_fixture("kustomize-controller")
 
 
 def test_flux_kustomize_controller_applies_a_fluxwarden_git_artifact(
@@ -64,19 +54,11 @@ def test_flux_kustomize_controller_applies_a_fluxwarden_git_artifact(
     flux_kustomize: FluxController,
 ) -> None:
     config, target = tenant_namespaces(admin_api, namespace_factory)
-    git_server.create_repo("mixed-kustomize")
-    repo = GitRepo(tmp_path / "work")
-    first = repo.commit({"apps/a.yaml": configmap("app-a", "one"), "apps/b.yaml": configmap("app-b", "two")})
-    repo.push(git_server.repo_path("mixed-kustomize"))
-
     objects = Objects(admin_api, config, (flux_kustomize,))
-    git_spec = {"url": git_server.repo_url("mixed-kustomize"), "interval": "1m", "ref": {"branch": "main"}}
-    objects.create(GIT_REPOSITORY, "repo", FLUXWARDEN_SHARD, git_spec)
-    kustomization = objects.create(
-        KUSTOMIZATION, "apps", FLUX_SHARD,
-        {"interval": "1m", "retryInterval": "2s", "path": "./apps", "prune": True, "targetNamespace": target,
-         "sourceRef": {"kind": "GitRepository", "name": "repo"}},
-    )  # fmt: skip
+    files = {"apps/a.yaml": configmap("app-a", "one"), "apps/b.yaml": configmap("app-b", "two")}
+    repo, first = git_source(objects, git_server, tmp_path / "work", "mixed-kustomize", FLUXWARDEN_SHARD, files)
+    spec = kustomization_spec(target, "GitRepository", "repo")
+    kustomization = objects.create(KUSTOMIZATION, "apps", FLUX_SHARD, spec)
 
     source = objects.ready(GIT_REPOSITORY, "repo")
     artifact = source["status"]["artifact"]
@@ -95,7 +77,7 @@ def test_flux_kustomize_controller_applies_a_fluxwarden_git_artifact(
     ]
     assert done["metadata"]["uid"] == kustomization["metadata"]["uid"]
     # Only Flux wrote the Kustomization's status: fluxwarden's kustomize controller is on the other shard.
-    writers = {m["manager"] for m in done["metadata"].get("managedFields") or [] if m.get("subresource") == "status"}
+    writers = status_writers(done)
     assert writers == {"gotk-kustomize-controller"}, writers  # Flux's status field manager
 
     # A new commit: fluxwarden's source controller makes a new artifact, Flux applies it and prunes.
@@ -133,27 +115,15 @@ def test_flux_refuses_a_fluxwarden_artifact_whose_bytes_do_not_match_its_digest(
 ) -> None:
     """Flux checks the bytes it downloads against the digest fluxwarden wrote: a swapped file is refused."""
     config, target = tenant_namespaces(admin_api, namespace_factory)
-    git_server.create_repo("mixed-tampered")
-    repo = GitRepo(tmp_path / "work")
-    sha = repo.commit({"apps/a.yaml": configmap("app-a", "from-git")})
-    repo.push(git_server.repo_path("mixed-tampered"))
     objects = Objects(admin_api, config, (flux_kustomize,))
-    git_spec = {"url": git_server.repo_url("mixed-tampered"), "interval": "1h", "ref": {"branch": "main"}}
-    objects.create(GIT_REPOSITORY, "repo", FLUXWARDEN_SHARD, git_spec)
+    files = {"apps/a.yaml": configmap("app-a", "from-git")}
+    _, sha = git_source(objects, git_server, tmp_path / "work", "mixed-tampered", FLUXWARDEN_SHARD, files)
     artifact = objects.ready(GIT_REPOSITORY, "repo")["status"]["artifact"]
     assert artifact["revision"] == f"main@sha1:{sha}"
     # The served file is replaced by a valid archive of other content, before Flux first reads it.
     fluxwarden.storage.local_path(artifact["path"]).write_bytes(tarball({"apps/a.yaml": configmap("app-a", "evil")}))
-    objects.create(
-        KUSTOMIZATION, "apps", FLUX_SHARD,
-        {"interval": "1h", "retryInterval": "2s", "path": "./apps", "prune": True, "targetNamespace": target,
-         "sourceRef": {"kind": "GitRepository", "name": "repo"}},
-    )  # fmt: skip
-    failed = objects.wait(
-        KUSTOMIZATION, "apps",
-        lambda o: condition(o).get("status") == "False" and condition(o).get("reason") == "ArtifactFailed",
-        "Ready=False ArtifactFailed",
-    )  # fmt: skip
+    objects.create(KUSTOMIZATION, "apps", FLUX_SHARD, kustomization_spec(target, "GitRepository", "repo"))
+    failed = objects.not_ready(KUSTOMIZATION, "apps", "ArtifactFailed")
     assert f"computed digest doesn't match provided '{artifact['digest']}'" in condition(failed)["message"]
     assert "lastAppliedRevision" not in failed["status"]
     assert configmaps(admin_api, target) == {}, "nothing of the swapped archive was applied"
@@ -194,7 +164,7 @@ def test_split_by_namespace_flux_applies_what_fluxwarden_serves_in_its_namespace
         done = objects.ready(KUSTOMIZATION, "apps")
     assert done["status"]["lastAppliedRevision"] == f"main@sha1:{sha}"
     assert configmaps(admin_api, target) == {"app-a": {"value": "by-namespace"}}
-    writers = {m["manager"] for m in done["metadata"].get("managedFields") or [] if m.get("subresource") == "status"}
+    writers = status_writers(done)
     assert writers == {"gotk-kustomize-controller"}, writers
 
 
@@ -219,11 +189,7 @@ def test_flux_kustomize_controller_applies_a_fluxwarden_oci_artifact(
         {"url": registry.oci_url("mixed/app"), "interval": "1h", "ref": {"tag": "main"},
          "secretRef": {"name": "login"}, "certSecretRef": {"name": "registry-ca"}},
     )  # fmt: skip
-    objects.create(
-        KUSTOMIZATION, "app", FLUX_SHARD,
-        {"interval": "1h", "retryInterval": "2s", "path": "./app", "prune": True, "targetNamespace": target,
-         "sourceRef": {"kind": "OCIRepository", "name": "app"}},
-    )  # fmt: skip
+    objects.create(KUSTOMIZATION, "app", FLUX_SHARD, kustomization_spec(target, "OCIRepository", "app", "./app"))
     revision = f"main@{reader.digest('mixed/app', 'main')}"
     assert objects.ready(OCI_REPOSITORY, "app")["status"]["artifact"]["revision"] == revision
     done = objects.ready(KUSTOMIZATION, "app")

@@ -9,7 +9,6 @@ are its. The Kustomization and HelmRelease are on fluxwarden's shard: fluxwarden
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,15 +20,27 @@ from kubernetes import client
 from fluxwarden.controllers.app import Reconcilers
 from fluxwarden.controllers.helm.api import HELM_RELEASE
 from fluxwarden.controllers.kustomize.api import KUSTOMIZATION
-from fluxwarden.controllers.source.api import GIT_REPOSITORY, HELM_CHART, HELM_REPOSITORY
-from tests.support import helm_charts
+from fluxwarden.controllers.source.api import GIT_REPOSITORY, HELM_CHART
 from tests.support.control_plane import ControlPlane
-from tests.support.flux_mixed import FLUX_SHARD, FLUXWARDEN_SHARDS, Objects, configmaps
+from tests.support.flux_mixed import (
+    FLUX_SHARD,
+    FLUXWARDEN_SHARDS,
+    Objects,
+    chart_digest,
+    configmaps,
+    git_source,
+    helm_repository,
+    kustomization_spec,
+    status_writers,
+    templated_release,
+    tenant_namespaces,
+)
+from tests.support.flux_mixed_fixtures import chart_fixture
 from tests.support.flux_upstream import FluxController, free_port
 from tests.support.git_server import GitHttpServer, GitRepo
 from tests.support.helm_repo import HelmRepoServer
 from tests.support.helm_tenants import release_name, trust_charts
-from tests.support.tenants import OWNER_NAME, SHARD, condition, configmap, grant
+from tests.support.tenants import OWNER_NAME, SHARD, condition, configmap
 from tests.support.tls import PrivateCA
 
 CHART_VALUES = {"greeting": "from-the-chart"}
@@ -38,11 +49,7 @@ CHART_VALUES = {"greeting": "from-the-chart"}
 FLUXWARDEN_SHARD = f"{FLUXWARDEN_SHARDS}-sources"
 
 
-@pytest.fixture(scope="module")
-def charts(tmp_path_factory: pytest.TempPathFactory, authority: PrivateCA) -> Iterator[HelmRepoServer]:
-    with HelmRepoServer(tmp_path_factory.mktemp("mixed-source-charts"), tls=authority.server_context()) as repo:
-        repo.add_chart("cms", "2.0.0", CHART_VALUES, templates=helm_charts.configmaps(2))
-        yield repo
+charts = chart_fixture("mixed-source-charts", CHART_VALUES, "2.0.0")
 
 
 @pytest.fixture(scope="module")
@@ -67,21 +74,13 @@ def flux_source(
         yield controller
 
 
-def namespaces(api: client.ApiClient, namespace_factory: Callable[[], str]) -> tuple[str, str]:
-    config, target = namespace_factory(), namespace_factory()
-    client.CoreV1Api(api).create_namespaced_service_account(config, {"metadata": {"name": "flux-applier"}})
-    grant(api, config, config)
-    grant(api, target, config)
-    return config, target
-
-
 def flux_artifact(objects: Objects, resource: Any, name: str, port_of: FluxController) -> dict[str, Any]:
     """The artifact of Flux's source ``name``, Ready; it must be Flux's, served by its storage server."""
     obj = objects.ready(resource, name)
     artifact: dict[str, Any] = obj["status"]["artifact"]
     assert artifact["url"].startswith("http://127.0.0.1:"), artifact["url"]
     assert any(a.endswith(artifact["url"].split("/")[2]) for a in port_of.argv), "served by Flux's storage server"
-    writers = {m["manager"] for m in obj["metadata"].get("managedFields") or [] if m.get("subresource") == "status"}
+    writers = status_writers(obj)
     assert writers == {"source-controller"}, writers  # Flux's status field manager
     return artifact
 
@@ -94,19 +93,11 @@ def test_fluxwarden_kustomize_controller_applies_a_flux_git_artifact(
     fluxwarden: Reconcilers,
     flux_source: FluxController,
 ) -> None:
-    config, target = namespaces(admin_api, namespace_factory)
-    git_server.create_repo("mixed-from-flux")
-    repo = GitRepo(tmp_path / "work")
-    sha = repo.commit({"apps/a.yaml": configmap("app-a", "flux-made"), "apps/b.yaml": configmap("app-b", "2")})
-    repo.push(git_server.repo_path("mixed-from-flux"))
+    config, target = tenant_namespaces(admin_api, namespace_factory)
     objects = Objects(admin_api, config, (flux_source,))
-    git_spec = {"url": git_server.repo_url("mixed-from-flux"), "interval": "1h", "ref": {"branch": "main"}}
-    objects.create(GIT_REPOSITORY, "repo", FLUX_SHARD, git_spec)
-    objects.create(
-        KUSTOMIZATION, "apps", FLUXWARDEN_SHARD,
-        {"interval": "1h", "retryInterval": "2s", "path": "./apps", "prune": True, "targetNamespace": target,
-         "sourceRef": {"kind": "GitRepository", "name": "repo"}},
-    )  # fmt: skip
+    files = {"apps/a.yaml": configmap("app-a", "flux-made"), "apps/b.yaml": configmap("app-b", "2")}
+    _, sha = git_source(objects, git_server, tmp_path / "work", "mixed-from-flux", FLUX_SHARD, files)
+    objects.create(KUSTOMIZATION, "apps", FLUXWARDEN_SHARD, kustomization_spec(target, "GitRepository", "repo"))
     artifact = flux_artifact(objects, GIT_REPOSITORY, "repo", flux_source)
     assert artifact["revision"] == f"main@sha1:{sha}"
     done = objects.ready(KUSTOMIZATION, "apps")
@@ -125,29 +116,17 @@ def test_fluxwarden_refuses_a_flux_artifact_whose_bytes_do_not_match_its_digest(
     flux_source: FluxController,
 ) -> None:
     """fluxwarden checks Flux's digest: the file on Flux's storage swapped for another archive is refused."""
-    config, target = namespaces(admin_api, namespace_factory)
-    git_server.create_repo("mixed-flux-swapped")
-    repo = GitRepo(tmp_path / "work")
-    repo.commit({"apps/a.yaml": configmap("app-a", "from-git")})
-    repo.push(git_server.repo_path("mixed-flux-swapped"))
+    config, target = tenant_namespaces(admin_api, namespace_factory)
     objects = Objects(admin_api, config, (flux_source,))
-    git_spec = {"url": git_server.repo_url("mixed-flux-swapped"), "interval": "1h", "ref": {"branch": "main"}}
-    objects.create(GIT_REPOSITORY, "repo", FLUX_SHARD, git_spec)
+    files = {"apps/a.yaml": configmap("app-a", "from-git")}
+    git_source(objects, git_server, tmp_path / "work", "mixed-flux-swapped", FLUX_SHARD, files)
     artifact = flux_artifact(objects, GIT_REPOSITORY, "repo", flux_source)
     stored = flux_source.work / "storage" / artifact["path"]
     other = GitRepo(tmp_path / "other")
     other.commit({"apps/a.yaml": configmap("app-a", "evil")})
     other.git("archive", "--format=tar.gz", "-o", str(stored), "HEAD")
-    objects.create(
-        KUSTOMIZATION, "apps", FLUXWARDEN_SHARD,
-        {"interval": "1h", "retryInterval": "2s", "path": "./apps", "prune": True, "targetNamespace": target,
-         "sourceRef": {"kind": "GitRepository", "name": "repo"}},
-    )  # fmt: skip
-    failed = objects.wait(
-        KUSTOMIZATION, "apps",
-        lambda o: condition(o).get("status") == "False" and condition(o).get("reason") == "ArtifactFailed",
-        "Ready=False ArtifactFailed",
-    )  # fmt: skip
+    objects.create(KUSTOMIZATION, "apps", FLUXWARDEN_SHARD, kustomization_spec(target, "GitRepository", "repo"))
+    failed = objects.not_ready(KUSTOMIZATION, "apps", "ArtifactFailed")
     assert "digest mismatch" in condition(failed)["message"]
     assert artifact["digest"].partition(":")[2][:12] in condition(failed)["message"]
     assert configmaps(admin_api, target) == {}, "nothing of the swapped archive was applied"
@@ -161,11 +140,10 @@ def test_fluxwarden_helm_controller_installs_a_chart_that_flux_fetched(
     fluxwarden: Reconcilers,
     flux_source: FluxController,
 ) -> None:
-    config, target = namespaces(admin_api, namespace_factory)
+    config, target = tenant_namespaces(admin_api, namespace_factory)
     trust_charts(admin_api, config, authority.ca_pem)
     objects = Objects(admin_api, config, (flux_source,))
-    repo_spec = {"url": charts.url, "interval": "1h", "certSecretRef": {"name": "charts-ca"}}
-    objects.create(HELM_REPOSITORY, "charts", FLUX_SHARD, repo_spec)
+    helm_repository(objects, charts, FLUX_SHARD)
     objects.create(
         HELM_CHART, "cms", FLUX_SHARD,
         {"chart": "cms", "version": "2.0.0", "interval": "1h",
@@ -177,8 +155,7 @@ def test_fluxwarden_helm_controller_installs_a_chart_that_flux_fetched(
          "chartRef": {"kind": "HelmChart", "name": "cms"}},
     )  # fmt: skip
     artifact = flux_artifact(objects, HELM_CHART, "cms", flux_source)
-    package = (charts.root / "cms-2.0.0.tgz").read_bytes()
-    assert (artifact["revision"], artifact["digest"]) == ("2.0.0", "sha256:" + hashlib.sha256(package).hexdigest())
+    assert (artifact["revision"], artifact["digest"]) == ("2.0.0", chart_digest(charts, "2.0.0"))
     done = objects.ready(HELM_RELEASE, "app", timeout=120)
     assert condition(done)["reason"] == "InstallSucceeded"
     history = done["status"]["history"]
@@ -200,24 +177,16 @@ def test_fluxwarden_helmrelease_template_makes_a_helm_chart_that_flux_reconciles
 ) -> None:
     """fluxwarden's HelmRelease makes HelmChart ``<namespace>-<name>`` with Flux's shard label from
     ``spec.chart.metadata.labels``: Flux's source-controller fetches it, fluxwarden installs from its artifact."""
-    config, target = namespaces(admin_api, namespace_factory)
+    config, target = tenant_namespaces(admin_api, namespace_factory)
     trust_charts(admin_api, config, authority.ca_pem)
     objects = Objects(admin_api, config, (flux_source,))
-    repo_spec = {"url": charts.url, "interval": "1h", "certSecretRef": {"name": "charts-ca"}}
-    objects.create(HELM_REPOSITORY, "charts", FLUX_SHARD, repo_spec)
-    chart_spec = {"chart": "cms", "version": "2.0.0", "interval": "1h",
-                  "sourceRef": {"kind": "HelmRepository", "name": "charts"}}  # fmt: skip
-    objects.create(
-        HELM_RELEASE, "tpl", FLUXWARDEN_SHARD,
-        {"interval": "1h", "targetNamespace": target, "timeout": "30s",
-         "chart": {"spec": chart_spec, "metadata": {"labels": {SHARD: FLUX_SHARD}}}},
-    )  # fmt: skip
+    helm_repository(objects, charts, FLUX_SHARD)
+    objects.create(HELM_RELEASE, "tpl", FLUXWARDEN_SHARD, templated_release(target, "2.0.0", FLUX_SHARD))
     done = objects.ready(HELM_RELEASE, "tpl", timeout=120)
     assert condition(done)["reason"] == "InstallSucceeded"
     assert done["status"]["helmChart"] == f"{config}/{config}-tpl"
     artifact = flux_artifact(objects, HELM_CHART, f"{config}-tpl", flux_source)
-    package = (charts.root / "cms-2.0.0.tgz").read_bytes()
-    assert (artifact["revision"], artifact["digest"]) == ("2.0.0", "sha256:" + hashlib.sha256(package).hexdigest())
+    assert (artifact["revision"], artifact["digest"]) == ("2.0.0", chart_digest(charts, "2.0.0"))
     release = release_name("tpl", target)
     cms = configmaps(admin_api, target)
     assert set(cms) == {f"{release}-0", f"{release}-1"}

@@ -4,12 +4,14 @@ The two sides never reconcile the same object. Objects carry ``sharding.fluxcd.i
 label): Flux's controllers run with ``--watch-label-selector``, fluxwarden's with ``label_selector``.
 ``Objects`` writes and reads Flux objects in one namespace with the shard given per object, because a
 consumer and its source live on different sides; ``flux_controller`` starts one upstream controller on a
-shard. Set-up of namespaces and RBAC is ``tests.support.tenants``'s.
+shard. ``tenant_namespaces`` and the spec helpers are what every mixed test sets up the same way; the grants
+themselves are ``tests.support.tenants``'s.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,10 +21,13 @@ from typing import Any
 from kubernetes import client
 
 from fluxwarden.controllers.runtime.kube import Resource
+from fluxwarden.controllers.source.api import GIT_REPOSITORY, HELM_REPOSITORY
 from fluxwarden.tenancy import cut
 from tests.support.flux_upstream import FluxController
+from tests.support.git_server import GitHttpServer, GitRepo
+from tests.support.helm_repo import HelmRepoServer
 from tests.support.oci_registry import OciRegistry
-from tests.support.tenants import SHARD, condition
+from tests.support.tenants import SHARD, condition, grant
 
 FLUX_SHARD = "mixed-flux"
 FLUXWARDEN_SHARDS = "mixed-fluxwarden"  # a module adds its own suffix
@@ -116,6 +121,69 @@ class Objects:
             return current and condition(obj).get("status") == "True"
 
         return self.wait(resource, name, done, "Ready", timeout)
+
+    def not_ready(self, resource: Resource, name: str, reason: str) -> dict[str, Any]:
+        """Ready=False with ``reason``."""
+
+        def done(obj: dict[str, Any]) -> bool:
+            return condition(obj).get("status") == "False" and condition(obj).get("reason") == reason
+
+        return self.wait(resource, name, done, f"Ready=False {reason}")
+
+
+def tenant_namespaces(api: client.ApiClient, namespace_factory: Callable[[], str]) -> tuple[str, str]:
+    """A config namespace whose flux-applier may write there and to a target namespace (Flux's lockdown)."""
+    config, target = namespace_factory(), namespace_factory()
+    client.CoreV1Api(api).create_namespaced_service_account(config, {"metadata": {"name": "flux-applier"}})
+    grant(api, config, config)
+    grant(api, target, config)
+    return config, target
+
+
+def git_source(
+    objects: Objects, git_server: GitHttpServer, work: Path, repo_name: str, shard: str, files: dict[str, str]
+) -> tuple[GitRepo, str]:
+    """A new Git repository with one commit of ``files`` and GitRepository ``repo`` on ``shard`` following its
+    ``main``; the local clone (for more commits) and the commit's SHA."""
+    git_server.create_repo(repo_name)
+    repo = GitRepo(work)
+    sha = repo.commit(files)
+    repo.push(git_server.repo_path(repo_name))
+    spec = {"url": git_server.repo_url(repo_name), "interval": "1h", "ref": {"branch": "main"}}
+    objects.create(GIT_REPOSITORY, "repo", shard, spec)
+    return repo, sha
+
+
+def kustomization_spec(target: str, source_kind: str, source: str, path: str = "./apps") -> dict[str, Any]:
+    """A pruning Kustomization of ``path`` into ``target``, retrying every 2s (the tests wait for failures)."""
+    return {"interval": "1h", "retryInterval": "2s", "path": path, "prune": True, "targetNamespace": target,
+            "sourceRef": {"kind": source_kind, "name": source}}  # fmt: skip
+
+
+def helm_repository(objects: Objects, charts: HelmRepoServer, shard: str) -> None:
+    """HelmRepository ``charts`` on ``shard`` at ``charts``, trusted through Secret ``charts-ca``
+    (``tests.support.helm_tenants.trust_charts``)."""
+    spec = {"url": charts.url, "interval": "1h", "certSecretRef": {"name": "charts-ca"}}
+    objects.create(HELM_REPOSITORY, "charts", shard, spec)
+
+
+def templated_release(target: str, version: str, chart_shard: str, **extra: Any) -> dict[str, Any]:
+    """A HelmRelease spec whose HelmChart (of ``cms`` at ``version`` from HelmRepository ``charts``) is made
+    from ``spec.chart``, on ``chart_shard`` through ``spec.chart.metadata.labels``."""
+    chart = {"chart": "cms", "version": version, "interval": "1h",
+             "sourceRef": {"kind": "HelmRepository", "name": "charts"}}  # fmt: skip
+    return {"interval": "1h", "targetNamespace": target, "timeout": "30s", **extra,
+            "chart": {"spec": chart, "metadata": {"labels": {SHARD: chart_shard}}}}  # fmt: skip
+
+
+def chart_digest(charts: HelmRepoServer, version: str) -> str:
+    """The digest of packaged chart ``cms`` as the repository serves it: what an artifact must be, byte for byte."""
+    return "sha256:" + hashlib.sha256((charts.root / f"cms-{version}.tgz").read_bytes()).hexdigest()
+
+
+def status_writers(obj: dict[str, Any]) -> set[str]:
+    """The field managers that wrote the object's status subresource."""
+    return {m["manager"] for m in obj["metadata"].get("managedFields") or [] if m.get("subresource") == "status"}
 
 
 def configmaps(api: client.ApiClient, namespace: str) -> dict[str, dict[str, str]]:
