@@ -14,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from kubernetes import client
 
 from fluxwarden.controllers.app import Reconcilers
 from fluxwarden.controllers.helm.api import HELM_RELEASE
@@ -24,16 +23,14 @@ from tests.support import helm_charts
 from tests.support.flux_mixed import (
     FLUX_SHARD,
     FLUXWARDEN_SHARDS,
-    Objects,
+    Tenant,
     configmaps,
     git_source,
     helm_repository,
     kustomization_spec,
     templated_release,
-    tenant_namespaces,
 )
-from tests.support.flux_mixed_fixtures import flux_fixture
-from tests.support.flux_upstream import FluxController
+from tests.support.flux_mixed_fixtures import flux_fixture, tenant_fixture
 from tests.support.git_server import GitHttpServer
 from tests.support.helm_repo import HelmRepoServer
 from tests.support.helm_tenants import release_name, trust_charts
@@ -53,6 +50,8 @@ def fluxwarden(start_reconcilers: Callable[..., Reconcilers]) -> Reconcilers:
 
 flux_kustomize = flux_fixture("kustomize-controller", events=True)
 flux_helm = flux_fixture("helm-controller", events=True)
+kustomize_tenant = tenant_fixture("flux_kustomize")
+helm_tenant = tenant_fixture("flux_helm")
 
 
 def https_hook(nt: Notifications, hook: Recorder, authority: PrivateCA, kind: str, name: str) -> None:
@@ -64,24 +63,22 @@ def https_hook(nt: Notifications, hook: Recorder, authority: PrivateCA, kind: st
 
 
 def test_flux_events_reach_a_provider_through_fluxwarden_notification_controller(
-    admin_api: client.ApiClient,
-    namespace_factory: Callable[[], str],
+    kustomize_tenant: Tenant,
     git_server: GitHttpServer,
     tmp_path: Path,
     authority: PrivateCA,
     fluxwarden: Reconcilers,
-    flux_kustomize: FluxController,
 ) -> None:
-    config, target = tenant_namespaces(admin_api, namespace_factory)
+    tenant = kustomize_tenant
+    api, config, target, objects = tenant.api, tenant.config, tenant.target, tenant.objects
     with Recorder(tls=authority) as hook:
-        https_hook(Notifications(admin_api, config, fluxwarden), hook, authority, "Kustomization", "apps")
-        objects = Objects(admin_api, config, (flux_kustomize,))
+        https_hook(Notifications(api, config, fluxwarden), hook, authority, "Kustomization", "apps")
         files = {"apps/a.yaml": configmap("app-a", "evented")}
         repo, sha = git_source(objects, git_server, tmp_path / "work", "mixed-events", FLUXWARDEN_SHARD, files)
         made = objects.create(KUSTOMIZATION, "apps", FLUX_SHARD, kustomization_spec(target, "GitRepository", "repo"))
         done = objects.ready(KUSTOMIZATION, "apps")
         assert done["status"]["lastAppliedRevision"] == f"main@sha1:{sha}"
-        assert configmaps(admin_api, target) == {"app-a": {"value": "evented"}}
+        assert configmaps(api, target) == {"app-a": {"value": "evented"}}
 
         (sent,) = hook.wait_for(1, timeout=30, where=reason_is("Progressing"))
         # A commit Flux cannot build: its error event, with the new revision, comes the same way.
@@ -112,19 +109,17 @@ def reason_is(reason: str) -> Callable[[Received], bool]:
 
 
 def test_flux_helm_controller_events_reach_a_provider_through_fluxwarden(
-    admin_api: client.ApiClient,
-    namespace_factory: Callable[[], str],
+    helm_tenant: Tenant,
     tmp_path: Path,
     authority: PrivateCA,
     fluxwarden: Reconcilers,
-    flux_helm: FluxController,
 ) -> None:
-    config, target = tenant_namespaces(admin_api, namespace_factory)
-    trust_charts(admin_api, config, authority.ca_pem)
+    tenant = helm_tenant
+    api, config, target, objects = tenant.api, tenant.config, tenant.target, tenant.objects
+    trust_charts(api, config, authority.ca_pem)
     with HelmRepoServer(tmp_path / "charts", tls=authority.server_context()) as charts, Recorder(tls=authority) as hook:
         charts.add_chart("cms", "1.0.0", {"greeting": "hi"}, templates=helm_charts.configmaps(1))
-        https_hook(Notifications(admin_api, config, fluxwarden), hook, authority, "HelmRelease", "app")
-        objects = Objects(admin_api, config, (flux_helm,))
+        https_hook(Notifications(api, config, fluxwarden), hook, authority, "HelmRelease", "app")
         helm_repository(objects, charts, FLUXWARDEN_SHARD)
         made = objects.create(HELM_RELEASE, "app", FLUX_SHARD, templated_release(target, "1.0.0", FLUXWARDEN_SHARD))
         done = objects.ready(HELM_RELEASE, "app", timeout=120)

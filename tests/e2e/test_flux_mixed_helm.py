@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-from kubernetes import client
 
 from fluxwarden.controllers.app import Reconcilers
 from fluxwarden.controllers.helm.api import HELM_RELEASE
@@ -25,16 +22,15 @@ from tests.support.flux_mixed import (
     FLUX_SHARD,
     FLUXWARDEN_SHARDS,
     Objects,
+    Tenant,
     chart_digest,
     configmaps,
     helm_repository,
     registry_secrets,
     status_writers,
     templated_release,
-    tenant_namespaces,
 )
-from tests.support.flux_mixed_fixtures import chart_fixture, flux_fixture, fluxwarden_fixture
-from tests.support.flux_upstream import FluxController
+from tests.support.flux_mixed_fixtures import chart_fixture, flux_fixture, fluxwarden_fixture, tenant_fixture
 from tests.support.helm_cli import AdminHelm
 from tests.support.helm_repo import HelmRepoServer
 from tests.support.helm_tenants import release_name, trust_charts
@@ -52,17 +48,13 @@ FLUXWARDEN_SHARD = f"{FLUXWARDEN_SHARDS}-helm"
 charts = chart_fixture("mixed-charts", CHART_VALUES, "1.0.0", "1.1.0")
 fluxwarden = fluxwarden_fixture(FLUXWARDEN_SHARD, "source", "helm")
 flux_helm = flux_fixture("helm-controller")
+tenant = tenant_fixture("flux_helm")
 
 
-def helm_tenant(
-    api: client.ApiClient, namespace_factory: Callable[[], str], charts: HelmRepoServer, ca_pem: bytes
-) -> tuple[str, str]:
-    """Config and target namespaces (flux-applier may write to both) and HelmRepository ``charts`` in config,
-    on fluxwarden's shard."""
-    config, target = tenant_namespaces(api, namespace_factory)
-    trust_charts(api, config, ca_pem)
-    helm_repository(Objects(api, config), charts, FLUXWARDEN_SHARD)
-    return config, target
+def helm_tenant(tenant: Tenant, charts: HelmRepoServer, ca_pem: bytes) -> None:
+    """HelmRepository ``charts`` in the tenant's config namespace, trusted, on fluxwarden's shard."""
+    trust_charts(tenant.api, tenant.config, ca_pem)
+    helm_repository(tenant.objects, charts, FLUXWARDEN_SHARD)
 
 
 def installed(objects: Objects, name: str, version: str) -> dict[str, Any]:
@@ -77,16 +69,14 @@ def installed(objects: Objects, name: str, version: str) -> dict[str, Any]:
 
 
 def test_flux_helm_controller_installs_a_chart_that_fluxwarden_fetched(
-    admin_api: client.ApiClient,
-    namespace_factory: Callable[[], str],
+    tenant: Tenant,
     control_plane: ControlPlane,
     charts: HelmRepoServer,
     authority: PrivateCA,
     fluxwarden: Reconcilers,
-    flux_helm: FluxController,
 ) -> None:
-    config, target = helm_tenant(admin_api, namespace_factory, charts, authority.ca_pem)
-    objects = Objects(admin_api, config, (flux_helm,))
+    api, config, target, objects = tenant.api, tenant.config, tenant.target, tenant.objects
+    helm_tenant(tenant, charts, authority.ca_pem)
     spec = templated_release(target, "1.0.0", FLUXWARDEN_SHARD, values={"greeting": "mixed"})
     objects.create(HELM_RELEASE, "app", FLUX_SHARD, spec)
 
@@ -102,7 +92,7 @@ def test_flux_helm_controller_installs_a_chart_that_fluxwarden_fetched(
     assert done["status"]["lastAttemptedRevision"] == "1.0.0"
     assert done["status"]["history"][0]["chartName"] == "cms"
     assert done["status"]["helmChart"] == f"{config}/{config}-app"
-    cms = configmaps(admin_api, target)
+    cms = configmaps(api, target)
     assert set(cms) == {f"{release}-0", f"{release}-1"}
     assert cms[f"{release}-0"]["chartVersion"] == "1.0.0"
     assert json.loads(cms[f"{release}-0"]["values"]) == {"greeting": "mixed"}
@@ -116,19 +106,16 @@ def test_flux_helm_controller_installs_a_chart_that_fluxwarden_fetched(
     upgraded = installed(objects, "app", "1.1.0")
     assert condition(upgraded)["reason"] == "UpgradeSucceeded"
     assert objects.get(HELM_CHART, f"{config}-app")["status"]["artifact"]["digest"] == chart_digest(charts, "1.1.0")
-    assert configmaps(admin_api, target)[f"{release}-0"]["chartVersion"] == "1.1.0"
+    assert configmaps(api, target)[f"{release}-0"]["chartVersion"] == "1.1.0"
 
 
 def test_flux_helm_controller_installs_from_a_chart_ref_to_a_fluxwarden_helm_chart(
-    admin_api: client.ApiClient,
-    namespace_factory: Callable[[], str],
+    tenant: Tenant,
     charts: HelmRepoServer,
     authority: PrivateCA,
-    fluxwarden: Reconcilers,
-    flux_helm: FluxController,
 ) -> None:
-    config, target = helm_tenant(admin_api, namespace_factory, charts, authority.ca_pem)
-    objects = Objects(admin_api, config, (flux_helm,))
+    api, target, objects = tenant.api, tenant.target, tenant.objects
+    helm_tenant(tenant, charts, authority.ca_pem)
     objects.create(
         HELM_CHART, "cms", FLUXWARDEN_SHARD,
         {"chart": "cms", "version": "1.1.0", "interval": "1h",
@@ -146,26 +133,22 @@ def test_flux_helm_controller_installs_from_a_chart_ref_to_a_fluxwarden_helm_cha
     # With chartRef to a HelmChart, Flux records the version of the chart it installed.
     assert done["status"]["lastAttemptedRevision"] == "1.1.0"
     release = release_name("ref", target)
-    cms = configmaps(admin_api, target)
+    cms = configmaps(api, target)
     assert set(cms) == {f"{release}-0", f"{release}-1"}
     assert cms[f"{release}-0"]["chartVersion"] == "1.1.0"
     assert json.loads(cms[f"{release}-0"]["values"]) == CHART_VALUES
 
 
 def test_flux_helm_controller_installs_from_a_chart_ref_to_a_fluxwarden_oci_repository(
-    admin_api: client.ApiClient,
-    namespace_factory: Callable[[], str],
+    tenant: Tenant,
     registry: OciRegistry,
     reader: RegistryReader,
     tmp_path: Path,
-    fluxwarden: Reconcilers,
-    flux_helm: FluxController,
 ) -> None:
     """A chart pushed with the real ``helm push``; fluxwarden's OCIRepository copies its layer, Flux installs it."""
-    config, target = tenant_namespaces(admin_api, namespace_factory)
-    registry_secrets(admin_api, config, registry)
+    api, config, target, objects = tenant.api, tenant.config, tenant.target, tenant.objects
+    registry_secrets(api, config, registry)
     package = ChartPublisher(registry, tmp_path).push("ocicms", "3.0.0", {"greeting": "from-oci"})
-    objects = Objects(admin_api, config, (flux_helm,))
     objects.create(
         OCI_REPOSITORY, "chart", FLUXWARDEN_SHARD,
         {"url": registry.oci_url("charts/ocicms"), "interval": "1h", "ref": {"tag": "3.0.0"},
@@ -188,6 +171,6 @@ def test_flux_helm_controller_installs_from_a_chart_ref_to_a_fluxwarden_oci_repo
     assert done["status"]["lastAttemptedRevision"] == version
     assert done["status"]["lastAttemptedRevisionDigest"] == digest
     release = release_name("oci", target)
-    cms = configmaps(admin_api, target)
+    cms = configmaps(api, target)
     assert cms[f"{release}-ocicms"]["chartVersion"] == version
     assert json.loads(cms[f"{release}-ocicms"]["values"]) == {"greeting": "from-oci"}

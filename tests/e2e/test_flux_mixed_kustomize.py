@@ -23,6 +23,7 @@ from tests.support.flux_mixed import (
     FLUX_SHARD,
     FLUXWARDEN_SHARDS,
     Objects,
+    Tenant,
     configmaps,
     git_source,
     kustomization_spec,
@@ -30,7 +31,7 @@ from tests.support.flux_mixed import (
     status_writers,
     tenant_namespaces,
 )  # fmt: skip
-from tests.support.flux_mixed_fixtures import flux_fixture, fluxwarden_fixture
+from tests.support.flux_mixed_fixtures import flux_fixture, fluxwarden_fixture, tenant_fixture
 from tests.support.flux_upstream import FluxController
 from tests.support.git_server import GitHttpServer, GitRepo
 from tests.support.oci_artifacts import RegistryReader, fluxwarden_push, write_tree
@@ -43,18 +44,16 @@ FLUXWARDEN_SHARD = f"{FLUXWARDEN_SHARDS}-kustomize"
 
 fluxwarden = fluxwarden_fixture(FLUXWARDEN_SHARD, "source", "kustomize")
 flux_kustomize = flux_fixture("kustomize-controller")
+tenant = tenant_fixture("flux_kustomize")
 
 
 def test_flux_kustomize_controller_applies_a_fluxwarden_git_artifact(
-    admin_api: client.ApiClient,
-    namespace_factory: Callable[[], str],
+    tenant: Tenant,
     git_server: GitHttpServer,
     tmp_path: Path,
     fluxwarden: Reconcilers,
-    flux_kustomize: FluxController,
 ) -> None:
-    config, target = tenant_namespaces(admin_api, namespace_factory)
-    objects = Objects(admin_api, config, (flux_kustomize,))
+    api, target, objects = tenant.api, tenant.target, tenant.objects
     files = {"apps/a.yaml": configmap("app-a", "one"), "apps/b.yaml": configmap("app-b", "two")}
     repo, first = git_source(objects, git_server, tmp_path / "work", "mixed-kustomize", FLUXWARDEN_SHARD, files)
     spec = kustomization_spec(target, "GitRepository", "repo")
@@ -68,8 +67,8 @@ def test_flux_kustomize_controller_applies_a_fluxwarden_git_artifact(
     assert done["status"]["lastAppliedRevision"] == f"main@sha1:{first}"
     assert done["status"]["lastAttemptedRevision"] == f"main@sha1:{first}"
     assert condition(done)["reason"] == "ReconciliationSucceeded"
-    assert configmaps(admin_api, target) == {"app-a": {"value": "one"}, "app-b": {"value": "two"}}
-    labels = client.CoreV1Api(admin_api).read_namespaced_config_map("app-a", target).metadata.labels
+    assert configmaps(api, target) == {"app-a": {"value": "one"}, "app-b": {"value": "two"}}
+    labels = client.CoreV1Api(api).read_namespaced_config_map("app-a", target).metadata.labels
     assert labels[OWNER_NAME] == "apps"
     assert sorted(e["id"] for e in done["status"]["inventory"]["entries"]) == [
         f"{target}_app-a__ConfigMap",
@@ -89,8 +88,8 @@ def test_flux_kustomize_controller_applies_a_fluxwarden_git_artifact(
         lambda o: (o.get("status") or {}).get("lastAppliedRevision") == f"main@sha1:{second}",
         f"applied at {second}",
     )  # fmt: skip
-    until(lambda: configmaps(admin_api, target), lambda cms: "app-b" not in cms, what="app-b pruned by Flux")
-    assert configmaps(admin_api, target) == {"app-a": {"value": "three"}}
+    until(lambda: configmaps(api, target), lambda cms: "app-b" not in cms, what="app-b pruned by Flux")
+    assert configmaps(api, target) == {"app-a": {"value": "three"}}
     new_artifact = objects.get(GIT_REPOSITORY, "repo")["status"]["artifact"]
     assert new_artifact["digest"] != artifact["digest"]
 
@@ -106,16 +105,13 @@ def tarball(files: dict[str, str]) -> bytes:
 
 
 def test_flux_refuses_a_fluxwarden_artifact_whose_bytes_do_not_match_its_digest(
-    admin_api: client.ApiClient,
-    namespace_factory: Callable[[], str],
+    tenant: Tenant,
     git_server: GitHttpServer,
     tmp_path: Path,
     fluxwarden: Reconcilers,
-    flux_kustomize: FluxController,
 ) -> None:
     """Flux checks the bytes it downloads against the digest fluxwarden wrote: a swapped file is refused."""
-    config, target = tenant_namespaces(admin_api, namespace_factory)
-    objects = Objects(admin_api, config, (flux_kustomize,))
+    api, target, objects = tenant.api, tenant.target, tenant.objects
     files = {"apps/a.yaml": configmap("app-a", "from-git")}
     _, sha = git_source(objects, git_server, tmp_path / "work", "mixed-tampered", FLUXWARDEN_SHARD, files)
     artifact = objects.ready(GIT_REPOSITORY, "repo")["status"]["artifact"]
@@ -126,7 +122,7 @@ def test_flux_refuses_a_fluxwarden_artifact_whose_bytes_do_not_match_its_digest(
     failed = objects.not_ready(KUSTOMIZATION, "apps", "ArtifactFailed")
     assert f"computed digest doesn't match provided '{artifact['digest']}'" in condition(failed)["message"]
     assert "lastAppliedRevision" not in failed["status"]
-    assert configmaps(admin_api, target) == {}, "nothing of the swapped archive was applied"
+    assert configmaps(api, target) == {}, "nothing of the swapped archive was applied"
 
 
 def test_split_by_namespace_flux_applies_what_fluxwarden_serves_in_its_namespace(
@@ -169,21 +165,17 @@ def test_split_by_namespace_flux_applies_what_fluxwarden_serves_in_its_namespace
 
 
 def test_flux_kustomize_controller_applies_a_fluxwarden_oci_artifact(
-    admin_api: client.ApiClient,
-    namespace_factory: Callable[[], str],
+    tenant: Tenant,
     registry: OciRegistry,
     reader: RegistryReader,
     tmp_path: Path,
-    fluxwarden: Reconcilers,
-    flux_kustomize: FluxController,
 ) -> None:
     """``fluxwarden push artifact`` to a registry, fluxwarden's OCIRepository pulls it, Flux applies it."""
-    config, target = tenant_namespaces(admin_api, namespace_factory)
-    registry_secrets(admin_api, config, registry)
+    api, config, target, objects = tenant.api, tenant.config, tenant.target, tenant.objects
+    registry_secrets(api, config, registry)
     tree = write_tree(tmp_path / "tree", {"app/a.yaml": configmap("app-a", "from-oci")})
     pushed = fluxwarden_push(registry, registry.oci_url("mixed/app") + ":main", tree)
     assert pushed.returncode == 0, pushed.stderr
-    objects = Objects(admin_api, config, (flux_kustomize,))
     objects.create(
         OCI_REPOSITORY, "app", FLUXWARDEN_SHARD,
         {"url": registry.oci_url("mixed/app"), "interval": "1h", "ref": {"tag": "main"},
@@ -194,4 +186,4 @@ def test_flux_kustomize_controller_applies_a_fluxwarden_oci_artifact(
     assert objects.ready(OCI_REPOSITORY, "app")["status"]["artifact"]["revision"] == revision
     done = objects.ready(KUSTOMIZATION, "app")
     assert done["status"]["lastAppliedRevision"] == revision
-    assert configmaps(admin_api, target) == {"app-a": {"value": "from-oci"}}
+    assert configmaps(api, target) == {"app-a": {"value": "from-oci"}}

@@ -26,6 +26,7 @@ from tests.support.flux_mixed import (
     FLUX_SHARD,
     FLUXWARDEN_SHARDS,
     Objects,
+    Tenant,
     chart_digest,
     configmaps,
     git_source,
@@ -33,9 +34,8 @@ from tests.support.flux_mixed import (
     kustomization_spec,
     status_writers,
     templated_release,
-    tenant_namespaces,
 )
-from tests.support.flux_mixed_fixtures import chart_fixture
+from tests.support.flux_mixed_fixtures import chart_fixture, tenant_fixture
 from tests.support.flux_upstream import FluxController, free_port
 from tests.support.git_server import GitHttpServer, GitRepo
 from tests.support.helm_repo import HelmRepoServer
@@ -74,6 +74,9 @@ def flux_source(
         yield controller
 
 
+tenant = tenant_fixture("flux_source")
+
+
 def flux_artifact(objects: Objects, resource: Any, name: str, port_of: FluxController) -> dict[str, Any]:
     """The artifact of Flux's source ``name``, Ready; it must be Flux's, served by its storage server."""
     obj = objects.ready(resource, name)
@@ -86,15 +89,12 @@ def flux_artifact(objects: Objects, resource: Any, name: str, port_of: FluxContr
 
 
 def test_fluxwarden_kustomize_controller_applies_a_flux_git_artifact(
-    admin_api: client.ApiClient,
-    namespace_factory: Callable[[], str],
+    tenant: Tenant,
     git_server: GitHttpServer,
     tmp_path: Path,
-    fluxwarden: Reconcilers,
     flux_source: FluxController,
 ) -> None:
-    config, target = tenant_namespaces(admin_api, namespace_factory)
-    objects = Objects(admin_api, config, (flux_source,))
+    api, target, objects = tenant.api, tenant.target, tenant.objects
     files = {"apps/a.yaml": configmap("app-a", "flux-made"), "apps/b.yaml": configmap("app-b", "2")}
     _, sha = git_source(objects, git_server, tmp_path / "work", "mixed-from-flux", FLUX_SHARD, files)
     objects.create(KUSTOMIZATION, "apps", FLUXWARDEN_SHARD, kustomization_spec(target, "GitRepository", "repo"))
@@ -102,22 +102,19 @@ def test_fluxwarden_kustomize_controller_applies_a_flux_git_artifact(
     assert artifact["revision"] == f"main@sha1:{sha}"
     done = objects.ready(KUSTOMIZATION, "apps")
     assert done["status"]["lastAppliedRevision"] == f"main@sha1:{sha}"
-    assert configmaps(admin_api, target) == {"app-a": {"value": "flux-made"}, "app-b": {"value": "2"}}
-    labels = client.CoreV1Api(admin_api).read_namespaced_config_map("app-a", target).metadata.labels
+    assert configmaps(api, target) == {"app-a": {"value": "flux-made"}, "app-b": {"value": "2"}}
+    labels = client.CoreV1Api(api).read_namespaced_config_map("app-a", target).metadata.labels
     assert labels[OWNER_NAME] == "apps"
 
 
 def test_fluxwarden_refuses_a_flux_artifact_whose_bytes_do_not_match_its_digest(
-    admin_api: client.ApiClient,
-    namespace_factory: Callable[[], str],
+    tenant: Tenant,
     git_server: GitHttpServer,
     tmp_path: Path,
-    fluxwarden: Reconcilers,
     flux_source: FluxController,
 ) -> None:
     """fluxwarden checks Flux's digest: the file on Flux's storage swapped for another archive is refused."""
-    config, target = tenant_namespaces(admin_api, namespace_factory)
-    objects = Objects(admin_api, config, (flux_source,))
+    api, target, objects = tenant.api, tenant.target, tenant.objects
     files = {"apps/a.yaml": configmap("app-a", "from-git")}
     git_source(objects, git_server, tmp_path / "work", "mixed-flux-swapped", FLUX_SHARD, files)
     artifact = flux_artifact(objects, GIT_REPOSITORY, "repo", flux_source)
@@ -129,20 +126,17 @@ def test_fluxwarden_refuses_a_flux_artifact_whose_bytes_do_not_match_its_digest(
     failed = objects.not_ready(KUSTOMIZATION, "apps", "ArtifactFailed")
     assert "digest mismatch" in condition(failed)["message"]
     assert artifact["digest"].partition(":")[2][:12] in condition(failed)["message"]
-    assert configmaps(admin_api, target) == {}, "nothing of the swapped archive was applied"
+    assert configmaps(api, target) == {}, "nothing of the swapped archive was applied"
 
 
 def test_fluxwarden_helm_controller_installs_a_chart_that_flux_fetched(
-    admin_api: client.ApiClient,
-    namespace_factory: Callable[[], str],
+    tenant: Tenant,
     charts: HelmRepoServer,
     authority: PrivateCA,
-    fluxwarden: Reconcilers,
     flux_source: FluxController,
 ) -> None:
-    config, target = tenant_namespaces(admin_api, namespace_factory)
-    trust_charts(admin_api, config, authority.ca_pem)
-    objects = Objects(admin_api, config, (flux_source,))
+    api, config, target, objects = tenant.api, tenant.config, tenant.target, tenant.objects
+    trust_charts(api, config, authority.ca_pem)
     helm_repository(objects, charts, FLUX_SHARD)
     objects.create(
         HELM_CHART, "cms", FLUX_SHARD,
@@ -161,25 +155,22 @@ def test_fluxwarden_helm_controller_installs_a_chart_that_flux_fetched(
     history = done["status"]["history"]
     assert (history[0]["chartName"], history[0]["chartVersion"]) == ("cms", "2.0.0")
     release = release_name("app", target)
-    cms = configmaps(admin_api, target)
+    cms = configmaps(api, target)
     assert set(cms) == {f"{release}-0", f"{release}-1"}
     assert cms[f"{release}-0"]["chartVersion"] == "2.0.0"
     assert json.loads(cms[f"{release}-0"]["values"]) == {**CHART_VALUES, "extra": "yes"}
 
 
 def test_fluxwarden_helmrelease_template_makes_a_helm_chart_that_flux_reconciles(
-    admin_api: client.ApiClient,
-    namespace_factory: Callable[[], str],
+    tenant: Tenant,
     charts: HelmRepoServer,
     authority: PrivateCA,
-    fluxwarden: Reconcilers,
     flux_source: FluxController,
 ) -> None:
     """fluxwarden's HelmRelease makes HelmChart ``<namespace>-<name>`` with Flux's shard label from
     ``spec.chart.metadata.labels``: Flux's source-controller fetches it, fluxwarden installs from its artifact."""
-    config, target = tenant_namespaces(admin_api, namespace_factory)
-    trust_charts(admin_api, config, authority.ca_pem)
-    objects = Objects(admin_api, config, (flux_source,))
+    api, config, target, objects = tenant.api, tenant.config, tenant.target, tenant.objects
+    trust_charts(api, config, authority.ca_pem)
     helm_repository(objects, charts, FLUX_SHARD)
     objects.create(HELM_RELEASE, "tpl", FLUXWARDEN_SHARD, templated_release(target, "2.0.0", FLUX_SHARD))
     done = objects.ready(HELM_RELEASE, "tpl", timeout=120)
@@ -188,6 +179,6 @@ def test_fluxwarden_helmrelease_template_makes_a_helm_chart_that_flux_reconciles
     artifact = flux_artifact(objects, HELM_CHART, f"{config}-tpl", flux_source)
     assert (artifact["revision"], artifact["digest"]) == ("2.0.0", chart_digest(charts, "2.0.0"))
     release = release_name("tpl", target)
-    cms = configmaps(admin_api, target)
+    cms = configmaps(api, target)
     assert set(cms) == {f"{release}-0", f"{release}-1"}
     assert json.loads(cms[f"{release}-0"]["values"]) == CHART_VALUES

@@ -131,6 +131,16 @@ class Objects:
         return self.wait(resource, name, done, f"Ready=False {reason}")
 
 
+@dataclass(frozen=True)
+class Tenant:
+    """One test's tenant: ``objects`` in ``config`` (where flux-applier may write) and a ``target`` namespace."""
+
+    api: client.ApiClient
+    config: str
+    target: str
+    objects: Objects
+
+
 def tenant_namespaces(api: client.ApiClient, namespace_factory: Callable[[], str]) -> tuple[str, str]:
     """A config namespace whose flux-applier may write there and to a target namespace (Flux's lockdown)."""
     config, target = namespace_factory(), namespace_factory()

@@ -11,11 +11,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from kubernetes import client
 
 from fluxwarden.controllers.app import Reconcilers
 from tests.support import helm_charts
 from tests.support.control_plane import ControlPlane
-from tests.support.flux_mixed import flux_on_shard
+from tests.support.flux_mixed import Objects, Tenant, flux_on_shard, tenant_namespaces
 from tests.support.flux_upstream import FluxController
 from tests.support.helm_repo import HelmRepoServer
 from tests.support.notification import event_url
@@ -62,5 +63,21 @@ def chart_fixture(folder: str, values: dict[str, Any], *versions: str) -> Any:
             for version in versions:
                 repo.add_chart("cms", version, values, templates=helm_charts.configmaps(2))
             yield repo
+
+    return fixture
+
+
+def tenant_fixture(watcher: str) -> Any:
+    """A new ``Tenant`` per test whose waits fail when the module's Flux controller (fixture ``watcher``) exits;
+    it starts that controller and the module's ``fluxwarden`` fixture first."""
+
+    @pytest.fixture
+    def fixture(
+        admin_api: client.ApiClient, namespace_factory: Callable[[], str], request: pytest.FixtureRequest
+    ) -> Tenant:
+        request.getfixturevalue("fluxwarden")
+        controller: FluxController = request.getfixturevalue(watcher)
+        config, target = tenant_namespaces(admin_api, namespace_factory)
+        return Tenant(admin_api, config, target, Objects(admin_api, config, (controller,)))
 
     return fixture
