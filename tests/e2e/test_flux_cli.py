@@ -27,6 +27,7 @@ from fluxwarden.controllers.source.api import BUCKET, GIT_REPOSITORY, HELM_CHART
 from tests.support import helm_charts
 from tests.support.control_plane import ControlPlane
 from tests.support.flux_cli_estate import REQUESTED_AT, SHARD_VALUE, Estate, build, ready, short
+from tests.support.flux_mixed_fixtures import chart_fixture
 from tests.support.flux_upstream import FluxCli
 from tests.support.git_server import GitHttpServer
 from tests.support.helm_repo import HelmRepoServer
@@ -46,11 +47,7 @@ def controllers(start_reconcilers: Callable[..., Reconcilers]) -> Reconcilers:
     )
 
 
-@pytest.fixture(scope="module")
-def charts(tmp_path_factory: pytest.TempPathFactory, authority: PrivateCA) -> Iterator[HelmRepoServer]:
-    with HelmRepoServer(tmp_path_factory.mktemp("cli-charts"), tls=authority.server_context()) as repo:
-        repo.add_chart("cms", "1.0.0", {"greeting": "hello"}, templates=helm_charts.configmaps(2))
-        yield repo
+charts = chart_fixture("cli-charts", {"greeting": "hello"}, "1.0.0")
 
 
 @pytest.fixture(scope="module")

@@ -24,8 +24,11 @@ from tests.support.flux_mixed import (
     Objects,
     Tenant,
     chart_digest,
+    chart_ref_release,
+    chart_spec,
     configmaps,
     helm_repository,
+    oci_repository_spec,
     registry_secrets,
     status_writers,
     templated_release,
@@ -116,16 +119,8 @@ def test_flux_helm_controller_installs_from_a_chart_ref_to_a_fluxwarden_helm_cha
 ) -> None:
     api, target, objects = tenant.api, tenant.target, tenant.objects
     helm_tenant(tenant, charts, authority.ca_pem)
-    objects.create(
-        HELM_CHART, "cms", FLUXWARDEN_SHARD,
-        {"chart": "cms", "version": "1.1.0", "interval": "1h",
-         "sourceRef": {"kind": "HelmRepository", "name": "charts"}},
-    )  # fmt: skip
-    objects.create(
-        HELM_RELEASE, "ref", FLUX_SHARD,
-        {"interval": "1h", "targetNamespace": target, "timeout": "30s",
-         "chartRef": {"kind": "HelmChart", "name": "cms"}},
-    )  # fmt: skip
+    objects.create(HELM_CHART, "cms", FLUXWARDEN_SHARD, chart_spec("1.1.0"))
+    objects.create(HELM_RELEASE, "ref", FLUX_SHARD, chart_ref_release(target, "HelmChart", "cms"))
     done = installed(objects, "ref", "1.1.0")
     assert condition(done)["reason"] == "InstallSucceeded"
     artifact = objects.get(HELM_CHART, "cms")["status"]["artifact"]
@@ -149,17 +144,10 @@ def test_flux_helm_controller_installs_from_a_chart_ref_to_a_fluxwarden_oci_repo
     api, config, target, objects = tenant.api, tenant.config, tenant.target, tenant.objects
     registry_secrets(api, config, registry)
     package = ChartPublisher(registry, tmp_path).push("ocicms", "3.0.0", {"greeting": "from-oci"})
-    objects.create(
-        OCI_REPOSITORY, "chart", FLUXWARDEN_SHARD,
-        {"url": registry.oci_url("charts/ocicms"), "interval": "1h", "ref": {"tag": "3.0.0"},
-         "secretRef": {"name": "login"}, "certSecretRef": {"name": "registry-ca"},
-         "layerSelector": {"mediaType": HELM_CHART_LAYER, "operation": "copy"}},
-    )  # fmt: skip
-    objects.create(
-        HELM_RELEASE, "oci", FLUX_SHARD,
-        {"interval": "1h", "targetNamespace": target, "timeout": "30s",
-         "chartRef": {"kind": "OCIRepository", "name": "chart"}},
-    )  # fmt: skip
+    copy = {"mediaType": HELM_CHART_LAYER, "operation": "copy"}
+    oci_spec = oci_repository_spec(registry.oci_url("charts/ocicms"), "3.0.0", layerSelector=copy)
+    objects.create(OCI_REPOSITORY, "chart", FLUXWARDEN_SHARD, oci_spec)
+    objects.create(HELM_RELEASE, "oci", FLUX_SHARD, chart_ref_release(target, "OCIRepository", "chart"))
     digest = reader.digest("charts/ocicms", "3.0.0")
     artifact = objects.ready(OCI_REPOSITORY, "chart")["status"]["artifact"]
     assert artifact["revision"] == f"3.0.0@{digest}"

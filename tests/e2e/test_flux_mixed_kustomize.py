@@ -27,6 +27,7 @@ from tests.support.flux_mixed import (
     configmaps,
     git_source,
     kustomization_spec,
+    oci_repository_spec,
     registry_secrets,
     status_writers,
     tenant_namespaces,
@@ -176,11 +177,7 @@ def test_flux_kustomize_controller_applies_a_fluxwarden_oci_artifact(
     tree = write_tree(tmp_path / "tree", {"app/a.yaml": configmap("app-a", "from-oci")})
     pushed = fluxwarden_push(registry, registry.oci_url("mixed/app") + ":main", tree)
     assert pushed.returncode == 0, pushed.stderr
-    objects.create(
-        OCI_REPOSITORY, "app", FLUXWARDEN_SHARD,
-        {"url": registry.oci_url("mixed/app"), "interval": "1h", "ref": {"tag": "main"},
-         "secretRef": {"name": "login"}, "certSecretRef": {"name": "registry-ca"}},
-    )  # fmt: skip
+    objects.create(OCI_REPOSITORY, "app", FLUXWARDEN_SHARD, oci_repository_spec(registry.oci_url("mixed/app"), "main"))
     objects.create(KUSTOMIZATION, "app", FLUX_SHARD, kustomization_spec(target, "OCIRepository", "app", "./app"))
     revision = f"main@{reader.digest('mixed/app', 'main')}"
     assert objects.ready(OCI_REPOSITORY, "app")["status"]["artifact"]["revision"] == revision

@@ -28,6 +28,8 @@ from tests.support.flux_mixed import (
     Objects,
     Tenant,
     chart_digest,
+    chart_ref_release,
+    chart_spec,
     configmaps,
     git_source,
     helm_repository,
@@ -138,16 +140,9 @@ def test_fluxwarden_helm_controller_installs_a_chart_that_flux_fetched(
     api, config, target, objects = tenant.api, tenant.config, tenant.target, tenant.objects
     trust_charts(api, config, authority.ca_pem)
     helm_repository(objects, charts, FLUX_SHARD)
-    objects.create(
-        HELM_CHART, "cms", FLUX_SHARD,
-        {"chart": "cms", "version": "2.0.0", "interval": "1h",
-         "sourceRef": {"kind": "HelmRepository", "name": "charts"}},
-    )  # fmt: skip
-    objects.create(
-        HELM_RELEASE, "app", FLUXWARDEN_SHARD,
-        {"interval": "1h", "targetNamespace": target, "timeout": "30s", "values": {"extra": "yes"},
-         "chartRef": {"kind": "HelmChart", "name": "cms"}},
-    )  # fmt: skip
+    objects.create(HELM_CHART, "cms", FLUX_SHARD, chart_spec("2.0.0"))
+    release_spec = chart_ref_release(target, "HelmChart", "cms", values={"extra": "yes"})
+    objects.create(HELM_RELEASE, "app", FLUXWARDEN_SHARD, release_spec)
     artifact = flux_artifact(objects, HELM_CHART, "cms", flux_source)
     assert (artifact["revision"], artifact["digest"]) == ("2.0.0", chart_digest(charts, "2.0.0"))
     done = objects.ready(HELM_RELEASE, "app", timeout=120)

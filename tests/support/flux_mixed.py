@@ -180,10 +180,26 @@ def helm_repository(objects: Objects, charts: HelmRepoServer, shard: str) -> Non
 def templated_release(target: str, version: str, chart_shard: str, **extra: Any) -> dict[str, Any]:
     """A HelmRelease spec whose HelmChart (of ``cms`` at ``version`` from HelmRepository ``charts``) is made
     from ``spec.chart``, on ``chart_shard`` through ``spec.chart.metadata.labels``."""
-    chart = {"chart": "cms", "version": version, "interval": "1h",
-             "sourceRef": {"kind": "HelmRepository", "name": "charts"}}  # fmt: skip
     return {"interval": "1h", "targetNamespace": target, "timeout": "30s", **extra,
-            "chart": {"spec": chart, "metadata": {"labels": {SHARD: chart_shard}}}}  # fmt: skip
+            "chart": {"spec": chart_spec(version), "metadata": {"labels": {SHARD: chart_shard}}}}  # fmt: skip
+
+
+def chart_spec(version: str) -> dict[str, Any]:
+    """A HelmChart spec: chart ``cms`` at ``version`` from HelmRepository ``charts``."""
+    return {"chart": "cms", "version": version, "interval": "1h",
+            "sourceRef": {"kind": "HelmRepository", "name": "charts"}}  # fmt: skip
+
+
+def chart_ref_release(target: str, kind: str, name: str, **extra: Any) -> dict[str, Any]:
+    """A HelmRelease spec installing from the chart of source ``kind``/``name`` (``chartRef``) into ``target``."""
+    return {"interval": "1h", "targetNamespace": target, "timeout": "30s", **extra,
+            "chartRef": {"kind": kind, "name": name}}  # fmt: skip
+
+
+def oci_repository_spec(url: str, tag: str, **extra: Any) -> dict[str, Any]:
+    """An OCIRepository spec of ``url`` at ``tag``, with the Secrets of ``registry_secrets``."""
+    return {"url": url, "interval": "1h", "ref": {"tag": tag},
+            "secretRef": {"name": "login"}, "certSecretRef": {"name": "registry-ca"}, **extra}  # fmt: skip
 
 
 def chart_digest(charts: HelmRepoServer, version: str) -> str:
