@@ -50,8 +50,7 @@ def fluxwarden(start_reconcilers: Callable[..., Reconcilers]) -> Reconcilers:
 
 flux_kustomize = flux_fixture("kustomize-controller", events=True)
 flux_helm = flux_fixture("helm-controller", events=True)
-kustomize_tenant = tenant_fixture("flux_kustomize")
-helm_tenant = tenant_fixture("flux_helm")
+tenant = tenant_fixture("flux_kustomize", "flux_helm")
 
 
 def https_hook(nt: Notifications, hook: Recorder, authority: PrivateCA, kind: str, name: str) -> None:
@@ -63,13 +62,12 @@ def https_hook(nt: Notifications, hook: Recorder, authority: PrivateCA, kind: st
 
 
 def test_flux_events_reach_a_provider_through_fluxwarden_notification_controller(
-    kustomize_tenant: Tenant,
+    tenant: Tenant,
     git_server: GitHttpServer,
     tmp_path: Path,
     authority: PrivateCA,
     fluxwarden: Reconcilers,
 ) -> None:
-    tenant = kustomize_tenant
     api, config, target, objects = tenant.api, tenant.config, tenant.target, tenant.objects
     with Recorder(tls=authority) as hook:
         https_hook(Notifications(api, config, fluxwarden), hook, authority, "Kustomization", "apps")
@@ -109,12 +107,11 @@ def reason_is(reason: str) -> Callable[[Received], bool]:
 
 
 def test_flux_helm_controller_events_reach_a_provider_through_fluxwarden(
-    helm_tenant: Tenant,
+    tenant: Tenant,
     tmp_path: Path,
     authority: PrivateCA,
     fluxwarden: Reconcilers,
 ) -> None:
-    tenant = helm_tenant
     api, config, target, objects = tenant.api, tenant.config, tenant.target, tenant.objects
     trust_charts(api, config, authority.ca_pem)
     with HelmRepoServer(tmp_path / "charts", tls=authority.server_context()) as charts, Recorder(tls=authority) as hook:

@@ -67,17 +67,17 @@ def chart_fixture(folder: str, values: dict[str, Any], *versions: str) -> Any:
     return fixture
 
 
-def tenant_fixture(watcher: str) -> Any:
-    """A new ``Tenant`` per test whose waits fail when the module's Flux controller (fixture ``watcher``) exits;
-    it starts that controller and the module's ``fluxwarden`` fixture first."""
+def tenant_fixture(*watchers: str) -> Any:
+    """A new ``Tenant`` per test whose waits fail when one of the module's Flux controllers (fixtures
+    ``watchers``) exits; it starts them and the module's ``fluxwarden`` fixture first."""
 
     @pytest.fixture
     def fixture(
         admin_api: client.ApiClient, namespace_factory: Callable[[], str], request: pytest.FixtureRequest
     ) -> Tenant:
         request.getfixturevalue("fluxwarden")
-        controller: FluxController = request.getfixturevalue(watcher)
+        controllers: tuple[FluxController, ...] = tuple(request.getfixturevalue(w) for w in watchers)
         config, target = tenant_namespaces(admin_api, namespace_factory)
-        return Tenant(admin_api, config, target, Objects(admin_api, config, (controller,)))
+        return Tenant(admin_api, config, target, Objects(admin_api, config, controllers))
 
     return fixture
