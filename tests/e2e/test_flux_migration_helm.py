@@ -28,7 +28,7 @@ from fluxwarden.controllers.helm.api import HELM_RELEASE
 from fluxwarden.controllers.source.api import HELM_CHART
 from tests.support import helm_charts
 from tests.support.control_plane import ControlPlane
-from tests.support.flux_migration import config_maps, hand_over, uids
+from tests.support.flux_migration import config_maps, hand_over, uids, versions
 from tests.support.flux_upstream import FluxController
 from tests.support.helm_cli import AdminHelm, release_secrets
 from tests.support.helm_repo import HelmRepoServer
@@ -130,7 +130,7 @@ def test_flux_to_fluxwarden_adopts_the_release_flux_stored(
     helm = AdminHelm(control_plane.kubeconfig)
     assert revisions(helm, release, config) == [(1, "deployed")]
     assert release_secrets(admin_api, target, release) == {}
-    objects = uids(core, target)
+    objects, written = uids(core, target), versions(core, target)
     assert len(objects) >= 2 and owned_by(core, target, release) == set(objects)
 
     hand_over(lambda body: tenant.patch("app", body), FLUXWARDEN_SHARD)
@@ -149,6 +149,7 @@ def test_flux_to_fluxwarden_adopts_the_release_flux_stored(
         f"sh.helm.release.v1.{release}.v{n}" for n, _ in kept
     ]
     assert uids(core, target) == objects, "no object was re-created or uninstalled"
+    assert versions(core, target) == written, "an adopted release in sync is not even written"
     assert owned_by(core, target, release) == set(objects)
     one_chart(tenant)
     assert condition(adopted, "Released")["status"] == "True", condition(adopted, "Released")
