@@ -111,16 +111,21 @@ def upgraded_by_new_owner(tenant: HelmTenant, helm: AdminHelm, release: str, rev
     assert {json.loads(c["values"])["greeting"] for c in tenant.configmaps().values()} == {"moved"}
 
 
-def test_flux_to_fluxwarden_adopts_the_release_flux_stored(
+@pytest.fixture
+def tenant(
     admin_api: client.ApiClient,
     namespace_factory: Callable[[], str],
-    control_plane: ControlPlane,
     charts: HelmRepoServer,
     authority: PrivateCA,
     fluxwarden: Reconcilers,
-    flux: FluxController,
+) -> HelmTenant:
+    """A helm tenant whose objects start on fluxwarden's shard (each test moves its HelmRelease)."""
+    return make_helm_tenant(admin_api, namespace_factory, charts.url, authority.ca_pem, FLUXWARDEN_SHARD)
+
+
+def test_flux_to_fluxwarden_adopts_the_release_flux_stored(
+    admin_api: client.ApiClient, control_plane: ControlPlane, tenant: HelmTenant, flux: FluxController
 ) -> None:
-    tenant = make_helm_tenant(admin_api, namespace_factory, charts.url, authority.ca_pem, FLUXWARDEN_SHARD)
     config, target, core = tenant.config, tenant.target, tenant.core
     release = create_release(tenant, FLUX_SHARD)
     installed = tenant.ready("app", "InstallSucceeded")
@@ -159,15 +164,8 @@ def test_flux_to_fluxwarden_adopts_the_release_flux_stored(
 
 
 def test_fluxwarden_to_flux_with_the_storage_namespace_set(
-    admin_api: client.ApiClient,
-    namespace_factory: Callable[[], str],
-    control_plane: ControlPlane,
-    charts: HelmRepoServer,
-    authority: PrivateCA,
-    fluxwarden: Reconcilers,
-    flux: FluxController,
+    admin_api: client.ApiClient, control_plane: ControlPlane, tenant: HelmTenant, flux: FluxController
 ) -> None:
-    tenant = make_helm_tenant(admin_api, namespace_factory, charts.url, authority.ca_pem, FLUXWARDEN_SHARD)
     config, target, core = tenant.config, tenant.target, tenant.core
     # Step 0 of the hand-over: spec.storageNamespace names where fluxwarden keeps the records.
     release = create_release(tenant, FLUXWARDEN_SHARD, storageNamespace=target)
