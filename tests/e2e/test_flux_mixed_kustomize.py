@@ -37,11 +37,12 @@ from tests.support.flux_upstream import FluxController
 from tests.support.git_server import GitHttpServer, GitRepo
 from tests.support.oci_artifacts import RegistryReader, fluxwarden_push, write_tree
 from tests.support.oci_registry import OciRegistry
-from tests.support.tenants import OWNER_NAME, condition, configmap
+from tests.support.tenants import OWNER_NAME, SHARD, condition, configmap
 from tests.support.wait import until
 
 # fluxwarden's own shard in this module: its reconcilers run until the session ends, so no module shares it.
 FLUXWARDEN_SHARD = f"{FLUXWARDEN_SHARDS}-kustomize"
+UNSELECTED = {SHARD: "mixed-by-namespace"}  # a shard no controller selects
 
 fluxwarden = fluxwarden_fixture(FLUXWARDEN_SHARD, "source", "kustomize")
 flux_kustomize = flux_fixture("kustomize-controller")
@@ -134,8 +135,11 @@ def test_split_by_namespace_flux_applies_what_fluxwarden_serves_in_its_namespace
     tmp_path: Path,
     start_reconcilers: Callable[..., Reconcilers],
 ) -> None:
-    """No labels: Flux's kustomize-controller watches one namespace (``--watch-all-namespaces=false``,
-    RUNTIME_NAMESPACE), fluxwarden's source controller watches that namespace too (``--watch-namespace``)."""
+    """Split by namespace alone: Flux's kustomize-controller watches one namespace (``--watch-all-namespaces=false``,
+    RUNTIME_NAMESPACE), fluxwarden's source controller watches that namespace too (``--watch-namespace``).
+
+    Neither side selects by label. The objects still carry a shard label that no controller selects, so that the
+    session's unlabelled-objects source controller (test_source_controller.py, ``!shard``) leaves them alone."""
     config, target = tenant_namespaces(admin_api, namespace_factory)
     git_server.create_repo("mixed-by-namespace")
     repo = GitRepo(tmp_path / "work")
@@ -147,12 +151,14 @@ def test_split_by_namespace_flux_applies_what_fluxwarden_serves_in_its_namespace
         objects = Objects(admin_api, config, (flux,))
         objects.custom.create_namespaced_custom_object(
             GIT_REPOSITORY.group, GIT_REPOSITORY.version, config, GIT_REPOSITORY.plural,
-            {"apiVersion": GIT_REPOSITORY.api_version, "kind": "GitRepository", "metadata": {"name": "repo"},
+            {"apiVersion": GIT_REPOSITORY.api_version, "kind": "GitRepository",
+             "metadata": {"name": "repo", "labels": UNSELECTED},
              "spec": {"url": git_server.repo_url("mixed-by-namespace"), "interval": "1h", "ref": {"branch": "main"}}},
         )  # fmt: skip
         objects.custom.create_namespaced_custom_object(
             KUSTOMIZATION.group, KUSTOMIZATION.version, config, KUSTOMIZATION.plural,
-            {"apiVersion": KUSTOMIZATION.api_version, "kind": "Kustomization", "metadata": {"name": "apps"},
+            {"apiVersion": KUSTOMIZATION.api_version, "kind": "Kustomization",
+             "metadata": {"name": "apps", "labels": UNSELECTED},
              "spec": {"interval": "1h", "path": "./apps", "prune": True, "targetNamespace": target,
                       "sourceRef": {"kind": "GitRepository", "name": "repo"}}},
         )  # fmt: skip
