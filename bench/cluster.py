@@ -9,7 +9,6 @@ rather than to the whole shared machine.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import contextlib
 import ctypes
@@ -409,25 +408,6 @@ def rerun_from_copy(module: str, argv: list[str], args: Any, *, show_commit: boo
         except subprocess.TimeoutExpired:
             child.kill()
             return child.wait()
-
-
-def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--deadline`` (``arm_deadline``) and ``--code`` (``rerun_from_copy``), as every cluster benchmark has them."""
-    parser.add_argument("--deadline", type=float, default=3600.0, help="abort the whole run after this many s")
-    parser.add_argument(
-        "--code",
-        default="worktree",
-        help="worktree: fluxwarden as it is in this tree (default); copy: a copy of the tree taken at the start, "
-        "so others' edits during the run do not reach the controllers started later; or a git revision",
-    )
-
-
-def count_list(parser: argparse.ArgumentParser, counts: str) -> list[int]:
-    """``"10,50,200"`` -> the sorted distinct positive N of one run each."""
-    found = sorted({int(c) for c in counts.split(",") if c.strip()})
-    if not found or found[0] < 1:
-        parser.error("the numbers of objects must be positive integers")
-    return found
 
 
 def arm_deadline(module: str, seconds: float) -> None:

@@ -69,13 +69,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from bench import args as bench_args
 from bench.cluster import (
     KubeApi,
-    add_run_arguments,
     api_requests,
     arm_deadline,
     cluster,
-    count_list,
     grant_tenant_admin,
     load_average,
     memory_kib,
@@ -88,7 +87,6 @@ from bench.controller import (
     Poll,
     Snapshot,
     Window,
-    add_controller_arguments,
     changed,
     controller_env,
     controllers_run,
@@ -120,11 +118,13 @@ MIB = 1024.0
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.kustomize", description=__doc__.splitlines()[0])
-    parser.add_argument("--counts", default="100,1000", help="numbers of Kustomizations, one run each")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.kustomize",
+        description=__doc__.splitlines()[0],
+        parents=[bench_args.common("100,1000", "Kustomizations")],
+    )
     parser.add_argument("--files", type=int, default=10, help="ConfigMaps in ./apps (default 10)")
     parser.add_argument("--window", type=float, default=70.0, help="steady window, s (> 60: one 1m interval)")
-    add_controller_arguments(parser)
     parser.add_argument(
         "--profile", choices=("auto", "always", "never"), default="auto", help="profile the largest N (auto: if missed)"
     )
@@ -138,9 +138,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--repair-timeout", type=float, default=None, help="seconds to wait for the repair (default 120 + 0.6 N)"
     )
-    add_run_arguments(parser)
-    args = parser.parse_args(argv)
-    args.count_list = count_list(parser, args.counts)
+    args = bench_args.parse(parser, argv)
     if args.window <= STEADY_SECONDS:
         parser.error(f"--window must cover one interval ({STEADY_SECONDS:g}s) and its jitter")
     return args
