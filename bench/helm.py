@@ -482,9 +482,8 @@ def run_count(n: int, args: argparse.Namespace, env: Environment, side: Side) ->
             end_hwm = memory_kib(controller.pid)["VmHWM"]
             source_hwm = memory_kib(source.pid)["VmHWM"] if source is not None else 0
         alone = None
-        if (
-            args.alone and n == args.count_list[-1] and side.flux_binary is None
-        ):  # stopped: helm alone on the same cluster
+        last = n == args.count_list[-1]
+        if args.alone and last and side.flux_binary is None:  # stopped: helm alone on the same cluster
             meta: dict[str, Any] = secrets[0]["metadata"] if secrets else {}
             release = (str(meta.get("namespace", "")), str((meta.get("labels") or {}).get("name", "")))
             alone = time_helm(plane, work, env.archive, release, args.samples)
