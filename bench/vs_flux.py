@@ -190,8 +190,9 @@ def kustomize_same_work(n: int, results: list[vk.Result], files: int) -> bool:
     return ok
 
 
-def run_kustomize(args: argparse.Namespace, binary: Path) -> bool:
-    """All rounds of every N, the report and the targets (True: all met); then the profile, if asked."""
+def run_kustomize(args: argparse.Namespace, binary: Path) -> bool | None:
+    """All rounds of every N, the report and the targets (True: all met; None: no target at these N); then the
+    profile, if asked."""
     sides = {"fluxwarden": vk.Side("fluxwarden"), "flux": vk.Side("flux", binary)}
     results: list[vk.Result] = []
     with k.environment(args) as env:
@@ -202,8 +203,8 @@ def run_kustomize(args: argparse.Namespace, binary: Path) -> bool:
                     results.append(vk.run_side(n, args, env, sides[name], round_))
                     vk.report_one(results[-1], args.files)
                     print(f"  ({name} N={n} round {round_ + 1} took {time.monotonic() - began:.0f}s)", flush=True)
-        missed = not report_kustomize(results, args)
-        if args.profile == "always" or (args.profile == "auto" and missed):
+        met = report_kustomize(results, args)
+        if args.profile == "always" or (args.profile == "auto" and met is False):
             largest = args.count_list[-1]
             print(f"\nprofiling fluxwarden (source,kustomize in one process) through create -> Ready of N={largest}")
             profiled = k.profile_count(largest, args, env)
@@ -212,12 +213,12 @@ def run_kustomize(args: argparse.Namespace, binary: Path) -> bool:
             print(profiled.wall)
             print("\ncProfile of the controller, all threads, on each thread's CPU clock:")
             print(profiled.cpu)
-    return not missed
+    return met
 
 
-def report_kustomize(results: list[vk.Result], args: argparse.Namespace) -> bool:
-    """The side-by-side tables and the targets; True when every target checked was met."""
-    all_met = True
+def report_kustomize(results: list[vk.Result], args: argparse.Namespace) -> bool | None:
+    """The side-by-side tables and the targets: True when every target was met, None when no N had one."""
+    all_met: bool | None = None
     for n in args.count_list:
         at_n = [r for r in results if r.n == n]
         print(f"\nKustomizations, N = {n}: did both sides do the same work?")
@@ -227,6 +228,7 @@ def report_kustomize(results: list[vk.Result], args: argparse.Namespace) -> bool
             continue
         by_side: dict[str, list[object]] = {side: [r for r in at_n if r.side == side] for side in SIDES}
         ratios = print_table("Kustomizations", n, by_side, KUSTOMIZE_FIGURES)
+        rss = ratios["peak RSS (VmHWM), MiB"], ratios["  with children (sampled tree peak), MiB"]
         if n != TARGET_N:
             continue
         repaired_all = all(r.repair is not None for r in at_n)
@@ -236,7 +238,8 @@ def report_kustomize(results: list[vk.Result], args: argparse.Namespace) -> bool
                 f"controller CPU <= {KUSTOMIZE_CPU}x Flux",
                 ratios["controller CPU until all Ready (with children), s"] <= KUSTOMIZE_CPU,
             ),
-            (f"peak RSS <= {KUSTOMIZE_RSS}x Flux", ratios["peak RSS (VmHWM), MiB"] <= KUSTOMIZE_RSS),
+            (f"peak RSS <= {KUSTOMIZE_RSS}x Flux (the controller's VmHWM)", rss[0] <= KUSTOMIZE_RSS),
+            (f"peak RSS <= {KUSTOMIZE_RSS}x Flux (with its kustomize children)", rss[1] <= KUSTOMIZE_RSS),
             (
                 "drift: all N repaired, within Flux's time",
                 repaired_all and ratios["drift: all N deleted ConfigMaps back, s"] <= 1.0,
@@ -244,7 +247,7 @@ def report_kustomize(results: list[vk.Result], args: argparse.Namespace) -> bool
         ]
         for name, met in checks:
             print(f"  target at N={n}: {name}: {verdict(met)}")
-            all_met = all_met and met
+            all_met = (all_met is not False) and met
     return all_met
 
 
@@ -333,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"from fluxwarden's source controller in a process of its own; {args.rounds} rounds, order alternating",
         flush=True,
     )
-    met: dict[str, bool] = {}
+    met: dict[str, bool | None] = {}
     try:
         if (binary := binaries["kustomize"]) is not None:
             met["Kustomizations"] = run_kustomize(args, binary)
@@ -343,7 +346,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.alarm(0)
     print(f"\nbench.vs_flux took {time.monotonic() - began:.0f}s; load avg {load_average()}")
     for kind, ok in met.items():
-        print(f"  {kind}: {'every target met' if ok else 'a target MISSED (see above)'}")
+        said = {
+            True: "every target met",
+            False: "a target MISSED (see above)",
+            None: f"no target (set at N={TARGET_N})",
+        }
+        print(f"  {kind}: {said[ok]}")
     return 0
 
 
