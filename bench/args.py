@@ -23,13 +23,18 @@ def common(counts: str | None = None, what: str = "objects") -> argparse.Argumen
     parser.add_argument("--idle", type=float, default=15.0, help="seconds of idle controller CPU measured first")
     parser.add_argument("--settle", type=float, default=5.0, help="seconds after a phase before the next")
     parser.add_argument("--concurrency", type=int, default=4, help="controller workers (CLI default 4)")
-    parser.add_argument(
+    switch(
+        parser,
         "--enforce",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="tenancy enforced, applies impersonate flux-applier (default); --no-enforce applies as the controller",
+        True,
+        "tenancy enforced, applies impersonate flux-applier (default); --no-enforce applies as the controller",
     )
     return parser
+
+
+def switch(parser: argparse.ArgumentParser, name: str, default: bool, help: str) -> None:
+    """``--name`` / ``--no-name``, on by ``default`` or not."""
+    parser.add_argument(name, action=argparse.BooleanOptionalAction, default=default, help=help)
 
 
 def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:

@@ -116,9 +116,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--nudges", type=int, default=2, help="requested reconciles of every child during the window (default 2)"
     )
-    parser.add_argument(
-        "--push-nudge", action=argparse.BooleanOptionalAction, default=True,
-        help="after the push, request a reconcile of every GitRepository (as a Receiver); else wait for the interval",
+    bench_args.switch(
+        parser, "--push-nudge", True,
+        "after the push, request a reconcile of every GitRepository (as a Receiver); else wait for the interval",
     )  # fmt: skip
     args = bench_args.parse(parser, argv)
     if args.configs < 1:

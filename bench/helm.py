@@ -140,17 +140,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--files", type=int, default=10, help="ConfigMaps in the chart (default 10)")
     parser.add_argument("--noop-rounds", type=int, default=2, help="requested no-op reconciles of all N, one by one")
     parser.add_argument("--samples", type=int, default=5, help="helm calls timed alone, per kind (largest N)")
-    parser.add_argument(
-        "--alone",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="after the largest N, time each helm call alone on the same cluster (bench/helm_alone.py)",
+    bench_args.switch(
+        parser, "--alone", True, "after the largest N, time each helm call alone on the same cluster (helm_alone.py)"
     )
-    parser.add_argument(
-        "--upgrade",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="after the no-ops, a values change on all N (one helm upgrade each, no source work) until all Ready",
+    bench_args.switch(
+        parser, "--upgrade", True, "after the no-ops, a values change on all N (one upgrade each, no source work)"
     )
     parser.add_argument(
         "--against",

@@ -128,11 +128,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--profile", choices=("auto", "always", "never"), default="auto", help="profile the largest N (auto: if missed)"
     )
-    parser.add_argument(
+    bench_args.switch(
+        parser,
         "--live-drift",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="run the controller with --live-drift (metadata watches of applied kinds); the repair phase then "
+        False,
+        "run the controller with --live-drift (metadata watches of applied kinds); the repair phase then "
         "requests no reconcile",
     )
     parser.add_argument(

@@ -83,17 +83,15 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--object-size", type=int, default=3072, help="bytes per object, about (default 3072)")
     parser.add_argument("--first-runs", type=int, default=3, help="Buckets created one after another (default 3)")
     parser.add_argument("--noop-rounds", type=int, default=10, help="requested no-op reconciles (default 10)")
-    parser.add_argument("--tls", action=argparse.BooleanOptionalAction, default=True, help="S3 over HTTPS")
-    parser.add_argument(
+    bench_args.switch(parser, "--tls", True, "S3 over HTTPS")
+    bench_args.switch(
+        parser,
         "--keep-alive",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="versitygw keeps connections open, as AWS S3 does (default); --no-keep-alive: its own default, "
+        True,
+        "versitygw keeps connections open, as AWS S3 does (default); --no-keep-alive: its own default, "
         "which closes each connection after one answer, so every request is a new TCP (and TLS) connection",
     )
-    parser.add_argument(
-        "--git", action=argparse.BooleanOptionalAction, default=True, help="also a GitRepository of the same files"
-    )
+    bench_args.switch(parser, "--git", True, "also a GitRepository of the same files")
     parser.add_argument(
         "--profile",
         action="store_true",

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bench import args as bench_args
 from bench import flux
@@ -41,6 +41,7 @@ TARGET_N = 1000
 KUSTOMIZE_TIME, KUSTOMIZE_CPU, KUSTOMIZE_RSS = 0.5, 0.5, 1.0
 HELM_TIME = 1.0
 SIDES = ("fluxwarden", "flux")
+R = TypeVar("R")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -71,9 +72,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def orders(rounds: int) -> list[tuple[int, tuple[str, str]]]:
-    """(round, order of the sides): A B, B A, A B, ..."""
-    return [(r, SIDES if r % 2 == 0 else SIDES[::-1]) for r in range(rounds)]
+def alternate(kind: str, counts: list[int], rounds: int, run: Callable[[int, str, int], R]) -> list[R]:
+    """``run(n, side, round)`` for every N and round, the sides in the order A B, B A, A B, ..."""
+    results: list[R] = []
+    for n in counts:
+        for round_ in range(rounds):
+            for side in SIDES if round_ % 2 == 0 else SIDES[::-1]:
+                began = time.monotonic()
+                results.append(run(n, side, round_))
+                print(f"  ({kind}: {side} N={n} round {round_ + 1} took {time.monotonic() - began:.0f}s)", flush=True)
+    return results
 
 
 # -- figures and ratios ----------------------------------------------------------------------------
@@ -194,15 +202,14 @@ def run_kustomize(args: argparse.Namespace, binary: Path) -> bool | None:
     """All rounds of every N, the report and the targets (True: all met; None: no target at these N); then the
     profile, if asked."""
     sides = {"fluxwarden": vk.Side("fluxwarden"), "flux": vk.Side("flux", binary)}
-    results: list[vk.Result] = []
     with k.environment(args) as env:
-        for n in args.count_list:
-            for round_, order in orders(args.rounds):
-                for name in order:
-                    began = time.monotonic()
-                    results.append(vk.run_side(n, args, env, sides[name], round_))
-                    vk.report_one(results[-1], args.files)
-                    print(f"  ({name} N={n} round {round_ + 1} took {time.monotonic() - began:.0f}s)", flush=True)
+
+        def run(n: int, side: str, round_: int) -> vk.Result:
+            result = vk.run_side(n, args, env, sides[side], round_)
+            vk.report_one(result, args.files)
+            return result
+
+        results = alternate("Kustomizations", args.count_list, args.rounds, run)
         met = report_kustomize(results, args)
         if args.profile == "always" or (args.profile == "auto" and met is False):
             largest = args.count_list[-1]
@@ -270,15 +277,14 @@ def run_helm(args: argparse.Namespace, binary: Path) -> bool:
     """bench.helm's rounds of every N, alternating, the report and the target (True: met)."""
     hargs = helm_args(args)
     sides = {"fluxwarden": h.Side("fluxwarden", split=True), "flux": h.Side("flux", flux_binary=binary, split=True)}
-    results: list[h.Result] = []
     with h.environment(hargs) as env:
-        for n in hargs.count_list:
-            for round_, order in orders(args.rounds):
-                for name in order:
-                    began = time.monotonic()
-                    results.append(h.run_count(n, hargs, env, sides[name]))
-                    h.report_one(results[-1], hargs)
-                    print(f"  ({name} N={n} round {round_ + 1} took {time.monotonic() - began:.0f}s)", flush=True)
+
+        def run(n: int, side: str, round_: int) -> h.Result:
+            result = h.run_count(n, hargs, env, sides[side])
+            h.report_one(result, hargs)
+            return result
+
+        results = alternate("HelmReleases", hargs.count_list, args.rounds, run)
     return report_helm(results, hargs)
 
 

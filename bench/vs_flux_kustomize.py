@@ -178,31 +178,50 @@ class Rig:
         return self.controller.reconcile_metrics("Kustomization", self.side.metrics_controller)
 
 
+@dataclass(frozen=True)
+class Meter:
+    """What a phase starts from: the controller's metrics, the source's CPU, the API server's request count
+    and every process's CPU; ``phase`` reads them again and takes this benchmark's own requests out."""
+
+    rig: Rig
+    metrics: Metrics
+    source_cpu: float
+    requests: collections.Counter[str]
+    snapshot: Snapshot
+
+    @classmethod
+    def start(cls, rig: Rig) -> Meter:
+        metrics, source_cpu = rig.scrape(), cpu_of(rig.source.pid).total
+        requests = api_requests(rig.api, discovery=True)  # discovery too: a Go client may re-discover
+        return cls(rig, metrics, source_cpu, requests, Snapshot.take(*rig.pids))
+
+    def phase(self, seconds: float, ours: dict[str, int]) -> Phase:
+        end = Snapshot.take(*self.rig.pids)
+        requests = api_requests(self.rig.api, discovery=True) - self.requests
+        last = self.rig.scrape()
+        return Phase(
+            seconds=seconds,
+            window=Window.between(self.snapshot, end),
+            reconciles=last.reconciles - self.metrics.reconciles,
+            errors=last.errors - self.metrics.errors,
+            requests=requests - collections.Counter({**ours, DISCOVERY: 1}),  # and the scrape before
+            source_cpu=cpu_of(self.rig.source.pid).total - self.source_cpu,
+        )
+
+
 def requested_round(rig: Rig, n: int, token: str, timeout: float) -> Phase:
     """``requestedAt = token`` on all N, until every ``lastHandledReconcileAt`` is ``token`` (Ready)."""
     names = {k.kustomization_name(i) for i in range(n)}
     maps = k.applied_config_maps(rig.api)
-    first, source_before = rig.scrape(), cpu_of(rig.source.pid).total
-    requests_before = api_requests(rig.api, discovery=True)
     poll = k.kustomization_poll(rig.poll_api, names, _handled(token), n, timeout)
-    start = Snapshot.take(*rig.pids)
+    meter = Meter.start(rig)
     poll.start()
     k.request_all(rig.api, names, token)
     seconds = poll.wait(rig.controller.child, f"lastHandledReconcileAt {token}")[-1]
-    end = Snapshot.take(*rig.pids)
-    requests = api_requests(rig.api, discovery=True) - requests_before
-    last = rig.scrape()
-    ours = collections.Counter({"PATCH kustomizations": n, "LIST kustomizations": poll.lists, DISCOVERY: 1})
-    return Phase(
-        seconds=seconds,
-        window=Window.between(start, end),
-        reconciles=last.reconciles - first.reconciles,
-        errors=last.errors - first.errors,
-        requests=requests - ours,
-        source_cpu=cpu_of(rig.source.pid).total - source_before,
-        config_map_writes=changed(maps, k.applied_config_maps(rig.api)),
-        handled=len(poll.ready_at),
-    )
+    phase = meter.phase(seconds, {"PATCH kustomizations": n, "LIST kustomizations": poll.lists})
+    phase.config_map_writes = changed(maps, k.applied_config_maps(rig.api))
+    phase.handled = len(poll.ready_at)
+    return phase
 
 
 def repair_round(rig: Rig, n: int, timeout: float) -> tuple[Phase | None, int]:
@@ -210,35 +229,18 @@ def repair_round(rig: Rig, n: int, timeout: float) -> tuple[Phase | None, int]:
     first request until all N are back (None at the timeout), and how many came back."""
     names = {k.kustomization_name(i) for i in range(n)}
     k.delete_drifted(rig.api, n)
-    first, source_before = rig.scrape(), cpu_of(rig.source.pid).total
-    requests_before = api_requests(rig.api, discovery=True)
-    start = Snapshot.take(*rig.pids)
+    meter = Meter.start(rig)
     began = time.monotonic()
     k.request_all(rig.api, names, "bench-repair")
-    lists, back, seconds = 0, 0, None
+    lists, back = 0, 0
     while time.monotonic() < began + timeout:
         lists += 1
         back = sum(1 for key in k.applied_config_maps(rig.poll_api) if key.endswith(f"/{k.DRIFTED}"))
         if back >= n:
-            seconds = time.monotonic() - began
-            break
+            return meter.phase(time.monotonic() - began, {"PATCH kustomizations": n, "LIST configmaps": lists}), back
         rig.controller.child.check_alive()
         time.sleep(k.poll_interval(n))
-    end = Snapshot.take(*rig.pids)
-    requests = api_requests(rig.api, discovery=True) - requests_before
-    last = rig.scrape()
-    ours = collections.Counter({"PATCH kustomizations": n, "LIST configmaps": lists, DISCOVERY: 1})
-    if seconds is None:
-        return None, back
-    phase = Phase(
-        seconds=seconds,
-        window=Window.between(start, end),
-        reconciles=last.reconciles - first.reconciles,
-        errors=last.errors - first.errors,
-        requests=requests - ours,
-        source_cpu=cpu_of(rig.source.pid).total - source_before,
-    )
-    return phase, back
+    return None, back
 
 
 def run_side(n: int, args: argparse.Namespace, env: k.Environment, side: Side, round_: int) -> Result:
@@ -266,26 +268,13 @@ def run_side(n: int, args: argparse.Namespace, env: k.Environment, side: Side, r
             idle_cpu = controller.idle_cpu(args.idle)
 
             # 1. create N, until all are Ready at their generation
-            m0, source_before = rig.scrape(), cpu_of(source.pid).total
-            requests_before = api_requests(api, discovery=True)
             poll = k.kustomization_poll(poll_api, names, k.is_applied, n, timeout)
-            before = Snapshot.take(*rig.pids)
+            meter = Meter.start(rig)
             with TreeSampler(controller.pid, every=0.05, tracked="kustomize") as tree:
                 poll.start()
                 k.create_all(api, n)
                 ready_times = poll.wait(controller.child, "Ready after create")
-            after = Snapshot.take(*rig.pids)
-            requests = api_requests(api, discovery=True) - requests_before
-            m1 = rig.scrape()
-            ready = Phase(
-                seconds=ready_times[-1],
-                window=Window.between(before, after),
-                reconciles=m1.reconciles - m0.reconciles,
-                errors=m1.errors - m0.errors,
-                requests=requests
-                - collections.Counter({"POST kustomizations": n, "LIST kustomizations": poll.lists, DISCOVERY: 1}),
-                source_cpu=cpu_of(source.pid).total - source_before,
-            )
+            ready = meter.phase(ready_times[-1], {"POST kustomizations": n, "LIST kustomizations": poll.lists})
             ready_hwm = memory_kib(controller.pid)["VmHWM"]
             load.append(f"all Ready {load_average()}")
             work_ready = work_of(api, n, args.files)
