@@ -71,7 +71,8 @@ def test_a_refused_stream_fails_with_the_pure_python_message(bad: str) -> None:
     problem = getattr(pure.value, "problem", None) or getattr(pure.value, "reason", None)
     with pytest.raises(BuildError) as built:
         parse_manifests(bad)
-    assert str(built.value) == f"kustomize build output is not valid YAML at line {line}: {' '.join(str(problem).split())}"
+    said = " ".join(str(problem).split())
+    assert str(built.value) == f"kustomize build output is not valid YAML at line {line}: {said}"
 
 
 def _tree(root: Path) -> None:
