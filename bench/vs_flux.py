@@ -101,7 +101,7 @@ def _repair_s(r: vk.Result) -> float:
 
 
 KUSTOMIZE_FIGURES = [
-    Figure("all Ready, s", lambda r: r.all_ready_s),
+    Figure("all Ready, s", lambda r: r.ready.seconds),
     Figure("controller CPU until all Ready (with children), s", lambda r: r.ready.window.controller.total),
     Figure("  of it children (kustomize), s", lambda r: r.ready.window.controller.children),
     Figure("  per Kustomization, ms", lambda r: r.ready.window.controller.total / r.n * 1e3, ".0f"),

@@ -21,20 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import controller as bc
 from bench import flux
 from bench import kustomize as k
 from bench.cluster import DISCOVERY, KubeApi, api_requests, cpu_of, load_average, memory_kib
-from bench.controller import (
-    Controller,
-    Metrics,
-    Snapshot,
-    Window,
-    changed,
-    controller_env,
-    controllers_run,
-    ready_condition,
-    start_source,
-)
+from bench.controller import Controller, Metrics, Snapshot, Window
 from bench.process_tree import Tree, TreeSampler
 from tests.support.control_plane import ControlPlane
 
@@ -61,8 +52,8 @@ def start_measured(plane: ControlPlane, work: Path, args: argparse.Namespace, si
         return Controller.upstream(side.binary, flags, plane.kubeconfig, work)
     tmp = work / "controller-tmp"  # kustomize build dirs, removed with the work dir
     tmp.mkdir(parents=True, exist_ok=True)
-    cli = controllers_run(plane, work, args, "kustomize")
-    env = controller_env(tmp)
+    cli = bc.controllers_run(plane, work, args, "kustomize")
+    env = bc.controller_env(tmp)
     return Controller.launch(cli, work / "controller.log", module="bench.kustomize", env=env, request_timeout=30)
 
 
@@ -149,18 +140,14 @@ class Result:
     repair: Phase | None  # None: not all N back before the timeout
     repaired: int
     work_end: Work
-    stop: tuple[int | None, float] = (None, 0.0)
     load: list[str] = field(default_factory=list)
-
-    @property
-    def all_ready_s(self) -> float:
-        return self.ready_times[-1]
+    stop: tuple[int | None, float] = (None, 0.0)  # exit code (None: killed) and seconds to stop
 
 
 def _handled(token: str) -> Any:
     def done(obj: dict[str, Any]) -> bool:
         status = obj.get("status") or {}
-        return status.get("lastHandledReconcileAt") == token and ready_condition(obj).get("status") == "True"
+        return status.get("lastHandledReconcileAt") == token and bc.ready_condition(obj).get("status") == "True"
 
     return done
 
@@ -219,7 +206,7 @@ def requested_round(rig: Rig, n: int, token: str, timeout: float) -> Phase:
     k.request_all(rig.api, names, token)
     seconds = poll.wait(rig.controller.child, f"lastHandledReconcileAt {token}")[-1]
     phase = meter.phase(seconds, {"PATCH kustomizations": n, "LIST kustomizations": poll.lists})
-    phase.config_map_writes = changed(maps, k.applied_config_maps(rig.api))
+    phase.config_map_writes = bc.changed(maps, k.applied_config_maps(rig.api))
     phase.handled = len(poll.ready_at)
     return phase
 
@@ -255,7 +242,7 @@ def run_side(n: int, args: argparse.Namespace, env: k.Environment, side: Side, r
         with contextlib.ExitStack() as stack:
             stack.callback(api.close)
             stack.callback(poll_api.close)
-            source = start_source(plane, work / "source", args, "bench.kustomize")
+            source = bc.start_source(plane, work / "source", args, "bench.kustomize")
             stack.callback(source.stop)
             source.wait_ready()
             k.wait_source_ready(api)
@@ -306,8 +293,8 @@ def run_side(n: int, args: argparse.Namespace, env: k.Environment, side: Side, r
         repair=repair,
         repaired=repaired,
         work_end=work_end,
-        stop=stopped[0] if stopped else (None, 0.0),
         load=load,
+        stop=stopped[0] if stopped else (None, 0.0),
     )
 
 
@@ -317,7 +304,7 @@ def report_one(r: Result, files: int) -> None:
     print(f"\n== Kustomizations, {r.side}, N = {n}, round {r.round + 1}; load avg {'; '.join(r.load)}")
     print(
         f"  set-up {r.setup_s:.1f}s (not timed); Ready: first {r.ready_times[0]:.1f}s, median "
-        f"{r.ready_times[len(r.ready_times) // 2]:.1f}s, all {r.all_ready_s:.1f}s; {r.ready.reconciles:.0f} "
+        f"{r.ready_times[len(r.ready_times) // 2]:.1f}s, all {r.ready.seconds:.1f}s; {r.ready.reconciles:.0f} "
         f"reconciles ({r.ready.errors:.0f} errors)"
     )
     print(
