@@ -143,23 +143,25 @@ class KubeApi(Api):
 
     def send(self, method: str, path: str, body: Any = None, content_type: str = "application/json") -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": content_type, "Accept": "application/json"}
+        status, raw = self._exchange(method, path, data, {"Content-Type": content_type, "Accept": "application/json"})
+        return status, json.loads(raw) if raw else {}
+
+    def send_text(self, path: str) -> tuple[int, str]:
+        status, raw = self._exchange("GET", path, None, {"Accept": "text/plain"})
+        return status, raw.decode()
+
+    def _exchange(self, method: str, path: str, data: bytes | None, headers: dict[str, str]) -> tuple[int, bytes]:
+        """One request, sent again once on a new connection if the server had closed the idle one."""
         for attempt in (1, 2):
             try:
                 self.connection.request(method, path, data, headers)
                 response = self.connection.getresponse()
-                raw = response.read()
-                return response.status, json.loads(raw) if raw else {}
+                return response.status, response.read()
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ssl.SSLEOFError):
                 self.connection.close()
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
-
-    def send_text(self, path: str) -> tuple[int, str]:
-        self.connection.request("GET", path, None, {"Accept": "text/plain"})
-        response = self.connection.getresponse()
-        return response.status, response.read().decode()
 
     def must(self, method: str, path: str, body: Any = None, content_type: str = "application/json") -> Any:
         status, answer = self.send(method, path, body, content_type)

@@ -24,6 +24,7 @@ import signal
 import statistics
 import sys
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,15 +74,33 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def alternate(kind: str, counts: list[int], rounds: int, run: Callable[[int, str, int], R]) -> list[R]:
-    """``run(n, side, round)`` for every N and round, the sides in the order A B, B A, A B, ..."""
+    """``run(n, side, round)`` for every N and round, the sides in the order A B, B A, A B, ...
+
+    A run that fails is reported with its traceback and left out (its N then gets no ratios): one broken
+    round of many minutes must not lose the others' figures. The deadline still stops everything.
+    """
     results: list[R] = []
     for n in counts:
         for round_ in range(rounds):
             for side in SIDES if round_ % 2 == 0 else SIDES[::-1]:
                 began = time.monotonic()
-                results.append(run(n, side, round_))
+                try:
+                    results.append(run(n, side, round_))
+                except TimeoutError:  # --deadline: stop the whole run
+                    raise
+                except Exception:  # reported here; its N is then incomplete and gets no ratios
+                    print(f"\n{kind}: {side} N={n} round {round_ + 1} FAILED:\n{traceback.format_exc()}", flush=True)
                 print(f"  ({kind}: {side} N={n} round {round_ + 1} took {time.monotonic() - began:.0f}s)", flush=True)
     return results
+
+
+def complete(kind: str, n: int, rounds: int, at_n: Sequence[Any]) -> bool:
+    """Every round of both sides ran at this N; else say which are missing."""
+    counts = {side: sum(1 for r in at_n if r.side == side) for side in SIDES}
+    if all(count == rounds for count in counts.values()):
+        return True
+    print(f"  {kind} N={n}: no ratios: runs completed {counts}, {rounds} rounds each expected")
+    return False
 
 
 # -- figures and ratios ----------------------------------------------------------------------------
@@ -110,6 +129,7 @@ KUSTOMIZE_FIGURES = [
     Figure("source process CPU until all Ready, s", lambda r: r.ready.source_cpu),
     Figure("peak RSS (VmHWM), MiB", lambda r: r.end_hwm_kib / MIB),
     Figure("  with children (sampled tree peak), MiB", lambda r: r.tree.peak_rss_kib / MIB),
+    Figure("    of it anonymous (not shared), MiB", lambda r: r.tree.peak_anon_kib / MIB),
     Figure("no-op: all N handled, s", lambda r: r.noop.seconds),
     Figure("no-op: controller CPU per no-op, ms", lambda r: r.noop.per(r.n)[0], ".2f"),
     Figure("no-op: API requests per no-op", lambda r: r.noop.per(r.n)[1], ".2f"),
@@ -132,6 +152,7 @@ HELM_FIGURES = [
     Figure("source process CPU until all Ready, s", lambda r: r.source_ready_cpu),
     Figure("peak RSS (VmHWM), MiB", lambda r: r.end_hwm_kib / MIB),
     Figure("  with children (sampled tree peak), MiB", lambda r: r.tree.peak_rss_kib / MIB),
+    Figure("    of it anonymous (not shared), MiB", lambda r: r.tree.peak_anon_kib / MIB),
     Figure("no-op: all N handled, s", lambda r: r.noops[-1].seconds),
     Figure("no-op: controller CPU per no-op, ms", lambda r: r.noops[-1].cpu_ms(r.n, r.idle_cpu)[0], ".2f"),
     Figure("no-op: API requests per no-op", lambda r: sum(r.noops[-1].requests.values()) / r.n, ".2f"),
@@ -229,6 +250,9 @@ def report_kustomize(results: list[vk.Result], args: argparse.Namespace) -> bool
     for n in args.count_list:
         at_n = [r for r in results if r.n == n]
         print(f"\nKustomizations, N = {n}: did both sides do the same work?")
+        if not complete("Kustomizations", n, args.rounds, at_n):
+            all_met = False
+            continue
         if not kustomize_same_work(n, at_n, args.files):
             print(f"  N={n}: no ratios: the two sides did not do the same work")
             all_met = False
@@ -285,6 +309,7 @@ def run_helm(args: argparse.Namespace, binary: Path) -> bool:
             return result
 
         results = alternate("HelmReleases", hargs.count_list, args.rounds, run)
+    hargs.rounds = args.rounds
     return report_helm(results, hargs)
 
 
@@ -293,6 +318,9 @@ def report_helm(results: list[h.Result], hargs: argparse.Namespace) -> bool:
     for n in hargs.count_list:
         at_n = [r for r in results if r.n == n]
         print(f"\nHelmReleases, N = {n}: did both sides do the same work?")
+        if not complete("HelmReleases", n, hargs.rounds, at_n):
+            all_met = False
+            continue
         ok = True
         for r in at_n:
             o = r.noops[-1]
