@@ -552,7 +552,7 @@ class Parts:
 
     ms: dict[str, float]
     kustomize_cpu_ms: float  # the kustomize process's CPU per build (reaped child)
-    c_loader_same: bool  # the libyaml loader read the same objects as build.ManifestLoader
+    c_loader_same: bool  # libyaml and the pure-Python build.ManifestLoader read the same objects as the controller
     build_kib: float  # one built object list as Python objects, as the BuildCache holds it
 
 
@@ -604,6 +604,7 @@ def time_parts(storage: Path, scratch: Path, samples: int = 20) -> Parts:
 
     objects: list[dict[str, Any]] = []
     c_objects: list[Any] = []
+    py_objects: list[Any] = []
     with ArtifactServer(Storage(storage, ""), "127.0.0.1", 0) as server:
         url = f"{server.url}/{tarball.relative_to(storage).as_posix()}"
         for index in range(samples):
@@ -618,8 +619,11 @@ def time_parts(storage: Path, scratch: Path, samples: int = 20) -> Parts:
             before = self_cpu()
             text = timed("  kustomize build (process)", kbuild._run_kustomize, root, directory, 60)
             kustomize_cpu += (self_cpu() - before).children
-            objects = timed("  parse_manifests (pure-Python loader)", kbuild.parse_manifests, text)
+            objects = timed("  parse_manifests (the controller's parse)", kbuild.parse_manifests, text)
             c_objects = timed("  the same parse with libyaml", lambda t: list(yaml.load_all(t, CManifestLoader)), text)
+            py_objects = timed(
+                "  the same parse, pure-Python loader", lambda t: list(yaml.load_all(t, kbuild.ManifestLoader)), text
+            )
             timed(
                 "build() whole (generate..parse)", kbuild.build, base / "f", "./apps", overlay, block_remote_bases=True
             )
@@ -627,7 +631,8 @@ def time_parts(storage: Path, scratch: Path, samples: int = 20) -> Parts:
             timed("applied-digest check (10 x sha256 of JSON)", lambda found: [digest(o) for o in found], objects)
             shutil.rmtree(base)
     ms = {name: statistics.median(values) for name, values in times.items()}
-    return Parts(ms, kustomize_cpu / samples * 1e3, c_objects == objects, deep_size(objects) / 1024)
+    same = c_objects == objects == py_objects
+    return Parts(ms, kustomize_cpu / samples * 1e3, same, deep_size(objects) / 1024)
 
 
 # -- the profiled controller (runs in the child) ---------------------------------------------------
@@ -827,7 +832,7 @@ def report_parts(p: Parts, n: int) -> None:
     for name, value in p.ms.items():
         print(f"  {value:8.2f}  {name}")
     print(
-        f"  kustomize process CPU {p.kustomize_cpu_ms:.1f} ms per build; libyaml loader read the same objects: "
+        f"  kustomize process CPU {p.kustomize_cpu_ms:.1f} ms per build; libyaml and pure-Python loaders read the same objects: "
         f"{p.c_loader_same}; one cached build {p.build_kib:.0f} KiB of Python objects (x N={n}: "
         f"{p.build_kib * n / 1024:.0f} MiB for a BuildCache holding every Kustomization's build)"
     )
