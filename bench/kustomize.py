@@ -832,8 +832,8 @@ def report_parts(p: Parts, n: int) -> None:
     for name, value in p.ms.items():
         print(f"  {value:8.2f}  {name}")
     print(
-        f"  kustomize process CPU {p.kustomize_cpu_ms:.1f} ms per build; libyaml and pure-Python loaders read the same objects: "
-        f"{p.c_loader_same}; one cached build {p.build_kib:.0f} KiB of Python objects (x N={n}: "
+        f"  kustomize process CPU {p.kustomize_cpu_ms:.1f} ms per build; libyaml and pure-Python loaders read the "
+        f"same objects: {p.c_loader_same}; one cached build {p.build_kib:.0f} KiB of Python objects (x N={n}: "
         f"{p.build_kib * n / 1024:.0f} MiB for a BuildCache holding every Kustomization's build)"
     )
 
