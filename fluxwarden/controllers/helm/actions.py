@@ -67,6 +67,9 @@ class Request:
     force: bool  # an unhandled ``forceAt``: one release action even when in sync or out of retries
     post_render: Callable[[Path], tuple[list[str], dict[str, str], Path]]  # args, env, the plugin's error file
     applied: dict[str, Applied] = field(default_factory=dict)
+    # The storage namespace the last writer of status recorded, when not ours: another controller (upstream
+    # Flux) kept the release there, and its status.history digests are its own, not comparable with ours.
+    adopted_from: str = ""
 
     @property
     def status(self) -> dict[str, Any]:

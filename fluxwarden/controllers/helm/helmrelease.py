@@ -140,12 +140,14 @@ class HelmReleaseReconciler:
         try:
             self._adopt(ctx, obj, spec, storage)
             self._retarget(ctx, obj, spec, chart, identity)
+            recorded = str(status.get("storageNamespace") or "")
             status["storageNamespace"] = storage_namespace
             self._attempt(obj, status, chart, values)
             force = self._force_requested(obj)
             request = Request(
                 obj, spec, chart, values, storage, identity, tenant, force,
                 self._post_render(obj), self.applied.setdefault(str(obj["metadata"].get("uid")), {}),
+                recorded if recorded != storage_namespace else "",
             )  # fmt: skip
             try:
                 return Machine(ctx, request, self.helm, self.mapper, secrets).run()

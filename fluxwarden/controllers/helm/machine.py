@@ -195,9 +195,11 @@ class Machine(Actions):
             return self._release_action("install")
         if state.name == "unmanaged":
             assert state.latest is not None
-            first_look = history.latest(status) is None
+            # Adoption (a release Flux or a person made): observe it instead of upgrading an equal release.
+            # A release whose history another controller wrote (in another storage namespace) is one too:
+            # its digests are that controller's, so only our snapshot of the same version replaces its own.
+            first_look = history.latest(status) is None or bool(req.adopted_from)
             if first_look and state.latest.status == "deployed" and not in_sync(state.latest, req) and not req.force:
-                # Adoption (a release Flux or a person made): observe it instead of upgrading an equal release.
                 history.record(status, history.snapshot(state.latest))
                 self._inventory(state.latest)
                 self._observe_render()
