@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cluster import Api, cluster
-from bench.controller import pct
+from bench.stats import pct
 from fluxwarden.certs import ca_bundle
 from fluxwarden.webhook.registration import UNJUDGED_NAMESPACES, Endpoint, webhook_configurations
 from tests.support.binaries import binary_dir

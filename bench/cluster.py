@@ -9,7 +9,6 @@ rather than to the whole shared machine.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import contextlib
 import ctypes
@@ -144,23 +143,25 @@ class KubeApi(Api):
 
     def send(self, method: str, path: str, body: Any = None, content_type: str = "application/json") -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": content_type, "Accept": "application/json"}
+        status, raw = self._exchange(method, path, data, {"Content-Type": content_type, "Accept": "application/json"})
+        return status, json.loads(raw) if raw else {}
+
+    def send_text(self, path: str) -> tuple[int, str]:
+        status, raw = self._exchange("GET", path, None, {"Accept": "text/plain"})
+        return status, raw.decode()
+
+    def _exchange(self, method: str, path: str, data: bytes | None, headers: dict[str, str]) -> tuple[int, bytes]:
+        """One request, sent again once on a new connection if the server had closed the idle one."""
         for attempt in (1, 2):
             try:
                 self.connection.request(method, path, data, headers)
                 response = self.connection.getresponse()
-                raw = response.read()
-                return response.status, json.loads(raw) if raw else {}
+                return response.status, response.read()
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ssl.SSLEOFError):
                 self.connection.close()
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
-
-    def send_text(self, path: str) -> tuple[int, str]:
-        self.connection.request("GET", path, None, {"Accept": "text/plain"})
-        response = self.connection.getresponse()
-        return response.status, response.read().decode()
 
     def must(self, method: str, path: str, body: Any = None, content_type: str = "application/json") -> Any:
         status, answer = self.send(method, path, body, content_type)
@@ -409,25 +410,6 @@ def rerun_from_copy(module: str, argv: list[str], args: Any, *, show_commit: boo
         except subprocess.TimeoutExpired:
             child.kill()
             return child.wait()
-
-
-def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--deadline`` (``arm_deadline``) and ``--code`` (``rerun_from_copy``), as every cluster benchmark has them."""
-    parser.add_argument("--deadline", type=float, default=3600.0, help="abort the whole run after this many s")
-    parser.add_argument(
-        "--code",
-        default="worktree",
-        help="worktree: fluxwarden as it is in this tree (default); copy: a copy of the tree taken at the start, "
-        "so others' edits during the run do not reach the controllers started later; or a git revision",
-    )
-
-
-def count_list(parser: argparse.ArgumentParser, counts: str) -> list[int]:
-    """``"10,50,200"`` -> the sorted distinct positive N of one run each."""
-    found = sorted({int(c) for c in counts.split(",") if c.strip()})
-    if not found or found[0] < 1:
-        parser.error("the numbers of objects must be positive integers")
-    return found
 
 
 def arm_deadline(module: str, seconds: float) -> None:

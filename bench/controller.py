@@ -3,7 +3,7 @@
 Shared by ``bench.sources``, ``bench.kustomize`` and ``bench.helm``: the ``fluxwarden controllers run``
 process (its command line and arguments, probes, ``/metrics``), the reconcile counters of its metrics,
 a poller that lists a collection until every object is done, CPU snapshots of the processes involved
-and the window between two, and the one percentile function.
+and the window between two.
 """
 
 from __future__ import annotations
@@ -32,19 +32,6 @@ _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$")
 _STOP_GRACE_SECONDS = 45.0
 
 
-def add_controller_arguments(parser: argparse.ArgumentParser) -> None:
-    """The controller's knobs every controller benchmark shares (``controllers_run`` reads them)."""
-    parser.add_argument("--idle", type=float, default=15.0, help="seconds of idle controller CPU measured first")
-    parser.add_argument("--settle", type=float, default=5.0, help="seconds after a phase before the next")
-    parser.add_argument("--concurrency", type=int, default=4, help="controller workers (CLI default 4)")
-    parser.add_argument(
-        "--enforce",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="tenancy enforced, applies impersonate flux-applier (default); --no-enforce applies as the controller",
-    )
-
-
 def controllers_run(
     plane: ControlPlane,
     work: Path,
@@ -53,7 +40,7 @@ def controllers_run(
     *extra: str,
     kubeconfig: Path | None = None,
 ) -> list[str]:
-    """``controllers run`` of ``controllers`` with ``add_controller_arguments``' settings, storage in ``work``;
+    """``controllers run`` of ``controllers`` with ``bench.args.common``'s settings, storage in ``work``;
     as admin, or as the user of ``kubeconfig`` (``bench.cluster.user_kubeconfig``)."""
     return [
         "controllers", "run", "--kubeconfig", str(kubeconfig or plane.kubeconfig), "--controllers", controllers,
@@ -62,17 +49,21 @@ def controllers_run(
     ]  # fmt: skip
 
 
+def start_source(plane: ControlPlane, work: Path, args: argparse.Namespace, module: str) -> Controller:
+    """fluxwarden's ``controllers run --controllers source`` alone, in ``work``: it serves the artifacts to a
+    measured kustomize or helm controller of either side, fluxwarden's or Flux's."""
+    tmp = work / "controller-tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    cli = controllers_run(plane, work, args, "source")
+    env = controller_env(tmp)
+    return Controller.launch(cli, work / "controller.log", module=module, env=env, request_timeout=30)
+
+
 def controller_env(tmp: Path, *first: Path) -> dict[str, str]:
     """A controller child's environment: ``first``, then the pinned binaries (kustomize, helm) on PATH;
     TMPDIR ``tmp`` (build dirs, values files), which the caller removes with its work dir."""
     path = os.pathsep.join([*map(str, first), str(binary_dir()), os.environ.get("PATH", os.defpath)])
     return {**os.environ, "PATH": path, "TMPDIR": str(tmp)}
-
-
-def pct(values: Sequence[float], q: float) -> float:
-    """Nearest-rank ``q``-th percentile (0 < q <= 100) of ``values``, in any order."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
 
 
 _RECONCILE_QUERY = "?" + "&".join(
@@ -119,6 +110,24 @@ class Controller:
             argv = [sys.executable, "-m", module, "_profiled-controller", str(profile_out), "--", *full]
         started = time.monotonic()
         return cls(Child(argv, log, env=env), metrics_port, health_port, started, request_timeout)
+
+    @classmethod
+    def upstream(
+        cls, binary: Path, flags: Sequence[str], kubeconfig: Path, work: Path, *, request_timeout: float = 30.0
+    ) -> Controller:
+        """One of upstream Flux's controllers (``bench.flux``): ``binary flags`` with loopback metrics and
+        health ports, as the admin of ``kubeconfig``, TMPDIR and log in ``work``."""
+        metrics_port, health_port = free_port(), free_port()
+        argv = [
+            str(binary),
+            *flags,
+            f"--metrics-addr=127.0.0.1:{metrics_port}",
+            f"--health-addr=127.0.0.1:{health_port}",
+        ]
+        env = {**os.environ, "KUBECONFIG": str(kubeconfig), "TMPDIR": str(work)}
+        started = time.monotonic()
+        child = Child(argv, work / "controller.log", env=env)
+        return cls(child, metrics_port, health_port, started, request_timeout)
 
     @property
     def pid(self) -> int:

@@ -52,10 +52,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import args as bench_args
 from bench.cluster import (
     ROOT,
     KubeApi,
-    add_run_arguments,
     arm_deadline,
     audit_events,
     cluster,
@@ -69,16 +69,15 @@ from bench.cluster import (
 from bench.controller import (
     Controller,
     Metrics,
-    add_controller_arguments,
     changed,
     controller_env,
     controllers_run,
-    pct,
     ready_condition,
     request_reconcile,
     resource_versions,
 )
 from bench.sources import start_git_server
+from bench.stats import pct
 from bench.watch import Event, Watcher, watching, writes
 from tests.support.binaries import binary_dir
 from tests.support.git_server import GitRepo, init_bare_repo
@@ -102,7 +101,9 @@ MANAGED_CONFIG_MAPS = "/api/v1/configmaps?labelSelector=kustomize.toolkit.fluxcd
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.fluxconfig", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.fluxconfig", description=__doc__.splitlines()[0], parents=[bench_args.common()]
+    )
     parser.add_argument("--configs", type=int, default=100, help="FluxConfigs, 2 Kustomizations each (default 100)")
     parser.add_argument(
         "--scope", choices=("namespace", "cluster"), default="namespace",
@@ -115,13 +116,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--nudges", type=int, default=2, help="requested reconciles of every child during the window (default 2)"
     )
-    parser.add_argument(
-        "--push-nudge", action=argparse.BooleanOptionalAction, default=True,
-        help="after the push, request a reconcile of every GitRepository (as a Receiver); else wait for the interval",
+    bench_args.switch(
+        parser, "--push-nudge", True,
+        "after the push, request a reconcile of every GitRepository (as a Receiver); else wait for the interval",
     )  # fmt: skip
-    add_controller_arguments(parser)
-    add_run_arguments(parser)
-    args = parser.parse_args(argv)
+    args = bench_args.parse(parser, argv)
     if args.configs < 1:
         parser.error("--configs must be positive")
     if args.window < 120:

@@ -66,7 +66,6 @@ import os
 import shlex
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -75,16 +74,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import args as bench_args
+from bench import flux
 from bench.cluster import (
     DISCOVERY,
-    ROOT,
-    Child,
     KubeApi,
-    add_run_arguments,
     api_requests,
     arm_deadline,
     cluster,
-    count_list,
     cpu_of,
     load_average,
     memory_kib,
@@ -95,13 +92,12 @@ from bench.controller import (
     Metrics,
     Snapshot,
     Window,
-    add_controller_arguments,
     changed,
     controller_env,
     controllers_run,
-    pct,
     request_reconcile,
     resource_versions,
+    start_source,
 )
 from bench.helm_alone import HelmAlone, time_helm
 from bench.helm_workload import (
@@ -125,38 +121,39 @@ from bench.helm_workload import (
     wait_repository_ready,
 )
 from bench.process_tree import Tree, TreeSampler
+from bench.stats import pct
 from tests.support.binaries import binary_dir
-from tests.support.control_plane import ControlPlane, free_port
+from tests.support.control_plane import ControlPlane
 
 CONTROLLER_NAME = "helm-controller"  # the manager's name for the HelmRelease controller (metrics label)
 FLUX_CONTROLLER_NAME = "helmrelease"  # Flux's helm-controller names its controller-runtime controller so
-FLUX_BIN_ENV = "FLUXWARDEN_FLUX_CONTROLLERS"  # tests/flux/controllers.sh's directory, else that script is run
 MIB = 1024.0
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.helm", description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", "--counts", dest="counts", default="10,50,200", help="numbers of HelmReleases")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.helm",
+        description=__doc__.splitlines()[0],
+        parents=[bench_args.common("10,50,200", "HelmReleases")],
+    )
+    parser.add_argument("--sizes", dest="counts", default=argparse.SUPPRESS, help="the same as --counts")
     parser.add_argument("--files", type=int, default=10, help="ConfigMaps in the chart (default 10)")
     parser.add_argument("--noop-rounds", type=int, default=2, help="requested no-op reconciles of all N, one by one")
     parser.add_argument("--samples", type=int, default=5, help="helm calls timed alone, per kind (largest N)")
-    parser.add_argument(
-        "--upgrade",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="after the no-ops, a values change on all N (one helm upgrade each, no source work) until all Ready",
+    bench_args.switch(
+        parser, "--alone", True, "after the largest N, time each helm call alone on the same cluster (helm_alone.py)"
+    )
+    bench_args.switch(
+        parser, "--upgrade", True, "after the no-ops, a values change on all N (one upgrade each, no source work)"
     )
     parser.add_argument(
         "--against",
         choices=["flux"],
         help="flux: for each N, also run upstream Flux's helm-controller (tests/flux/controllers.sh builds it; "
-        f"${FLUX_BIN_ENV} names its directory) on the same workload; both sides then run fluxwarden's source "
-        "controller in a process of its own, and the report gives fluxwarden/Flux ratios",
+        "$FLUXWARDEN_FLUX_CONTROLLERS names its directory) on the same workload; both sides then run fluxwarden's "
+        "source controller in a process of its own, and the report gives fluxwarden/Flux ratios",
     )
-    add_controller_arguments(parser)
-    add_run_arguments(parser)
-    args = parser.parse_args(argv)
-    args.count_list = count_list(parser, args.counts)
+    args = bench_args.parse(parser, argv)
     if args.noop_rounds < 1 or args.samples < 1:
         parser.error("--noop-rounds and --samples must be at least 1")
     return args
@@ -222,39 +219,6 @@ class Side:
         return FLUX_CONTROLLER_NAME if self.flux_binary else CONTROLLER_NAME
 
 
-def flux_helm_controller() -> Path:
-    """Flux's helm-controller: ``$FLUXWARDEN_FLUX_CONTROLLERS/helm-controller``, else the directory that
-    ``tests/flux/controllers.sh`` prints (it builds a cold cache first). Missing is an error, never a skip."""
-    directory = os.environ.get(FLUX_BIN_ENV)
-    if not directory:
-        script = ROOT / "tests" / "flux" / "controllers.sh"
-        done = subprocess.run([str(script)], capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise SystemExit(f"bench.helm --against flux: {script} failed ({done.returncode}): {done.stderr[-500:]}")
-        directory = done.stdout.strip().splitlines()[-1]
-    binary = Path(directory) / "helm-controller"
-    if not os.access(binary, os.X_OK):
-        raise SystemExit(
-            f"bench.helm --against flux: no executable {binary}; set {FLUX_BIN_ENV}=$(tests/flux/controllers.sh)"
-        )
-    return binary
-
-
-def _fluxwarden_env(work: Path, helm: HelmCounter | None) -> dict[str, str]:
-    """PATH: the counting helm (if any), then the pinned binaries; TMPDIR in ``work``, removed with it."""
-    tmp = work / "controller-tmp"  # helm's values files and caches
-    tmp.mkdir(parents=True, exist_ok=True)
-    return controller_env(tmp, *([helm.directory] if helm is not None else []))
-
-
-def start_source(plane: ControlPlane, work: Path, args: argparse.Namespace) -> Controller:
-    """fluxwarden's ``controllers run --controllers source`` alone: serves the HelmChart artifacts to either side."""
-    work.mkdir(parents=True, exist_ok=True)
-    cli = controllers_run(plane, work, args, "source")
-    env = _fluxwarden_env(work, None)
-    return Controller.launch(cli, work / "controller.log", module="bench.helm", env=env, request_timeout=30)
-
-
 def start_controller(
     plane: ControlPlane, work: Path, args: argparse.Namespace, helm: HelmCounter, side: Side
 ) -> Controller:
@@ -262,19 +226,11 @@ def start_controller(
     the counting helm first on its PATH; or Flux's helm-controller with Flux's multi-tenancy lockdown."""
     if side.flux_binary is None:
         cli = controllers_run(plane, work, args, "helm" if side.split else "source,helm")
-        env = _fluxwarden_env(work, helm)
+        tmp = work / "controller-tmp"  # helm's values files and caches, removed with the work dir
+        tmp.mkdir(parents=True, exist_ok=True)
+        env = controller_env(tmp, helm.directory)  # the counting helm first on PATH
         return Controller.launch(cli, work / "controller.log", module="bench.helm", env=env, request_timeout=30)
-    metrics_port, health_port = free_port(), free_port()
-    argv = [
-        str(side.flux_binary), "--watch-all-namespaces=true", "--no-cross-namespace-refs=true",
-        "--enable-leader-election=false", f"--metrics-addr=127.0.0.1:{metrics_port}",
-        f"--health-addr=127.0.0.1:{health_port}", f"--concurrent={args.concurrency}", "--log-encoding=json",
-    ]  # fmt: skip
-    if args.enforce:  # Flux's lockdown: a HelmRelease without serviceAccountName impersonates this account
-        argv.append(f"--default-service-account={APPLIER}")
-    env = {**os.environ, "KUBECONFIG": str(plane.kubeconfig), "TMPDIR": str(work)}
-    started = time.monotonic()
-    return Controller(Child(argv, work / "controller.log", env=env), metrics_port, health_port, started, 30)
+    return Controller.upstream(side.flux_binary, flux.lockdown_flags(args), plane.kubeconfig, work)
 
 
 def scrape(controller: Controller, side: Side) -> Metrics:
@@ -467,7 +423,7 @@ def run_count(n: int, args: argparse.Namespace, env: Environment, side: Side) ->
             stack.callback(poll_api.close)
             stack.callback(chart_api.close)
             setup_s = set_up_workload(api, workload)
-            source = start_source(plane, work / "source", args) if side.split else None
+            source = start_source(plane, work / "source", args, "bench.helm") if side.split else None
             if source is not None:
                 stack.callback(source.stop)
                 source.wait_ready()
@@ -520,7 +476,8 @@ def run_count(n: int, args: argparse.Namespace, env: Environment, side: Side) ->
             end_hwm = memory_kib(controller.pid)["VmHWM"]
             source_hwm = memory_kib(source.pid)["VmHWM"] if source is not None else 0
         alone = None
-        if n == args.count_list[-1] and side.flux_binary is None:  # stopped: helm alone on the same cluster
+        last = n == args.count_list[-1]
+        if args.alone and last and side.flux_binary is None:  # stopped: helm alone on the same cluster
             meta: dict[str, Any] = secrets[0]["metadata"] if secrets else {}
             release = (str(meta.get("namespace", "")), str((meta.get("labels") or {}).get("name", "")))
             alone = time_helm(plane, work, env.archive, release, args.samples)
@@ -826,8 +783,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     sides = [Side("fluxwarden")]
     if args.against == "flux":  # before any copy: a missing binary stops the run here
-        binary = flux_helm_controller()
-        os.environ[FLUX_BIN_ENV] = str(binary.parent)
+        binary = flux.flux_binary("helm-controller")
         sides = [Side("fluxwarden", split=True), Side("flux", flux_binary=binary, split=True)]
     if args.code != "worktree":
         return rerun_from_copy("bench.helm", argv, args, show_commit=False)
@@ -843,7 +799,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.against:
         print(
-            f"  against: Flux helm-controller {flux_version()} ({sides[1].flux_binary}), --concurrent "
+            f"  against: Flux helm-controller {flux.version('helm-controller')} ({sides[1].flux_binary}), --concurrent "
             f"{args.concurrency}, fluxwarden's source controller serving its HelmCharts",
             flush=True,
         )
@@ -865,15 +821,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ours[-1].alone is not None:
         report_alone(ours[-1].alone, ours[-1], args.concurrency)
     return 0
-
-
-def flux_version() -> str:
-    """The helm-controller version that tests/flux/go.mod pins (the binary has no version flag)."""
-    for line in (ROOT / "tests" / "flux" / "go.mod").read_text().splitlines():
-        parts = line.split()
-        if len(parts) >= 2 and parts[0] == "github.com/fluxcd/helm-controller":
-            return parts[1]
-    return "(version unknown)"
 
 
 if __name__ == "__main__":

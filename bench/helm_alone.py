@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.cluster import DISCOVERY, KubeApi, api_requests, grant_tenant_admin
-from bench.controller import pct
 from bench.helm_workload import APPLIER, CHART, PREFIX
 from bench.process_tree import PeakRss
+from bench.stats import pct
 from tests.support.binaries import binary_dir
 from tests.support.control_plane import ControlPlane
 

@@ -69,13 +69,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from bench import args as bench_args
 from bench.cluster import (
     KubeApi,
-    add_run_arguments,
     api_requests,
     arm_deadline,
     cluster,
-    count_list,
     grant_tenant_admin,
     load_average,
     memory_kib,
@@ -88,7 +87,6 @@ from bench.controller import (
     Poll,
     Snapshot,
     Window,
-    add_controller_arguments,
     changed,
     controller_env,
     controllers_run,
@@ -120,27 +118,27 @@ MIB = 1024.0
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.kustomize", description=__doc__.splitlines()[0])
-    parser.add_argument("--counts", default="100,1000", help="numbers of Kustomizations, one run each")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.kustomize",
+        description=__doc__.splitlines()[0],
+        parents=[bench_args.common("100,1000", "Kustomizations")],
+    )
     parser.add_argument("--files", type=int, default=10, help="ConfigMaps in ./apps (default 10)")
     parser.add_argument("--window", type=float, default=70.0, help="steady window, s (> 60: one 1m interval)")
-    add_controller_arguments(parser)
     parser.add_argument(
         "--profile", choices=("auto", "always", "never"), default="auto", help="profile the largest N (auto: if missed)"
     )
-    parser.add_argument(
+    bench_args.switch(
+        parser,
         "--live-drift",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="run the controller with --live-drift (metadata watches of applied kinds); the repair phase then "
+        False,
+        "run the controller with --live-drift (metadata watches of applied kinds); the repair phase then "
         "requests no reconcile",
     )
     parser.add_argument(
         "--repair-timeout", type=float, default=None, help="seconds to wait for the repair (default 120 + 0.6 N)"
     )
-    add_run_arguments(parser)
-    args = parser.parse_args(argv)
-    args.count_list = count_list(parser, args.counts)
+    args = bench_args.parse(parser, argv)
     if args.window <= STEADY_SECONDS:
         parser.error(f"--window must cover one interval ({STEADY_SECONDS:g}s) and its jitter")
     return args
@@ -554,7 +552,7 @@ class Parts:
 
     ms: dict[str, float]
     kustomize_cpu_ms: float  # the kustomize process's CPU per build (reaped child)
-    c_loader_same: bool  # the libyaml loader read the same objects as build.ManifestLoader
+    c_loader_same: bool  # libyaml and the pure-Python build.ManifestLoader read the same objects as the controller
     build_kib: float  # one built object list as Python objects, as the BuildCache holds it
 
 
@@ -606,6 +604,7 @@ def time_parts(storage: Path, scratch: Path, samples: int = 20) -> Parts:
 
     objects: list[dict[str, Any]] = []
     c_objects: list[Any] = []
+    py_objects: list[Any] = []
     with ArtifactServer(Storage(storage, ""), "127.0.0.1", 0) as server:
         url = f"{server.url}/{tarball.relative_to(storage).as_posix()}"
         for index in range(samples):
@@ -620,8 +619,11 @@ def time_parts(storage: Path, scratch: Path, samples: int = 20) -> Parts:
             before = self_cpu()
             text = timed("  kustomize build (process)", kbuild._run_kustomize, root, directory, 60)
             kustomize_cpu += (self_cpu() - before).children
-            objects = timed("  parse_manifests (pure-Python loader)", kbuild.parse_manifests, text)
+            objects = timed("  parse_manifests (the controller's parse)", kbuild.parse_manifests, text)
             c_objects = timed("  the same parse with libyaml", lambda t: list(yaml.load_all(t, CManifestLoader)), text)
+            py_objects = timed(
+                "  the same parse, pure-Python loader", lambda t: list(yaml.load_all(t, kbuild.ManifestLoader)), text
+            )
             timed(
                 "build() whole (generate..parse)", kbuild.build, base / "f", "./apps", overlay, block_remote_bases=True
             )
@@ -629,7 +631,8 @@ def time_parts(storage: Path, scratch: Path, samples: int = 20) -> Parts:
             timed("applied-digest check (10 x sha256 of JSON)", lambda found: [digest(o) for o in found], objects)
             shutil.rmtree(base)
     ms = {name: statistics.median(values) for name, values in times.items()}
-    return Parts(ms, kustomize_cpu / samples * 1e3, c_objects == objects, deep_size(objects) / 1024)
+    same = c_objects == objects == py_objects
+    return Parts(ms, kustomize_cpu / samples * 1e3, same, deep_size(objects) / 1024)
 
 
 # -- the profiled controller (runs in the child) ---------------------------------------------------
@@ -829,8 +832,8 @@ def report_parts(p: Parts, n: int) -> None:
     for name, value in p.ms.items():
         print(f"  {value:8.2f}  {name}")
     print(
-        f"  kustomize process CPU {p.kustomize_cpu_ms:.1f} ms per build; libyaml loader read the same objects: "
-        f"{p.c_loader_same}; one cached build {p.build_kib:.0f} KiB of Python objects (x N={n}: "
+        f"  kustomize process CPU {p.kustomize_cpu_ms:.1f} ms per build; libyaml and pure-Python loaders read the "
+        f"same objects: {p.c_loader_same}; one cached build {p.build_kib:.0f} KiB of Python objects (x N={n}: "
         f"{p.build_kib * n / 1024:.0f} MiB for a BuildCache holding every Kustomization's build)"
     )
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import ssl
-import statistics
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from bench.stats import pct
 
 ROTATE_SCRIPT = Path(__file__).with_name("rotate.lua")
 
@@ -165,20 +165,12 @@ async def _open_loop(
     return LoadResult(
         requests=len(latencies),
         seconds=elapsed,
-        p50_ms=_percentile(latencies, 50) * 1e3,
-        p99_ms=_percentile(latencies, 99) * 1e3,
+        p50_ms=pct(latencies, 50) * 1e3,
+        p99_ms=pct(latencies, 99) * 1e3,
         max_ms=(latencies[-1] if latencies else 0.0) * 1e3,
         errors=total - len(latencies),
-        lag_p99_ms=_percentile(lags, 99) * 1e3,
+        lag_p99_ms=pct(lags, 99) * 1e3,
     )
-
-
-def _percentile(ordered: Sequence[float], percent: float) -> float:
-    """Nearest-rank percentile of sorted values."""
-    if not ordered:
-        return 0.0
-    rank = max(1, math.ceil(percent / 100 * len(ordered)))
-    return ordered[rank - 1]
 
 
 def run_open_loop(
@@ -187,7 +179,3 @@ def run_open_loop(
     """Fixed-rate keep-alive HTTPS load from this process (pin it to the load core first)."""
     context = ssl.create_default_context(cafile=str(ca_file))
     return asyncio.run(_open_loop(port, context, requests, rate, seconds, pool))
-
-
-def median(values: Sequence[float]) -> float:
-    return statistics.median(values) if values else 0.0

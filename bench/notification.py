@@ -54,20 +54,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import args as bench_args
 from bench.cluster import (
     Child,
     KubeApi,
-    add_run_arguments,
     arm_deadline,
     cluster,
     load_average,
     rerun_from_copy,
     self_cpu,
 )
-from bench.controller import Controller, add_controller_arguments, controller_env, controllers_run, pct
+from bench.controller import Controller, controller_env, controllers_run
 from bench.event_load import SLOW, Outcome, Sent, drive, post
 from bench.fluxconfig import cpu_between, cpu_line, cpu_seconds
 from bench.sources import read_profile
+from bench.stats import pct
 from tests.support.binaries import binary_dir
 from tests.support.control_plane import ControlPlane, free_port
 
@@ -86,7 +87,9 @@ def py_spy() -> str | None:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.notification", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.notification", description=__doc__.splitlines()[0], parents=[bench_args.common()]
+    )
     parser.add_argument("--events", type=int, default=6000, help="events per scenario (default 6000)")
     parser.add_argument("--rate", type=float, default=TARGET_RATE, help="open-loop events/s (default 1000)")
     parser.add_argument("--connections", type=int, default=8, help="keep-alive connections (default 8)")
@@ -102,9 +105,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "always, never",
     )  # fmt: skip
     parser.add_argument("--profile-seconds", type=float, default=15.0, help="length of the profiled load")
-    add_controller_arguments(parser)
-    add_run_arguments(parser)
-    args = parser.parse_args(argv)
+    args = bench_args.parse(parser, argv)
     if args.events < 10 or args.connections < 1 or args.rate <= 0:
         parser.error("--events >= 10, --connections >= 1 and --rate > 0")
     scenarios(args)  # an unknown --only name fails here, before a cluster starts

@@ -1,7 +1,9 @@
 """A process and its descendants as ``/proc`` shows them, sampled: summed RSS peaks, children, peak RSS of one.
 
 A controller that runs CLIs (helm, kustomize, a Python plugin) costs more memory than its own
-``VmHWM``: what counts is the controller plus the children alive at the same moment. Short-lived
+``VmHWM``: what counts is the controller plus the children alive at the same moment. A child caught
+between fork and exec (still the controller's executable) shows the controller's own pages, so it
+is left out. Short-lived
 children come and go between samples, so peaks are lower bounds of the true peak, and a process
 seen in no sample is not counted (``bench.helm`` counts helm processes exactly, another way).
 """
@@ -24,6 +26,12 @@ def _children(pid: int) -> list[int]:
             with contextlib.suppress(FileNotFoundError, ProcessLookupError):
                 found += [int(c) for c in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
     return found
+
+
+def _exe(pid: int) -> str | None:
+    with contextlib.suppress(OSError):
+        return os.readlink(f"/proc/{pid}/exe")
+    return None
 
 
 def _status(pid: int) -> dict[str, str]:
@@ -49,6 +57,7 @@ class Tree:
     seen: dict[int, tuple[float, float]] = field(default_factory=dict)  # helm pid -> first and last sample seen
     names: dict[int, str] = field(default_factory=dict)  # every descendant seen -> its name (comm)
     sampler_cpu_s: float = 0.0
+    unexeced: int = 0  # samples of a child forked but not yet exec'd: the root's own pages, not counted again
 
     def lifetimes_ms(self, commands: dict[int, str]) -> dict[str, list[float]]:
         """How long each helm process lived, by its first argument (``commands``: pid -> it), to one sample."""
@@ -73,7 +82,15 @@ class TreeSampler:
         self._thread = threading.Thread(target=self._run, name="tree-sampler", daemon=True)
 
     def _sample(self) -> None:
-        pids, queue = [], [self.root]
+        # A child of the root running the root's executable is between fork (or vfork, which shares the
+        # root's memory) and exec: its VmRSS is the root's pages, which would be counted twice.
+        root_exe = _exe(self.root)
+        pids, queue = [self.root], []
+        for child in _children(self.root):
+            if root_exe is not None and _exe(child) == root_exe:
+                self.tree.unexeced += 1
+            else:
+                queue.append(child)
         while queue:
             pid = queue.pop()
             pids.append(pid)

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import args as bench_args
 from bench.cluster import (
     Api,
     Child,
@@ -67,11 +68,11 @@ from bench.controller import (
     Window,
     changed,
     deep_size,
-    pct,
     ready_failure,
     thread_profiles,
 )
 from bench.controller import resource_versions as listed_versions
+from bench.stats import pct
 from tests.support.binaries import binary_dir
 from tests.support.git_server import GitHttpServer, GitRepo, init_bare_repo
 
@@ -83,27 +84,17 @@ MIB = 1024.0
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.sources", description=__doc__.splitlines()[0])
-    parser.add_argument("--counts", default="10,100,500", help="numbers of GitRepositories, one run each")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.sources",
+        description=__doc__.splitlines()[0],
+        parents=[bench_args.common("10,100,500", "GitRepositories")],
+    )
     parser.add_argument("--repos", type=int, default=0, help="distinct git repositories (default 0: one per object)")
     parser.add_argument("--files", type=int, default=20, help="files per repository (default 20)")
     parser.add_argument("--window", type=float, default=70.0, help="steady-state window, seconds (> 60: 1 interval)")
-    parser.add_argument("--idle", type=float, default=15.0, help="seconds of idle controller CPU measured first")
-    parser.add_argument("--settle", type=float, default=5.0, help="seconds after all Ready before the window")
     parser.add_argument("--samples", type=int, default=30, help="no-op reconciles timed alone per N")
     parser.add_argument("--profile", choices=("largest", "none"), default="largest", help="profile a restart")
-    parser.add_argument("--deadline", type=float, default=3600.0, help="abort the whole run after this many s")
-    parser.add_argument(
-        "--code",
-        default="worktree",
-        help="worktree: fluxwarden as it is in this tree, read as each process starts (default); copy: a copy "
-        "of the tree taken at the start, so edits made during the run do not reach later processes; or a git "
-        "revision (e.g. HEAD) to run from",
-    )
-    args = parser.parse_args(argv)
-    args.count_list = sorted({int(c) for c in args.counts.split(",") if c.strip()})
-    if not args.count_list or min(args.count_list) < 1:
-        parser.error("--counts needs positive integers")
+    args = bench_args.parse(parser, argv)
     if args.window <= INTERVAL_SECONDS:
         parser.error(f"--window must cover one interval ({INTERVAL_SECONDS:g}s) and its jitter")
     return args
@@ -187,11 +178,14 @@ def profiled_controller(out: str, argv: list[str]) -> int:
         return fluxwarden_main(argv)
 
 
-def start_controller(kubeconfig: Path, storage: Path, log: Path, profile_out: Path | None = None) -> Controller:
+def start_controller(
+    kubeconfig: Path, storage: Path, log: Path, args: argparse.Namespace, profile_out: Path | None = None
+) -> Controller:
     """``fluxwarden controllers run --controllers source`` in its own process, metrics and probes on."""
     cli = [
         "controllers", "run", "--kubeconfig", str(kubeconfig), "--controllers", "source",
-        "--storage-path", str(storage), "--storage-addr", "127.0.0.1:0",
+        "--storage-path", str(storage), "--storage-addr", "127.0.0.1:0", "--concurrency", str(args.concurrency),
+        "--enforce" if args.enforce else "--no-enforce",
     ]  # fmt: skip
     return Controller.launch(cli, log, module="bench.sources", profile_out=profile_out, request_timeout=10)
 
@@ -415,7 +409,7 @@ def run_count(n: int, args: argparse.Namespace, env: Environment) -> Result:
         apiserver, etcd = plane.apiserver.pid, plane.etcd.pid
         storage = work / "storage"
         api, poll_api = Api(plane), Api(plane)
-        controller = start_controller(plane.kubeconfig, storage, work / "controller.log")
+        controller = start_controller(plane.kubeconfig, storage, work / "controller.log", args)
         stack = contextlib.ExitStack()
         stack.callback(api.close)
         stack.callback(poll_api.close)
@@ -469,7 +463,7 @@ def run_count(n: int, args: argparse.Namespace, env: Environment) -> Result:
             memory = memory_kib(controller.pid)
         # 3. restart on the same storage: N no-op reconciles at once
         restart_poll = min(1.0, max(0.1, n / 500))
-        restart = start_controller(plane.kubeconfig, storage, work / "restart.log")
+        restart = start_controller(plane.kubeconfig, storage, work / "restart.log", args)
         try:
             restart_ready = restart.wait_ready()
             at_ready = cpu_of(restart.pid)
@@ -481,7 +475,7 @@ def run_count(n: int, args: argparse.Namespace, env: Environment) -> Result:
         profile = ""
         if args.profile == "largest" and n == max(args.count_list):
             out = work / "controller.prof"
-            profiled = start_controller(plane.kubeconfig, storage, work / "profiled.log", profile_out=out)
+            profiled = start_controller(plane.kubeconfig, storage, work / "profiled.log", args, profile_out=out)
             try:
                 profiled.wait_ready()
                 reconciles_after(profiled, n, 120.0 + 2 * n, every=1.0)
@@ -679,7 +673,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print(
         f"bench.sources: {os.cpu_count()} cores, load avg {load_average()}; counts {args.count_list}, interval 1m, "
-        f"window {args.window:g}s; controller = `fluxwarden controllers run --controllers source` (concurrency 4) "
+        f"window {args.window:g}s; controller = `fluxwarden controllers run --controllers source --concurrency "
+        f"{args.concurrency}` "
         f"from {Path(fluxwarden.__file__).parent}",
         flush=True,
     )

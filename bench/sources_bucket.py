@@ -39,9 +39,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import args as bench_args
 from bench.cluster import (
     KubeApi,
-    add_run_arguments,
     arm_deadline,
     cluster,
     cpu_of,
@@ -51,14 +51,13 @@ from bench.cluster import (
 )
 from bench.controller import (
     Controller,
-    add_controller_arguments,
     controller_env,
     controllers_run,
-    pct,
     ready_condition,
     request_reconcile,
 )
 from bench.sources import git_repository, read_profile, start_git_server
+from bench.stats import pct
 from bench.watch import Watcher, watching, writes
 from tests.support.binaries import binary_dir
 from tests.support.buckets import Request, controller_requests, flux_revision, logged_s3, md5
@@ -77,31 +76,29 @@ MIB = 1024.0
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.sources bucket", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.sources bucket", description=__doc__.splitlines()[0], parents=[bench_args.common()]
+    )
     parser.add_argument("--objects", type=int, default=1000, help="objects in the bucket (default 1000)")
     parser.add_argument("--object-size", type=int, default=3072, help="bytes per object, about (default 3072)")
     parser.add_argument("--first-runs", type=int, default=3, help="Buckets created one after another (default 3)")
     parser.add_argument("--noop-rounds", type=int, default=10, help="requested no-op reconciles (default 10)")
-    parser.add_argument("--tls", action=argparse.BooleanOptionalAction, default=True, help="S3 over HTTPS")
-    parser.add_argument(
+    bench_args.switch(parser, "--tls", True, "S3 over HTTPS")
+    bench_args.switch(
+        parser,
         "--keep-alive",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="versitygw keeps connections open, as AWS S3 does (default); --no-keep-alive: its own default, "
+        True,
+        "versitygw keeps connections open, as AWS S3 does (default); --no-keep-alive: its own default, "
         "which closes each connection after one answer, so every request is a new TCP (and TLS) connection",
     )
-    parser.add_argument(
-        "--git", action=argparse.BooleanOptionalAction, default=True, help="also a GitRepository of the same files"
-    )
+    bench_args.switch(parser, "--git", True, "also a GitRepository of the same files")
     parser.add_argument(
         "--profile",
         action="store_true",
         help="run the controller under bench.sources' _profiled-controller (one cProfile per thread, thread CPU "
         "clock) and print where its CPU went",
     )
-    add_controller_arguments(parser)
-    add_run_arguments(parser)
-    args = parser.parse_args(argv)
+    args = bench_args.parse(parser, argv)
     if min(args.objects, args.object_size, args.first_runs, args.noop_rounds) < 1:
         parser.error("--objects, --object-size, --first-runs and --noop-rounds must be at least 1")
     return args

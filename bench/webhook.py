@@ -26,8 +26,9 @@ from functools import partial
 from pathlib import Path
 
 from bench import payloads, server_profile, servers
-from bench.load import LoadResult, median, run_open_loop, run_wrk, write_manifest
+from bench.load import LoadResult, run_open_loop, run_wrk, write_manifest
 from bench.servers import ServerProcess
+from bench.stats import median
 from fluxwarden.certs.files import ensure_serving_pair
 
 TARGET_RATIO = 0.7  # of the bare endpoint's throughput

@@ -35,7 +35,7 @@ from fluxwarden.controllers.kustomize.api import (
     UNSUPPORTED,
     KustomizationSpec,
 )
-from fluxwarden.controllers.kustomize.build import BuildError, Overlay, build
+from fluxwarden.controllers.kustomize.build import BuildError, Listings, Overlay, build
 from fluxwarden.controllers.kustomize.fetch import FetchError, fetch_artifact
 from fluxwarden.controllers.kustomize.live import LiveDrift
 from fluxwarden.controllers.kustomize.substitute import SubstitutionError, substitute, variables_from
@@ -140,6 +140,7 @@ class KustomizationReconciler:
         self.mapper = RestMapper(kube)
         self.impersonator = Impersonator(kube)
         self.builds = BuildCache()
+        self.listings = Listings()  # generated kustomization.yaml listings, by artifact digest and path
         self.work_dir = work_dir
         # What the last apply left per Kustomization (by uid) and object id: the drift check's baseline.
         self.applied: dict[str, dict[str, Applied]] = {}
@@ -346,8 +347,9 @@ class KustomizationReconciler:
                 raise Waiting("ArtifactFailed", str(exc), spec.retry_interval) from None
             try:
                 return build(
-                    root, spec.path, overlay, block_remote_bases=self._block_remote_bases(), timeout=spec.timeout
-                )
+                    root, spec.path, overlay, block_remote_bases=self._block_remote_bases(), timeout=spec.timeout,
+                    listings=(self.listings, expected),
+                )  # fmt: skip
             except BuildError as exc:
                 raise Waiting("BuildFailed", str(exc), spec.retry_interval) from None
             finally:
