@@ -144,17 +144,47 @@ def impersonate(control_plane: ControlPlane) -> Iterator[Impersonate]:
         yield make
 
 
+RunningReconcilers = list[tuple[Reconcilers, client.ApiClient | None]]
+
+
+@pytest.fixture(scope="session")
+def running_reconcilers() -> RunningReconcilers:
+    """The controllers start_reconcilers started and has not stopped yet, oldest first."""
+    return []
+
+
+def _stop_since(running: RunningReconcilers, count: int) -> None:
+    while len(running) > count:
+        reconcilers, own = running.pop()
+        reconcilers.stop()
+        if own is not None:
+            own.close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def stop_module_reconcilers(running_reconcilers: RunningReconcilers) -> Iterator[None]:
+    """Stop the controllers a module started when it ends: an e2e worker runs many modules, and controllers
+    left running keep watching and requeueing the objects of finished modules, slowing every later one."""
+    before = len(running_reconcilers)
+    yield
+    _stop_since(running_reconcilers, before)
+
+
 @pytest.fixture(scope="session")
 def start_reconcilers(
-    control_plane: ControlPlane, flux_crds: list[str], tmp_path_factory: pytest.TempPathFactory
+    control_plane: ControlPlane,
+    flux_crds: list[str],
+    tmp_path_factory: pytest.TempPathFactory,
+    running_reconcilers: RunningReconcilers,
 ) -> Iterator[Callable[..., Reconcilers]]:
     """Factory: ``start_reconcilers(controllers=("source",), label_selector=None, api=None, **options)`` runs
-    the real controllers in this process against the test cluster; all are stopped at the end of the session.
+    the real controllers in this process against the test cluster; they are stopped when the module that
+    started them ends.
 
     Each instance should watch its own shard (``label_selector``) so that two never reconcile one object.
     ``api`` is the controllers' client (default: a new admin client); the caller closes one it passes.
     """
-    running: list[tuple[Reconcilers, client.ApiClient | None]] = []
+    running = running_reconcilers
 
     def start(
         controllers: tuple[str, ...] = ("source",),
@@ -185,10 +215,7 @@ def start_reconcilers(
         return reconcilers
 
     yield start
-    for reconcilers, own in running:
-        reconcilers.stop()
-        if own is not None:
-            own.close()
+    _stop_since(running, 0)
 
 
 @pytest.fixture(scope="module")
