@@ -30,7 +30,7 @@ test-binaries:
 flux-crds:
 	@tests/flux/crds.sh >/dev/null
 
-## Upstream Flux's binaries (same pin): the flux CLI, kustomize-, helm- and source-controller, built in parallel once and cached.
+## Upstream Flux's binaries (same pin): the flux CLI, kustomize-, helm- and source-controller, built in one go build and cached.
 flux-controllers:
 	@tests/flux/controllers.sh >/dev/null
 
