@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -26,9 +26,9 @@ from kubernetes import client
 from fluxwarden.controllers.app import Reconcilers
 from fluxwarden.controllers.helm.api import HELM_RELEASE
 from fluxwarden.controllers.source.api import HELM_CHART
-from tests.support import helm_charts
 from tests.support.control_plane import ControlPlane
 from tests.support.flux_migration import config_maps, hand_over, uids, versions
+from tests.support.flux_mixed_fixtures import chart_fixture, flux_fixture, fluxwarden_fixture
 from tests.support.flux_upstream import FluxController
 from tests.support.helm_cli import AdminHelm, release_secrets
 from tests.support.helm_repo import HelmRepoServer
@@ -42,26 +42,9 @@ RELEASE_NAME = "meta.helm.sh/release-name"
 RELEASE_NAMESPACE = "meta.helm.sh/release-namespace"
 
 
-@pytest.fixture(scope="module")
-def charts(tmp_path_factory: pytest.TempPathFactory, authority: PrivateCA) -> Iterator[HelmRepoServer]:
-    with HelmRepoServer(tmp_path_factory.mktemp("migration-charts"), tls=authority.server_context()) as repo:
-        repo.add_chart("cms", "1.0.0", {"greeting": "hello"}, templates=helm_charts.configmaps(2))
-        yield repo
-
-
-@pytest.fixture(scope="module")
-def fluxwarden(start_reconcilers: Callable[..., Reconcilers]) -> Reconcilers:
-    return start_reconcilers(("source", "helm"), label_selector=f"{SHARD}={FLUXWARDEN_SHARD}")
-
-
-@pytest.fixture(scope="module")
-def flux(
-    control_plane: ControlPlane, flux_crds: list[str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[FluxController]:
-    work = tmp_path_factory.mktemp("flux-helm-controller")
-    args = (f"--watch-label-selector={SHARD}={FLUX_SHARD}",)
-    with FluxController("helm-controller", control_plane.kubeconfig, work, args) as controller:
-        yield controller
+charts = chart_fixture("migration-charts", {"greeting": "hello"}, "1.0.0")
+fluxwarden = fluxwarden_fixture(FLUXWARDEN_SHARD, "source", "helm")
+flux = flux_fixture("helm-controller", shard=FLUX_SHARD)
 
 
 def create_release(tenant: HelmTenant, shard: str, **spec: Any) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,8 +25,8 @@ from kubernetes import client
 
 from fluxwarden.controllers.app import Reconcilers
 from fluxwarden.controllers.source.api import GIT_REPOSITORY
-from tests.support.control_plane import ControlPlane
 from tests.support.flux_migration import config_map_id, config_maps, hand_over, inventory, managers, uids, versions
+from tests.support.flux_mixed_fixtures import flux_fixture, fluxwarden_fixture
 from tests.support.flux_upstream import FluxController
 from tests.support.git_server import GitHttpServer
 from tests.support.tenants import SHARD, Tenant, condition, configmap, make_tenant
@@ -38,19 +38,8 @@ APPLIED_BY = {("kustomize-controller", "Apply")}
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
 
 
-@pytest.fixture(scope="module")
-def fluxwarden(start_reconcilers: Callable[..., Reconcilers]) -> Reconcilers:
-    return start_reconcilers(("source", "kustomize"), label_selector=f"{SHARD}={FLUXWARDEN_SHARD}")
-
-
-@pytest.fixture(scope="module")
-def flux(
-    control_plane: ControlPlane, flux_crds: list[str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[FluxController]:
-    args = (f"--watch-label-selector={SHARD}={FLUX_SHARD}", "--no-remote-bases=true")
-    work = tmp_path_factory.mktemp("flux-kustomize-controller")
-    with FluxController("kustomize-controller", control_plane.kubeconfig, work, args) as controller:
-        yield controller
+fluxwarden = fluxwarden_fixture(FLUXWARDEN_SHARD, "source", "kustomize")
+flux = flux_fixture("kustomize-controller", "--no-remote-bases=true", shard=FLUX_SHARD)
 
 
 def two_keys(name: str, value: str) -> str:
@@ -115,27 +104,20 @@ def applied_by_flux(flux: FluxController, namespace: str) -> bool:
     return any("server-side apply completed" in line and wanted in line for line in flux.log().splitlines())
 
 
-def test_flux_to_fluxwarden(
+@pytest.mark.parametrize(
+    ("first", "second"), [(FLUX_SHARD, FLUXWARDEN_SHARD), (FLUXWARDEN_SHARD, FLUX_SHARD)],
+    ids=["flux_to_fluxwarden", "fluxwarden_to_flux"],
+)  # fmt: skip
+def test_migration(
     admin_api: client.ApiClient,
     namespace_factory: Callable[[], str],
     git_server: GitHttpServer,
     tmp_path: Path,
     fluxwarden: Reconcilers,
     flux: FluxController,
+    first: str,
+    second: str,
 ) -> None:
     tenant = make_tenant(admin_api, namespace_factory, git_server, tmp_path, shard=FLUXWARDEN_SHARD)
-    migrate(tenant, FLUX_SHARD, FLUXWARDEN_SHARD, flux.assert_running)
-    assert applied_by_flux(flux, tenant.config), "Flux applied it first"
-
-
-def test_fluxwarden_to_flux(
-    admin_api: client.ApiClient,
-    namespace_factory: Callable[[], str],
-    git_server: GitHttpServer,
-    tmp_path: Path,
-    fluxwarden: Reconcilers,
-    flux: FluxController,
-) -> None:
-    tenant = make_tenant(admin_api, namespace_factory, git_server, tmp_path, shard=FLUXWARDEN_SHARD)
-    migrate(tenant, FLUXWARDEN_SHARD, FLUX_SHARD, flux.assert_running)
-    assert applied_by_flux(flux, tenant.config), "Flux applied the last commit"
+    migrate(tenant, first, second, flux.assert_running)
+    assert applied_by_flux(flux, tenant.config), "Flux applied it, first or last"

@@ -1,8 +1,8 @@
 """Module-scoped fixtures of the mixed-deployment tests, made by factories so each module names only what differs.
 
 A module assigns one to a name (``flux_helm = flux_fixture("helm-controller")``): pytest takes the fixture's
-name from that attribute. Each module has its own fluxwarden shard (its reconcilers run until the session
-ends), so no module reconciles another's objects.
+name from that attribute. Each module has its own fluxwarden shard, so no module reconciles another's
+objects.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from kubernetes import client
 from fluxwarden.controllers.app import Reconcilers
 from tests.support import helm_charts
 from tests.support.control_plane import ControlPlane
-from tests.support.flux_mixed import Objects, Tenant, flux_on_shard, tenant_namespaces
+from tests.support.flux_mixed import FLUX_SHARD, Objects, Tenant, flux_on_shard, tenant_namespaces
 from tests.support.flux_upstream import FluxController
 from tests.support.helm_repo import HelmRepoServer
 from tests.support.notification import event_url
@@ -34,9 +34,9 @@ def fluxwarden_fixture(shard: str, *controllers: str) -> Any:
     return fixture
 
 
-def flux_fixture(name: str, *, events: bool = False) -> Any:
-    """Flux's ``name`` controller on Flux's shard; with ``events``, posting its events to the module's
-    ``fluxwarden`` fixture (its event server), as ``--events-addr`` does in a Flux install."""
+def flux_fixture(name: str, *args: str, shard: str = FLUX_SHARD, events: bool = False) -> Any:
+    """Flux's ``name`` controller on ``shard``, with ``args`` added; with ``events``, posting its events to the
+    module's ``fluxwarden`` fixture (its event server), as ``--events-addr`` does in a Flux install."""
 
     @pytest.fixture(scope="module")
     def fixture(
@@ -45,9 +45,9 @@ def flux_fixture(name: str, *, events: bool = False) -> Any:
         tmp_path_factory: pytest.TempPathFactory,
         request: pytest.FixtureRequest,
     ) -> Iterator[FluxController]:
-        args = (f"--events-addr={event_url(request.getfixturevalue('fluxwarden'))}",) if events else ()
+        events_addr = (f"--events-addr={event_url(request.getfixturevalue('fluxwarden'))}",) if events else ()
         work = tmp_path_factory.mktemp(name)
-        with flux_on_shard(name, control_plane.kubeconfig, work, *args) as controller:
+        with flux_on_shard(name, control_plane.kubeconfig, work, *args, *events_addr, shard=shard) as controller:
             yield controller
 
     return fixture
