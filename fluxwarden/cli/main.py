@@ -3,42 +3,67 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from fluxwarden import __version__
-from fluxwarden.cli import (
-    certs,
-    check,
-    controllers,
-    create_fluxconfig,
-    delete_fluxconfig,
-    fix,
-    flux,
-    install,
-    manifests,
-    push_artifact,
-    review,
-    serve,
-)
 from fluxwarden.cli.options import UsageError
 
+# Each top-level command and the fluxwarden.cli modules that register it. Only the modules of the
+# command asked for are imported: `fluxwarden serve` or `push` would otherwise pay for the controllers'
+# imports (the kubernetes client, boto3, Azure's SDK), about one second of CPU per start.
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "serve": ("serve",),
+    "review": ("review",),
+    "check": ("check",),
+    "fix": ("fix",),
+    "certs": ("certs",),
+    "manifests": ("manifests",),
+    "install": ("install",),
+    "controllers": ("controllers",),
+    "get": ("flux",),
+    "reconcile": ("flux",),
+    "suspend": ("flux",),
+    "resume": ("flux",),
+    "create": ("create_fluxconfig",),
+    "delete": ("flux", "delete_fluxconfig"),
+    "push": ("push_artifact",),
+}
 
-def build_parser() -> argparse.ArgumentParser:
+
+def _modules(names: Sequence[str]) -> dict[str, ModuleType]:
+    return {name: importlib.import_module(f"fluxwarden.cli.{name}") for name in names}
+
+
+def _command(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names (its first word), or None (no command, ``--help``, a typo)."""
+    first = next((word for word in argv if not word.startswith("-")), None)
+    return first if first in COMMANDS else None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for ``argv``'s command; every command when argv is None or names none (so help lists all)."""
+    command = _command(argv) if argv is not None else None
+    wanted = COMMANDS[command] if command else tuple(dict.fromkeys(m for ms in COMMANDS.values() for m in ms))
+    modules = _modules(wanted)
     parser = argparse.ArgumentParser(
         prog="fluxwarden", description="Flux multi-tenancy: admission webhook, reconciler and offline checks."
     )
     parser.add_argument("--version", action="version", version=f"fluxwarden {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    for module in (serve, review, check, fix, certs, manifests, install, controllers, flux, create_fluxconfig):
-        module.register(commands)
-    delete_fluxconfig.register(commands, flux.guarded)
-    push_artifact.register(commands)
+    for name, module in modules.items():
+        if name == "delete_fluxconfig":
+            module.register(commands, modules["flux"].guarded)
+        else:
+            module.register(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     try:
         code: int = args.func(args)
     except UsageError as exc:
