@@ -62,17 +62,16 @@ system-deps:
 bench-deps:
 	@if ! command -v wrk >/dev/null; then set -- wrk; $(APT_INSTALL) wrk; fi
 
-## The suite waits on servers and reconciles more than it computes, so it runs in parallel workers even on
-## 2 cores: unit and integration tests spread test by test, e2e modules (module-scoped servers, tests in
-## order) whole, each e2e worker on a control plane of its own.
+## One pytest run on TEST_WORKERS workers, each test file whole on one worker (e2e modules keep their
+## module-scoped servers and run in order). The e2e modules are collected first, so the quick unit and
+## integration files fill the gaps the e2e waits leave on the cores. Each worker that runs e2e tests
+## starts a control plane of its own.
 TEST_WORKERS ?= 4
-E2E_WORKERS ?= 3
 test: venv test-deps system-deps lint
 	@export FLUXWARDEN_TEST_BIN=$$(tests/cluster/build.sh) FLUXWARDEN_FLUX_CRDS=$$(tests/flux/crds.sh) \
 	  FLUXWARDEN_FLUX_CONTROLLERS=$$(tests/flux/controllers.sh) FLUXWARDEN_STORAGE_BIN=$$(tests/storage/build.sh) \
 	  FLUXWARDEN_AZURITE=$$(tests/azurite/install.sh) && set -x && \
-	  $(BIN)/pytest -q -n $(TEST_WORKERS) --dist load tests/unit tests/integration && \
-	  $(BIN)/pytest -q -n $(E2E_WORKERS) --dist loadfile tests/e2e
+	  $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile tests/e2e tests/integration tests/unit
 
 ## make bench: webhook throughput and latency against a bare Starlette+uvicorn TLS endpoint.
 bench: venv bench-deps

@@ -30,8 +30,6 @@ from tests.support.oci_artifacts import RegistryReader
 from tests.support.oci_registry import OciRegistry
 from tests.support.tls import PrivateCA
 
-# `flux install`'s field manager, so an apply by anyone else (kubectl, a test) is a different manager.
-
 
 @pytest.fixture(scope="session")
 def control_plane(test_binaries: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:

@@ -14,6 +14,7 @@ import base64
 import binascii
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -33,14 +34,18 @@ from fluxwarden.controllers.source.api import HelmRepositorySpec
 
 DOCKER_CONFIG_JSON = "kubernetes.io/dockerconfigjson"
 AUTHENTICATION_FAILED = "AuthenticationFailed"
-# Flux's test for an authentication error in a chart build's error text (basic auth, then TLS).
-AUTH_MARKERS = ("401", "unauthorized", "authentication required", "tls", "unknown certificate authority", "x509")
+# Flux's test for an authentication error in a chart build's error text (basic auth, then TLS). 401 is a
+# status only where no digit, dot or colon touches it: "127.0.0.1:40103" in a URL is a port, not a refusal.
+AUTH_MARKERS = re.compile(
+    r"(?<![\d.:])401(?![\d.])|unauthorized|authentication required|\btls\b|unknown certificate authority|x509",
+    re.IGNORECASE,
+)
 
 
 def helm_failure(error: str, otherwise: str) -> Failure:
     """Flux's reason for helm's ``error``: AuthenticationFailed when the registry refused the credentials
     or its certificate did not verify, else ChartPullError with ``otherwise`` before the error."""
-    if any(marker in error.lower() for marker in AUTH_MARKERS):
+    if AUTH_MARKERS.search(error):
         return Failure(AUTHENTICATION_FAILED, f"failed to authenticate with the Helm repository: {error}")
     return Failure("ChartPullError", f"{otherwise}: {error}")
 

@@ -9,7 +9,12 @@ import pytest
 
 from fluxwarden.controllers.runtime.errors import Failure
 from fluxwarden.controllers.source.helm_oci import helm_version_arg, is_exact_version
-from fluxwarden.controllers.source.helm_registry import RegistryCredentials, docker_config_auth, registry_host
+from fluxwarden.controllers.source.helm_registry import (
+    RegistryCredentials,
+    docker_config_auth,
+    helm_failure,
+    registry_host,
+)
 
 
 @pytest.mark.parametrize("version", ["1.2.3", "v1.2.3", "0.0.0", "1.2.3-rc.1", "1.2.3+build.5", "10.20.30-a+b"])
@@ -52,3 +57,31 @@ def test_broken_docker_config_is_one_line_without_data() -> None:
 def test_host_and_repr_without_password() -> None:
     assert registry_host("oci://127.0.0.1:5000/charts/x") == "127.0.0.1:5000"
     assert "hunter2" not in repr(RegistryCredentials("me", "hunter2"))
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        'GET "https://r.example/v2/": response status code 401: unauthorized: authentication required',
+        "failed to authorize: 401 Unauthorized",
+        "tls: failed to verify certificate: x509: certificate signed by unknown authority",
+        "remote error: tls: bad certificate",
+    ],
+)
+def test_refused_credentials_or_certificates_are_authentication_failures(error: str) -> None:
+    assert helm_failure(error, "chart pull error").reason == "AuthenticationFailed"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        # the CI failure: a port with 401 in it, on a plain-HTTP registry
+        'Get "https://127.0.0.1:40103/v2/charts/plain/manifests/0.1.0": '
+        "http: server gave HTTP response to HTTPS client",
+        'GET "https://127.0.0.1:34401/v2/charts/app/manifests/4.0.1": manifest unknown',
+        "oci://r.example/charts/mtls-app:1.0.0: not found",
+    ],
+)
+def test_numbers_and_names_that_contain_the_markers_are_pull_errors(error: str) -> None:
+    failure = helm_failure(error, "chart pull error")
+    assert failure.reason == "ChartPullError" and failure.message == f"chart pull error: {error}"
