@@ -22,6 +22,7 @@ from fluxwarden.controllers.kustomize.api import KUSTOMIZATION
 from fluxwarden.controllers.kustomize.kustomization import KustomizeOptions
 from fluxwarden.controllers.source.api import GIT_REPOSITORY
 from tests.support.git_server import GitHttpServer
+from tests.support.kube import Kubectl
 from tests.support.tenants import OWNER_NAME, SHARD, Tenant, bind, condition, configmap, grant, make_tenant
 from tests.support.wait import until
 
@@ -345,3 +346,62 @@ def test_force_recreates_an_object_whose_immutable_field_changed(tenant: Tenant)
     tenant.ready("apps", second)
     recreated = tenant.core.read_namespaced_config_map("frozen", tenant.target)
     assert recreated.data == {"value": "2"} and recreated.metadata.uid != uid, "deleted and created again"
+
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def _managers(tenant: Tenant, name: str) -> set[tuple[str, str]]:
+    found = tenant.core.read_namespaced_config_map(name, tenant.target).metadata.managed_fields or []
+    return {(m.manager, m.operation) for m in found if not m.subresource}
+
+
+def test_what_kubectl_applied_is_taken_over_and_what_git_dropped_is_removed(tenant: Tenant, kubectl: Kubectl) -> None:
+    """Flux's ApplyCleanupOptions: fields of ``kubectl apply`` (client- and server-side) and ``kubectl edit``
+    or ``patch`` become kustomize-controller's before the apply, so a field git lacks is removed, and
+    ``last-applied-configuration`` goes. With ``kustomize.toolkit.fluxcd.io/ssa: Merge`` nothing is taken."""
+    handmade = {
+        "taken": {"value": "from-kubectl", "extra": "only-kubectl-has-it"},
+        "merged": {"value": "from-kubectl", "extra": "only-kubectl-has-it"},
+    }
+    for name, data in handmade.items():
+        body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
+        kubectl("apply", "-n", tenant.target, "-f", "-", input=json.dumps(body))
+    kubectl("apply", "--server-side", "-n", tenant.target, "-f", "-", input=configmap("ssa", "from-kubectl"))
+    kubectl("patch", "configmap", "ssa", "-n", tenant.target, "-p", '{"data": {"extra": "patched-by-hand"}}')
+    before = {c.metadata.name: c.metadata.uid for c in tenant.core.list_namespaced_config_map(tenant.target).items}
+    assert ("kubectl-client-side-apply", "Update") in _managers(tenant, "taken")
+    assert {("kubectl", "Apply"), ("kubectl-patch", "Update")} <= _managers(tenant, "ssa")
+
+    merge = "  annotations:\n    kustomize.toolkit.fluxcd.io/ssa: Merge\n"
+    files = {
+        "apps/taken.yaml": configmap("taken", "from-git"),
+        "apps/ssa.yaml": configmap("ssa", "from-git"),
+        "apps/merged.yaml": configmap("merged", "from-git").replace("metadata:\n", "metadata:\n" + merge),
+    }
+    sha = tenant.push(files)
+    tenant.git_repository()
+    tenant.kustomization("apps", path="./apps", targetNamespace=tenant.target)
+    tenant.ready("apps", sha)
+
+    maps = tenant.configmaps(tenant.target)
+    assert maps["taken"] == {"value": "from-git"}, "kubectl's field that git lacks is removed"
+    assert maps["ssa"] == {"value": "from-git"}, "so is one a kubectl patch added"
+    assert maps["merged"] == {"value": "from-git", "extra": "only-kubectl-has-it"}, "Merge keeps others' fields"
+    for name in ("taken", "ssa"):
+        assert _managers(tenant, name) == {("kustomize-controller", "Apply")}, name
+        annotations = tenant.core.read_namespaced_config_map(name, tenant.target).metadata.annotations or {}
+        assert LAST_APPLIED not in annotations, name
+    assert ("kubectl-client-side-apply", "Update") in _managers(tenant, "merged")
+    after = {c.metadata.name: c.metadata.uid for c in tenant.core.list_namespaced_config_map(tenant.target).items}
+    assert {n: after[n] for n in handmade} == {n: before[n] for n in handmade}, "taken over, not re-created"
+    assert after["ssa"] == before["ssa"]
+
+    # Taken over once: the next reconcile finds nothing to clean up and writes nothing.
+    written = versions(tenant, tenant.target)
+    reconciled(tenant, "apps")
+    assert versions(tenant, tenant.target) == written
+    # A later kubectl edit of a field is drift now, and reverted.
+    kubectl("patch", "configmap", "taken", "-n", tenant.target, "-p", '{"data": {"late": "by-hand"}}')
+    reconciled(tenant, "apps")
+    assert tenant.configmaps(tenant.target)["taken"] == {"value": "from-git"}

@@ -16,12 +16,12 @@ from typing import Any, Protocol
 from fluxwarden.controllers.apply.drift import UNLISTED, Applied, LiveObjects, drifted, resource_version
 from fluxwarden.controllers.apply.health import compute
 from fluxwarden.controllers.apply.inventory import Entry
-from fluxwarden.controllers.runtime.kube import APPLY_PATCH, Conflict, Forbidden, Kube, KubeError, NotFound
+from fluxwarden.controllers.apply.takeover import SSA_ANNOTATION, Cleanup, cleanup_patch
+from fluxwarden.controllers.runtime.kube import APPLY_PATCH, JSON_PATCH, Conflict, Forbidden, Kube, KubeError, NotFound
 from fluxwarden.controllers.runtime.restmapper import NoMatch, RestMapper
 
 # Flux's per-object annotations, honoured for every object applied through this module.
 PRUNE_ANNOTATION = "kustomize.toolkit.fluxcd.io/prune"
-SSA_ANNOTATION = "kustomize.toolkit.fluxcd.io/ssa"
 RECREATE_WAIT = 30.0  # seconds ``force`` waits for the old object to go before creating it again
 # Applied and waited for before the rest, so that what depends on them can be applied.
 CLUSTER_DEFINITIONS = frozenset({"CustomResourceDefinition", "Namespace", "ClusterRole"})
@@ -89,6 +89,7 @@ class Applier:
         field_manager: str,
         live_drift: LiveVersions | None = None,
         repair: bool = True,
+        cleanup: Cleanup | None = None,
     ) -> None:
         if not owner:
             raise ValueError("an Applier needs the owner labels: without them a prune could delete anything")
@@ -99,6 +100,7 @@ class Applier:
         self.live = LiveObjects(kube, mapper, self.owner)
         self.live_drift = live_drift  # live watches: a no-op needs no API call at all
         self.repair = repair  # False: only report drift (``removed``, ``changed``), write nothing
+        self.cleanup = cleanup  # the other managers' fields taken over before an apply (see .takeover)
 
     def _path(self, entry: Entry) -> str:
         try:
@@ -160,10 +162,12 @@ class Applier:
         fingerprint = fingerprint or digest(obj)
         record = applied.get(entry.id)
         live = self.live.get(entry, applied_before=record is not None or not self.repair)
+        taken_over = False
         if isinstance(live, dict):
             if policy == "ifnotpresent" or record == Applied(fingerprint, resource_version(live)):
                 return Change(entry, "unchanged")  # never overwritten, or nobody wrote to it since our apply
-            if not self._would_change(path, obj, entry, live):
+            taken_over = self.repair and self._take_over(path, obj, entry, live)
+            if not taken_over and not self._would_change(path, obj, entry, live):
                 self._record(applied, entry, fingerprint, live)
                 return Change(entry, "unchanged")
         if not self.repair:
@@ -171,8 +175,26 @@ class Applier:
         elif live is not None and policy == "ifnotpresent":
             return self._create_if_absent(path, obj, entry, applied, fingerprint)
         result = self._apply(path, obj, entry, force)
+        action = "configured" if taken_over else self._action(live, record, result)
+        if not isinstance(live, dict) and self._take_over(path, obj, entry, result):
+            # seen for the first time in the apply's answer: apply again, now owning what kubectl held
+            result, action = self._apply(path, obj, entry, force), "configured"
         self._record(applied, entry, fingerprint, result)
-        return Change(entry, self._action(live, record, result))
+        return Change(entry, action)
+
+    def _take_over(self, path: str, obj: dict[str, Any], entry: Entry, current: dict[str, Any]) -> bool:
+        """Flux's cleanup before an apply: the fields of kubectl and the like become ours (see .takeover)."""
+        patch = cleanup_patch(obj, current, self.cleanup, self.field_manager) if self.cleanup else []
+        if not patch:
+            return False
+        query = {"fieldManager": self.field_manager}
+        try:
+            self.kube.request("PATCH", path, query=query, body=patch, content_type=JSON_PATCH, what=entry.display)
+        except Forbidden as exc:
+            raise ApplyError(f"{entry.display} metadata.managedFields cleanup failed: {exc}", forbidden=True) from None
+        except KubeError as exc:
+            raise ApplyError(f"{entry.display} metadata.managedFields cleanup failed: {exc}") from None
+        return True
 
     def _action(self, live: dict[str, Any] | object | None, record: Applied | None, result: dict[str, Any]) -> str:
         """What an apply did, judged against the version before it (live, else what our last apply left)."""

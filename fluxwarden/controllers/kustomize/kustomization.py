@@ -25,6 +25,7 @@ from fluxwarden.controllers.apply import inventory
 from fluxwarden.controllers.apply.applier import Applier, ApplyError, Change, HealthError, PruneError
 from fluxwarden.controllers.apply.drift import Applied
 from fluxwarden.controllers.apply.redact import Redactor
+from fluxwarden.controllers.apply.takeover import kustomize_cleanup
 from fluxwarden.controllers.kustomize.api import (
     FIELD_MANAGER,
     FINALIZER,
@@ -52,6 +53,7 @@ from fluxwarden.tenancy.kinds import kind_of
 
 BUILD_CACHE_SIZE = 10_000  # Kustomizations whose last build is kept
 BUILT_IN_CLUSTER_KINDS = frozenset({"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"})
+TAKEOVER = kustomize_cleanup(FIELD_MANAGER)  # kubectl's fields become ours before an apply, as in Flux
 DENIED_RULES = frozenset({"cross-namespace-ref", "service-account", "cross-namespace-dependency", "remote-cluster"})
 
 
@@ -193,7 +195,7 @@ class KustomizationReconciler:
         """Apply what drifted, prune what left, record the inventory, wait for health."""
         status = obj["status"]
         kube = self.impersonator.client_for(self._service_account(obj, spec))
-        applier = Applier(kube, self.mapper, _owner(obj), FIELD_MANAGER, live_drift=self.live_drift)
+        applier = Applier(kube, self.mapper, _owner(obj), FIELD_MANAGER, live_drift=self.live_drift, cleanup=TAKEOVER)
         old = inventory.read(status)
         applied = self.applied.setdefault(str(obj["metadata"].get("uid")), {})
         new = [inventory.Entry.of(o) for o in objects]
