@@ -14,6 +14,7 @@ from collections.abc import Callable
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from fluxwarden.cli.flux import guarded
 from fluxwarden.cli.fluxconfig_spec import FLUXCONFIG, MANAGED_BY, PROTECTED_SUFFIX
 from fluxwarden.cli.objects import CommandError
 from fluxwarden.controllers.runtime.durations import parse_duration
@@ -73,7 +74,7 @@ def delete(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], guarded: Callable[..., int]) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     kinds = commands.add_parser("delete", help="delete objects (fluxconfig)").add_subparsers(
         dest="delete_what", required=True
     )

@@ -6,35 +6,30 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from types import ModuleType
 
 from fluxwarden import __version__
 from fluxwarden.cli.options import UsageError
 
-# Each top-level command and the fluxwarden.cli modules that register it. Only the modules of the
-# command asked for are imported: `fluxwarden serve` or `push` would otherwise pay for the controllers'
-# imports (the kubernetes client, boto3, Azure's SDK), about one second of CPU per start.
-COMMANDS: dict[str, tuple[str, ...]] = {
-    "serve": ("serve",),
-    "review": ("review",),
-    "check": ("check",),
-    "fix": ("fix",),
-    "certs": ("certs",),
-    "manifests": ("manifests",),
-    "install": ("install",),
-    "controllers": ("controllers",),
-    "get": ("flux",),
-    "reconcile": ("flux",),
-    "suspend": ("flux",),
-    "resume": ("flux",),
-    "create": ("create_fluxconfig",),
-    "delete": ("flux", "delete_fluxconfig"),
-    "push": ("push_artifact",),
+# Each top-level command and the fluxwarden.cli module that registers it. Only the module of the command
+# asked for is imported: `fluxwarden serve` or `push` would otherwise pay for the controllers' imports
+# (the kubernetes client, boto3, Azure's SDK), about one second of CPU per start.
+COMMANDS: dict[str, str] = {
+    "serve": "serve",
+    "review": "review",
+    "check": "check",
+    "fix": "fix",
+    "certs": "certs",
+    "manifests": "manifests",
+    "install": "install",
+    "controllers": "controllers",
+    "get": "flux",
+    "reconcile": "flux",
+    "suspend": "flux",
+    "resume": "flux",
+    "create": "create_fluxconfig",
+    "delete": "delete_fluxconfig",
+    "push": "push_artifact",
 }
-
-
-def _modules(names: Sequence[str]) -> dict[str, ModuleType]:
-    return {name: importlib.import_module(f"fluxwarden.cli.{name}") for name in names}
 
 
 def _command(argv: Sequence[str]) -> str | None:
@@ -46,18 +41,14 @@ def _command(argv: Sequence[str]) -> str | None:
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser for ``argv``'s command; every command when argv is None or names none (so help lists all)."""
     command = _command(argv) if argv is not None else None
-    wanted = COMMANDS[command] if command else tuple(dict.fromkeys(m for ms in COMMANDS.values() for m in ms))
-    modules = _modules(wanted)
+    wanted = [COMMANDS[command]] if command else list(dict.fromkeys(COMMANDS.values()))
     parser = argparse.ArgumentParser(
         prog="fluxwarden", description="Flux multi-tenancy: admission webhook, reconciler and offline checks."
     )
     parser.add_argument("--version", action="version", version=f"fluxwarden {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    for name, module in modules.items():
-        if name == "delete_fluxconfig":
-            module.register(commands, modules["flux"].guarded)
-        else:
-            module.register(commands)
+    for name in wanted:
+        importlib.import_module(f"fluxwarden.cli.{name}").register(commands)
     return parser
 
 

@@ -176,13 +176,7 @@ def test_a_new_chart_version_upgrades(tenant: HelmTenant, helm: AdminHelm, chart
     charts.add_chart("grow", "1.0.0", templates=helm_charts.configmaps(1))
     # The tenant's HelmRepository may have read the index before grow was published: without a refetch
     # it would see grow only at its 1m interval.
-    token = tenant.request("charts", HELM_REPOSITORY)
-    until(
-        lambda: tenant.get("charts", HELM_REPOSITORY),
-        lambda o: (o.get("status") or {}).get("lastHandledReconcileAt") == token,
-        timeout=60,
-        what="HelmRepository charts fetched the index with grow",
-    )
+    tenant.handled("charts", tenant.request("charts", HELM_REPOSITORY), resource=HELM_REPOSITORY)
     release = tenant.release("grow", chart="grow", version=">=1.0.0")
     tenant.ready("grow", "InstallSucceeded")
     charts.add_chart("grow", "1.1.0", templates=helm_charts.configmaps(2))

@@ -102,12 +102,19 @@ class HelmTenant(Namespaces):
         return token
 
     def wait(
-        self, name: str, done: Callable[[dict[str, Any]], bool], what: str, timeout: float, namespace: str | None = None
+        self,
+        name: str,
+        done: Callable[[dict[str, Any]], bool],
+        what: str,
+        timeout: float,
+        namespace: str | None = None,
+        resource: Resource = HELM_RELEASE,
     ) -> dict[str, Any]:
-        """Poll HelmRelease ``name`` until ``done``; on timeout say which conditions it had, not the whole object."""
+        """Poll ``resource`` (a HelmRelease) ``name`` until ``done``; on timeout say which conditions it had,
+        not the whole object."""
         deadline = time.monotonic() + timeout
         while True:
-            obj = self.get(name, namespace=namespace)
+            obj = self.get(name, resource, namespace)
             if done(obj):
                 return obj
             if time.monotonic() > deadline:
@@ -116,17 +123,19 @@ class HelmTenant(Namespaces):
                         for c in status.get("conditions") or []]  # fmt: skip
                 seen_at = {k: status.get(k) for k in ("observedGeneration", "lastHandledReconcileAt")}
                 raise AssertionError(
-                    f"timed out after {timeout}s waiting for HelmRelease {name} {what}; conditions: {seen}; {seen_at}"
+                    f"timed out after {timeout}s waiting for {resource.kind} {name} {what}; "
+                    f"conditions: {seen}; {seen_at}"
                 )
             time.sleep(0.1)
 
-    def handled(self, name: str, token: str, timeout: float = 60) -> dict[str, Any]:
+    def handled(self, name: str, token: str, timeout: float = 60, resource: Resource = HELM_RELEASE) -> dict[str, Any]:
         """Wait until the controller handled the request ``token`` (``status.lastHandledReconcileAt``)."""
         return self.wait(
             name,
             lambda o: (o.get("status") or {}).get("lastHandledReconcileAt") == token,
             f"to handle {token}",
             timeout,
+            resource=resource,
         )
 
     def ready(self, name: str, reason: str | None = None, timeout: float = 90) -> dict[str, Any]:

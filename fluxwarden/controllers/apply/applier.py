@@ -190,10 +190,9 @@ class Applier:
         query = {"fieldManager": self.field_manager}
         try:
             self.kube.request("PATCH", path, query=query, body=patch, content_type=JSON_PATCH, what=entry.display)
-        except Forbidden as exc:
-            raise ApplyError(f"{entry.display} metadata.managedFields cleanup failed: {exc}", forbidden=True) from None
         except KubeError as exc:
-            raise ApplyError(f"{entry.display} metadata.managedFields cleanup failed: {exc}") from None
+            message = f"{entry.display} metadata.managedFields cleanup failed: {exc}"
+            raise ApplyError(message, forbidden=isinstance(exc, Forbidden)) from None
         return True
 
     def _action(self, live: dict[str, Any] | object | None, record: Applied | None, result: dict[str, Any]) -> str:

@@ -51,9 +51,10 @@ def _pointer(key: str) -> str:
 
 
 def _excluded(obj: Mapping[str, Any], exclusions: Mapping[str, str]) -> bool:
+    """A label or annotation of ``obj`` has an excluded value (compared case-insensitively, as Flux does)."""
     meta = obj.get("metadata") or {}
     values = {**(meta.get("labels") or {}), **(meta.get("annotations") or {})}
-    return any(str(values.get(k, "")).lower() == v.lower() for k, v in exclusions.items() if k in values)
+    return any(str(values.get(k, "")).lower() == v.lower() for k, v in exclusions.items())
 
 
 def merge_fields(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> dict[str, Any]:
@@ -92,9 +93,9 @@ def _managed_fields(entries: list[dict[str, Any]], cleanup: Cleanup, manager: st
             own = {**entry, "manager": manager, "operation": APPLY}
         else:
             own = {**own, "fieldsV1": merge_fields(own.get("fieldsV1") or {}, entry.get("fieldsV1") or {})}
-    if not edited:
+    if not edited or own is None:  # edited implies own: a taken-over entry became it or joined it
         return None
-    return [*kept, own] if own is not None else kept
+    return [*kept, own]
 
 
 def cleanup_patch(desired: Mapping[str, Any], live: Mapping[str, Any], cleanup: Cleanup, manager: str) -> list[Any]:
@@ -104,8 +105,8 @@ def cleanup_patch(desired: Mapping[str, Any], live: Mapping[str, Any], cleanup: 
     meta, wanted = live.get("metadata") or {}, desired.get("metadata") or {}
     patch: list[Any] = []
     # One that git itself sets stays (Flux would remove it and apply it again on every reconcile).
-    for kind in ("annotations", "labels"):
-        for key in getattr(cleanup, kind):
+    for kind, keys in (("annotations", cleanup.annotations), ("labels", cleanup.labels)):
+        for key in keys:
             if key in (meta.get(kind) or {}) and key not in (wanted.get(kind) or {}):
                 patch.append({"op": "remove", "path": f"/metadata/{kind}/{_pointer(key)}"})
     entries = _managed_fields(list(meta.get("managedFields") or []), cleanup, manager)

@@ -39,12 +39,12 @@ def test_an_unknown_command_is_refused_with_the_whole_list(capsys: pytest.Captur
     assert "invalid choice: 'bogus'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("argv", "absent"), [(["serve", "--help"], "kubernetes"), (["push", "--help"], "kubernetes")])
-def test_the_webhook_and_push_do_not_import_the_controllers(argv: list[str], absent: str) -> None:
+@pytest.mark.parametrize("argv", [["serve", "--help"], ["push", "--help"]])
+def test_the_webhook_and_push_do_not_import_the_controllers(argv: list[str]) -> None:
     probe = (
         "import sys\nfrom fluxwarden.cli.main import main\n"
         f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
-        f"print({absent!r} in sys.modules, 'fluxwarden.controllers.app' in sys.modules)"
+        "print('kubernetes' in sys.modules, 'fluxwarden.controllers.app' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.splitlines()[-1] == "False False", result.stdout
