@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import get_args
 
 from fluxwarden import logs
-from fluxwarden.cli.options import UsageError, add_settings_flags, settings_from
+from fluxwarden.cli.options import add_settings_flags, settings_from
 from fluxwarden.controllers.app import CONTROLLERS, ControllersOptions, build
 from fluxwarden.controllers.fluxconfig.api import FluxConfigOptions, KeyAlgorithm
 from fluxwarden.controllers.helm.helmrelease import HelmOptions
@@ -18,6 +18,7 @@ from fluxwarden.controllers.notification.api import NotificationOptions
 from fluxwarden.controllers.runtime.durations import parse_duration
 from fluxwarden.controllers.runtime.kube import Kube
 from fluxwarden.controllers.runtime.manager import ManagerOptions
+from fluxwarden.errors import UsageError
 from fluxwarden.kubeclient import api_client
 
 SSH_KEY_ALGORITHMS: tuple[KeyAlgorithm, ...] = get_args(KeyAlgorithm)

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from fluxwarden import __version__
-from fluxwarden.cli.options import UsageError
+from fluxwarden.errors import UsageError
 
 # Each top-level command and the fluxwarden.cli module that registers it. Only the module of the command
 # asked for is imported: `fluxwarden serve` or `push` would otherwise pay for the controllers' imports

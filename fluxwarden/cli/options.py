@@ -5,14 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 
+from fluxwarden.errors import UsageError
 from fluxwarden.tenancy import Settings
 
 _FALSE = frozenset({"0", "false", "no", "off"})
 _TRUE = frozenset({"1", "true", "yes", "on"})
-
-
-class UsageError(Exception):
-    """A flag or environment variable has a value fluxwarden cannot use."""
 
 
 def env_bool(name: str, default: bool) -> bool:

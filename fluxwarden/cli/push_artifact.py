@@ -17,12 +17,12 @@ from pathlib import Path
 
 import yaml
 
-from fluxwarden.cli.options import UsageError
 from fluxwarden.controllers.runtime.durations import parse_duration
 from fluxwarden.controllers.source.oci.auth import Login, login_for
 from fluxwarden.controllers.source.oci.push import DEFAULT_IGNORE, created_now, push_artifact
 from fluxwarden.controllers.source.oci.reference import parse_repository
 from fluxwarden.controllers.source.oci.registry import Registry, RegistryError, Tls
+from fluxwarden.errors import UsageError
 
 PASSWORD_ENV = "FLUXWARDEN_REGISTRY_PASSWORD"
 CREDS_ENV = "FLUXWARDEN_REGISTRY_CREDS"

@@ -6,7 +6,7 @@ import pytest
 
 from fluxwarden.cli.controllers import options_from
 from fluxwarden.cli.main import build_parser
-from fluxwarden.cli.options import UsageError
+from fluxwarden.errors import UsageError
 
 
 def test_helm_and_kustomize_share_the_tenancy_settings(monkeypatch: pytest.MonkeyPatch) -> None:
